@@ -1,0 +1,20 @@
+# Compiler flags shared by every Ferry target, through the ferry_options interface library.
+add_library(ferry_options INTERFACE)
+target_compile_options(ferry_options INTERFACE -Wall -Wextra -Wpedantic -Wno-missing-field-initializers)
+if(FERRY_WERROR)
+  target_compile_options(ferry_options INTERFACE -Werror)
+endif()
+if(FERRY_SANITIZE)
+  target_compile_options(ferry_options INTERFACE -fsanitize=${FERRY_SANITIZE} -fno-omit-frame-pointer
+                                                 -fno-sanitize-recover=all)
+  target_link_options(ferry_options INTERFACE -fsanitize=${FERRY_SANITIZE})
+endif()
+target_include_directories(ferry_options INTERFACE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/include)
+target_compile_definitions(ferry_options INTERFACE FERRY_VERSION="${PROJECT_VERSION}")
+
+# Asio is compiled once (src/runtime/asio_impl.cpp) instead of in every translation unit that
+# includes it; keep Asio headers out of widely included headers all the same.
+add_library(ferry_asio INTERFACE)
+target_compile_definitions(ferry_asio INTERFACE BOOST_ASIO_SEPARATE_COMPILATION BOOST_ASIO_NO_DEPRECATED
+                                                BOOST_ASIO_DISABLE_BOOST_COROUTINE)
+target_link_libraries(ferry_asio INTERFACE Boost::headers Threads::Threads)

@@ -1,0 +1,117 @@
+// The typed, validated, immutable node config. YAML is parsed once (config/loader.cpp) into
+// these structs with every default filled in; the rest of Ferry never sees YAML.
+// Thread safety: a Config is immutable after loading and shared by const pointer.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/result.hpp"
+#include "core/units.hpp"
+
+namespace ferry::config {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A host and port. host is a literal IPv4/IPv6 address or a DNS name (endpoints only;
+// listeners must be literal addresses).
+struct Address {
+  std::string host;        // "127.0.0.1", "::1" or "catalog.internal"
+  std::uint16_t port = 0;  // 0 only for listeners: the kernel picks one
+  std::string ToString() const;  // "127.0.0.1:8080", "[::1]:8080"
+};
+
+// Per-listener protection against slow or abusive clients. Each limit answers with a clear
+// status when hit: 431 headers too large / too many, 413 body too large, 408 timeouts.
+struct Limits {
+  std::uint64_t max_header_bytes = 64 * 1024;       // request line + headers
+  std::uint32_t max_headers = 100;                  // header fields per request
+  std::uint64_t max_body_bytes = 1024ull * 1024 * 1024;  // per request body; 0 = no limit
+  Duration header_read_timeout = seconds(10);       // first byte to end of headers
+  Duration idle_timeout = seconds(60);              // keep-alive wait between requests
+  Duration request_timeout = seconds(300);          // whole exchange incl. bodies; 0 = none
+};
+
+struct RouteMatch {
+  std::optional<std::string> prefix;  // path starts with this
+  std::optional<std::string> path;    // path equals this (exact)
+  std::optional<std::string> host;    // Host header equals this (case-insensitive, port ignored)
+  std::vector<std::string> methods;   // any of these; empty = any method
+  std::vector<std::pair<std::string, std::string>> headers;  // each header equals the value
+};
+
+struct Route {
+  std::string name;                            // "<listener>#<index>" unless given
+  RouteMatch match;
+  std::string service;                         // key into Config::services
+  std::optional<std::string> rewrite_prefix;   // replaces the matched prefix
+  Duration timeout = seconds(15);              // upstream: request sent to end of response
+};
+
+struct Listener {
+  std::string name;
+  Address listen;
+  Limits limits;
+  std::vector<Route> routes;  // first match wins
+};
+
+enum class LbPolicy {
+  kRoundRobin,    // in turn
+  kLeastRequest,  // power of two choices on in-flight requests
+  kRandom,        // uniform
+  kHash,          // consistent hash of hash_on
+};
+
+struct HashOn {
+  enum class Kind { kClientAddress, kHeader };
+  Kind kind = Kind::kClientAddress;
+  std::string header;  // lowercase header name when kind == kHeader
+};
+
+struct Service {
+  std::string name;
+  std::vector<Address> endpoints;
+  LbPolicy lb = LbPolicy::kRoundRobin;
+  HashOn hash_on;                                     // used when lb == kHash
+  Duration connect_timeout = seconds(2);
+  std::uint32_t max_connections_per_endpoint = 1024;  // per worker
+  Duration pool_idle_timeout = seconds(60);           // idle upstream keep-alive lifetime
+  Duration resolve_interval = seconds(30);            // re-resolution of DNS names
+};
+
+struct Admin {
+  Address listen{"127.0.0.1", 9901};
+};
+
+struct AccessLog {
+  bool enabled = false;
+  std::string path = "stdout";  // "stdout" or a file path (appended)
+};
+
+struct Config {
+  std::string source_path;   // file the config came from ("" when loaded from a string)
+  int workers = 0;           // 0 = one per core
+  Duration drain_time = seconds(5);
+  Admin admin;
+  AccessLog access_log;
+  std::vector<Listener> listeners;
+  std::map<std::string, Service> services;
+};
+
+// Loads and validates. Every problem found is reported, one per line, as
+// "file:line:col: message"; any problem makes the whole load fail.
+Result<std::shared_ptr<const Config>> LoadFile(const std::string& path);
+Result<std::shared_ptr<const Config>> LoadString(const std::string& yaml,
+                                                 const std::string& file_name = "<string>");
+
+// The effective config (defaults filled in) as JSON, for `GET /config`.
+std::string ToJson(const Config& config);
+
+}  // namespace ferry::config

@@ -1,0 +1,25 @@
+#include "core/result.hpp"
+
+namespace ferry {
+
+const ErrorInfo& Describe(ErrorCode code) {
+  // One row per code: http status, grpc status, retryable, name.
+  static const ErrorInfo kTable[] = {
+      {200, 0, false, "ok"},
+      {400, 3, false, "invalid_argument"},
+      {404, 5, false, "not_found"},
+      {409, 6, false, "already_exists"},
+      {409, 9, false, "failed_precondition"},
+      {413, 8, false, "resource_exhausted"},
+      {503, 14, true, "unavailable"},
+      {504, 4, true, "deadline_exceeded"},
+      {502, 13, false, "upstream_protocol"},
+      {502, 14, true, "connection_closed"},
+      {499, 1, false, "cancelled"},
+      {500, 13, false, "io"},
+      {500, 13, false, "internal"},
+  };
+  return kTable[static_cast<int>(code)];
+}
+
+}  // namespace ferry
