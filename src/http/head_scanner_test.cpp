@@ -1,0 +1,69 @@
+#include "http/head_scanner.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace ferry::http {
+namespace {
+
+using State = HeadScanner::State;
+
+State ScanOnce(std::string_view head, HeadLimits limits = {}) {
+  HeadScanner s(limits);
+  return s.Scan(head);
+}
+
+TEST(HeadScanner, FindsEndOfHead) {
+  HeadScanner s({});
+  std::string in = "GET / HTTP/1.1\r\nHost: x\r\n\r\nbody";
+  ASSERT_EQ(s.Scan(in), State::kComplete);
+  EXPECT_EQ(s.head_size(), in.size() - 4);
+}
+
+TEST(HeadScanner, IncrementalAcrossReads) {
+  HeadScanner s({});
+  std::string in = "GET / HTTP/1.1\r\nHost: x\r";
+  EXPECT_EQ(s.Scan(in), State::kIncomplete);
+  in += "\n\r";
+  EXPECT_EQ(s.Scan(in), State::kIncomplete);
+  in += "\n";
+  EXPECT_EQ(s.Scan(in), State::kComplete);
+}
+
+TEST(HeadScanner, RejectsBareCr_CVE_2023_30589) {
+  EXPECT_EQ(ScanOnce("GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n"), State::kMalformed);
+}
+
+TEST(HeadScanner, RejectsBareLf) {
+  EXPECT_EQ(ScanOnce("GET / HTTP/1.1\nHost: x\r\n\r\n"), State::kMalformed);
+}
+
+TEST(HeadScanner, RejectsWhitespaceBeforeName_CVE_2024_27982) {
+  EXPECT_EQ(ScanOnce("POST / HTTP/1.1\r\n Content-Length: 5\r\nHost: x\r\n\r\n"), State::kMalformed);
+}
+
+TEST(HeadScanner, RejectsObsoleteLineFolding) {
+  EXPECT_EQ(ScanOnce("GET / HTTP/1.1\r\nX: a\r\n\tb\r\nHost: x\r\n\r\n"), State::kMalformed);
+}
+
+TEST(HeadScanner, RejectsControlCharacters) {
+  EXPECT_EQ(ScanOnce(std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 26)), State::kMalformed);
+}
+
+TEST(HeadScanner, EnforcesByteLimit) {
+  std::string big = "GET / HTTP/1.1\r\nX: " + std::string(200, 'a') + "\r\n\r\n";
+  EXPECT_EQ(ScanOnce(big, {.max_bytes = 100, .max_fields = 10}), State::kTooLarge);
+  EXPECT_EQ(ScanOnce(big.substr(0, 150), {.max_bytes = 100, .max_fields = 10}), State::kTooLarge);
+}
+
+TEST(HeadScanner, EnforcesFieldLimit) {
+  std::string in = "GET / HTTP/1.1\r\n";
+  for (int i = 0; i < 5; ++i) in += "X: y\r\n";
+  in += "\r\n";
+  EXPECT_EQ(ScanOnce(in, {.max_bytes = 1000, .max_fields = 4}), State::kTooManyFields);
+  EXPECT_EQ(ScanOnce(in, {.max_bytes = 1000, .max_fields = 5}), State::kComplete);
+}
+
+}  // namespace
+}  // namespace ferry::http

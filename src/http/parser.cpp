@@ -1,0 +1,193 @@
+#include "http/parser.hpp"
+
+#include <llhttp.h>
+
+#include <fmt/format.h>
+
+namespace ferry::http {
+
+struct Parser::Callbacks {
+  static Parser& Self(llhttp_t* p) { return *static_cast<Parser*>(p->data); }
+
+  static int OnMessageBegin(llhttp_t* p) {
+    Parser& s = Self(p);
+    s.head_done_ = false;
+    s.message_done_ = false;
+    return 0;
+  }
+  static int OnUrl(llhttp_t* p, const char* at, std::size_t len) {
+    Self(p).request_.target.append(at, len);
+    return 0;
+  }
+  static int OnStatus(llhttp_t* p, const char* at, std::size_t len) {
+    Self(p).response_.reason.append(at, len);
+    return 0;
+  }
+  static int OnMethod(llhttp_t* p, const char* at, std::size_t len) {
+    Self(p).request_.method.append(at, len);
+    return 0;
+  }
+  static int OnHeaderField(llhttp_t* p, const char* at, std::size_t len) {
+    Parser& s = Self(p);
+    if (s.in_value_) s.FlushField();
+    s.field_.append(at, len);
+    return 0;
+  }
+  static int OnHeaderValue(llhttp_t* p, const char* at, std::size_t len) {
+    Parser& s = Self(p);
+    s.in_value_ = true;
+    s.value_.append(at, len);
+    return 0;
+  }
+  static int OnHeadersComplete(llhttp_t* p) {
+    Parser& s = Self(p);
+    if (s.in_value_ || !s.field_.empty()) s.FlushField();
+    s.FillHead();
+    s.head_done_ = true;
+    if (s.no_body_) {
+      s.response_.framing = BodyFraming::kNone;
+      return 1;  // no body: go on to on_message_complete, which pauses
+    }
+    // Pause only when a body follows; otherwise llhttp goes straight on to on_message_complete
+    // (which pauses), so the caller sees head_done() and message_done() from the same Feed().
+    const BodyFraming framing =
+        s.kind_ == Kind::kRequest ? s.request_.framing : s.response_.framing;
+    return framing == BodyFraming::kNone ? 0 : HPE_PAUSED;
+  }
+  static int OnBody(llhttp_t* p, const char* at, std::size_t len) {
+    Parser& s = Self(p);
+    s.body_bytes_ += len;
+    s.body_chunks_.emplace_back(at, len);
+    return 0;
+  }
+  static int OnMessageComplete(llhttp_t* p) {
+    Self(p).message_done_ = true;
+    return HPE_PAUSED;
+  }
+
+  static const llhttp_settings_t& Settings() {
+    static const llhttp_settings_t settings = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_message_begin = OnMessageBegin;
+      s.on_url = OnUrl;
+      s.on_status = OnStatus;
+      s.on_method = OnMethod;
+      s.on_header_field = OnHeaderField;
+      s.on_header_value = OnHeaderValue;
+      s.on_headers_complete = OnHeadersComplete;
+      s.on_body = OnBody;
+      s.on_message_complete = OnMessageComplete;
+      return s;
+    }();
+    return settings;
+  }
+};
+
+Parser::Parser(Kind kind) : kind_(kind), llhttp_(std::make_unique<llhttp_t>()) {
+  llhttp_init(llhttp_.get(), kind == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
+              &Callbacks::Settings());
+  llhttp_->data = this;
+}
+
+Parser::~Parser() = default;
+
+void Parser::FlushField() {
+  if (kind_ == Kind::kRequest) {
+    request_.headers.Add(field_, value_);
+  } else {
+    response_.headers.Add(field_, value_);
+  }
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+}
+
+void Parser::FillHead() {
+  llhttp_t* p = llhttp_.get();
+  const bool chunked = (p->flags & F_CHUNKED) != 0;
+  const bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+  const bool keep_alive = llhttp_should_keep_alive(p) != 0;
+  if (kind_ == Kind::kRequest) {
+    request_.version_minor = llhttp_get_http_minor(p);
+    request_.keep_alive = keep_alive;
+    if (chunked) {
+      request_.framing = BodyFraming::kChunked;
+    } else if (has_length && p->content_length > 0) {
+      request_.framing = BodyFraming::kContentLength;
+      request_.content_length = p->content_length;
+    } else {
+      request_.framing = BodyFraming::kNone;
+    }
+    if (auto expect = request_.headers.Get("expect")) {
+      request_.expect_continue = EqualsIgnoreCase(*expect, "100-continue");
+    }
+  } else {
+    response_.status = llhttp_get_status_code(p);
+    response_.version_minor = llhttp_get_http_minor(p);
+    response_.keep_alive = keep_alive;
+    const int st = response_.status;
+    if ((st >= 100 && st < 200) || st == 204 || st == 304) {
+      response_.framing = BodyFraming::kNone;
+    } else if (chunked) {
+      response_.framing = BodyFraming::kChunked;
+    } else if (has_length) {
+      response_.framing = p->content_length > 0 ? BodyFraming::kContentLength : BodyFraming::kNone;
+      response_.content_length = p->content_length;
+    } else {
+      response_.framing = BodyFraming::kUntilClose;
+      response_.keep_alive = false;
+    }
+  }
+}
+
+Result<std::size_t> Parser::Feed(std::string_view data) {
+  llhttp_t* p = llhttp_.get();
+  if (message_done_) return std::size_t{0};
+  const llhttp_errno_t err = llhttp_execute(p, data.data(), data.size());
+  if (err == HPE_OK) return data.size();
+  if (err == HPE_PAUSED) {
+    const char* pos = llhttp_get_error_pos(p);
+    llhttp_resume(p);
+    return static_cast<std::size_t>(pos - data.data());
+  }
+  if (err == HPE_PAUSED_UPGRADE) {
+    // Upgrades (WebSocket) come with a later issue; for now the request is answered without one.
+    const char* pos = llhttp_get_error_pos(p);
+    llhttp_resume_after_upgrade(p);
+    return static_cast<std::size_t>(pos - data.data());
+  }
+  const ErrorCode code =
+      kind_ == Kind::kRequest ? ErrorCode::kInvalidArgument : ErrorCode::kUpstreamProtocol;
+  return Fail(code, fmt::format("malformed HTTP {}: {}",
+                                kind_ == Kind::kRequest ? "request" : "response",
+                                llhttp_get_error_reason(p)));
+}
+
+Result<void> Parser::FinishOnEof() {
+  if (message_done_) return Ok();
+  const llhttp_errno_t err = llhttp_finish(llhttp_.get());
+  if (err == HPE_OK || err == HPE_PAUSED) {
+    if (head_done_ && (kind_ == Kind::kResponse && response_.framing == BodyFraming::kUntilClose)) {
+      message_done_ = true;
+      return Ok();
+    }
+  }
+  return Fail(ErrorCode::kConnectionClosed, "connection closed before the message was complete");
+}
+
+void Parser::Reset() {
+  llhttp_reset(llhttp_.get());
+  request_ = RequestHead();
+  response_ = ResponseHead();
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+  head_done_ = false;
+  message_done_ = false;
+  no_body_ = false;
+  body_bytes_ = 0;
+  body_chunks_.clear();
+}
+
+}  // namespace ferry::http

@@ -1,0 +1,69 @@
+// HTTP/1.x parsing on llhttp (the parser of Node.js), strict mode: no lenient flags, so
+// Content-Length with Transfer-Encoding, two Content-Lengths, a Transfer-Encoding whose last
+// coding is not chunked and bad chunk sizes are all errors. Feed() stops after the head and
+// after the message, so the caller can act between them (route, connect, stream the body).
+// Body bytes are not copied: body_chunks() holds views into the caller's buffer, valid until the
+// caller reuses it. Thread safety: one parser per connection direction; not shared.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+#include "http/message.hpp"
+
+struct llhttp__internal_s;
+
+namespace ferry::http {
+
+class Parser {
+ public:
+  enum class Kind { kRequest, kResponse };
+  explicit Parser(Kind kind);
+  ~Parser();
+  Parser(const Parser&) = delete;
+  Parser& operator=(const Parser&) = delete;
+
+  // Parses from `data` and returns how many bytes were consumed. Stops early right after the
+  // head (head_done() turns true) and right after the end of the message (message_done()).
+  // Body bytes consumed are appended to body_chunks(). A protocol error is kInvalidArgument
+  // (requests) or kUpstreamProtocol (responses) with llhttp's reason.
+  Result<std::size_t> Feed(std::string_view data);
+  // The peer closed its side: completes an until-close body, or errors on a cut message.
+  Result<void> FinishOnEof();
+
+  // For responses to HEAD (and other exchanges where the response has no body whatever its
+  // headers say). Call before feeding the response.
+  void ExpectNoBody() { no_body_ = true; }
+  // Prepares for the next message on the same connection.
+  void Reset();
+
+  bool head_done() const { return head_done_; }
+  bool message_done() const { return message_done_; }
+  bool body_started() const { return body_bytes_ > 0; }
+  std::uint64_t body_bytes() const { return body_bytes_; }
+  RequestHead& request() { return request_; }
+  ResponseHead& response() { return response_; }
+  std::vector<std::string_view>& body_chunks() { return body_chunks_; }
+
+ private:
+  struct Callbacks;
+  void FillHead();
+  void FlushField();
+  Kind kind_;
+  std::unique_ptr<llhttp__internal_s> llhttp_;
+  RequestHead request_;
+  ResponseHead response_;
+  std::string field_;  // the header name being read
+  std::string value_;  // the header value being read
+  bool in_value_ = false;
+  bool head_done_ = false;
+  bool message_done_ = false;
+  bool no_body_ = false;
+  std::uint64_t body_bytes_ = 0;
+  std::vector<std::string_view> body_chunks_;
+};
+
+}  // namespace ferry::http
