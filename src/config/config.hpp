@@ -23,41 +23,44 @@ using std::chrono::seconds;
 // A host and port. host is a literal IPv4/IPv6 address or a DNS name (endpoints only;
 // listeners must be literal addresses).
 struct Address {
-  std::string host;        // "127.0.0.1", "::1" or "catalog.internal"
-  std::uint16_t port = 0;  // 0 only for listeners: the kernel picks one
+  std::string host;              // "127.0.0.1", "::1" or "catalog.internal"
+  std::uint16_t port = 0;        // 0 only for listeners: the kernel picks one
   std::string ToString() const;  // "127.0.0.1:8080", "[::1]:8080"
 };
 
 // Per-listener protection against slow or abusive clients. Each limit answers with a clear
 // status when hit: 431 headers too large / too many, 413 body too large, 408 timeouts.
 struct Limits {
-  std::uint64_t max_header_bytes = 64 * 1024;       // request line + headers
-  std::uint32_t max_headers = 100;                  // header fields per request
+  std::uint64_t max_header_bytes = 64 * 1024;            // request line + headers
+  std::uint32_t max_headers = 100;                       // header fields per request
   std::uint64_t max_body_bytes = 1024ull * 1024 * 1024;  // per request body; 0 = no limit
-  Duration header_read_timeout = seconds(10);       // first byte to end of headers
-  Duration idle_timeout = seconds(60);              // keep-alive wait between requests
-  Duration request_timeout = seconds(300);          // whole exchange incl. bodies; 0 = none
+  Duration header_read_timeout = seconds(10);            // first byte to end of headers
+  Duration idle_timeout = seconds(60);                   // keep-alive wait between requests
+  Duration request_timeout = seconds(300);               // whole exchange incl. bodies; 0 = none
 };
 
+// Every condition given must hold. prefix and path are exclusive; with neither, any path.
 struct RouteMatch {
-  std::optional<std::string> prefix;  // path starts with this
-  std::optional<std::string> path;    // path equals this (exact)
+  std::optional<std::string> prefix;  // path starts with this; begins with '/'
+  std::optional<std::string> path;    // path equals this (exact); begins with '/'
   std::optional<std::string> host;    // Host header equals this (case-insensitive, port ignored)
-  std::vector<std::string> methods;   // any of these; empty = any method
-  std::vector<std::pair<std::string, std::string>> headers;  // each header equals the value
+  std::vector<std::string> methods;   // any of these (uppercase); empty = any method
+  // each header equals the value; names lowercase, values compared exactly
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct Route {
-  std::string name;                            // "<listener>#<index>" unless given
+  std::string name;  // "<listener>#<index>" unless given; unique
   RouteMatch match;
-  std::string service;                         // key into Config::services
-  std::optional<std::string> rewrite_prefix;   // replaces the matched prefix
-  Duration timeout = seconds(15);              // upstream: request sent to end of response
+  std::string service;                        // key into Config::services
+  std::optional<std::string> rewrite_prefix;  // replaces the matched prefix
+  Duration timeout = seconds(15);             // upstream: request sent to end of response;
+                                              // 0 = none
 };
 
 struct Listener {
-  std::string name;
-  Address listen;
+  std::string name;  // required, unique among listeners
+  Address listen;    // required, a literal IP; unique among listeners and admin (port 0 aside)
   Limits limits;
   std::vector<Route> routes;  // first match wins
 };
@@ -76,10 +79,10 @@ struct HashOn {
 };
 
 struct Service {
-  std::string name;
-  std::vector<Address> endpoints;
+  std::string name;                // its key under `services:`
+  std::vector<Address> endpoints;  // at least one; DNS names are re-resolved
   LbPolicy lb = LbPolicy::kRoundRobin;
-  HashOn hash_on;                                     // used when lb == kHash
+  HashOn hash_on;  // used when lb == kHash
   Duration connect_timeout = seconds(2);
   std::uint32_t max_connections_per_endpoint = 1024;  // per worker
   Duration pool_idle_timeout = seconds(60);           // idle upstream keep-alive lifetime
@@ -96,8 +99,8 @@ struct AccessLog {
 };
 
 struct Config {
-  std::string source_path;   // file the config came from ("" when loaded from a string)
-  int workers = 0;           // 0 = one per core
+  std::string source_path;  // file the config came from ("" when loaded from a string)
+  int workers = 0;          // 0 = one per core
   Duration drain_time = seconds(5);
   Admin admin;
   AccessLog access_log;

@@ -1,0 +1,404 @@
+#include "app/node.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "admin/admin_server.hpp"
+#include "config/config.hpp"
+#include "observability/access_log.hpp"
+#include "observability/metrics_registry.hpp"
+#include "observability/process_metrics.hpp"
+#include "proxy/filter.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/worker_state.hpp"
+#include "runtime/listener.hpp"
+#include "runtime/worker.hpp"
+#include "upstream/resolver.hpp"
+
+namespace ferry::app {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Identity of a config file on disk, to notice edits (including replace-by-rename).
+struct FileStamp {
+  ino_t inode = 0;
+  off_t size = 0;
+  std::int64_t mtime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+FileStamp Stamp(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {st.st_ino, st.st_size,
+          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+class Node {
+ public:
+  Node(std::string config_path, std::shared_ptr<const config::Config> config)
+      : config_path_(std::move(config_path)),
+        config_(std::move(config)),
+        worker_count_(config_->workers > 0
+                          ? config_->workers
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+        registry_(static_cast<std::size_t>(worker_count_)),
+        metrics_(registry_),
+        signals_(io_, SIGHUP, SIGTERM, SIGINT),
+        watch_timer_(io_),
+        drain_timer_(io_),
+        resolve_timer_(io_) {}
+
+  int Run() {
+    (void)observability::RegisterProcessMetrics(registry_);
+    (void)registry_.AddCallbackGauge("ferry_ready", "1 while the node accepts traffic.",
+                                     [this] { return ready_.load() ? 1.0 : 0.0; });
+    if (auto sink = OpenAccessLog(*config_); !sink) {
+      spdlog::error("{}", sink.error().message());
+      return 1;
+    } else {
+      access_log_ = *sink;
+    }
+    snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_);
+    filters_ = std::make_shared<const proxy::FilterChain>(proxy::BuildFilterChain(*config_));
+    for (int i = 0; i < worker_count_; ++i) {
+      workers_.push_back(std::make_unique<runtime::Worker>(i));
+      states_.push_back(
+          std::make_unique<proxy::WorkerState>(*workers_.back(), metrics_, access_log_));
+      states_.back()->ApplySnapshot(snapshot_, filters_);
+    }
+    if (auto r = SyncListeners(*config_); !r) {
+      spdlog::error("{}", r.error().message());
+      return 1;
+    }
+    admin_ = std::make_unique<admin::AdminServer>(io_, AdminRoutes());
+    if (auto r = admin_->Start(config_->admin.listen); !r) {
+      spdlog::error("admin: {}", r.error().message());
+      return 1;
+    }
+    for (auto& w : workers_) w->Start();
+    ready_ = true;
+    const auto admin_ep = admin_->local_endpoint();
+    spdlog::info("ferry {} ready: {} worker(s), admin on {}:{}", FERRY_VERSION, worker_count_,
+                 admin_ep.address().to_string(), admin_ep.port());
+    WaitForSignal();
+    file_stamp_ = Stamp(config_path_);
+    WatchConfigFile();
+    ScheduleResolve();
+    io_.run();
+    for (auto& w : workers_) w->Stop();
+    for (auto& w : workers_) w->Join();
+    states_.clear();  // flushes access logs
+    workers_.clear();
+    spdlog::info("ferry stopped");
+    return exit_code_;
+  }
+
+ private:
+  static Result<std::shared_ptr<observability::AccessLogSink>> OpenAccessLog(
+      const config::Config& c, observability::MetricsRegistry& registry) {
+    if (!c.access_log.enabled) return std::shared_ptr<observability::AccessLogSink>();
+    return observability::AccessLogSink::Open(c.access_log.path, registry);
+  }
+  Result<std::shared_ptr<observability::AccessLogSink>> OpenAccessLog(const config::Config& c) {
+    return OpenAccessLog(c, registry_);
+  }
+
+  // Per-worker acceptors of one listener, with the address they are bound to.
+  struct OpenListener {
+    std::string address;  // config address, to notice a change
+    tcp::endpoint bound;
+    std::vector<std::shared_ptr<tcp::acceptor>> acceptors;  // one per worker
+  };
+
+  // Opens listeners that are new or moved, and closes those that are gone. Sockets of
+  // listeners that stay are never closed: closing a SO_REUSEPORT socket drops its accept queue.
+  Result<void> SyncListeners(const config::Config& next) {
+    std::map<std::string, OpenListener> opened;
+    for (const config::Listener& l : next.listeners) {
+      auto it = listeners_.find(l.name);
+      if (it != listeners_.end() && it->second.address == l.listen.ToString()) continue;
+      OpenListener ol;
+      ol.address = l.listen.ToString();
+      config::Address addr = l.listen;
+      for (int i = 0; i < worker_count_; ++i) {
+        auto acceptor = runtime::OpenListener(workers_[i]->io(), addr, /*reuse_port=*/true);
+        if (!acceptor) {
+          return Fail(ErrorCode::kIo,
+                      fmt::format("listener {}: {}", l.name, acceptor.error().message()));
+        }
+        if (i == 0) {
+          error_code ignored;
+          ol.bound = acceptor->local_endpoint(ignored);
+          addr.port = ol.bound.port();  // port 0: the others join the port the kernel chose
+        }
+        ol.acceptors.push_back(std::make_shared<tcp::acceptor>(std::move(*acceptor)));
+      }
+      opened.emplace(l.name, std::move(ol));
+    }
+    // All new sockets are open: commit. Stop the listeners that are gone or moved.
+    for (auto it = listeners_.begin(); it != listeners_.end();) {
+      const bool keep = std::any_of(next.listeners.begin(), next.listeners.end(),
+                                    [&](const config::Listener& l) {
+                                      return l.name == it->first && !opened.count(l.name);
+                                    });
+      if (keep) {
+        ++it;
+        continue;
+      }
+      for (int i = 0; i < worker_count_; ++i) {
+        workers_[i]->Post([state = states_[i].get(), name = it->first] { state->StopListener(name); });
+      }
+      it = listeners_.erase(it);
+    }
+    for (auto& [name, ol] : opened) {
+      spdlog::info("listener {} on {}:{}", name, ol.bound.address().to_string(), ol.bound.port());
+      for (int i = 0; i < worker_count_; ++i) {
+        workers_[i]->Post([state = states_[i].get(), name = name, acceptor = ol.acceptors[i]] {
+          state->StartListener(name, acceptor);
+        });
+      }
+      listeners_[name] = std::move(ol);
+    }
+    return Ok();
+  }
+
+  void Reload(const char* why) {
+    auto next = config::LoadFile(config_path_);
+    if (!next) {
+      metrics_.reload_failures.Add(registry_.main_slot());
+      spdlog::error("reload ({}) rejected; the running config stays:\n{}", why,
+                    next.error().message());
+      return;
+    }
+    const config::Config& c = **next;
+    if (c.workers != config_->workers) {
+      spdlog::warn("reload: 'workers' changes only on restart");
+    }
+    if (c.admin.listen.ToString() != config_->admin.listen.ToString()) {
+      spdlog::warn("reload: 'admin.listen' changes only on restart");
+    }
+    if (auto r = SyncListeners(c); !r) {
+      metrics_.reload_failures.Add(registry_.main_slot());
+      spdlog::error("reload ({}) rejected; the running config stays: {}", why, r.error().message());
+      return;
+    }
+    std::shared_ptr<observability::AccessLogSink> sink = access_log_;
+    if (c.access_log.enabled != config_->access_log.enabled ||
+        c.access_log.path != config_->access_log.path) {
+      auto opened = OpenAccessLog(c);
+      if (!opened) {
+        spdlog::error("reload: access log: {}; keeping the old one", opened.error().message());
+      } else {
+        sink = *opened;
+      }
+    }
+    config_ = *next;
+    snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_);
+    filters_ = std::make_shared<const proxy::FilterChain>(proxy::BuildFilterChain(*config_));
+    const bool new_sink = sink != access_log_;
+    access_log_ = sink;
+    for (int i = 0; i < worker_count_; ++i) {
+      workers_[i]->Post([state = states_[i].get(), snap = snapshot_, filters = filters_, sink,
+                         new_sink] {
+        if (new_sink) state->SetAccessLog(sink);
+        state->ApplySnapshot(snap, filters);
+      });
+    }
+    metrics_.reloads.Add(registry_.main_slot());
+    spdlog::info("config reloaded ({}): generation {}", why, generation_);
+  }
+
+  void WaitForSignal() {
+    signals_.async_wait([this](const error_code& ec, int signal) {
+      if (ec) return;
+      if (signal == SIGHUP) {
+        Reload("SIGHUP");
+        file_stamp_ = Stamp(config_path_);
+        WaitForSignal();
+      } else {
+        Drain();
+      }
+    });
+  }
+
+  void WatchConfigFile() {
+    watch_timer_.expires_after(std::chrono::seconds(1));
+    watch_timer_.async_wait([this](const error_code& ec) {
+      if (ec) return;
+      const FileStamp now = Stamp(config_path_);
+      if (now.inode != 0 && !(now == file_stamp_)) {
+        file_stamp_ = now;
+        Reload("file changed");
+      }
+      WatchConfigFile();
+    });
+  }
+
+  // Re-resolves DNS names on the shortest resolve_interval of any service that uses one.
+  void ScheduleResolve() {
+    Duration every = Duration::max();
+    for (const auto& [name, s] : config_->services) {
+      for (const config::Address& a : s.endpoints) {
+        if (!upstream::IsIpLiteral(a.host)) every = std::min(every, s.resolve_interval);
+      }
+    }
+    if (every == Duration::max()) every = std::chrono::seconds(5);  // check again later
+    resolve_timer_.expires_after(every);
+    resolve_timer_.async_wait([this](const error_code& ec) {
+      if (ec) return;
+      auto next = proxy::BuildSnapshot(config_, resolver_, metrics_, generation_ + 1);
+      if (!proxy::SameEndpoints(*next, *snapshot_)) {
+        ++generation_;
+        snapshot_ = next;
+        spdlog::info("DNS: endpoints changed; generation {}", generation_);
+        for (int i = 0; i < worker_count_; ++i) {
+          workers_[i]->Post([state = states_[i].get(), snap = snapshot_, filters = filters_] {
+            state->ApplySnapshot(snap, filters);
+          });
+        }
+      }
+      ScheduleResolve();
+    });
+  }
+
+  void Drain() {
+    if (draining_) return;
+    draining_ = true;
+    ready_ = false;
+    spdlog::info("draining: up to {} for in-flight requests", FormatDuration(config_->drain_time));
+    signals_.cancel();
+    watch_timer_.cancel();
+    resolve_timer_.cancel();
+    drain_deadline_ = Clock::now() + config_->drain_time;
+    remaining_.store(worker_count_);
+    for (int i = 0; i < worker_count_; ++i) {
+      workers_[i]->Post([state = states_[i].get()] { state->StartDrain(); });
+    }
+    listeners_.clear();
+    CheckDrained();
+  }
+
+  void CheckDrained() {
+    // Ask each worker for its connection count; finish when all are at zero or time is up.
+    auto counts = std::make_shared<std::vector<std::size_t>>(worker_count_, 1);
+    auto pending = std::make_shared<std::atomic<int>>(worker_count_);
+    for (int i = 0; i < worker_count_; ++i) {
+      workers_[i]->Post([this, state = states_[i].get(), counts, pending, i] {
+        (*counts)[i] = state->connection_count();
+        if (pending->fetch_sub(1) == 1) {
+          asio::post(io_, [this, counts] { AfterCount(*counts); });
+        }
+      });
+    }
+  }
+
+  void AfterCount(const std::vector<std::size_t>& counts) {
+    std::size_t open = 0;
+    for (std::size_t c : counts) open += c;
+    if (open == 0 || Clock::now() >= drain_deadline_) {
+      if (open > 0) spdlog::warn("drain time over: closing {} connection(s)", open);
+      for (int i = 0; i < worker_count_; ++i) {
+        workers_[i]->Post([state = states_[i].get()] { state->CloseAll(); });
+      }
+      admin_->Stop();
+      io_.stop();
+      return;
+    }
+    drain_timer_.expires_after(std::chrono::milliseconds(20));
+    drain_timer_.async_wait([this](const error_code& ec) {
+      if (!ec) CheckDrained();
+    });
+  }
+
+  std::map<std::string, admin::AdminHandler> AdminRoutes() {
+    std::map<std::string, admin::AdminHandler> routes;
+    routes["/live"] = [] { return admin::AdminResponse{200, "application/json", "{\"live\":true}\n"}; };
+    routes["/ready"] = [this] {
+      const bool ready = ready_.load();
+      return admin::AdminResponse{ready ? 200 : 503, "application/json",
+                                  ready ? "{\"ready\":true}\n" : "{\"ready\":false}\n"};
+    };
+    routes["/metrics"] = [this] {
+      return admin::AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                                  registry_.RenderPrometheus()};
+    };
+    routes["/config"] = [this] {
+      return admin::AdminResponse{200, "application/json", config::ToJson(*config_) + "\n"};
+    };
+    routes["/stats"] = [this] {
+      boost::json::object doc;
+      doc["version"] = FERRY_VERSION;
+      doc["workers"] = worker_count_;
+      doc["ready"] = ready_.load();
+      doc["config_generation"] = generation_;
+      boost::json::object listeners;
+      for (const auto& [name, ol] : listeners_) {
+        listeners[name] = fmt::format("{}:{}", ol.bound.address().to_string(), ol.bound.port());
+      }
+      doc["listeners"] = std::move(listeners);
+      boost::json::object services;
+      for (const auto& [name, plan] : snapshot_->services) {
+        boost::json::array eps;
+        for (const auto& e : plan.endpoints) eps.push_back(boost::json::string(e.id));
+        services[name] = std::move(eps);
+      }
+      doc["services"] = std::move(services);
+      doc["metrics"] = registry_.RenderJson();
+      return admin::AdminResponse{200, "application/json", boost::json::serialize(doc) + "\n"};
+    };
+    return routes;
+  }
+
+  std::string config_path_;
+  std::shared_ptr<const config::Config> config_;
+  int worker_count_;
+  observability::MetricsRegistry registry_;
+  proxy::ProxyMetrics metrics_;
+  asio::io_context io_{1};
+  asio::signal_set signals_;
+  asio::steady_timer watch_timer_;
+  asio::steady_timer drain_timer_;
+  asio::steady_timer resolve_timer_;
+  upstream::SystemResolver resolver_;
+  std::shared_ptr<const proxy::Snapshot> snapshot_;
+  std::shared_ptr<const proxy::FilterChain> filters_;
+  std::shared_ptr<observability::AccessLogSink> access_log_;
+  std::vector<std::unique_ptr<runtime::Worker>> workers_;
+  std::vector<std::unique_ptr<proxy::WorkerState>> states_;
+  std::map<std::string, OpenListener> listeners_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  std::atomic<bool> ready_{false};
+  std::atomic<int> remaining_{0};
+  bool draining_ = false;
+  Clock::time_point drain_deadline_{};
+  FileStamp file_stamp_;
+  std::uint64_t generation_ = 0;
+  int exit_code_ = 0;
+};
+
+}  // namespace
+
+int RunNode(const std::string& config_path) {
+  auto config = config::LoadFile(config_path);
+  if (!config) {
+    fmt::print(stderr, "{}\n", config.error().message());
+    return 1;
+  }
+  Node node(config_path, *config);
+  return node.Run();
+}
+
+}  // namespace ferry::app

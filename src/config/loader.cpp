@@ -1,0 +1,532 @@
+// The schema of Ferry's config file: which keys exist, their types, defaults and cross-checks.
+// The generic strict-YAML helpers live in yaml_reader.cpp; ToJson in json.cpp.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "config/address.hpp"
+#include "config/config.hpp"
+#include "config/yaml_reader.hpp"
+
+namespace ferry::config {
+namespace {
+
+using internal::Diagnostics;
+using internal::Field;
+using internal::MapReader;
+using internal::ReadBool;
+using internal::ReadDuration;
+using internal::ReadInt;
+using internal::ReadSequence;
+using internal::ReadSize;
+using internal::ReadString;
+
+constexpr std::array<std::string_view, 9> kMethods = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+constexpr std::uint64_t kMaxHeaderBytesLimit = 64ull * 1024 * 1024;
+constexpr std::uint64_t kMaxBodyBytesLimit = 1024ull * 1024 * 1024 * 1024;
+constexpr int kMaxWorkers = 1024;
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// Listener, service and route names end up in metrics labels and log lines: keep them tame.
+bool IsName(std::string_view s, bool allow_hash) {
+  if (s.empty() || s.size() > 128 || !std::isalnum(static_cast<unsigned char>(s.front()))) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [&](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ||
+           (allow_hash && c == '#');
+  });
+}
+
+// An HTTP header field name (RFC 9110 token).
+bool IsToken(std::string_view s) {
+  constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return !s.empty() && std::all_of(s.begin(), s.end(), [&](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || kExtra.find(c) != std::string_view::npos;
+  });
+}
+
+struct Seen {
+  std::string name;
+  YAML::Mark mark;
+};
+
+class Loader {
+ public:
+  explicit Loader(Diagnostics& diags) : d_(diags) {}
+
+  Config Load(const Field& root) {
+    if (!root.node.IsNull()) ReadTop(root);
+    CheckReferences();
+    return std::move(config_);
+  }
+
+ private:
+  void Error(const Field& field, std::string_view message) {
+    d_.Add(field.mark, internal::Describe(field, message));
+  }
+
+  // Sets out from map[key] when present and valid; leaves the default otherwise.
+  template <typename T, typename Read>
+  void Assign(MapReader& map, std::string_view key, T& out, Read read) {
+    if (auto field = map.Take(key)) {
+      if (auto value = read(*field)) out = static_cast<T>(*value);
+    }
+  }
+
+  std::optional<Field> Require(MapReader& map, const Field& parent, std::string_view key) {
+    auto field = map.Take(key);
+    if (!field && map.ok()) Error(parent, fmt::format("missing required key '{}'", key));
+    return field;
+  }
+
+  std::optional<Duration> Positive(const Field& field) {
+    auto value = ReadDuration(field, d_);
+    if (value && *value <= Duration::zero()) {
+      Error(field, "must be greater than 0");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<Address> ReadAddress(const Field& field, AddressUse use) {
+    auto text = ReadString(field, d_);
+    if (!text) return std::nullopt;
+    auto address = ParseAddress(*text, use);
+    if (!address) {
+      Error(field, address.error().message());
+      return std::nullopt;
+    }
+    return *address;
+  }
+
+  std::optional<std::string> ReadName(const Field& field, bool allow_hash) {
+    auto name = ReadString(field, d_);
+    if (name && !IsName(*name, allow_hash)) {
+      Error(field, fmt::format("invalid name '{}': use letters, digits, '_', '.' and '-'{}, "
+                               "starting with a letter or digit",
+                               *name, allow_hash ? " and '#'" : ""));
+      return std::nullopt;
+    }
+    return name;
+  }
+
+  void ReadTop(const Field& root) {
+    MapReader top(root, d_);
+    auto ints = [&](const Field& f) { return ReadInt(f, 0, kMaxWorkers, d_); };
+    auto durations = [&](const Field& f) { return ReadDuration(f, d_); };
+    Assign(top, "workers", config_.workers, ints);
+    Assign(top, "drain_time", config_.drain_time, durations);
+    if (auto admin = top.Take("admin")) ReadAdmin(*admin);
+    if (auto log = top.Take("access_log")) ReadAccessLog(*log);
+    // Services first, so that routes can be checked against them in one pass at the end.
+    if (auto services = top.Take("services")) ReadServices(*services);
+    if (auto listeners = top.Take("listeners")) {
+      if (auto items = ReadSequence(*listeners, d_)) {
+        for (const Field& item : *items) ReadListener(item);
+      }
+    }
+    top.Finish();
+  }
+
+  void ReadAdmin(const Field& field) {
+    MapReader admin(field, d_);
+    if (auto listen = admin.Take("listen")) {
+      if (auto address = ReadAddress(*listen, AddressUse::kListener)) {
+        config_.admin.listen = *address;
+        admin_mark_ = listen->mark;
+      }
+    }
+    admin.Finish();
+  }
+
+  void ReadAccessLog(const Field& field) {
+    MapReader log(field, d_);
+    Assign(log, "enabled", config_.access_log.enabled,
+           [&](const Field& f) { return ReadBool(f, d_); });
+    if (auto path = log.Take("path")) {
+      auto text = ReadString(*path, d_);
+      if (text && text->empty()) {
+        Error(*path, "must not be empty (use \"stdout\" or a file path)");
+      } else if (text) {
+        config_.access_log.path = *text;
+      }
+    }
+    log.Finish();
+  }
+
+  void ReadListener(const Field& field) {
+    MapReader map(field, d_);
+    Listener listener;
+    if (auto name_field = Require(map, field, "name")) {
+      if (auto name = ReadName(*name_field, false)) {
+        listener.name = *name;
+        CheckUnique(listener_names_, *name, name_field->mark, *name_field, "listener name");
+      }
+    }
+    if (auto listen = Require(map, field, "listen")) {
+      if (auto address = ReadAddress(*listen, AddressUse::kListener)) {
+        listener.listen = *address;
+        CheckListenAddress(*address, *listen, listener.name);
+      }
+    }
+    if (auto limits = map.Take("limits")) ReadLimits(*limits, listener.limits);
+    if (auto routes = map.Take("routes")) {
+      if (auto items = ReadSequence(*routes, d_)) {
+        for (std::size_t i = 0; i < items->size(); ++i) {
+          listener.routes.push_back(ReadRoute((*items)[i], listener.name, i));
+        }
+      }
+    }
+    map.Finish();
+    config_.listeners.push_back(std::move(listener));
+  }
+
+  void ReadLimits(const Field& field, Limits& limits) {
+    MapReader map(field, d_);
+    Assign(map, "max_header_bytes", limits.max_header_bytes,
+           [&](const Field& f) -> std::optional<std::uint64_t> {
+             auto value = ReadSize(f, kMaxHeaderBytesLimit, d_);
+             if (value && *value == 0) {
+               Error(f, "must be greater than 0");
+               return std::nullopt;
+             }
+             return value;
+           });
+    Assign(map, "max_headers", limits.max_headers,
+           [&](const Field& f) { return ReadInt(f, 1, 10000, d_); });
+    Assign(map, "max_body_bytes", limits.max_body_bytes,
+           [&](const Field& f) { return ReadSize(f, kMaxBodyBytesLimit, d_); });
+    auto positive = [&](const Field& f) { return Positive(f); };
+    Assign(map, "header_read_timeout", limits.header_read_timeout, positive);
+    Assign(map, "idle_timeout", limits.idle_timeout, positive);
+    Assign(map, "request_timeout", limits.request_timeout,
+           [&](const Field& f) { return ReadDuration(f, d_); });
+    map.Finish();
+  }
+
+  Route ReadRoute(const Field& field, const std::string& listener, std::size_t index) {
+    MapReader map(field, d_);
+    Route route;
+    route.name = fmt::format("{}#{}", listener, index);
+    if (auto name_field = map.Take("name")) {
+      if (auto name = ReadName(*name_field, true)) {
+        route.name = *name;
+        CheckUnique(route_names_, route.name, name_field->mark, *name_field, "route name");
+      }
+    } else if (!listener.empty()) {
+      CheckUnique(route_names_, route.name, field.mark, field, "route name");
+    }
+    if (auto match = map.Take("match")) ReadMatch(*match, route.match);
+    if (auto service = Require(map, field, "service")) {
+      if (auto name = ReadString(*service, d_)) {
+        route.service = *name;
+        route_services_.push_back({*name, service->mark, service->path});
+      }
+    }
+    if (auto rewrite = map.Take("rewrite_prefix")) {
+      auto text = ReadString(*rewrite, d_);
+      if (text && (text->empty() || text->front() != '/')) {
+        Error(*rewrite, fmt::format("must start with '/', got '{}'", *text));
+      } else if (text) {
+        route.rewrite_prefix = *text;
+      }
+    }
+    Assign(map, "timeout", route.timeout, [&](const Field& f) { return ReadDuration(f, d_); });
+    map.Finish();
+    return route;
+  }
+
+  std::optional<std::string> ReadPath(const Field& field) {
+    auto text = ReadString(field, d_);
+    if (text && (text->empty() || text->front() != '/')) {
+      Error(field, fmt::format("must start with '/', got '{}'", *text));
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  void ReadMatch(const Field& field, RouteMatch& match) {
+    MapReader map(field, d_);
+    auto prefix = map.Take("prefix");
+    auto path = map.Take("path");
+    if (prefix) match.prefix = ReadPath(*prefix);
+    if (path) match.path = ReadPath(*path);
+    if (prefix && path) Error(*path, "a route matches on either prefix or path, not both");
+    if (auto host = map.Take("host")) {
+      if (auto text = ReadString(*host, d_)) {
+        const bool bracketed = text->size() > 2 && text->front() == '[' && text->back() == ']' &&
+                               IsIpLiteral(text->substr(1, text->size() - 2));
+        if (bracketed || IsIpLiteral(*text) || IsDnsName(*text)) {
+          match.host = Lower(*text);
+        } else {
+          Error(*host,
+                fmt::format("'{}' is not a host name or IP address (no port, no wildcard)", *text));
+        }
+      }
+    }
+    if (auto methods = map.Take("methods")) ReadMethods(*methods, match.methods);
+    if (auto headers = map.Take("headers")) {
+      MapReader header_map(*headers, d_);
+      std::set<std::string> seen;
+      for (const auto& entry : header_map.TakeAll()) {
+        const std::string name = Lower(entry.key);
+        if (!IsToken(entry.key)) {
+          d_.Add(entry.key_mark,
+                 internal::Describe(*headers, fmt::format("invalid header name '{}'", entry.key)));
+        } else if (!seen.insert(name).second) {
+          d_.Add(entry.key_mark,
+                 internal::Describe(*headers, fmt::format("header '{}' is listed twice (header "
+                                                          "names are case-insensitive)",
+                                                          entry.key)));
+        } else if (auto value = ReadString(entry.value, d_)) {
+          match.headers.emplace_back(name, *value);
+        }
+      }
+    }
+    map.Finish();
+  }
+
+  void ReadMethods(const Field& field, std::vector<std::string>& out) {
+    auto items = ReadSequence(field, d_);
+    if (!items) return;
+    for (const Field& item : *items) {
+      auto method = ReadString(item, d_);
+      if (!method) continue;
+      const std::string upper = [&] {
+        std::string s = *method;
+        std::transform(s.begin(), s.end(), s.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+        return s;
+      }();
+      const bool known = std::find(kMethods.begin(), kMethods.end(), upper) != kMethods.end();
+      if (!known) {
+        Error(item, fmt::format("unknown method '{}' (expected one of: {})", *method,
+                                fmt::join(kMethods, ", ")));
+      } else if (upper != *method) {
+        Error(item, fmt::format("method '{}' must be written in uppercase: {}", *method, upper));
+      } else if (std::find(out.begin(), out.end(), upper) != out.end()) {
+        Error(item, fmt::format("method '{}' is listed twice", upper));
+      } else {
+        out.push_back(upper);
+      }
+    }
+  }
+
+  void ReadServices(const Field& field) {
+    MapReader map(field, d_);
+    for (const auto& entry : map.TakeAll()) {
+      if (!IsName(entry.key, false)) {
+        d_.Add(entry.key_mark,
+               internal::Describe(field, fmt::format("invalid service name '{}': use letters, "
+                                                     "digits, '_', '.' and '-', starting with a "
+                                                     "letter or digit",
+                                                     entry.key)));
+        continue;
+      }
+      Service service;
+      service.name = entry.key;
+      ReadService(entry.value, service);
+      config_.services.emplace(service.name, std::move(service));
+    }
+  }
+
+  void ReadService(const Field& field, Service& service) {
+    MapReader map(field, d_);
+    if (auto endpoints = Require(map, field, "endpoints")) {
+      if (auto items = ReadSequence(*endpoints, d_)) {
+        if (items->empty()) Error(*endpoints, "a service needs at least one endpoint");
+        std::set<std::string> seen;
+        for (const Field& item : *items) {
+          auto address = ReadAddress(item, AddressUse::kEndpoint);
+          if (!address) continue;
+          if (!seen.insert(CanonicalHost(address->host) + "|" + std::to_string(address->port))
+                   .second) {
+            Error(item, fmt::format("endpoint {} is listed twice", address->ToString()));
+            continue;
+          }
+          service.endpoints.push_back(*address);
+        }
+      }
+    }
+    auto lb = map.Take("lb");
+    if (lb) {
+      if (auto text = ReadString(*lb, d_)) {
+        if (*text == "round_robin")
+          service.lb = LbPolicy::kRoundRobin;
+        else if (*text == "least_request")
+          service.lb = LbPolicy::kLeastRequest;
+        else if (*text == "random")
+          service.lb = LbPolicy::kRandom;
+        else if (*text == "hash")
+          service.lb = LbPolicy::kHash;
+        else {
+          Error(*lb, fmt::format("unknown lb '{}' (expected one of: round_robin, least_request, "
+                                 "random, hash)",
+                                 *text));
+        }
+      }
+    }
+    const bool wants_hash = lb && lb->node.IsScalar() && lb->node.Scalar() == "hash";
+    if (auto hash_on = map.Take("hash_on")) {
+      if (!wants_hash) {
+        Error(*hash_on, "hash_on is only used with lb: hash");
+      } else if (auto parsed = ReadHashOn(*hash_on)) {
+        service.hash_on = *parsed;
+      }
+    } else if (wants_hash) {
+      Error(*lb, "lb: hash needs hash_on: client_address or hash_on: {header: NAME}");
+    }
+    Assign(map, "connect_timeout", service.connect_timeout,
+           [&](const Field& f) { return Positive(f); });
+    Assign(map, "max_connections_per_endpoint", service.max_connections_per_endpoint,
+           [&](const Field& f) { return ReadInt(f, 1, 1'000'000, d_); });
+    Assign(map, "pool_idle_timeout", service.pool_idle_timeout,
+           [&](const Field& f) { return Positive(f); });
+    Assign(map, "resolve_interval", service.resolve_interval,
+           [&](const Field& f) { return Positive(f); });
+    map.Finish();
+  }
+
+  std::optional<HashOn> ReadHashOn(const Field& field) {
+    constexpr std::string_view kExpected = "hash_on must be client_address or {header: NAME}";
+    if (field.node.IsScalar()) {
+      if (field.node.Scalar() == "client_address") return HashOn{};
+      Error(field, fmt::format("{}, got '{}'", kExpected, field.node.Scalar()));
+      return std::nullopt;
+    }
+    if (!field.node.IsMap()) {
+      Error(field, kExpected);
+      return std::nullopt;
+    }
+    MapReader map(field, d_);
+    std::optional<HashOn> out;
+    if (auto header = Require(map, field, "header")) {
+      if (auto name = ReadString(*header, d_)) {
+        if (IsToken(*name)) {
+          out = HashOn{HashOn::Kind::kHeader, Lower(*name)};
+        } else {
+          Error(*header, fmt::format("invalid header name '{}'", *name));
+        }
+      }
+    }
+    map.Finish();
+    return out;
+  }
+
+  void CheckUnique(std::vector<Seen>& seen, const std::string& name, const YAML::Mark& mark,
+                   const Field& where, std::string_view what) {
+    auto first =
+        std::find_if(seen.begin(), seen.end(), [&](const Seen& s) { return s.name == name; });
+    if (first != seen.end()) {
+      d_.Add(mark, internal::Describe(
+                       where, fmt::format("duplicate {} '{}' (first used at {}:{})", what, name,
+                                          first->mark.line + 1, first->mark.column + 1)));
+      return;
+    }
+    seen.push_back({name, mark});
+  }
+
+  void CheckListenAddress(const Address& address, const Field& field, const std::string& owner) {
+    if (address.port == 0) return;  // each port-0 listener gets its own port
+    const std::string key = CanonicalHost(address.host) + "|" + std::to_string(address.port);
+    const Address& admin = config_.admin.listen;
+    if (key == CanonicalHost(admin.host) + "|" + std::to_string(admin.port)) {
+      Error(field, fmt::format("listen address {} is already used by the admin listener{}",
+                               address.ToString(), admin_mark_ ? "" : " (its default)"));
+      return;
+    }
+    auto first = std::find_if(listen_addresses_.begin(), listen_addresses_.end(),
+                              [&](const auto& s) { return s.first.name == key; });
+    if (first != listen_addresses_.end()) {
+      Error(field, fmt::format("duplicate listen address {}: listener '{}' (at {}:{}) uses it",
+                               address.ToString(), first->second, first->first.mark.line + 1,
+                               first->first.mark.column + 1));
+      return;
+    }
+    listen_addresses_.push_back({Seen{key, field.mark}, owner});
+  }
+
+  void CheckReferences() {
+    for (const RouteService& ref : route_services_) {
+      if (config_.services.count(ref.name) != 0) continue;
+      std::vector<std::string> names;
+      for (const auto& [name, service] : config_.services) names.push_back(name);
+      d_.Add(ref.mark,
+             internal::Describe(
+                 Field{YAML::Node(), ref.mark, ref.path},
+                 fmt::format("unknown service '{}' (defined services: {})", ref.name,
+                             names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")))));
+    }
+  }
+
+  struct RouteService {
+    std::string name;
+    YAML::Mark mark;
+    std::string path;
+  };
+
+  Diagnostics& d_;
+  Config config_;
+  std::optional<YAML::Mark> admin_mark_;
+  std::vector<Seen> listener_names_;
+  std::vector<Seen> route_names_;
+  std::vector<std::pair<Seen, std::string>> listen_addresses_;
+  std::vector<RouteService> route_services_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<const Config>> LoadString(const std::string& yaml,
+                                                 const std::string& file_name) {
+  Diagnostics diags(file_name);
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(yaml);
+  } catch (const YAML::Exception& e) {
+    diags.Add(e.mark, fmt::format("invalid YAML: {}", e.msg));
+    return Fail(ErrorCode::kInvalidArgument, diags.Render());
+  }
+  if (documents.size() > 1) {
+    diags.Add(documents[1].Mark(), "expected a single YAML document, found more than one");
+  }
+  // An empty file is a valid config: an admin-only node with every default.
+  const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+  Config config;
+  try {
+    config = Loader(diags).Load(Field{root, root.Mark(), ""});
+  } catch (const YAML::Exception& e) {
+    diags.Add(e.mark, e.msg);
+  }
+  if (!diags.empty()) return Fail(ErrorCode::kInvalidArgument, diags.Render());
+  return std::make_shared<const Config>(std::move(config));
+}
+
+Result<std::shared_ptr<const Config>> LoadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Fail(ErrorCode::kNotFound, fmt::format("{}: cannot open the config file", path));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return Fail(ErrorCode::kIo, fmt::format("{}: cannot read the config file", path));
+  auto loaded = LoadString(text.str(), path);
+  if (!loaded) return loaded;
+  auto config = std::make_shared<Config>(**loaded);
+  config->source_path = path;
+  return std::shared_ptr<const Config>(std::move(config));
+}
+
+}  // namespace ferry::config

@@ -1,0 +1,506 @@
+// One proxied request/response exchange: route, filters, pick an endpoint, send the request
+// (streaming its body), read the response (streaming its body back), log and count it.
+#include <fmt/format.h>
+
+#include <array>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "http/head_scanner.hpp"
+#include "http/serializer.hpp"
+#include "proxy/local_reply.hpp"
+#include "proxy/session.hpp"
+
+namespace ferry::proxy {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Upstream heads are bounded like client heads; an upstream that sends more is broken.
+constexpr http::HeadLimits kUpstreamHeadLimits{64 * 1024, 256};
+
+// A gather list for one write: an optional head, body chunks, and chunked framing around them.
+class WriteList {
+ public:
+  void Head(std::string_view head) {
+    if (!head.empty()) bufs_.emplace_back(head.data(), head.size());
+  }
+  // Adds body chunks; with `chunked` they go out as one chunk whose size line is kept here.
+  void Body(const std::vector<std::string_view>& chunks, bool chunked) {
+    std::size_t total = 0;
+    for (std::string_view c : chunks) total += c.size();
+    if (total == 0) return;
+    if (chunked) {
+      size_line_.clear();
+      http::AppendChunkSize(size_line_, total);
+      bufs_.emplace_back(size_line_.data(), size_line_.size());
+    }
+    for (std::string_view c : chunks) {
+      if (!c.empty()) bufs_.emplace_back(c.data(), c.size());
+    }
+    if (chunked) bufs_.emplace_back(http::kCrlf.data(), http::kCrlf.size());
+    body_bytes_ += total;
+  }
+  void LastChunk() { bufs_.emplace_back(http::kLastChunk.data(), http::kLastChunk.size()); }
+  const std::vector<asio::const_buffer>& buffers() const { return bufs_; }
+  bool empty() const { return bufs_.empty(); }
+  std::uint64_t body_bytes() const { return body_bytes_; }
+  void Clear() {
+    bufs_.clear();
+    body_bytes_ = 0;
+  }
+
+ private:
+  std::vector<asio::const_buffer> bufs_;
+  std::string size_line_;
+  std::uint64_t body_bytes_ = 0;
+};
+
+}  // namespace
+
+// The state of one exchange, so each phase can be its own small coroutine.
+class ExchangeRunner {
+ public:
+  ExchangeRunner(Session& session, std::shared_ptr<const Snapshot> snapshot,
+                 const ListenerPlan& listener)
+      : s_(session),
+        w_(session.worker_),
+        snapshot_(std::move(snapshot)),
+        listener_(listener),
+        req_(session.parser_.request()),
+        limits_(listener.config->limits),
+        upstream_in_(w_.buffers()),
+        response_parser_(http::Parser::Kind::kResponse) {}
+
+  Task<bool> Run() {
+    start_ = Clock::now();
+    wall_start_ = std::chrono::system_clock::now();
+    method_ = req_.method;
+    original_target_ = req_.target;
+    if (auto id = req_.headers.Get("x-request-id"); id && !id->empty() && id->size() <= 200) {
+      request_id_ = std::string(*id);
+    } else {
+      request_id_ = w_.NewRequestId();
+    }
+    const bool keep_alive = co_await Proxy();
+    Finish();
+    co_return keep_alive;
+  }
+
+ private:
+  enum class SendResult { kSent, kRetry, kFailed };
+
+  // Prepares a local reply (a plain call: see Session::PrepareReply); returns true.
+  bool Answer(int status, std::string_view code, std::string message) {
+    status_ = status;
+    s_.PrepareReply(status, code, std::move(message), request_id_);
+    return true;
+  }
+  // Sends the prepared reply; keeps the connection only if the request has no unread body.
+  Task<bool> SendAnswer() {
+    const bool close = !req_.keep_alive || !s_.parser_.message_done() || response_started_;
+    if (response_started_) co_return false;  // too late for a reply: cut the connection
+    response_started_ = true;
+    co_return co_await s_.SendReply(close);
+  }
+
+  Task<bool> Proxy() {
+    if (limits_.max_body_bytes != 0 && req_.framing == http::BodyFraming::kContentLength &&
+        req_.content_length > limits_.max_body_bytes) {
+      Answer(413, reply::kBodyTooLarge,
+             fmt::format("request body of {} bytes exceeds the limit of {}", req_.content_length,
+                         limits_.max_body_bytes));
+      co_return co_await SendAnswer();
+    }
+    const auto route_index = listener_.routes.Match(req_);
+    if (!route_index) {
+      Answer(404, reply::kNoRoute, fmt::format("no route for {} {}", req_.method, req_.path()));
+      co_return co_await SendAnswer();
+    }
+    route_ = &listener_.routes.route(*route_index);
+    route_series_ = &listener_.route_series[*route_index];
+    const ServicePlan* plan = listener_.route_services[*route_index];
+    service_ = w_.Service(route_->service);
+    if (plan == nullptr || service_ == nullptr) {
+      Answer(503, reply::kNoHealthyEndpoint, "service " + route_->service + " is not available");
+      co_return co_await SendAnswer();
+    }
+    service_series_ = &plan->series;
+
+    http::RemoveHopByHop(req_.headers);
+    req_.target = routing::RouteTable::RewriteTarget(*route_, req_.target);
+    FilterContext context{req_, *route_, s_.client_ip_, request_id_};
+    for (const auto& filter : *w_.filters()) {
+      if (auto local = filter->OnRequest(context)) {
+        Answer(local->status, local->code, local->message);
+        co_return co_await SendAnswer();
+      }
+    }
+
+    if (!PickEndpoint()) {
+      Answer(503, reply::kNoHealthyEndpoint, "no healthy endpoint for service " + route_->service);
+      co_return co_await SendAnswer();
+    }
+
+    if (req_.expect_continue) req_.headers.Remove("expect");
+    if (req_.framing == http::BodyFraming::kChunked)
+      req_.headers.Add("transfer-encoding", "chunked");
+    http::AppendRequestHead(upstream_head_, req_.method, req_.target, req_.headers);
+    if (req_.method == "HEAD") response_parser_.ExpectNoBody();
+
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      // (No co_await inside a conditional expression: GCC 12 miscompiles it.)
+      auto conn = co_await endpoint_->pool.Acquire(/*fresh_only=*/attempt > 0);
+      if (!conn) {
+        service_series_->connect_failures->Add(w_.slot());
+        if (conn.error().code() == ErrorCode::kResourceExhausted) {
+          Answer(503, reply::kUpstreamOverloaded, conn.error().message());
+          co_return co_await SendAnswer();
+        }
+        Answer(502, reply::kUpstreamConnectFailed, conn.error().message());
+        co_return co_await SendAnswer();
+      }
+      conn_ = std::move(*conn);
+      upstream_deadline_.emplace(w_.io(), conn_->socket);
+      if (upstream_start_ == Clock::time_point()) {
+        upstream_start_ = Clock::now();
+        upstream_deadline_->Arm(route_->timeout);
+      } else {
+        upstream_deadline_->Arm(route_->timeout - (Clock::now() - upstream_start_));
+      }
+      const SendResult sent = co_await SendRequest();
+      if (sent == SendResult::kSent) {
+        const SendResult head = co_await ReadResponseHead();
+        if (head == SendResult::kSent) break;
+        if (head == SendResult::kFailed) co_return co_await UpstreamFailed();
+      } else if (sent == SendResult::kFailed) {
+        co_return co_await UpstreamFailed();
+      }
+      // The pooled connection was closed under us before any response byte: the one retry
+      // that is always safe, on a fresh connection.
+      service_series_->keepalive_race_retries->Add(w_.slot());
+      DropConnection();
+      if (attempt == 1) co_return co_await UpstreamFailed();
+    }
+    co_return co_await StreamResponse();
+  }
+
+  bool PickEndpoint() {
+    if (service_->endpoints.empty() || !service_->lb) return false;
+    upstream::PickContext pick;
+    const config::Service& cfg = *service_->plan->config;
+    if (cfg.lb == config::LbPolicy::kLeastRequest) {
+      for (std::size_t i = 0; i < service_->endpoints.size(); ++i) {
+        service_->load[i].in_flight = service_->endpoints[i]->in_flight;
+      }
+      pick.endpoints = service_->load;
+    } else if (cfg.lb == config::LbPolicy::kHash) {
+      std::string_view key = s_.client_ip_;
+      if (cfg.hash_on.kind == config::HashOn::Kind::kHeader) {
+        key = req_.headers.Get(cfg.hash_on.header).value_or("");
+      }
+      pick.hash_key = upstream::HashKey(key);
+    }
+    const auto index = service_->lb->Pick(pick);
+    if (!index) return false;
+    endpoint_ = service_->endpoints[*index];
+    ++endpoint_->in_flight;
+    service_series_->in_flight->Add(w_.slot(), 1);
+    return true;
+  }
+
+  // Sends the head and the whole request body. kRetry: the connection was a reused one that
+  // failed before anything could have reached the upstream, and the request can be replayed.
+  Task<SendResult> SendRequest() {
+    const bool replayable = req_.framing == http::BodyFraming::kNone;
+    if (req_.expect_continue && !continue_sent_ && !s_.parser_.message_done() && s_.in_.empty()) {
+      continue_sent_ = true;
+      if (!co_await s_.WriteToClient("HTTP/1.1 100 Continue\r\n\r\n")) {
+        client_gone_ = true;
+        co_return SendResult::kFailed;
+      }
+    }
+    WriteList out;
+    out.Head(upstream_head_);
+    const bool chunked = req_.framing == http::BodyFraming::kChunked;
+    for (;;) {
+      std::size_t consumed = 0;
+      if (!s_.parser_.message_done() && !s_.in_.empty()) {
+        auto n = s_.parser_.Feed(s_.in_.data());
+        if (!n) {
+          bad_request_body_ = n.error().message();
+          co_return SendResult::kFailed;
+        }
+        consumed = *n;
+        if (limits_.max_body_bytes != 0 && s_.parser_.body_bytes() > limits_.max_body_bytes) {
+          body_too_large_ = true;
+          co_return SendResult::kFailed;
+        }
+        out.Body(s_.parser_.body_chunks(), chunked);
+        if (chunked && s_.parser_.message_done()) out.LastChunk();
+      }
+      if (!out.empty()) {
+        auto [ec, written] = co_await asio::async_write(conn_->socket, out.buffers(), kNoThrow);
+        if (ec) {
+          if (conn_->reused && replayable && !upstream_deadline_->expired()) {
+            co_return SendResult::kRetry;
+          }
+          co_return SendResult::kFailed;
+        }
+        bytes_received_ += out.body_bytes();
+      }
+      s_.parser_.body_chunks().clear();
+      s_.in_.Consume(consumed);
+      out.Clear();
+      if (s_.parser_.message_done()) co_return SendResult::kSent;
+      if (!co_await s_.ReadMore()) {
+        client_gone_ = true;
+        co_return SendResult::kFailed;
+      }
+    }
+  }
+
+  // Reads until the final (non-1xx) response head is parsed.
+  Task<SendResult> ReadResponseHead() {
+    http::HeadScanner scanner(kUpstreamHeadLimits);
+    bool any_byte = false;
+    for (;;) {
+      const auto state = scanner.Scan(upstream_in_.data());
+      if (state == http::HeadScanner::State::kComplete) {
+        auto n = response_parser_.Feed(upstream_in_.data().substr(0, scanner.head_size()));
+        if (!n || !response_parser_.head_done()) {
+          bad_response_ = n ? "incomplete response head" : n.error().message();
+          co_return SendResult::kFailed;
+        }
+        upstream_in_.Consume(*n);
+        const int status = response_parser_.response().status;
+        if (status >= 100 && status < 200 && status != 101) {
+          response_parser_.Reset();  // interim response (100 Continue): the final one follows
+          if (req_.method == "HEAD") response_parser_.ExpectNoBody();
+          scanner.Reset();
+          continue;
+        }
+        co_return SendResult::kSent;
+      }
+      if (state != http::HeadScanner::State::kIncomplete) {
+        bad_response_ = state == http::HeadScanner::State::kMalformed ? scanner.error()
+                                                                      : "response head too large";
+        co_return SendResult::kFailed;
+      }
+      if (upstream_in_.full() && !upstream_in_.Grow(kUpstreamHeadLimits.max_bytes + 4)) {
+        bad_response_ = "response head too large";
+        co_return SendResult::kFailed;
+      }
+      auto [ec, n] = co_await conn_->socket.async_read_some(
+          asio::buffer(upstream_in_.WritePtr(), upstream_in_.WriteSpace()), kNoThrow);
+      if (ec) {
+        if (!any_byte && conn_->reused && req_.framing == http::BodyFraming::kNone &&
+            !upstream_deadline_->expired() && ec != asio::error::operation_aborted) {
+          co_return SendResult::kRetry;
+        }
+        bad_response_ = any_byte ? "upstream closed the connection mid-response"
+                                 : "upstream closed the connection without responding";
+        co_return SendResult::kFailed;
+      }
+      any_byte = true;
+      upstream_in_.Commit(n);
+    }
+  }
+
+  // Maps what went wrong before the response started to the client's answer.
+  Task<bool> UpstreamFailed() {
+    DropConnection();
+    if (client_gone_) co_return false;
+    if (body_too_large_) {
+      Answer(413, reply::kBodyTooLarge,
+             fmt::format("request body exceeds the limit of {} bytes", limits_.max_body_bytes));
+      co_return co_await SendAnswer();
+    }
+    if (!bad_request_body_.empty()) {
+      Answer(400, reply::kBadRequest, bad_request_body_);
+      co_return co_await SendAnswer();
+    }
+    if (s_.deadline_.expired()) {
+      Answer(408, reply::kRequestTimeout, "request body not received in time");
+      co_return co_await SendAnswer();
+    }
+    if (upstream_deadline_ && upstream_deadline_->expired()) {
+      service_series_->timeouts->Add(w_.slot());
+      Answer(504, reply::kUpstreamTimeout,
+             fmt::format("upstream {} did not answer within {}", route_->service,
+                         FormatDuration(route_->timeout)));
+      co_return co_await SendAnswer();
+    }
+    Answer(502, reply::kBadUpstreamResponse,
+           bad_response_.empty() ? "upstream failed" : bad_response_);
+    co_return co_await SendAnswer();
+  }
+
+  Task<bool> StreamResponse() {
+    http::ResponseHead& resp = response_parser_.response();
+    status_ = resp.status;
+    upstream_status_ = resp.status;
+    FilterContext context{req_, *route_, s_.client_ip_, request_id_};
+    for (const auto& filter : *w_.filters()) filter->OnResponse(context, resp);
+
+    http::RemoveHopByHop(resp.headers);
+    bool client_keep = req_.keep_alive && !w_.draining();
+    bool chunked_out = false;
+    if (resp.framing == http::BodyFraming::kChunked ||
+        resp.framing == http::BodyFraming::kUntilClose) {
+      if (req_.version_minor >= 1) {
+        chunked_out = true;
+        resp.headers.Add("transfer-encoding", "chunked");
+      } else {
+        client_keep = false;
+      }
+    }
+    if (!client_keep) {
+      resp.headers.Add("connection", "close");
+    } else if (req_.version_minor == 0) {
+      resp.headers.Add("connection", "keep-alive");
+    }
+    std::string head;
+    http::AppendResponseHead(head, resp.status, resp.reason, resp.headers);
+    response_started_ = true;
+
+    WriteList out;
+    out.Head(head);
+    for (;;) {
+      std::size_t consumed = 0;
+      if (!upstream_in_.empty() && !response_parser_.message_done()) {
+        auto n = response_parser_.Feed(upstream_in_.data());
+        if (!n) {
+          DropConnection();
+          co_return false;  // the response already started: all we can do is cut it
+        }
+        consumed = *n;
+        out.Body(response_parser_.body_chunks(), chunked_out);
+      }
+      if (chunked_out && response_parser_.message_done()) out.LastChunk();
+      if (!out.empty()) {
+        if (!co_await WriteToClient(out)) {
+          DropConnection();
+          co_return false;
+        }
+        bytes_sent_ += out.body_bytes();
+      }
+      response_parser_.body_chunks().clear();
+      upstream_in_.Consume(consumed);
+      out.Clear();
+      if (response_parser_.message_done()) break;
+      auto [ec, n] = co_await conn_->socket.async_read_some(
+          asio::buffer(upstream_in_.WritePtr(), upstream_in_.WriteSpace()), kNoThrow);
+      if (ec == asio::error::eof && response_parser_.FinishOnEof()) {
+        if (chunked_out) out.LastChunk();
+        continue;  // the until-close body ended
+      }
+      if (ec) {
+        if (upstream_deadline_->expired()) service_series_->timeouts->Add(w_.slot());
+        DropConnection();
+        co_return false;
+      }
+      upstream_in_.Commit(n);
+    }
+    // Reuse the upstream connection only after a clean, complete exchange.
+    upstream_deadline_.reset();
+    if (resp.keep_alive && upstream_in_.empty() && s_.parser_.message_done()) {
+      ReleaseConnection();
+    } else {
+      DropConnection();
+    }
+    upstream_in_.Release();
+    co_return client_keep&& s_.parser_.message_done();
+  }
+
+  Task<bool> WriteToClient(const WriteList& out) {
+    if (s_.deadline_.expired()) co_return false;
+    auto [ec, n] = co_await asio::async_write(s_.socket_, out.buffers(), kNoThrow);
+    co_return !ec;
+  }
+
+  void ReleaseConnection() {
+    if (conn_) endpoint_->pool.Release(std::move(conn_));
+  }
+  void DropConnection() {
+    upstream_deadline_.reset();
+    if (conn_) endpoint_->pool.Discard(std::move(conn_));
+  }
+
+  void Finish() {
+    DropConnection();  // no-op after a clean exchange; a cancelled one is never pooled
+    const auto end = Clock::now();
+    if (endpoint_) {
+      --endpoint_->in_flight;
+      service_series_->in_flight->Add(w_.slot(), -1);
+      if (upstream_status_ != 0) {
+        service_series_->requests[StatusClass(upstream_status_)]->Add(w_.slot());
+        service_series_->duration->Observe(
+            w_.slot(), std::chrono::duration<double>(end - upstream_start_).count());
+      }
+    }
+    if (route_series_ != nullptr && status_ != 0) {
+      route_series_->requests[StatusClass(status_)]->Add(w_.slot());
+      route_series_->duration->Observe(w_.slot(),
+                                       std::chrono::duration<double>(end - start_).count());
+    }
+    if (auto* log = w_.access_log()) {
+      observability::AccessLogEntry e;
+      e.time = wall_start_;
+      e.method = method_;
+      e.path = original_target_;
+      e.status = status_;
+      e.bytes_received = bytes_received_;
+      e.bytes_sent = bytes_sent_;
+      e.duration = end - start_;
+      e.upstream = endpoint_ ? std::string_view(endpoint_->id) : std::string_view();
+      e.request_id = request_id_;
+      e.listener = listener_.config->name;
+      e.route = route_ ? std::string_view(route_->name) : std::string_view();
+      e.client = s_.client_address_;
+      log->Write(e);
+    }
+  }
+
+  Session& s_;
+  WorkerState& w_;
+  std::shared_ptr<const Snapshot> snapshot_;  // keeps every plan below alive
+  const ListenerPlan& listener_;
+  http::RequestHead& req_;
+  const config::Limits& limits_;
+  runtime::ReadBuffer upstream_in_;
+  http::Parser response_parser_;
+  const config::Route* route_ = nullptr;
+  const RouteSeries* route_series_ = nullptr;
+  const ServiceSeries* service_series_ = nullptr;
+  ServiceState* service_ = nullptr;
+  std::shared_ptr<Endpoint> endpoint_;
+  std::unique_ptr<upstream::UpstreamConnection> conn_;
+  std::optional<runtime::Deadline<tcp::socket>> upstream_deadline_;
+  std::string upstream_head_;
+  std::string request_id_;
+  std::string method_;
+  std::string original_target_;
+  std::string bad_response_;
+  std::string bad_request_body_;
+  Clock::time_point start_{};
+  Clock::time_point upstream_start_{};
+  std::chrono::system_clock::time_point wall_start_{};
+  std::uint64_t bytes_received_ = 0;
+  std::uint64_t bytes_sent_ = 0;
+  int status_ = 0;
+  int upstream_status_ = 0;
+  bool response_started_ = false;
+  bool continue_sent_ = false;
+  bool client_gone_ = false;
+  bool body_too_large_ = false;
+};
+
+Task<bool> Session::Exchange(std::shared_ptr<const Snapshot> snapshot,
+                             const ListenerPlan& listener) {
+  ExchangeRunner runner(*this, std::move(snapshot), listener);
+  co_return co_await runner.Run();
+}
+
+}  // namespace ferry::proxy

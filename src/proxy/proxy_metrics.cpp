@@ -1,0 +1,104 @@
+#include "proxy/proxy_metrics.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "proxy/local_reply.hpp"
+
+namespace ferry::proxy {
+namespace {
+
+constexpr std::array<const char*, 5> kClasses = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+// Registration of Ferry's own fixed families cannot fail unless the code is wrong.
+template <typename T>
+T& Must(Result<T*> r) {
+  if (!r) {
+    std::fprintf(stderr, "metrics registration bug: %s\n", r.error().message().c_str());
+    std::abort();
+  }
+  return **r;
+}
+
+}  // namespace
+
+ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
+    : downstream_active(
+          Must(r.AddGauge("ferry_downstream_connections_active", "Client connections open now."))
+              .Get()),
+      downstream_total(
+          Must(r.AddCounter("ferry_downstream_connections_total", "Client connections accepted."))
+              .Get()),
+      reloads(Must(r.AddCounter("ferry_config_reloads_total",
+                                "Config reloads applied (SIGHUP or a change of the file)."))
+                  .Get()),
+      reload_failures(Must(r.AddCounter("ferry_config_reload_failures_total",
+                                        "Config reloads rejected; the running config stayed."))
+                          .Get()),
+      route_requests_(Must(r.AddCounter("ferry_http_requests_total",
+                                        "Requests answered, by listener, route and status class.",
+                                        {"listener", "route", "code"}))),
+      route_duration_(Must(r.AddHistogram("ferry_http_request_duration_seconds",
+                                          "Time from the request head to the end of the response.",
+                                          {"listener", "route"}))),
+      upstream_requests_(Must(r.AddCounter("ferry_upstream_requests_total",
+                                           "Upstream responses, by service and status class.",
+                                           {"service", "code"}))),
+      upstream_duration_(Must(r.AddHistogram("ferry_upstream_request_duration_seconds",
+                                             "Time from sending the request upstream to the end "
+                                             "of its response.",
+                                             {"service"}))),
+      connect_failures_(
+          Must(r.AddCounter("ferry_upstream_connect_failures_total",
+                            "Upstream connects that failed or timed out.", {"service"}))),
+      timeouts_(Must(r.AddCounter("ferry_upstream_timeouts_total",
+                                  "Upstream requests that hit the route timeout.", {"service"}))),
+      retries_(Must(r.AddCounter("ferry_upstream_keepalive_retries_total",
+                                 "Requests sent again on a fresh connection after a pooled one "
+                                 "turned out closed (the keep-alive race).",
+                                 {"service"}))),
+      connections_(Must(r.AddGauge("ferry_upstream_connections",
+                                   "Upstream connections open (idle and in use).", {"service"}))),
+      in_flight_(Must(r.AddGauge("ferry_upstream_requests_in_flight",
+                                 "Upstream requests sent and not yet finished.", {"service"}))),
+      local_replies_(Must(r.AddCounter("ferry_local_replies_total",
+                                       "Responses Ferry made itself, by error code.", {"code"}))) {
+  for (std::string_view code :
+       {reply::kNoRoute, reply::kBadRequest, reply::kHeadersTooLarge, reply::kBodyTooLarge,
+        reply::kRequestTimeout, reply::kUpstreamConnectFailed, reply::kBadUpstreamResponse,
+        reply::kNoHealthyEndpoint, reply::kUpstreamOverloaded, reply::kUpstreamTimeout}) {
+    known_replies_.emplace_back(std::string(code), &local_replies_.Get(code));
+  }
+}
+
+RouteSeries ProxyMetrics::ForRoute(const std::string& listener, const std::string& route) {
+  RouteSeries s{};
+  for (std::size_t i = 0; i < kClasses.size(); ++i) {
+    s.requests[i] = &route_requests_.Get(listener, route, kClasses[i]);
+  }
+  s.duration = &route_duration_.Get(listener, route);
+  return s;
+}
+
+ServiceSeries ProxyMetrics::ForService(const std::string& service) {
+  ServiceSeries s{};
+  for (std::size_t i = 0; i < kClasses.size(); ++i) {
+    s.requests[i] = &upstream_requests_.Get(service, kClasses[i]);
+  }
+  s.duration = &upstream_duration_.Get(service);
+  s.connect_failures = &connect_failures_.Get(service);
+  s.timeouts = &timeouts_.Get(service);
+  s.keepalive_race_retries = &retries_.Get(service);
+  s.connections = &connections_.Get(service);
+  s.in_flight = &in_flight_.Get(service);
+  return s;
+}
+
+observability::Counter& ProxyMetrics::LocalReply(std::string_view code) {
+  for (auto& [name, counter] : known_replies_) {
+    if (name == code) return *counter;
+  }
+  return local_replies_.Get(code);
+}
+
+}  // namespace ferry::proxy

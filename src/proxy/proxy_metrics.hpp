@@ -1,0 +1,68 @@
+// The metric families of the proxy path, registered once per process, and the per-route and
+// per-service series that a config snapshot resolves ahead of time so that the request path
+// never looks a series up by name.
+// Thread safety: Register/For* run on the main thread (start-up, reload); the series they return
+// are written by workers, each in its own slot.
+#pragma once
+
+#include <array>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "observability/metrics_registry.hpp"
+
+namespace ferry::proxy {
+
+// Index of a status class in the per-class series arrays: 1xx..5xx -> 0..4.
+inline std::size_t StatusClass(int status) {
+  const int c = status / 100 - 1;
+  return c < 0 || c > 4 ? 4 : static_cast<std::size_t>(c);
+}
+
+struct RouteSeries {
+  std::array<observability::Counter*, 5> requests;  // by status class
+  observability::Histogram* duration;
+};
+
+struct ServiceSeries {
+  std::array<observability::Counter*, 5> requests;  // upstream responses by status class
+  observability::Histogram* duration;               // request sent to response end
+  observability::Counter* connect_failures;
+  observability::Counter* timeouts;
+  observability::Counter* keepalive_race_retries;
+  observability::Gauge* connections;  // open upstream connections
+  observability::Gauge* in_flight;
+};
+
+class ProxyMetrics {
+ public:
+  explicit ProxyMetrics(observability::MetricsRegistry& registry);
+
+  RouteSeries ForRoute(const std::string& listener, const std::string& route);
+  ServiceSeries ForService(const std::string& service);
+  // A local reply Ferry made itself (no_route, bad_request, ...), by its stable code. The codes
+  // of local_reply.hpp are resolved up front; another code takes the registry lock once.
+  observability::Counter& LocalReply(std::string_view code);
+
+  observability::Gauge& downstream_active;   // open client connections
+  observability::Counter& downstream_total;  // accepted client connections
+  observability::Counter& reloads;           // config reloads applied
+  observability::Counter& reload_failures;   // reloads rejected (the old config stayed)
+
+ private:
+  observability::CounterFamily& route_requests_;
+  observability::HistogramFamily& route_duration_;
+  observability::CounterFamily& upstream_requests_;
+  observability::HistogramFamily& upstream_duration_;
+  observability::CounterFamily& connect_failures_;
+  observability::CounterFamily& timeouts_;
+  observability::CounterFamily& retries_;
+  observability::GaugeFamily& connections_;
+  observability::GaugeFamily& in_flight_;
+  observability::CounterFamily& local_replies_;
+  std::vector<std::pair<std::string, observability::Counter*>> known_replies_;
+};
+
+}  // namespace ferry::proxy

@@ -1,0 +1,159 @@
+#include "proxy/session.hpp"
+
+#include <fmt/format.h>
+
+#include "http/head_scanner.hpp"
+#include "proxy/local_reply.hpp"
+
+namespace ferry::proxy {
+
+Task<void> ServeConnection(WorkerState& worker, std::string listener, tcp::socket socket) {
+  Session session(worker, std::move(listener), std::move(socket));
+  co_await session.Run();
+}
+
+Session::Session(WorkerState& worker, std::string listener, tcp::socket socket)
+    : worker_(worker),
+      listener_(std::move(listener)),
+      socket_(std::move(socket)),
+      deadline_(worker.io(), socket_),
+      in_(worker.buffers()),
+      parser_(http::Parser::Kind::kRequest) {
+  error_code ec;
+  const tcp::endpoint peer = socket_.remote_endpoint(ec);
+  if (!ec) {
+    client_ip_ = peer.address().to_string();
+    client_address_ = peer.address().is_v6() ? fmt::format("[{}]:{}", client_ip_, peer.port())
+                                             : fmt::format("{}:{}", client_ip_, peer.port());
+  }
+  socket_.set_option(tcp::no_delay(true), ec);
+  handle_ = worker_.Register(socket_);
+  const auto& s = worker_.snapshot();
+  (void)s;
+}
+
+Session::~Session() { worker_.Unregister(handle_); }
+
+Task<void> Session::Run() {
+  ProxyMetrics* metrics = worker_.metrics();
+  metrics->downstream_total.Add(worker_.slot());
+  metrics->downstream_active.Add(worker_.slot(), 1);
+  for (;;) {
+    std::shared_ptr<const Snapshot> snapshot = worker_.snapshot();
+    auto listener = snapshot->listeners.find(listener_);
+    if (listener == snapshot->listeners.end()) break;  // removed by a reload
+    const config::Limits& limits = listener->second.config->limits;
+    if (in_.empty()) {
+      // Idle: no buffer held, only a readiness wait.
+      in_.Release();
+      handle_->idle = true;
+      if (worker_.draining()) break;
+      deadline_.Arm(served_ == 0 ? limits.header_read_timeout : limits.idle_timeout);
+      auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
+      handle_->idle = false;
+      if (ec) break;
+    }
+    deadline_.Arm(limits.header_read_timeout);
+    const HeadResult head = co_await ReadHead(limits);
+    if (head != HeadResult::kReady) break;
+    deadline_.Arm(limits.request_timeout);
+    const bool keep_alive = co_await Exchange(snapshot, listener->second);
+    ++served_;
+    if (!keep_alive || worker_.draining()) break;
+  }
+  deadline_.Disarm();
+  error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  socket_.close(ignored);
+  metrics->downstream_active.Add(worker_.slot(), -1);
+}
+
+Task<Session::HeadResult> Session::ReadHead(const config::Limits& limits) {
+  http::HeadScanner scanner(
+      {static_cast<std::size_t>(limits.max_header_bytes), limits.max_headers});
+  for (;;) {
+    switch (scanner.Scan(in_.data())) {
+      case http::HeadScanner::State::kComplete:
+        break;
+      case http::HeadScanner::State::kTooLarge:
+        PrepareReply(431, reply::kHeadersTooLarge,
+                     fmt::format("request head exceeds {} bytes", limits.max_header_bytes),
+                     worker_.NewRequestId());
+        co_await SendReply(true);
+        co_return HeadResult::kReplied;
+      case http::HeadScanner::State::kTooManyFields:
+        PrepareReply(431, reply::kHeadersTooLarge,
+                     fmt::format("request has more than {} header fields", limits.max_headers),
+                     worker_.NewRequestId());
+        co_await SendReply(true);
+        co_return HeadResult::kReplied;
+      case http::HeadScanner::State::kMalformed:
+        PrepareReply(400, reply::kBadRequest, scanner.error(), worker_.NewRequestId());
+        co_await SendReply(true);
+        co_return HeadResult::kReplied;
+      case http::HeadScanner::State::kIncomplete:
+        if (in_.full() && !in_.Grow(limits.max_header_bytes + 4)) {
+          PrepareReply(431, reply::kHeadersTooLarge, "request head too large",
+                       worker_.NewRequestId());
+          co_await SendReply(true);
+          co_return HeadResult::kReplied;
+        }
+        if (!co_await ReadMore()) {
+          if (deadline_.expired() && !in_.empty()) {
+            deadline_.Arm(std::chrono::seconds(1));  // a short grace to send the 408
+            PrepareReply(408, reply::kRequestTimeout, "request head not received in time",
+                         worker_.NewRequestId());
+            co_await SendReply(true);
+            co_return HeadResult::kReplied;
+          }
+          co_return HeadResult::kClosed;
+        }
+        continue;
+    }
+    break;
+  }
+  parser_.Reset();
+  auto consumed = parser_.Feed(in_.data().substr(0, scanner.head_size()));
+  if (!consumed) {
+    PrepareReply(400, reply::kBadRequest, consumed.error().message(), worker_.NewRequestId());
+    co_await SendReply(true);
+    co_return HeadResult::kReplied;
+  }
+  if (!parser_.head_done()) {
+    PrepareReply(400, reply::kBadRequest, "incomplete request head", worker_.NewRequestId());
+    co_await SendReply(true);
+    co_return HeadResult::kReplied;
+  }
+  in_.Consume(*consumed);
+  co_return HeadResult::kReady;
+}
+
+Task<bool> Session::ReadMore() {
+  if (deadline_.expired()) co_return false;
+  auto [ec, n] =
+      co_await socket_.async_read_some(asio::buffer(in_.WritePtr(), in_.WriteSpace()), kNoThrow);
+  if (ec) co_return false;
+  in_.Commit(n);
+  co_return true;
+}
+
+Task<bool> Session::WriteToClient(std::string_view data) {
+  if (deadline_.expired()) co_return false;
+  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(data), kNoThrow);
+  co_return !ec;
+}
+
+void Session::PrepareReply(int status, std::string_view code, std::string message,
+                           std::string request_id) {
+  reply_ = LocalReply{status, std::string(code), std::move(message)};
+  reply_request_id_ = std::move(request_id);
+}
+
+Task<bool> Session::SendReply(bool close) {
+  worker_.metrics()->LocalReply(reply_.code).Add(worker_.slot());
+  const std::string response = RenderLocalReply(reply_, reply_request_id_, close);
+  const bool ok = co_await WriteToClient(response);
+  co_return ok && !close;
+}
+
+}  // namespace ferry::proxy

@@ -1,0 +1,65 @@
+#include "proxy/snapshot.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace ferry::proxy {
+
+std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Config> config,
+                                              upstream::Resolver& resolver, ProxyMetrics& metrics,
+                                              std::uint64_t generation) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->config = config;
+  snap->generation = generation;
+  for (const auto& [name, service] : config->services) {
+    ServicePlan plan;
+    plan.config = &service;
+    plan.series = metrics.ForService(name);
+    for (const config::Address& a : service.endpoints) {
+      auto ips = resolver.Resolve(a.host);
+      if (!ips) {
+        spdlog::warn("service {}: cannot resolve {}: {}", name, a.host, ips.error().message());
+        continue;
+      }
+      for (const std::string& ip : *ips) {
+        config::Address resolved{ip, a.port};
+        plan.endpoints.push_back({resolved.ToString(), ip, a.port});
+      }
+    }
+    std::sort(plan.endpoints.begin(), plan.endpoints.end(),
+              [](const auto& x, const auto& y) { return x.id < y.id; });
+    plan.endpoints.erase(std::unique(plan.endpoints.begin(), plan.endpoints.end(),
+                                     [](const auto& x, const auto& y) { return x.id == y.id; }),
+                         plan.endpoints.end());
+    snap->services.emplace(name, std::move(plan));
+  }
+  for (const config::Listener& l : config->listeners) {
+    ListenerPlan plan;
+    plan.config = &l;
+    plan.routes = routing::RouteTable(l.routes);
+    for (const config::Route& r : l.routes) {
+      plan.route_series.push_back(metrics.ForRoute(l.name, r.name));
+      auto it = snap->services.find(r.service);
+      plan.route_services.push_back(it == snap->services.end() ? nullptr : &it->second);
+    }
+    snap->listeners.emplace(l.name, std::move(plan));
+  }
+  return snap;
+}
+
+bool SameEndpoints(const Snapshot& a, const Snapshot& b) {
+  if (a.services.size() != b.services.size()) return false;
+  for (const auto& [name, plan] : a.services) {
+    auto it = b.services.find(name);
+    if (it == b.services.end() || it->second.endpoints.size() != plan.endpoints.size())
+      return false;
+    for (std::size_t i = 0; i < plan.endpoints.size(); ++i) {
+      if (plan.endpoints[i].id != it->second.endpoints[i].id) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace ferry::proxy

@@ -1,0 +1,56 @@
+// A config snapshot compiled for the request path: route tables, resolved endpoints and the
+// metric series of every route and service. Built on the main thread at start, on reload and
+// after DNS changes; then immutable and shared by all workers (each worker swaps its pointer
+// between requests). No Asio here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "proxy/proxy_metrics.hpp"
+#include "routing/route_table.hpp"
+#include "upstream/resolver.hpp"
+
+namespace ferry::proxy {
+
+struct ResolvedEndpoint {
+  std::string id;  // "127.0.0.1:7001", unique within the service
+  std::string ip;  // literal address to connect to
+  std::uint16_t port = 0;
+};
+
+struct ServicePlan {
+  const config::Service* config = nullptr;
+  std::vector<ResolvedEndpoint> endpoints;  // sorted by id; may be empty (503)
+  ServiceSeries series;
+};
+
+struct ListenerPlan {
+  const config::Listener* config = nullptr;
+  routing::RouteTable routes;
+  std::vector<RouteSeries> route_series;           // indexed like routes
+  std::vector<const ServicePlan*> route_services;  // indexed like routes
+};
+
+struct Snapshot {
+  std::shared_ptr<const config::Config> config;
+  std::map<std::string, ListenerPlan> listeners;
+  std::map<std::string, ServicePlan> services;
+  std::uint64_t generation = 0;
+};
+
+// Resolves every endpoint (blocking: call off the event loops) into plans. A name that does
+// not resolve leaves its service with the endpoints that did, and is logged; the service
+// answers 503 while it has none.
+std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Config> config,
+                                              upstream::Resolver& resolver, ProxyMetrics& metrics,
+                                              std::uint64_t generation);
+
+// True if the two snapshots resolve every service to the same endpoints.
+bool SameEndpoints(const Snapshot& a, const Snapshot& b);
+
+}  // namespace ferry::proxy

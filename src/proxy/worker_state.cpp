@@ -1,0 +1,193 @@
+#include "proxy/worker_state.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "proxy/session.hpp"
+
+namespace ferry::proxy {
+namespace {
+
+upstream::PoolSettings PoolSettingsOf(const config::Service& s) {
+  return {s.max_connections_per_endpoint, s.connect_timeout, s.pool_idle_timeout};
+}
+
+tcp::endpoint ToTcp(const ResolvedEndpoint& e) {
+  return tcp::endpoint(asio::ip::make_address(e.ip), e.port);
+}
+
+// Accepts connections on one listener until its acceptor is closed.
+Task<void> AcceptLoop(WorkerState& worker, std::string listener,
+                      std::shared_ptr<tcp::acceptor> acceptor) {
+  asio::steady_timer backoff(worker.io());
+  while (acceptor->is_open()) {
+    auto [ec, socket] = co_await acceptor->async_accept(kNoThrow);
+    if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
+    if (ec) {
+      // Out of descriptors or memory: pause instead of spinning on the error.
+      spdlog::warn("listener {}: accept: {}", listener, ec.message());
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(kNoThrow);
+      continue;
+    }
+    if (worker.draining()) break;
+    asio::co_spawn(worker.io(), ServeConnection(worker, listener, std::move(socket)),
+                   asio::detached);
+  }
+}
+
+}  // namespace
+
+Endpoint::Endpoint(asio::io_context& io, const ResolvedEndpoint& e, const upstream::PoolSettings& s)
+    : id(e.id), pool(io, ToTcp(e), s) {}
+
+WorkerState::WorkerState(runtime::Worker& worker, ProxyMetrics& metrics,
+                         std::shared_ptr<observability::AccessLogSink> access_log)
+    : worker_(worker),
+      metrics_(metrics),
+      random_(
+          0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(worker.id() + 1) ^
+          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())),
+      maintenance_timer_(worker.io()) {
+  SetAccessLog(std::move(access_log));
+  StartMaintenance();
+}
+
+WorkerState::~WorkerState() {
+  if (access_log_) access_log_->Flush();
+}
+
+void WorkerState::SetAccessLog(std::shared_ptr<observability::AccessLogSink> sink) {
+  if (access_log_) access_log_->Flush();
+  access_log_.reset();
+  if (sink) access_log_ = std::make_unique<observability::AccessLogWriter>(std::move(sink), slot());
+}
+
+void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot,
+                                std::shared_ptr<const FilterChain> filters) {
+  std::map<std::string, ServiceState> next;
+  for (const auto& [name, plan] : snapshot->services) {
+    ServiceState state;
+    state.plan = &plan;
+    std::vector<upstream::EndpointInfo> infos;
+    const upstream::PoolSettings settings = PoolSettingsOf(*plan.config);
+    auto old = services_.find(name);
+    for (const ResolvedEndpoint& e : plan.endpoints) {
+      std::shared_ptr<Endpoint> kept;
+      if (old != services_.end()) {
+        for (const auto& ep : old->second.endpoints) {
+          if (ep->id == e.id) kept = ep;
+        }
+      }
+      if (kept) {
+        kept->pool.set_settings(settings);
+      } else {
+        kept = std::make_shared<Endpoint>(io(), e, settings);
+      }
+      state.endpoints.push_back(std::move(kept));
+      infos.push_back({e.id});
+    }
+    state.load.resize(state.endpoints.size());
+    auto lb = upstream::LoadBalancer::Create(plan.config->lb, infos, random_.Next());
+    if (!lb) {
+      spdlog::error("service {}: {}", name, lb.error().message());
+      continue;
+    }
+    state.lb = std::move(*lb);
+    next.emplace(name, std::move(state));
+  }
+  services_ = std::move(next);
+  snapshot_ = std::move(snapshot);
+  filters_ = std::move(filters);
+}
+
+ServiceState* WorkerState::Service(const std::string& name) {
+  auto it = services_.find(name);
+  return it == services_.end() ? nullptr : &it->second;
+}
+
+std::string WorkerState::NewRequestId() {
+  // A random (version 4) UUID.
+  const std::uint64_t hi = (random_.Next() & 0xffffffffffff0fffull) | 0x0000000000004000ull;
+  const std::uint64_t lo = (random_.Next() & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(36, '-');
+  int pos = 0;
+  auto put = [&](std::uint64_t v, int nibbles) {
+    for (int i = nibbles - 1; i >= 0; --i) {
+      if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
+      id[static_cast<std::size_t>(pos++)] = kHex[(v >> (i * 4)) & 0xf];
+    }
+  };
+  put(hi, 16);
+  put(lo, 16);
+  return id;
+}
+
+void WorkerState::StartListener(const std::string& name, std::shared_ptr<tcp::acceptor> acceptor) {
+  listeners_[name] = acceptor;
+  asio::co_spawn(io(), AcceptLoop(*this, name, std::move(acceptor)), asio::detached);
+}
+
+void WorkerState::StopListener(const std::string& name) {
+  auto it = listeners_.find(name);
+  if (it == listeners_.end()) return;
+  error_code ignored;
+  it->second->close(ignored);
+  listeners_.erase(it);
+}
+
+void WorkerState::StopAllListeners() {
+  for (auto& [name, acceptor] : listeners_) {
+    error_code ignored;
+    acceptor->close(ignored);
+  }
+  listeners_.clear();
+}
+
+WorkerState::ConnectionHandle WorkerState::Register(tcp::socket& socket) {
+  connections_.push_front({&socket, false});
+  return connections_.begin();
+}
+
+void WorkerState::Unregister(ConnectionHandle handle) { connections_.erase(handle); }
+
+void WorkerState::StartDrain() {
+  draining_ = true;
+  StopAllListeners();
+  for (ClientConnection& c : connections_) {
+    error_code ignored;
+    if (c.idle) c.socket->cancel(ignored);  // wakes the idle wait, which then closes
+  }
+}
+
+void WorkerState::CloseAll() {
+  for (ClientConnection& c : connections_) {
+    error_code ignored;
+    c.socket->shutdown(tcp::socket::shutdown_both, ignored);
+    c.socket->cancel(ignored);
+  }
+}
+
+void WorkerState::StartMaintenance() {
+  maintenance_timer_.expires_after(std::chrono::milliseconds(100));
+  maintenance_timer_.async_wait([this](const error_code& ec) {
+    if (ec) return;
+    Maintain();
+    StartMaintenance();
+  });
+}
+
+void WorkerState::Maintain() {
+  if (access_log_) access_log_->Flush();
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [name, state] : services_) {
+    std::int64_t open = 0;
+    for (auto& ep : state.endpoints) {
+      ep->pool.Sweep(now);
+      open += static_cast<std::int64_t>(ep->pool.open());
+    }
+    state.plan->series.connections->Set(slot(), open);
+  }
+}
+
+}  // namespace ferry::proxy

@@ -1,0 +1,103 @@
+// Everything one worker owns for the proxy path: its current config snapshot, per-service load
+// balancers and upstream connection pools, the I/O buffer pool, the access-log writer, and the
+// registry of its client connections (for graceful drain).
+// Thread safety: used only on the worker's own thread. Other threads reach it through
+// runtime::Worker::Post (ApplySnapshot, StartDrain, listener changes).
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "observability/access_log.hpp"
+#include "proxy/filter.hpp"
+#include "proxy/snapshot.hpp"
+#include "runtime/buffer_pool.hpp"
+#include "runtime/worker.hpp"
+#include "upstream/connection_pool.hpp"
+#include "upstream/load_balancer.hpp"
+
+namespace ferry::proxy {
+
+struct Endpoint {
+  Endpoint(asio::io_context& io, const ResolvedEndpoint& e, const upstream::PoolSettings& s);
+  std::string id;
+  upstream::ConnectionPool pool;
+  std::uint32_t in_flight = 0;
+};
+
+struct ServiceState {
+  const ServicePlan* plan = nullptr;
+  std::vector<std::shared_ptr<Endpoint>> endpoints;  // indexed like plan->endpoints
+  std::vector<upstream::EndpointState> load;         // scratch for least_request picks
+  std::unique_ptr<upstream::LoadBalancer> lb;
+};
+
+class WorkerState {
+ public:
+  WorkerState(runtime::Worker& worker, ProxyMetrics& metrics,
+              std::shared_ptr<observability::AccessLogSink> access_log);
+  ~WorkerState();
+
+  // Installs a new snapshot: load balancers are rebuilt, connection pools of endpoints that
+  // stay are kept. Exchanges in flight keep the snapshot they started with.
+  void ApplySnapshot(std::shared_ptr<const Snapshot> snapshot,
+                     std::shared_ptr<const FilterChain> filters);
+  void SetAccessLog(std::shared_ptr<observability::AccessLogSink> sink);
+
+  // Starts the accept loop of a listener on this worker (the acceptor is already listening).
+  void StartListener(const std::string& name, std::shared_ptr<tcp::acceptor> acceptor);
+  // Stops accepting on a listener (connections already accepted go on).
+  void StopListener(const std::string& name);
+  void StopAllListeners();
+  // Graceful shutdown: stop accepting, close idle keep-alive connections now, and close the
+  // others after their current exchange.
+  void StartDrain();
+  // Closes every client connection now (the drain time is over).
+  void CloseAll();
+  std::size_t connection_count() const { return connections_.size(); }
+
+  // Client connection registry, for drain. Register returns a handle to mark idle/busy.
+  struct ClientConnection {
+    tcp::socket* socket;
+    bool idle;
+  };
+  using ConnectionHandle = std::list<ClientConnection>::iterator;
+  ConnectionHandle Register(tcp::socket& socket);
+  void Unregister(ConnectionHandle handle);
+
+  ServiceState* Service(const std::string& name);
+  std::string NewRequestId();
+
+  runtime::Worker& worker() { return worker_; }
+  asio::io_context& io() { return worker_.io(); }
+  std::size_t slot() const { return static_cast<std::size_t>(worker_.id()); }
+  const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
+  const std::shared_ptr<const FilterChain>& filters() const { return filters_; }
+  runtime::BufferPool& buffers() { return buffers_; }
+  ProxyMetrics* metrics() { return &metrics_; }
+  observability::AccessLogWriter* access_log() { return access_log_.get(); }
+  bool draining() const { return draining_; }
+
+ private:
+  void StartMaintenance();
+  void Maintain();
+
+  runtime::Worker& worker_;
+  ProxyMetrics& metrics_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  std::shared_ptr<const FilterChain> filters_;
+  std::map<std::string, ServiceState> services_;
+  std::map<std::string, std::shared_ptr<tcp::acceptor>> listeners_;
+  std::list<ClientConnection> connections_;
+  runtime::BufferPool buffers_;
+  std::unique_ptr<observability::AccessLogWriter> access_log_;
+  upstream::Xoshiro256 random_;
+  asio::steady_timer maintenance_timer_;
+  bool draining_ = false;
+};
+
+}  // namespace ferry::proxy
