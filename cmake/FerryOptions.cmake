@@ -18,3 +18,8 @@ add_library(ferry_asio INTERFACE)
 target_compile_definitions(ferry_asio INTERFACE BOOST_ASIO_SEPARATE_COMPILATION BOOST_ASIO_NO_DEPRECATED
                                                 BOOST_ASIO_DISABLE_BOOST_COROUTINE)
 target_link_libraries(ferry_asio INTERFACE Boost::headers Threads::Threads)
+
+# Coverage instrumentation for libFuzzer in every library a fuzz target links.
+if(FERRY_FUZZ)
+  target_compile_options(ferry_options INTERFACE -fsanitize=fuzzer-no-link)
+endif()

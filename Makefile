@@ -1,0 +1,64 @@
+# Thin entry points. Each installs what is missing (scripts/install-deps), builds, and runs.
+#   make test   unit + corpus replays + integration tests, in the debug build and under ASan+UBSan
+#   make demo   Ferry in front of example services, with scripted traffic explained step by step
+#   make bench  Ferry vs HAProxy and nginx, interleaved (see shared/BENCHMARKING.md)
+#   make deps   just the Debian packages
+#   make tidy   clang-tidy over src/ (not part of CI)
+PYTEST := /usr/bin/python3 -m pytest
+JOBS ?= $(shell nproc)
+
+.PHONY: deps build release test test-debug test-asan demo bench tidy fuzz format clean
+
+deps:
+	bash scripts/install-deps
+
+build: deps
+	cmake --preset debug >/dev/null
+	cmake --build --preset debug -j $(JOBS)
+
+release: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target ferry echo_service
+
+test: deps test-debug test-asan
+
+# Runs the suite of one build preset: $(1) = preset name.
+define run_suite
+	cmake --preset $(1) >/dev/null
+	cmake --build --preset $(1) -j $(JOBS)
+	ctest --test-dir build/$(1) --output-on-failure -j 2
+	FERRY_BIN=build/$(1)/src/app/ferry ECHO_BIN=build/$(1)/examples/echo_service \
+	  $(PYTEST) -q -p no:cacheprovider tests/config tests/integration
+endef
+
+test-debug: deps
+	$(call run_suite,debug)
+
+test-asan: deps
+	$(call run_suite,asan)
+
+demo: release
+	FERRY_BIN=build/release/src/app/ferry ECHO_BIN=build/release/examples/echo_service \
+	  bash scripts/demo.sh
+
+bench: release
+	FERRY_BIN=build/release/src/app/ferry bash bench/proxy/run.sh
+
+tidy: deps
+	cmake --preset debug >/dev/null
+	run-clang-tidy -p build/debug -quiet 'src/.*\.cpp$$'
+
+# A short libFuzzer session per target (clang): make fuzz FUZZ_SECONDS=300
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS)
+	mkdir -p build/fuzz/fuzz-http1
+	build/fuzz/tests/http1_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  build/fuzz/fuzz-http1 tests/fuzz/corpus/http1
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf build
