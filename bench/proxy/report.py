@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Turns run.sh's per-round measurements (TSV: target round metric value) into the markdown
+report: medians per target, Ferry's ratio to each peer, every round, and how it was measured."""
+import argparse
+import collections
+import statistics
+
+NAMES = {"ferry": "Ferry", "haproxy": "HAProxy", "nginx": "nginx", "direct": "origin alone"}
+
+
+def fmt(value, digits=0):
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("tsv")
+    ap.add_argument("--targets", required=True)
+    ap.add_argument("--requested", required=True)
+    ap.add_argument("--command", required=True)
+    ap.add_argument("--machine", required=True)
+    ap.add_argument("--versions", required=True)
+    ap.add_argument("--params", required=True)
+    args = ap.parse_args()
+
+    data = collections.defaultdict(lambda: collections.defaultdict(dict))  # target→metric→round→v
+    with open(args.tsv) as f:
+        for line in f:
+            target, rnd, metric, value = line.rstrip("\n").split("\t")
+            data[target][metric][int(rnd)] = float(value) if value else None
+
+    def med(target, metric):
+        values = [v for v in data[target][metric].values() if v is not None]
+        return statistics.median(values) if values else None
+
+    targets = args.targets.split()
+    missing = [t for t in args.requested.split() if t not in targets]
+    out = []
+    p = out.append
+    p("# HTTP/1.1 reverse proxy: Ferry vs HAProxy vs nginx")
+    p("")
+    p(f"Machine: {args.machine}. Versions: {args.versions}.")
+    p("")
+    p(f"Command: `{args.command}`")
+    p("")
+    p(f"Parameters: {args.params}.")
+    p("")
+    for t in missing:
+        p(f"**{NAMES.get(t, t)} was not measured in this run** (not available).")
+        p("")
+    p("Medians over the rounds:")
+    p("")
+    p("| target | req/s (c=50) | p50 ms | p99 ms | rate of the latency run (req/s) "
+      "| RSS idle (MiB) | RSS per 1,000 idle conns (KiB) | kept after they close (KiB) |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for t in targets:
+        idle = med(t, "rss_idle_kib")
+        p(f"| {NAMES.get(t, t)} | {fmt(med(t, 'rps'))} | {fmt(med(t, 'p50_ms'), 3)} "
+          f"| {fmt(med(t, 'p99_ms'), 3)} | {fmt(med(t, 'lat_rps'))} "
+          f"| {fmt(idle / 1024 if idle is not None else None, 1)} "
+          f"| {fmt(med(t, 'rss_per_1k_kib'))} | {fmt(med(t, 'kept_after_close_kib'))} |")
+    if "direct" in data:
+        p(f"| (origin alone, no proxy) | {fmt(med('direct', 'rps'))} | | | | | | |")
+    p("")
+
+    peers = [t for t in targets if t != "ferry"]
+    if "ferry" in targets and peers:
+        p("Ferry relative to each peer (medians; req/s: above 1 is better for Ferry; latency and "
+          "memory: below 1 is better for Ferry):")
+        p("")
+        p("| peer | req/s | p50 | p99 | RSS idle | RSS per idle conn |")
+        p("|---|---:|---:|---:|---:|---:|")
+        for t in peers:
+            cells = []
+            for metric in ("rps", "p50_ms", "p99_ms", "rss_idle_kib", "rss_per_1k_kib"):
+                a, b = med("ferry", metric), med(t, metric)
+                cells.append(f"{a / b:.2f}×" if a is not None and b else "–")
+            p(f"| {NAMES.get(t, t)} | " + " | ".join(cells) + " |")
+        p("")
+    elif "ferry" not in targets:
+        p("No ratios: Ferry was not measured in this run.")
+        p("")
+
+    p("<details><summary>Every round</summary>")
+    p("")
+    p("| target | round | req/s | p50 ms | p99 ms | latency-run req/s | RSS idle KiB "
+      "| RSS before idle conns KiB | per 1,000 conns KiB | after close KiB |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rounds = sorted({r for t in data for m in data[t] for r in data[t][m]})
+    for r in rounds:
+        for t in ["direct"] + targets:
+            d = data.get(t)
+            if not d or r not in d.get("rps", {}):
+                continue
+            g = lambda m, digits=0: fmt(d.get(m, {}).get(r), digits)  # noqa: E731
+            p(f"| {NAMES.get(t, t)} | {r} | {g('rps')} | {g('p50_ms', 3)} | {g('p99_ms', 3)} "
+              f"| {g('lat_rps')} | {g('rss_idle_kib')} | {g('rss_before_idle_kib')} "
+              f"| {g('rss_per_1k_kib')} | {g('rss_after_close_kib')} |")
+    p("")
+    p("</details>")
+    p("")
+    p("How it is measured (bench/proxy/run.sh; the configs sit next to it):")
+    p("")
+    p("- One nginx origin (1 worker, a 42-byte fixed body, keep-alive, logging off) serves every "
+      "target. Each target runs with one worker/thread, keep-alive to the origin, logging off, "
+      "and adds x-forwarded-for, x-forwarded-proto and x-request-id (kept if sent); the script "
+      "checks this through each target before measuring.")
+    p("- Targets are interleaved in every round (Ferry, HAProxy, nginx, ...), each started fresh. "
+      "All processes share the same cores as wrk and the origin, so only same-run ratios count.")
+    p("- **req/s**: wrk at a fixed connection count after a short warm-up.")
+    p("- **p50/p99**: wrk cannot hold a fixed rate (and its percentiles are not corrected for "
+      "coordinated omission). Instead each of a few connections pauses a fixed time between "
+      "requests (wrk's `delay()` hook), which keeps the load well below saturation; the rate "
+      "achieved is shown next to the latencies so they can be compared. The figure includes "
+      "the origin's time and the loopback hops, not the proxy's alone.")
+    p("- **RSS idle**: VmRSS from /proc one second after start (for nginx: master + worker).")
+    p("- **RSS per 1,000 idle conns**: after the load runs, a Python client opens the idle "
+      "connections, sends one request on each, reads the answer and holds them open; the VmRSS "
+      "growth divided by the connections held, times 1,000. **Kept after they close**: VmRSS "
+      "two seconds after the client closed them, minus VmRSS before they were opened "
+      "(0 = memory given back).")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# HTTP/1.1 reverse proxy benchmark: Ferry, HAProxy and nginx, one worker each, in front of the
+# same nginx origin, interleaved in one run (see shared/BENCHMARKING.md and README.md here).
+#
+#   bench/proxy/run.sh                          # full run: 5 rounds, 10 s per load
+#   ROUNDS=3 DURATION=5s bench/proxy/run.sh     # quicker
+#   TARGETS="haproxy nginx" bench/proxy/run.sh  # peers only
+#
+# Environment (defaults in brackets):
+#   FERRY_BIN [build/release/src/app/ferry]  TARGETS [ferry haproxy nginx]  ROUNDS [5]
+#   DURATION [10s] throughput run   CONNS [50]   THREADS [1] wrk threads   WARMUP [2s]
+#   LAT_CONNS [10] LAT_DELAY_MS [1] latency run: each connection waits LAT_DELAY_MS between
+#                                   requests, which holds the rate well below saturation
+#   IDLE_CONNS [1000] idle keep-alive connections for the memory figures
+#   RESULTS_DIR [bench/results]
+# Only 127.0.0.1 is used. Every process started here is stopped by PID on exit.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+FERRY_BIN=${FERRY_BIN:-$repo/build/release/src/app/ferry}
+TARGETS=${TARGETS:-ferry haproxy nginx}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-50}
+THREADS=${THREADS:-1}
+WARMUP=${WARMUP:-2s}
+LAT_CONNS=${LAT_CONNS:-10}
+LAT_DELAY_MS=${LAT_DELAY_MS:-1}
+IDLE_CONNS=${IDLE_CONNS:-1000}
+RESULTS_DIR=${RESULTS_DIR:-$repo/bench/results}
+
+say() { printf '%s\n' "$*" >&2; }
+loud() {
+  say ""
+  say "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+  say "!!! $*"
+  say "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+  say ""
+}
+die() { say "run.sh: $*"; exit 1; }
+
+for tool in wrk curl python3 nginx; do
+  command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps installs it)"
+done
+
+# haproxy.cfg (maxconn) and the nginx configs (worker_connections) have room for 4096.
+[ "$IDLE_CONNS" -le 3500 ] || die "IDLE_CONNS above 3500 needs maxconn/worker_connections raised"
+# Each target needs IDLE_CONNS client sockets plus its upstream ones, and so does the client.
+want_fds=$((IDLE_CONNS * 2 + 1024))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
+  ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" ||
+    die "cannot raise ulimit -n to $want_fds (hard limit $(ulimit -Hn))"
+fi
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((IDLE_CONNS + 64)) ] ||
+  die "ulimit -n is $(ulimit -n): too low for IDLE_CONNS=$IDLE_CONNS"
+
+work=$(mktemp -d /tmp/ferry-bench-proxy.XXXXXX)
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Stops one process we started (TERM, then KILL after 5 s) and forgets it.
+stop_pid() {
+  local pid=$1 keep=() p
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
+
+# VmRSS in KiB of a process and its children (nginx: master + worker).
+rss_kib() {
+  local total=0 pid
+  for pid in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    local kib
+    kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    total=$((total + ${kib:-0}))
+  done
+  echo "$total"
+}
+
+render() {  # render TEMPLATE OUT: fills in @ORIGIN_PORT@ @LISTEN_PORT@ @ADMIN_PORT@
+  sed -e "s/@ORIGIN_PORT@/$origin_port/g" -e "s/@LISTEN_PORT@/$listen_port/g" \
+      -e "s/@ADMIN_PORT@/${admin_port:-0}/g" "$1" >"$2"
+}
+
+wait_http() {  # wait_http URL: until it answers 200, at most 10 s
+  for _ in $(seq 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = 200 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# to_ms VALUE: wrk prints latencies as 812.00us, 1.23ms, 1.01s
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
+    else if (v ~ /m$/) { sub(/m$/, "", v); print v * 60000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 }
+    else print v }'
+}
+
+results=$work/results.tsv  # target round metric value
+: >"$results"
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }
+
+# wrk_run OUT ARGS...: runs wrk, keeps its output, fails loudly on errors in it.
+wrk_run() {
+  local out=$1; shift
+  wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+  if grep -qE 'Non-2xx|Socket errors' "$out"; then
+    say "warning: wrk reported errors:"; grep -E 'Non-2xx|Socket errors' "$out" >&2
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# The origin, up for the whole run.
+origin_port=$(free_port)
+listen_port=0
+mkdir -p "$work/origin/origin-tmp"
+render "$here/nginx-origin.conf" "$work/origin/nginx.conf"
+nginx -p "$work/origin/" -e "$work/origin/startup-error.log" -c "$work/origin/nginx.conf" \
+  -g 'daemon off;' &
+pids+=($!)
+wait_http "http://127.0.0.1:$origin_port/" || die "the nginx origin did not start"
+say "origin: nginx on 127.0.0.1:$origin_port"
+
+# Which targets can run.
+runnable=()
+for target in $TARGETS; do
+  case $target in
+    ferry)
+      if [ -x "$FERRY_BIN" ]; then runnable+=(ferry)
+      else loud "SKIPPING FERRY: no executable at FERRY_BIN=$FERRY_BIN — the table will have no Ferry row"; fi ;;
+    haproxy)
+      if command -v haproxy >/dev/null; then runnable+=(haproxy)
+      else loud "SKIPPING HAPROXY: haproxy is not installed"; fi ;;
+    nginx) runnable+=(nginx) ;;
+    *) die "unknown target '$target' (known: ferry haproxy nginx)" ;;
+  esac
+done
+[ ${#runnable[@]} -gt 0 ] || die "nothing to measure"
+
+target_pid=
+# start_target NAME: starts it on a fresh port; sets target_pid and listen_port.
+start_target() {
+  local name=$1 dir=$work/$1
+  listen_port=$(free_port)
+  admin_port=$(free_port)
+  rm -rf "$dir"; mkdir -p "$dir/proxy-tmp"
+  case $name in
+    ferry)
+      render "$here/ferry.yaml" "$dir/ferry.yaml"
+      "$FERRY_BIN" run -c "$dir/ferry.yaml" >"$dir/out.log" 2>&1 &
+      target_pid=$! ;;
+    haproxy)
+      render "$here/haproxy.cfg" "$dir/haproxy.cfg"
+      haproxy -db -f "$dir/haproxy.cfg" >"$dir/out.log" 2>&1 &
+      target_pid=$! ;;
+    nginx)
+      render "$here/nginx-proxy.conf" "$dir/nginx.conf"
+      nginx -p "$dir/" -e "$dir/startup-error.log" -c "$dir/nginx.conf" -g 'daemon off;' \
+        >"$dir/out.log" 2>&1 &
+      target_pid=$! ;;
+  esac
+  pids+=("$target_pid")
+  if ! wait_http "http://127.0.0.1:$listen_port/"; then
+    cat "$dir/out.log" >&2 || true
+    die "$name did not start or does not proxy to the origin"
+  fi
+  if [ "$name" = ferry ]; then
+    wait_http "http://127.0.0.1:$admin_port/ready" || die "ferry's admin /ready is not 200"
+  fi
+}
+
+# Checks once per target that it adds the same headers as the others.
+declare -A checked=()
+check_headers() {
+  local name=$1 seen
+  [ -n "${checked[$name]:-}" ] && return 0
+  checked[$name]=1
+  seen=$(curl -s "http://127.0.0.1:$listen_port/headers")
+  say "  $name adds: $seen"
+  [[ $seen == *"x-forwarded-for=127.0.0.1"* && $seen == *"x-forwarded-proto=http"* &&
+     $seen =~ x-request-id=[^[:space:]]+ ]] ||
+    say "  warning: $name does not add all of x-forwarded-for, x-forwarded-proto, x-request-id"
+  seen=$(curl -s -H 'X-Request-ID: keep-me' "http://127.0.0.1:$listen_port/headers")
+  [[ $seen == *"x-request-id=keep-me"* ]] ||
+    say "  warning: $name does not keep the client's x-request-id: $seen"
+}
+
+latency_script=$work/delay.lua
+printf 'function delay() return %d end\n' "$LAT_DELAY_MS" >"$latency_script"
+
+measure() {  # measure NAME ROUND
+  local name=$1 round=$2 out=$work/$1-r$2 url
+  start_target "$name"
+  url="http://127.0.0.1:$listen_port/"
+  check_headers "$name"
+  sleep 1
+  record "$name" "$round" rss_idle_kib "$(rss_kib "$target_pid")"
+
+  wrk_run "$out.warmup" -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$url"
+  wrk_run "$out.rps" -t"$THREADS" -c"$CONNS" -d"$DURATION" "$url"
+  record "$name" "$round" rps "$(awk '/^Requests\/sec:/ {print $2}' "$out.rps")"
+
+  wrk_run "$out.lat" -t"$THREADS" -c"$LAT_CONNS" -d"$DURATION" --latency -s "$latency_script" "$url"
+  record "$name" "$round" lat_rps "$(awk '/^Requests\/sec:/ {print $2}' "$out.lat")"
+  record "$name" "$round" p50_ms "$(to_ms "$(awk '$1 == "50%" {print $2}' "$out.lat")")"
+  record "$name" "$round" p99_ms "$(to_ms "$(awk '$1 == "99%" {print $2}' "$out.lat")")"
+
+  # Memory held by idle keep-alive client connections, and whether it is given back.
+  sleep 1
+  local before with after idle_pid line held failed
+  before=$(rss_kib "$target_pid")
+  python3 "$here/idle_conns.py" "$listen_port" "$IDLE_CONNS" >"$out.idle" 2>&1 &
+  idle_pid=$!
+  pids+=("$idle_pid")
+  for _ in $(seq 600); do
+    grep -q '^ready' "$out.idle" 2>/dev/null && break
+    kill -0 "$idle_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  line=$(grep '^ready' "$out.idle" || true)
+  [ -n "$line" ] || { cat "$out.idle" >&2; die "idle connections to $name failed"; }
+  read -r _ held failed <<<"$line"
+  [ "$failed" = 0 ] || say "  warning: $failed of $IDLE_CONNS idle connections to $name failed"
+  sleep 1
+  with=$(rss_kib "$target_pid")
+  stop_pid "$idle_pid"
+  sleep 2
+  after=$(rss_kib "$target_pid")
+  record "$name" "$round" rss_per_1k_kib "$(( (with - before) * 1000 / (held > 0 ? held : 1) ))"
+  record "$name" "$round" rss_before_idle_kib "$before"
+  record "$name" "$round" rss_after_close_kib "$after"
+  record "$name" "$round" kept_after_close_kib "$((after - before))"
+
+  stop_pid "$target_pid"
+  say "  $name round $round: $(awk '/^Requests\/sec:/ {print $2}' "$out.rps") req/s," \
+      "p50 $(awk '$1 == "50%" {print $2}' "$out.lat") p99 $(awk '$1 == "99%" {print $2}' "$out.lat")," \
+      "idle conns +$(( (with - before) )) KiB, after close $((after - before)) KiB"
+}
+
+direct_rps() {  # the origin alone, for scale
+  wrk_run "$work/direct-r$1" -t"$THREADS" -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$origin_port/"
+  record direct "$1" rps "$(awk '/^Requests\/sec:/ {print $2}' "$work/direct-r$1")"
+}
+
+say "targets: ${runnable[*]}; $ROUNDS rounds; wrk -t$THREADS -c$CONNS -d$DURATION;" \
+    "latency -c$LAT_CONNS with ${LAT_DELAY_MS}ms between requests; $IDLE_CONNS idle connections"
+for round in $(seq "$ROUNDS"); do
+  say "round $round/$ROUNDS"
+  direct_rps "$round"
+  for name in "${runnable[@]}"; do
+    measure "$name" "$round"
+  done
+done
+
+# ---------------------------------------------------------------------------------------------
+stamp=$(date +%Y-%m-%d-%H%M)
+mkdir -p "$RESULTS_DIR"
+report=$RESULTS_DIR/proxy-$stamp.md
+command_line="$(printf '%q ' env ROUNDS="$ROUNDS" DURATION="$DURATION" CONNS="$CONNS" \
+  THREADS="$THREADS" LAT_CONNS="$LAT_CONNS" LAT_DELAY_MS="$LAT_DELAY_MS" \
+  IDLE_CONNS="$IDLE_CONNS" TARGETS="$TARGETS")bench/proxy/run.sh"
+versions() {
+  { [ -x "$FERRY_BIN" ] && "$FERRY_BIN" version 2>&1 | head -1; } || true
+  { haproxy -v 2>/dev/null | head -1 | cut -d' ' -f1-3; } || true
+  nginx -v 2>&1 || true
+  { wrk -v 2>&1 | head -1 | cut -d' ' -f1-2; } || true
+}
+versions=$(versions | paste -sd ';' | sed 's/;/; /g')
+python3 "$here/report.py" "$results" \
+  --targets "${runnable[*]}" --requested "$TARGETS" --command "$command_line" \
+  --machine "$(nproc) cores, $(uname -sr), $(date -u '+%Y-%m-%d %H:%M UTC')" \
+  --versions "$versions" \
+  --params "wrk -t$THREADS -c$CONNS -d$DURATION; latency: wrk -t$THREADS -c$LAT_CONNS -d$DURATION --latency, ${LAT_DELAY_MS} ms pause per connection between requests; $IDLE_CONNS idle connections; $ROUNDS rounds" \
+  >"$report"
+cat "$report"
+if [[ " ${runnable[*]} " == *" ferry "* ]]; then
+  cp "$report" "$RESULTS_DIR/proxy-latest.md"
+  say "wrote $report and $RESULTS_DIR/proxy-latest.md"
+else
+  loud "Ferry was not measured: wrote $report only; proxy-latest.md is left as it was"
+fi
