@@ -98,6 +98,80 @@ struct AccessLog {
   std::string path = "stdout";  // "stdout" or a file path (appended)
 };
 
+// --- The message bus (the `bus:` block). Mirrors the engine's options without depending on it.
+
+struct BusBackoff {
+  Duration initial = seconds(1);           // wait before the 2nd attempt after a failed delivery
+  Duration max = std::chrono::minutes(5);  // longest wait; >= initial
+  double multiplier = 2.0;                 // wait growth per failure; >= 1, finite
+};
+
+// Push delivery: the bus POSTs each message (CloudEvents binary mode) to a service of this
+// config; a 2xx acks it, anything else or a timeout is a failed delivery (redelivery is the
+// only retry: no HTTP-level retries or hedges).
+struct BusPush {
+  std::string service;             // key into Config::services
+  std::string path = "/";          // request path on the service; starts with '/'
+  Duration timeout = seconds(10);  // per delivery attempt; > 0
+  std::uint32_t concurrency = 1;   // deliveries in flight at once (1..1024)
+};
+
+struct BusDelivery {
+  Duration lease = seconds(30);      // a delivery is redelivered unless settled within this; > 0
+  std::uint32_t max_deliveries = 5;  // then the message moves to the dead letters; 0 = never
+  BusBackoff backoff;
+};
+
+struct BusStorage {
+  std::uint64_t max_message_bytes = 1024 * 1024;  // larger publishes get 413; 1..64MiB
+  // on disk; 0 = no limit (then 507 on ENOSPC); when set, >= max_message_bytes
+  std::uint64_t max_bytes = 0;
+  Duration max_age = Duration::zero();  // 0 = keep until consumed
+};
+
+struct BusQueue {
+  std::string name;  // its key under `queues:`; [A-Za-z0-9][A-Za-z0-9._-]{0,127}
+  BusDelivery delivery;
+  BusStorage storage;
+  std::optional<BusPush> push;  // none: consumers pull
+};
+
+struct BusFilter {  // each set field must match; a trailing '*' makes it a prefix match
+  std::string type;
+  std::string source;
+  std::string subject;
+};
+
+struct BusSubscription {
+  std::string name;  // its key under the topic's `subscriptions:`; same rule as queue names
+  BusDelivery delivery;
+  BusFilter filter;
+  bool from_beginning = false;  // a new subscription starts at the first retained event
+  std::optional<BusPush> push;
+};
+
+struct BusTopic {
+  std::string name;  // its key under `topics:`; may equal a queue's name (separate namespaces)
+  BusStorage storage;
+  std::map<std::string, BusSubscription> subscriptions;
+};
+
+enum class BusDurability {
+  kBatch,     // group commit: a publish is acknowledged once its batch is fsynced
+  kInterval,  // fsync every sync_interval; acknowledged before (what NATS JetStream does)
+};
+
+struct Bus {
+  Address listen{"127.0.0.1", 8081};  // the bus API; a literal IP, not a listener's or admin's
+  std::string data_dir;               // required, not empty
+  BusDurability durability = BusDurability::kBatch;
+  Duration sync_interval = seconds(1);                // kInterval only; >= 1ms
+  Duration dedupe_window = std::chrono::minutes(10);  // a repeated message id within it is a dup
+  std::uint64_t segment_bytes = 64ull * 1024 * 1024;  // per log segment file; 64KiB..4GiB
+  std::map<std::string, BusQueue> queues;
+  std::map<std::string, BusTopic> topics;
+};
+
 struct Config {
   std::string source_path;  // file the config came from ("" when loaded from a string)
   int workers = 0;          // 0 = one per core
@@ -106,6 +180,7 @@ struct Config {
   AccessLog access_log;
   std::vector<Listener> listeners;
   std::map<std::string, Service> services;
+  std::optional<Bus> bus;  // no `bus:` block: no bus on this node
 };
 
 // Loads and validates. Every problem found is reported, one per line, as

@@ -166,9 +166,9 @@ TEST(ConfigErrors, UnknownKey) {
 }
 
 TEST(ConfigErrors, UnknownTopLevelKey) {
-  EXPECT_EQ(Errors("bus: {}\n"),
-            "t.yaml:1:1: unknown top-level key 'bus' (expected one of: workers, drain_time, "
-            "admin, access_log, services, listeners)");
+  EXPECT_EQ(Errors("tracing: {}\n"),
+            "t.yaml:1:1: unknown top-level key 'tracing' (expected one of: workers, drain_time, "
+            "admin, access_log, services, listeners, bus)");
 }
 
 TEST(ConfigErrors, WrongType) {
@@ -368,6 +368,22 @@ services:
     endpoints: [s.internal:80]
     lb: hash
     hash_on: {header: X-Id}
+bus:
+  listen: 127.0.0.1:0
+  data_dir: /tmp/bus
+  durability: interval
+  sync_interval: 250ms
+  queues:
+    jobs:
+      backoff: {multiplier: 1.5}
+      max_bytes: 10MiB
+      push: {service: s, concurrency: 2}
+  topics:
+    jobs:
+      max_age: 1h
+      subscriptions:
+        audit: {filter: {type: job.*}, from_beginning: true}
+        mail: {push: {service: s, path: /mail}}
 )");
   const std::string json = ToJson(*config);
   EXPECT_NE(json.find(R"("drain_time":"1500ms")"), std::string::npos) << json;
@@ -375,7 +391,27 @@ services:
   EXPECT_NE(json.find(R"("listen":"[::1]:8080")"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("name":"w#0")"), std::string::npos) << json;
   EXPECT_NE(json.find(R"("hash_on":{"header":"x-id"})"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("sync_interval":"250ms")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("multiplier":1.5E0)"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("multiplier":2})"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("filter":{"type":"job.*"})"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("push":{"service":"s","path":"/","timeout":"10s","concurrency":2})"),
+            std::string::npos)
+      << json;
   // JSON is YAML: the effective config loads back to the same effective config.
+  auto again = LoadString(json, "effective.json");
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(ToJson(**again), json);
+}
+
+TEST(ConfigToJson, BatchDurabilityHasNoSyncInterval) {
+  // sync_interval is an error next to durability: batch, so the output must not carry it.
+  auto config = Load("bus: {data_dir: /d}\n");
+  const std::string json = ToJson(*config);
+  EXPECT_NE(json.find(R"("bus":{"listen":"127.0.0.1:8081","data_dir":"/d","durability":"batch",)"
+                      R"("dedupe_window":"10m","segment_bytes":67108864,"queues":{},"topics":{}})"),
+            std::string::npos)
+      << json;
   auto again = LoadString(json, "effective.json");
   ASSERT_TRUE(again) << again.error().message();
   EXPECT_EQ(ToJson(**again), json);
@@ -409,6 +445,17 @@ TEST(ConfigFiles, EveryExampleLoads) {
     if (loaded) {
       EXPECT_EQ((*loaded)->source_path, file.string());
     }
+  }
+}
+
+TEST(ConfigFiles, EveryExampleRoundTripsThroughToJson) {
+  for (const auto& file : YamlFiles("/examples/configs")) {
+    auto loaded = LoadFile(file.string());
+    ASSERT_TRUE(loaded) << loaded.error().message();
+    const std::string json = ToJson(**loaded);
+    auto again = LoadString(json, file.filename().string() + ".json");
+    ASSERT_TRUE(again) << again.error().message();
+    EXPECT_EQ(ToJson(**again), json) << file;
   }
 }
 

@@ -1,6 +1,7 @@
 // ToJson: the effective config as JSON, for the admin API's `GET /config`. The
 // output uses the config file's own keys and units, so it loads back as an equal config.
 #include <boost/json.hpp>
+#include <cmath>
 
 #include "config/config.hpp"
 
@@ -80,6 +81,83 @@ json::object ServiceJson(const Service& service) {
   return out;
 }
 
+// Boost.JSON writes every double with an exponent ("2E0"): write whole multipliers as integers.
+json::value Number(double value) {
+  if (std::trunc(value) == value && std::abs(value) < 1e15) {
+    return static_cast<std::int64_t>(value);
+  }
+  return value;
+}
+
+json::object PushJson(const BusPush& push) {
+  return {{"service", push.service},
+          {"path", push.path},
+          {"timeout", Text(push.timeout)},
+          {"concurrency", push.concurrency}};
+}
+
+// A queue's and a subscription's delivery keys sit flat in their own map, as in the file.
+void AddDelivery(const BusDelivery& delivery, json::object& out) {
+  out["lease"] = Text(delivery.lease);
+  out["max_deliveries"] = delivery.max_deliveries;
+  out["backoff"] = json::object{{"initial", Text(delivery.backoff.initial)},
+                                {"max", Text(delivery.backoff.max)},
+                                {"multiplier", Number(delivery.backoff.multiplier)}};
+}
+
+void AddStorage(const BusStorage& storage, json::object& out) {
+  out["max_message_bytes"] = storage.max_message_bytes;
+  out["max_bytes"] = storage.max_bytes;
+  out["max_age"] = Text(storage.max_age);
+}
+
+json::object SubscriptionJson(const BusSubscription& subscription) {
+  json::object out;
+  AddDelivery(subscription.delivery, out);
+  // Empty filter fields match everything: they are left out, as they would be in the file.
+  json::object filter;
+  if (!subscription.filter.type.empty()) filter["type"] = subscription.filter.type;
+  if (!subscription.filter.source.empty()) filter["source"] = subscription.filter.source;
+  if (!subscription.filter.subject.empty()) filter["subject"] = subscription.filter.subject;
+  out["filter"] = std::move(filter);
+  out["from_beginning"] = subscription.from_beginning;
+  if (subscription.push) out["push"] = PushJson(*subscription.push);
+  return out;
+}
+
+json::object BusJson(const Bus& bus) {
+  json::object queues;
+  for (const auto& [name, queue] : bus.queues) {
+    json::object q;
+    AddDelivery(queue.delivery, q);
+    AddStorage(queue.storage, q);
+    if (queue.push) q["push"] = PushJson(*queue.push);
+    queues[name] = std::move(q);
+  }
+  json::object topics;
+  for (const auto& [name, topic] : bus.topics) {
+    json::object t;
+    AddStorage(topic.storage, t);
+    json::object subscriptions;
+    for (const auto& [sub_name, sub] : topic.subscriptions) {
+      subscriptions[sub_name] = SubscriptionJson(sub);
+    }
+    t["subscriptions"] = std::move(subscriptions);
+    topics[name] = std::move(t);
+  }
+  json::object out{
+      {"listen", bus.listen.ToString()},
+      {"data_dir", bus.data_dir},
+      {"durability", bus.durability == BusDurability::kInterval ? "interval" : "batch"}};
+  // sync_interval is an error with durability: batch, so it is only shown where it applies.
+  if (bus.durability == BusDurability::kInterval) out["sync_interval"] = Text(bus.sync_interval);
+  out["dedupe_window"] = Text(bus.dedupe_window);
+  out["segment_bytes"] = bus.segment_bytes;
+  out["queues"] = std::move(queues);
+  out["topics"] = std::move(topics);
+  return out;
+}
+
 }  // namespace
 
 std::string ToJson(const Config& config) {
@@ -101,6 +179,7 @@ std::string ToJson(const Config& config) {
                                                 {"path", config.access_log.path}}},
                     {"listeners", std::move(listeners)},
                     {"services", std::move(services)}};
+  if (config.bus) root["bus"] = BusJson(*config.bus);
   return json::serialize(root);
 }
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "config/address.hpp"
+#include "config/bus_loader.hpp"
 #include "config/config.hpp"
 #include "config/yaml_reader.hpp"
 
@@ -138,6 +139,8 @@ class Loader {
         for (const Field& item : *items) ReadListener(item);
       }
     }
+    // After the listeners, so that its listen address is checked against theirs.
+    if (auto bus = top.Take("bus")) ReadBusBlock(*bus);
     top.Finish();
   }
 
@@ -233,7 +236,7 @@ class Loader {
     if (auto service = Require(map, field, "service")) {
       if (auto name = ReadString(*service, d_)) {
         route.service = *name;
-        route_services_.push_back({*name, service->mark, service->path});
+        service_references_.push_back({*name, service->mark, service->path});
       }
     }
     if (auto rewrite = map.Take("rewrite_prefix")) {
@@ -439,11 +442,15 @@ class Loader {
     seen.push_back({name, mark});
   }
 
+  static std::string ListenKey(const Address& address) {
+    return CanonicalHost(address.host) + "|" + std::to_string(address.port);
+  }
+
   void CheckListenAddress(const Address& address, const Field& field, const std::string& owner) {
     if (address.port == 0) return;  // each port-0 listener gets its own port
-    const std::string key = CanonicalHost(address.host) + "|" + std::to_string(address.port);
+    const std::string key = ListenKey(address);
     const Address& admin = config_.admin.listen;
-    if (key == CanonicalHost(admin.host) + "|" + std::to_string(admin.port)) {
+    if (key == ListenKey(admin)) {
       Error(field, fmt::format("listen address {} is already used by the admin listener{}",
                                address.ToString(), admin_mark_ ? "" : " (its default)"));
       return;
@@ -459,8 +466,41 @@ class Loader {
     listen_addresses_.push_back({Seen{key, field.mark}, owner});
   }
 
+  void ReadBusBlock(const Field& field) {
+    internal::BusBlock block = internal::ReadBus(field, d_);
+    for (auto& ref : block.push_services) service_references_.push_back(std::move(ref));
+    if (block.listen_valid) CheckBusListenAddress(block.bus.listen, block.listen, field);
+    config_.bus = std::move(block.bus);
+  }
+
+  // The bus is read last, so a clash is reported on its side. listen is where bus.listen is
+  // written; none when the bus keeps its default address, reported on the `bus:` block.
+  void CheckBusListenAddress(const Address& address, const std::optional<Field>& listen,
+                             const Field& bus) {
+    if (address.port == 0) return;
+    const std::string key = ListenKey(address);
+    std::string user;
+    if (key == ListenKey(config_.admin.listen)) {
+      user = admin_mark_ ? "the admin listener" : "the admin listener (its default)";
+    } else {
+      auto it = std::find_if(listen_addresses_.begin(), listen_addresses_.end(),
+                             [&](const auto& s) { return s.first.name == key; });
+      if (it == listen_addresses_.end()) return;
+      user = fmt::format("listener '{}' (at {}:{})", it->second, it->first.mark.line + 1,
+                         it->first.mark.column + 1);
+    }
+    if (listen) {
+      Error(*listen,
+            fmt::format("listen address {} is already used by {}", address.ToString(), user));
+    } else {
+      Error(bus, fmt::format("the bus's default listen address {} is already used by {}; set "
+                             "bus.listen to another address",
+                             address.ToString(), user));
+    }
+  }
+
   void CheckReferences() {
-    for (const RouteService& ref : route_services_) {
+    for (const internal::ServiceReference& ref : service_references_) {
       if (config_.services.count(ref.name) != 0) continue;
       std::vector<std::string> names;
       for (const auto& [name, service] : config_.services) names.push_back(name);
@@ -472,19 +512,13 @@ class Loader {
     }
   }
 
-  struct RouteService {
-    std::string name;
-    YAML::Mark mark;
-    std::string path;
-  };
-
   Diagnostics& d_;
   Config config_;
   std::optional<YAML::Mark> admin_mark_;
   std::vector<Seen> listener_names_;
   std::vector<Seen> route_names_;
   std::vector<std::pair<Seen, std::string>> listen_addresses_;
-  std::vector<RouteService> route_services_;
+  std::vector<internal::ServiceReference> service_references_;  // routes' and pushes' services
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
 
 namespace ferry::config::internal {
 namespace {
@@ -230,6 +231,25 @@ std::optional<std::int64_t> ReadInt(const Field& field, std::int64_t min, std::i
     diags.Add(field.mark,
               Describe(field, fmt::format("must be an integer between {} and {}, got {}", min, max,
                                           field.node.Scalar())));
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<double> ReadNumber(const Field& field, double min, Diagnostics& diags) {
+  const ScalarKind kind = field.node.IsScalar() ? Classify(field.node) : ScalarKind::kNull;
+  if (kind != ScalarKind::kInt && kind != ScalarKind::kFloat) {
+    WrongType(field, "a number", diags);
+    return std::nullopt;
+  }
+  // from_chars refuses YAML's ".inf" and ".nan", which is what we want.
+  std::string_view s = field.node.Scalar();
+  if (s.front() == '+') s.remove_prefix(1);
+  double value = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || ptr != s.data() + s.size() || !std::isfinite(value) || value < min) {
+    diags.Add(field.mark, Describe(field, fmt::format("must be a number of at least {}, got {}",
+                                                      min, field.node.Scalar())));
     return std::nullopt;
   }
   return value;

@@ -86,6 +86,8 @@ std::optional<std::string> ReadString(const Field& field, Diagnostics& diags);
 std::optional<bool> ReadBool(const Field& field, Diagnostics& diags);
 std::optional<std::int64_t> ReadInt(const Field& field, std::int64_t min, std::int64_t max,
                                     Diagnostics& diags);
+// A finite number: an integer (`2`) or a decimal (`1.5`), at least min.
+std::optional<double> ReadNumber(const Field& field, double min, Diagnostics& diags);
 // Durations are strings with units ("250ms"); a bare 0 is allowed.
 std::optional<Duration> ReadDuration(const Field& field, Diagnostics& diags);
 // Sizes are integers (bytes) or strings with units ("64KiB"), at most max.

@@ -1,0 +1,322 @@
+// The schema of the `bus:` block: keys, types, defaults and the checks local to the block.
+// Cross-checks against the rest of the file are left to loader.cpp (see bus_loader.hpp).
+#include "config/bus_loader.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <limits>
+
+#include "config/address.hpp"
+
+namespace ferry::config::internal {
+namespace {
+
+constexpr std::uint64_t kMinSegmentBytes = 64ull * 1024;
+constexpr std::uint64_t kMaxSegmentBytes = 4ull * 1024 * 1024 * 1024;
+constexpr std::uint64_t kMaxMessageBytesLimit = 64ull * 1024 * 1024;
+constexpr std::uint64_t kMaxBytesLimit = 1024ull * 1024 * 1024 * 1024 * 1024;  // 1 PiB
+constexpr std::int64_t kMaxPushConcurrency = 1024;
+// The log's sync thread sleeps in whole milliseconds: a shorter interval would be 0, a busy loop.
+constexpr Duration kMinSyncInterval = std::chrono::milliseconds(1);
+
+// Queue, topic and subscription names become directory names under data_dir and metrics
+// labels: the engine accepts [A-Za-z0-9._-]{1,128}; a leading letter or digit also keeps out
+// "." and "..".
+bool IsBusName(std::string_view s) {
+  if (s.empty() || s.size() > 128 || !std::isalnum(static_cast<unsigned char>(s.front()))) {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+class BusReader {
+ public:
+  explicit BusReader(Diagnostics& diags) : d_(diags) {}
+
+  BusBlock Read(const Field& field) {
+    MapReader map(field, d_);
+    if (auto listen = map.Take("listen")) {
+      out_.listen = *listen;
+      out_.listen_valid = false;
+      if (auto text = ReadString(*listen, d_)) {
+        if (auto address = ParseAddress(*text, AddressUse::kListener)) {
+          out_.bus.listen = *address;
+          out_.listen_valid = true;
+        } else {
+          Error(*listen, address.error().message());
+        }
+      }
+    }
+    if (auto dir = Require(map, field, "data_dir")) {
+      auto text = ReadString(*dir, d_);
+      if (text && text->empty()) {
+        Error(*dir, "must not be empty");
+      } else if (text) {
+        out_.bus.data_dir = *text;
+      }
+    }
+    ReadDurability(map);
+    Assign(map, "dedupe_window", out_.bus.dedupe_window,
+           [&](const Field& f) { return ReadDuration(f, d_); });
+    Assign(map, "segment_bytes", out_.bus.segment_bytes,
+           [&](const Field& f) -> std::optional<std::uint64_t> {
+             auto value = ReadSize(f, kMaxSegmentBytes, d_);
+             if (value && *value < kMinSegmentBytes) {
+               Error(f, fmt::format("must be at least 64KiB, got {}", f.node.Scalar()));
+               return std::nullopt;
+             }
+             return value;
+           });
+    if (auto queues = map.Take("queues")) {
+      for (auto& [name, value] : Named(*queues, "queue")) {
+        BusQueue queue;
+        queue.name = name;
+        ReadQueue(value, queue);
+        out_.bus.queues.emplace(name, std::move(queue));
+      }
+    }
+    if (auto topics = map.Take("topics")) {
+      for (auto& [name, value] : Named(*topics, "topic")) {
+        BusTopic topic;
+        topic.name = name;
+        ReadTopic(value, topic);
+        out_.bus.topics.emplace(name, std::move(topic));
+      }
+    }
+    map.Finish();
+    return std::move(out_);
+  }
+
+ private:
+  void Error(const Field& field, std::string_view message) {
+    d_.Add(field.mark, Describe(field, message));
+  }
+
+  // Sets out from map[key] when present and valid; leaves the default otherwise.
+  template <typename T, typename Read>
+  void Assign(MapReader& map, std::string_view key, T& out, Read read) {
+    if (auto field = map.Take(key)) {
+      if (auto value = read(*field)) out = static_cast<T>(*value);
+    }
+  }
+
+  std::optional<Field> Require(MapReader& map, const Field& parent, std::string_view key) {
+    auto field = map.Take(key);
+    if (!field && map.ok()) Error(parent, fmt::format("missing required key '{}'", key));
+    return field;
+  }
+
+  std::optional<Duration> Positive(const Field& field) {
+    auto value = ReadDuration(field, d_);
+    if (value && *value <= Duration::zero()) {
+      Error(field, "must be greater than 0");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  // The entries of a map keyed by queue, topic or subscription names; invalid names reported.
+  std::vector<std::pair<std::string, Field>> Named(const Field& field, std::string_view what) {
+    std::vector<std::pair<std::string, Field>> out;
+    MapReader map(field, d_);
+    for (const auto& entry : map.TakeAll()) {
+      if (!IsBusName(entry.key)) {
+        d_.Add(entry.key_mark,
+               Describe(field, fmt::format("invalid {} name '{}': use 1 to 128 letters, digits, "
+                                           "'_', '.' and '-', starting with a letter or digit",
+                                           what, entry.key)));
+        continue;
+      }
+      out.emplace_back(entry.key, entry.value);
+    }
+    return out;
+  }
+
+  void ReadDurability(MapReader& map) {
+    // nullopt: durability is written but invalid, so whether sync_interval applies is unknown.
+    std::optional<BusDurability> durability = BusDurability::kBatch;
+    if (auto field = map.Take("durability")) {
+      durability.reset();
+      if (auto text = ReadString(*field, d_)) {
+        if (*text == "batch") {
+          durability = BusDurability::kBatch;
+        } else if (*text == "interval") {
+          durability = BusDurability::kInterval;
+        } else {
+          Error(*field,
+                fmt::format("unknown durability '{}' (expected one of: batch, interval)", *text));
+        }
+      }
+    }
+    if (durability) out_.bus.durability = *durability;
+    if (auto field = map.Take("sync_interval")) {
+      if (durability == BusDurability::kBatch) {
+        Error(*field, "sync_interval is only used with durability: interval");
+      } else if (auto value = ReadDuration(*field, d_)) {
+        if (*value < kMinSyncInterval) {
+          Error(*field, fmt::format("must be at least 1ms, got {}", field->node.Scalar()));
+        } else {
+          out_.bus.sync_interval = *value;
+        }
+      }
+    }
+  }
+
+  void ReadQueue(const Field& field, BusQueue& queue) {
+    MapReader map(field, d_);
+    ReadDelivery(map, queue.delivery);
+    ReadStorage(map, queue.storage);
+    if (auto push = map.Take("push")) queue.push = ReadPush(*push);
+    map.Finish();
+  }
+
+  void ReadTopic(const Field& field, BusTopic& topic) {
+    MapReader map(field, d_);
+    ReadStorage(map, topic.storage);
+    if (auto subscriptions = map.Take("subscriptions")) {
+      for (auto& [name, value] : Named(*subscriptions, "subscription")) {
+        BusSubscription subscription;
+        subscription.name = name;
+        ReadSubscription(value, subscription);
+        topic.subscriptions.emplace(name, std::move(subscription));
+      }
+    }
+    map.Finish();
+  }
+
+  void ReadSubscription(const Field& field, BusSubscription& subscription) {
+    MapReader map(field, d_);
+    ReadDelivery(map, subscription.delivery);
+    if (auto filter = map.Take("filter")) ReadFilter(*filter, subscription.filter);
+    Assign(map, "from_beginning", subscription.from_beginning,
+           [&](const Field& f) { return ReadBool(f, d_); });
+    if (auto push = map.Take("push")) subscription.push = ReadPush(*push);
+    map.Finish();
+  }
+
+  // The delivery keys sit flat in a queue's or subscription's map.
+  void ReadDelivery(MapReader& map, BusDelivery& delivery) {
+    Assign(map, "lease", delivery.lease, [&](const Field& f) { return Positive(f); });
+    Assign(map, "max_deliveries", delivery.max_deliveries, [&](const Field& f) {
+      return ReadInt(f, 0, std::numeric_limits<std::uint32_t>::max(), d_);
+    });
+    if (auto backoff = map.Take("backoff")) ReadBackoff(*backoff, delivery.backoff);
+  }
+
+  void ReadBackoff(const Field& field, BusBackoff& backoff) {
+    MapReader map(field, d_);
+    auto initial = map.Take("initial");
+    auto max = map.Take("max");
+    bool initial_ok = true;
+    bool max_ok = true;
+    if (initial) {
+      auto value = Positive(*initial);
+      if (value) backoff.initial = *value;
+      initial_ok = value.has_value();
+    }
+    if (max) {
+      auto value = ReadDuration(*max, d_);
+      if (value) backoff.max = *value;
+      max_ok = value.has_value();
+    }
+    if (initial_ok && max_ok && backoff.max < backoff.initial) {
+      const std::string message =
+          fmt::format("max ({}{}) must be at least initial ({}{})", FormatDuration(backoff.max),
+                      max ? "" : ", the default", FormatDuration(backoff.initial),
+                      initial ? "" : ", the default");
+      Error(max ? *max : *initial, message);
+    }
+    Assign(map, "multiplier", backoff.multiplier,
+           [&](const Field& f) { return ReadNumber(f, 1.0, d_); });
+    map.Finish();
+  }
+
+  // The storage keys sit flat in a queue's or topic's map.
+  void ReadStorage(MapReader& map, BusStorage& storage) {
+    auto message_bytes = map.Take("max_message_bytes");
+    bool message_bytes_ok = true;
+    if (message_bytes) {
+      auto value = ReadSize(*message_bytes, kMaxMessageBytesLimit, d_);
+      if (value && *value == 0) {
+        Error(*message_bytes, "must be greater than 0");
+      } else if (value) {
+        storage.max_message_bytes = *value;
+      }
+      message_bytes_ok = value && *value != 0;
+    }
+    auto max_bytes = map.Take("max_bytes");
+    if (max_bytes) {
+      if (auto value = ReadSize(*max_bytes, kMaxBytesLimit, d_)) {
+        storage.max_bytes = *value;
+        if (message_bytes_ok && *value != 0 && *value < storage.max_message_bytes) {
+          Error(*max_bytes, fmt::format("{} bytes cannot hold one message of max_message_bytes "
+                                        "({} bytes{}); use 0 for no limit",
+                                        *value, storage.max_message_bytes,
+                                        message_bytes ? "" : ", the default"));
+        }
+      }
+    }
+    Assign(map, "max_age", storage.max_age, [&](const Field& f) { return ReadDuration(f, d_); });
+  }
+
+  std::optional<BusPush> ReadPush(const Field& field) {
+    MapReader map(field, d_);
+    BusPush push;
+    bool ok = map.ok();
+    if (auto service = Require(map, field, "service")) {
+      if (auto name = ReadString(*service, d_)) {
+        push.service = *name;
+        out_.push_services.push_back({*name, service->mark, service->path});
+      } else {
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (auto path = map.Take("path")) {
+      auto text = ReadString(*path, d_);
+      if (text && (text->empty() || text->front() != '/')) {
+        Error(*path, fmt::format("must start with '/', got '{}'", *text));
+      } else if (text) {
+        push.path = *text;
+      }
+    }
+    Assign(map, "timeout", push.timeout, [&](const Field& f) { return Positive(f); });
+    Assign(map, "concurrency", push.concurrency,
+           [&](const Field& f) { return ReadInt(f, 1, kMaxPushConcurrency, d_); });
+    map.Finish();
+    if (!ok) return std::nullopt;
+    return push;
+  }
+
+  void ReadFilter(const Field& field, BusFilter& filter) {
+    MapReader map(field, d_);
+    auto pattern = [&](const Field& f) -> std::optional<std::string> {
+      auto text = ReadString(f, d_);
+      if (text && text->find('*') < text->size() - 1) {
+        Error(f, fmt::format("'*' is only allowed as the last character (a prefix match), got "
+                             "'{}'",
+                             *text));
+        return std::nullopt;
+      }
+      return text;
+    };
+    Assign(map, "type", filter.type, pattern);
+    Assign(map, "source", filter.source, pattern);
+    Assign(map, "subject", filter.subject, pattern);
+    map.Finish();
+  }
+
+  Diagnostics& d_;
+  BusBlock out_;
+};
+
+}  // namespace
+
+BusBlock ReadBus(const Field& field, Diagnostics& diags) { return BusReader(diags).Read(field); }
+
+}  // namespace ferry::config::internal
