@@ -243,7 +243,8 @@ bool Connection::ReadLine(std::string& line, std::size_t limit) {
     }
     line.append(base + begin_, Buffered());
     begin_ = end_;
-    if (line.size() > limit || !Fill()) return false;
+    // +1: the line's CR may have arrived in this read and its LF not yet.
+    if (line.size() > limit + 1 || !Fill()) return false;
   }
 }
 

@@ -1,11 +1,11 @@
 // ferry: the command line. Exit codes: 0 ok, 1 bad config or runtime failure, 2 bad usage.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <string>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "app/node.hpp"
 #include "config/config.hpp"

@@ -1,20 +1,20 @@
 #include "app/node.hpp"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/signal_set.hpp>
+#include <boost/json.hpp>
 #include <map>
 #include <memory>
 #include <thread>
 #include <vector>
 
-#include <boost/asio/signal_set.hpp>
-#include <boost/json.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-
 #include "admin/admin_server.hpp"
+#include "bus/api/bus_service.hpp"
 #include "config/config.hpp"
 #include "observability/access_log.hpp"
 #include "observability/metrics_registry.hpp"
@@ -54,7 +54,8 @@ class Node {
         worker_count_(config_->workers > 0
                           ? config_->workers
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
-        registry_(static_cast<std::size_t>(worker_count_)),
+        // Slots: one per worker, one for the bus thread, then the main thread's.
+        registry_(static_cast<std::size_t>(worker_count_) + 1),
         metrics_(registry_),
         signals_(io_, SIGHUP, SIGTERM, SIGINT),
         watch_timer_(io_),
@@ -83,6 +84,19 @@ class Node {
       spdlog::error("{}", r.error().message());
       return 1;
     }
+    if (config_->bus) {
+      auto bus =
+          bus::BusService::Create(*config_, registry_, static_cast<std::size_t>(worker_count_));
+      if (!bus) {
+        spdlog::error("bus: {}", bus.error().message());
+        return 1;
+      }
+      bus_ = std::move(*bus);
+      if (auto r = bus_->Start(); !r) {
+        spdlog::error("bus: {}", r.error().message());
+        return 1;
+      }
+    }
     admin_ = std::make_unique<admin::AdminServer>(io_, AdminRoutes());
     if (auto r = admin_->Start(config_->admin.listen); !r) {
       spdlog::error("admin: {}", r.error().message());
@@ -100,6 +114,14 @@ class Node {
     io_.run();
     for (auto& w : workers_) w->Stop();
     for (auto& w : workers_) w->Join();
+    if (bus_) bus_->Stop();  // closes (and syncs) the bus logs
+    if (open_connections_ > 0) {
+      // A session did not finish even after its sockets were cancelled. Destroying the workers
+      // would destroy its coroutine frame under it; leave without tearing down instead.
+      spdlog::error("{} connection(s) did not close; exiting without teardown", open_connections_);
+      spdlog::shutdown();
+      std::_Exit(exit_code_);
+    }
     states_.clear();  // flushes access logs
     workers_.clear();
     spdlog::info("ferry stopped");
@@ -150,16 +172,16 @@ class Node {
     }
     // All new sockets are open: commit. Stop the listeners that are gone or moved.
     for (auto it = listeners_.begin(); it != listeners_.end();) {
-      const bool keep = std::any_of(next.listeners.begin(), next.listeners.end(),
-                                    [&](const config::Listener& l) {
-                                      return l.name == it->first && !opened.count(l.name);
-                                    });
+      const bool keep = std::any_of(
+          next.listeners.begin(), next.listeners.end(),
+          [&](const config::Listener& l) { return l.name == it->first && !opened.count(l.name); });
       if (keep) {
         ++it;
         continue;
       }
       for (int i = 0; i < worker_count_; ++i) {
-        workers_[i]->Post([state = states_[i].get(), name = it->first] { state->StopListener(name); });
+        workers_[i]->Post(
+            [state = states_[i].get(), name = it->first] { state->StopListener(name); });
       }
       it = listeners_.erase(it);
     }
@@ -187,6 +209,11 @@ class Node {
     if (c.workers != config_->workers) {
       spdlog::warn("reload: 'workers' changes only on restart");
     }
+    if (c.bus.has_value() != config_->bus.has_value() ||
+        (c.bus && config::ToJson(c) != config::ToJson(*config_) &&
+         c.bus->listen.ToString() != config_->bus->listen.ToString())) {
+      spdlog::warn("reload: changes to the bus: block apply only on restart");
+    }
     if (c.admin.listen.ToString() != config_->admin.listen.ToString()) {
       spdlog::warn("reload: 'admin.listen' changes only on restart");
     }
@@ -211,11 +238,11 @@ class Node {
     const bool new_sink = sink != access_log_;
     access_log_ = sink;
     for (int i = 0; i < worker_count_; ++i) {
-      workers_[i]->Post([state = states_[i].get(), snap = snapshot_, filters = filters_, sink,
-                         new_sink] {
-        if (new_sink) state->SetAccessLog(sink);
-        state->ApplySnapshot(snap, filters);
-      });
+      workers_[i]->Post(
+          [state = states_[i].get(), snap = snapshot_, filters = filters_, sink, new_sink] {
+            if (new_sink) state->SetAccessLog(sink);
+            state->ApplySnapshot(snap, filters);
+          });
     }
     metrics_.reloads.Add(registry_.main_slot());
     spdlog::info("config reloaded ({}): generation {}", why, generation_);
@@ -283,7 +310,6 @@ class Node {
     watch_timer_.cancel();
     resolve_timer_.cancel();
     drain_deadline_ = Clock::now() + config_->drain_time;
-    remaining_.store(worker_count_);
     for (int i = 0; i < worker_count_; ++i) {
       workers_[i]->Post([state = states_[i].get()] { state->StartDrain(); });
     }
@@ -308,11 +334,18 @@ class Node {
   void AfterCount(const std::vector<std::size_t>& counts) {
     std::size_t open = 0;
     for (std::size_t c : counts) open += c;
-    if (open == 0 || Clock::now() >= drain_deadline_) {
-      if (open > 0) spdlog::warn("drain time over: closing {} connection(s)", open);
+    open_connections_ = open;
+    const auto now = Clock::now();
+    if (open > 0 && now >= drain_deadline_ && !closing_) {
+      // Drain time is over: end what is left. Sessions then finish on their own threads, so
+      // nothing is torn down under a suspended coroutine.
+      spdlog::warn("drain time over: closing {} connection(s)", open);
+      closing_ = true;
       for (int i = 0; i < worker_count_; ++i) {
         workers_[i]->Post([state = states_[i].get()] { state->CloseAll(); });
       }
+    }
+    if (open == 0 || now >= drain_deadline_ + std::chrono::seconds(2)) {
       admin_->Stop();
       io_.stop();
       return;
@@ -325,7 +358,9 @@ class Node {
 
   std::map<std::string, admin::AdminHandler> AdminRoutes() {
     std::map<std::string, admin::AdminHandler> routes;
-    routes["/live"] = [] { return admin::AdminResponse{200, "application/json", "{\"live\":true}\n"}; };
+    routes["/live"] = [] {
+      return admin::AdminResponse{200, "application/json", "{\"live\":true}\n"};
+    };
     routes["/ready"] = [this] {
       const bool ready = ready_.load();
       return admin::AdminResponse{ready ? 200 : 503, "application/json",
@@ -349,6 +384,7 @@ class Node {
         listeners[name] = fmt::format("{}:{}", ol.bound.address().to_string(), ol.bound.port());
       }
       doc["listeners"] = std::move(listeners);
+      if (bus_) doc["bus"] = bus_->listen_address();
       boost::json::object services;
       for (const auto& [name, plan] : snapshot_->services) {
         boost::json::array eps;
@@ -380,9 +416,11 @@ class Node {
   std::vector<std::unique_ptr<proxy::WorkerState>> states_;
   std::map<std::string, OpenListener> listeners_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<bus::BusService> bus_;
   std::atomic<bool> ready_{false};
-  std::atomic<int> remaining_{0};
   bool draining_ = false;
+  bool closing_ = false;              // drain time over: connections are being cut
+  std::size_t open_connections_ = 0;  // at the last count
   Clock::time_point drain_deadline_{};
   FileStamp file_stamp_;
   std::uint64_t generation_ = 0;

@@ -162,12 +162,18 @@ class ExchangeRunner {
         co_return co_await SendAnswer();
       }
       conn_ = std::move(*conn);
+      s_.handle_->upstream = &conn_->socket;  // so a final shutdown can cancel it
       upstream_deadline_.emplace(w_.io(), conn_->socket);
       if (upstream_start_ == Clock::time_point()) {
         upstream_start_ = Clock::now();
         upstream_deadline_->Arm(route_->timeout);
       } else {
-        upstream_deadline_->Arm(route_->timeout - (Clock::now() - upstream_start_));
+        // The retry gets what is left of the route's budget (at least a moment, so that an
+        // exhausted budget still ends as a timeout rather than disarming the deadline).
+        if (route_->timeout.count() > 0) {
+          const Duration left = route_->timeout - (Clock::now() - upstream_start_);
+          upstream_deadline_->Arm(std::max<Duration>(left, std::chrono::milliseconds(1)));
+        }
       }
       const SendResult sent = co_await SendRequest();
       if (sent == SendResult::kSent) {
@@ -310,7 +316,15 @@ class ExchangeRunner {
 
   // Maps what went wrong before the response started to the client's answer.
   Task<bool> UpstreamFailed() {
+    const bool upstream_timed_out = upstream_deadline_ && upstream_deadline_->expired();
+    const bool client_timed_out = s_.deadline_.expired();
     DropConnection();
+    if (client_timed_out) {
+      // The request body did not arrive within request_timeout: a short grace to say so.
+      s_.deadline_.Arm(std::chrono::seconds(1));
+      Answer(408, reply::kRequestTimeout, "request not received within request_timeout");
+      co_return co_await SendAnswer();
+    }
     if (client_gone_) co_return false;
     if (body_too_large_) {
       Answer(413, reply::kBodyTooLarge,
@@ -321,11 +335,7 @@ class ExchangeRunner {
       Answer(400, reply::kBadRequest, bad_request_body_);
       co_return co_await SendAnswer();
     }
-    if (s_.deadline_.expired()) {
-      Answer(408, reply::kRequestTimeout, "request body not received in time");
-      co_return co_await SendAnswer();
-    }
-    if (upstream_deadline_ && upstream_deadline_->expired()) {
+    if (upstream_timed_out) {
       service_series_->timeouts->Add(w_.slot());
       Answer(504, reply::kUpstreamTimeout,
              fmt::format("upstream {} did not answer within {}", route_->service,
@@ -421,9 +431,11 @@ class ExchangeRunner {
   }
 
   void ReleaseConnection() {
+    s_.handle_->upstream = nullptr;
     if (conn_) endpoint_->pool.Release(std::move(conn_));
   }
   void DropConnection() {
+    s_.handle_->upstream = nullptr;
     upstream_deadline_.reset();
     if (conn_) endpoint_->pool.Discard(std::move(conn_));
   }
@@ -497,9 +509,9 @@ class ExchangeRunner {
   bool body_too_large_ = false;
 };
 
-Task<bool> Session::Exchange(std::shared_ptr<const Snapshot> snapshot,
+Task<bool> Session::Exchange(const std::shared_ptr<const Snapshot>& snapshot,
                              const ListenerPlan& listener) {
-  ExchangeRunner runner(*this, std::move(snapshot), listener);
+  ExchangeRunner runner(*this, snapshot, listener);
   co_return co_await runner.Run();
 }
 

@@ -28,8 +28,6 @@ Session::Session(WorkerState& worker, std::string listener, tcp::socket socket)
   }
   socket_.set_option(tcp::no_delay(true), ec);
   handle_ = worker_.Register(socket_);
-  const auto& s = worker_.snapshot();
-  (void)s;
 }
 
 Session::~Session() { worker_.Unregister(handle_); }
@@ -39,20 +37,25 @@ Task<void> Session::Run() {
   metrics->downstream_total.Add(worker_.slot());
   metrics->downstream_active.Add(worker_.slot(), 1);
   for (;;) {
-    std::shared_ptr<const Snapshot> snapshot = worker_.snapshot();
-    auto listener = snapshot->listeners.find(listener_);
-    if (listener == snapshot->listeners.end()) break;  // removed by a reload
-    const config::Limits& limits = listener->second.config->limits;
     if (in_.empty()) {
-      // Idle: no buffer held, only a readiness wait.
+      // Idle: no buffer, no parsed headers and no config snapshot held, only a readiness wait.
       in_.Release();
+      if (served_ > 0) parser_.Reset();
       handle_->idle = true;
       if (worker_.draining()) break;
-      deadline_.Arm(served_ == 0 ? limits.header_read_timeout : limits.idle_timeout);
+      const config::Limits* idle_limits = CurrentLimits();
+      if (idle_limits == nullptr) break;  // the listener was removed by a reload
+      deadline_.Arm(served_ == 0 ? idle_limits->header_read_timeout : idle_limits->idle_timeout);
       auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, kNoThrow);
       handle_->idle = false;
       if (ec) break;
     }
+    // The snapshot is taken when a request starts, so a reload applies from the next request
+    // on every connection, and the exchange keeps the one it started with.
+    std::shared_ptr<const Snapshot> snapshot = worker_.snapshot();
+    auto listener = snapshot->listeners.find(listener_);
+    if (listener == snapshot->listeners.end()) break;  // removed by a reload
+    const config::Limits& limits = listener->second.config->limits;
     deadline_.Arm(limits.header_read_timeout);
     const HeadResult head = co_await ReadHead(limits);
     if (head != HeadResult::kReady) break;
@@ -66,6 +69,28 @@ Task<void> Session::Run() {
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   socket_.close(ignored);
   metrics->downstream_active.Add(worker_.slot(), -1);
+}
+
+// RFC 9112 rules llhttp leaves to its caller: an HTTP/1.1 request has exactly one Host (3.2),
+// and Transfer-Encoding in an HTTP/1.0 request is faulty framing (6.1). Two Hosts would let
+// Ferry's host matching and the upstream disagree about where a request goes.
+const char* Session::CheckFraming(const http::RequestHead& request) {
+  int hosts = 0;
+  request.headers.ForEach([&](const http::Headers::Field& f) {
+    if (http::EqualsIgnoreCase(f.name, "host")) ++hosts;
+  });
+  if (hosts > 1) return "more than one Host header";
+  if (hosts == 0 && request.version_minor >= 1) return "missing Host header (required in HTTP/1.1)";
+  if (request.version_minor == 0 && request.headers.Has("transfer-encoding")) {
+    return "Transfer-Encoding in an HTTP/1.0 request";
+  }
+  return nullptr;
+}
+
+const config::Limits* Session::CurrentLimits() const {
+  const auto& snapshot = worker_.snapshot();
+  auto it = snapshot->listeners.find(listener_);
+  return it == snapshot->listeners.end() ? nullptr : &it->second.config->limits;
 }
 
 Task<Session::HeadResult> Session::ReadHead(const config::Limits& limits) {
@@ -125,6 +150,11 @@ Task<Session::HeadResult> Session::ReadHead(const config::Limits& limits) {
     co_return HeadResult::kReplied;
   }
   in_.Consume(*consumed);
+  if (const char* why = CheckFraming(parser_.request())) {
+    PrepareReply(400, reply::kBadRequest, why, worker_.NewRequestId());
+    co_await SendReply(true);
+    co_return HeadResult::kReplied;
+  }
   co_return HeadResult::kReady;
 }
 

@@ -26,10 +26,15 @@ class Session {
 
  private:
   enum class HeadResult { kReady, kClosed, kReplied };
+  // nullptr if the head's framing is sound, else why not (the request gets 400).
+  static const char* CheckFraming(const http::RequestHead& request);
+  // The limits of this session's listener in the worker's current snapshot; null if removed.
+  const config::Limits* CurrentLimits() const;
   // Reads until a whole request head is buffered and parsed, or answers the error.
   Task<HeadResult> ReadHead(const config::Limits& limits);
   // Serves one parsed request; returns true if the connection may serve another.
-  Task<bool> Exchange(std::shared_ptr<const Snapshot> snapshot, const ListenerPlan& listener);
+  Task<bool> Exchange(const std::shared_ptr<const Snapshot>& snapshot,
+                      const ListenerPlan& listener);
   // A local reply is prepared by a plain call, then sent: GCC 12 miscompiles temporaries with
   // destructors inside co_await expressions, so none are built there.
   void PrepareReply(int status, std::string_view code, std::string message, std::string request_id);

@@ -1,6 +1,9 @@
 #include "proxy/worker_state.hpp"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "proxy/session.hpp"
 
@@ -165,6 +168,7 @@ void WorkerState::CloseAll() {
     error_code ignored;
     c.socket->shutdown(tcp::socket::shutdown_both, ignored);
     c.socket->cancel(ignored);
+    if (c.upstream != nullptr) c.upstream->cancel(ignored);
   }
 }
 
@@ -179,6 +183,14 @@ void WorkerState::StartMaintenance() {
 
 void WorkerState::Maintain() {
   if (access_log_) access_log_->Flush();
+  // After a burst of connections has closed, hand the freed memory back to the OS: glibc keeps
+  // freed heap in its arenas otherwise, and RSS would stay at the burst's peak.
+  connections_peak_ = std::max(connections_peak_, connections_.size());
+  if (connections_peak_ >= connections_.size() + 256 &&
+      connections_.size() < connections_peak_ / 2) {
+    ::malloc_trim(0);
+    connections_peak_ = connections_.size();
+  }
   const auto now = std::chrono::steady_clock::now();
   for (auto& [name, state] : services_) {
     std::int64_t open = 0;

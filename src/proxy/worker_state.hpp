@@ -56,7 +56,8 @@ class WorkerState {
   // Graceful shutdown: stop accepting, close idle keep-alive connections now, and close the
   // others after their current exchange.
   void StartDrain();
-  // Closes every client connection now (the drain time is over).
+  // Ends every connection now (the drain time is over): client and upstream sockets are
+  // cancelled, so each session finishes promptly on this thread.
   void CloseAll();
   std::size_t connection_count() const { return connections_.size(); }
 
@@ -64,6 +65,7 @@ class WorkerState {
   struct ClientConnection {
     tcp::socket* socket;
     bool idle;
+    tcp::socket* upstream = nullptr;  // the upstream connection of the exchange in progress
   };
   using ConnectionHandle = std::list<ClientConnection>::iterator;
   ConnectionHandle Register(tcp::socket& socket);
@@ -97,6 +99,7 @@ class WorkerState {
   std::unique_ptr<observability::AccessLogWriter> access_log_;
   upstream::Xoshiro256 random_;
   asio::steady_timer maintenance_timer_;
+  std::size_t connections_peak_ = 0;  // since memory was last handed back to the OS
   bool draining_ = false;
 };
 

@@ -1,0 +1,564 @@
+// The routes of the bus API (see docs/bus.md). Every handler answers JSON; errors have the shape
+// {"error": {"code", "status", "message"}} and change nothing.
+#include <fmt/format.h>
+
+#include <boost/json.hpp>
+
+#include "bus/api/bus_service_impl.hpp"
+#include "bus/api/cloudevents.hpp"
+#include "core/units.hpp"
+
+namespace ferry::bus {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+ApiResponse Json(int status, const boost::json::value& v) {
+  return {status, boost::json::serialize(v) + "\n"};
+}
+
+ApiResponse ErrorReply(int status, std::string_view code, std::string_view message) {
+  boost::json::object e;
+  e["code"] = code;
+  e["status"] = status;
+  e["message"] = message;
+  boost::json::object o;
+  o["error"] = std::move(e);
+  return Json(status, o);
+}
+
+// Maps a broker error to the API's answer.
+ApiResponse FromError(const Error& error) {
+  switch (error.code()) {
+    case ErrorCode::kNotFound:
+      return ErrorReply(404, "not_found", error.message());
+    case ErrorCode::kInvalidArgument:
+      return ErrorReply(400, "bad_request", error.message());
+    case ErrorCode::kResourceExhausted:
+      if (IsNoSpace(error)) return ErrorReply(507, "insufficient_storage", error.message());
+      return ErrorReply(413, "too_large", error.message());
+    case ErrorCode::kFailedPrecondition:
+      return ErrorReply(409, "conflict", error.message());
+    default:
+      return ErrorReply(500, "internal", error.message());
+  }
+}
+
+std::vector<std::string_view> SplitPath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    const std::size_t slash = path.find('/');
+    parts.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash);
+  }
+  return parts;
+}
+
+// The value of ?name= in a query string ("" if absent); no percent-decoding is needed for the
+// numbers and durations the API takes.
+std::string QueryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const std::size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    const std::size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return "";
+}
+
+Result<boost::json::object> ParseObject(const std::string& body) {
+  if (body.empty()) return boost::json::object();
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(body, ec);
+  if (ec || !v.is_object()) {
+    return Fail(ErrorCode::kInvalidArgument, "the body must be a JSON object");
+  }
+  return std::move(v.as_object());
+}
+
+Result<std::vector<std::string>> StringList(const boost::json::object& o, std::string_view key,
+                                            bool required) {
+  std::vector<std::string> out;
+  auto it = o.find(key);
+  if (it == o.end()) {
+    if (required) return Fail(ErrorCode::kInvalidArgument, fmt::format("missing '{}'", key));
+    return out;
+  }
+  if (!it->value().is_array()) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("'{}' must be an array of strings", key));
+  }
+  for (const auto& v : it->value().as_array()) {
+    if (!v.is_string()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  fmt::format("'{}' must be an array of strings", key));
+    }
+    out.emplace_back(v.as_string());
+  }
+  if (required && out.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("'{}' must not be empty", key));
+  }
+  return out;
+}
+
+Result<std::optional<Duration>> DurationField(const boost::json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end()) return std::optional<Duration>();
+  if (!it->value().is_string()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("'{}' must be a duration like \"5s\"", key));
+  }
+  auto d = ParseDuration(it->value().as_string());
+  if (!d) return tl::unexpected(d.error());
+  return std::optional<Duration>(*d);
+}
+
+const char* OutcomeName(SettleOutcome o) {
+  switch (o) {
+    case SettleOutcome::kOk:
+      return "ok";
+    case SettleOutcome::kStale:
+      return "stale";
+    case SettleOutcome::kInvalid:
+      return "invalid";
+  }
+  return "invalid";
+}
+
+// Turns a broker completion callback into something a coroutine can co_await. `start` is the
+// caller's named value (no temporaries with destructors inside co_await: GCC 12 bug).
+template <typename T>
+using StartFn = std::function<void(std::function<void(T)>)>;
+
+template <typename T>
+Task<T> AwaitCallback(const StartFn<T>& start) {
+  const StartFn<T>* start_ptr = &start;
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(
+      [start_ptr](auto handler) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        (*start_ptr)([shared](T value) { (*shared)(std::move(value)); });
+      },
+      asio::use_awaitable);
+}
+
+}  // namespace
+
+Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request,
+                                         const std::string& body) {
+  const auto parts = SplitPath(request.path());
+  const std::string& m = request.method;
+  const std::size_t n = parts.size();
+  if (n < 2 || parts[0] != "v1" || (parts[1] != "queues" && parts[1] != "topics")) {
+    co_return ErrorReply(404, "not_found", fmt::format("no bus endpoint {}", request.path()));
+  }
+  const bool queues = parts[1] == "queues";
+  if (n == 2 && m == "GET") {
+    boost::json::array names;
+    for (const auto& name : queues ? broker_->Queues() : broker_->Topics())
+      names.push_back(boost::json::string(name));
+    boost::json::object o;
+    o[queues ? "queues" : "topics"] = std::move(names);
+    co_return Json(200, o);
+  }
+  if (n < 3)
+    co_return ErrorReply(404, "not_found", "no bus endpoint " + std::string(request.path()));
+  const std::string name(parts[2]);
+
+  // The inbox (queue or subscription) a consumer path names, and the rest of the path.
+  std::optional<Inbox> inbox;
+  std::size_t rest = 3;
+  if (queues) {
+    inbox = Inbox::Queue(name);
+  } else if (n >= 5 && parts[3] == "subscriptions") {
+    inbox = Inbox::Subscription(name, std::string(parts[4]));
+    rest = 5;
+  }
+
+  if (queues && n == 3 && m == "GET") co_return QueueStatsJson(name);
+  if (!queues && n == 3 && m == "GET") co_return TopicStatsJson(name);
+  if ((queues && n == 4 && parts[3] == "messages" && m == "POST") ||
+      (!queues && n == 4 && parts[3] == "events" && m == "POST")) {
+    const Destination to = queues ? Destination::Queue(name) : Destination::Topic(name);
+    co_return co_await Publish(to, request, body);
+  }
+  if (!queues && n == 4 && parts[3] == "subscriptions" && m == "GET") {
+    auto subs = broker_->Subscriptions(name);
+    if (!subs) co_return FromError(subs.error());
+    boost::json::array names;
+    for (const auto& s : *subs) names.push_back(boost::json::string(s));
+    boost::json::object o;
+    o["subscriptions"] = std::move(names);
+    co_return Json(200, o);
+  }
+  if (!queues && n == 5 && parts[3] == "subscriptions") {
+    if (m == "PUT") co_return PutSubscription(name, std::string(parts[4]), body);
+    if (m == "GET") co_return TopicStatsJson(name);
+  }
+  if (inbox) {
+    const std::size_t tail = n - rest;
+    const std::string_view verb = tail >= 1 ? parts[rest] : std::string_view();
+    if (tail == 1 && verb == "messages" && m == "GET") co_return co_await Receive(*inbox, request);
+    if (tail == 1 && (verb == "ack" || verb == "nack" || verb == "extend") && m == "POST") {
+      const std::string verb_name(verb);
+      co_return co_await Settle(*inbox, verb_name, body);
+    }
+    if (tail == 1 && verb == "dead-letters" && m == "GET") co_return ListDead(*inbox, request);
+    if (tail == 2 && verb == "dead-letters" && parts[rest + 1] == "replay" && m == "POST") {
+      co_return co_await ReplayDead(*inbox, body);
+    }
+    if (!inbox->is_queue() && tail == 1 && verb == "replay" && m == "POST") {
+      co_return ReplaySubscription(inbox->topic, inbox->name, body);
+    }
+  }
+  co_return ErrorReply(404, "not_found",
+                       fmt::format("no bus endpoint {} {}", request.method, request.path()));
+}
+
+Task<ApiResponse> BusServiceImpl::Publish(const Destination& to, const http::RequestHead& request,
+                                          const std::string& body) {
+  const auto start = Clock::now();
+  const std::string label = (to.kind == Destination::Kind::kQueue ? "queue/" : "topic/") + to.name;
+  auto events = ParsePublish(request.headers, body);
+  if (!events) {
+    metrics_.published->Get(label, "rejected").Add(slot_);
+    co_return FromError(events.error());
+  }
+  // ?delay=5s or ?deliver_at=RFC3339 delay every event of the request.
+  const std::string delay = QueryParam(request.query(), "delay");
+  const std::string deliver_at = QueryParam(request.query(), "deliver_at");
+  std::optional<BusTime> at;
+  if (!delay.empty()) {
+    auto d = ParseDuration(delay);
+    if (!d) co_return ErrorReply(400, "bad_request", d.error().message());
+    at = std::chrono::system_clock::now() + std::chrono::duration_cast<BusDuration>(*d);
+  } else if (!deliver_at.empty()) {
+    auto t = ParseRfc3339(deliver_at);
+    if (!t) co_return ErrorReply(400, "bad_request", t.error().message());
+    at = *t;
+  }
+  boost::json::array results;
+  for (Message& message : *events) {
+    if (at) message.deliver_at = at;
+    const StartFn<Result<PublishResult>> start =
+        [this, &to, &message](std::function<void(Result<PublishResult>)> done) {
+          broker_->Publish(to, std::move(message), std::move(done));
+        };
+    auto result = co_await AwaitCallback(start);
+    if (!result) {
+      metrics_.published->Get(label, "rejected").Add(slot_);
+      // Earlier events of a batch are stored; say so alongside the error.
+      if (!results.empty()) {
+        boost::json::object o;
+        o["results"] = std::move(results);
+        o["error"] = result.error().message();
+        co_return Json(FromError(result.error()).status, o);
+      }
+      co_return FromError(result.error());
+    }
+    metrics_.published->Get(label, result->duplicate ? "duplicate" : "stored").Add(slot_);
+    boost::json::object r;
+    r["id"] = result->id;
+    r["sequence"] = result->sequence;
+    r["duplicate"] = result->duplicate;
+    results.push_back(std::move(r));
+  }
+  metrics_.publish_latency->Get(label).Observe(
+      slot_, std::chrono::duration<double>(Clock::now() - start).count());
+  ArmTick();
+  if (results.size() == 1) co_return Json(201, results[0]);
+  boost::json::object o;
+  o["results"] = std::move(results);
+  co_return Json(201, o);
+}
+
+Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::RequestHead& request) {
+  std::size_t max = 1;
+  if (auto v = QueryParam(request.query(), "max"); !v.empty()) {
+    char* end = nullptr;
+    const long parsed = std::strtol(v.c_str(), &end, 10);
+    if (*end != '\0' || parsed < 1 || parsed > 1000) {
+      co_return ErrorReply(400, "bad_request", "max must be an integer from 1 to 1000");
+    }
+    max = static_cast<std::size_t>(parsed);
+  }
+  Duration wait = Duration::zero();
+  if (auto v = QueryParam(request.query(), "wait"); !v.empty()) {
+    auto d = ParseDuration(v);
+    if (!d || *d > std::chrono::seconds(60)) {
+      co_return ErrorReply(400, "bad_request", "wait must be a duration of at most 60s, like 20s");
+    }
+    wait = *d;
+  }
+  const auto deadline = Clock::now() + wait;
+  const std::string key = inbox.ToString();
+  for (;;) {
+    auto got = broker_->Receive(inbox, max);
+    if (!got) co_return FromError(got.error());
+    ArmTick();
+    if (!got->empty()) {
+      boost::json::array messages;
+      const auto now = std::chrono::system_clock::now();
+      for (const Delivery& d : *got) {
+        metrics_.deliveries->Get(key, "pull").Add(slot_);
+        if (d.attempt == 1) {
+          metrics_.end_to_end->Get(key).Observe(
+              slot_, std::chrono::duration<double>(now - d.message.published_at).count());
+        }
+        messages.push_back(DeliveryToJson(d));
+      }
+      boost::json::object o;
+      o["messages"] = std::move(messages);
+      co_return Json(200, o);
+    }
+    if (Clock::now() >= deadline) co_return ApiResponse{204, ""};
+    if (!co_await WaitReady(key, deadline)) co_return ApiResponse{204, ""};
+  }
+}
+
+Task<ApiResponse> BusServiceImpl::Settle(const Inbox& inbox, const std::string& verb,
+                                         const std::string& body) {
+  auto o = ParseObject(body);
+  if (!o) co_return FromError(o.error());
+  auto receipts = StringList(*o, "receipts", true);
+  if (!receipts) co_return FromError(receipts.error());
+  Result<std::vector<SettleOutcome>> outcomes = std::vector<SettleOutcome>();
+  if (verb == "extend") {
+    auto lease = DurationField(*o, "lease");
+    if (!lease) co_return FromError(lease.error());
+    if (!*lease)
+      co_return ErrorReply(400, "bad_request", "missing 'lease' (the new lease, like \"30s\")");
+    outcomes = broker_->Extend(inbox, *receipts, std::chrono::duration_cast<BusDuration>(**lease));
+  } else {
+    std::optional<BusDuration> delay;
+    if (verb == "nack") {
+      auto d = DurationField(*o, "delay");
+      if (!d) co_return FromError(d.error());
+      if (*d) delay = std::chrono::duration_cast<BusDuration>(**d);
+    }
+    const bool ack = verb == "ack";
+    std::vector<std::string>& list = *receipts;
+    const StartFn<Result<std::vector<SettleOutcome>>> start =
+        [this, ack, &inbox, &delay,
+         &list](std::function<void(Result<std::vector<SettleOutcome>>)> done) {
+          if (ack) {
+            broker_->Ack(inbox, std::move(list), std::move(done));
+          } else {
+            broker_->Nack(inbox, std::move(list), delay, std::move(done));
+          }
+        };
+    outcomes = co_await AwaitCallback(start);
+  }
+  ArmTick();
+  if (!outcomes) co_return FromError(outcomes.error());
+  // One outcome per receipt. Any invalid receipt makes it a 400, else any stale one a 409;
+  // each receipt's own result is in the body either way (the others were applied).
+  boost::json::array results;
+  int status = 200;
+  for (SettleOutcome outcome : *outcomes) {
+    results.push_back(boost::json::string(OutcomeName(outcome)));
+    if (outcome == SettleOutcome::kInvalid) status = 400;
+    if (outcome == SettleOutcome::kStale && status == 200) status = 409;
+  }
+  boost::json::object out;
+  out["results"] = std::move(results);
+  if (status != 200) {
+    boost::json::object e;
+    e["code"] = status == 400 ? "invalid_receipt" : "stale_receipt";
+    e["status"] = status;
+    e["message"] = status == 400 ? "a receipt is malformed or names no delivery of this inbox"
+                                 : "a receipt names an earlier delivery; it was not applied";
+    out["error"] = std::move(e);
+  }
+  co_return Json(status, out);
+}
+
+ApiResponse BusServiceImpl::ListDead(const Inbox& inbox, const http::RequestHead& request) {
+  std::size_t max = 100;
+  std::uint64_t after = 0;
+  if (auto v = QueryParam(request.query(), "max"); !v.empty())
+    max = std::strtoul(v.c_str(), nullptr, 10);
+  if (auto v = QueryParam(request.query(), "after"); !v.empty())
+    after = std::strtoull(v.c_str(), nullptr, 10);
+  if (max == 0 || max > 1000) return ErrorReply(400, "bad_request", "max must be from 1 to 1000");
+  auto dead = broker_->DeadLetters(inbox, max, after);
+  if (!dead) return FromError(dead.error());
+  boost::json::array list;
+  for (const DeadLetter& d : *dead) list.push_back(DeadLetterToJson(d));
+  boost::json::object o;
+  o["dead_letters"] = std::move(list);
+  return Json(200, o);
+}
+
+Task<ApiResponse> BusServiceImpl::ReplayDead(const Inbox& inbox, const std::string& body) {
+  auto o = ParseObject(body);
+  if (!o) co_return FromError(o.error());
+  auto ids = StringList(*o, "ids", false);
+  if (!ids) co_return FromError(ids.error());
+  std::vector<std::string>& list = *ids;
+  const StartFn<Result<std::size_t>> start =
+      [this, &inbox, &list](std::function<void(Result<std::size_t>)> done) {
+        broker_->ReplayDeadLetters(inbox, std::move(list), std::move(done));
+      };
+  auto replayed = co_await AwaitCallback(start);
+  ArmTick();
+  if (!replayed) co_return FromError(replayed.error());
+  boost::json::object out;
+  out["replayed"] = *replayed;
+  co_return Json(200, out);
+}
+
+namespace {
+
+boost::json::object InboxJson(const InboxStats& s) {
+  boost::json::object o;
+  o["depth"] = s.ready + s.backlog;
+  o["ready"] = s.ready;
+  o["backlog"] = s.backlog;
+  o["in_flight"] = s.in_flight;
+  o["delayed"] = s.delayed;
+  o["blocked"] = s.blocked;
+  o["dead_letters"] = s.dead_letters;
+  boost::json::object c;
+  c["published"] = s.published;
+  c["delivered"] = s.delivered;
+  c["redelivered"] = s.redelivered;
+  c["acked"] = s.acked;
+  c["nacked"] = s.nacked;
+  c["lease_expired"] = s.lease_expired;
+  c["dead_lettered"] = s.dead_lettered;
+  c["replayed"] = s.replayed;
+  c["duplicates"] = s.duplicates;
+  o["counts"] = std::move(c);
+  return o;
+}
+
+boost::json::object LogJson(const LogDurabilityStats& s) {
+  boost::json::object o;
+  o["appends"] = s.appends;
+  o["fsync_batches"] = s.sync_rounds;
+  o["fsync_records"] = s.synced_records;
+  o["bytes"] = s.bytes;
+  o["segments"] = s.segments;
+  o["sync_errors"] = s.sync_errors;
+  o["no_space_errors"] = s.no_space_errors;
+  return o;
+}
+
+}  // namespace
+
+ApiResponse BusServiceImpl::QueueStatsJson(const std::string& queue) {
+  auto s = broker_->GetQueueStats(queue);
+  if (!s) return FromError(s.error());
+  boost::json::object o = InboxJson(s->inbox);
+  o["name"] = queue;
+  o["messages_log"] = LogJson(s->messages);
+  o["state_log"] = LogJson(s->state);
+  return Json(200, o);
+}
+
+ApiResponse BusServiceImpl::TopicStatsJson(const std::string& topic) {
+  auto s = broker_->GetTopicStats(topic);
+  if (!s) return FromError(s.error());
+  boost::json::object o;
+  o["name"] = topic;
+  o["published"] = s->published;
+  o["duplicates"] = s->duplicates;
+  o["messages_log"] = LogJson(s->messages);
+  boost::json::object subs;
+  for (const auto& sub : s->subscriptions) {
+    boost::json::object so = InboxJson(sub.inbox);
+    so["state_log"] = LogJson(sub.state);
+    subs[sub.name] = std::move(so);
+  }
+  o["subscriptions"] = std::move(subs);
+  return Json(200, o);
+}
+
+ApiResponse BusServiceImpl::PutSubscription(const std::string& topic, const std::string& name,
+                                            const std::string& body) {
+  auto o = ParseObject(body);
+  if (!o) return FromError(o.error());
+  SubscriptionOptions options;
+  for (const auto& [key, value] : *o) {
+    if (key == "filter") {
+      if (!value.is_object()) return ErrorReply(400, "bad_request", "'filter' must be an object");
+      for (const auto& [fk, fv] : value.as_object()) {
+        if (!fv.is_string()) return ErrorReply(400, "bad_request", "filter values must be strings");
+        std::string v(fv.as_string());
+        if (fk == "type")
+          options.filter.type = v;
+        else if (fk == "source")
+          options.filter.source = v;
+        else if (fk == "subject")
+          options.filter.subject = v;
+        else
+          return ErrorReply(400, "bad_request",
+                            fmt::format("unknown filter key '{}'", std::string_view(fk)));
+      }
+    } else if (key == "lease" || key == "max_deliveries" || key == "from_beginning") {
+      if (key == "from_beginning") {
+        if (!value.is_bool())
+          return ErrorReply(400, "bad_request", "'from_beginning' must be a boolean");
+        options.from_beginning = value.as_bool();
+      } else if (key == "max_deliveries") {
+        if (!value.is_int64() || value.as_int64() < 0) {
+          return ErrorReply(400, "bad_request", "'max_deliveries' must be a non-negative integer");
+        }
+        options.delivery.max_deliveries = static_cast<std::uint32_t>(value.as_int64());
+      } else {
+        auto d =
+            value.is_string()
+                ? ParseDuration(value.as_string())
+                : Result<Duration>(Fail(ErrorCode::kInvalidArgument, "'lease' must be a duration"));
+        if (!d || d->count() <= 0)
+          return ErrorReply(400, "bad_request", "'lease' must be a positive duration");
+        options.delivery.lease = std::chrono::duration_cast<BusDuration>(*d);
+      }
+    } else {
+      return ErrorReply(400, "bad_request", fmt::format("unknown key '{}'", std::string_view(key)));
+    }
+  }
+  if (auto r = broker_->CreateSubscription(topic, name, options); !r) return FromError(r.error());
+  WatchInbox(Inbox::Subscription(topic, name));
+  boost::json::object out;
+  out["topic"] = topic;
+  out["subscription"] = name;
+  return Json(200, out);
+}
+
+ApiResponse BusServiceImpl::ReplaySubscription(const std::string& topic, const std::string& name,
+                                               const std::string& body) {
+  auto o = ParseObject(body);
+  if (!o) return FromError(o.error());
+  Result<void> r = Ok();
+  if (auto it = o->find("from_sequence"); it != o->end()) {
+    if (!it->value().is_int64() || it->value().as_int64() < 0) {
+      return ErrorReply(400, "bad_request", "'from_sequence' must be a non-negative integer");
+    }
+    r = broker_->ReplaySubscription(topic, name,
+                                    static_cast<std::uint64_t>(it->value().as_int64()));
+  } else if (auto t = o->find("from_time"); t != o->end()) {
+    if (!t->value().is_string())
+      return ErrorReply(400, "bad_request", "'from_time' must be an RFC 3339 string");
+    auto time = ParseRfc3339(t->value().as_string());
+    if (!time) return FromError(time.error());
+    r = broker_->ReplaySubscriptionFrom(topic, name, *time);
+  } else {
+    return ErrorReply(400, "bad_request", "give 'from_sequence' or 'from_time'");
+  }
+  if (!r) return FromError(r.error());
+  NotifyInbox(topic + "/" + name);
+  boost::json::object out;
+  out["replayed"] = true;
+  return Json(200, out);
+}
+
+}  // namespace ferry::bus

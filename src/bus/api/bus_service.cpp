@@ -1,0 +1,401 @@
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+#include <future>
+
+#include "bus/api/bus_service_impl.hpp"
+#include "bus/engine/embedded_broker.hpp"
+#include "http/head_scanner.hpp"
+#include "http/parser.hpp"
+#include "runtime/deadline.hpp"
+#include "runtime/listener.hpp"
+
+namespace ferry::bus {
+namespace {
+
+constexpr std::size_t kMaxRequestBody = 64ull * 1024 * 1024;  // a batch of large events at most
+
+BusDuration ToBus(Duration d) { return std::chrono::duration_cast<BusDuration>(d); }
+
+DeliveryOptions ToDelivery(const config::BusDelivery& d) {
+  DeliveryOptions o;
+  o.lease = ToBus(d.lease);
+  o.max_deliveries = d.max_deliveries;
+  o.backoff.initial = ToBus(d.backoff.initial);
+  o.backoff.max = ToBus(d.backoff.max);
+  o.backoff.multiplier = d.backoff.multiplier;
+  return o;
+}
+
+StorageOptions ToStorage(const config::BusStorage& s) {
+  StorageOptions o;
+  o.max_message_bytes = static_cast<std::uint32_t>(s.max_message_bytes);
+  o.max_bytes = s.max_bytes;
+  o.retention.max_age = std::chrono::duration_cast<std::chrono::microseconds>(s.max_age);
+  return o;
+}
+
+template <typename T>
+T& Must(Result<T*> r) {
+  if (!r) {
+    spdlog::critical("bus metrics registration: {}", r.error().message());
+    std::abort();
+  }
+  return **r;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BusService>> BusService::Create(const config::Config& config,
+                                                       observability::MetricsRegistry& metrics,
+                                                       std::size_t metrics_slot) {
+  if (!config.bus) return Fail(ErrorCode::kInvalidArgument, "no bus: block in the config");
+  return std::unique_ptr<BusService>(new BusServiceImpl(config, metrics, metrics_slot));
+}
+
+BusServiceImpl::BusServiceImpl(const config::Config& config,
+                               observability::MetricsRegistry& registry, std::size_t slot)
+    : config_(std::make_shared<const config::Config>(config)),
+      bus_(*config_->bus),
+      registry_(registry),
+      slot_(slot),
+      tick_timer_(io_),
+      maintenance_timer_(io_) {
+  auto& r = registry_;
+  metrics_.published = &Must(r.AddCounter("ferry_bus_published_total",
+                                          "Publishes answered, by destination and result "
+                                          "(stored, duplicate, rejected).",
+                                          {"destination", "result"}));
+  metrics_.publish_latency = &Must(
+      r.AddHistogram("ferry_bus_publish_duration_seconds",
+                     "Time from a publish request to its acknowledgement (durable in batch mode).",
+                     {"destination"}));
+  metrics_.deliveries =
+      &Must(r.AddCounter("ferry_bus_deliveries_total",
+                         "Deliveries made, by inbox and mode (pull, push).", {"inbox", "mode"}));
+  metrics_.end_to_end = &Must(r.AddHistogram(
+      "ferry_bus_end_to_end_seconds", "Time from publish to the first delivery.", {"inbox"}));
+  metrics_.depth = &Must(r.AddGauge("ferry_bus_depth", "Messages ready for delivery.", {"inbox"}));
+  metrics_.in_flight =
+      &Must(r.AddGauge("ferry_bus_in_flight", "Deliveries leased and not yet settled.", {"inbox"}));
+  metrics_.dead_letters =
+      &Must(r.AddGauge("ferry_bus_dead_letters", "Messages in the dead letters.", {"inbox"}));
+  metrics_.redeliveries = &Must(
+      r.AddGauge("ferry_bus_redeliveries", "Redeliveries (attempt > 1) since start.", {"inbox"}));
+  metrics_.fsync_rounds = &Must(r.AddGauge("ferry_bus_fsync_batches",
+                                           "fsync rounds (group commits) since start; records "
+                                           "per batch = ferry_bus_fsync_records / this.",
+                                           {"log"}));
+  metrics_.fsync_records = &Must(r.AddGauge(
+      "ferry_bus_fsync_records", "Records made durable by fsync rounds since start.", {"log"}));
+  metrics_.push_results = &Must(r.AddCounter("ferry_bus_push_total",
+                                             "Push deliveries by result (acked, failed, timeout).",
+                                             {"inbox", "result"}));
+}
+
+BusServiceImpl::~BusServiceImpl() { Stop(); }
+
+Result<void> BusServiceImpl::OpenBroker() {
+  BrokerOptions options;
+  options.data_dir = bus_.data_dir;
+  options.durability =
+      bus_.durability == config::BusDurability::kBatch ? Durability::kBatch : Durability::kInterval;
+  options.sync_interval = std::chrono::duration_cast<std::chrono::milliseconds>(bus_.sync_interval);
+  options.dedupe_window = ToBus(bus_.dedupe_window);
+  options.segment_bytes = bus_.segment_bytes;
+  options.post = [this](std::function<void()> task) { asio::post(io_, std::move(task)); };
+  auto broker = EmbeddedBroker::Open(std::move(options));
+  if (!broker) return tl::unexpected(broker.error());
+  broker_ = std::move(*broker);
+  return Declare();
+}
+
+Result<void> BusServiceImpl::Declare() {
+  for (const auto& [name, q] : bus_.queues) {
+    QueueOptions o;
+    o.delivery = ToDelivery(q.delivery);
+    o.storage = ToStorage(q.storage);
+    if (auto r = broker_->CreateQueue(name, o); !r) return r;
+    WatchInbox(Inbox::Queue(name));
+    if (q.push) StartPush(Inbox::Queue(name), *q.push);
+  }
+  for (const auto& [name, t] : bus_.topics) {
+    TopicOptions o;
+    o.storage = ToStorage(t.storage);
+    if (auto r = broker_->CreateTopic(name, o); !r) return r;
+    for (const auto& [sub_name, s] : t.subscriptions) {
+      SubscriptionOptions so;
+      so.delivery = ToDelivery(s.delivery);
+      so.filter = {s.filter.type, s.filter.source, s.filter.subject};
+      so.from_beginning = s.from_beginning;
+      if (auto r = broker_->CreateSubscription(name, sub_name, so); !r) return r;
+      WatchInbox(Inbox::Subscription(name, sub_name));
+      if (s.push) StartPush(Inbox::Subscription(name, sub_name), *s.push);
+    }
+    // Subscriptions made through the API persist in the data directory: watch them too.
+    if (auto subs = broker_->Subscriptions(name)) {
+      for (const std::string& sub_name : *subs) {
+        if (!t.subscriptions.count(sub_name)) WatchInbox(Inbox::Subscription(name, sub_name));
+      }
+    }
+  }
+  return Ok();
+}
+
+Result<void> BusServiceImpl::Start() {
+  auto acceptor = runtime::OpenListener(io_, bus_.listen, /*reuse_port=*/false, 1024);
+  if (!acceptor) return tl::unexpected(acceptor.error());
+  acceptor_ = std::make_unique<tcp::acceptor>(std::move(*acceptor));
+  error_code ec;
+  const tcp::endpoint ep = acceptor_->local_endpoint(ec);
+  listen_address_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+      io_.get_executor());
+  // The broker is created and used only on the bus thread.
+  std::promise<Result<void>> opened;
+  auto opened_future = opened.get_future();
+  thread_ = std::thread([this, &opened] {
+    pthread_setname_np(pthread_self(), "ferry-bus");
+    auto r = OpenBroker();
+    const bool ok = r.has_value();
+    opened.set_value(std::move(r));
+    if (!ok) return;
+    asio::co_spawn(io_, AcceptLoop(), asio::detached);
+    ArmTick();
+    ArmMaintenance();
+    io_.run();
+  });
+  auto result = opened_future.get();
+  if (!result) {
+    thread_.join();
+    return result;
+  }
+  spdlog::info("bus API on {} (data in {}, durability {})", listen_address_, bus_.data_dir,
+               bus_.durability == config::BusDurability::kBatch ? "batch" : "interval");
+  return Ok();
+}
+
+void BusServiceImpl::Stop() {
+  if (!thread_.joinable()) return;
+  asio::post(io_, [this] {
+    stopping_ = true;
+    error_code ignored;
+    if (acceptor_) acceptor_->close(ignored);
+    tick_timer_.cancel();
+    maintenance_timer_.cancel();
+    for (auto& [inbox, timers] : waiters_) {
+      for (asio::steady_timer* t : timers) t->cancel();
+    }
+  });
+  // Give answers in flight a moment, then end the loop and close the logs on this thread.
+  asio::post(io_, [this] {
+    asio::steady_timer* last = new asio::steady_timer(io_, std::chrono::milliseconds(200));
+    last->async_wait([this, last](const error_code&) {
+      delete last;
+      broker_.reset();  // syncs and closes the logs
+      io_.stop();
+    });
+  });
+  work_.reset();
+  thread_.join();
+}
+
+Task<void> BusServiceImpl::AcceptLoop() {
+  while (acceptor_->is_open()) {
+    auto [ec, socket] = co_await acceptor_->async_accept(kNoThrow);
+    if (ec) {
+      if (!acceptor_->is_open() || ec == asio::error::operation_aborted) break;
+      continue;
+    }
+    error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    asio::co_spawn(io_, Serve(std::move(socket)), asio::detached);
+  }
+}
+
+namespace {
+
+std::string ErrorJson(int status, std::string_view code, std::string_view message) {
+  boost::json::object e;
+  e["code"] = code;
+  e["status"] = status;
+  e["message"] = message;
+  boost::json::object o;
+  o["error"] = std::move(e);
+  return boost::json::serialize(o) + "\n";
+}
+
+}  // namespace
+
+Task<void> BusServiceImpl::Serve(tcp::socket socket) {
+  runtime::Deadline<tcp::socket> deadline(io_, socket);
+  std::string in;
+  http::Parser parser(http::Parser::Kind::kRequest);
+  char buf[16 * 1024];
+  for (;;) {
+    // A long-poll may hold the request open for its wait; the read deadline covers the rest.
+    deadline.Arm(std::chrono::seconds(60));
+    http::HeadScanner scanner({64 * 1024, 100});
+    http::HeadScanner::State state;
+    while ((state = scanner.Scan(in)) == http::HeadScanner::State::kIncomplete) {
+      auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), kNoThrow);
+      if (ec) co_return;
+      in.append(buf, n);
+    }
+    std::string reply;
+    bool keep = false;
+    if (state != http::HeadScanner::State::kComplete) {
+      const int status = state == http::HeadScanner::State::kMalformed ? 400 : 431;
+      const std::string body =
+          ErrorJson(status, status == 400 ? "bad_request" : "headers_too_large",
+                    status == 400 ? scanner.error() : "request head too large");
+      reply = fmt::format(
+          "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: "
+          "{}\r\nconnection: close\r\n\r\n{}",
+          status, http::ReasonPhrase(status), body.size(), body);
+    } else {
+      parser.Reset();
+      auto consumed = parser.Feed(std::string_view(in).substr(0, scanner.head_size()));
+      std::string body;
+      bool ok = consumed.has_value();
+      std::string error = ok ? "" : consumed.error().message();
+      if (ok) in.erase(0, *consumed);
+      while (ok && !parser.message_done()) {
+        if (!in.empty()) {
+          auto n = parser.Feed(in);
+          if (!n) {
+            ok = false;
+            error = n.error().message();
+            break;
+          }
+          for (std::string_view chunk : parser.body_chunks()) body.append(chunk);
+          parser.body_chunks().clear();
+          in.erase(0, *n);
+          if (body.size() > kMaxRequestBody) {
+            ok = false;
+            error = "request body too large";
+            break;
+          }
+          continue;
+        }
+        auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), kNoThrow);
+        if (ec) co_return;
+        in.append(buf, n);
+      }
+      ApiResponse response;
+      if (!ok) {
+        const int status = error == "request body too large" ? 413 : 400;
+        response = {status,
+                    ErrorJson(status, status == 413 ? "body_too_large" : "bad_request", error)};
+      } else {
+        deadline.Disarm();
+        const http::RequestHead& head = parser.request();
+        response = co_await Handle(head, body);
+        keep = head.keep_alive && !stopping_;
+      }
+      if (!ok) keep = false;
+      reply = fmt::format(
+          "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: "
+          "{}\r\n{}\r\n",
+          response.status, http::ReasonPhrase(response.status), response.body.size(),
+          keep ? "" : "connection: close\r\n");
+      if (response.status != 204)
+        reply += response.body;
+      else
+        reply =
+            fmt::format("HTTP/1.1 204 No Content\r\n{}\r\n", keep ? "" : "connection: close\r\n");
+    }
+    deadline.Arm(std::chrono::seconds(30));
+    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(reply), kNoThrow);
+    if (ec || !keep) break;
+  }
+  error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+void BusServiceImpl::WatchInbox(const Inbox& inbox) {
+  const std::string key = inbox.ToString();
+  waiters_[key];
+  (void)broker_->SetReadyListener(inbox, [this, key] { NotifyInbox(key); });
+}
+
+void BusServiceImpl::NotifyInbox(const std::string& inbox) {
+  auto it = waiters_.find(inbox);
+  if (it == waiters_.end()) return;
+  for (asio::steady_timer* t : it->second) t->cancel();
+}
+
+Task<bool> BusServiceImpl::WaitReady(const std::string& inbox,
+                                     std::chrono::steady_clock::time_point deadline) {
+  if (stopping_) co_return false;
+  asio::steady_timer timer(io_, deadline);
+  auto& list = waiters_[inbox];
+  auto it = list.insert(list.end(), &timer);
+  co_await timer.async_wait(kNoThrow);  // cancelled when the inbox may have messages
+  waiters_[inbox].erase(it);
+  co_return !stopping_;
+}
+
+void BusServiceImpl::ArmTick() {
+  if (stopping_ || !broker_) return;
+  const auto next = broker_->NextWakeup();
+  if (!next) {
+    tick_timer_.expires_after(std::chrono::seconds(1));
+  } else {
+    const auto wait = *next - std::chrono::system_clock::now();
+    tick_timer_.expires_after(std::max<std::chrono::system_clock::duration>(
+        std::chrono::milliseconds(1),
+        std::min<std::chrono::system_clock::duration>(wait, std::chrono::seconds(1))));
+  }
+  tick_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    broker_->Tick();
+    ArmTick();
+  });
+}
+
+void BusServiceImpl::ArmMaintenance() {
+  maintenance_timer_.expires_after(std::chrono::seconds(1));
+  maintenance_timer_.async_wait([this](const error_code& ec) {
+    if (ec || stopping_) return;
+    RefreshGauges();
+    if (++maintenance_rounds_ % 5 == 0) {
+      if (auto r = broker_->EnforceRetention(); !r) {
+        spdlog::warn("bus retention: {}", r.error().message());
+      }
+    }
+    ArmMaintenance();
+  });
+}
+
+void BusServiceImpl::RefreshGauges() {
+  auto set_inbox = [&](const std::string& inbox, const InboxStats& s) {
+    metrics_.depth->Get(inbox).Set(slot_, static_cast<std::int64_t>(s.ready + s.backlog));
+    metrics_.in_flight->Get(inbox).Set(slot_, static_cast<std::int64_t>(s.in_flight));
+    metrics_.dead_letters->Get(inbox).Set(slot_, static_cast<std::int64_t>(s.dead_letters));
+    metrics_.redeliveries->Get(inbox).Set(slot_, static_cast<std::int64_t>(s.redelivered));
+  };
+  auto set_log = [&](const std::string& log, const LogDurabilityStats& s) {
+    metrics_.fsync_rounds->Get(log).Set(slot_, static_cast<std::int64_t>(s.sync_rounds));
+    metrics_.fsync_records->Get(log).Set(slot_, static_cast<std::int64_t>(s.synced_records));
+  };
+  for (const std::string& q : broker_->Queues()) {
+    if (auto s = broker_->GetQueueStats(q)) {
+      set_inbox(q, s->inbox);
+      set_log("queues/" + q + "/messages", s->messages);
+      set_log("queues/" + q + "/state", s->state);
+    }
+  }
+  for (const std::string& t : broker_->Topics()) {
+    if (auto s = broker_->GetTopicStats(t)) {
+      set_log("topics/" + t + "/messages", s->messages);
+      for (const auto& sub : s->subscriptions) {
+        set_inbox(t + "/" + sub.name, sub.inbox);
+        set_log("topics/" + t + "/subscriptions/" + sub.name, sub.state);
+      }
+    }
+  }
+}
+
+}  // namespace ferry::bus

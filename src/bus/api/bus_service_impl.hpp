@@ -1,0 +1,108 @@
+// Internal to src/bus/api: the BusService implementation, split over bus_service.cpp
+// (lifecycle, timers, HTTP connections), bus_api.cpp (the routes) and push_delivery.cpp.
+#pragma once
+
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bus/api/bus_service.hpp"
+#include "bus/engine/broker.hpp"
+#include "http/message.hpp"
+#include "observability/metric_family.hpp"
+#include "runtime/asio.hpp"
+#include "upstream/connection_pool.hpp"
+
+namespace ferry::bus {
+
+struct ApiResponse {
+  int status = 200;
+  std::string body;  // JSON
+};
+
+// The metric series of the bus, written by the bus thread in its own slot.
+struct BusMetrics {
+  observability::CounterFamily* published;          // {destination, result}
+  observability::HistogramFamily* publish_latency;  // {destination}: request to durable ack
+  observability::CounterFamily* deliveries;         // {inbox, mode}
+  observability::HistogramFamily* end_to_end;       // {inbox}: publish to first delivery
+  observability::GaugeFamily* depth;                // {inbox}
+  observability::GaugeFamily* in_flight;            // {inbox}
+  observability::GaugeFamily* dead_letters;         // {inbox}
+  observability::GaugeFamily* redeliveries;         // {inbox} (total since start)
+  observability::GaugeFamily* fsync_rounds;         // {log}
+  observability::GaugeFamily* fsync_records;        // {log}
+  observability::CounterFamily* push_results;       // {inbox, result}
+};
+
+class BusServiceImpl final : public BusService {
+ public:
+  BusServiceImpl(const config::Config& config, observability::MetricsRegistry& metrics,
+                 std::size_t slot);
+  ~BusServiceImpl() override;
+  Result<void> Start() override;
+  void Stop() override;
+  std::string listen_address() const override { return listen_address_; }
+
+  // --- bus_api.cpp
+  // Parameters are references to the caller's named values: see the coroutine rules in README.
+  Task<ApiResponse> Handle(const http::RequestHead& request, const std::string& body);
+
+ private:
+  struct PushTarget;
+
+  // bus_service.cpp
+  Result<void> OpenBroker();
+  Result<void> Declare();
+  Task<void> AcceptLoop();
+  Task<void> Serve(tcp::socket socket);
+  void ArmTick();
+  void ArmMaintenance();
+  void RefreshGauges();
+  void WatchInbox(const Inbox& inbox);
+  void NotifyInbox(const std::string& inbox);
+  // Waits until `inbox` may have messages or `deadline`; false once stopping.
+  Task<bool> WaitReady(const std::string& inbox, std::chrono::steady_clock::time_point deadline);
+
+  // bus_api.cpp
+  Task<ApiResponse> Publish(const Destination& to, const http::RequestHead& request,
+                            const std::string& body);
+  Task<ApiResponse> Receive(const Inbox& inbox, const http::RequestHead& request);
+  Task<ApiResponse> Settle(const Inbox& inbox, const std::string& verb, const std::string& body);
+  Task<ApiResponse> ReplayDead(const Inbox& inbox, const std::string& body);
+  ApiResponse ListDead(const Inbox& inbox, const http::RequestHead& request);
+  ApiResponse QueueStatsJson(const std::string& queue);
+  ApiResponse TopicStatsJson(const std::string& topic);
+  ApiResponse PutSubscription(const std::string& topic, const std::string& name,
+                              const std::string& body);
+  ApiResponse ReplaySubscription(const std::string& topic, const std::string& name,
+                                 const std::string& body);
+
+  // push_delivery.cpp
+  void StartPush(const Inbox& inbox, const config::BusPush& push);
+  Task<void> PushLoop(std::shared_ptr<PushTarget> target);
+  Task<void> PushOne(std::shared_ptr<PushTarget> target, Delivery delivery);
+
+  std::shared_ptr<const config::Config> config_;
+  const config::Bus& bus_;
+  observability::MetricsRegistry& registry_;
+  std::size_t slot_;
+  BusMetrics metrics_{};
+  asio::io_context io_{1};
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::thread thread_;
+  std::unique_ptr<Broker> broker_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::string listen_address_;
+  asio::steady_timer tick_timer_;
+  asio::steady_timer maintenance_timer_;
+  std::map<std::string, std::list<asio::steady_timer*>> waiters_;  // by Inbox::ToString()
+  std::vector<std::shared_ptr<PushTarget>> push_targets_;
+  std::uint64_t maintenance_rounds_ = 0;  // retention runs every 5th round
+  bool stopping_ = false;
+};
+
+}  // namespace ferry::bus

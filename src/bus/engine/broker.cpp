@@ -1,0 +1,10 @@
+#include "bus/engine/broker.hpp"
+
+namespace ferry::bus {
+
+bool IsNoSpace(const Error& error) {
+  return error.code() == ErrorCode::kResourceExhausted &&
+         std::string_view(error.message()).starts_with(kNoSpaceMessage);
+}
+
+}  // namespace ferry::bus

@@ -1,0 +1,101 @@
+// The bus broker interface the HTTP API and delivery engine use; EmbeddedBroker (the embedded
+// log) is the first implementation, a NATS JetStream one may follow.
+//
+// Threading. A broker is single-threaded: every call, and every callback and listener it
+// invokes, runs on the one bus thread. Completions (publish and ack callbacks, ready
+// listeners) are never invoked from inside the call that caused them: they go through the
+// PostFn of BrokerOptions, so callers need no re-entrancy guards.
+//
+// Errors. Result codes (core/result.hpp): kNotFound for an unknown queue/topic/subscription,
+// kInvalidArgument for bad names or input, kResourceExhausted for a message over the size
+// limit or a queue/topic over its byte limit, and also for a full disk: IsNoSpace() tells
+// ENOSPC (HTTP 507) apart from the limits (HTTP 413/429). kIo once a log has failed closed.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bus/engine/broker_options.hpp"
+#include "bus/engine/message.hpp"
+#include "core/result.hpp"
+
+namespace ferry::bus {
+
+// Every ENOSPC error the broker returns has a message starting with this.
+inline constexpr std::string_view kNoSpaceMessage = "no space left on device";
+// True for a full disk (answer 507), false for other errors, including size limits.
+bool IsNoSpace(const Error& error);
+
+class Broker {
+ public:
+  using PublishCallback = std::function<void(Result<PublishResult>)>;
+  using SettleCallback = std::function<void(Result<std::vector<SettleOutcome>>)>;
+  using ReplayCallback = std::function<void(Result<std::size_t>)>;  // messages replayed
+
+  virtual ~Broker() = default;
+
+  // Declares a queue, topic or subscription (config at start-up, or the API). Declaring one
+  // that exists updates its options (delivery and filter apply from now on) and is Ok.
+  // Subscriptions persist; queues and topics are re-declared from config at each start (their
+  // data persists either way).
+  virtual Result<void> CreateQueue(const std::string& name, const QueueOptions& options) = 0;
+  virtual Result<void> CreateTopic(const std::string& name, const TopicOptions& options) = 0;
+  virtual Result<void> CreateSubscription(const std::string& topic, const std::string& name,
+                                          const SubscriptionOptions& options) = 0;
+  virtual std::vector<std::string> Queues() const = 0;
+  virtual std::vector<std::string> Topics() const = 0;
+  virtual Result<std::vector<std::string>> Subscriptions(const std::string& topic) const = 0;
+
+  // Publishes; `done` is called once, when the message is acknowledged (durable in batch
+  // mode) or failed. A duplicate id (within the de-dup window) is not stored again; its
+  // answer (duplicate = true, the original's sequence) waits until the original is durable.
+  virtual void Publish(const Destination& to, Message message, PublishCallback done) = 0;
+
+  // Takes up to `max` messages deliverable now, each leased for the inbox's lease. Never
+  // blocks; empty when none is ready (long-poll with SetReadyListener).
+  virtual Result<std::vector<Delivery>> Receive(const Inbox& from, std::size_t max) = 0;
+  // Settles deliveries; one outcome per receipt, in order. `done` runs once the acks are
+  // durable (batch mode); an ack that was not yet durable at a crash may be redelivered.
+  virtual void Ack(const Inbox& inbox, std::vector<std::string> receipts, SettleCallback done) = 0;
+  // Redelivers after `delay`, or after the inbox's backoff when none is given.
+  virtual void Nack(const Inbox& inbox, std::vector<std::string> receipts,
+                    std::optional<BusDuration> delay, SettleCallback done) = 0;
+  // Extends the leases of in-flight deliveries to now + `extension`.
+  virtual Result<std::vector<SettleOutcome>> Extend(const Inbox& inbox,
+                                                    const std::vector<std::string>& receipts,
+                                                    BusDuration extension) = 0;
+
+  // Dead letters, oldest first, starting after sequence `after` (paging), at most `max`.
+  virtual Result<std::vector<DeadLetter>> DeadLetters(const Inbox& inbox, std::size_t max,
+                                                      std::uint64_t after = 0) = 0;
+  // Puts dead letters back for delivery as new deliveries (attempt 1), all of them or those
+  // with these message ids; de-duplication does not apply. `done` gets how many.
+  virtual void ReplayDeadLetters(const Inbox& inbox, std::vector<std::string> ids,
+                                 ReplayCallback done) = 0;
+  // Resets a subscription's cursor to the first event at or after `sequence` / `time`;
+  // in-flight deliveries become stale, acks and waits before it are forgotten.
+  virtual Result<void> ReplaySubscription(const std::string& topic, const std::string& name,
+                                          std::uint64_t sequence) = 0;
+  virtual Result<void> ReplaySubscriptionFrom(const std::string& topic, const std::string& name,
+                                              BusTime time) = 0;
+
+  // Long-poll support. `listener` is posted (coalesced, possibly spuriously) when messages
+  // may have become deliverable in `inbox`; empty function removes it.
+  virtual Result<void> SetReadyListener(const Inbox& inbox, std::function<void()> listener) = 0;
+  // When Tick next has work (a lease expiring, a delayed message or backoff coming due);
+  // nullopt if none. Re-read after every broker call; arm one timer for it.
+  virtual std::optional<BusTime> NextWakeup() const = 0;
+  // Expires leases and releases delayed messages due by the clock's now.
+  virtual void Tick() = 0;
+  // Deletes old segments per each queue's/topic's retention (call it every few seconds).
+  virtual Result<void> EnforceRetention() = 0;
+
+  virtual Result<QueueStats> GetQueueStats(const std::string& queue) const = 0;
+  virtual Result<TopicStats> GetTopicStats(const std::string& topic) const = 0;
+};
+
+}  // namespace ferry::bus

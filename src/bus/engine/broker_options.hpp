@@ -1,0 +1,93 @@
+// Options of the bus engine: the broker as a whole, each queue, topic and subscription. Plain
+// values with their defaults; the config layer fills them from the `bus:` block.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "bus/engine/message.hpp"
+#include "bus/log/file_system.hpp"
+#include "bus/log/log_options.hpp"
+
+namespace ferry::bus {
+
+// Runs a task on the bus thread (the lead passes one that asio::post's onto it). Must be safe
+// to call from any thread; the broker calls it from log sync threads and from itself.
+using PostFn = std::function<void(std::function<void()>)>;
+// Now, on the wall clock. Tests pass a fake one.
+using ClockFn = std::function<BusTime()>;
+
+// How a failed delivery (nack without delay, lease expiry) waits before the next attempt:
+// initial * multiplier^(failures-1), capped at max.
+struct BackoffOptions {
+  BusDuration initial = std::chrono::seconds(1);
+  BusDuration max = std::chrono::minutes(5);
+  double multiplier = 2.0;
+};
+
+// Delivery semantics shared by queues and subscriptions.
+struct DeliveryOptions {
+  // How long a delivery is leased to its consumer before it is redelivered. Default 30 s.
+  BusDuration lease = std::chrono::seconds(30);
+  // Deliveries before the message moves to the dead letters. Default 5; 0 = never.
+  std::uint32_t max_deliveries = 5;
+  BackoffOptions backoff;
+  // Messages read from the log into memory at most (ready, in flight, waiting). Bounds memory;
+  // a key blocked by a poison message can hold at most this many behind it. Default 10000.
+  std::uint32_t window = 10000;
+};
+
+// Limits and retention of a queue's or topic's message log.
+struct StorageOptions {
+  // Largest message (encoded: data plus attributes) accepted. Default 1 MiB.
+  std::uint32_t max_message_bytes = 1u << 20;
+  // The log's bytes on disk at most; publishes past it fail kResourceExhausted (not ENOSPC;
+  // see IsNoSpace). 0 = no limit (the default).
+  std::uint64_t max_bytes = 0;
+  // Applied by EnforceRetention; never deletes unacknowledged messages or dead letters
+  // unless retention.max_age says so.
+  RetentionPolicy retention;
+};
+
+struct QueueOptions {
+  DeliveryOptions delivery;
+  StorageOptions storage;
+};
+
+struct TopicOptions {
+  StorageOptions storage;
+};
+
+// Which events a subscription receives: each set field must match (exact, or prefix when
+// the value ends in '*', e.g. "order.*"). Empty fields match everything.
+struct SubscriptionFilter {
+  std::string type;
+  std::string source;
+  std::string subject;
+};
+
+struct SubscriptionOptions {
+  DeliveryOptions delivery;
+  SubscriptionFilter filter;
+  // Where a new subscription starts: the topic's first retained event (true) or the next one
+  // published (false, the default). Ignored when the subscription already exists.
+  bool from_beginning = false;
+};
+
+struct BrokerOptions {
+  std::string data_dir;  // queues/<name>/, topics/<name>/ (with subscriptions/<name>/) below
+  Durability durability = Durability::kBatch;
+  std::chrono::milliseconds sync_interval{1000};  // kInterval only
+  // A message id seen again within this window is answered as a duplicate. Default 10 min.
+  BusDuration dedupe_window = std::chrono::minutes(10);
+  std::uint64_t segment_bytes = 64u << 20;  // per log segment file
+  std::shared_ptr<FileSystem> fs;           // default: the real disk
+  ClockFn clock;                            // default: system_clock::now
+  PostFn post;                              // required
+};
+
+}  // namespace ferry::bus

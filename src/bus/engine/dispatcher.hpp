@@ -1,0 +1,158 @@
+// Delivers the messages of one source log (a queue's, or a topic's for one subscription) to
+// competing consumers: leases, acks, nacks, backoff, dead letters, per-key order, delayed
+// delivery, and a state log that makes all of it survive a crash (state_record.hpp).
+//
+// Model. Messages are read from the source log in sequence order into a window of entries
+// (at most DeliveryOptions::window). An entry is in flight (leased), or pending with a
+// not-before time (delayed delivery, backoff). A pending entry is ready once its time has come
+// and, if it has a key, it is the lowest entry of that key: so one message per key is out at
+// a time and a key's messages go in order, while other keys move on. Everything below
+// floor_ is settled (acked, dead-lettered, filtered out), except replayed dead letters, which
+// are entries of their own.
+//
+// Threading: bus thread only (see broker.hpp). Errors: Result codes; an append to a failed
+// state log fails the call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "bus/engine/broker.hpp"
+#include "bus/engine/durable_log.hpp"
+#include "bus/engine/receipt.hpp"
+#include "bus/engine/state_record.hpp"
+
+namespace ferry::bus {
+
+class Dispatcher {
+ public:
+  struct Env {
+    ClockFn clock;
+    PostFn post;
+    std::shared_ptr<std::mt19937_64> rng;
+  };
+
+  // Recovers from `state`. `declared` replaces the recorded options (written to the state
+  // log if they differ); without it the recorded ones apply (kNotFound if none). A new inbox
+  // (empty state log) starts at the source's first message if `from_beginning`, else after
+  // its last one. `source` must outlive the dispatcher.
+  static Result<std::unique_ptr<Dispatcher>> Open(DurableLog& source,
+                                                  std::unique_ptr<DurableLog> state, Env env,
+                                                  std::optional<SubscriptionOptions> declared,
+                                                  bool from_beginning);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  Result<std::vector<Delivery>> Receive(std::size_t max);
+  void Ack(const std::vector<std::string>& receipts, Broker::SettleCallback done);
+  void Nack(const std::vector<std::string>& receipts, std::optional<BusDuration> delay,
+            Broker::SettleCallback done);
+  std::vector<SettleOutcome> Extend(const std::vector<std::string>& receipts,
+                                    BusDuration extension);
+  Result<std::vector<DeadLetter>> DeadLetters(std::size_t max, std::uint64_t after) const;
+  void ReplayDeadLetters(const std::vector<std::string>& ids, Broker::ReplayCallback done);
+  // Forgets all progress and restarts at `sequence` (subscription replay).
+  Result<void> Reset(std::uint64_t sequence);
+
+  // New options (recorded in the state log if they differ); a new filter applies to the
+  // messages read from now on.
+  Result<void> UpdateOptions(const SubscriptionOptions& options);
+  // The source log acknowledged more messages.
+  void OnSourceAdvanced();
+  void Tick();
+  std::optional<BusTime> NextWakeup() const;
+  void SetReadyListener(std::function<void()> listener);
+
+  // Lowest source sequence still needed: unsettled messages and dead letters.
+  std::uint64_t ProtectedSequence() const;
+  InboxStats Stats() const;
+  const SubscriptionOptions& options() const { return options_; }
+  const DurableLog& state_log() const { return *state_; }
+
+ private:
+  struct Entry {
+    std::string id;   // message id (replay by id)
+    std::string key;  // partition key; empty = unordered
+    bool in_flight = false;
+    bool revived = false;          // a replayed dead letter below floor_
+    BusTime not_before{};          // pending: deliverable from
+    BusTime lease_until{};         // in flight: redelivered after
+    std::optional<BusTime> timer;  // its key in timers_, if it has one
+    std::uint32_t attempt = 0;     // deliveries so far
+    std::uint32_t nacks = 0;
+    std::uint64_t nonce = 0;  // of the current delivery
+  };
+  struct DeadInfo {
+    std::string id;
+    std::string key;
+    std::string reason;
+    std::uint32_t attempts = 0;
+    BusTime at{};
+  };
+  // What recovery learned of a message not yet read into the window.
+  struct Recovered {
+    std::uint32_t attempt = 0;
+    std::uint32_t nacks = 0;
+    bool in_flight = false;
+    std::optional<BusTime> retry_at;
+  };
+  enum class Failure { kLeaseExpired, kNacked };
+
+  Dispatcher(DurableLog& source, std::unique_ptr<DurableLog> state, Env env);
+  Result<void> Recover(std::optional<SubscriptionOptions> declared, bool from_beginning);
+  Result<void> Apply(const StateRecord& record, std::map<std::uint64_t, Recovered>& pending,
+                     std::set<std::uint64_t>& revived);
+
+  BusTime Now() const { return env_.clock(); }
+  void Fill();
+  bool Matches(const Message& message) const;
+  void AddEntry(std::uint64_t sequence, Entry entry);
+  void Place(std::uint64_t sequence, Entry& entry);
+  void Unplace(std::uint64_t sequence, Entry& entry);
+  void Remove(std::uint64_t sequence);
+  void Retry(std::uint64_t sequence, Entry& entry, Failure failure,
+             std::optional<BusDuration> delay);
+  void Bury(std::uint64_t sequence, Entry& entry, std::string reason);
+  BusDuration Backoff(std::uint32_t failures) const;
+  void AdvanceFloor();
+  // Appends a state record (with the current floor); the last sequence appended is kept so
+  // settle callbacks can wait for it.
+  Result<std::uint64_t> Write(StateRecord record);
+  enum class Check { kAck, kNack, kExtend };
+  SettleOutcome Validate(const std::string& text, Check check, std::uint64_t* sequence);
+  void Settle(const std::vector<std::string>& receipts, Check check,
+              std::optional<BusDuration> delay, Broker::SettleCallback done);
+  void MaybeNotify();
+
+  DurableLog& source_;
+  std::unique_ptr<DurableLog> state_;
+  Env env_;
+  SubscriptionOptions options_;
+  std::shared_ptr<Dispatcher*> alive_;  // posted tasks check it
+
+  std::map<std::uint64_t, Entry> entries_;
+  std::set<std::uint64_t> ready_;
+  std::set<std::pair<BusTime, std::uint64_t>> timers_;  // not-before times and lease ends
+  std::unordered_map<std::string, std::set<std::uint64_t>> keys_;  // unsettled, by key
+  std::map<std::uint64_t, DeadInfo> dead_;
+  std::unordered_set<std::uint64_t> settled_ahead_;  // acked/dead at or past next_read_
+  std::map<std::uint64_t, Recovered> recovered_;     // attempts of messages not yet read
+  std::uint64_t floor_ = 1;
+  std::uint64_t next_read_ = 1;
+
+  std::function<void()> listener_;
+  bool notify_scheduled_ = false;
+  InboxStats stats_;
+};
+
+}  // namespace ferry::bus

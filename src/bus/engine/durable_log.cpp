@@ -1,0 +1,110 @@
+#include "bus/engine/durable_log.hpp"
+
+#include <fmt/format.h>
+
+#include "bus/engine/broker.hpp"
+
+namespace ferry::bus {
+
+// `owner` is reset on destruction (on the bus thread), so a posted pump that runs later does
+// nothing; `scheduled` coalesces pumps requested from the sync thread.
+struct DurableLog::Shared {
+  DurableLog* owner = nullptr;
+  std::atomic<bool> scheduled{false};
+};
+
+Result<std::unique_ptr<DurableLog>> DurableLog::Open(std::shared_ptr<FileSystem> fs,
+                                                     LogOptions options, PostFn post) {
+  auto log = Log::Open(std::move(fs), std::move(options));
+  if (!log) return tl::unexpected(log.error());
+  std::unique_ptr<DurableLog> self(new DurableLog(std::move(*log), std::move(post)));
+  self->log_->SetDurableListener(
+      [shared = self->shared_, post = self->post_](std::uint64_t, const Result<void>&) {
+        if (shared->scheduled.exchange(true)) return;
+        post([shared] {
+          shared->scheduled = false;
+          if (shared->owner != nullptr) shared->owner->Pump();
+        });
+      });
+  return self;
+}
+
+DurableLog::DurableLog(std::unique_ptr<Log> log, PostFn post)
+    : log_(std::move(log)), post_(std::move(post)), shared_(std::make_shared<Shared>()) {
+  shared_->owner = this;
+  pumped_ = log_->acknowledged_sequence();
+}
+
+DurableLog::~DurableLog() {
+  log_->SetDurableListener(nullptr);
+  shared_->owner = nullptr;
+  (void)log_->Close();
+}
+
+Result<std::uint64_t> DurableLog::Append(std::string_view payload) {
+  const std::uint64_t no_space_before = log_->stats().no_space_errors;
+  auto seq = log_->Append(payload);
+  if (!seq) {
+    if (log_->stats().no_space_errors != no_space_before) {
+      return Fail(ErrorCode::kResourceExhausted,
+                  fmt::format("{}: {}", kNoSpaceMessage, seq.error().message()));
+    }
+    return seq;
+  }
+  // kInterval acknowledges at once; the listener only fires on the timed fsync.
+  if (log_->acknowledged_sequence() >= *seq) SchedulePump();
+  return seq;
+}
+
+void DurableLog::WhenAcknowledged(std::uint64_t sequence, Done done) {
+  parked_.emplace(sequence, std::move(done));
+  SchedulePump();
+}
+
+void DurableLog::SchedulePump() {
+  if (shared_->scheduled.exchange(true)) return;
+  post_([shared = shared_] {
+    shared->scheduled = false;
+    if (shared->owner != nullptr) shared->owner->Pump();
+  });
+}
+
+void DurableLog::Pump() {
+  const std::uint64_t acked = log_->acknowledged_sequence();
+  const Result<void> status = log_->status();
+  std::vector<Done> ready;
+  auto end = status ? parked_.upper_bound(acked) : parked_.end();
+  for (auto it = parked_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+  const bool ok_all = status.has_value();
+  // Those past the watermark of a failed log never will be acknowledged.
+  std::vector<bool> ok(ready.size(), true);
+  if (!ok_all) {
+    std::size_t i = 0;
+    for (auto it = parked_.begin(); it != end; ++it, ++i) ok[i] = it->first <= acked;
+  }
+  parked_.erase(parked_.begin(), end);
+  for (std::size_t i = 0; i < ready.size(); ++i) {
+    if (ok[i]) {
+      ready[i](Ok());
+    } else {
+      ready[i](tl::unexpected(status.error()));
+    }
+  }
+  if (acked > pumped_) {
+    pumped_ = acked;
+    if (hook_) hook_();
+  }
+}
+
+LogDurabilityStats DurableLog::Stats() const {
+  const LogStats s = log_->stats();
+  return {.appends = s.appends,
+          .sync_rounds = s.sync_rounds,
+          .synced_records = s.synced_records,
+          .sync_errors = s.sync_errors,
+          .no_space_errors = s.no_space_errors,
+          .bytes = log_->total_bytes(),
+          .segments = log_->segment_count()};
+}
+
+}  // namespace ferry::bus

@@ -1,0 +1,55 @@
+// A bus Log as the single-threaded engine uses it: appends from the bus thread, and
+// completions ("this sequence is acknowledged", "the watermark moved") delivered back on the
+// bus thread through the PostFn, never from inside the call that asked for them.
+// ENOSPC from the log is re-reported with kNoSpaceMessage (see broker.hpp).
+// Threading: bus thread only, except the log's listener, which only posts.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string_view>
+
+#include "bus/engine/broker_options.hpp"
+#include "bus/log/log.hpp"
+
+namespace ferry::bus {
+
+class DurableLog {
+ public:
+  using Done = std::function<void(Result<void>)>;
+
+  static Result<std::unique_ptr<DurableLog>> Open(std::shared_ptr<FileSystem> fs,
+                                                  LogOptions options, PostFn post);
+  ~DurableLog();
+  DurableLog(const DurableLog&) = delete;
+  DurableLog& operator=(const DurableLog&) = delete;
+
+  Result<std::uint64_t> Append(std::string_view payload);
+  // Runs `done` (posted) once `sequence` is acknowledged, or with the log's failure.
+  void WhenAcknowledged(std::uint64_t sequence, Done done);
+  // Called on the bus thread after the acknowledged watermark moved.
+  void SetAdvanceHook(std::function<void()> hook) { hook_ = std::move(hook); }
+
+  Log& log() { return *log_; }
+  const Log& log() const { return *log_; }
+  LogDurabilityStats Stats() const;
+
+ private:
+  struct Shared;  // what posted tasks may touch: outlives this object if a task is queued
+
+  DurableLog(std::unique_ptr<Log> log, PostFn post);
+  void SchedulePump();
+  void Pump();
+
+  std::unique_ptr<Log> log_;
+  PostFn post_;
+  std::shared_ptr<Shared> shared_;
+  std::multimap<std::uint64_t, Done> parked_;
+  std::uint64_t pumped_ = 0;  // watermark the hook last saw
+  std::function<void()> hook_;
+};
+
+}  // namespace ferry::bus

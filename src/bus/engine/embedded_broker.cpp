@@ -1,0 +1,367 @@
+#include "bus/engine/embedded_broker.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "bus/engine/channel.hpp"
+#include "bus/engine/dedupe_index.hpp"
+#include "bus/engine/dispatcher.hpp"
+#include "bus/log/posix_file_system.hpp"
+
+namespace ferry::bus {
+namespace {
+
+constexpr std::size_t kMaxNameLength = 128;
+
+Result<void> CheckName(std::string_view what, const std::string& name) {
+  const bool ok = !name.empty() && name.size() <= kMaxNameLength && name != "." && name != ".." &&
+                  std::all_of(name.begin(), name.end(), [](char c) {
+                    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                           (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+                  });
+  if (ok) return Ok();
+  return Fail(
+      ErrorCode::kInvalidArgument,
+      fmt::format("bad {} name \"{}\": use 1 to {} of [A-Za-z0-9._-]", what, name, kMaxNameLength));
+}
+
+}  // namespace
+
+struct EmbeddedBroker::Queue {
+  QueueOptions options;
+  std::unique_ptr<Channel> channel;  // declared first: the dispatcher reads its log
+  std::unique_ptr<Dispatcher> dispatcher;
+};
+
+struct EmbeddedBroker::Topic {
+  TopicOptions options;
+  std::string dir;
+  std::unique_ptr<Channel> channel;
+  std::map<std::string, std::unique_ptr<Dispatcher>> subscriptions;
+};
+
+Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Open(BrokerOptions options) {
+  if (options.data_dir.empty()) return Fail(ErrorCode::kInvalidArgument, "bus: no data_dir");
+  if (!options.post) return Fail(ErrorCode::kInvalidArgument, "bus: no post executor");
+  if (!options.fs) options.fs = PosixFileSystem::Default();
+  if (!options.clock) options.clock = [] { return std::chrono::system_clock::now(); };
+  if (auto r = options.fs->CreateDirs(options.data_dir); !r) return tl::unexpected(r.error());
+  return std::unique_ptr<EmbeddedBroker>(new EmbeddedBroker(std::move(options)));
+}
+
+EmbeddedBroker::EmbeddedBroker(BrokerOptions options)
+    : options_(std::move(options)),
+      rng_(std::make_shared<std::mt19937_64>(std::random_device{}())) {}
+
+EmbeddedBroker::~EmbeddedBroker() = default;
+
+namespace {
+
+LogOptions MakeLogOptions(const BrokerOptions& b, std::string dir) {
+  LogOptions o;
+  o.dir = std::move(dir);
+  o.durability = b.durability;
+  o.sync_interval = b.sync_interval;
+  o.segment_bytes = b.segment_bytes;
+  o.clock_us = [clock = b.clock] {
+    return std::chrono::duration_cast<std::chrono::microseconds>(clock().time_since_epoch())
+        .count();
+  };
+  return o;
+}
+
+SubscriptionOptions AsSubscription(const DeliveryOptions& delivery) {
+  SubscriptionOptions o;
+  o.delivery = delivery;
+  o.from_beginning = true;
+  return o;
+}
+
+}  // namespace
+
+Result<void> EmbeddedBroker::CreateQueue(const std::string& name, const QueueOptions& options) {
+  if (auto r = CheckName("queue", name); !r) return r;
+  if (auto it = queues_.find(name); it != queues_.end()) {
+    it->second->options = options;
+    it->second->channel->set_storage(options.storage);
+    return it->second->dispatcher->UpdateOptions(AsSubscription(options.delivery));
+  }
+  const std::string dir = JoinPath(JoinPath(options_.data_dir, "queues"), name);
+  auto queue = std::make_unique<Queue>();
+  queue->options = options;
+  auto channel =
+      Channel::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "messages")),
+                    options.storage, {options_.clock, options_.post, rng_, options_.dedupe_window});
+  if (!channel) return tl::unexpected(channel.error());
+  queue->channel = std::move(*channel);
+  auto state = DurableLog::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "state")),
+                                options_.post);
+  if (!state) return tl::unexpected(state.error());
+  auto dispatcher = Dispatcher::Open(queue->channel->log(), std::move(*state),
+                                     {options_.clock, options_.post, rng_},
+                                     AsSubscription(options.delivery), true);
+  if (!dispatcher) return tl::unexpected(dispatcher.error());
+  queue->dispatcher = std::move(*dispatcher);
+  Dispatcher* d = queue->dispatcher.get();
+  queue->channel->log().SetAdvanceHook([d] { d->OnSourceAdvanced(); });
+  queues_.emplace(name, std::move(queue));
+  return Ok();
+}
+
+Result<void> EmbeddedBroker::CreateTopic(const std::string& name, const TopicOptions& options) {
+  if (auto r = CheckName("topic", name); !r) return r;
+  if (auto it = topics_.find(name); it != topics_.end()) {
+    it->second->options = options;
+    it->second->channel->set_storage(options.storage);
+    return Ok();
+  }
+  auto topic = std::make_unique<Topic>();
+  topic->options = options;
+  topic->dir = JoinPath(JoinPath(options_.data_dir, "topics"), name);
+  auto channel =
+      Channel::Open(options_.fs, MakeLogOptions(options_, JoinPath(topic->dir, "messages")),
+                    options.storage, {options_.clock, options_.post, rng_, options_.dedupe_window});
+  if (!channel) return tl::unexpected(channel.error());
+  topic->channel = std::move(*channel);
+  // Subscriptions persist: reopen every one found on disk with its recorded options.
+  const std::string subs_dir = JoinPath(topic->dir, "subscriptions");
+  if (auto r = options_.fs->CreateDirs(subs_dir); !r) return r;
+  auto names = options_.fs->List(subs_dir);
+  if (!names) return tl::unexpected(names.error());
+  std::sort(names->begin(), names->end());
+  for (const std::string& sub : *names) {
+    if (!CheckName("subscription", sub)) continue;
+    auto dispatcher = OpenSubscription(*topic, sub, nullptr);
+    if (!dispatcher) return tl::unexpected(dispatcher.error());
+    topic->subscriptions.emplace(sub, std::move(*dispatcher));
+  }
+  Topic* t = topic.get();
+  topic->channel->log().SetAdvanceHook([t] {
+    for (auto& [sub_name, d] : t->subscriptions) d->OnSourceAdvanced();
+  });
+  topics_.emplace(name, std::move(topic));
+  return Ok();
+}
+
+Result<std::unique_ptr<Dispatcher>> EmbeddedBroker::OpenSubscription(
+    Topic& topic, const std::string& name, const SubscriptionOptions* options) {
+  const std::string dir = JoinPath(JoinPath(topic.dir, "subscriptions"), name);
+  auto state = DurableLog::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "state")),
+                                options_.post);
+  if (!state) return tl::unexpected(state.error());
+  std::optional<SubscriptionOptions> declared;
+  if (options != nullptr) declared = *options;
+  return Dispatcher::Open(topic.channel->log(), std::move(*state),
+                          {options_.clock, options_.post, rng_}, std::move(declared),
+                          options != nullptr && options->from_beginning);
+}
+
+Result<void> EmbeddedBroker::CreateSubscription(const std::string& topic, const std::string& name,
+                                                const SubscriptionOptions& options) {
+  if (auto r = CheckName("subscription", name); !r) return r;
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) return Fail(ErrorCode::kNotFound, "no topic " + topic);
+  auto& subs = it->second->subscriptions;
+  if (auto existing = subs.find(name); existing != subs.end()) {
+    return existing->second->UpdateOptions(options);
+  }
+  auto dispatcher = OpenSubscription(*it->second, name, &options);
+  if (!dispatcher) return tl::unexpected(dispatcher.error());
+  subs.emplace(name, std::move(*dispatcher));
+  return Ok();
+}
+
+std::vector<std::string> EmbeddedBroker::Queues() const {
+  std::vector<std::string> out;
+  for (const auto& [name, q] : queues_) out.push_back(name);
+  return out;
+}
+
+std::vector<std::string> EmbeddedBroker::Topics() const {
+  std::vector<std::string> out;
+  for (const auto& [name, t] : topics_) out.push_back(name);
+  return out;
+}
+
+Result<std::vector<std::string>> EmbeddedBroker::Subscriptions(const std::string& topic) const {
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) return Fail(ErrorCode::kNotFound, "no topic " + topic);
+  std::vector<std::string> out;
+  for (const auto& [name, d] : it->second->subscriptions) out.push_back(name);
+  return out;
+}
+
+void EmbeddedBroker::Publish(const Destination& to, Message message, PublishCallback done) {
+  Channel* channel = nullptr;
+  if (to.kind == Destination::Kind::kQueue) {
+    if (auto it = queues_.find(to.name); it != queues_.end()) channel = it->second->channel.get();
+  } else if (auto it = topics_.find(to.name); it != topics_.end()) {
+    channel = it->second->channel.get();
+  }
+  if (channel == nullptr) {
+    options_.post([done = std::move(done), name = to.name,
+                   queue = to.kind == Destination::Kind::kQueue] {
+      done(Fail(ErrorCode::kNotFound, fmt::format("no {} {}", queue ? "queue" : "topic", name)));
+    });
+    return;
+  }
+  channel->Publish(std::move(message), std::move(done));
+}
+
+Result<Dispatcher*> EmbeddedBroker::FindInbox(const Inbox& inbox) const {
+  if (inbox.is_queue()) {
+    auto it = queues_.find(inbox.name);
+    if (it == queues_.end()) return Fail(ErrorCode::kNotFound, "no queue " + inbox.name);
+    return it->second->dispatcher.get();
+  }
+  auto it = topics_.find(inbox.topic);
+  if (it == topics_.end()) return Fail(ErrorCode::kNotFound, "no topic " + inbox.topic);
+  auto sub = it->second->subscriptions.find(inbox.name);
+  if (sub == it->second->subscriptions.end()) {
+    return Fail(ErrorCode::kNotFound, "no subscription " + inbox.ToString());
+  }
+  return sub->second.get();
+}
+
+Result<std::vector<Delivery>> EmbeddedBroker::Receive(const Inbox& from, std::size_t max) {
+  auto d = FindInbox(from);
+  if (!d) return tl::unexpected(d.error());
+  return (*d)->Receive(max);
+}
+
+void EmbeddedBroker::Ack(const Inbox& inbox, std::vector<std::string> receipts,
+                         SettleCallback done) {
+  auto d = FindInbox(inbox);
+  if (!d) {
+    options_.post([done = std::move(done), e = d.error()] { done(tl::unexpected(e)); });
+    return;
+  }
+  (*d)->Ack(receipts, std::move(done));
+}
+
+void EmbeddedBroker::Nack(const Inbox& inbox, std::vector<std::string> receipts,
+                          std::optional<BusDuration> delay, SettleCallback done) {
+  auto d = FindInbox(inbox);
+  if (!d) {
+    options_.post([done = std::move(done), e = d.error()] { done(tl::unexpected(e)); });
+    return;
+  }
+  (*d)->Nack(receipts, delay, std::move(done));
+}
+
+Result<std::vector<SettleOutcome>> EmbeddedBroker::Extend(const Inbox& inbox,
+                                                          const std::vector<std::string>& receipts,
+                                                          BusDuration extension) {
+  auto d = FindInbox(inbox);
+  if (!d) return tl::unexpected(d.error());
+  return (*d)->Extend(receipts, extension);
+}
+
+Result<std::vector<DeadLetter>> EmbeddedBroker::DeadLetters(const Inbox& inbox, std::size_t max,
+                                                            std::uint64_t after) {
+  auto d = FindInbox(inbox);
+  if (!d) return tl::unexpected(d.error());
+  return (*d)->DeadLetters(max, after);
+}
+
+void EmbeddedBroker::ReplayDeadLetters(const Inbox& inbox, std::vector<std::string> ids,
+                                       ReplayCallback done) {
+  auto d = FindInbox(inbox);
+  if (!d) {
+    options_.post([done = std::move(done), e = d.error()] { done(tl::unexpected(e)); });
+    return;
+  }
+  (*d)->ReplayDeadLetters(ids, std::move(done));
+}
+
+Result<void> EmbeddedBroker::ReplaySubscription(const std::string& topic, const std::string& name,
+                                                std::uint64_t sequence) {
+  auto d = FindInbox(Inbox::Subscription(topic, name));
+  if (!d) return tl::unexpected(d.error());
+  return (*d)->Reset(sequence);
+}
+
+Result<void> EmbeddedBroker::ReplaySubscriptionFrom(const std::string& topic,
+                                                    const std::string& name, BusTime time) {
+  auto d = FindInbox(Inbox::Subscription(topic, name));
+  if (!d) return tl::unexpected(d.error());
+  auto sequence = FindFirstAtOrAfter(topics_.at(topic)->channel->log().log(), time);
+  if (!sequence) return tl::unexpected(sequence.error());
+  return (*d)->Reset(*sequence);
+}
+
+Result<void> EmbeddedBroker::SetReadyListener(const Inbox& inbox, std::function<void()> listener) {
+  auto d = FindInbox(inbox);
+  if (!d) return tl::unexpected(d.error());
+  (*d)->SetReadyListener(std::move(listener));
+  return Ok();
+}
+
+std::optional<BusTime> EmbeddedBroker::NextWakeup() const {
+  std::optional<BusTime> next;
+  auto consider = [&](const Dispatcher& d) {
+    if (auto t = d.NextWakeup(); t && (!next || *t < *next)) next = t;
+  };
+  for (const auto& [name, q] : queues_) consider(*q->dispatcher);
+  for (const auto& [name, t] : topics_) {
+    for (const auto& [sub, d] : t->subscriptions) consider(*d);
+  }
+  return next;
+}
+
+void EmbeddedBroker::Tick() {
+  for (auto& [name, q] : queues_) q->dispatcher->Tick();
+  for (auto& [name, t] : topics_) {
+    for (auto& [sub, d] : t->subscriptions) d->Tick();
+  }
+}
+
+Result<void> EmbeddedBroker::EnforceRetention() {
+  const std::int64_t now_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.clock().time_since_epoch())
+          .count();
+  Result<void> status = Ok();
+  auto enforce = [&](Channel& channel, std::uint64_t protected_sequence) {
+    auto r = channel.log().log().EnforceRetention(channel.storage().retention, protected_sequence,
+                                                  now_us);
+    if (!r && status) status = tl::unexpected(r.error());
+  };
+  for (auto& [name, q] : queues_) enforce(*q->channel, q->dispatcher->ProtectedSequence());
+  for (auto& [name, t] : topics_) {
+    // With no subscription nobody needs the events: only age and size limits apply.
+    std::uint64_t lowest = t->channel->log().log().last_sequence() + 1;
+    for (auto& [sub, d] : t->subscriptions) lowest = std::min(lowest, d->ProtectedSequence());
+    enforce(*t->channel, lowest);
+  }
+  return status;
+}
+
+Result<QueueStats> EmbeddedBroker::GetQueueStats(const std::string& queue) const {
+  auto it = queues_.find(queue);
+  if (it == queues_.end()) return Fail(ErrorCode::kNotFound, "no queue " + queue);
+  const Queue& q = *it->second;
+  QueueStats s;
+  s.inbox = q.dispatcher->Stats();
+  s.inbox.published = q.channel->published();
+  s.inbox.duplicates = q.channel->duplicates();
+  s.messages = q.channel->log().Stats();
+  s.state = q.dispatcher->state_log().Stats();
+  return s;
+}
+
+Result<TopicStats> EmbeddedBroker::GetTopicStats(const std::string& topic) const {
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) return Fail(ErrorCode::kNotFound, "no topic " + topic);
+  const Topic& t = *it->second;
+  TopicStats s;
+  s.published = t.channel->published();
+  s.duplicates = t.channel->duplicates();
+  s.messages = t.channel->log().Stats();
+  for (const auto& [name, d] : t.subscriptions) {
+    s.subscriptions.push_back({name, d->Stats(), d->state_log().Stats()});
+  }
+  return s;
+}
+
+}  // namespace ferry::bus

@@ -1,0 +1,140 @@
+// The values the bus API speaks in: a message (a CloudEvent), what a consumer receives, dead
+// letters, publish and settle results, and the address of a queue or subscription.
+// Thread safety: plain values. Times are wall-clock (system_clock) as given by the broker's
+// injected clock, so tests run on fake time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ferry::bus {
+
+using BusTime = std::chrono::system_clock::time_point;
+using BusDuration = std::chrono::microseconds;
+
+// One message: the CloudEvents context attributes the bus uses plus the data, untouched.
+struct Message {
+  std::string id;            // ce-id / Idempotency-Key; the de-dup key. Generated if empty.
+  std::string key;           // ce-partitionkey: same key = delivered one at a time, in order
+  std::string type;          // ce-type (topic filters match on it)
+  std::string source;        // ce-source (filters)
+  std::string subject;       // ce-subject (filters)
+  std::string content_type;  // datacontenttype
+  std::map<std::string, std::string> attributes;  // every other ce-* attribute, verbatim
+  std::string data;                               // the payload, opaque bytes
+  std::optional<BusTime> deliver_at;  // delayed delivery: not delivered before this time
+  BusTime published_at{};             // set by the broker on publish (ignored on input)
+};
+
+// Where a publish goes.
+struct Destination {
+  enum class Kind { kQueue, kTopic };
+  Kind kind = Kind::kQueue;
+  std::string name;  // the queue's or topic's name
+
+  static Destination Queue(std::string name) { return {Kind::kQueue, std::move(name)}; }
+  static Destination Topic(std::string name) { return {Kind::kTopic, std::move(name)}; }
+};
+
+// What consumers pull from: a queue, or one subscription of a topic.
+struct Inbox {
+  std::string topic;  // empty for a queue
+  std::string name;   // the queue's name, or the subscription's
+
+  static Inbox Queue(std::string name) { return {{}, std::move(name)}; }
+  static Inbox Subscription(std::string topic, std::string name) {
+    return {std::move(topic), std::move(name)};
+  }
+  bool is_queue() const { return topic.empty(); }
+  std::string ToString() const { return is_queue() ? name : topic + "/" + name; }
+};
+
+// The answer to a publish, given once it is acknowledged (durable in batch mode).
+struct PublishResult {
+  std::string id;              // the message id (generated if the publisher sent none)
+  std::uint64_t sequence = 0;  // its sequence in the queue's or topic's log
+  bool duplicate = false;      // true: the id was seen within the de-dup window; not stored
+};
+
+// One delivery of one message to one consumer.
+struct Delivery {
+  Message message;
+  std::uint64_t sequence = 0;  // the message's sequence in its log (stable across attempts)
+  std::string receipt;         // names this delivery only; opaque; for Ack/Nack/Extend
+  std::uint32_t attempt = 0;   // 1 on the first delivery
+  BusTime lease_expires{};     // redelivered after this unless acked, nacked or extended
+};
+
+// What an ack, nack or extend did with one receipt (the HTTP layer: kOk → ok, kStale → 409,
+// kInvalid → 400).
+enum class SettleOutcome {
+  kOk,       // done
+  kStale,    // names an earlier delivery (redelivered since), a settled message or a lost
+             // lease; nothing changed
+  kInvalid,  // malformed, or names no delivery of this inbox; nothing changed
+};
+
+// A message that exhausted max_deliveries.
+struct DeadLetter {
+  Message message;
+  std::uint64_t sequence = 0;  // in the queue's or topic's log
+  std::string reason;          // e.g. "max deliveries (5) exceeded after lease expiry"
+  std::uint32_t attempts = 0;  // deliveries made
+  BusTime dead_lettered_at{};
+};
+
+// Counters and gauges of one queue or subscription.
+struct InboxStats {
+  std::uint64_t ready = 0;      // depth: deliverable now (plus unread backlog, see below)
+  std::uint64_t backlog = 0;    // in the log, not yet read into memory (upper bound for
+                                // filtered subscriptions)
+  std::uint64_t in_flight = 0;  // leased to a consumer
+  std::uint64_t delayed = 0;    // waiting for deliver_at or a redelivery backoff
+  std::uint64_t blocked = 0;    // waiting behind an earlier message of the same key
+  std::uint64_t dead_letters = 0;
+  std::uint64_t published = 0;    // since open (queues; topics count in TopicStats)
+  std::uint64_t delivered = 0;    // deliveries, first attempts and redeliveries
+  std::uint64_t redelivered = 0;  // deliveries with attempt > 1
+  std::uint64_t acked = 0;
+  std::uint64_t nacked = 0;
+  std::uint64_t lease_expired = 0;
+  std::uint64_t dead_lettered = 0;
+  std::uint64_t replayed = 0;    // dead letters replayed
+  std::uint64_t duplicates = 0;  // publishes answered as duplicates (queues)
+};
+
+// Durability counters of one log (message log or state log).
+struct LogDurabilityStats {
+  std::uint64_t appends = 0;
+  std::uint64_t sync_rounds = 0;     // fsync batches (group commits)
+  std::uint64_t synced_records = 0;  // records those batches made durable
+  std::uint64_t sync_errors = 0;
+  std::uint64_t no_space_errors = 0;
+  std::uint64_t bytes = 0;  // on disk
+  std::uint64_t segments = 0;
+};
+
+struct QueueStats {
+  InboxStats inbox;
+  LogDurabilityStats messages;  // the queue's message log
+  LogDurabilityStats state;     // its state log (acks, deliveries, dead letters)
+};
+
+struct SubscriptionStats {
+  std::string name;
+  InboxStats inbox;
+  LogDurabilityStats state;
+};
+
+struct TopicStats {
+  std::uint64_t published = 0;
+  std::uint64_t duplicates = 0;
+  LogDurabilityStats messages;
+  std::vector<SubscriptionStats> subscriptions;
+};
+
+}  // namespace ferry::bus

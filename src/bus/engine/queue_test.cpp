@@ -1,0 +1,268 @@
+// Queues: publish, receive, ack, leases, nacks, backoff, receipts, delayed delivery.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "bus/engine/broker_test_support.hpp"
+
+namespace ferry::bus {
+namespace {
+
+using testing::FastQueue;
+using testing::Harness;
+using testing::Msg;
+using namespace std::chrono_literals;
+
+const Inbox kQ = Inbox::Queue("q");
+
+class QueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue())); }
+  Harness h;
+};
+
+TEST_F(QueueTest, PublishReceiveAck) {
+  const PublishResult p = h.MustPublish("q", Msg("hello"));
+  EXPECT_FALSE(p.id.empty());
+  EXPECT_EQ(p.sequence, 1u);
+  EXPECT_FALSE(p.duplicate);
+  auto got = h.Receive(kQ);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].message.data, "hello");
+  EXPECT_EQ(got[0].message.id, p.id);
+  EXPECT_EQ(got[0].attempt, 1u);
+  EXPECT_EQ(got[0].lease_expires, h.now + 10s);
+  EXPECT_EQ(h.Ack(kQ, {got[0].receipt}), std::vector{SettleOutcome::kOk});
+  h.Advance(1h);
+  EXPECT_TRUE(h.Receive(kQ).empty());
+  auto stats = h.broker().GetQueueStats("q");
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->inbox.published, 1u);
+  EXPECT_EQ(stats->inbox.acked, 1u);
+  EXPECT_EQ(stats->inbox.ready + stats->inbox.in_flight + stats->inbox.delayed, 0u);
+  EXPECT_GE(stats->messages.sync_rounds, 1u);
+}
+
+TEST_F(QueueTest, UnknownQueueIsNotFound) {
+  auto r = h.Publish(Destination::Queue("nope"), Msg("x"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(h.broker().Receive(Inbox::Queue("nope"), 1).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(h.broker().CreateQueue("../x", FastQueue()).error().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+TEST_F(QueueTest, CompetingConsumersGetDistinctMessages) {
+  for (int i = 0; i < 10; ++i) h.MustPublish("q", Msg("m" + std::to_string(i)));
+  auto a = h.Receive(kQ, 4);
+  auto b = h.Receive(kQ, 4);
+  auto c = h.Receive(kQ, 4);
+  EXPECT_EQ(a.size(), 4u);
+  EXPECT_EQ(b.size(), 4u);
+  EXPECT_EQ(c.size(), 2u);
+  std::set<std::string> seen;
+  for (const auto* batch : {&a, &b, &c}) {
+    for (const auto& d : *batch) EXPECT_TRUE(seen.insert(d.message.data).second) << d.message.data;
+  }
+  EXPECT_EQ(seen.size(), 10u);
+}
+
+TEST_F(QueueTest, LeaseExpiryRedeliversWithBackoff) {
+  h.MustPublish("q", Msg("x"));
+  auto first = h.Receive(kQ);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(h.broker().NextWakeup(), h.now + 10s);
+  h.Advance(10s);  // lease ends; the first backoff is 1 s
+  EXPECT_TRUE(h.Receive(kQ).empty());
+  EXPECT_EQ(h.broker().NextWakeup(), h.now + 1s);
+  h.Advance(1s);
+  auto second = h.Receive(kQ);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].attempt, 2u);
+  EXPECT_NE(second[0].receipt, first[0].receipt);
+  h.Advance(10s);  // second failure: 2 s
+  h.Advance(1s);
+  EXPECT_TRUE(h.Receive(kQ).empty());
+  h.Advance(1s);
+  EXPECT_EQ(h.Receive(kQ).at(0).attempt, 3u);
+  EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.lease_expired, 2u);
+  EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.redelivered, 2u);
+}
+
+TEST_F(QueueTest, NackWithoutDelayWaitsTheBackoff) {
+  h.MustPublish("q", Msg("x"));
+  auto d = h.Receive(kQ);
+  EXPECT_EQ(h.Nack(kQ, {d.at(0).receipt}), std::vector{SettleOutcome::kOk});
+  EXPECT_TRUE(h.Receive(kQ).empty());
+  h.Advance(999ms);
+  EXPECT_TRUE(h.Receive(kQ).empty());
+  h.Advance(1ms);
+  EXPECT_EQ(h.Receive(kQ).at(0).attempt, 2u);
+}
+
+TEST_F(QueueTest, NackWithDelayWaitsThatDelay) {
+  h.MustPublish("q", Msg("x"));
+  auto d = h.Receive(kQ);
+  EXPECT_EQ(h.Nack(kQ, {d.at(0).receipt}, 5s), std::vector{SettleOutcome::kOk});
+  h.Advance(4s);
+  EXPECT_TRUE(h.Receive(kQ).empty());
+  h.Advance(1s);
+  EXPECT_EQ(h.Receive(kQ).size(), 1u);
+}
+
+TEST_F(QueueTest, NackWithZeroDelayRedeliversAtOnce) {
+  h.MustPublish("q", Msg("x"));
+  auto d = h.Receive(kQ);
+  h.Nack(kQ, {d.at(0).receipt}, 0s);
+  EXPECT_EQ(h.Receive(kQ).size(), 1u);
+}
+
+TEST_F(QueueTest, StaleReceiptChangesNothing) {
+  h.MustPublish("q", Msg("x"));
+  auto first = h.Receive(kQ);
+  h.Advance(10s);
+  h.Advance(1s);
+  auto second = h.Receive(kQ);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(h.Ack(kQ, {first[0].receipt}), std::vector{SettleOutcome::kStale});
+  EXPECT_EQ(h.Nack(kQ, {first[0].receipt}), std::vector{SettleOutcome::kStale});
+  EXPECT_EQ(h.broker().Extend(kQ, {first[0].receipt}, 1min).value(),
+            std::vector{SettleOutcome::kStale});
+  auto stats = h.broker().GetQueueStats("q")->inbox;
+  EXPECT_EQ(stats.in_flight, 1u);
+  EXPECT_EQ(stats.acked, 0u);
+  EXPECT_EQ(stats.nacked, 0u);
+  EXPECT_EQ(h.Ack(kQ, {second[0].receipt}), std::vector{SettleOutcome::kOk});
+  // Acking again: the message is settled, so the receipt is stale.
+  EXPECT_EQ(h.Ack(kQ, {second[0].receipt}), std::vector{SettleOutcome::kStale});
+}
+
+TEST_F(QueueTest, MalformedOrUnknownReceiptIsInvalid) {
+  h.MustPublish("q", Msg("x"));
+  auto d = h.Receive(kQ);
+  const auto outcomes = h.Ack(kQ, {"garbage", "", "99.1.0000000000000001", d.at(0).receipt});
+  EXPECT_EQ(outcomes, (std::vector{SettleOutcome::kInvalid, SettleOutcome::kInvalid,
+                                   SettleOutcome::kInvalid, SettleOutcome::kOk}));
+}
+
+TEST_F(QueueTest, AckAfterLeaseExpiryBeforeRedeliveryCounts) {
+  h.MustPublish("q", Msg("x"));
+  auto d = h.Receive(kQ);
+  h.Advance(10s);
+  EXPECT_EQ(h.Ack(kQ, {d.at(0).receipt}), std::vector{SettleOutcome::kOk});
+  h.Advance(1min);
+  EXPECT_TRUE(h.Receive(kQ).empty());
+}
+
+TEST_F(QueueTest, ExtendKeepsTheLease) {
+  h.MustPublish("q", Msg("x"));
+  auto d = h.Receive(kQ);
+  h.Advance(9s);
+  EXPECT_EQ(h.broker().Extend(kQ, {d.at(0).receipt}, 30s).value(), std::vector{SettleOutcome::kOk});
+  h.Advance(29s);
+  EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.in_flight, 1u);
+  EXPECT_EQ(h.Ack(kQ, {d.at(0).receipt}), std::vector{SettleOutcome::kOk});
+}
+
+TEST_F(QueueTest, DelayedDelivery) {
+  Message m = Msg("later");
+  m.deliver_at = h.now + 30s;
+  h.MustPublish("q", m);
+  h.MustPublish("q", Msg("now"));
+  auto got = h.Receive(kQ);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].message.data, "now");
+  EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.delayed, 1u);
+  EXPECT_EQ(h.broker().NextWakeup(), h.now + 10s);  // the lease of "now" comes first
+  h.Ack(kQ, {got[0].receipt});
+  EXPECT_EQ(h.broker().NextWakeup(), h.now + 30s);
+  h.Advance(29s);
+  EXPECT_TRUE(h.Receive(kQ).empty());
+  h.Advance(1s);
+  got = h.Receive(kQ);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].message.data, "later");
+  EXPECT_EQ(got[0].message.deliver_at, m.deliver_at);
+}
+
+TEST_F(QueueTest, ReadyListenerFiresWhenAMessageArrives) {
+  int calls = 0;
+  ASSERT_TRUE(h.broker().SetReadyListener(kQ, [&] { ++calls; }));
+  h.posts.RunReady();
+  EXPECT_EQ(calls, 0);
+  h.MustPublish("q", Msg("x"));
+  h.posts.Await([&] { return calls > 0; });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(h.Receive(kQ).size(), 1u);
+}
+
+TEST_F(QueueTest, AttributesRoundTrip) {
+  Message m = Msg("{}", "k1", "id-1");
+  m.type = "order.created";
+  m.source = "/orders";
+  m.subject = "42";
+  m.content_type = "application/json";
+  m.attributes = {{"traceparent", "00-abc"}, {"tenant", "t1"}};
+  h.MustPublish("q", m);
+  auto got = h.Receive(kQ).at(0).message;
+  EXPECT_EQ(got.id, "id-1");
+  EXPECT_EQ(got.key, "k1");
+  EXPECT_EQ(got.type, m.type);
+  EXPECT_EQ(got.source, m.source);
+  EXPECT_EQ(got.subject, m.subject);
+  EXPECT_EQ(got.content_type, m.content_type);
+  EXPECT_EQ(got.attributes, m.attributes);
+  EXPECT_EQ(got.published_at, h.now);
+}
+
+TEST_F(QueueTest, OversizedMessageIsRejectedAndNotNoSpace) {
+  QueueOptions small = FastQueue();
+  small.storage.max_message_bytes = 100;
+  ASSERT_TRUE(h.broker().CreateQueue("small", small));
+  auto r = h.Publish(Destination::Queue("small"), Msg(std::string(200, 'x')));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_FALSE(IsNoSpace(r.error()));
+  EXPECT_TRUE(h.Receive(Inbox::Queue("small")).empty());
+}
+
+TEST_F(QueueTest, QueueOverItsByteLimitIsFull) {
+  QueueOptions tiny = FastQueue();
+  tiny.storage.max_bytes = 1000;
+  ASSERT_TRUE(h.broker().CreateQueue("tiny", tiny));
+  Result<PublishResult> r;
+  int stored = 0;
+  while ((r = h.Publish(Destination::Queue("tiny"), Msg(std::string(100, 'x'))))) ++stored;
+  EXPECT_GT(stored, 0);
+  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_FALSE(IsNoSpace(r.error()));
+  EXPECT_EQ(h.Receive(Inbox::Queue("tiny")).size(), static_cast<std::size_t>(stored));
+}
+
+TEST(QueueDurabilityTest, IntervalModeAcknowledgesBeforeTheFsync) {
+  Harness h(nullptr, Durability::kInterval);
+  ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
+  h.MustPublish("q", Msg("x"));
+  auto got = h.Receive(kQ);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(h.Ack(kQ, {got[0].receipt}), std::vector{SettleOutcome::kOk});
+}
+
+TEST(QueueDurabilityTest, FullDiskIsNoSpaceAndKeepsWhatIsStored) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  Harness h(fs);
+  ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
+  h.MustPublish("q", Msg("kept"));
+  fs->SetSpaceLimit(0);
+  auto r = h.Publish(Destination::Queue("q"), Msg(std::string(100, 'x')));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_TRUE(IsNoSpace(r.error())) << r.error().message();
+  fs->SetSpaceLimit(std::nullopt);
+  auto got = h.Receive(kQ);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].message.data, "kept");
+}
+
+}  // namespace
+}  // namespace ferry::bus

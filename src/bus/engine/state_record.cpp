@@ -1,0 +1,94 @@
+#include "bus/engine/state_record.hpp"
+
+#include <bit>
+
+#include "bus/engine/wire.hpp"
+
+namespace ferry::bus {
+
+std::string EncodeStateRecord(const StateRecord& r) {
+  std::string out;
+  out.push_back(static_cast<char>(r.type));
+  wire::PutVarint(&out, r.sequence);
+  wire::PutVarint(&out, r.floor);
+  wire::PutVarint(&out, r.attempt);
+  wire::PutSigned(&out, r.time_us);
+  wire::PutString(&out, r.text);
+  wire::PutString(&out, r.id);
+  wire::PutString(&out, r.key);
+  return out;
+}
+
+Result<StateRecord> DecodeStateRecord(std::string_view payload) {
+  auto bad = [] { return Fail(ErrorCode::kInvalidArgument, "not a bus state record"); };
+  if (payload.empty()) return bad();
+  StateRecord r;
+  const auto type = static_cast<std::uint8_t>(payload.front());
+  if (type < 1 || type > 7) return bad();
+  r.type = static_cast<StateRecord::Type>(type);
+  wire::Reader in(payload.substr(1));
+  auto sequence = in.Varint();
+  auto floor = in.Varint();
+  auto attempt = in.Varint();
+  auto time_us = in.Signed();
+  auto text = in.String();
+  auto id = in.String();
+  auto key = in.String();
+  if (!sequence || !floor || !attempt || !time_us || !text || !id || !key || !in.empty()) {
+    return bad();
+  }
+  r.sequence = *sequence;
+  r.floor = *floor;
+  r.attempt = static_cast<std::uint32_t>(*attempt);
+  r.time_us = *time_us;
+  r.text = std::move(*text);
+  r.id = std::move(*id);
+  r.key = std::move(*key);
+  return r;
+}
+
+std::string EncodeSubscriptionOptions(const SubscriptionOptions& o) {
+  std::string out;
+  wire::PutVarint(&out, 1);  // version
+  wire::PutString(&out, o.filter.type);
+  wire::PutString(&out, o.filter.source);
+  wire::PutString(&out, o.filter.subject);
+  const DeliveryOptions& d = o.delivery;
+  wire::PutSigned(&out, d.lease.count());
+  wire::PutVarint(&out, d.max_deliveries);
+  wire::PutSigned(&out, d.backoff.initial.count());
+  wire::PutSigned(&out, d.backoff.max.count());
+  wire::PutVarint(&out, std::bit_cast<std::uint64_t>(d.backoff.multiplier));
+  wire::PutVarint(&out, d.window);
+  return out;
+}
+
+Result<SubscriptionOptions> DecodeSubscriptionOptions(std::string_view text) {
+  auto bad = [] { return Fail(ErrorCode::kInvalidArgument, "bad subscription options record"); };
+  wire::Reader in(text);
+  if (in.Varint() != 1u) return bad();
+  SubscriptionOptions o;
+  auto type = in.String();
+  auto source = in.String();
+  auto subject = in.String();
+  auto lease = in.Signed();
+  auto max_deliveries = in.Varint();
+  auto initial = in.Signed();
+  auto max = in.Signed();
+  auto multiplier = in.Varint();
+  auto window = in.Varint();
+  if (!type || !source || !subject || !lease || !max_deliveries || !initial || !max ||
+      !multiplier || !window) {
+    return bad();
+  }
+  o.filter = {std::move(*type), std::move(*source), std::move(*subject)};
+  o.delivery.lease = BusDuration(*lease);
+  o.delivery.max_deliveries = static_cast<std::uint32_t>(*max_deliveries);
+  o.delivery.backoff.initial = BusDuration(*initial);
+  o.delivery.backoff.max = BusDuration(*max);
+  o.delivery.backoff.multiplier = std::bit_cast<double>(*multiplier);
+  o.delivery.window = static_cast<std::uint32_t>(*window);
+  return o;
+}
+
+}  // namespace ferry::bus

@@ -1,0 +1,168 @@
+// Topics: fan-out to subscriptions with their own acks, filters, replay from an offset or a
+// time, subscriptions that persist; and retention that never drops what is still needed.
+#include <gtest/gtest.h>
+
+#include "bus/engine/broker_test_support.hpp"
+
+namespace ferry::bus {
+namespace {
+
+using testing::FastQueue;
+using testing::Harness;
+using testing::Msg;
+using namespace std::chrono_literals;
+
+Message Event(std::string data, std::string type, std::string source = "/orders") {
+  Message m = Msg(std::move(data));
+  m.type = std::move(type);
+  m.source = std::move(source);
+  return m;
+}
+
+class TopicTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(h.broker().CreateTopic("t", {})); }
+  void Sub(const std::string& name, SubscriptionFilter filter = {}) {
+    SubscriptionOptions o;
+    o.delivery = FastQueue().delivery;
+    o.filter = std::move(filter);
+    ASSERT_TRUE(h.broker().CreateSubscription("t", name, o));
+  }
+  PublishResult Emit(Message m) {
+    auto r = h.Publish(Destination::Topic("t"), std::move(m));
+    EXPECT_TRUE(r) << r.error().message();
+    return r.value_or(PublishResult{});
+  }
+  std::vector<std::string> Data(const std::string& sub) {
+    std::vector<std::string> out;
+    for (const auto& d : h.Receive(Inbox::Subscription("t", sub))) out.push_back(d.message.data);
+    return out;
+  }
+  Harness h;
+};
+
+TEST_F(TopicTest, FanOutWithIndependentAcks) {
+  Sub("a");
+  Sub("b");
+  Emit(Event("e1", "order.created"));
+  auto a = h.Receive(Inbox::Subscription("t", "a"));
+  auto b = h.Receive(Inbox::Subscription("t", "b"));
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_EQ(h.Ack(Inbox::Subscription("t", "a"), {a[0].receipt}), std::vector{SettleOutcome::kOk});
+  // b's receipt means nothing to a, and b's delivery is untouched by a's ack.
+  EXPECT_NE(h.Ack(Inbox::Subscription("t", "a"), {b[0].receipt}), std::vector{SettleOutcome::kOk});
+  h.Advance(10s);
+  h.Advance(1s);
+  EXPECT_TRUE(Data("a").empty());
+  EXPECT_EQ(Data("b"), std::vector<std::string>{"e1"});
+  auto stats = h.broker().GetTopicStats("t");
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->published, 1u);
+  ASSERT_EQ(stats->subscriptions.size(), 2u);
+  EXPECT_EQ(stats->subscriptions[0].inbox.acked, 1u);
+  EXPECT_EQ(stats->subscriptions[1].inbox.redelivered, 1u);
+}
+
+TEST_F(TopicTest, NewSubscriptionStartsAtTheNextEventUnlessFromBeginning) {
+  Emit(Event("old", "x"));
+  Sub("late");
+  SubscriptionOptions all;
+  all.from_beginning = true;
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "all", all));
+  Emit(Event("new", "x"));
+  EXPECT_EQ(Data("late"), std::vector<std::string>{"new"});
+  EXPECT_EQ(Data("all"), (std::vector<std::string>{"old", "new"}));
+}
+
+TEST_F(TopicTest, FiltersExactAndPrefix) {
+  Sub("exact", {.type = "order.created"});
+  Sub("prefix", {.type = "order.*"});
+  Sub("source", {.source = "/billing"});
+  Emit(Event("1", "order.created"));
+  Emit(Event("2", "order.shipped"));
+  Emit(Event("3", "order"));
+  Emit(Event("4", "invoice.paid", "/billing"));
+  EXPECT_EQ(Data("exact"), std::vector<std::string>{"1"});
+  EXPECT_EQ(Data("prefix"), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(Data("source"), std::vector<std::string>{"4"});
+}
+
+TEST_F(TopicTest, ReplayFromAnOffset) {
+  Sub("s");
+  std::vector<PublishResult> sent;
+  for (int i = 0; i < 5; ++i) sent.push_back(Emit(Event(std::to_string(i), "x")));
+  const Inbox s = Inbox::Subscription("t", "s");
+  for (const auto& d : h.Receive(s)) h.Ack(s, {d.receipt});
+  EXPECT_TRUE(Data("s").empty());
+  ASSERT_TRUE(h.broker().ReplaySubscription("t", "s", sent[2].sequence));
+  EXPECT_EQ(Data("s"), (std::vector<std::string>{"2", "3", "4"}));
+}
+
+TEST_F(TopicTest, ReplayFromATime) {
+  Sub("s");
+  Emit(Event("early", "x"));
+  h.Advance(1h);
+  const BusTime mark = h.now;
+  Emit(Event("at", "x"));
+  h.Advance(1min);
+  Emit(Event("later", "x"));
+  const Inbox s = Inbox::Subscription("t", "s");
+  for (const auto& d : h.Receive(s)) h.Ack(s, {d.receipt});
+  ASSERT_TRUE(h.broker().ReplaySubscriptionFrom("t", "s", mark));
+  EXPECT_EQ(Data("s"), (std::vector<std::string>{"at", "later"}));
+}
+
+TEST_F(TopicTest, SubscriptionsPersistAcrossReopen) {
+  Sub("s", {.type = "keep.*"});
+  Emit(Event("1", "keep.me"));
+  Emit(Event("2", "drop.me"));
+  Emit(Event("3", "keep.too"));
+  const Inbox s = Inbox::Subscription("t", "s");
+  auto got = h.Receive(s, 1);
+  h.Ack(s, {got.at(0).receipt});
+  h.Reopen();
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  EXPECT_EQ(h.broker().Subscriptions("t").value(), std::vector<std::string>{"s"});
+  EXPECT_EQ(Data("s"), std::vector<std::string>{"3"});
+}
+
+TEST(RetentionTest, NeverDeletesUnackedMessages) {
+  Harness h;
+  QueueOptions options = FastQueue();
+  options.storage.retention.max_bytes = 1;  // as small as it gets: only need protects
+  ASSERT_TRUE(h.broker().CreateQueue("q", options));
+  const Inbox q = Inbox::Queue("q");
+  for (int i = 0; i < 60; ++i)
+    h.MustPublish("q", Msg(std::string(200, 'a' + i % 26), "", std::to_string(i)));
+  // Ack the first 30 only; 30..59 stay unacked.
+  auto first = h.Receive(q, 30);
+  for (const auto& d : first) h.Ack(q, {d.receipt});
+  const auto before = h.broker().GetQueueStats("q")->messages.segments;
+  ASSERT_TRUE(h.broker().EnforceRetention());
+  const auto after = h.broker().GetQueueStats("q")->messages.segments;
+  EXPECT_LT(after, before);  // acked segments went
+  auto rest = h.Receive(q);
+  ASSERT_EQ(rest.size(), 30u);
+  EXPECT_EQ(rest.front().message.id, "30");
+  EXPECT_EQ(rest.back().message.id, "59");
+}
+
+TEST(RetentionTest, TopicKeepsTheSlowestSubscriptionsBacklog) {
+  Harness h;
+  TopicOptions options;
+  options.storage.retention.max_bytes = 1;
+  ASSERT_TRUE(h.broker().CreateTopic("t", options));
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "fast", {}));
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "slow", {}));
+  for (int i = 0; i < 60; ++i) {
+    ASSERT_TRUE(h.Publish(Destination::Topic("t"), Msg(std::string(200, 'x'))));
+  }
+  const Inbox fast = Inbox::Subscription("t", "fast");
+  for (const auto& d : h.Receive(fast)) h.Ack(fast, {d.receipt});
+  ASSERT_TRUE(h.broker().EnforceRetention());
+  EXPECT_EQ(h.Receive(Inbox::Subscription("t", "slow")).size(), 60u);
+}
+
+}  // namespace
+}  // namespace ferry::bus

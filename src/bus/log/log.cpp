@@ -1,0 +1,333 @@
+#include "bus/log/log.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "bus/log/record_format.hpp"
+
+namespace ferry::bus {
+namespace {
+
+std::int64_t SystemClockUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+LogOptions WithDefaults(LogOptions options) {
+  if (!options.clock_us) options.clock_us = &SystemClockUs;
+  return options;
+}
+
+}  // namespace
+
+Log::Log(std::shared_ptr<FileSystem> fs, LogOptions options)
+    : fs_(std::move(fs)), options_(WithDefaults(std::move(options))) {}
+
+Result<std::unique_ptr<Log>> Log::Open(std::shared_ptr<FileSystem> fs, LogOptions options) {
+  if (options.dir.empty()) return Fail(ErrorCode::kInvalidArgument, "bus log: no directory");
+  if (options.segment_bytes == 0) {
+    return Fail(ErrorCode::kInvalidArgument, "bus log: segment_bytes must be positive");
+  }
+  if (options.durability == Durability::kInterval && options.sync_interval.count() <= 0) {
+    return Fail(ErrorCode::kInvalidArgument, "bus log: sync_interval must be positive");
+  }
+  if (options.max_record_bytes > kMaxFramePayload) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("bus log: max_record_bytes over {}", kMaxFramePayload));
+  }
+  std::unique_ptr<Log> log(new Log(std::move(fs), std::move(options)));
+  if (auto r = log->Recover(); !r) return tl::unexpected(r.error());
+  log->sync_thread_ = std::thread([raw = log.get()] { raw->SyncLoop(); });
+  return log;
+}
+
+Log::~Log() { (void)Close(); }
+
+Result<std::uint64_t> Log::Append(std::string_view payload, std::uint32_t flags) {
+  return Append(payload, flags, nullptr);
+}
+
+Result<std::uint64_t> Log::Append(std::string_view payload, std::uint32_t flags,
+                                  AckCallback on_ack) {
+  std::unique_lock lock(mu_);
+  if (closing_ || failure_) return tl::unexpected(ClosedError());
+  if (payload.size() > options_.max_record_bytes) {
+    ++stats_.rejected_too_large;
+    return Fail(ErrorCode::kResourceExhausted,
+                fmt::format("record of {} bytes is over the limit of {}", payload.size(),
+                            options_.max_record_bytes));
+  }
+  const std::uint64_t frame = kRecordHeaderSize + payload.size();
+  if (options_.max_total_bytes != 0 && total_bytes_ + frame > options_.max_total_bytes) {
+    ++stats_.rejected_full;
+    return Fail(ErrorCode::kResourceExhausted,
+                fmt::format("log {} is full ({} of {} bytes)", options_.dir, total_bytes_,
+                            options_.max_total_bytes));
+  }
+  if (!active_ || (active_->Size() > 0 && active_->Size() + frame > options_.segment_bytes)) {
+    if (auto r = RollLocked(); !r) return tl::unexpected(r.error());
+  }
+  const std::uint64_t sequence = next_sequence_;
+  const std::int64_t timestamp = options_.clock_us();
+  scratch_.clear();
+  EncodeRecord({.sequence = sequence, .timestamp_us = timestamp, .flags = flags}, payload,
+               &scratch_);
+  const std::uint64_t offset = active_->Size();
+  if (auto r = active_->Append(scratch_); !r) {
+    if (r.error().code() != ErrorCode::kResourceExhausted) {
+      ++stats_.write_errors;
+      FailLocked(r.error());
+      return tl::unexpected(ClosedError());
+    }
+    ++stats_.no_space_errors;
+    // Disk full: cut the partial frame off so nothing after it is misread, and stay open.
+    if (auto t = active_->Truncate(offset); !t) {
+      FailLocked(t.error());
+      return tl::unexpected(ClosedError());
+    }
+    return tl::unexpected(r.error());
+  }
+  segments_.rbegin()->second->AddRecord(sequence, offset, frame, timestamp);
+  total_bytes_ += frame;
+  ++next_sequence_;
+  written_sequence_ = sequence;
+  ++stats_.appends;
+  stats_.appended_bytes += frame;
+  if (options_.durability == Durability::kBatch) {
+    if (on_ack) pending_acks_.emplace_back(sequence, std::move(on_ack));
+    lock.unlock();
+    sync_cv_.notify_one();
+  } else {
+    lock.unlock();
+    if (on_ack) on_ack(sequence);
+  }
+  return sequence;
+}
+
+Result<void> Log::RollLocked() {
+  const std::uint64_t base = next_sequence_;
+  if (segments_.contains(base)) {
+    return Fail(ErrorCode::kInternal, fmt::format("segment {} exists already", base));
+  }
+  const std::string path = JoinPath(options_.dir, Segment::FileName(base));
+  auto writable = fs_->OpenWritable(path);
+  if (!writable) return tl::unexpected(writable.error());
+  auto readable = fs_->OpenReadable(path);
+  if (!readable) return tl::unexpected(readable.error());
+  if (active_) unsynced_closed_.push_back(std::move(active_));
+  active_ = std::move(*writable);
+  segments_.emplace(base, std::make_shared<Segment>(base, path, std::move(*readable),
+                                                    options_.index_interval_bytes));
+  // The new file's directory entry must be durable before any record in it counts as durable.
+  dir_dirty_ = true;
+  ++stats_.segments_created;
+  return Ok();
+}
+
+void Log::FailLocked(const Error& error) {
+  if (failure_) return;
+  spdlog::error("bus log {}: failed closed: {}", options_.dir, error.message());
+  failure_ = Error(ErrorCode::kIo,
+                   fmt::format("log {} failed closed after: {}", options_.dir, error.message()));
+  sync_cv_.notify_all();
+  durable_cv_.notify_all();
+}
+
+Error Log::ClosedError() const {
+  if (failure_) return *failure_;
+  return Error(ErrorCode::kFailedPrecondition, fmt::format("log {} is closed", options_.dir));
+}
+
+bool Log::HasSyncWorkLocked() const {
+  return written_sequence_ > durable_sequence_ || dir_dirty_ || !unsynced_closed_.empty();
+}
+
+void Log::SyncLoop() {
+  std::unique_lock lock(mu_);
+  const bool batch = options_.durability == Durability::kBatch;
+  const auto ready = [&] {
+    if (closing_ || sync_requested_) return true;
+    if (failure_) return !failure_delivered_;
+    return batch && HasSyncWorkLocked();
+  };
+  for (;;) {
+    if (batch) {
+      sync_cv_.wait(lock, ready);
+    } else {
+      sync_cv_.wait_for(lock, options_.sync_interval, ready);
+    }
+    if (failure_) {
+      if (!failure_delivered_) DeliverFailure(lock);
+      sync_requested_ = false;
+      if (closing_) return;
+      continue;
+    }
+    if (HasSyncWorkLocked()) {
+      SyncRound(lock);
+    } else {
+      sync_requested_ = false;
+      durable_cv_.notify_all();
+      if (closing_) return;
+    }
+  }
+}
+
+// One group commit: fsync everything written so far, then acknowledge it. Appends go on while
+// the fsyncs run; they wait for the next round, which starts as soon as this one ends.
+void Log::SyncRound(std::unique_lock<std::mutex>& lock) {
+  const std::uint64_t target = written_sequence_;
+  auto closed_files = std::move(unsynced_closed_);
+  unsynced_closed_.clear();
+  const std::shared_ptr<WritableFile> active = active_;
+  const bool sync_dir = dir_dirty_;
+  dir_dirty_ = false;
+  sync_requested_ = false;
+  lock.unlock();
+
+  // Rolled-away segments first, then the directory (so the newer segments exist), then the
+  // active segment: only then is everything up to `target` on disk.
+  const auto started = std::chrono::steady_clock::now();
+  Result<void> status = Ok();
+  for (const auto& file : closed_files) {
+    if (status) status = file->Sync();
+  }
+  if (status && sync_dir) status = fs_->SyncDir(options_.dir);
+  if (status && active) status = active->Sync();
+
+  lock.lock();
+  if (!status) {
+    ++stats_.sync_errors;
+    FailLocked(status.error());  // never retried: the page cache may have dropped the bytes
+    return;
+  }
+  const std::uint64_t batch = target - std::min(target, durable_sequence_);
+  ++stats_.sync_rounds;
+  stats_.synced_records += batch;
+  stats_.max_sync_batch = std::max(stats_.max_sync_batch, batch);
+  stats_.sync_micros +=
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count());
+  durable_sequence_ = std::max(durable_sequence_, target);
+  std::vector<std::pair<std::uint64_t, AckCallback>> acks;
+  while (!pending_acks_.empty() && pending_acks_.front().first <= target) {
+    acks.push_back(std::move(pending_acks_.front()));
+    pending_acks_.pop_front();
+  }
+  const DurableListener listener = durable_listener_;
+  const std::uint64_t durable = durable_sequence_;
+  lock.unlock();
+  durable_cv_.notify_all();
+  for (auto& [sequence, ack] : acks) ack(sequence);
+  if (listener) listener(durable, Ok());
+  lock.lock();
+}
+
+void Log::DeliverFailure(std::unique_lock<std::mutex>& lock) {
+  failure_delivered_ = true;
+  auto acks = std::move(pending_acks_);
+  pending_acks_.clear();
+  const Error error = *failure_;
+  const DurableListener listener = durable_listener_;
+  const std::uint64_t durable = durable_sequence_;
+  lock.unlock();
+  durable_cv_.notify_all();
+  for (auto& [sequence, ack] : acks) ack(tl::unexpected(error));
+  if (listener) listener(durable, tl::unexpected(error));
+  lock.lock();
+}
+
+Result<void> Log::WaitDurable(std::uint64_t sequence) {
+  std::unique_lock lock(mu_);
+  if (sequence > written_sequence_) {
+    return Fail(ErrorCode::kInvalidArgument, fmt::format("sequence {} not written", sequence));
+  }
+  durable_cv_.wait(lock, [&] { return durable_sequence_ >= sequence || failure_ || closed_; });
+  if (durable_sequence_ >= sequence) return Ok();
+  return tl::unexpected(ClosedError());
+}
+
+Result<void> Log::Sync() {
+  std::unique_lock lock(mu_);
+  if (closing_ || failure_) return tl::unexpected(ClosedError());
+  const std::uint64_t target = written_sequence_;
+  sync_requested_ = true;
+  sync_cv_.notify_one();
+  durable_cv_.wait(lock, [&] {
+    return (durable_sequence_ >= target && !sync_requested_) || failure_ || closed_;
+  });
+  if (durable_sequence_ >= target) return Ok();
+  return tl::unexpected(ClosedError());
+}
+
+void Log::SetDurableListener(DurableListener listener) {
+  std::lock_guard lock(mu_);
+  durable_listener_ = std::move(listener);
+}
+
+Result<void> Log::Close() {
+  {
+    std::lock_guard lock(mu_);
+    if (closed_) return failure_ ? Result<void>(tl::unexpected(*failure_)) : Ok();
+    closing_ = true;
+  }
+  sync_cv_.notify_all();
+  if (sync_thread_.joinable()) sync_thread_.join();
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  active_.reset();
+  unsynced_closed_.clear();
+  dir_lock_.reset();
+  durable_cv_.notify_all();
+  if (failure_) return tl::unexpected(*failure_);
+  return Ok();
+}
+
+std::uint64_t Log::first_sequence() const {
+  std::lock_guard lock(mu_);
+  for (const auto& [base, segment] : segments_) {
+    if (segment->records() > 0) return base;
+  }
+  return next_sequence_;
+}
+
+std::uint64_t Log::last_sequence() const {
+  std::lock_guard lock(mu_);
+  return written_sequence_;
+}
+
+std::uint64_t Log::durable_sequence() const {
+  std::lock_guard lock(mu_);
+  return durable_sequence_;
+}
+
+std::uint64_t Log::acknowledged_sequence() const {
+  std::lock_guard lock(mu_);
+  return options_.durability == Durability::kBatch ? durable_sequence_ : written_sequence_;
+}
+
+std::uint64_t Log::total_bytes() const {
+  std::lock_guard lock(mu_);
+  return total_bytes_;
+}
+
+std::size_t Log::segment_count() const {
+  std::lock_guard lock(mu_);
+  return segments_.size();
+}
+
+Result<void> Log::status() const {
+  std::lock_guard lock(mu_);
+  if (failure_) return tl::unexpected(*failure_);
+  return Ok();
+}
+
+LogStats Log::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace ferry::bus

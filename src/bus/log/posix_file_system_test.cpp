@@ -1,0 +1,70 @@
+#include "bus/log/posix_file_system.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "bus/log/log_test_support.hpp"
+
+namespace ferry::bus {
+namespace {
+
+using testing::TempDir;
+
+TEST(PosixFileSystemTest, AppendReadSyncAndTruncate) {
+  TempDir dir;
+  auto& fs = *PosixFileSystem::Default();
+  const std::string path = JoinPath(dir.path(), "f");
+  auto file = fs.OpenWritable(path);
+  ASSERT_TRUE(file.has_value());
+  ASSERT_TRUE((*file)->Append("hello "));
+  ASSERT_TRUE((*file)->Append("world"));
+  ASSERT_TRUE((*file)->Sync());
+  ASSERT_TRUE(fs.SyncDir(dir.path()));
+  EXPECT_EQ((*file)->Size(), 11u);
+  EXPECT_EQ(*ReadWholeFile(fs, path), "hello world");
+  ASSERT_TRUE((*file)->Truncate(5));
+  ASSERT_TRUE((*file)->Append("!"));
+  EXPECT_EQ(*ReadWholeFile(fs, path), "hello!");
+  EXPECT_EQ(*fs.FileSize(path), 6u);
+}
+
+TEST(PosixFileSystemTest, ReopenAppendsAtTheEnd) {
+  TempDir dir;
+  auto& fs = *PosixFileSystem::Default();
+  const std::string path = JoinPath(dir.path(), "f");
+  ASSERT_TRUE((*fs.OpenWritable(path))->Append("ab"));
+  auto again = fs.OpenWritable(path);
+  EXPECT_EQ((*again)->Size(), 2u);
+  ASSERT_TRUE((*again)->Append("c"));
+  EXPECT_EQ(*ReadWholeFile(fs, path), "abc");
+}
+
+TEST(PosixFileSystemTest, ListRenameRemove) {
+  TempDir dir;
+  auto& fs = *PosixFileSystem::Default();
+  const std::string sub = JoinPath(dir.path(), "x/y");
+  ASSERT_TRUE(fs.CreateDirs(sub));
+  ASSERT_TRUE(fs.OpenWritable(JoinPath(sub, "a")).has_value());
+  ASSERT_TRUE(fs.Rename(JoinPath(sub, "a"), JoinPath(sub, "b")));
+  EXPECT_EQ(*fs.List(sub), std::vector<std::string>{"b"});
+  ASSERT_TRUE(fs.Remove(JoinPath(sub, "b")));
+  EXPECT_TRUE(fs.List(sub)->empty());
+  auto missing = fs.OpenReadable(JoinPath(sub, "b"));
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+}
+
+TEST(PosixFileSystemTest, ShortReadAtEndOfFile) {
+  TempDir dir;
+  auto& fs = *PosixFileSystem::Default();
+  const std::string path = JoinPath(dir.path(), "f");
+  ASSERT_TRUE((*fs.OpenWritable(path))->Append("abc"));
+  auto file = fs.OpenReadable(path);
+  char buf[8];
+  EXPECT_EQ(*(*file)->Read(1, sizeof(buf), buf), 2u);
+  EXPECT_EQ(std::string(buf, 2), "bc");
+}
+
+}  // namespace
+}  // namespace ferry::bus

@@ -1,0 +1,58 @@
+// Log::EnforceRetention: deletes whole segments, oldest first.
+#include <spdlog/spdlog.h>
+
+#include "bus/log/log.hpp"
+
+namespace ferry::bus {
+
+Result<RetentionResult> Log::EnforceRetention(const RetentionPolicy& policy,
+                                              std::uint64_t protected_sequence,
+                                              std::int64_t now_us) {
+  RetentionResult result;
+  std::vector<std::shared_ptr<Segment>> victims;
+  {
+    std::lock_guard lock(mu_);
+    if (closing_ || failure_) return tl::unexpected(ClosedError());
+    std::uint64_t remaining = total_bytes_;
+    const std::int64_t max_age = policy.max_age.count();
+    for (auto it = segments_.begin(); it != segments_.end();) {
+      const Segment& segment = *it->second;
+      if (std::next(it) == segments_.end()) break;  // the active segment stays
+      const bool empty = segment.records() == 0;
+      const bool too_old = max_age > 0 && segment.last_timestamp_us() < now_us - max_age;
+      const bool too_big = policy.max_bytes > 0 && remaining > policy.max_bytes;
+      if (!empty && !too_old && !too_big) break;
+      const bool unconsumed = !empty && segment.last_sequence() >= protected_sequence;
+      // Only an explicit max_age drops what a consumer still needs; size pressure never does.
+      if (unconsumed && !too_old) break;
+      if (unconsumed) {
+        const std::uint64_t from = std::max(protected_sequence, segment.base_sequence());
+        const std::uint64_t dropped =
+            std::min<std::uint64_t>(segment.last_sequence() - from + 1, segment.records());
+        result.unconsumed_dropped += dropped;
+        spdlog::warn("bus log {}: max_age drops {} unconsumed records of segment {}", options_.dir,
+                     dropped, segment.path());
+      }
+      remaining -= segment.size();
+      result.bytes_deleted += segment.size();
+      result.records_deleted += segment.records();
+      ++result.segments_deleted;
+      victims.push_back(it->second);
+      it = segments_.erase(it);
+    }
+    total_bytes_ = remaining;
+    stats_.segments_deleted += result.segments_deleted;
+    stats_.retention_dropped_unconsumed += result.unconsumed_dropped;
+  }
+  if (victims.empty()) return result;
+  // Readers still inside a victim keep reading it through their open file.
+  for (const auto& segment : victims) {
+    if (auto r = fs_->Remove(segment->path()); !r && r.error().code() != ErrorCode::kNotFound) {
+      return tl::unexpected(r.error());
+    }
+  }
+  if (auto r = fs_->SyncDir(options_.dir); !r) return tl::unexpected(r.error());
+  return result;
+}
+
+}  // namespace ferry::bus
