@@ -5,6 +5,9 @@
 #   make deps   just the Debian packages
 #   make tidy   clang-tidy over src/ (not part of CI)
 PYTEST := /usr/bin/python3 -m pytest
+# ccache keys on paths relative to the checkout, so every clone shares the cache.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
 JOBS ?= $(shell nproc)
 
 .PHONY: deps build release test test-debug test-asan demo bench tidy fuzz format clean
