@@ -61,7 +61,8 @@ BusServiceImpl::BusServiceImpl(const config::Config& config,
       registry_(registry),
       slot_(slot),
       tick_timer_(io_),
-      maintenance_timer_(io_) {
+      maintenance_timer_(io_),
+      stop_timer_(io_) {
   auto& r = registry_;
   metrics_.published = &Must(r.AddCounter("ferry_bus_published_total",
                                           "Publishes answered, by destination and result "
@@ -190,9 +191,8 @@ void BusServiceImpl::Stop() {
   });
   // Give answers in flight a moment, then end the loop and close the logs on this thread.
   asio::post(io_, [this] {
-    asio::steady_timer* last = new asio::steady_timer(io_, std::chrono::milliseconds(200));
-    last->async_wait([this, last](const error_code&) {
-      delete last;
+    stop_timer_.expires_after(std::chrono::milliseconds(200));
+    stop_timer_.async_wait([this](const error_code&) {
       broker_.reset();  // syncs and closes the logs
       io_.stop();
     });

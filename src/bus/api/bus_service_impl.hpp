@@ -99,6 +99,7 @@ class BusServiceImpl final : public BusService {
   std::string listen_address_;
   asio::steady_timer tick_timer_;
   asio::steady_timer maintenance_timer_;
+  asio::steady_timer stop_timer_;
   std::map<std::string, std::list<asio::steady_timer*>> waiters_;  // by Inbox::ToString()
   std::vector<std::shared_ptr<PushTarget>> push_targets_;
   std::uint64_t maintenance_rounds_ = 0;  // retention runs every 5th round

@@ -79,7 +79,9 @@ TEST_F(LogDurabilityTest, DurableListenerReportsTheWatermark) {
 }
 
 TEST_F(LogDurabilityTest, GroupCommitSharesFsyncsAmongConcurrentAppenders) {
-  auto log = Open(SmallLog("/log"));
+  LogOptions options = SmallLog("/log");
+  options.segment_bytes = 1 << 20;  // one segment: one file fsync per round
+  auto log = Open(options);
   fs_->PauseSyncs();  // the disk stalls in the first fsync while every appender arrives
   constexpr int kThreads = 16;
   std::vector<std::thread> threads;
