@@ -33,6 +33,8 @@ StorageOptions ToStorage(const config::BusStorage& s) {
   o.max_message_bytes = static_cast<std::uint32_t>(s.max_message_bytes);
   o.max_bytes = s.max_bytes;
   o.retention.max_age = std::chrono::duration_cast<std::chrono::microseconds>(s.max_age);
+  o.retention.max_bytes = s.max_bytes;
+  o.retention.delete_consumed = true;  // "keep until consumed": consumed segments go
   return o;
 }
 

@@ -105,12 +105,14 @@ Task<void> BusServiceImpl::PushOne(std::shared_ptr<PushTarget> target, Delivery 
         std::string in;
         char buf[4096];
         http::HeadScanner scanner({64 * 1024, 256});
-        while (scanner.Scan(in) == http::HeadScanner::State::kIncomplete) {
+        // Scan is incremental: keep the state it ended with rather than scanning again.
+        http::HeadScanner::State state;
+        while ((state = scanner.Scan(in)) == http::HeadScanner::State::kIncomplete) {
           auto [rec, n] = co_await socket.async_read_some(asio::buffer(buf), kNoThrow);
           if (rec) break;
           in.append(buf, n);
         }
-        if (scanner.Scan(in) == http::HeadScanner::State::kComplete) {
+        if (state == http::HeadScanner::State::kComplete) {
           http::Parser parser(http::Parser::Kind::kResponse);
           auto parsed = parser.Feed(std::string_view(in).substr(0, scanner.head_size()));
           const int status = parsed && parser.head_done() ? parser.response().status : 0;

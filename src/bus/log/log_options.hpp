@@ -90,6 +90,9 @@ struct RetentionPolicy {
   // Oldest segments go while the log is over this many bytes, but only segments entirely below
   // the protected sequence. Zero (the default) means no size limit.
   std::uint64_t max_bytes = 0;
+  // Segments wholly below the protected sequence (every record consumed) go as well, whatever
+  // their age or the log's size: what a queue wants ("keep until consumed").
+  bool delete_consumed = false;
 };
 
 struct RetentionResult {

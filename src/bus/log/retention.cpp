@@ -21,7 +21,8 @@ Result<RetentionResult> Log::EnforceRetention(const RetentionPolicy& policy,
       const bool empty = segment.records() == 0;
       const bool too_old = max_age > 0 && segment.last_timestamp_us() < now_us - max_age;
       const bool too_big = policy.max_bytes > 0 && remaining > policy.max_bytes;
-      if (!empty && !too_old && !too_big) break;
+      const bool consumed = segment.last_sequence() < protected_sequence;
+      if (!empty && !too_old && !too_big && !(policy.delete_consumed && consumed)) break;
       const bool unconsumed = !empty && segment.last_sequence() >= protected_sequence;
       // Only an explicit max_age drops what a consumer still needs; size pressure never does.
       if (unconsumed && !too_old) break;

@@ -69,6 +69,20 @@ TEST_F(LogRetentionTest, SizeLimitNeverDeletesRecordsAtOrPastTheProtectedSequenc
   EXPECT_EQ((*log_->Get(20))->payload, Payload(20));
 }
 
+TEST_F(LogRetentionTest, DeleteConsumedDropsSegmentsWhollyBelowTheProtectedSequence) {
+  // No age or size limit: only consumption frees space. Record 20 is still needed, so segment
+  // 1..13 goes and 14..26 (holding 20) stays.
+  auto kept = log_->EnforceRetention({}, 20, now_us_);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->segments_deleted, 0u);  // without the flag nothing goes
+  auto result = log_->EnforceRetention({.delete_consumed = true}, 20, now_us_);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->segments_deleted, 1u);
+  EXPECT_EQ(result->unconsumed_dropped, 0u);
+  EXPECT_EQ(log_->first_sequence(), 14u);
+  EXPECT_EQ((*log_->Get(20))->payload, Payload(20));
+}
+
 TEST_F(LogRetentionTest, ProtectedSequenceAtTheStartKeepsEverything) {
   auto result = log_->EnforceRetention({.max_bytes = 1}, 1, now_us_);
   ASSERT_TRUE(result.has_value());
