@@ -21,7 +21,7 @@ build: deps
 
 release: deps
 	cmake --preset release >/dev/null
-	cmake --build --preset release -j $(JOBS) --target ferry echo_service
+	cmake --build --preset release -j $(JOBS) --target ferry echo_service order_service
 
 test: deps test-debug test-asan
 
@@ -42,7 +42,7 @@ test-asan: deps
 
 demo: release
 	FERRY_BIN=build/release/src/app/ferry ECHO_BIN=build/release/examples/echo_service \
-	  bash scripts/demo.sh
+	  ORDER_BIN=build/release/examples/order_service bash scripts/demo.sh
 
 bench: release
 	FERRY_BIN=build/release/src/app/ferry bash bench/proxy/run.sh

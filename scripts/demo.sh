@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The `make demo` flow: Ferry in front of three instances of examples/echo_service, scripted
-# traffic, and a plain-words account of what each step shows. Everything it starts, it stops.
+# traffic, and a plain-words account of what each step shows; then an ordering flow on Ferry's
+# message bus (examples/order_service: an ordering service and a payment handler). Everything it
+# starts, it stops.
 #
 #   FERRY_BIN [build/release/src/app/ferry]  ECHO_BIN [build/release/examples/echo_service]
+#   ORDER_BIN [build/release/examples/order_service]
 # Only 127.0.0.1 is used. Exits non-zero as soon as a step does not show what it should.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FERRY_BIN=${FERRY_BIN:-$repo/build/release/src/app/ferry}
 ECHO_BIN=${ECHO_BIN:-$repo/build/release/examples/echo_service}
+ORDER_BIN=${ORDER_BIN:-$repo/build/release/examples/order_service}
 
 if [ -t 1 ]; then
   bold=$'\e[1m' dim=$'\e[2m' green=$'\e[32m' red=$'\e[31m' cyan=$'\e[36m' reset=$'\e[0m'
@@ -19,6 +23,7 @@ fi
 work=$(mktemp -d /tmp/ferry-demo.XXXXXX)
 pids=()
 ferry_pid=
+ferry_log=$work/ferry.log  # the log of the Ferry currently running, shown when a step fails
 forget() {  # forget PID: it has been waited for, so cleanup must not signal it
   local keep=() p
   for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
@@ -43,16 +48,16 @@ shown() { printf '   %s$ %s%s\n' "$dim" "$*" "$reset"; }
 good() { printf '   %s✓ %s%s\n' "$green" "$*" "$reset"; }
 fail() {
   printf '\n   %sFAILED: %s%s\n' "$bold$red" "$*" "$reset" >&2
-  if [ -s "$work/ferry.log" ]; then
+  if [ -s "$ferry_log" ]; then
     printf '   last lines of Ferry'"'"'s log:\n' >&2
-    tail -n 15 "$work/ferry.log" | sed 's/^/     /' >&2
+    tail -n 15 "$ferry_log" | sed 's/^/     /' >&2
   fi
   exit 1
 }
 indent() { sed 's/^/     /'; }
 json_field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(d'"$1"')' 2>/dev/null; }
 
-for bin in "$FERRY_BIN" "$ECHO_BIN"; do
+for bin in "$FERRY_BIN" "$ECHO_BIN" "$ORDER_BIN"; do
   [ -x "$bin" ] || fail "$bin is missing: build first (make demo does)"
 done
 command -v curl >/dev/null || fail "curl is missing (scripts/install-deps installs it)"
@@ -61,20 +66,38 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_echo NAME: starts an instance on a port the kernel picks; sets echo_address.
-# (Not called in $(...): the PID must be recorded in this shell for cleanup.)
-start_echo() {
+# start_service NAME COMMAND...: starts a service that prints "... listening on ADDR" (or, for a
+# puller, "... pulling ...") to $work/NAME.log; sets service_address and service_pid. (Not
+# called in $(...): the PID must be recorded in this shell for cleanup.)
+start_service() {
   local name=$1 log=$work/$1.log
-  "$ECHO_BIN" --listen 127.0.0.1:0 --name "$name" >"$log" 2>&1 &
-  pids+=($!)
+  shift
+  "$@" >"$log" 2>&1 &
+  service_pid=$!
+  pids+=("$service_pid")
   for _ in $(seq 50); do
-    if grep -q 'listening on' "$log"; then
-      echo_address=$(sed -n 's/.* listening on //p' "$log")
+    if grep -qE 'listening on|pulling' "$log"; then
+      service_address=$(sed -n 's/.* listening on //p' "$log")
       return 0
     fi
     sleep 0.1
   done
-  fail "echo_service $name did not start: $(cat "$log")"
+  fail "$name did not start: $(cat "$log")"
+}
+
+# start_echo NAME: an echo_service instance on a port the kernel picks; sets echo_address.
+start_echo() {
+  start_service "$1" "$ECHO_BIN" --listen 127.0.0.1:0 --name "$1"
+  echo_address=$service_address
+}
+
+# stop_pid PID: SIGTERM, wait for the exit (up to 5 s, then SIGKILL), and forget it.
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget "$1"
 }
 
 start_echo catalog-1; catalog1=$echo_address
@@ -271,5 +294,201 @@ say "ferry exited with code $rc"
 [ "$(cat "$work/slow.status")" = 200 ] || fail "the in-flight request was not drained"
 good "drained and exited 0"
 
-printf '\n%sDemo done.%s Stopping the echo services; nothing started by the demo is left running.\n' \
+# =============================================================================================
+# Part 2: the ordering flow on Ferry's message bus. A new Ferry runs the gateway and a bus; the
+# ordering service (examples/order_service) takes orders through the gateway, queues a payment
+# command and publishes an order.created event; a payment handler (order_service --role payment
+# --pull) receives the commands from the queue, and the bus keeps the events for two
+# subscriptions.
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds; false on timeout.
+wait_for() {
+  local tenths=$(($1 * 10))
+  shift
+  for _ in $(seq "$tenths"); do
+    if "$@"; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+# payments_stat EXPR: a field of GET /v1/queues/payments, like '["counts"]["acked"]'.
+payments_stat() { curl -s "$bus_url/v1/queues/payments" | json_field "$1"; }
+# log_count NAME PATTERN: how many lines of $work/NAME.log match.
+log_count() { grep -c -- "$2" "$work/$1.log" || true; }
+# Conditions for wait_for, evaluated afresh on every poll.
+log_has() { [ "$(log_count "$1" "$2")" -ge "$3" ]; }  # log_has NAME PATTERN COUNT
+payments_is() { [ "$(payments_stat "$1")" = "$2" ]; }  # payments_is EXPR VALUE
+# place_order ID AMOUNT: POSTs an order through the gateway; sets order_status, order_body.
+place_order() {
+  order_body=$(curl -s -o - -w '\n%{http_code}' -X POST -H 'content-type: application/json' \
+    -d "{\"order_id\":\"$1\",\"amount\":$2}" "$base/api/orders")
+  order_status=${order_body##*$'\n'}
+  order_body=${order_body%$'\n'*}
+  order_body=${order_body%$'\n'}
+}
+# events_of SUBSCRIPTION: pulls and acks order.created events with the CLI until two have come
+# (or 5 s pass); prints them in short and stores the ids in event_ids.
+events_of() {
+  local out=$work/$1.jsonl
+  : >"$out"
+  for _ in $(seq 5); do
+    "$FERRY_BIN" consume --topic orders --subscription "$1" --max 10 --wait 1s --ack \
+      >>"$out" 2>"$work/consume.err" || fail "ferry consume failed: $(cat "$work/consume.err")"
+    [ "$(wc -l <"$out")" -ge 2 ] && break
+  done
+  python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    print("%s received %s  id=%s  data=%s" % (sys.argv[2], e["type"], e["id"], json.dumps(e["data"])))' \
+    "$out" "$1" | indent
+  event_ids=$(python3 -c 'import json,sys; print(" ".join(sorted(json.loads(l)["id"] for l in open(sys.argv[1]))))' "$out")
+}
+
+printf '\n%sPart 2: an ordering flow on the message bus%s\n' "$bold" "$reset"
+say "Ferry also runs a durable message bus. A second Ferry now routes /api/orders to an ordering"
+say "service and runs a bus with a queue for payment commands and a topic for order events."
+port=$(free_port)
+admin=$(free_port)
+bus_port=$(free_port)
+base=http://127.0.0.1:$port
+admin_url=http://127.0.0.1:$admin
+bus_url=http://127.0.0.1:$bus_port
+start_service ordering-1 "$ORDER_BIN" --listen 127.0.0.1:0 --name ordering-1 --bus "$bus_url"
+order_address=$service_address
+config=$work/ferry-bus.yaml
+cat >"$config" <<YAML
+workers: 1
+admin: {listen: 127.0.0.1:$admin}
+listeners:
+  - name: public
+    listen: 127.0.0.1:$port
+    routes:
+      - match: {prefix: /api/orders}
+        service: orders
+        rewrite_prefix: /orders
+services:
+  orders:
+    endpoints: [$order_address]
+bus:
+  listen: 127.0.0.1:$bus_port
+  data_dir: $work/bus-data
+  queues:
+    payments:                 # commands: each one handled once, by the payment handler
+      max_deliveries: 3
+      backoff: {initial: 100ms, max: 1s}
+  topics:
+    orders:                   # events: every subscription gets its own copy
+      subscriptions:
+        billing: {filter: {type: order.created}}
+        shipping: {filter: {type: order.created}}
+YAML
+ferry_log=$work/ferry-bus.log
+"$FERRY_BIN" run -c "$config" >"$ferry_log" 2>&1 &
+ferry_pid=$!
+pids+=("$ferry_pid")
+ready=
+for _ in $(seq 100); do
+  kill -0 "$ferry_pid" 2>/dev/null || fail "ferry exited at start"
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' "$admin_url/ready")" = 200 ]; then ready=1; break; fi
+  sleep 0.1
+done
+[ -n "$ready" ] || fail "ferry's admin /ready did not answer 200 within 10 s"
+start_service payments-v1 "$ORDER_BIN" --role payment --pull --bus "$bus_url" \
+  --name payments-v1 --max-amount 1000
+payment_pid=$service_pid
+say "ordering-1 on $order_address is the ordering service; payments-v1, the payment handler,"
+say "takes payment commands from the queue (it pulls them over the bus API, and acks or nacks)."
+say "Ferry listens on $base, bus API on $bus_url (data in a temp dir), config:"
+indent <"$config"
+export FERRY_BUS_URL=$bus_url  # the ferry CLI commands below talk to this bus
+
+# ---------------------------------------------------------------------------------------------
+step "8. An order goes through the gateway to the ordering service"
+say "The client POSTs an order. The ordering service puts a payment command on the queue"
+say "'payments' and publishes an 'order.created' event to the topic 'orders', then answers 201."
+shown "curl -X POST $base/api/orders -d '{\"order_id\":\"o-1001\",\"amount\":25}'"
+place_order o-1001 25
+say "status $order_status"
+indent <<<"$order_body"
+[ "$order_status" = 201 ] || fail "the order was not accepted: $order_status $order_body"
+place_order o-1002 40
+say "and a second order, o-1002 for 40.00: status $order_status"
+[ "$order_status" = 201 ] || fail "order o-1002 was not accepted: $order_status $order_body"
+good "orders accepted"
+
+# ---------------------------------------------------------------------------------------------
+step "9. The payment command travels on the queue to the payment handler"
+say "The payment handler receives each command (a long poll of the bus API), charges the order"
+say "and acknowledges the command. The payment handler's log:"
+wait_for 10 log_has payments-v1 charged 2 ||
+  fail "the payment handler did not charge both orders: $(cat "$work/payments-v1.log")"
+grep -- 'charged' "$work/payments-v1.log" | indent
+say "The client retries o-1001 (say its first answer was lost). The command's id is the order id,"
+say "so the bus recognises the duplicate and the payment is not charged twice:"
+place_order o-1001 25
+say "status $order_status, payment command duplicate: $(json_field '["payment_command"]["duplicate"]' <<<"$order_body")"
+[ "$order_status" = 201 ] || fail "the retried order was not answered 201: $order_body"
+[ "$(json_field '["payment_command"]["duplicate"]' <<<"$order_body")" = True ] ||
+  fail "the retried order was not recognised as a duplicate: $order_body"
+sleep 0.5
+[ "$(log_count payments-v1 'o-1001.*charged')" = 1 ] || fail "o-1001 was charged more than once"
+shown "curl $bus_url/v1/queues/payments"
+say "acked: $(payments_stat '["counts"]["acked"]'), duplicates: $(payments_stat '["counts"]["duplicates"]'), waiting: $(payments_stat '["depth"]')"
+good "each payment handled once"
+
+# ---------------------------------------------------------------------------------------------
+step "10. The order.created event reaches both subscribers"
+say "Each subscription of the topic gets its own copy of every event: billing and shipping read"
+say "theirs with the ferry CLI, which prints one JSON line per message and acks them (--ack)."
+shown "ferry consume --topic orders --subscription billing --max 10 --wait 1s --ack"
+events_of billing
+[ "$event_ids" = "o-1001 o-1002" ] || fail "billing got [$event_ids], not o-1001 and o-1002"
+shown "ferry consume --topic orders --subscription shipping --max 10 --wait 1s --ack"
+events_of shipping
+[ "$event_ids" = "o-1001 o-1002" ] || fail "shipping got [$event_ids], not o-1001 and o-1002"
+good "both subscribers received both events (the retried order was not published twice)"
+
+# ---------------------------------------------------------------------------------------------
+step "11. A payment that keeps failing ends in the dead letters"
+say "payments-v1 has a bug: it fails on amounts over 1000. An order for 2500.00 comes in;"
+say "the client still gets 201 at once, as the payment happens later, on the queue."
+shown "curl -X POST $base/api/orders -d '{\"order_id\":\"o-1003\",\"amount\":2500}'"
+place_order o-1003 2500
+say "status $order_status"
+[ "$order_status" = 201 ] || fail "order o-1003 was not accepted: $order_body"
+say "The handler fails and nacks the command; the bus waits its backoff (100 ms, then 200 ms) and"
+say "delivers it again; after 3 deliveries (max_deliveries: 3) it moves it to the dead letters."
+wait_for 15 payments_is '["dead_letters"]' 1 ||
+  fail "o-1003 did not reach the dead letters: $(cat "$work/payments-v1.log")"
+grep -- 'o-1003' "$work/payments-v1.log" | indent
+shown "ferry dlq list --queue payments"
+"$FERRY_BIN" dlq list --queue payments >"$work/dlq.jsonl" 2>"$work/dlq.err" ||
+  fail "ferry dlq list failed: $(cat "$work/dlq.err")"
+indent <"$work/dlq.jsonl"
+[ "$(json_field '["id"]' <"$work/dlq.jsonl")" = o-1003 ] || fail "o-1003 is not the dead letter"
+good "the failing payment is parked in the dead letters, not retried forever"
+
+# ---------------------------------------------------------------------------------------------
+step "12. Fix the handler, replay the dead letter, and the payment goes through"
+say "Deploy the fixed release: stop payments-v1 and start payments-v2."
+stop_pid "$payment_pid"
+start_service payments-v2 "$ORDER_BIN" --role payment --pull --bus "$bus_url" --name payments-v2
+say "Now put the dead letter back on the queue:"
+shown "ferry dlq replay --queue payments"
+"$FERRY_BIN" dlq replay --queue payments >"$work/replay.json" 2>"$work/replay.err" ||
+  fail "ferry dlq replay failed: $(cat "$work/replay.err")"
+indent <"$work/replay.json"
+[ "$(json_field '["replayed"]' <"$work/replay.json")" = 1 ] || fail "nothing was replayed"
+wait_for 10 log_has payments-v2 'o-1003.*charged' 1 ||
+  fail "payments-v2 did not charge o-1003: $(cat "$work/payments-v2.log")"
+grep -- 'o-1003' "$work/payments-v2.log" | indent
+shown "ferry dlq list --queue payments"
+"$FERRY_BIN" dlq list --queue payments 2>&1 | indent
+wait_for 5 payments_is '["counts"]["acked"]' 3 || fail "o-1003 was not acked"
+say "acked: $(payments_stat '["counts"]["acked"]'), dead letters: $(payments_stat '["dead_letters"]'), waiting: $(payments_stat '["depth"]')"
+[ "$(payments_stat '["dead_letters"]')" = 0 ] || fail "the dead letter is still there"
+good "replayed and delivered: every order is paid exactly once"
+
+stop_pid "$ferry_pid"
+printf '\n%sDemo done.%s Stopping the services; nothing started by the demo is left running.\n' \
   "$bold$green" "$reset"

@@ -10,52 +10,35 @@
 #include <string_view>
 #include <thread>
 
+#include "common/http_connection.hpp"
 #include "crc32.hpp"
-#include "http_connection.hpp"
 
 namespace ferry::examples {
 namespace {
 
-constexpr std::size_t kPiece = 64 * 1024;                // /bytes and /chunked write this much at once
-constexpr std::uint64_t kMaxGenerated = 1ull << 40;      // 1 TiB: /bytes/N above this is a 400
-constexpr std::uint64_t kMaxDelayMs = 5 * 60 * 1000;     // /delay/MS above this is a 400
-
-std::string_view Reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
-  }
-}
+constexpr std::size_t kPiece = 64 * 1024;             // /bytes and /chunked write this much at once
+constexpr std::uint64_t kMaxGenerated = 1ull << 40;   // 1 TiB: /bytes/N above this is a 400
+constexpr std::uint64_t kMaxDelayMs = 5 * 60 * 1000;  // /delay/MS above this is a 400
 
 void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
@@ -86,8 +69,8 @@ struct Exchange {
 
 std::string Head(const Exchange& ex, int status, std::string_view content_type,
                  std::string_view framing) {
-  std::string head = fmt::format("HTTP/1.1 {} {}\r\nx-served-by: {}\r\n", status, Reason(status),
-                                 ex.instance);
+  std::string head = fmt::format("HTTP/1.1 {} {}\r\nx-served-by: {}\r\n", status,
+                                 ReasonPhrase(status), ex.instance);
   if (!content_type.empty()) head += fmt::format("content-type: {}\r\n", content_type);
   head += framing;
   if (ex.close_after) {
@@ -101,9 +84,8 @@ std::string Head(const Exchange& ex, int status, std::string_view content_type,
 
 bool SendFixed(Exchange& ex, int status, std::string_view content_type, std::string_view body) {
   const bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
-  std::string message =
-      Head(ex, status, no_body ? "" : content_type,
-           no_body ? "" : fmt::format("content-length: {}\r\n", body.size()));
+  std::string message = Head(ex, status, no_body ? "" : content_type,
+                             no_body ? "" : fmt::format("content-length: {}\r\n", body.size()));
   if (!no_body && !ex.head_only) message += body;
   return ex.connection.Write(message);
 }
@@ -185,8 +167,7 @@ bool SendChunked(Exchange& ex, std::uint64_t size) {
   while (size > 0) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size, kPiece));
     if (!ex.connection.Write(fmt::format("{:x}\r\n", n)) ||
-        !ex.connection.Write(std::string_view(pattern.data(), n)) ||
-        !ex.connection.Write("\r\n")) {
+        !ex.connection.Write(std::string_view(pattern.data(), n)) || !ex.connection.Write("\r\n")) {
       return false;
     }
     size -= n;
@@ -235,7 +216,8 @@ bool Handle(Connection& connection, const Request& request, const std::string& i
   }
 
   // Any other body is read and dropped, so the next request on the connection starts cleanly.
-  if (!connection.ReadBody(request, [&](std::string_view piece) { ex.body_bytes += piece.size(); })) {
+  if (!connection.ReadBody(request,
+                           [&](std::string_view piece) { ex.body_bytes += piece.size(); })) {
     ex.close_after = true;
     SendError(ex, 400, "bad request body");
     return false;
@@ -302,12 +284,13 @@ void ServeConnection(int fd, std::shared_ptr<const std::string> instance) {
     if (status == ReadStatus::kClosed) return;
     if (status != ReadStatus::kOk) {
       const bool too_large = status == ReadStatus::kTooLarge;
-      const std::string body = too_large ? "{\"error\":\"request head too large\"}\n"
-                                         : "{\"error\":\"bad request\"}\n";
-      connection.Write(fmt::format(
-          "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n"
-          "connection: close\r\n\r\n{}",
-          too_large ? 431 : 400, too_large ? Reason(431) : Reason(400), body.size(), body));
+      const std::string body =
+          too_large ? "{\"error\":\"request head too large\"}\n" : "{\"error\":\"bad request\"}\n";
+      connection.Write(
+          fmt::format("HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n"
+                      "connection: close\r\n\r\n{}",
+                      too_large ? 431 : 400, too_large ? ReasonPhrase(431) : ReasonPhrase(400),
+                      body.size(), body));
       return;
     }
     if (!Handle(connection, request, *instance)) return;

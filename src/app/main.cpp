@@ -1,4 +1,5 @@
-// ferry: the command line. Exit codes: 0 ok, 1 bad config or runtime failure, 2 bad usage.
+// ferry: the command line. Exit codes (app/exit_code.hpp): 0 ok, 1 bad config or runtime
+// failure, 2 bad usage. The bus commands (publish, consume, dlq) live in bus_cli.cpp.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -7,14 +8,16 @@
 #include <cstdio>
 #include <string>
 
+#include "app/bus_cli.hpp"
+#include "app/exit_code.hpp"
 #include "app/node.hpp"
 #include "config/config.hpp"
 
 namespace {
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
+using ferry::app::kExitFailure;
+using ferry::app::kExitOk;
+using ferry::app::kExitUsage;
 
 int Validate(const std::string& path) {
   auto config = ferry::config::LoadFile(path);
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
   validate->add_option("-c,--config", config_path, "YAML config file")->required();
 
   app.add_subcommand("version", "Print the version.");
+  ferry::app::BusCli bus_cli(app);
 
   try {
     app.parse(argc, argv);
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (app.got_subcommand("validate")) return Validate(config_path);
+  if (bus_cli.Selected()) return bus_cli.Run();
   spdlog::set_level(spdlog::level::from_str(log_level));
   return ferry::app::RunNode(config_path);
 }

@@ -18,10 +18,10 @@ struct Request {
   std::string target;                                        // path with query, as sent
   int version_minor = 1;                                     // HTTP/1.<version_minor>
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased, in order
-  bool chunked = false;          // body framed by Transfer-Encoding: chunked
+  bool chunked = false;              // body framed by Transfer-Encoding: chunked
   std::uint64_t content_length = 0;  // body length when not chunked
-  bool keep_alive = true;        // from the version and the Connection header
-  bool expect_continue = false;  // Expect: 100-continue was sent
+  bool keep_alive = true;            // from the version and the Connection header
+  bool expect_continue = false;      // Expect: 100-continue was sent
 
   bool HasBody() const { return chunked || content_length > 0; }
   // The value of the first header with this (lowercase) name, or nullptr.
@@ -51,7 +51,7 @@ class Connection {
   bool Write(std::string_view data);
 
  private:
-  bool Fill();                               // reads more bytes; false on EOF or error
+  bool Fill();                                          // reads more bytes; false on EOF or error
   bool ReadLine(std::string& line, std::size_t limit);  // one CRLF-terminated line, CRLF dropped
   std::size_t Buffered() const { return end_ - begin_; }
 
@@ -60,5 +60,8 @@ class Connection {
   std::size_t begin_ = 0;  // first unread byte
   std::size_t end_ = 0;    // one past the last byte read from the socket
 };
+
+// "OK" for 200, "Not Found" for 404, ...; "Status" for codes without a listed phrase.
+std::string_view ReasonPhrase(int status);
 
 }  // namespace ferry::examples

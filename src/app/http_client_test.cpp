@@ -1,0 +1,251 @@
+#include "app/http_client.hpp"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+#include <thread>
+
+namespace ferry::app {
+namespace {
+
+using State = ResponseParser::State;
+
+TEST(ParseUrl, TakesHostPortAndPath) {
+  auto url = ParseUrl("http://127.0.0.1:8081/bus/");
+  ASSERT_TRUE(url) << url.error().message();
+  EXPECT_EQ(url->host, "127.0.0.1");
+  EXPECT_EQ(url->port, 8081);
+  EXPECT_EQ(url->path, "/bus");
+  EXPECT_EQ(url->ToString(), "http://127.0.0.1:8081/bus");
+}
+
+TEST(ParseUrl, DefaultsPortTo80AndAllowsNoScheme) {
+  auto url = ParseUrl("localhost");
+  ASSERT_TRUE(url);
+  EXPECT_EQ(url->host, "localhost");
+  EXPECT_EQ(url->port, 80);
+  EXPECT_EQ(url->path, "");
+  EXPECT_EQ(ParseUrl("HTTP://h:1")->port, 1);
+}
+
+TEST(ParseUrl, TakesBracketedIpv6) {
+  auto url = ParseUrl("http://[::1]:9000");
+  ASSERT_TRUE(url);
+  EXPECT_EQ(url->host, "::1");
+  EXPECT_EQ(url->port, 9000);
+  EXPECT_EQ(url->HostHeader(), "[::1]:9000");
+}
+
+TEST(ParseUrl, RejectsWhatItCannotUse) {
+  for (const char* bad :
+       {"https://127.0.0.1:8081", "ftp://h", "http://", "http://:80", "http://h:", "http://h:0",
+        "http://h:65536", "http://h:80x", "http://::1:80", "http://[::1", "http://[::1]x",
+        "http://u@h:80", "http://h/x?y=1", "http://h/#f"}) {
+    auto url = ParseUrl(bad);
+    EXPECT_FALSE(url) << bad;
+    if (!url) {
+      EXPECT_EQ(url.error().code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(url.error().message().find(bad), std::string::npos) << url.error().message();
+    }
+  }
+}
+
+TEST(PercentEncode, KeepsUnreservedAndEncodesTheRest) {
+  EXPECT_EQ(PercentEncode("order-1.v2_x~"), "order-1.v2_x~");
+  EXPECT_EQ(PercentEncode("a b/c?d"), "a%20b%2Fc%3Fd");
+  EXPECT_EQ(PercentEncode("\xC3\xA9"), "%C3%A9");
+}
+
+TEST(ResponseParser, ReadsContentLengthBodyArrivingInPieces) {
+  const std::string all = "HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-A: b \r\n\r\nhello";
+  ResponseParser parser;
+  for (std::size_t n = 0; n < all.size(); ++n) {
+    ASSERT_EQ(parser.Parse(std::string_view(all).substr(0, n), false), State::kIncomplete) << n;
+  }
+  ASSERT_EQ(parser.Parse(all, false), State::kComplete);
+  EXPECT_EQ(parser.response().status, 201);
+  EXPECT_EQ(parser.response().body, "hello");
+  ASSERT_NE(parser.response().Find("x-a"), nullptr);
+  EXPECT_EQ(*parser.response().Find("x-a"), "b");
+}
+
+TEST(ResponseParser, DecodesChunkedBodyWithExtensionsAndTrailers) {
+  const std::string all =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n";
+  ResponseParser parser;
+  for (std::size_t n = 0; n < all.size(); ++n) {
+    ASSERT_EQ(parser.Parse(std::string_view(all).substr(0, n), false), State::kIncomplete) << n;
+  }
+  ASSERT_EQ(parser.Parse(all, false), State::kComplete);
+  EXPECT_EQ(parser.response().body, "hello world");
+}
+
+TEST(ResponseParser, ReadsUntilCloseWithoutFraming) {
+  const std::string all = "HTTP/1.0 200 OK\r\n\r\nbody";
+  ResponseParser parser;
+  EXPECT_EQ(parser.Parse(all, false), State::kIncomplete);
+  ASSERT_EQ(parser.Parse(all, true), State::kComplete);
+  EXPECT_EQ(parser.response().body, "body");
+}
+
+TEST(ResponseParser, NoBodyFor204AndHead) {
+  ResponseParser no_content;
+  EXPECT_EQ(no_content.Parse("HTTP/1.1 204 No Content\r\n\r\n", false), State::kComplete);
+  ResponseParser head(/*head_request=*/true);
+  EXPECT_EQ(head.Parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", false), State::kComplete);
+  EXPECT_EQ(head.response().body, "");
+}
+
+TEST(ResponseParser, SkipsInterimResponses) {
+  ResponseParser parser;
+  ASSERT_EQ(
+      parser.Parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                   false),
+      State::kComplete);
+  EXPECT_EQ(parser.response().status, 200);
+  EXPECT_EQ(parser.response().body, "ok");
+}
+
+TEST(ResponseParser, RejectsMalformedResponses) {
+  for (const char* bad : {"SSH-2.0-OpenSSH\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n"}) {
+    ResponseParser parser;
+    EXPECT_EQ(parser.Parse(bad, false), State::kError) << bad;
+    EXPECT_FALSE(parser.error().empty());
+  }
+}
+
+TEST(ResponseParser, RejectsOversizedHead) {
+  ResponseParser parser;
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nX: " + std::string(ResponseParser::kMaxHeadBytes, 'a');
+  EXPECT_EQ(parser.Parse(head, false), State::kError);
+}
+
+// A one-connection server on a loopback port chosen by the kernel; `serve` gets the accepted
+// socket and owns it until it returns.
+class OneShotServer {
+ public:
+  explicit OneShotServer(std::function<void(int)> serve) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof addr;
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listener_, 4), 0);
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &length);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, serve = std::move(serve)] {
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd >= 0) {
+        serve(fd);
+        ::close(fd);
+      }
+    });
+  }
+  ~OneShotServer() {
+    ::shutdown(listener_, SHUT_RDWR);  // unblocks accept if no client came
+    thread_.join();
+    ::close(listener_);
+  }
+  Url url() const { return Url{"127.0.0.1", port_, ""}; }
+
+ private:
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+std::string ReadRequest(int fd) {
+  std::string in;
+  char buf[4096];
+  while (in.find("\r\n\r\n") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+  return in;
+}
+
+TEST(Send, SendsTheRequestAndReadsTheAnswer) {
+  std::string seen;
+  {
+    OneShotServer server([&seen](int fd) {
+      seen = ReadRequest(fd);
+      const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+      ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+    });
+    Url url = server.url();
+    url.path = "/base";
+    HttpRequest request;
+    request.method = "POST";
+    request.target = "/x?y=1";
+    request.headers.emplace_back("ce-id", "7");
+    request.body = "data";
+    auto response = Send(url, request, std::chrono::seconds(5));
+    ASSERT_TRUE(response) << response.error().message();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, "ok");
+  }
+  EXPECT_EQ(seen.rfind("POST /base/x?y=1 HTTP/1.1\r\n", 0), 0u) << seen;
+  EXPECT_NE(seen.find("\r\nce-id: 7\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("\r\ncontent-length: 4\r\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("\r\nconnection: close\r\n"), std::string::npos) << seen;
+}
+
+TEST(Send, GivesUpAtTheDeadlineWhenNoAnswerComes) {
+  OneShotServer server([](int fd) {
+    ReadRequest(fd);
+    char byte;
+    ::recv(fd, &byte, 1, 0);  // until the client gives up and closes
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto response = Send(server.url(), HttpRequest{}, std::chrono::milliseconds(200));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().code(), ErrorCode::kDeadlineExceeded);
+  EXPECT_GE(took, std::chrono::milliseconds(190));
+  EXPECT_LT(took, std::chrono::seconds(3));
+}
+
+TEST(Send, ReportsAnAnswerCutShort) {
+  OneShotServer server([](int fd) {
+    ReadRequest(fd);
+    const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort";
+    ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+  });
+  auto response = Send(server.url(), HttpRequest{}, std::chrono::seconds(5));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().code(), ErrorCode::kConnectionClosed);
+}
+
+TEST(Send, ReportsARefusedConnection) {
+  // A bound socket that does not listen: connecting to its port is refused, and nobody else
+  // can take the port while it is held.
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof addr;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
+  auto response =
+      Send(Url{"127.0.0.1", ntohs(addr.sin_port), ""}, HttpRequest{}, std::chrono::seconds(5));
+  ::close(fd);
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(response.error().message().find("refused"), std::string::npos)
+      << response.error().message();
+}
+
+}  // namespace
+}  // namespace ferry::app
