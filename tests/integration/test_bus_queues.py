@@ -87,6 +87,25 @@ def test_long_poll_is_answered_as_soon_as_a_message_arrives(bus):
     assert result["took"] < 10, result["took"]
 
 
+def test_abandoned_long_poll_does_not_take_the_message(bus):
+    # A consumer starts a long-poll and goes away before anything arrives. The message published
+    # next must not be leased to that gone client (it would sit in flight until the lease ran
+    # out): the next consumer gets it at once.
+    import socket
+
+    host, port = bus.client.address.rsplit(":", 1)
+    gone = socket.create_connection((host, int(port)), timeout=5)
+    gone.sendall(f"GET /v1/{Q}/messages?wait=20s HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    time.sleep(0.5)
+    gone.close()
+    time.sleep(0.3)
+    assert bus.client.publish("work", b"for-the-living").status == 201
+    messages = bus.client.messages(Q, wait="3s")
+    assert [m["data"] for m in messages] == ["for-the-living"]
+    assert messages[0]["attempt"] == 1
+    assert bus.client.stats("queues/work")["in_flight"] == 1  # only the live consumer's lease
+
+
 def test_ack_removes_the_message(bus):
     bus.client.publish("work", b"x")
     [m] = bus.client.messages(Q)

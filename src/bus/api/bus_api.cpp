@@ -151,8 +151,8 @@ Task<T> AwaitCallback(const StartFn<T>& start) {
 
 }  // namespace
 
-Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request,
-                                         const std::string& body) {
+Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const std::string& body,
+                                         const std::function<bool()>& client_alive) {
   const auto parts = SplitPath(request.path());
   const std::string& m = request.method;
   const std::size_t n = parts.size();
@@ -205,7 +205,9 @@ Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request,
   if (inbox) {
     const std::size_t tail = n - rest;
     const std::string_view verb = tail >= 1 ? parts[rest] : std::string_view();
-    if (tail == 1 && verb == "messages" && m == "GET") co_return co_await Receive(*inbox, request);
+    if (tail == 1 && verb == "messages" && m == "GET") {
+      co_return co_await Receive(*inbox, request, client_alive);
+    }
     if (tail == 1 && (verb == "ack" || verb == "nack" || verb == "extend") && m == "POST") {
       const std::string verb_name(verb);
       co_return co_await Settle(*inbox, verb_name, body);
@@ -279,7 +281,8 @@ Task<ApiResponse> BusServiceImpl::Publish(const Destination& to, const http::Req
   co_return Json(201, o);
 }
 
-Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::RequestHead& request) {
+Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::RequestHead& request,
+                                          const std::function<bool()>& client_alive) {
   std::size_t max = 1;
   if (auto v = QueryParam(request.query(), "max"); !v.empty()) {
     char* end = nullptr;
@@ -299,7 +302,9 @@ Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::Reques
   }
   const auto deadline = Clock::now() + wait;
   const std::string key = inbox.ToString();
-  for (;;) {
+  for (bool waited = false;; waited = true) {
+    // After a wait, take nothing for a client that has gone: it would stay leased to nobody.
+    if (waited && !client_alive()) co_return ApiResponse{204, ""};
     auto got = broker_->Receive(inbox, max);
     if (!got) co_return FromError(got.error());
     ArmTick();

@@ -1,7 +1,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <boost/json.hpp>
+#include <cerrno>
 #include <future>
 
 #include "bus/api/bus_service_impl.hpp"
@@ -232,6 +234,12 @@ std::string ErrorJson(int status, std::string_view code, std::string_view messag
 
 Task<void> BusServiceImpl::Serve(tcp::socket socket) {
   runtime::Deadline<tcp::socket> deadline(io_, socket);
+  // A client that closed its side while its long-poll waited shows EOF (or an error) here.
+  const std::function<bool()> client_alive = [&socket] {
+    char byte;
+    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+  };
   std::string in;
   http::Parser parser(http::Parser::Kind::kRequest);
   char buf[16 * 1024];
@@ -293,7 +301,7 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
       } else {
         deadline.Disarm();
         const http::RequestHead& head = parser.request();
-        response = co_await Handle(head, body);
+        response = co_await Handle(head, body, client_alive);
         keep = head.keep_alive && !stopping_;
       }
       if (!ok) keep = false;

@@ -2,6 +2,7 @@
 // (lifecycle, timers, HTTP connections), bus_api.cpp (the routes) and push_delivery.cpp.
 #pragma once
 
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -49,7 +50,10 @@ class BusServiceImpl final : public BusService {
 
   // --- bus_api.cpp
   // Parameters are references to the caller's named values: see the coroutine rules in README.
-  Task<ApiResponse> Handle(const http::RequestHead& request, const std::string& body);
+  // `client_alive` tells whether the requesting client is still connected: a long-poll that
+  // wakes for a message first checks it, so no message is leased to a client that has gone.
+  Task<ApiResponse> Handle(const http::RequestHead& request, const std::string& body,
+                           const std::function<bool()>& client_alive);
 
  private:
   struct PushTarget;
@@ -70,7 +74,8 @@ class BusServiceImpl final : public BusService {
   // bus_api.cpp
   Task<ApiResponse> Publish(const Destination& to, const http::RequestHead& request,
                             const std::string& body);
-  Task<ApiResponse> Receive(const Inbox& inbox, const http::RequestHead& request);
+  Task<ApiResponse> Receive(const Inbox& inbox, const http::RequestHead& request,
+                            const std::function<bool()>& client_alive);
   Task<ApiResponse> Settle(const Inbox& inbox, const std::string& verb, const std::string& body);
   Task<ApiResponse> ReplayDead(const Inbox& inbox, const std::string& body);
   ApiResponse ListDead(const Inbox& inbox, const http::RequestHead& request);
