@@ -1,11 +1,32 @@
 #include "http/head_scanner.hpp"
 
+#include <algorithm>
+#include <array>
+
 namespace ferry::http {
+
+namespace {
+
+// Bytes that need a closer look: CR, LF, SP and HT (at a line start they are obsolete folding),
+// and every other control character. The rest (visible ASCII, obs-text) is skipped in bulk.
+constexpr std::array<bool, 256> kSpecial = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
+  t[0x7f] = true;
+  t[' '] = true;
+  return t;
+}();
+
+}  // namespace
 
 HeadScanner::State HeadScanner::Scan(std::string_view data) {
   // Leading empty lines before a request line are tolerated by RFC 9112 2.2; we do not: a
   // client that sends them is broken or probing.
-  for (std::size_t i = scanned_; i < data.size(); ++i) {
+  const std::size_t end = std::min(data.size(), limits_.max_bytes + 1);
+  for (std::size_t i = scanned_; i < end; ++i) {
+    // Fast path: ordinary header bytes need no check but the limit, applied through `end`.
+    while (i < end && !kSpecial[static_cast<unsigned char>(data[i])]) ++i;
+    if (i == end) break;
     const unsigned char c = static_cast<unsigned char>(data[i]);
     if (i >= limits_.max_bytes) return State::kTooLarge;
     if (c == '\r') {
@@ -34,8 +55,8 @@ HeadScanner::State HeadScanner::Scan(std::string_view data) {
     }
     if ((c < 0x20 && c != '\t') || c == 0x7f) return Malformed("control character in message head");
   }
-  scanned_ = data.size();
   if (data.size() > limits_.max_bytes) return State::kTooLarge;
+  scanned_ = data.size();
   return State::kIncomplete;
 }
 

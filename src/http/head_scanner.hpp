@@ -41,8 +41,8 @@ class HeadScanner {
     return State::kMalformed;
   }
   HeadLimits limits_;
-  std::size_t scanned_ = 0;      // bytes of data already checked
-  std::size_t line_start_ = 0;   // offset of the line being scanned
+  std::size_t scanned_ = 0;     // bytes of data already checked
+  std::size_t line_start_ = 0;  // offset of the line being scanned
   std::uint32_t fields_ = 0;
   std::size_t head_size_ = 0;
   const char* error_ = "";

@@ -40,7 +40,8 @@ TEST(HeadScanner, RejectsBareLf) {
 }
 
 TEST(HeadScanner, RejectsWhitespaceBeforeName_CVE_2024_27982) {
-  EXPECT_EQ(ScanOnce("POST / HTTP/1.1\r\n Content-Length: 5\r\nHost: x\r\n\r\n"), State::kMalformed);
+  EXPECT_EQ(ScanOnce("POST / HTTP/1.1\r\n Content-Length: 5\r\nHost: x\r\n\r\n"),
+            State::kMalformed);
 }
 
 TEST(HeadScanner, RejectsObsoleteLineFolding) {

@@ -32,6 +32,12 @@ class Headers {
   bool Has(std::string_view name) const { return Get(name).has_value(); }
   std::size_t size() const;
   void Clear();
+  // Room for `bytes` of names and values and `fields` fields, so parsing a head of known size
+  // allocates once instead of growing field by field.
+  void Reserve(std::size_t bytes, std::size_t fields) {
+    arena_.reserve(bytes);
+    slots_.reserve(fields);
+  }
 
   // Visits live fields in order: fn(Field).
   template <typename Fn>

@@ -1,8 +1,7 @@
 #include "http/parser.hpp"
 
-#include <llhttp.h>
-
 #include <fmt/format.h>
+#include <llhttp.h>
 
 namespace ferry::http {
 
@@ -144,6 +143,12 @@ void Parser::FillHead() {
 Result<std::size_t> Parser::Feed(std::string_view data) {
   llhttp_t* p = llhttp_.get();
   if (message_done_) return std::size_t{0};
+  if (!head_done_) {
+    // The caller feeds a whole head at once (it has found its end): size the header storage
+    // for it, with room for the few fields the proxy adds.
+    Headers& h = kind_ == Kind::kRequest ? request_.headers : response_.headers;
+    if (h.arena_bytes() == 0) h.Reserve(data.size() + 128, 16);
+  }
   const llhttp_errno_t err = llhttp_execute(p, data.data(), data.size());
   if (err == HPE_OK) return data.size();
   if (err == HPE_PAUSED) {
@@ -159,9 +164,9 @@ Result<std::size_t> Parser::Feed(std::string_view data) {
   }
   const ErrorCode code =
       kind_ == Kind::kRequest ? ErrorCode::kInvalidArgument : ErrorCode::kUpstreamProtocol;
-  return Fail(code, fmt::format("malformed HTTP {}: {}",
-                                kind_ == Kind::kRequest ? "request" : "response",
-                                llhttp_get_error_reason(p)));
+  return Fail(code,
+              fmt::format("malformed HTTP {}: {}", kind_ == Kind::kRequest ? "request" : "response",
+                          llhttp_get_error_reason(p)));
 }
 
 Result<void> Parser::FinishOnEof() {

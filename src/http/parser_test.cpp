@@ -43,8 +43,9 @@ TEST(Parser, StopsAfterHeadThenAfterMessage) {
 
 TEST(Parser, DecodesChunkedBody) {
   Parser p(Parser::Kind::kRequest);
-  auto body = ParseAll(p, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                          "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+  auto body = ParseAll(p,
+                       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
   ASSERT_TRUE(body);
   EXPECT_EQ(*body, "abcde");
   EXPECT_EQ(p.request().framing, BodyFraming::kChunked);
@@ -62,28 +63,32 @@ TEST(Parser, KeepsHeaderOrderAndCase) {
 
 TEST(Parser, RejectsContentLengthWithTransferEncoding) {
   Parser p(Parser::Kind::kRequest);
-  auto r = ParseAll(p, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  auto r = ParseAll(p,
+                    "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(Parser, RejectsTwoDifferentContentLengths) {
   Parser p(Parser::Kind::kRequest);
-  EXPECT_FALSE(ParseAll(p, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-                           "Content-Length: 4\r\n\r\nabcd"));
+  EXPECT_FALSE(ParseAll(p,
+                        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                        "Content-Length: 4\r\n\r\nabcd"));
 }
 
 TEST(Parser, RejectsChunkedNotLast) {
   Parser p(Parser::Kind::kRequest);
-  EXPECT_FALSE(ParseAll(p, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
-                           "0\r\n\r\n"));
+  EXPECT_FALSE(ParseAll(p,
+                        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+                        "0\r\n\r\n"));
 }
 
 TEST(Parser, RejectsBadChunkSize) {
   Parser p(Parser::Kind::kRequest);
-  EXPECT_FALSE(ParseAll(p, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           "zz\r\nabc\r\n0\r\n\r\n"));
+  EXPECT_FALSE(ParseAll(p,
+                        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "zz\r\nabc\r\n0\r\n\r\n"));
 }
 
 TEST(Parser, ResponseUntilCloseCompletesOnEof) {

@@ -6,9 +6,15 @@
 namespace ferry::http {
 
 bool IsHopByHop(std::string_view name) {
-  static constexpr std::array<std::string_view, 9> kHopByHop = {
-      "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-      "upgrade",    "proxy-authenticate", "proxy-authorization"};
+  static constexpr std::array<std::string_view, 9> kHopByHop = {"connection",
+                                                                "keep-alive",
+                                                                "proxy-connection",
+                                                                "te",
+                                                                "trailer",
+                                                                "transfer-encoding",
+                                                                "upgrade",
+                                                                "proxy-authenticate",
+                                                                "proxy-authorization"};
   for (std::string_view h : kHopByHop) {
     if (EqualsIgnoreCase(name, h)) return true;
   }
@@ -33,9 +39,9 @@ void RemoveHopByHop(Headers& headers) {
   bool any = false;
   headers.ForEach([&](const Headers::Field& f) { any = any || IsHopByHop(f.name); });
   if (!any) return;
-  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "te", "trailer",
-                             "transfer-encoding", "upgrade", "proxy-authenticate",
-                             "proxy-authorization"}) {
+  for (std::string_view h :
+       {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+        "upgrade", "proxy-authenticate", "proxy-authorization"}) {
     headers.Remove(h);
   }
 }

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <span>
+#include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -43,7 +45,8 @@ class WriteList {
     body_bytes_ += total;
   }
   void LastChunk() { bufs_.emplace_back(http::kLastChunk.data(), http::kLastChunk.size()); }
-  const std::vector<asio::const_buffer>& buffers() const { return bufs_; }
+  // A view, so the write operation copies two words rather than the list.
+  std::span<const asio::const_buffer> buffers() const { return {bufs_.data(), bufs_.size()}; }
   bool empty() const { return bufs_.empty(); }
   std::uint64_t body_bytes() const { return body_bytes_; }
   void Clear() {
@@ -52,7 +55,7 @@ class WriteList {
   }
 
  private:
-  std::vector<asio::const_buffer> bufs_;
+  boost::container::small_vector<asio::const_buffer, 8> bufs_;  // no allocation in the usual case
   std::string size_line_;
   std::uint64_t body_bytes_ = 0;
 };

@@ -3,7 +3,9 @@
 // operation_aborted and can tell a timeout from a peer failure. One timer per socket, re-armed
 // per phase (header read, idle, upstream response), never one per operation.
 // A timer handler may already be queued when the deadline is re-armed or destroyed; the shared
-// state and its generation number make such a stale handler a no-op.
+// state and its generation number make such a stale handler a no-op. The handler captures
+// `this` only to re-wait, which it does only while state->socket is set, i.e. while the
+// Deadline exists.
 // Thread safety: owned by one coroutine on one worker.
 #pragma once
 
@@ -18,6 +20,8 @@ namespace ferry::runtime {
 template <typename Socket>
 class Deadline {
  public:
+  using Clock = std::chrono::steady_clock;
+
   Deadline(asio::io_context& io, Socket& socket)
       : timer_(io), state_(std::make_shared<State>(State{&socket})) {}
   ~Deadline() {
@@ -27,34 +31,56 @@ class Deadline {
   Deadline(const Deadline&) = delete;
   Deadline& operator=(const Deadline&) = delete;
 
-  // Arms (or re-arms) the deadline `d` from now; zero or less disarms it.
+  // Arms (or re-arms) the deadline `d` from now; zero or less disarms it. Re-arming to a later
+  // time leaves the pending timer alone (when it fires early it waits again for the rest), so
+  // the usual per-request phases cost no timer cancellation and no new wait.
   void Arm(std::chrono::nanoseconds d) {
     state_->expired = false;
-    const std::uint64_t generation = ++state_->generation;
     if (d.count() <= 0) {
-      timer_.cancel();
+      Disarm();
       return;
     }
-    timer_.expires_after(d);
-    timer_.async_wait([state = state_, generation](const error_code& ec) {
-      if (ec || state->generation != generation || state->socket == nullptr) return;
-      state->expired = true;
-      error_code ignored;
-      state->socket->cancel(ignored);
-    });
+    const Clock::time_point at = Clock::now() + d;
+    state_->deadline = at;
+    if (state_->waiting && state_->wait_until <= at) return;  // fires early, then re-waits
+    if (state_->waiting) timer_.cancel();  // the new deadline is earlier: start over
+    Wait(at);
   }
-  void Disarm() {
-    ++state_->generation;
-    timer_.cancel();
-  }
+  void Disarm() { state_->deadline = Clock::time_point::max(); }
   bool expired() const { return state_->expired; }
 
  private:
   struct State {
     Socket* socket;
-    std::uint64_t generation = 0;
+    Clock::time_point deadline = Clock::time_point::max();  // max: disarmed
+    Clock::time_point wait_until{};                         // when the pending wait ends
+    std::uint64_t generation = 0;                           // of the pending wait
+    bool waiting = false;
     bool expired = false;
   };
+
+  void Wait(Clock::time_point at) {
+    State& st = *state_;
+    st.waiting = true;
+    st.wait_until = at;
+    const std::uint64_t generation = ++st.generation;
+    timer_.expires_at(at);
+    timer_.async_wait([this, state = state_, generation](const error_code&) {
+      if (state->generation != generation) return;  // superseded by a newer wait
+      state->waiting = false;
+      if (state->socket == nullptr) return;                     // the Deadline is gone
+      if (state->deadline == Clock::time_point::max()) return;  // disarmed meanwhile
+      const Clock::time_point now = Clock::now();
+      if (now < state->deadline) {
+        Wait(state->deadline);  // re-armed later meanwhile: wait for the rest
+        return;
+      }
+      state->expired = true;
+      error_code ignored;
+      state->socket->cancel(ignored);
+    });
+  }
+
   asio::steady_timer timer_;
   std::shared_ptr<State> state_;
 };
