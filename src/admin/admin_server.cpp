@@ -48,14 +48,17 @@ Task<void> AdminServer::AcceptLoop() {
 AdminResponse AdminServer::Handle(const std::string& method, const std::string& path) const {
   auto it = routes_.find(path);
   if (it == routes_.end()) {
-    return {404, "application/json",
-            fmt::format(R"({{"error":{{"code":"not_found","status":404,"message":"no admin endpoint {}"}}}})"
-                        "\n",
-                        path)};
+    return {
+        404, "application/json",
+        fmt::format(
+            R"({{"error":{{"code":"not_found","status":404,"message":"no admin endpoint {}"}}}})"
+            "\n",
+            path)};
   }
   if (method != "GET" && method != "HEAD") {
     return {405, "application/json",
-            R"({"error":{"code":"method_not_allowed","status":405,"message":"use GET"}})" "\n"};
+            R"({"error":{"code":"method_not_allowed","status":405,"message":"use GET"}})"
+            "\n"};
   }
   return it->second();
 }

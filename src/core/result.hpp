@@ -4,9 +4,8 @@
 
 #include <string>
 #include <string_view>
-#include <utility>
-
 #include <tl/expected.hpp>
+#include <utility>
 
 namespace ferry {
 
@@ -29,9 +28,9 @@ enum class ErrorCode {
 };
 
 struct ErrorInfo {
-  int http_status;     // status Ferry answers with when this error ends a request
-  int grpc_status;     // the matching grpc-status
-  bool retryable;      // may an idempotent request that failed this way be tried again
+  int http_status;        // status Ferry answers with when this error ends a request
+  int grpc_status;        // the matching grpc-status
+  bool retryable;         // may an idempotent request that failed this way be tried again
   std::string_view name;  // stable snake_case name, used in JSON error bodies and metrics
 };
 

@@ -1,9 +1,9 @@
 #include "core/units.hpp"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cmath>
-
-#include <fmt/format.h>
 
 namespace ferry {
 namespace {
@@ -27,9 +27,10 @@ bool TakeNumber(std::string_view& text, double& out) {
 Result<Duration> ParseDuration(std::string_view text) {
   const std::string_view original = text;
   auto bad = [&] {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("invalid duration '{}': expected a number with a unit, like 250ms, 2s, 1m30s",
-                            original));
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("invalid duration '{}': expected a number with a unit, like 250ms, 2s, 1m30s",
+                    original));
   };
   if (text == "0") return Duration::zero();
   if (text.empty()) return bad();
@@ -42,13 +43,20 @@ Result<Duration> ParseDuration(std::string_view text) {
     std::string_view unit = text.substr(0, u);
     text.remove_prefix(u);
     long double scale;
-    if (unit == "ns") scale = 1;
-    else if (unit == "us") scale = 1e3;
-    else if (unit == "ms") scale = 1e6;
-    else if (unit == "s") scale = 1e9;
-    else if (unit == "m") scale = 60e9;
-    else if (unit == "h") scale = 3600e9;
-    else return bad();
+    if (unit == "ns")
+      scale = 1;
+    else if (unit == "us")
+      scale = 1e3;
+    else if (unit == "ms")
+      scale = 1e6;
+    else if (unit == "s")
+      scale = 1e9;
+    else if (unit == "m")
+      scale = 60e9;
+    else if (unit == "h")
+      scale = 3600e9;
+    else
+      return bad();
     total_ns += value * scale;
   }
   if (total_ns > 1e18L) return bad();
@@ -60,21 +68,31 @@ Result<std::uint64_t> ParseSize(std::string_view text) {
   double value = 0;
   if (!TakeNumber(text, value)) {
     return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("invalid size '{}': expected a number with a unit, like 64KiB, 1MiB", original));
+                fmt::format("invalid size '{}': expected a number with a unit, like 64KiB, 1MiB",
+                            original));
   }
   double scale;
-  if (text.empty() || text == "B") scale = 1;
-  else if (text == "KB") scale = 1e3;
-  else if (text == "MB") scale = 1e6;
-  else if (text == "GB") scale = 1e9;
-  else if (text == "KiB") scale = 1024.0;
-  else if (text == "MiB") scale = 1024.0 * 1024;
-  else if (text == "GiB") scale = 1024.0 * 1024 * 1024;
-  else if (text == "TiB") scale = 1024.0 * 1024 * 1024 * 1024;
+  if (text.empty() || text == "B")
+    scale = 1;
+  else if (text == "KB")
+    scale = 1e3;
+  else if (text == "MB")
+    scale = 1e6;
+  else if (text == "GB")
+    scale = 1e9;
+  else if (text == "KiB")
+    scale = 1024.0;
+  else if (text == "MiB")
+    scale = 1024.0 * 1024;
+  else if (text == "GiB")
+    scale = 1024.0 * 1024 * 1024;
+  else if (text == "TiB")
+    scale = 1024.0 * 1024 * 1024 * 1024;
   else {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("invalid size '{}': unknown unit '{}' (use B, KB, MB, GB, KiB, MiB, GiB)",
-                            original, text));
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        fmt::format("invalid size '{}': unknown unit '{}' (use B, KB, MB, GB, KiB, MiB, GiB)",
+                    original, text));
   }
   return static_cast<std::uint64_t>(std::llround(value * scale));
 }

@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <span>
 #include <boost/container/small_vector.hpp>
 #include <chrono>
+#include <span>
 #include <string>
 #include <vector>
 

@@ -35,7 +35,8 @@ class RouteTable {
   std::vector<Compiled> routes_;
 };
 
-// The Host header's name part, lowercased, without a port: "API.Example.com:8080" -> "api.example.com".
+// The Host header's name part, lowercased, without a port: "API.Example.com:8080" ->
+// "api.example.com".
 std::string NormalizeHost(std::string_view host);
 
 }  // namespace ferry::routing

@@ -1,8 +1,7 @@
 #include "runtime/listener.hpp"
 
-#include <sys/socket.h>
-
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 namespace ferry::runtime {
 

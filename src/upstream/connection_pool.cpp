@@ -1,9 +1,8 @@
 #include "upstream/connection_pool.hpp"
 
+#include <fmt/format.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-
-#include <fmt/format.h>
 
 #include "runtime/deadline.hpp"
 
@@ -14,15 +13,14 @@ namespace {
 bool LooksClosed(tcp::socket& socket) {
   char byte;
   const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return true;                                   // FIN
-  if (n > 0) return true;                                    // stray bytes: unusable
-  return !(errno == EAGAIN || errno == EWOULDBLOCK);         // reset or other error
+  if (n == 0) return true;                            // FIN
+  if (n > 0) return true;                             // stray bytes: unusable
+  return !(errno == EAGAIN || errno == EWOULDBLOCK);  // reset or other error
 }
 
 }  // namespace
 
-ConnectionPool::ConnectionPool(asio::io_context& io, tcp::endpoint endpoint,
-                               PoolSettings settings)
+ConnectionPool::ConnectionPool(asio::io_context& io, tcp::endpoint endpoint, PoolSettings settings)
     : io_(io), endpoint_(std::move(endpoint)), settings_(settings) {}
 
 ConnectionPool::~ConnectionPool() = default;
