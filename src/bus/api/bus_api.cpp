@@ -17,16 +17,6 @@ ApiResponse Json(int status, const boost::json::value& v) {
   return {status, boost::json::serialize(v) + "\n"};
 }
 
-ApiResponse ErrorReply(int status, std::string_view code, std::string_view message) {
-  boost::json::object e;
-  e["code"] = code;
-  e["status"] = status;
-  e["message"] = message;
-  boost::json::object o;
-  o["error"] = std::move(e);
-  return Json(status, o);
-}
-
 // Maps a broker error to the API's answer.
 ApiResponse FromError(const Error& error) {
   switch (error.code()) {
@@ -150,6 +140,16 @@ Task<T> AwaitCallback(const StartFn<T>& start) {
 }
 
 }  // namespace
+
+ApiResponse ErrorReply(int status, std::string_view code, std::string_view message) {
+  boost::json::object e;
+  e["code"] = code;
+  e["status"] = status;
+  e["message"] = message;
+  boost::json::object o;
+  o["error"] = std::move(e);
+  return Json(status, o);
+}
 
 Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const std::string& body,
                                          const std::function<bool()>& client_alive) {

@@ -220,14 +220,13 @@ Task<void> BusServiceImpl::AcceptLoop() {
 
 namespace {
 
-std::string ErrorJson(int status, std::string_view code, std::string_view message) {
-  boost::json::object e;
-  e["code"] = code;
-  e["status"] = status;
-  e["message"] = message;
-  boost::json::object o;
-  o["error"] = std::move(e);
-  return boost::json::serialize(o) + "\n";
+// The wire form of an API answer; a 204 has no body and no content headers.
+std::string RenderReply(const ApiResponse& r, bool keep) {
+  const char* connection = keep ? "" : "connection: close\r\n";
+  if (r.status == 204) return fmt::format("HTTP/1.1 204 No Content\r\n{}\r\n", connection);
+  return fmt::format(
+      "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n{}",
+      r.status, http::ReasonPhrase(r.status), r.body.size(), connection, r.body);
 }
 
 }  // namespace
@@ -253,17 +252,12 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
       if (ec) co_return;
       in.append(buf, n);
     }
-    std::string reply;
+    ApiResponse response;
     bool keep = false;
     if (state != http::HeadScanner::State::kComplete) {
-      const int status = state == http::HeadScanner::State::kMalformed ? 400 : 431;
-      const std::string body =
-          ErrorJson(status, status == 400 ? "bad_request" : "headers_too_large",
-                    status == 400 ? scanner.error() : "request head too large");
-      reply = fmt::format(
-          "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: "
-          "{}\r\nconnection: close\r\n\r\n{}",
-          status, http::ReasonPhrase(status), body.size(), body);
+      response = state == http::HeadScanner::State::kMalformed
+                     ? ErrorReply(400, "bad_request", scanner.error())
+                     : ErrorReply(431, "headers_too_large", "request head too large");
     } else {
       parser.Reset();
       auto consumed = parser.Feed(std::string_view(in).substr(0, scanner.head_size()));
@@ -293,30 +287,18 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
         if (ec) co_return;
         in.append(buf, n);
       }
-      ApiResponse response;
       if (!ok) {
-        const int status = error == "request body too large" ? 413 : 400;
-        response = {status,
-                    ErrorJson(status, status == 413 ? "body_too_large" : "bad_request", error)};
+        response = error == "request body too large" ? ErrorReply(413, "body_too_large", error)
+                                                     : ErrorReply(400, "bad_request", error);
       } else {
         deadline.Disarm();
         const http::RequestHead& head = parser.request();
         response = co_await Handle(head, body, client_alive);
         keep = head.keep_alive && !stopping_;
       }
-      if (!ok) keep = false;
-      reply = fmt::format(
-          "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: "
-          "{}\r\n{}\r\n",
-          response.status, http::ReasonPhrase(response.status), response.body.size(),
-          keep ? "" : "connection: close\r\n");
-      if (response.status != 204)
-        reply += response.body;
-      else
-        reply =
-            fmt::format("HTTP/1.1 204 No Content\r\n{}\r\n", keep ? "" : "connection: close\r\n");
     }
     deadline.Arm(std::chrono::seconds(30));
+    const std::string reply = RenderReply(response, keep);
     auto [ec, n] = co_await asio::async_write(socket, asio::buffer(reply), kNoThrow);
     if (ec || !keep) break;
   }

@@ -24,6 +24,9 @@ struct ApiResponse {
   std::string body;  // JSON
 };
 
+// {"error": {"code", "status", "message"}}: every error the bus API answers (bus_api.cpp).
+ApiResponse ErrorReply(int status, std::string_view code, std::string_view message);
+
 // The metric series of the bus, written by the bus thread in its own slot.
 struct BusMetrics {
   observability::CounterFamily* published;          // {destination, result}
