@@ -25,15 +25,24 @@ Result<std::unique_ptr<Channel>> Channel::Open(std::shared_ptr<FileSystem> fs,
 Channel::Channel(std::unique_ptr<DurableLog> log, StorageOptions storage, Env env)
     : log_(std::move(log)), storage_(storage), env_(std::move(env)), dedupe_(env_.dedupe_window) {}
 
-std::string Channel::NewId() { return fmt::format("{:016x}{:016x}", (*env_.rng)(), (*env_.rng)()); }
+std::string Channel::NewId() {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    std::uint64_t bits = (*env_.rng)();
+    for (int i = 15; i >= 0; --i, bits >>= 4) id[half * 16 + i] = kHex[bits & 0xf];
+  }
+  return id;
+}
 
 void Channel::Publish(Message message, Broker::PublishCallback done) {
   auto fail = [&](Error error) {
     env_.post([done = std::move(done), error = std::move(error)] { done(tl::unexpected(error)); });
   };
   const BusTime now = env_.clock();
-  if (message.id.empty()) message.id = NewId();
-  if (auto original = dedupe_.Find(message.id, now)) {
+  const bool generated_id = message.id.empty();
+  if (generated_id) message.id = NewId();
+  if (auto original = generated_id ? std::nullopt : dedupe_.Find(message.id, now)) {
     ++duplicates_;
     log_->WhenAcknowledged(
         *original, [id = message.id, seq = *original, done = std::move(done)](Result<void> r) {
@@ -49,10 +58,10 @@ void Channel::Publish(Message message, Broker::PublishCallback done) {
                       fmt::format("message of {} bytes is over the limit of {}", payload.size(),
                                   storage_.max_message_bytes)));
   }
-  auto seq = log_->Append(payload);
+  auto seq = log_->Append(payload, generated_id ? kGeneratedIdFlag : 0);
   if (!seq) return fail(seq.error());
   ++published_;
-  dedupe_.Insert(message.id, *seq, now);
+  if (!generated_id) dedupe_.Insert(message.id, *seq, now);
   log_->WhenAcknowledged(
       *seq, [id = std::move(message.id), seq = *seq, done = std::move(done)](Result<void> r) {
         if (!r) return done(tl::unexpected(r.error()));

@@ -32,6 +32,7 @@ class Channel {
   DurableLog& log() { return *log_; }
   std::uint64_t published() const { return published_; }
   std::uint64_t duplicates() const { return duplicates_; }
+  std::size_t dedupe_ids() const { return dedupe_.size(); }  // ids in the de-dup index
 
  private:
   Channel(std::unique_ptr<DurableLog> log, StorageOptions storage, Env env);

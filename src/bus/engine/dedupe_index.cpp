@@ -16,6 +16,7 @@ Result<void> DedupeIndex::Rebuild(const Log& log, BusTime now) {
     auto record = reader->Next();
     if (!record) return tl::unexpected(record.error());
     if (!*record) break;
+    if (((*record)->flags & kGeneratedIdFlag) != 0) continue;
     auto message = DecodeMessage((*record)->payload);
     if (!message) {
       spdlog::warn("bus: {} sequence {}: {}", log.options().dir, (*record)->sequence,

@@ -2,7 +2,10 @@
 // duplicate's answer waiting for the original to be durable.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "bus/engine/broker_test_support.hpp"
+#include "bus/engine/channel.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -10,6 +13,8 @@ namespace {
 using testing::FastQueue;
 using testing::Harness;
 using testing::Msg;
+using testing::PostQueue;
+using testing::SmallLog;
 using namespace std::chrono_literals;
 
 const Inbox kQ = Inbox::Queue("q");
@@ -61,19 +66,57 @@ TEST(DedupeTest, DuplicateIsAnsweredOnlyOnceTheOriginalIsDurable) {
   auto fs = std::make_shared<FaultInjectionFileSystem>();
   Harness h(fs);
   ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
-  fs->SetSyncDelay(100ms);
+  const std::uint64_t syncs_before = fs->file_syncs();
   std::vector<std::string> answers;
+  std::vector<std::uint64_t> syncs_at_answer;
   for (const char* who : {"original", "duplicate"}) {
     h.broker().Publish(Destination::Queue("q"), Msg("x", "", "id"),
-                       [&answers, who](Result<PublishResult> r) {
+                       [&, who](Result<PublishResult> r) {
                          ASSERT_TRUE(r);
                          answers.push_back(who);
+                         syncs_at_answer.push_back(fs->file_syncs());
                        });
   }
-  h.posts.RunReady();
-  EXPECT_TRUE(answers.empty());  // the fsync takes 100 ms
+  EXPECT_TRUE(answers.empty());  // answers are posted, never given inside Publish
   ASSERT_TRUE(h.posts.Await([&] { return answers.size() == 2; }));
   EXPECT_EQ(answers, (std::vector<std::string>{"original", "duplicate"}));
+  // Both answers came only after the original's fsync.
+  for (const std::uint64_t syncs : syncs_at_answer) EXPECT_GT(syncs, syncs_before);
+}
+
+TEST(DedupeTest, GeneratedIdsAreNotIndexedAndPublisherIdsAreAcrossReopen) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  PostQueue posts;
+  const auto now = std::chrono::system_clock::now();
+  const Channel::Env env{.clock = [now] { return now; },
+                         .post = posts.Fn(),
+                         .rng = std::make_shared<std::mt19937_64>(7),
+                         .dedupe_window = 10min};
+  LogOptions log_options = SmallLog("/q");
+  log_options.owner_syncs = true;
+  const auto open = [&] {
+    auto channel = Channel::Open(fs, log_options, StorageOptions{}, env);
+    EXPECT_TRUE(channel.has_value());
+    return channel ? std::move(*channel) : nullptr;
+  };
+  auto channel = open();
+  int answered = 0;
+  std::set<std::string> generated;
+  for (int i = 0; i < 30; ++i) {
+    channel->Publish(Msg("m", "", i % 3 == 0 ? "mine-" + std::to_string(i) : ""),
+                     [&](Result<PublishResult> r) {
+                       ASSERT_TRUE(r.has_value());
+                       if (r->id.rfind("mine-", 0) != 0) generated.insert(r->id);
+                       ++answered;
+                     });
+  }
+  ASSERT_TRUE(posts.Await([&] { return answered == 30; }));
+  EXPECT_EQ(generated.size(), 20u);  // distinct
+  for (const std::string& id : generated) EXPECT_EQ(id.size(), 32u) << id;
+  EXPECT_EQ(channel->dedupe_ids(), 10u);  // only the ten the publisher chose
+  channel.reset();
+  channel = open();
+  EXPECT_EQ(channel->dedupe_ids(), 10u);  // the rebuild skips generated ones too
 }
 
 TEST(DedupeTest, TopicsDedupeToo) {

@@ -11,6 +11,7 @@ namespace ferry::bus {
 struct DurableLog::Shared {
   DurableLog* owner = nullptr;
   std::atomic<bool> scheduled{false};
+  bool commit_scheduled = false;  // owner_syncs: a group commit is posted (bus thread only)
 };
 
 Result<std::unique_ptr<DurableLog>> DurableLog::Open(std::shared_ptr<FileSystem> fs,
@@ -18,6 +19,7 @@ Result<std::unique_ptr<DurableLog>> DurableLog::Open(std::shared_ptr<FileSystem>
   auto log = Log::Open(std::move(fs), std::move(options));
   if (!log) return tl::unexpected(log.error());
   std::unique_ptr<DurableLog> self(new DurableLog(std::move(*log), std::move(post)));
+  if (self->log_->options().owner_syncs) return self;  // CommitSoon pumps after each commit
   self->log_->SetDurableListener(
       [shared = self->shared_, post = self->post_](std::uint64_t, const Result<void>&) {
         if (shared->scheduled.exchange(true)) return;
@@ -41,9 +43,9 @@ DurableLog::~DurableLog() {
   (void)log_->Close();
 }
 
-Result<std::uint64_t> DurableLog::Append(std::string_view payload) {
+Result<std::uint64_t> DurableLog::Append(std::string_view payload, std::uint32_t flags) {
   const std::uint64_t no_space_before = log_->stats().no_space_errors;
-  auto seq = log_->Append(payload);
+  auto seq = log_->Append(payload, flags);
   if (!seq) {
     if (log_->stats().no_space_errors != no_space_before) {
       return Fail(ErrorCode::kResourceExhausted,
@@ -51,9 +53,26 @@ Result<std::uint64_t> DurableLog::Append(std::string_view payload) {
     }
     return seq;
   }
-  // kInterval acknowledges at once; the listener only fires on the timed fsync.
-  if (log_->acknowledged_sequence() >= *seq) SchedulePump();
+  if (log_->options().owner_syncs) {
+    CommitSoon();
+  } else if (log_->acknowledged_sequence() >= *seq) {
+    SchedulePump();  // kInterval acknowledges at once; the listener only fires on the timer
+  }
   return seq;
+}
+
+// The commit is posted behind the handlers already queued, so every request the bus thread has
+// ready in this turn of its loop appends first and shares the fsync (Redis does the same before
+// it sleeps). Requests that arrive during the fsync share the next one; nothing waits on a timer.
+void DurableLog::CommitSoon() {
+  if (shared_->commit_scheduled) return;
+  shared_->commit_scheduled = true;
+  post_([shared = shared_] {
+    shared->commit_scheduled = false;
+    if (shared->owner == nullptr) return;
+    (void)shared->owner->log_->SyncPending();  // a failure reaches the parked callbacks in Pump
+    shared->owner->Pump();
+  });
 }
 
 void DurableLog::WhenAcknowledged(std::uint64_t sequence, Done done) {

@@ -27,7 +27,7 @@ class DurableLog {
   DurableLog(const DurableLog&) = delete;
   DurableLog& operator=(const DurableLog&) = delete;
 
-  Result<std::uint64_t> Append(std::string_view payload);
+  Result<std::uint64_t> Append(std::string_view payload, std::uint32_t flags = 0);
   // Runs `done` (posted) once `sequence` is acknowledged, or with the log's failure.
   void WhenAcknowledged(std::uint64_t sequence, Done done);
   // Called on the bus thread after the acknowledged watermark moved.
@@ -42,6 +42,7 @@ class DurableLog {
 
   DurableLog(std::unique_ptr<Log> log, PostFn post);
   void SchedulePump();
+  void CommitSoon();  // owner_syncs: posts one group commit (and a pump) for this turn
   void Pump();
 
   std::unique_ptr<Log> log_;

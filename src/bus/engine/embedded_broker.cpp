@@ -62,6 +62,8 @@ LogOptions MakeLogOptions(const BrokerOptions& b, std::string dir) {
   LogOptions o;
   o.dir = std::move(dir);
   o.durability = b.durability;
+  // Batch: the bus thread commits once per turn of its loop (see DurableLog::CommitSoon).
+  o.owner_syncs = b.durability == Durability::kBatch;
   o.sync_interval = b.sync_interval;
   o.segment_bytes = b.segment_bytes;
   o.clock_us = [clock = b.clock] {

@@ -2,6 +2,7 @@
 // length-prefixed fields). Values only.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -9,6 +10,11 @@
 #include "core/result.hpp"
 
 namespace ferry::bus {
+
+// Flags of a message record (the log record's flags field).
+// The bus generated the message's id (the publisher sent none): no publisher can send that id
+// again by mistake, so it is not kept in the de-dup index.
+inline constexpr std::uint32_t kGeneratedIdFlag = 1;
 
 std::string EncodeMessage(const Message& message);
 // kInvalidArgument if `payload` is not an encoded message (or of an unknown version).

@@ -131,6 +131,85 @@ TEST_F(LogDurabilityTest, FsyncErrorFailsTheLogClosedForever) {
   EXPECT_EQ(log->durable_sequence(), 1u);
 }
 
+LogOptions OwnerSyncs() {
+  LogOptions options = SmallLog("/log");
+  options.owner_syncs = true;
+  return options;
+}
+
+TEST_F(LogDurabilityTest, OwnerSyncsCommitsOnlyWhenTheOwnerAsksOnItsThread) {
+  auto log = Open(OwnerSyncs());
+  std::vector<std::uint64_t> acked;
+  std::thread::id ack_thread;
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(log->Append(Payload(i), 0,
+                            [&](Result<std::uint64_t> r) {
+                              ASSERT_TRUE(r.has_value());
+                              acked.push_back(*r);
+                              ack_thread = std::this_thread::get_id();
+                            })
+                    .has_value());
+  }
+  std::this_thread::sleep_for(20ms);  // no sync thread: nothing happens by itself
+  EXPECT_EQ(fs_->file_syncs(), 0u);
+  EXPECT_TRUE(acked.empty());
+  EXPECT_EQ(log->durable_sequence(), 0u);
+  std::uint64_t listened = 0;
+  log->SetDurableListener([&](std::uint64_t durable, const Result<void>&) { listened = durable; });
+  ASSERT_TRUE(log->SyncPending());
+  // One group commit for all five, acks in order, on the caller's thread, before returning.
+  EXPECT_EQ(acked, (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(ack_thread, std::this_thread::get_id());
+  EXPECT_EQ(listened, 5u);
+  EXPECT_EQ(log->stats().sync_rounds, 1u);
+  EXPECT_EQ(log->stats().max_sync_batch, 5u);
+  const std::uint64_t syncs = fs_->file_syncs();
+  ASSERT_TRUE(log->SyncPending());  // nothing new: no fsync
+  EXPECT_EQ(fs_->file_syncs(), syncs);
+  ASSERT_TRUE(log->Append("six").has_value());
+  ASSERT_TRUE(log->WaitDurable(6));  // syncs on the caller's thread instead of blocking forever
+  EXPECT_EQ(log->durable_sequence(), 6u);
+}
+
+TEST_F(LogDurabilityTest, OwnerSyncsCloseSyncsWhatWasWritten) {
+  auto log = Open(OwnerSyncs());
+  bool acked = false;
+  ASSERT_TRUE(log->Append("x", 0, [&](Result<std::uint64_t> r) { acked = r.has_value(); }));
+  ASSERT_TRUE(log->Close());
+  EXPECT_TRUE(acked);
+  fs_->SimulateCrash(FaultInjectionFileSystem::CrashMode::kDropUnsynced);
+  auto reopened = Open(OwnerSyncs());
+  EXPECT_EQ(ReadAll(*reopened).size(), 1u);
+}
+
+TEST_F(LogDurabilityTest, OwnerSyncsFsyncErrorFailsClosedAndTellsPendingAcksOnce) {
+  auto log = Open(OwnerSyncs());
+  AppendAcked(*log, "before");
+  fs_->FailNextSyncs(1);
+  int failures = 0;
+  ASSERT_TRUE(log->Append("during", 0, [&](Result<std::uint64_t> r) {
+    if (!r && r.error().code() == ErrorCode::kIo) ++failures;
+  }));
+  auto sync = log->SyncPending();
+  ASSERT_FALSE(sync.has_value());
+  EXPECT_EQ(sync.error().code(), ErrorCode::kIo);
+  EXPECT_EQ(failures, 1);
+  const std::uint64_t syncs = fs_->file_syncs();
+  EXPECT_FALSE(log->SyncPending().has_value());  // never retried
+  EXPECT_EQ(fs_->file_syncs(), syncs);
+  EXPECT_EQ(failures, 1);
+  EXPECT_EQ(log->Append("after").error().code(), ErrorCode::kIo);
+  EXPECT_EQ(log->durable_sequence(), 1u);
+}
+
+TEST_F(LogDurabilityTest, OwnerSyncsIsRejectedForIntervalMode) {
+  LogOptions options = SmallLog("/log", Durability::kInterval);
+  options.owner_syncs = true;
+  auto log = Log::Open(fs_, options);
+  ASSERT_FALSE(log.has_value());
+  EXPECT_EQ(log.error().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST_F(LogDurabilityTest, WriteErrorFailsTheLogClosed) {
   auto log = Open(SmallLog("/log"));
   AppendAcked(*log, "before");
