@@ -434,6 +434,27 @@ def test_metrics_have_bus_series(start_bus):
                10, 0.2, "fsync batches of the message log")
     text = f.metrics_text()
     assert "ferry_bus_end_to_end_seconds_bucket" in text
+    # Every fsync round of the message log is in the histograms: its three stored records (the
+    # duplicate stored nothing) in as many rounds as the gauge counts.
+    log = "queues/work/messages"
+    rounds = f.metric("ferry_bus_fsync_duration_seconds_count", log=log)
+    assert rounds == f.metric("ferry_bus_fsync_batches", log=log) >= 1
+    assert f.metric("ferry_bus_fsync_batch_records_count", log=log) == rounds
+    assert f.metric("ferry_bus_fsync_batch_records_sum", log=log) == 3
+    assert f.metric("ferry_bus_fsync_duration_seconds_sum", log=log) > 0
+    assert f.metric("ferry_bus_fsync_duration_seconds_count", log="queues/work/state") >= 1
+
+
+def test_interval_mode_fsync_rounds_reach_the_histograms(start_bus):
+    bus = start_bus({"durability": "interval", "sync_interval": "200ms",
+                     "queues": {"work": fast_queue()}})
+    for i in range(5):
+        assert bus.client.publish("work", f"m{i}").status == 201
+    f = bus.ferry
+    log = "queues/work/messages"
+    wait_until(lambda: f.metric("ferry_bus_fsync_batch_records_sum", log=log) == 5,
+               10, 0.2, "the timed fsync to report the five records")
+    assert f.metric("ferry_bus_fsync_duration_seconds_count", log=log) >= 1
 
 
 def test_consumed_segments_are_deleted_so_a_full_queue_accepts_again(start_bus):

@@ -94,6 +94,12 @@ BusServiceImpl::BusServiceImpl(const config::Config& config,
                                            {"log"}));
   metrics_.fsync_records = &Must(r.AddGauge(
       "ferry_bus_fsync_records", "Records made durable by fsync rounds since start.", {"log"}));
+  metrics_.fsync_duration = &Must(r.AddHistogram(
+      "ferry_bus_fsync_duration_seconds",
+      "Duration of one fsync round (group commit) of a bus log, its fsyncs together.", {"log"}));
+  metrics_.fsync_batch = &Must(r.AddHistogram(
+      "ferry_bus_fsync_batch_records", "Records one fsync round (group commit) made durable.",
+      {"log"}, {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384, 65536}));
   metrics_.push_results = &Must(r.AddCounter("ferry_bus_push_total",
                                              "Push deliveries by result (acked, failed, timeout).",
                                              {"inbox", "result"}));
@@ -110,6 +116,11 @@ Result<void> BusServiceImpl::OpenBroker() {
   options.dedupe_window = ToBus(bus_.dedupe_window);
   options.segment_bytes = bus_.segment_bytes;
   options.post = [this](std::function<void()> task) { asio::post(io_, std::move(task)); };
+  options.on_sync_round = [this](const std::string& log, const SyncRoundInfo& round) {
+    metrics_.fsync_duration->Get(log).Observe(
+        slot_, std::chrono::duration<double>(round.duration).count());
+    metrics_.fsync_batch->Get(log).Observe(slot_, static_cast<double>(round.records));
+  };
   auto broker = EmbeddedBroker::Open(std::move(options));
   if (!broker) return tl::unexpected(broker.error());
   broker_ = std::move(*broker);

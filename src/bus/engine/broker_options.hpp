@@ -88,6 +88,9 @@ struct BrokerOptions {
   std::shared_ptr<FileSystem> fs;           // default: the real disk
   ClockFn clock;                            // default: system_clock::now
   PostFn post;                              // required
+  // Called on the bus thread after each fsync round of any log, with the log's path below
+  // data_dir (e.g. "queues/orders/messages"): for metrics. Optional.
+  std::function<void(const std::string& log, const SyncRoundInfo& round)> on_sync_round;
 };
 
 }  // namespace ferry::bus

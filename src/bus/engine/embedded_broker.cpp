@@ -65,6 +65,20 @@ LogOptions MakeLogOptions(const BrokerOptions& b, std::string dir) {
   // Batch: the bus thread commits once per turn of its loop (see DurableLog::CommitSoon).
   o.owner_syncs = b.durability == Durability::kBatch;
   o.sync_interval = b.sync_interval;
+  if (b.on_sync_round) {
+    std::string label = o.dir.substr(std::min(o.dir.size(), b.data_dir.size()));
+    while (!label.empty() && label.front() == '/') label.erase(0, 1);
+    if (o.owner_syncs) {  // the round runs on the bus thread already
+      o.on_sync_round = [observer = b.on_sync_round, label](const SyncRoundInfo& round) {
+        observer(label, round);
+      };
+    } else {  // the log's sync thread: hop to the bus thread
+      o.on_sync_round = [observer = b.on_sync_round, post = b.post,
+                         label](const SyncRoundInfo& round) {
+        post([observer, label, round] { observer(label, round); });
+      };
+    }
+  }
   o.segment_bytes = b.segment_bytes;
   o.clock_us = [clock = b.clock] {
     return std::chrono::duration_cast<std::chrono::microseconds>(clock().time_since_epoch())

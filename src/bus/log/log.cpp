@@ -212,10 +212,9 @@ void Log::SyncRound(std::unique_lock<std::mutex>& lock) {
   ++stats_.sync_rounds;
   stats_.synced_records += batch;
   stats_.max_sync_batch = std::max(stats_.max_sync_batch, batch);
-  stats_.sync_micros +=
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                     std::chrono::steady_clock::now() - started)
-                                     .count());
+  const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - started);
+  stats_.sync_micros += static_cast<std::uint64_t>(duration.count());
   durable_sequence_ = std::max(durable_sequence_, target);
   std::vector<std::pair<std::uint64_t, AckCallback>> acks;
   while (!pending_acks_.empty() && pending_acks_.front().first <= target) {
@@ -226,6 +225,7 @@ void Log::SyncRound(std::unique_lock<std::mutex>& lock) {
   const std::uint64_t durable = durable_sequence_;
   lock.unlock();
   durable_cv_.notify_all();
+  if (options_.on_sync_round) options_.on_sync_round({.records = batch, .duration = duration});
   for (auto& [sequence, ack] : acks) ack(sequence);
   if (listener) listener(durable, Ok());
   lock.lock();

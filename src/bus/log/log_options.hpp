@@ -20,6 +20,12 @@ enum class Durability {
   kInterval,
 };
 
+// One successful group commit (fsync round), as LogOptions::on_sync_round reports it.
+struct SyncRoundInfo {
+  std::uint64_t records = 0;  // records it made durable (0: only files or the directory)
+  std::chrono::microseconds duration{0};  // the fsyncs of the round, together
+};
+
 struct LogOptions {
   std::string dir;  // the log's own directory; created if missing
   Durability durability = Durability::kBatch;
@@ -46,6 +52,9 @@ struct LogOptions {
   // Source of record timestamps (microseconds since the Unix epoch); default the system clock.
   // Tests pass a fake one for retention by age.
   std::function<std::int64_t()> clock_us;
+  // Called after each successful fsync round, on the thread that ran it (the sync thread, or
+  // the owner's with owner_syncs), without the log's lock: must not block or call Close.
+  std::function<void(const SyncRoundInfo&)> on_sync_round;
 };
 
 // One piece of damage recovery found.
