@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 #include <cerrno>
+#include <charconv>
 #include <future>
 
 #include "bus/api/bus_service_impl.hpp"
@@ -232,12 +233,28 @@ Task<void> BusServiceImpl::AcceptLoop() {
 namespace {
 
 // The wire form of an API answer; a 204 has no body and no content headers.
-std::string RenderReply(const ApiResponse& r, bool keep) {
-  const char* connection = keep ? "" : "connection: close\r\n";
-  if (r.status == 204) return fmt::format("HTTP/1.1 204 No Content\r\n{}\r\n", connection);
-  return fmt::format(
-      "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n{}",
-      r.status, http::ReasonPhrase(r.status), r.body.size(), connection, r.body);
+// Writes the reply into `out` (reused per connection, so its capacity is too): one append per
+// piece, no format-string parsing on the hot path.
+void RenderReply(const ApiResponse& r, bool keep, std::string* out) {
+  const auto append_number = [out](std::uint64_t value) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
+    out->append(digits, end);
+  };
+  out->clear();
+  out->append("HTTP/1.1 ");
+  append_number(static_cast<std::uint64_t>(r.status));
+  out->push_back(' ');
+  out->append(http::ReasonPhrase(r.status));
+  out->append("\r\n");
+  if (r.status != 204) {
+    out->append("content-type: application/json\r\ncontent-length: ");
+    append_number(r.body.size());
+    out->append("\r\n");
+  }
+  if (!keep) out->append("connection: close\r\n");
+  out->append("\r\n");
+  if (r.status != 204) out->append(r.body);
 }
 
 }  // namespace
@@ -251,6 +268,7 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
     return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
   };
   std::string in;
+  std::string reply;
   http::Parser parser(http::Parser::Kind::kRequest);
   char buf[16 * 1024];
   for (;;) {
@@ -309,7 +327,7 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
       }
     }
     deadline.Arm(std::chrono::seconds(30));
-    const std::string reply = RenderReply(response, keep);
+    RenderReply(response, keep, &reply);
     auto [ec, n] = co_await asio::async_write(socket, asio::buffer(reply), kNoThrow);
     if (ec || !keep) break;
   }
@@ -343,16 +361,20 @@ Task<bool> BusServiceImpl::WaitReady(const std::string& inbox,
 void BusServiceImpl::ArmTick() {
   if (stopping_ || !broker_) return;
   const auto next = broker_->NextWakeup();
-  if (!next) {
-    tick_timer_.expires_after(std::chrono::seconds(1));
-  } else {
-    const auto wait = *next - std::chrono::system_clock::now();
-    tick_timer_.expires_after(std::max<std::chrono::system_clock::duration>(
-        std::chrono::milliseconds(1),
-        std::min<std::chrono::system_clock::duration>(wait, std::chrono::seconds(1))));
+  std::chrono::steady_clock::duration wait = std::chrono::seconds(1);
+  if (next) {
+    wait = std::max<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(1), std::min<std::chrono::steady_clock::duration>(
+                                          *next - std::chrono::system_clock::now(), wait));
   }
+  const auto at = std::chrono::steady_clock::now() + wait;
+  if (tick_at_ && *tick_at_ <= at) return;  // the armed tick comes first; it re-arms then
+  tick_at_ = at;
+  tick_timer_.expires_at(at);
   tick_timer_.async_wait([this](const error_code& ec) {
-    if (ec || stopping_) return;
+    if (ec) return;  // cancelled: replaced by an earlier tick (or stopping)
+    tick_at_.reset();
+    if (stopping_) return;
     broker_->Tick();
     ArmTick();
   });

@@ -108,6 +108,9 @@ class BusServiceImpl final : public BusService {
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::string listen_address_;
   asio::steady_timer tick_timer_;
+  // When the armed tick fires (nullopt: not armed). ArmTick re-arms only for an earlier one, so
+  // a publish does not cancel and re-post the timer each time.
+  std::optional<std::chrono::steady_clock::time_point> tick_at_;
   asio::steady_timer maintenance_timer_;
   asio::steady_timer stop_timer_;
   std::map<std::string, std::list<asio::steady_timer*>> waiters_;  // by Inbox::ToString()
