@@ -200,7 +200,7 @@ Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const
   }
   if (!queues && n == 5 && parts[3] == "subscriptions") {
     if (m == "PUT") co_return PutSubscription(name, std::string(parts[4]), body);
-    if (m == "GET") co_return TopicStatsJson(name);
+    if (m == "GET") co_return SubscriptionStatsJson(name, std::string(parts[4]));
   }
   if (inbox) {
     const std::size_t tail = n - rest;
@@ -457,6 +457,30 @@ boost::json::object LogJson(const LogDurabilityStats& s) {
   return o;
 }
 
+std::string DurationText(BusDuration d) {
+  return FormatDuration(std::chrono::duration_cast<Duration>(d));
+}
+
+// A subscription's entry: its inbox fields, state log and the options it runs with.
+boost::json::object SubscriptionJson(const SubscriptionStats& s,
+                                     const SubscriptionOptions& options) {
+  boost::json::object o = InboxJson(s.inbox);
+  o["state_log"] = LogJson(s.state);
+  boost::json::object filter;  // only what it matches on; {} matches every event
+  if (!options.filter.type.empty()) filter["type"] = options.filter.type;
+  if (!options.filter.source.empty()) filter["source"] = options.filter.source;
+  if (!options.filter.subject.empty()) filter["subject"] = options.filter.subject;
+  o["filter"] = std::move(filter);
+  o["lease"] = DurationText(options.delivery.lease);
+  o["max_deliveries"] = options.delivery.max_deliveries;
+  boost::json::object backoff;
+  backoff["initial"] = DurationText(options.delivery.backoff.initial);
+  backoff["max"] = DurationText(options.delivery.backoff.max);
+  backoff["multiplier"] = options.delivery.backoff.multiplier;
+  o["backoff"] = std::move(backoff);
+  return o;
+}
+
 }  // namespace
 
 ApiResponse BusServiceImpl::QueueStatsJson(const std::string& queue) {
@@ -479,11 +503,24 @@ ApiResponse BusServiceImpl::TopicStatsJson(const std::string& topic) {
   o["messages_log"] = LogJson(s->messages);
   boost::json::object subs;
   for (const auto& sub : s->subscriptions) {
-    boost::json::object so = InboxJson(sub.inbox);
-    so["state_log"] = LogJson(sub.state);
-    subs[sub.name] = std::move(so);
+    auto options = broker_->GetSubscriptionOptions(topic, sub.name);
+    if (!options) return FromError(options.error());
+    subs[sub.name] = SubscriptionJson(sub, *options);
   }
   o["subscriptions"] = std::move(subs);
+  return Json(200, o);
+}
+
+ApiResponse BusServiceImpl::SubscriptionStatsJson(const std::string& topic,
+                                                  const std::string& name) {
+  auto s = broker_->GetSubscriptionStats(topic, name);
+  if (!s) return FromError(s.error());
+  auto options = broker_->GetSubscriptionOptions(topic, name);
+  if (!options) return FromError(options.error());
+  boost::json::object o;
+  o["topic"] = topic;
+  o["name"] = name;
+  for (auto& field : SubscriptionJson(*s, *options)) o[field.key()] = std::move(field.value());
   return Json(200, o);
 }
 

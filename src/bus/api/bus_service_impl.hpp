@@ -91,6 +91,7 @@ class BusServiceImpl final : public BusService {
   ApiResponse ListDead(const Inbox& inbox, const http::RequestHead& request);
   ApiResponse QueueStatsJson(const std::string& queue);
   ApiResponse TopicStatsJson(const std::string& topic);
+  ApiResponse SubscriptionStatsJson(const std::string& topic, const std::string& name);
   ApiResponse PutSubscription(const std::string& topic, const std::string& name,
                               const std::string& body);
   ApiResponse ReplaySubscription(const std::string& topic, const std::string& name,
