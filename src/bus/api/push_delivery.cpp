@@ -39,7 +39,7 @@ struct BusServiceImpl::PushTarget {
   config::Service service;                               // a copy: lb, hash_on, pool settings
   std::vector<std::unique_ptr<PushEndpoint>> endpoints;  // resolved once at start
   std::vector<upstream::EndpointState> load;             // scratch for least_request picks
-  std::unique_ptr<upstream::LoadBalancer> lb;            // null when no endpoint resolved
+  std::unique_ptr<upstream::LoadBalancer> lb;            // null: unknown service or no lb
   std::uint32_t in_flight = 0;                           // deliveries being pushed
   std::unique_ptr<asio::steady_timer> slot_freed;        // cancelled when a push finishes
 };
