@@ -203,9 +203,6 @@ std::string DescribeErrorAnswer(const HttpResponse& response) {
         return fmt::format("HTTP {}: {}", response.status, std::string_view(message->as_string()));
       }
     }
-    if (error != nullptr && error->is_string()) {  // batch answers carry a plain message
-      return fmt::format("HTTP {}: {}", response.status, std::string_view(error->as_string()));
-    }
   }
   std::string_view body(response.body);
   while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.remove_suffix(1);

@@ -33,9 +33,9 @@ bool IsBusName(std::string_view s) {
   });
 }
 
-class BusReader {
+class BusReader : private StrictReader {
  public:
-  explicit BusReader(Diagnostics& diags) : d_(diags) {}
+  explicit BusReader(Diagnostics& diags) : StrictReader(diags) {}
 
   BusBlock Read(const Field& field) {
     MapReader map(field, d_);
@@ -92,33 +92,6 @@ class BusReader {
   }
 
  private:
-  void Error(const Field& field, std::string_view message) {
-    d_.Add(field.mark, Describe(field, message));
-  }
-
-  // Sets out from map[key] when present and valid; leaves the default otherwise.
-  template <typename T, typename Read>
-  void Assign(MapReader& map, std::string_view key, T& out, Read read) {
-    if (auto field = map.Take(key)) {
-      if (auto value = read(*field)) out = static_cast<T>(*value);
-    }
-  }
-
-  std::optional<Field> Require(MapReader& map, const Field& parent, std::string_view key) {
-    auto field = map.Take(key);
-    if (!field && map.ok()) Error(parent, fmt::format("missing required key '{}'", key));
-    return field;
-  }
-
-  std::optional<Duration> Positive(const Field& field) {
-    auto value = ReadDuration(field, d_);
-    if (value && *value <= Duration::zero()) {
-      Error(field, "must be greater than 0");
-      return std::nullopt;
-    }
-    return value;
-  }
-
   // The entries of a map keyed by queue, topic or subscription names; invalid names reported.
   std::vector<std::pair<std::string, Field>> Named(const Field& field, std::string_view what) {
     std::vector<std::pair<std::string, Field>> out;
@@ -311,7 +284,6 @@ class BusReader {
     map.Finish();
   }
 
-  Diagnostics& d_;
   BusBlock out_;
 };
 

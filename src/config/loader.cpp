@@ -64,9 +64,9 @@ struct Seen {
   YAML::Mark mark;
 };
 
-class Loader {
+class Loader : private internal::StrictReader {
  public:
-  explicit Loader(Diagnostics& diags) : d_(diags) {}
+  explicit Loader(Diagnostics& diags) : StrictReader(diags) {}
 
   Config Load(const Field& root) {
     if (!root.node.IsNull()) ReadTop(root);
@@ -75,33 +75,6 @@ class Loader {
   }
 
  private:
-  void Error(const Field& field, std::string_view message) {
-    d_.Add(field.mark, internal::Describe(field, message));
-  }
-
-  // Sets out from map[key] when present and valid; leaves the default otherwise.
-  template <typename T, typename Read>
-  void Assign(MapReader& map, std::string_view key, T& out, Read read) {
-    if (auto field = map.Take(key)) {
-      if (auto value = read(*field)) out = static_cast<T>(*value);
-    }
-  }
-
-  std::optional<Field> Require(MapReader& map, const Field& parent, std::string_view key) {
-    auto field = map.Take(key);
-    if (!field && map.ok()) Error(parent, fmt::format("missing required key '{}'", key));
-    return field;
-  }
-
-  std::optional<Duration> Positive(const Field& field) {
-    auto value = ReadDuration(field, d_);
-    if (value && *value <= Duration::zero()) {
-      Error(field, "must be greater than 0");
-      return std::nullopt;
-    }
-    return value;
-  }
-
   std::optional<Address> ReadAddress(const Field& field, AddressUse use) {
     auto text = ReadString(field, d_);
     if (!text) return std::nullopt;
@@ -512,7 +485,6 @@ class Loader {
     }
   }
 
-  Diagnostics& d_;
   Config config_;
   std::optional<YAML::Mark> admin_mark_;
   std::vector<Seen> listener_names_;

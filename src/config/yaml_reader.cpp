@@ -288,4 +288,24 @@ std::optional<std::uint64_t> ReadSize(const Field& field, std::uint64_t max, Dia
   return *parsed;
 }
 
+void StrictReader::Error(const Field& field, std::string_view message) {
+  d_.Add(field.mark, Describe(field, message));
+}
+
+std::optional<Field> StrictReader::Require(MapReader& map, const Field& parent,
+                                           std::string_view key) {
+  auto field = map.Take(key);
+  if (!field && map.ok()) Error(parent, fmt::format("missing required key '{}'", key));
+  return field;
+}
+
+std::optional<Duration> StrictReader::Positive(const Field& field) {
+  auto value = ReadDuration(field, d_);
+  if (value && *value <= Duration::zero()) {
+    Error(field, "must be greater than 0");
+    return std::nullopt;
+  }
+  return value;
+}
+
 }  // namespace ferry::config::internal

@@ -93,4 +93,30 @@ std::optional<Duration> ReadDuration(const Field& field, Diagnostics& diags);
 // Sizes are integers (bytes) or strings with units ("64KiB"), at most max.
 std::optional<std::uint64_t> ReadSize(const Field& field, std::uint64_t max, Diagnostics& diags);
 
+// What the config readers (loader.cpp, bus_loader.cpp) share: errors reported at a field, and
+// the usual shapes of a read. Derive from it; it holds only the Diagnostics it reports to.
+class StrictReader {
+ protected:
+  explicit StrictReader(Diagnostics& diags) : d_(diags) {}
+
+  // Reports "path: message" at the field.
+  void Error(const Field& field, std::string_view message);
+
+  // Sets out from map[key] when present and valid; leaves the default otherwise.
+  template <typename T, typename Read>
+  void Assign(MapReader& map, std::string_view key, T& out, Read read) {
+    if (auto field = map.Take(key)) {
+      if (auto value = read(*field)) out = static_cast<T>(*value);
+    }
+  }
+
+  // map[key], or an error at parent ("missing required key") unless the map itself was bad.
+  std::optional<Field> Require(MapReader& map, const Field& parent, std::string_view key);
+
+  // A duration greater than zero.
+  std::optional<Duration> Positive(const Field& field);
+
+  Diagnostics& d_;
+};
+
 }  // namespace ferry::config::internal

@@ -1,6 +1,7 @@
 """Push delivery: the bus POSTs each message (CloudEvents binary mode) to a service; a 2xx acks
 it, anything else or a timeout is a failed delivery that only redelivery retries."""
 
+import json
 import re
 import threading
 import time
@@ -122,3 +123,131 @@ def test_push_timeout_is_a_failed_delivery(start_bus, py_upstream):
                                         result="timeout") == 1, 10, 0.1, "a counted timeout")
     wait_until(lambda: bus.client.stats("queues/jobs")["counts"]["acked"] == 1, 10, 0.1,
                "the ack")
+
+
+class KeepAliveSubscriber:
+    """Answers 200 to every push on the same connection (a body of `body_bytes`, sent with
+    content-length or, every other answer, chunked), unless close_after says to close: then
+    "connection: close" (close_after="announce") or a silent close a moment after the answer
+    (close_after="silent"). Records the ce-ids it acknowledged and the ce-partitionkey of each."""
+
+    def __init__(self, close_after: str | None = None, body_bytes: int = 20):
+        self.close_after = close_after
+        self.body = b"k" * body_bytes
+        self.lock = threading.Lock()
+        self.acked: list[str] = []
+        self.keys: list[str] = []
+        self.answers = 0
+
+    def handler(self, conn, index, up):
+        buf = bytearray()
+        while True:
+            msg = read_http_message(conn, buf)
+            if msg is None:
+                return
+            head = msg.partition(b"\r\n\r\n")[0]
+            ce_id = re.search(rb"(?im)^ce-id:\s*(\S+)", head).group(1).decode()
+            key = re.search(rb"(?im)^ce-partitionkey:\s*(\S+)", head)
+            with self.lock:
+                self.answers += 1
+                chunked = self.answers % 2 == 0
+                self.acked.append(ce_id)
+                if key:
+                    self.keys.append(key.group(1).decode())
+            extra = "connection: close\r\n" if self.close_after == "announce" else ""
+            if chunked:
+                conn.sendall(f"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n{extra}\r\n"
+                             f"{len(self.body):x}\r\n".encode() + self.body + b"\r\n0\r\n\r\n")
+            else:
+                conn.sendall(f"HTTP/1.1 200 OK\r\ncontent-length: {len(self.body)}\r\n"
+                             f"{extra}\r\n".encode() + self.body)
+            if self.close_after == "announce":
+                return
+            if self.close_after == "silent":
+                time.sleep(0.05)  # idle in Ferry's pool when the close comes
+                return
+
+    def acked_ids(self) -> set[str]:
+        with self.lock:
+            return set(self.acked)
+
+
+def publish_batch(bus, queue: str, ids: list[str], key=lambda i: None):
+    events = []
+    for n, i in enumerate(ids):
+        e = {"specversion": "1.0", "id": i, "source": "/t", "type": "job.run", "data": n}
+        if key(n) is not None:
+            e["partitionkey"] = key(n)
+        events.append(e)
+    r = bus.client.request("POST", f"/v1/queues/{queue}/messages", json.dumps(events),
+                           {"content-type": "application/cloudevents-batch+json"})
+    assert r.status == 201, r
+
+
+def test_push_reuses_keep_alive_connections(start_bus, py_upstream):
+    sub = KeepAliveSubscriber()
+    up = py_upstream(sub.handler)
+    bus_block, services = push_config(up.address, {"max_deliveries": 5}, {"concurrency": 4})
+    bus = start_bus(bus_block, services)
+    ids = [f"ka-{i}" for i in range(200)]
+    publish_batch(bus, "jobs", ids)
+    wait_until(lambda: sub.acked_ids() == set(ids), 30, 0.1, "every message to be pushed")
+    wait_until(lambda: bus.client.stats("queues/jobs")["counts"]["acked"] == len(ids), 10, 0.1,
+               "the bus to record the acks")
+    # One connection per concurrent delivery at most, kept open between deliveries (a new
+    # connection per delivery would be 200).
+    with up.lock:
+        assert 1 <= up.accepted <= 8, up.accepted
+    assert bus.ferry.metric("ferry_bus_push_total", inbox="jobs", result="failed") == 0
+    s = bus.client.stats("queues/jobs")
+    assert (s["depth"], s["in_flight"], s["counts"]["redelivered"]) == (0, 0, 0), s
+
+
+def test_push_to_a_subscriber_that_answers_connection_close(start_bus, py_upstream):
+    sub = KeepAliveSubscriber(close_after="announce")
+    up = py_upstream(sub.handler)
+    bus_block, services = push_config(up.address, {"max_deliveries": 5}, {"concurrency": 4})
+    bus = start_bus(bus_block, services)
+    ids = [f"cc-{i}" for i in range(50)]
+    publish_batch(bus, "jobs", ids)
+    wait_until(lambda: sub.acked_ids() == set(ids), 30, 0.1, "every message to be pushed")
+    wait_until(lambda: bus.client.stats("queues/jobs")["counts"]["acked"] == len(ids), 10, 0.1,
+               "the bus to record the acks")
+    # A closed connection is never used again: one connection per push, none failed.
+    with up.lock, sub.lock:
+        assert up.accepted == sub.answers == len(ids), (up.accepted, sub.answers)
+    assert bus.ferry.metric("ferry_bus_push_total", inbox="jobs", result="failed") == 0
+
+
+def test_subscriber_closing_idle_connections_loses_nothing(start_bus, py_upstream):
+    # Answers keep-alive, then closes the connection while it is idle in Ferry's pool.
+    sub = KeepAliveSubscriber(close_after="silent")
+    up = py_upstream(sub.handler)
+    bus_block, services = push_config(up.address, {"max_deliveries": 20}, {"concurrency": 2})
+    bus = start_bus(bus_block, services)
+    ids = [f"si-{i}" for i in range(30)]
+    for i in ids:
+        assert bus.client.publish("jobs", b"x", {"idempotency-key": i}).status == 201
+        time.sleep(0.02)
+    wait_until(lambda: sub.acked_ids() == set(ids), 30, 0.1, "every message to be pushed")
+    wait_until(lambda: bus.client.stats("queues/jobs")["counts"]["acked"] == len(ids), 10, 0.1,
+               "the bus to record the acks")
+    s = bus.client.stats("queues/jobs")
+    assert (s["depth"], s["in_flight"], s["dead_letters"]) == (0, 0, 0), s
+
+
+def test_push_follows_the_services_hash_policy(start_bus, py_upstream):
+    subs = [KeepAliveSubscriber(), KeepAliveSubscriber()]
+    ups = [py_upstream(s.handler) for s in subs]
+    bus_block = {"queues": {"jobs": fast_queue(push={
+        "service": "sub", "path": "/hook", "timeout": "1s", "concurrency": 4})}}
+    services = {"sub": {"endpoints": [u.address for u in ups], "lb": "hash",
+                        "hash_on": {"header": "ce-partitionkey"}}}
+    bus = start_bus(bus_block, services)
+    ids = [f"h-{i}" for i in range(49)]
+    publish_batch(bus, "jobs", ids, key=lambda n: f"key-{n % 7}")
+    wait_until(lambda: subs[0].acked_ids() | subs[1].acked_ids() == set(ids), 30, 0.1,
+               "every message to be pushed")
+    keys = [set(s.keys) for s in subs]
+    assert keys[0] and keys[1], keys  # 7 keys over 2 endpoints: both used
+    assert not keys[0] & keys[1], keys  # each key always to the same endpoint

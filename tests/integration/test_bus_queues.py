@@ -328,6 +328,61 @@ def test_batch_publish_stores_each_event(bus):
     assert [m["id"] for m in bus.client.messages(Q, max=10)] == ["b0", "b1", "b2"]
 
 
+def post_batch(bus, events: list[dict]):
+    return bus.client.request("POST", "/v1/queues/work/messages", json.dumps(events),
+                              {"content-type": "application/cloudevents-batch+json"})
+
+
+def batch_event(ce_id: str, data: str) -> dict:
+    return {"specversion": "1.0", "id": ce_id, "source": "/s", "type": "t", "data": data}
+
+
+def test_batch_that_fails_part_way_says_which_events_are_stored(start_bus):
+    bus = start_bus({"queues": {"work": fast_queue(max_message_bytes="1KiB")}})
+    events = [batch_event("p1", "a"), batch_event("p2", "b"), batch_event("p3", "L" * 2048),
+              batch_event("p4", "d")]
+    r = post_batch(bus, events)
+    # The status and error of the failure, so a client that reads only those sees a failure.
+    assert r.status == 413, r
+    doc = r.json()
+    assert (doc["error"]["code"], doc["error"]["status"]) == ("too_large", 413), doc
+    assert doc["error"]["message"].startswith("event 3 of 4 (id p3): "), doc
+    assert doc["stored"] == 2
+    ok1, ok2, failed, skipped = doc["results"]
+    assert (ok1["id"], ok1["sequence"], ok1["duplicate"]) == ("p1", 1, False)
+    assert (ok2["id"], ok2["sequence"], ok2["duplicate"]) == ("p2", 2, False)
+    assert failed["id"] == "p3" and "sequence" not in failed
+    assert (failed["error"]["code"], failed["error"]["status"]) == ("too_large", 413)
+    assert skipped["id"] == "p4"
+    assert (skipped["error"]["code"], skipped["error"]["status"]) == ("not_attempted", 424)
+    # Exactly the first two are in the queue.
+    assert [m["id"] for m in bus.client.drain(Q, quiet="500ms")] == ["p1", "p2"]
+    # Sending the batch again, fixed, stores the rest once: the first two are duplicates.
+    events[2]["data"] = "c"
+    r = post_batch(bus, events)
+    assert r.status == 201, r
+    assert r.json()["stored"] == 4
+    assert [x["duplicate"] for x in r.json()["results"]] == [True, True, False, False]
+    assert [m["id"] for m in bus.client.drain(Q, quiet="500ms")] == ["p3", "p4"]
+
+
+def test_batch_whose_first_event_fails_stores_nothing(start_bus):
+    bus = start_bus({"queues": {"work": fast_queue(max_message_bytes="1KiB")}})
+    r = post_batch(bus, [batch_event("f1", "L" * 2048), batch_event("f2", "b")])
+    assert r.status == 413, r
+    doc = r.json()
+    assert doc["stored"] == 0
+    assert [x["error"]["code"] for x in doc["results"]] == ["too_large", "not_attempted"]
+    assert bus.client.messages(Q, max=10) == []
+
+
+def test_batch_of_one_answers_a_result_list(bus):
+    r = post_batch(bus, [batch_event("one", "x")])
+    assert r.status == 201, r
+    assert r.json() == {"stored": 1, "results": [{"id": "one", "sequence": 1,
+                                                  "duplicate": False}]}
+
+
 def test_oversized_message_is_413_and_stores_nothing(start_bus):
     bus = start_bus({"queues": {"work": fast_queue(max_message_bytes="1KiB")}})
     assert bus.client.publish("work", b"s" * 200).status == 201  # small ones still pass

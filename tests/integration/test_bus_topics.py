@@ -109,6 +109,51 @@ def test_put_subscription_on_unknown_topic_is_404(bus):
     assert r.status == 404, r
 
 
+def test_subscription_stats_are_that_subscriptions_own(bus):
+    for i, t in enumerate(["order.created", "user.created", "order.paid"]):
+        assert bus.client.publish_event("orders", event(f"s{i}", t)).status == 201
+    [b] = bus.client.messages(B, wait="5s")
+    assert bus.client.ack(B, [b["receipt"]]).status == 200
+    [b2] = bus.client.messages(B, wait="5s")
+    assert bus.client.nack(B, [b2["receipt"]], delay="1m").status == 200
+    billing = bus.client.stats("topics/orders/subscriptions/billing")
+    audit = bus.client.stats("topics/orders/subscriptions/audit")
+    # Only this subscription's numbers: billing matched 2 of the 3 events, audit all 3.
+    assert (billing["topic"], billing["name"]) == ("orders", "billing")
+    assert "subscriptions" not in billing and "messages_log" not in billing
+    assert billing["counts"]["delivered"] == 2 and billing["counts"]["acked"] == 1
+    assert billing["counts"]["nacked"] == 1 and billing["delayed"] == 1
+    assert (billing["in_flight"], billing["dead_letters"]) == (0, 0)
+    assert (audit["depth"], audit["counts"]["delivered"], audit["counts"]["acked"]) == (3, 0, 0)
+    assert billing["filter"] == {"type": "order.*"} and audit["filter"] == {}
+    assert (billing["lease"], billing["max_deliveries"]) == ("30s", 5)
+    assert billing["backoff"] == {"initial": "100ms", "max": "500ms", "multiplier": 2.0}
+    assert "appends" in billing["state_log"]
+    # The same entry as the topic's stats show for it (counts have not moved since).
+    topic = bus.client.stats("topics/orders")["subscriptions"]
+    assert {k: v for k, v in billing.items() if k not in ("topic", "name", "state_log")} == \
+        {k: v for k, v in topic["billing"].items() if k != "state_log"}
+
+
+def test_subscription_stats_follow_a_put(bus):
+    r = bus.client.request("PUT", "/v1/topics/orders/subscriptions/late",
+                           {"filter": {"source": "/shop", "subject": "s-1"}, "lease": "2m",
+                            "max_deliveries": 0})
+    assert r.status == 200, r
+    late = bus.client.stats("topics/orders/subscriptions/late")
+    assert late["filter"] == {"source": "/shop", "subject": "s-1"}
+    assert (late["lease"], late["max_deliveries"], late["depth"]) == ("2m", 0, 0)
+
+
+@pytest.mark.parametrize("path", ["/v1/topics/orders/subscriptions/nobody",
+                                  "/v1/topics/nothing/subscriptions/audit"])
+def test_stats_of_an_unknown_subscription_is_404(bus, path):
+    r = bus.client.request("GET", path)
+    assert r.status == 404, r
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["error"]["code"] == "not_found"
+
+
 def test_replay_subscription_from_sequence(bus):
     seqs = []
     for i in range(3):

@@ -17,21 +17,32 @@ ApiResponse Json(int status, const boost::json::value& v) {
   return {status, boost::json::serialize(v) + "\n"};
 }
 
-// Maps a broker error to the API's answer.
-ApiResponse FromError(const Error& error) {
+// The status and code the API answers a broker error with.
+struct ErrorKind {
+  int status;
+  std::string_view code;
+};
+
+ErrorKind Classify(const Error& error) {
   switch (error.code()) {
     case ErrorCode::kNotFound:
-      return ErrorReply(404, "not_found", error.message());
+      return {404, "not_found"};
     case ErrorCode::kInvalidArgument:
-      return ErrorReply(400, "bad_request", error.message());
+      return {400, "bad_request"};
     case ErrorCode::kResourceExhausted:
-      if (IsNoSpace(error)) return ErrorReply(507, "insufficient_storage", error.message());
-      return ErrorReply(413, "too_large", error.message());
+      if (IsNoSpace(error)) return {507, "insufficient_storage"};
+      return {413, "too_large"};
     case ErrorCode::kFailedPrecondition:
-      return ErrorReply(409, "conflict", error.message());
+      return {409, "conflict"};
     default:
-      return ErrorReply(500, "internal", error.message());
+      return {500, "internal"};
   }
+}
+
+// Maps a broker error to the API's answer.
+ApiResponse FromError(const Error& error) {
+  const ErrorKind kind = Classify(error);
+  return ErrorReply(kind.status, kind.code, error.message());
 }
 
 std::vector<std::string_view> SplitPath(std::string_view path) {
@@ -139,15 +150,49 @@ Task<T> AwaitCallback(const StartFn<T>& start) {
       asio::use_awaitable);
 }
 
-}  // namespace
-
-ApiResponse ErrorReply(int status, std::string_view code, std::string_view message) {
+// The error object of the API's error shape.
+boost::json::object ErrorObject(int status, std::string_view code, std::string_view message) {
   boost::json::object e;
   e["code"] = code;
   e["status"] = status;
   e["message"] = message;
+  return e;
+}
+
+// The answer to a batch whose event ids[results.size()] failed with `error`: the status and
+// `error` of that failure (so a client that reads only those sees a failed request), the
+// number of events stored before it, and a result for every event: the stored ones as
+// published, then the failed one, then the ones not attempted (424, failed dependency).
+ApiResponse BatchFailure(const std::vector<std::string>& ids, boost::json::array results,
+                         const Error& error) {
+  const std::size_t failed = results.size();
+  const ErrorKind kind = Classify(error);
+  boost::json::object entry;
+  entry["id"] = ids[failed];
+  entry["error"] = ErrorObject(kind.status, kind.code, error.message());
+  results.push_back(std::move(entry));
+  const std::string skipped =
+      fmt::format("not attempted: event {} (id {}) failed before it", failed + 1, ids[failed]);
+  for (std::size_t i = failed + 1; i < ids.size(); ++i) {
+    boost::json::object e;
+    e["id"] = ids[i];
+    e["error"] = ErrorObject(424, "not_attempted", skipped);
+    results.push_back(std::move(e));
+  }
   boost::json::object o;
-  o["error"] = std::move(e);
+  o["error"] = ErrorObject(kind.status, kind.code,
+                           fmt::format("event {} of {} (id {}): {}", failed + 1, ids.size(),
+                                       ids[failed], error.message()));
+  o["stored"] = failed;
+  o["results"] = std::move(results);
+  return Json(kind.status, o);
+}
+
+}  // namespace
+
+ApiResponse ErrorReply(int status, std::string_view code, std::string_view message) {
+  boost::json::object o;
+  o["error"] = ErrorObject(status, code, message);
   return Json(status, o);
 }
 
@@ -200,7 +245,7 @@ Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const
   }
   if (!queues && n == 5 && parts[3] == "subscriptions") {
     if (m == "PUT") co_return PutSubscription(name, std::string(parts[4]), body);
-    if (m == "GET") co_return TopicStatsJson(name);
+    if (m == "GET") co_return SubscriptionStatsJson(name, std::string(parts[4]));
   }
   if (inbox) {
     const std::size_t tail = n - rest;
@@ -246,6 +291,12 @@ Task<ApiResponse> BusServiceImpl::Publish(const Destination& to, const http::Req
     if (!t) co_return ErrorReply(400, "bad_request", t.error().message());
     at = *t;
   }
+  // A batch answers one result per event, in order, even when it fails part way: events are
+  // published one after another, and the first failure stops the batch (so a retry from there
+  // keeps their order), leaving the events before it stored.
+  const bool batch = IsBatchPublish(request.headers);
+  std::vector<std::string> ids;
+  for (const Message& message : *events) ids.push_back(message.id);
   boost::json::array results;
   for (Message& message : *events) {
     if (at) message.deliver_at = at;
@@ -256,14 +307,9 @@ Task<ApiResponse> BusServiceImpl::Publish(const Destination& to, const http::Req
     auto result = co_await AwaitCallback(start);
     if (!result) {
       metrics_.published->Get(label, "rejected").Add(slot_);
-      // Earlier events of a batch are stored; say so alongside the error.
-      if (!results.empty()) {
-        boost::json::object o;
-        o["results"] = std::move(results);
-        o["error"] = result.error().message();
-        co_return Json(FromError(result.error()).status, o);
-      }
-      co_return FromError(result.error());
+      ArmTick();
+      if (!batch) co_return FromError(result.error());
+      co_return BatchFailure(ids, std::move(results), result.error());
     }
     metrics_.published->Get(label, result->duplicate ? "duplicate" : "stored").Add(slot_);
     boost::json::object r;
@@ -275,8 +321,9 @@ Task<ApiResponse> BusServiceImpl::Publish(const Destination& to, const http::Req
   metrics_.publish_latency->Get(label).Observe(
       slot_, std::chrono::duration<double>(Clock::now() - start).count());
   ArmTick();
-  if (results.size() == 1) co_return Json(201, results[0]);
+  if (!batch) co_return Json(201, results[0]);
   boost::json::object o;
+  o["stored"] = results.size();
   o["results"] = std::move(results);
   co_return Json(201, o);
 }
@@ -457,6 +504,30 @@ boost::json::object LogJson(const LogDurabilityStats& s) {
   return o;
 }
 
+std::string DurationText(BusDuration d) {
+  return FormatDuration(std::chrono::duration_cast<Duration>(d));
+}
+
+// A subscription's entry: its inbox fields, state log and the options it runs with.
+boost::json::object SubscriptionJson(const SubscriptionStats& s,
+                                     const SubscriptionOptions& options) {
+  boost::json::object o = InboxJson(s.inbox);
+  o["state_log"] = LogJson(s.state);
+  boost::json::object filter;  // only what it matches on; {} matches every event
+  if (!options.filter.type.empty()) filter["type"] = options.filter.type;
+  if (!options.filter.source.empty()) filter["source"] = options.filter.source;
+  if (!options.filter.subject.empty()) filter["subject"] = options.filter.subject;
+  o["filter"] = std::move(filter);
+  o["lease"] = DurationText(options.delivery.lease);
+  o["max_deliveries"] = options.delivery.max_deliveries;
+  boost::json::object backoff;
+  backoff["initial"] = DurationText(options.delivery.backoff.initial);
+  backoff["max"] = DurationText(options.delivery.backoff.max);
+  backoff["multiplier"] = options.delivery.backoff.multiplier;
+  o["backoff"] = std::move(backoff);
+  return o;
+}
+
 }  // namespace
 
 ApiResponse BusServiceImpl::QueueStatsJson(const std::string& queue) {
@@ -479,11 +550,24 @@ ApiResponse BusServiceImpl::TopicStatsJson(const std::string& topic) {
   o["messages_log"] = LogJson(s->messages);
   boost::json::object subs;
   for (const auto& sub : s->subscriptions) {
-    boost::json::object so = InboxJson(sub.inbox);
-    so["state_log"] = LogJson(sub.state);
-    subs[sub.name] = std::move(so);
+    auto options = broker_->GetSubscriptionOptions(topic, sub.name);
+    if (!options) return FromError(options.error());
+    subs[sub.name] = SubscriptionJson(sub, *options);
   }
   o["subscriptions"] = std::move(subs);
+  return Json(200, o);
+}
+
+ApiResponse BusServiceImpl::SubscriptionStatsJson(const std::string& topic,
+                                                  const std::string& name) {
+  auto s = broker_->GetSubscriptionStats(topic, name);
+  if (!s) return FromError(s.error());
+  auto options = broker_->GetSubscriptionOptions(topic, name);
+  if (!options) return FromError(options.error());
+  boost::json::object o;
+  o["topic"] = topic;
+  o["name"] = name;
+  for (auto& field : SubscriptionJson(*s, *options)) o[field.key()] = std::move(field.value());
   return Json(200, o);
 }
 

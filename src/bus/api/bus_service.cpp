@@ -385,6 +385,7 @@ void BusServiceImpl::ArmMaintenance() {
   maintenance_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_) return;
     RefreshGauges();
+    SweepPushConnections();
     if (++maintenance_rounds_ % 5 == 0) {
       if (auto r = broker_->EnforceRetention(); !r) {
         spdlog::warn("bus retention: {}", r.error().message());

@@ -24,6 +24,13 @@ struct ApiResponse {
   std::string body;  // JSON
 };
 
+// What one HTTP exchange of a push delivery gave (push_delivery.cpp).
+struct PushExchange {
+  int status = 0;          // the response status; 0: no complete response head
+  bool reusable = false;   // the whole response was read and the subscriber keeps the connection
+  bool timed_out = false;  // the push timeout ended it
+};
+
 // {"error": {"code", "status", "message"}}: every error the bus API answers (bus_api.cpp).
 ApiResponse ErrorReply(int status, std::string_view code, std::string_view message);
 
@@ -86,6 +93,7 @@ class BusServiceImpl final : public BusService {
   ApiResponse ListDead(const Inbox& inbox, const http::RequestHead& request);
   ApiResponse QueueStatsJson(const std::string& queue);
   ApiResponse TopicStatsJson(const std::string& topic);
+  ApiResponse SubscriptionStatsJson(const std::string& topic, const std::string& name);
   ApiResponse PutSubscription(const std::string& topic, const std::string& name,
                               const std::string& body);
   ApiResponse ReplaySubscription(const std::string& topic, const std::string& name,
@@ -95,6 +103,11 @@ class BusServiceImpl final : public BusService {
   void StartPush(const Inbox& inbox, const config::BusPush& push);
   Task<void> PushLoop(std::shared_ptr<PushTarget> target);
   Task<void> PushOne(std::shared_ptr<PushTarget> target, Delivery delivery);
+  // One request and its response on `socket`, all within `budget`.
+  Task<PushExchange> PushExchangeOn(tcp::socket& socket, const std::string& head,
+                                    const std::string& data, Duration budget);
+  // Closes idle push connections past the service's pool_idle_timeout.
+  void SweepPushConnections();
 
   std::shared_ptr<const config::Config> config_;
   const config::Bus& bus_;

@@ -120,6 +120,10 @@ Result<Message> FromJson(const boost::json::value& v) {
 
 }  // namespace
 
+bool IsBatchPublish(const http::Headers& headers) {
+  return MediaType(headers.Get("content-type").value_or("")) == kBatch;
+}
+
 Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::string_view body) {
   const std::string media = MediaType(headers.Get("content-type").value_or(""));
   const auto idempotency_key = headers.Get("idempotency-key");

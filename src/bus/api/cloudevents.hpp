@@ -20,6 +20,9 @@ namespace ferry::bus {
 // what is wrong ("malformed CloudEvent: ..."). The Idempotency-Key header, when present, is the
 // id of a single event that has none of its own.
 Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::string_view body);
+// True for batch mode (content-type application/cloudevents-batch+json): the answer lists a
+// result per event, even for a batch of one.
+bool IsBatchPublish(const http::Headers& headers);
 
 // The JSON a puller receives for one delivery: id, receipt, attempt, sequence, the CloudEvents
 // attributes, and the data (a JSON value when the content type is JSON, a string when it is

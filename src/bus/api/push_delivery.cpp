@@ -2,7 +2,11 @@
 // (CloudEvents binary mode, the data untouched). A 2xx acks it; any other status, a connection
 // failure or the timeout nacks it, so redelivery with backoff is the only retry — no HTTP-level
 // retries or hedges stacked on top (a known pitfall of sidecars that retry underneath a broker).
+// Connections are kept alive in a pool per push target and endpoint (upstream::ConnectionPool,
+// bus thread only), and the endpoint is chosen by the service's load-balancing policy.
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
@@ -10,27 +14,51 @@
 #include "http/parser.hpp"
 #include "http/serializer.hpp"
 #include "runtime/deadline.hpp"
+#include "upstream/load_balancer.hpp"
 #include "upstream/resolver.hpp"
 
 namespace ferry::bus {
+namespace {
+
+// A subscriber's response body is read (and dropped) only so the connection can be reused;
+// beyond this the connection is closed instead.
+constexpr std::uint64_t kMaxDrainedBody = 1024 * 1024;
+
+struct PushEndpoint {
+  PushEndpoint(asio::io_context& io, const tcp::endpoint& at, const upstream::PoolSettings& s)
+      : pool(io, at, s) {}
+  upstream::ConnectionPool pool;
+  std::uint32_t in_flight = 0;  // deliveries on this endpoint now (for least_request)
+};
+
+}  // namespace
 
 struct BusServiceImpl::PushTarget {
   Inbox inbox;
   config::BusPush push;
-  std::vector<tcp::endpoint> endpoints;
-  std::size_t next = 0;                            // round robin over endpoints
-  std::uint32_t in_flight = 0;                     // deliveries being pushed
-  std::unique_ptr<asio::steady_timer> slot_freed;  // cancelled when a push finishes
+  config::Service service;                               // a copy: lb, hash_on, pool settings
+  std::vector<std::unique_ptr<PushEndpoint>> endpoints;  // resolved once at start
+  std::vector<upstream::EndpointState> load;             // scratch for least_request picks
+  std::unique_ptr<upstream::LoadBalancer> lb;            // null: unknown service or no lb
+  std::uint32_t in_flight = 0;                           // deliveries being pushed
+  std::unique_ptr<asio::steady_timer> slot_freed;        // cancelled when a push finishes
 };
 
 void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push) {
   auto target = std::make_shared<PushTarget>();
   target->inbox = inbox;
   target->push = push;
-  upstream::SystemResolver resolver;
   const auto service = config_->services.find(push.service);
   if (service != config_->services.end()) {
-    for (const config::Address& a : service->second.endpoints) {
+    target->service = service->second;
+    // The connect is part of the delivery attempt, so it never outlasts the push timeout.
+    const upstream::PoolSettings settings{
+        target->service.max_connections_per_endpoint,
+        std::min<Duration>(target->service.connect_timeout, push.timeout),
+        target->service.pool_idle_timeout};
+    upstream::SystemResolver resolver;
+    std::vector<upstream::EndpointInfo> infos;
+    for (const config::Address& a : target->service.endpoints) {
       auto ips = resolver.Resolve(a.host);
       if (!ips) {
         spdlog::warn("bus push {}: cannot resolve {}: {}", inbox.ToString(), a.host,
@@ -38,13 +66,35 @@ void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push) 
         continue;
       }
       for (const std::string& ip : *ips) {
-        target->endpoints.emplace_back(asio::ip::make_address(ip), a.port);
+        const std::string id = config::Address{ip, a.port}.ToString();
+        if (std::any_of(infos.begin(), infos.end(), [&](const auto& i) { return i.id == id; })) {
+          continue;  // two names for one address: one pool
+        }
+        infos.push_back({id});
+        target->endpoints.push_back(std::make_unique<PushEndpoint>(
+            io_, tcp::endpoint(asio::ip::make_address(ip), a.port), settings));
       }
+    }
+    target->load.resize(target->endpoints.size());
+    auto lb = upstream::LoadBalancer::Create(
+        target->service.lb, infos,
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    if (lb) {
+      target->lb = std::move(*lb);
+    } else {
+      spdlog::warn("bus push {}: {}", inbox.ToString(), lb.error().message());
     }
   }
   target->slot_freed = std::make_unique<asio::steady_timer>(io_);
   push_targets_.push_back(target);
   asio::co_spawn(io_, PushLoop(target), asio::detached);
+}
+
+void BusServiceImpl::SweepPushConnections() {
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& target : push_targets_) {
+    for (const auto& endpoint : target->endpoints) endpoint->pool.Sweep(now);
+  }
 }
 
 Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
@@ -79,52 +129,80 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
   }
 }
 
+namespace {
+
+// The endpoint for one delivery by the service's policy; nullopt when none is available.
+// lb: hash hashes the push request's header named by hash_on, or, for client_address (there is
+// no client here), the message's partition key, so one key keeps going to one endpoint.
+std::optional<std::size_t> PickPushEndpoint(const config::Service& service,
+                                            upstream::LoadBalancer& lb,
+                                            const std::vector<std::unique_ptr<PushEndpoint>>& eps,
+                                            std::vector<upstream::EndpointState>& load,
+                                            const Delivery& delivery,
+                                            const http::Headers& headers) {
+  upstream::PickContext pick;
+  if (service.lb == config::LbPolicy::kLeastRequest) {
+    for (std::size_t i = 0; i < eps.size(); ++i) load[i].in_flight = eps[i]->in_flight;
+    pick.endpoints = load;
+  } else if (service.lb == config::LbPolicy::kHash) {
+    std::string_view key = delivery.message.key;
+    if (service.hash_on.kind == config::HashOn::Kind::kHeader) {
+      key = headers.Get(service.hash_on.header).value_or("");
+    }
+    pick.hash_key = upstream::HashKey(key);
+  }
+  return lb.Pick(pick);
+}
+
+}  // namespace
+
 Task<void> BusServiceImpl::PushOne(std::shared_ptr<PushTarget> target, Delivery delivery) {
   const std::string key = target->inbox.ToString();
-  bool delivered = false;
-  bool timed_out = false;
-  if (!target->endpoints.empty()) {
-    const tcp::endpoint endpoint = target->endpoints[target->next++ % target->endpoints.size()];
-    tcp::socket socket(io_);
-    runtime::Deadline<tcp::socket> deadline(io_, socket);
-    deadline.Arm(target->push.timeout);
-    auto [cec] = co_await socket.async_connect(endpoint, kNoThrow);
-    if (!cec) {
-      http::Headers headers;
-      headers.Add("host", endpoint.address().to_string() + ":" + std::to_string(endpoint.port()));
-      AddBinaryModeHeaders(delivery, headers);
-      headers.Add("content-length", std::to_string(delivery.message.data.size()));
-      headers.Add("x-ferry-delivery-attempt", std::to_string(delivery.attempt));
-      headers.Add("connection", "close");
+  const auto started = std::chrono::steady_clock::now();
+  PushExchange result;
+  http::Headers headers;
+  AddBinaryModeHeaders(delivery, headers);
+  headers.Add("content-length", std::to_string(delivery.message.data.size()));
+  headers.Add("x-ferry-delivery-attempt", std::to_string(delivery.attempt));
+  std::optional<std::size_t> index;
+  if (target->lb) {
+    index = PickPushEndpoint(target->service, *target->lb, target->endpoints, target->load,
+                             delivery, headers);
+  }
+  if (index) {
+    PushEndpoint& endpoint = *target->endpoints[*index];
+    ++endpoint.in_flight;
+    auto acquired = co_await endpoint.pool.Acquire();
+    if (!acquired) {
+      result.timed_out = acquired.error().code() == ErrorCode::kDeadlineExceeded;
+      spdlog::debug("bus push {}: {}", key, acquired.error().message());
+    } else {
+      std::unique_ptr<upstream::UpstreamConnection> connection = std::move(*acquired);
+      const tcp::endpoint& at = endpoint.pool.endpoint();
+      headers.Add("host", at.address().to_string() + ":" + std::to_string(at.port()));
       std::string head;
       http::AppendRequestHead(head, "POST", target->push.path, headers);
-      std::array<asio::const_buffer, 2> out = {asio::buffer(head),
-                                               asio::buffer(delivery.message.data)};
-      auto [wec, written] = co_await asio::async_write(socket, out, kNoThrow);
-      if (!wec) {
-        std::string in;
-        char buf[4096];
-        http::HeadScanner scanner({64 * 1024, 256});
-        // Scan is incremental: keep the state it ended with rather than scanning again.
-        http::HeadScanner::State state;
-        while ((state = scanner.Scan(in)) == http::HeadScanner::State::kIncomplete) {
-          auto [rec, n] = co_await socket.async_read_some(asio::buffer(buf), kNoThrow);
-          if (rec) break;
-          in.append(buf, n);
-        }
-        if (state == http::HeadScanner::State::kComplete) {
-          http::Parser parser(http::Parser::Kind::kResponse);
-          auto parsed = parser.Feed(std::string_view(in).substr(0, scanner.head_size()));
-          const int status = parsed && parser.head_done() ? parser.response().status : 0;
-          delivered = status >= 200 && status < 300;
-        }
+      // What is left of the attempt's budget after the connect (at least a moment, so that an
+      // exhausted budget ends as a timeout).
+      const Duration budget =
+          std::max<Duration>(target->push.timeout - (std::chrono::steady_clock::now() - started),
+                             std::chrono::milliseconds(1));
+      result = co_await PushExchangeOn(connection->socket, head, delivery.message.data, budget);
+      // A connection that failed or was not fully read is closed; a failure on a reused one
+      // (the subscriber closed it while it sat idle) is a failed delivery like any other, and
+      // redelivery retries it: the message is not lost.
+      if (result.reusable) {
+        endpoint.pool.Release(std::move(connection));
+      } else {
+        endpoint.pool.Discard(std::move(connection));
       }
     }
-    timed_out = deadline.expired();
+    --endpoint.in_flight;
   }
-  metrics_.push_results->Get(key, delivered   ? "acked"
-                                  : timed_out ? "timeout"
-                                              : "failed")
+  const bool delivered = result.status >= 200 && result.status < 300;
+  metrics_.push_results->Get(key, delivered          ? "acked"
+                                  : result.timed_out ? "timeout"
+                                                     : "failed")
       .Add(slot_);
   std::vector<std::string> receipts{delivery.receipt};
   if (delivered) {
@@ -135,6 +213,66 @@ Task<void> BusServiceImpl::PushOne(std::shared_ptr<PushTarget> target, Delivery 
   ArmTick();
   --target->in_flight;
   target->slot_freed->cancel();
+}
+
+Task<PushExchange> BusServiceImpl::PushExchangeOn(tcp::socket& socket, const std::string& head,
+                                                  const std::string& data, Duration budget) {
+  PushExchange result;
+  runtime::Deadline<tcp::socket> deadline(io_, socket);
+  deadline.Arm(budget);
+  std::array<asio::const_buffer, 2> out = {asio::buffer(head), asio::buffer(data)};
+  auto [wec, written] = co_await asio::async_write(socket, out, kNoThrow);
+  if (wec) {
+    result.timed_out = deadline.expired();
+    co_return result;
+  }
+  std::string in;
+  char buf[4096];
+  http::HeadScanner scanner({64 * 1024, 256});
+  // Scan is incremental: keep the state it ended with rather than scanning again.
+  http::HeadScanner::State state;
+  while ((state = scanner.Scan(in)) == http::HeadScanner::State::kIncomplete) {
+    auto [rec, n] = co_await socket.async_read_some(asio::buffer(buf), kNoThrow);
+    if (rec) break;
+    in.append(buf, n);
+  }
+  if (state != http::HeadScanner::State::kComplete) {
+    result.timed_out = deadline.expired();
+    co_return result;
+  }
+  http::Parser parser(http::Parser::Kind::kResponse);
+  auto parsed = parser.Feed(std::string_view(in).substr(0, scanner.head_size()));
+  if (!parsed || !parser.head_done()) co_return result;
+  result.status = parser.response().status;
+  in.erase(0, *parsed);
+  // The status decides the delivery; the body is read only to keep the connection.
+  bool clean = true;
+  while (!parser.message_done()) {
+    if (!in.empty()) {
+      auto n = parser.Feed(in);
+      if (!n) {
+        clean = false;
+        break;
+      }
+      parser.body_chunks().clear();
+      in.erase(0, *n);
+      if (parser.body_bytes() > kMaxDrainedBody) {
+        clean = false;
+        break;
+      }
+      continue;
+    }
+    auto [rec, n] = co_await socket.async_read_some(asio::buffer(buf), kNoThrow);
+    if (rec) {
+      // An until-close body ends here, complete, but the connection is gone either way.
+      clean = false;
+      break;
+    }
+    in.append(buf, n);
+  }
+  result.reusable = clean && parser.message_done() && parser.response().keep_alive && in.empty() &&
+                    !deadline.expired();
+  co_return result;
 }
 
 }  // namespace ferry::bus

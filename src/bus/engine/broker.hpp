@@ -96,6 +96,12 @@ class Broker {
 
   virtual Result<QueueStats> GetQueueStats(const std::string& queue) const = 0;
   virtual Result<TopicStats> GetTopicStats(const std::string& topic) const = 0;
+  // One subscription's stats, and the options it runs with now (declared or last PUT).
+  // kNotFound for an unknown topic or subscription.
+  virtual Result<SubscriptionStats> GetSubscriptionStats(const std::string& topic,
+                                                         const std::string& name) const = 0;
+  virtual Result<SubscriptionOptions> GetSubscriptionOptions(const std::string& topic,
+                                                             const std::string& name) const = 0;
 };
 
 }  // namespace ferry::bus

@@ -380,4 +380,18 @@ Result<TopicStats> EmbeddedBroker::GetTopicStats(const std::string& topic) const
   return s;
 }
 
+Result<SubscriptionStats> EmbeddedBroker::GetSubscriptionStats(const std::string& topic,
+                                                               const std::string& name) const {
+  auto d = FindInbox(Inbox::Subscription(topic, name));
+  if (!d) return tl::unexpected(d.error());
+  return SubscriptionStats{name, (*d)->Stats(), (*d)->state_log().Stats()};
+}
+
+Result<SubscriptionOptions> EmbeddedBroker::GetSubscriptionOptions(const std::string& topic,
+                                                                   const std::string& name) const {
+  auto d = FindInbox(Inbox::Subscription(topic, name));
+  if (!d) return tl::unexpected(d.error());
+  return (*d)->options();
+}
+
 }  // namespace ferry::bus

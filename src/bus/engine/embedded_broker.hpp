@@ -59,6 +59,10 @@ class EmbeddedBroker final : public Broker {
   Result<void> EnforceRetention() override;
   Result<QueueStats> GetQueueStats(const std::string& queue) const override;
   Result<TopicStats> GetTopicStats(const std::string& topic) const override;
+  Result<SubscriptionStats> GetSubscriptionStats(const std::string& topic,
+                                                 const std::string& name) const override;
+  Result<SubscriptionOptions> GetSubscriptionOptions(const std::string& topic,
+                                                     const std::string& name) const override;
 
  private:
   struct Queue;

@@ -64,6 +64,29 @@ TEST_F(TopicTest, FanOutWithIndependentAcks) {
   EXPECT_EQ(stats->subscriptions[1].inbox.redelivered, 1u);
 }
 
+TEST_F(TopicTest, OneSubscriptionsStatsAndOptions) {
+  Sub("a");
+  Sub("b", {.type = "order.*"});
+  Emit(Event("e1", "order.created"));
+  Emit(Event("e2", "user.created"));
+  auto a = h.Receive(Inbox::Subscription("t", "a"));
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(h.Ack(Inbox::Subscription("t", "a"), {a[0].receipt}), std::vector{SettleOutcome::kOk});
+  auto sa = h.broker().GetSubscriptionStats("t", "a");
+  auto sb = h.broker().GetSubscriptionStats("t", "b");
+  ASSERT_TRUE(sa);
+  ASSERT_TRUE(sb);
+  EXPECT_EQ(sa->name, "a");
+  EXPECT_EQ((std::pair{sa->inbox.acked, sa->inbox.in_flight}), (std::pair{1ul, 1ul}));
+  EXPECT_EQ((std::pair{sb->inbox.delivered, sb->inbox.ready}), (std::pair{0ul, 1ul}));
+  auto ob = h.broker().GetSubscriptionOptions("t", "b");
+  ASSERT_TRUE(ob);
+  EXPECT_EQ(ob->filter.type, "order.*");
+  EXPECT_EQ(ob->delivery.max_deliveries, FastQueue().delivery.max_deliveries);
+  EXPECT_EQ(h.broker().GetSubscriptionStats("t", "zz").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(h.broker().GetSubscriptionOptions("nope", "a").error().code(), ErrorCode::kNotFound);
+}
+
 TEST_F(TopicTest, NewSubscriptionStartsAtTheNextEventUnlessFromBeginning) {
   Emit(Event("old", "x"));
   Sub("late");
