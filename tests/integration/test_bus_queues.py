@@ -29,6 +29,16 @@ def test_publish_answers_201_with_id_and_duplicate_false(bus):
     assert doc["sequence"] == 1
 
 
+def test_publish_answer_escapes_the_id_as_json(bus):
+    """The single-publish answer is written by hand on the hot path: ids with quotes,
+    backslashes and non-ASCII still come back as valid JSON, unchanged."""
+    for key in ['say "hi"', "back\\slash", "caf\u00e9-\u2713", "tab\there"]:
+        r = bus.client.publish("work", b"x", {"idempotency-key": key.encode().decode("latin-1")})
+        assert r.status == 201, r
+        doc = r.json()
+        assert doc["id"] == key and doc["duplicate"] is False, doc
+
+
 def test_publish_without_id_gets_a_generated_one(bus):
     a = bus.client.publish("work", b"a").json()["id"]
     b = bus.client.publish("work", b"b").json()["id"]

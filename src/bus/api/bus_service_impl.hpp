@@ -34,6 +34,14 @@ struct PushExchange {
 // {"error": {"code", "status", "message"}}: every error the bus API answers (bus_api.cpp).
 ApiResponse ErrorReply(int status, std::string_view code, std::string_view message);
 
+// The publish series of one destination, looked up once (Family::Get takes the registry's lock).
+struct PublishSeries {
+  observability::Counter* stored;
+  observability::Counter* duplicate;
+  observability::Counter* rejected;
+  observability::Histogram* latency;
+};
+
 // The metric series of the bus, written by the bus thread in its own slot.
 struct BusMetrics {
   observability::CounterFamily* published;          // {destination, result}
@@ -114,6 +122,8 @@ class BusServiceImpl final : public BusService {
   observability::MetricsRegistry& registry_;
   std::size_t slot_;
   BusMetrics metrics_{};
+  std::map<std::pair<Destination::Kind, std::string>, PublishSeries, std::less<>> publish_series_;
+  PublishSeries& SeriesFor(const Destination& to);
   asio::io_context io_{1};
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
