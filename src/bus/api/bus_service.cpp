@@ -215,6 +215,9 @@ void BusServiceImpl::Stop() {
   });
   work_.reset();
   thread_.join();
+  // A resolution in getaddrinfo ends first; its answer, posted to the stopped loop, is dropped.
+  resolve_pool_.stop();
+  resolve_pool_.join();
 }
 
 Task<void> BusServiceImpl::AcceptLoop() {
@@ -386,6 +389,7 @@ void BusServiceImpl::ArmMaintenance() {
     if (ec || stopping_) return;
     RefreshGauges();
     SweepPushConnections();
+    ResolvePushEndpoints();
     if (++maintenance_rounds_ % 5 == 0) {
       if (auto r = broker_->EnforceRetention(); !r) {
         spdlog::warn("bus retention: {}", r.error().message());
