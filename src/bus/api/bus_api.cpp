@@ -501,6 +501,7 @@ boost::json::object LogJson(const LogDurabilityStats& s) {
   o["segments"] = s.segments;
   o["sync_errors"] = s.sync_errors;
   o["no_space_errors"] = s.no_space_errors;
+  o["retention_dropped_unconsumed"] = s.retention_dropped_unconsumed;
   return o;
 }
 
