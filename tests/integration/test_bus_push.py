@@ -251,3 +251,22 @@ def test_push_follows_the_services_hash_policy(start_bus, py_upstream):
     keys = [set(s.keys) for s in subs]
     assert keys[0] and keys[1], keys  # 7 keys over 2 endpoints: both used
     assert not keys[0] & keys[1], keys  # each key always to the same endpoint
+
+
+def test_re_resolution_keeps_the_pooled_connection(start_bus, py_upstream):
+    # The service names its endpoint by host name, re-resolved every second: rounds that give
+    # the same address keep its pool, so pushes before and after them share one connection.
+    sub = KeepAliveSubscriber()
+    up = py_upstream(sub.handler)
+    bus_block = {"queues": {"jobs": fast_queue(push={
+        "service": "sub", "path": "/hook", "timeout": "1s", "concurrency": 1})}}
+    services = {"sub": {"endpoints": [f"localhost:{up.port}"], "resolve_interval": "1s"}}
+    bus = start_bus(bus_block, services)
+    assert bus.client.publish("jobs", b"x", {"idempotency-key": "before"}).status == 201
+    wait_until(lambda: sub.acked_ids() == {"before"}, 10, 0.05, "the first push")
+    time.sleep(2.5)  # two or three resolution rounds
+    assert bus.client.publish("jobs", b"x", {"idempotency-key": "after"}).status == 201
+    wait_until(lambda: sub.acked_ids() == {"before", "after"}, 10, 0.05, "the second push")
+    with up.lock:
+        assert up.accepted == 1, up.accepted
+    assert bus.ferry.metric("ferry_bus_push_total", inbox="jobs", result="failed") == 0

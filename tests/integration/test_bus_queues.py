@@ -549,3 +549,27 @@ def test_consumed_segments_are_deleted_so_a_full_queue_accepts_again(start_bus):
                "a publish to be accepted once every message was acked (retention of consumed "
                f"segments; the log had {segments_before} segments)")
     assert bus.client.stats("queues/work")["messages_log"]["segments"] < segments_before
+
+
+def test_max_age_drops_of_unconsumed_messages_are_counted(start_bus):
+    """max_age deletes old segments even with nobody having consumed them: each record so lost
+    is counted in the stats and the metric."""
+    bus = start_bus({"segment_bytes": "64KiB", "queues": {"work": fast_queue(max_age="1s")}})
+    data = "d" * 800
+    batch = [{"specversion": "1.0", "id": f"a{i}", "source": "/s", "type": "t",
+              "datacontenttype": "text/plain", "data": data} for i in range(120)]
+    r = bus.client.request("POST", "/v1/queues/work/messages", json.dumps(batch),
+                           {"content-type": "application/cloudevents-batch+json"})
+    assert r.status == 201, r
+    s = bus.client.stats("queues/work")["messages_log"]
+    assert s["segments"] >= 2 and s["retention_dropped_unconsumed"] == 0, s
+    # Retention runs every 5 s; the first segment is over max_age a second after it was written.
+    log = "queues/work/messages"
+    wait_until(lambda: bus.client.stats("queues/work")["messages_log"]
+               ["retention_dropped_unconsumed"] > 0, 30, 0.2, "retention to drop by max_age")
+    dropped = bus.client.stats("queues/work")["messages_log"]["retention_dropped_unconsumed"]
+    assert 0 < dropped < 120, dropped  # whole segments, never the active (last) one
+    wait_until(lambda: bus.ferry.metric("ferry_bus_retention_dropped_unconsumed", log=log)
+               == dropped, 10, 0.2, "the gauge to follow (refreshed each second)")
+    # What is left is still delivered.
+    assert len(bus.client.drain(Q, quiet="300ms")) == 120 - dropped

@@ -145,6 +145,36 @@ def test_subscription_stats_follow_a_put(bus):
     assert (late["lease"], late["max_deliveries"], late["depth"]) == ("2m", 0, 0)
 
 
+def test_put_keeps_the_options_it_does_not_set(start_bus):
+    """A PUT on a declared subscription changes only what its body gives: the configured
+    backoff, lease and max_deliveries survive a PUT of a filter alone."""
+    backoff = {"initial": "150ms", "max": "700ms", "multiplier": 3}
+    bus = start_bus({"topics": {"orders": {"subscriptions": {
+        "billing": {"lease": "7s", "max_deliveries": 9, "backoff": backoff,
+                    "filter": {"type": "order.*", "source": "/shop"}}}}}})
+    path = "/v1/topics/orders/subscriptions/billing"
+    assert bus.client.request("PUT", path, {"filter": {"type": "invoice.*"}}).status == 200
+    s = bus.client.stats("topics/orders/subscriptions/billing")
+    # The filter is one value: the one given replaces the whole filter.
+    assert s["filter"] == {"type": "invoice.*"}
+    assert (s["lease"], s["max_deliveries"]) == ("7s", 9)
+    assert s["backoff"] == {"initial": "150ms", "max": "700ms", "multiplier": 3.0}
+    # A field in the body overrides; the others, the filter included, stay.
+    assert bus.client.request("PUT", path, {"lease": "1m"}).status == 200
+    s = bus.client.stats("topics/orders/subscriptions/billing")
+    assert (s["filter"], s["lease"], s["max_deliveries"]) == ({"type": "invoice.*"}, "1m", 9)
+    assert s["backoff"] == {"initial": "150ms", "max": "700ms", "multiplier": 3.0}
+    # The backoff in force is the configured one: a nack is redelivered after ~150ms, not 1s.
+    assert bus.client.publish_event("orders", event("i-1", "invoice.sent")).status == 201
+    S = "topics/orders/subscriptions/billing"
+    [m] = bus.client.messages(S, wait="5s")
+    assert bus.client.nack(S, [m["receipt"]]).status == 200
+    start = time.monotonic()
+    [m2] = bus.client.messages(S, wait="5s")
+    assert (m2["id"], m2["attempt"]) == ("i-1", 2)
+    assert time.monotonic() - start < 0.75  # 5x the backoff; the default would wait 1s
+
+
 @pytest.mark.parametrize("path", ["/v1/topics/orders/subscriptions/nobody",
                                   "/v1/topics/nothing/subscriptions/audit"])
 def test_stats_of_an_unknown_subscription_is_404(bus, path):

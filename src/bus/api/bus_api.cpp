@@ -549,6 +549,7 @@ boost::json::object LogJson(const LogDurabilityStats& s) {
   o["segments"] = s.segments;
   o["sync_errors"] = s.sync_errors;
   o["no_space_errors"] = s.no_space_errors;
+  o["retention_dropped_unconsumed"] = s.retention_dropped_unconsumed;
   return o;
 }
 
@@ -623,10 +624,15 @@ ApiResponse BusServiceImpl::PutSubscription(const std::string& topic, const std:
                                             const std::string& body) {
   auto o = ParseObject(body);
   if (!o) return FromError(o.error());
+  // A PUT on an existing subscription changes only what its body gives (the filter as a whole,
+  // lease, max_deliveries); the rest, e.g. a backoff from the config, stays as it runs now. A
+  // new subscription starts from the defaults.
   SubscriptionOptions options;
+  if (auto current = broker_->GetSubscriptionOptions(topic, name)) options = *current;
   for (const auto& [key, value] : *o) {
     if (key == "filter") {
       if (!value.is_object()) return ErrorReply(400, "bad_request", "'filter' must be an object");
+      options.filter = {};
       for (const auto& [fk, fv] : value.as_object()) {
         if (!fv.is_string()) return ErrorReply(400, "bad_request", "filter values must be strings");
         std::string v(fv.as_string());

@@ -95,6 +95,11 @@ BusServiceImpl::BusServiceImpl(const config::Config& config,
                                            {"log"}));
   metrics_.fsync_records = &Must(r.AddGauge(
       "ferry_bus_fsync_records", "Records made durable by fsync rounds since start.", {"log"}));
+  metrics_.retention_dropped = &Must(
+      r.AddGauge("ferry_bus_retention_dropped_unconsumed",
+                 "Unconsumed records retention deleted since start because they were older than "
+                 "the log's max_age.",
+                 {"log"}));
   metrics_.fsync_duration = &Must(r.AddHistogram(
       "ferry_bus_fsync_duration_seconds",
       "Duration of one fsync round (group commit) of a bus log, its fsyncs together.", {"log"}));
@@ -215,6 +220,9 @@ void BusServiceImpl::Stop() {
   });
   work_.reset();
   thread_.join();
+  // A resolution in getaddrinfo ends first; its answer, posted to the stopped loop, is dropped.
+  resolve_pool_.stop();
+  resolve_pool_.join();
 }
 
 Task<void> BusServiceImpl::AcceptLoop() {
@@ -386,6 +394,7 @@ void BusServiceImpl::ArmMaintenance() {
     if (ec || stopping_) return;
     RefreshGauges();
     SweepPushConnections();
+    ResolvePushEndpoints();
     if (++maintenance_rounds_ % 5 == 0) {
       if (auto r = broker_->EnforceRetention(); !r) {
         spdlog::warn("bus retention: {}", r.error().message());
@@ -406,16 +415,22 @@ void BusServiceImpl::RefreshGauges() {
     metrics_.fsync_rounds->Get(log).Set(slot_, static_cast<std::int64_t>(s.sync_rounds));
     metrics_.fsync_records->Get(log).Set(slot_, static_cast<std::int64_t>(s.synced_records));
   };
+  // Only message logs have a max_age, so only they get the series.
+  auto set_message_log = [&](const std::string& log, const LogDurabilityStats& s) {
+    set_log(log, s);
+    metrics_.retention_dropped->Get(log).Set(
+        slot_, static_cast<std::int64_t>(s.retention_dropped_unconsumed));
+  };
   for (const std::string& q : broker_->Queues()) {
     if (auto s = broker_->GetQueueStats(q)) {
       set_inbox(q, s->inbox);
-      set_log("queues/" + q + "/messages", s->messages);
+      set_message_log("queues/" + q + "/messages", s->messages);
       set_log("queues/" + q + "/state", s->state);
     }
   }
   for (const std::string& t : broker_->Topics()) {
     if (auto s = broker_->GetTopicStats(t)) {
-      set_log("topics/" + t + "/messages", s->messages);
+      set_message_log("topics/" + t + "/messages", s->messages);
       for (const auto& sub : s->subscriptions) {
         set_inbox(t + "/" + sub.name, sub.inbox);
         set_log("topics/" + t + "/subscriptions/" + sub.name, sub.state);

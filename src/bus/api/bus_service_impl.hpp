@@ -2,6 +2,7 @@
 // (lifecycle, timers, HTTP connections), bus_api.cpp (the routes) and push_delivery.cpp.
 #pragma once
 
+#include <boost/asio/thread_pool.hpp>
 #include <functional>
 #include <list>
 #include <map>
@@ -11,11 +12,13 @@
 #include <vector>
 
 #include "bus/api/bus_service.hpp"
+#include "bus/api/push_endpoints.hpp"
 #include "bus/engine/broker.hpp"
 #include "http/message.hpp"
 #include "observability/metric_family.hpp"
 #include "runtime/asio.hpp"
 #include "upstream/connection_pool.hpp"
+#include "upstream/resolver.hpp"
 
 namespace ferry::bus {
 
@@ -54,6 +57,7 @@ struct BusMetrics {
   observability::GaugeFamily* redeliveries;         // {inbox} (total since start)
   observability::GaugeFamily* fsync_rounds;         // {log}
   observability::GaugeFamily* fsync_records;        // {log}
+  observability::GaugeFamily* retention_dropped;    // {log}: unconsumed, by max_age
   observability::HistogramFamily* fsync_duration;   // {log}: one fsync round
   observability::HistogramFamily* fsync_batch;      // {log}: records per fsync round
   observability::CounterFamily* push_results;       // {inbox, result}
@@ -116,6 +120,11 @@ class BusServiceImpl final : public BusService {
                                     const std::string& data, Duration budget);
   // Closes idle push connections past the service's pool_idle_timeout.
   void SweepPushConnections();
+  // Starts a re-resolution, on resolve_pool_, of each push whose service names hosts by DNS and
+  // whose resolve_interval has passed; the answer comes back to the bus thread.
+  void ResolvePushEndpoints();
+  // Puts a resolution round into effect on the bus thread (pools of surviving endpoints kept).
+  void ApplyPushResolution(PushTarget& target, const ResolvedHosts& round);
 
   std::shared_ptr<const config::Config> config_;
   const config::Bus& bus_;
@@ -138,6 +147,9 @@ class BusServiceImpl final : public BusService {
   asio::steady_timer stop_timer_;
   std::map<std::string, std::list<asio::steady_timer*>> waiters_;  // by Inbox::ToString()
   std::vector<std::shared_ptr<PushTarget>> push_targets_;
+  // getaddrinfo blocks: push re-resolution runs here, off the bus thread (joined in Stop).
+  std::shared_ptr<upstream::Resolver> resolver_ = std::make_shared<upstream::SystemResolver>();
+  asio::thread_pool resolve_pool_{1};
   std::uint64_t maintenance_rounds_ = 0;  // retention runs every 5th round
   bool stopping_ = false;
 };

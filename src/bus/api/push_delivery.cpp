@@ -3,7 +3,9 @@
 // failure or the timeout nacks it, so redelivery with backoff is the only retry — no HTTP-level
 // retries or hedges stacked on top (a known pitfall of sidecars that retry underneath a broker).
 // Connections are kept alive in a pool per push target and endpoint (upstream::ConnectionPool,
-// bus thread only), and the endpoint is chosen by the service's load-balancing policy.
+// bus thread only), and the endpoint is chosen by the service's load-balancing policy. Host
+// names are resolved again every resolve_interval of the service, off the bus thread; pools of
+// endpoints that stay are kept.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -25,8 +27,9 @@ namespace {
 constexpr std::uint64_t kMaxDrainedBody = 1024 * 1024;
 
 struct PushEndpoint {
-  PushEndpoint(asio::io_context& io, const tcp::endpoint& at, const upstream::PoolSettings& s)
-      : pool(io, at, s) {}
+  PushEndpoint(asio::io_context& io, const PushAddress& a, const upstream::PoolSettings& s)
+      : id(a.id), pool(io, tcp::endpoint(asio::ip::make_address(a.ip), a.port), s) {}
+  std::string id;  // "ip:port"
   upstream::ConnectionPool pool;
   std::uint32_t in_flight = 0;  // deliveries on this endpoint now (for least_request)
 };
@@ -36,12 +39,19 @@ struct PushEndpoint {
 struct BusServiceImpl::PushTarget {
   Inbox inbox;
   config::BusPush push;
-  config::Service service;                               // a copy: lb, hash_on, pool settings
-  std::vector<std::unique_ptr<PushEndpoint>> endpoints;  // resolved once at start
-  std::vector<upstream::EndpointState> load;             // scratch for least_request picks
-  std::unique_ptr<upstream::LoadBalancer> lb;            // null: unknown service or no lb
-  std::uint32_t in_flight = 0;                           // deliveries being pushed
-  std::unique_ptr<asio::steady_timer> slot_freed;        // cancelled when a push finishes
+  config::Service service;  // a copy: endpoints, lb, hash_on, pool settings
+  upstream::PoolSettings pool_settings;
+  // Shared: a delivery in flight holds its endpoint, so a re-resolution may drop it meanwhile.
+  std::vector<std::shared_ptr<PushEndpoint>> endpoints;
+  std::vector<upstream::EndpointState> load;       // scratch for least_request picks
+  std::unique_ptr<upstream::LoadBalancer> lb;      // null: unknown service or no lb
+  std::uint32_t in_flight = 0;                     // deliveries being pushed
+  std::unique_ptr<asio::steady_timer> slot_freed;  // cancelled when a push finishes
+  // Re-resolution: only for a service with a host name; one round at a time.
+  std::map<std::string, std::vector<std::string>> last_good;  // host -> its last answer
+  bool uses_dns = false;
+  bool resolving = false;
+  std::chrono::steady_clock::time_point next_resolve{};
 };
 
 void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push) {
@@ -52,42 +62,69 @@ void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push) 
   if (service != config_->services.end()) {
     target->service = service->second;
     // The connect is part of the delivery attempt, so it never outlasts the push timeout.
-    const upstream::PoolSettings settings{
-        target->service.max_connections_per_endpoint,
-        std::min<Duration>(target->service.connect_timeout, push.timeout),
-        target->service.pool_idle_timeout};
-    upstream::SystemResolver resolver;
-    std::vector<upstream::EndpointInfo> infos;
-    for (const config::Address& a : target->service.endpoints) {
-      auto ips = resolver.Resolve(a.host);
-      if (!ips) {
-        spdlog::warn("bus push {}: cannot resolve {}: {}", inbox.ToString(), a.host,
-                     ips.error().message());
-        continue;
-      }
-      for (const std::string& ip : *ips) {
-        const std::string id = config::Address{ip, a.port}.ToString();
-        if (std::any_of(infos.begin(), infos.end(), [&](const auto& i) { return i.id == id; })) {
-          continue;  // two names for one address: one pool
-        }
-        infos.push_back({id});
-        target->endpoints.push_back(std::make_unique<PushEndpoint>(
-            io_, tcp::endpoint(asio::ip::make_address(ip), a.port), settings));
-      }
-    }
-    target->load.resize(target->endpoints.size());
-    auto lb = upstream::LoadBalancer::Create(
-        target->service.lb, infos,
-        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
-    if (lb) {
-      target->lb = std::move(*lb);
-    } else {
-      spdlog::warn("bus push {}: {}", inbox.ToString(), lb.error().message());
-    }
+    target->pool_settings = {target->service.max_connections_per_endpoint,
+                             std::min<Duration>(target->service.connect_timeout, push.timeout),
+                             target->service.pool_idle_timeout};
+    target->uses_dns =
+        std::any_of(target->service.endpoints.begin(), target->service.endpoints.end(),
+                    [](const config::Address& a) { return !upstream::IsIpLiteral(a.host); });
+    // At start the bus thread resolves itself (Start waits for it anyway); later rounds run on
+    // resolve_pool_.
+    target->next_resolve = std::chrono::steady_clock::now() + target->service.resolve_interval;
+    ApplyPushResolution(*target, ResolveHosts(*resolver_, target->service.endpoints));
   }
   target->slot_freed = std::make_unique<asio::steady_timer>(io_);
   push_targets_.push_back(target);
   asio::co_spawn(io_, PushLoop(target), asio::detached);
+}
+
+void BusServiceImpl::ApplyPushResolution(PushTarget& target, const ResolvedHosts& round) {
+  const std::vector<PushAddress> addresses =
+      CombineResolved(target.service.endpoints, round, target.last_good);
+  const bool same = addresses.size() == target.endpoints.size() &&
+                    std::equal(addresses.begin(), addresses.end(), target.endpoints.begin(),
+                               [](const auto& a, const auto& e) { return a.id == e->id; });
+  if (same && target.lb) return;
+  target.endpoints = MergeEndpoints(target.endpoints, addresses, [&](const PushAddress& a) {
+    return std::make_shared<PushEndpoint>(io_, a, target.pool_settings);
+  });
+  target.load.assign(target.endpoints.size(), {});
+  std::vector<upstream::EndpointInfo> infos;
+  std::string ids;
+  for (const PushAddress& a : addresses) {
+    infos.push_back({a.id});
+    ids += (ids.empty() ? "" : ", ") + a.id;
+  }
+  // The hash ring depends only on endpoint ids, so the keys of surviving endpoints stay put.
+  auto lb = upstream::LoadBalancer::Create(
+      target.service.lb, infos,
+      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  if (lb) {
+    target.lb = std::move(*lb);
+  } else {
+    target.lb.reset();
+    spdlog::warn("bus push {}: {}", target.inbox.ToString(), lb.error().message());
+  }
+  spdlog::info("bus push {}: endpoints {}", target.inbox.ToString(), ids.empty() ? "none" : ids);
+}
+
+void BusServiceImpl::ResolvePushEndpoints() {
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& target : push_targets_) {
+    if (!target->uses_dns || target->resolving || now < target->next_resolve) continue;
+    target->resolving = true;
+    target->next_resolve = now + target->service.resolve_interval;
+    asio::post(resolve_pool_, [this, weak = std::weak_ptr<PushTarget>(target),
+                               endpoints = target->service.endpoints, resolver = resolver_] {
+      ResolvedHosts round = ResolveHosts(*resolver, endpoints);
+      asio::post(io_, [this, weak, round = std::move(round)] {
+        const auto t = weak.lock();
+        if (!t) return;
+        t->resolving = false;
+        if (!stopping_) ApplyPushResolution(*t, round);
+      });
+    });
+  }
 }
 
 void BusServiceImpl::SweepPushConnections() {
@@ -136,7 +173,7 @@ namespace {
 // no client here), the message's partition key, so one key keeps going to one endpoint.
 std::optional<std::size_t> PickPushEndpoint(const config::Service& service,
                                             upstream::LoadBalancer& lb,
-                                            const std::vector<std::unique_ptr<PushEndpoint>>& eps,
+                                            const std::vector<std::shared_ptr<PushEndpoint>>& eps,
                                             std::vector<upstream::EndpointState>& load,
                                             const Delivery& delivery,
                                             const http::Headers& headers) {
@@ -169,8 +206,10 @@ Task<void> BusServiceImpl::PushOne(std::shared_ptr<PushTarget> target, Delivery 
     index = PickPushEndpoint(target->service, *target->lb, target->endpoints, target->load,
                              delivery, headers);
   }
-  if (index) {
-    PushEndpoint& endpoint = *target->endpoints[*index];
+  if (index && *index < target->endpoints.size()) {
+    // Held by this frame: a re-resolution during the push may drop it from the target.
+    const std::shared_ptr<PushEndpoint> held = target->endpoints[*index];
+    PushEndpoint& endpoint = *held;
     ++endpoint.in_flight;
     auto acquired = co_await endpoint.pool.Acquire();
     if (!acquired) {

@@ -123,7 +123,8 @@ LogDurabilityStats DurableLog::Stats() const {
           .sync_errors = s.sync_errors,
           .no_space_errors = s.no_space_errors,
           .bytes = log_->total_bytes(),
-          .segments = log_->segment_count()};
+          .segments = log_->segment_count(),
+          .retention_dropped_unconsumed = s.retention_dropped_unconsumed};
 }
 
 }  // namespace ferry::bus

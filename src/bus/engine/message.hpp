@@ -116,6 +116,8 @@ struct LogDurabilityStats {
   std::uint64_t no_space_errors = 0;
   std::uint64_t bytes = 0;  // on disk
   std::uint64_t segments = 0;
+  // Records retention deleted unconsumed because they were older than max_age (message logs).
+  std::uint64_t retention_dropped_unconsumed = 0;
 };
 
 struct QueueStats {
