@@ -252,7 +252,16 @@ class Node {
     signals_.async_wait([this](const error_code& ec, int signal) {
       if (ec) return;
       if (signal == SIGHUP) {
-        Reload("SIGHUP");
+        // A deploy tool that replaces the file and then sends SIGHUP races the file watcher: if
+        // the watcher just loaded this very file, the SIGHUP is answered by that reload instead
+        // of applying the same config twice. A SIGHUP for an unchanged file later still reloads.
+        const FileStamp now = Stamp(config_path_);
+        if (now.inode != 0 && now == watcher_loaded_ &&
+            Clock::now() - watcher_loaded_at_ < std::chrono::seconds(2)) {
+          spdlog::info("SIGHUP: the file watcher has just loaded this config file; not again");
+        } else {
+          Reload("SIGHUP");
+        }
         file_stamp_ = Stamp(config_path_);
         WaitForSignal();
       } else {
@@ -269,6 +278,8 @@ class Node {
       if (now.inode != 0 && !(now == file_stamp_)) {
         file_stamp_ = now;
         Reload("file changed");
+        watcher_loaded_ = now;
+        watcher_loaded_at_ = Clock::now();
       }
       WatchConfigFile();
     });
@@ -423,6 +434,8 @@ class Node {
   std::size_t open_connections_ = 0;  // at the last count
   Clock::time_point drain_deadline_{};
   FileStamp file_stamp_;
+  FileStamp watcher_loaded_;  // the file the watcher last reloaded, and when (see SIGHUP)
+  Clock::time_point watcher_loaded_at_{};
   std::uint64_t generation_ = 0;
   int exit_code_ = 0;
 };
