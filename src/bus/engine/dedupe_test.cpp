@@ -92,8 +92,7 @@ TEST(DedupeTest, GeneratedIdsAreNotIndexedAndPublisherIdsAreAcrossReopen) {
                          .post = posts.Fn(),
                          .rng = std::make_shared<std::mt19937_64>(7),
                          .dedupe_window = 10min};
-  LogOptions log_options = SmallLog("/q");
-  log_options.owner_syncs = true;
+  const LogOptions log_options = SmallLog("/q");
   const auto open = [&] {
     auto channel = Channel::Open(fs, log_options, StorageOptions{}, env);
     EXPECT_TRUE(channel.has_value());

@@ -11,7 +11,6 @@ namespace ferry::bus {
 struct DurableLog::Shared {
   DurableLog* owner = nullptr;
   std::atomic<bool> scheduled{false};
-  bool commit_scheduled = false;  // owner_syncs: a group commit is posted (bus thread only)
 };
 
 Result<std::unique_ptr<DurableLog>> DurableLog::Open(std::shared_ptr<FileSystem> fs,
@@ -19,7 +18,6 @@ Result<std::unique_ptr<DurableLog>> DurableLog::Open(std::shared_ptr<FileSystem>
   auto log = Log::Open(std::move(fs), std::move(options));
   if (!log) return tl::unexpected(log.error());
   std::unique_ptr<DurableLog> self(new DurableLog(std::move(*log), std::move(post)));
-  if (self->log_->options().owner_syncs) return self;  // CommitSoon pumps after each commit
   self->log_->SetDurableListener(
       [shared = self->shared_, post = self->post_](std::uint64_t, const Result<void>&) {
         if (shared->scheduled.exchange(true)) return;
@@ -53,26 +51,9 @@ Result<std::uint64_t> DurableLog::Append(std::string_view payload, std::uint32_t
     }
     return seq;
   }
-  if (log_->options().owner_syncs) {
-    CommitSoon();
-  } else if (log_->acknowledged_sequence() >= *seq) {
-    SchedulePump();  // kInterval acknowledges at once; the listener only fires on the timer
-  }
+  // kInterval acknowledges at once; the listener only fires on the timed fsync.
+  if (log_->acknowledged_sequence() >= *seq) SchedulePump();
   return seq;
-}
-
-// The commit is posted behind the handlers already queued, so every request the bus thread has
-// ready in this turn of its loop appends first and shares the fsync (Redis does the same before
-// it sleeps). Requests that arrive during the fsync share the next one; nothing waits on a timer.
-void DurableLog::CommitSoon() {
-  if (shared_->commit_scheduled) return;
-  shared_->commit_scheduled = true;
-  post_([shared = shared_] {
-    shared->commit_scheduled = false;
-    if (shared->owner == nullptr) return;
-    (void)shared->owner->log_->SyncPending();  // a failure reaches the parked callbacks in Pump
-    shared->owner->Pump();
-  });
 }
 
 void DurableLog::WhenAcknowledged(std::uint64_t sequence, Done done) {

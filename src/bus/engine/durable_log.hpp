@@ -42,7 +42,6 @@ class DurableLog {
 
   DurableLog(std::unique_ptr<Log> log, PostFn post);
   void SchedulePump();
-  void CommitSoon();  // owner_syncs: posts one group commit (and a pump) for this turn
   void Pump();
 
   std::unique_ptr<Log> log_;

@@ -58,31 +58,19 @@ EmbeddedBroker::~EmbeddedBroker() = default;
 
 namespace {
 
-// Which thread fsyncs a log in batch mode. Message logs: the bus thread, once per turn of its
-// loop (DurableLog::CommitSoon), which saves two thread wake-ups per publish commit. State logs
-// (deliveries, acks): their own sync threads, so those fsyncs run beside each other and beside
-// the bus thread instead of one after another on it.
-enum class Committer { kBusThread, kSyncThread };
-
-LogOptions MakeLogOptions(const BrokerOptions& b, std::string dir, Committer committer) {
+LogOptions MakeLogOptions(const BrokerOptions& b, std::string dir) {
   LogOptions o;
   o.dir = std::move(dir);
   o.durability = b.durability;
-  o.owner_syncs = b.durability == Durability::kBatch && committer == Committer::kBusThread;
   o.sync_interval = b.sync_interval;
   if (b.on_sync_round) {
     std::string label = o.dir.substr(std::min(o.dir.size(), b.data_dir.size()));
     while (!label.empty() && label.front() == '/') label.erase(0, 1);
-    if (o.owner_syncs) {  // the round runs on the bus thread already
-      o.on_sync_round = [observer = b.on_sync_round, label](const SyncRoundInfo& round) {
-        observer(label, round);
-      };
-    } else {  // the log's sync thread: hop to the bus thread
-      o.on_sync_round = [observer = b.on_sync_round, post = b.post,
-                         label](const SyncRoundInfo& round) {
-        post([observer, label, round] { observer(label, round); });
-      };
-    }
+    // Runs on the log's sync thread: hop to the bus thread.
+    o.on_sync_round = [observer = b.on_sync_round, post = b.post,
+                       label](const SyncRoundInfo& round) {
+      post([observer, label, round] { observer(label, round); });
+    };
   }
   o.segment_bytes = b.segment_bytes;
   o.clock_us = [clock = b.clock] {
@@ -111,14 +99,13 @@ Result<void> EmbeddedBroker::CreateQueue(const std::string& name, const QueueOpt
   const std::string dir = JoinPath(JoinPath(options_.data_dir, "queues"), name);
   auto queue = std::make_unique<Queue>();
   queue->options = options;
-  auto channel = Channel::Open(
-      options_.fs, MakeLogOptions(options_, JoinPath(dir, "messages"), Committer::kBusThread),
-      options.storage, {options_.clock, options_.post, rng_, options_.dedupe_window});
+  auto channel =
+      Channel::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "messages")),
+                    options.storage, {options_.clock, options_.post, rng_, options_.dedupe_window});
   if (!channel) return tl::unexpected(channel.error());
   queue->channel = std::move(*channel);
-  auto state = DurableLog::Open(
-      options_.fs, MakeLogOptions(options_, JoinPath(dir, "state"), Committer::kSyncThread),
-      options_.post);
+  auto state = DurableLog::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "state")),
+                                options_.post);
   if (!state) return tl::unexpected(state.error());
   auto dispatcher = Dispatcher::Open(queue->channel->log(), std::move(*state),
                                      {options_.clock, options_.post, rng_},
@@ -141,10 +128,9 @@ Result<void> EmbeddedBroker::CreateTopic(const std::string& name, const TopicOpt
   auto topic = std::make_unique<Topic>();
   topic->options = options;
   topic->dir = JoinPath(JoinPath(options_.data_dir, "topics"), name);
-  auto channel = Channel::Open(
-      options_.fs,
-      MakeLogOptions(options_, JoinPath(topic->dir, "messages"), Committer::kBusThread),
-      options.storage, {options_.clock, options_.post, rng_, options_.dedupe_window});
+  auto channel =
+      Channel::Open(options_.fs, MakeLogOptions(options_, JoinPath(topic->dir, "messages")),
+                    options.storage, {options_.clock, options_.post, rng_, options_.dedupe_window});
   if (!channel) return tl::unexpected(channel.error());
   topic->channel = std::move(*channel);
   // Subscriptions persist: reopen every one found on disk with its recorded options.
@@ -170,9 +156,8 @@ Result<void> EmbeddedBroker::CreateTopic(const std::string& name, const TopicOpt
 Result<std::unique_ptr<Dispatcher>> EmbeddedBroker::OpenSubscription(
     Topic& topic, const std::string& name, const SubscriptionOptions* options) {
   const std::string dir = JoinPath(JoinPath(topic.dir, "subscriptions"), name);
-  auto state = DurableLog::Open(
-      options_.fs, MakeLogOptions(options_, JoinPath(dir, "state"), Committer::kSyncThread),
-      options_.post);
+  auto state = DurableLog::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "state")),
+                                options_.post);
   if (!state) return tl::unexpected(state.error());
   std::optional<SubscriptionOptions> declared;
   if (options != nullptr) declared = *options;

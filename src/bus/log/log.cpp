@@ -34,18 +34,13 @@ Result<std::unique_ptr<Log>> Log::Open(std::shared_ptr<FileSystem> fs, LogOption
   if (options.durability == Durability::kInterval && options.sync_interval.count() <= 0) {
     return Fail(ErrorCode::kInvalidArgument, "bus log: sync_interval must be positive");
   }
-  if (options.owner_syncs && options.durability != Durability::kBatch) {
-    return Fail(ErrorCode::kInvalidArgument, "bus log: owner_syncs is for batch durability only");
-  }
   if (options.max_record_bytes > kMaxFramePayload) {
     return Fail(ErrorCode::kInvalidArgument,
                 fmt::format("bus log: max_record_bytes over {}", kMaxFramePayload));
   }
   std::unique_ptr<Log> log(new Log(std::move(fs), std::move(options)));
   if (auto r = log->Recover(); !r) return tl::unexpected(r.error());
-  if (!log->options_.owner_syncs) {
-    log->sync_thread_ = std::thread([raw = log.get()] { raw->SyncLoop(); });
-  }
+  log->sync_thread_ = std::thread([raw = log.get()] { raw->SyncLoop(); });
   return log;
 }
 
@@ -104,7 +99,7 @@ Result<std::uint64_t> Log::Append(std::string_view payload, std::uint32_t flags,
   if (options_.durability == Durability::kBatch) {
     if (on_ack) pending_acks_.emplace_back(sequence, std::move(on_ack));
     lock.unlock();
-    if (!options_.owner_syncs) sync_cv_.notify_one();
+    sync_cv_.notify_one();
   } else {
     lock.unlock();
     if (on_ack) on_ack(sequence);
@@ -245,29 +240,10 @@ void Log::DeliverFailure(std::unique_lock<std::mutex>& lock) {
   lock.lock();
 }
 
-Result<void> Log::SyncPending() {
-  std::unique_lock lock(mu_);
-  if (!options_.owner_syncs) {
-    return Fail(ErrorCode::kFailedPrecondition, "bus log: SyncPending needs owner_syncs");
-  }
-  if (!failure_ && !closed_ && HasSyncWorkLocked()) SyncRound(lock);
-  if (failure_) {
-    if (!failure_delivered_) DeliverFailure(lock);
-    return tl::unexpected(*failure_);
-  }
-  if (closed_) return tl::unexpected(ClosedError());
-  return Ok();
-}
-
 Result<void> Log::WaitDurable(std::uint64_t sequence) {
   std::unique_lock lock(mu_);
   if (sequence > written_sequence_) {
     return Fail(ErrorCode::kInvalidArgument, fmt::format("sequence {} not written", sequence));
-  }
-  if (options_.owner_syncs && durable_sequence_ < sequence) {
-    lock.unlock();
-    (void)SyncPending();
-    lock.lock();
   }
   durable_cv_.wait(lock, [&] { return durable_sequence_ >= sequence || failure_ || closed_; });
   if (durable_sequence_ >= sequence) return Ok();
@@ -275,13 +251,6 @@ Result<void> Log::WaitDurable(std::uint64_t sequence) {
 }
 
 Result<void> Log::Sync() {
-  if (options_.owner_syncs) {
-    {
-      std::lock_guard lock(mu_);
-      if (closing_ || failure_) return tl::unexpected(ClosedError());
-    }
-    return SyncPending();
-  }
   std::unique_lock lock(mu_);
   if (closing_ || failure_) return tl::unexpected(ClosedError());
   const std::uint64_t target = written_sequence_;
@@ -307,11 +276,7 @@ Result<void> Log::Close() {
   }
   sync_cv_.notify_all();
   if (sync_thread_.joinable()) sync_thread_.join();
-  std::unique_lock lock(mu_);
-  if (options_.owner_syncs) {  // what the sync thread's last round would have done
-    if (!failure_ && HasSyncWorkLocked()) SyncRound(lock);
-    if (failure_ && !failure_delivered_) DeliverFailure(lock);
-  }
+  std::lock_guard lock(mu_);
   closed_ = true;
   active_.reset();
   unsynced_closed_.clear();

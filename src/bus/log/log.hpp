@@ -11,8 +11,7 @@
 // acknowledged once durable (kBatch) or at once (kInterval): the AckCallback of Append, the
 // DurableListener (the durable watermark after each fsync) and WaitDurable report that.
 // Callbacks run on the sync thread and must not block or call Close; an event loop posts
-// them to itself. With LogOptions::owner_syncs there is no sync thread: the owner calls
-// SyncPending() and the callbacks run inside it.
+// them to itself.
 //
 // Errors. After a failed fsync or write the log fails closed: the fsync is never retried, and
 // every later Append, ack and WaitDurable is kIo. ENOSPC is kResourceExhausted and rolls the
@@ -67,13 +66,8 @@ class Log {
   // Appends a record and calls `on_ack` once it is acknowledged: on the sync thread after the
   // fsync (kBatch), or before returning (kInterval). Not called if Append itself fails.
   Result<std::uint64_t> Append(std::string_view payload, std::uint32_t flags, AckCallback on_ack);
-  // Blocks until `sequence` is durable (in both modes). Not for event-loop threads (with
-  // owner_syncs it syncs on the caller's thread instead of waiting).
+  // Blocks until `sequence` is durable (in both modes). Not for event-loop threads.
   Result<void> WaitDurable(std::uint64_t sequence);
-  // owner_syncs only: one group commit on the caller's thread, now, of everything written so
-  // far (nothing if all is durable); runs the acks and the durable listener before returning.
-  // After a failure, reports it to pending acks and the listener once. Returns the log's status.
-  Result<void> SyncPending();
   // Starts an fsync round now (kInterval does not wait for its timer) and waits for it.
   Result<void> Sync();
   // Replaces the listener; it is not called for rounds that finished before.

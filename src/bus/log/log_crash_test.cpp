@@ -2,7 +2,6 @@
 // survives, nothing is duplicated, sequences stay continuous.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -19,20 +18,13 @@ namespace {
 using CrashMode = FaultInjectionFileSystem::CrashMode;
 constexpr int kPerThread = 30;  // appends per thread and power cycle, at most
 
-// The log's three ways of making records durable.
-enum class SyncMode { kBatch, kBatchOwnerSyncs, kInterval };
-
-class LogCrashTest : public ::testing::TestWithParam<SyncMode> {
+class LogCrashTest : public ::testing::TestWithParam<Durability> {
  protected:
   LogOptions Options() const {
-    LogOptions options = testing::SmallLog("/log", durability());
-    options.owner_syncs = GetParam() == SyncMode::kBatchOwnerSyncs;
+    LogOptions options = testing::SmallLog("/log", GetParam());
     options.segment_bytes = 600;  // a roll every few records
     options.sync_interval = std::chrono::milliseconds(1);
     return options;
-  }
-  Durability durability() const {
-    return GetParam() == SyncMode::kInterval ? Durability::kInterval : Durability::kBatch;
   }
 
   // Recovered contents must hold every acknowledged record at its sequence, only records that
@@ -72,7 +64,6 @@ class LogCrashTest : public ::testing::TestWithParam<SyncMode> {
       }
     }
     std::vector<std::thread> workers;
-    std::atomic<int> finished{0};
     for (int t = 0; t < threads; ++t) {
       workers.emplace_back([&, t] {
         for (int n = 0; n < kPerThread; ++n) {
@@ -81,18 +72,11 @@ class LogCrashTest : public ::testing::TestWithParam<SyncMode> {
             std::lock_guard lock(mu_);
             if (r && acked_.emplace(*r, payload).second) ++acked_total_;
           });
-          if (!seq) break;
+          if (!seq) return;
         }
-        ++finished;
       });
     }
-    // With owner_syncs the "owner" is this thread, committing in a loop while appends go on.
-    while (GetParam() == SyncMode::kBatchOwnerSyncs && finished < threads) {
-      (void)log.SyncPending();
-      std::this_thread::yield();
-    }
     for (auto& worker : workers) worker.join();
-    if (GetParam() == SyncMode::kBatchOwnerSyncs) (void)log.SyncPending();
   }
 
   std::mutex mu_;
@@ -122,7 +106,7 @@ TEST_P(LogCrashTest, NoAcknowledgedRecordLostAtRandomCrashPoints) {
       const std::uint64_t first = (*log)->first_sequence();
       std::erase_if(acked_, [&](const auto& entry) { return entry.first < first; });
     }
-    if (durability() == Durability::kInterval) {
+    if (GetParam() == Durability::kInterval) {
       // Let the timer make a few records durable first, so there is something to keep.
       auto seq = (*log)->Append(testing::Payload(iteration * 1000 + 999));
       written_.insert(testing::Payload(iteration * 1000 + 999));
@@ -134,7 +118,7 @@ TEST_P(LogCrashTest, NoAcknowledgedRecordLostAtRandomCrashPoints) {
     fs->ArmCrashAfter(1 + rng() % 200);
     AppendUntilCrash(**log, rng, iteration);
     // A kInterval log acknowledges before fsync, so only batch-mode acks are promises.
-    if (durability() == Durability::kInterval) {
+    if (GetParam() == Durability::kInterval) {
       std::lock_guard lock(mu_);
       const std::uint64_t durable = (*log)->durable_sequence();
       std::erase_if(acked_, [&](const auto& entry) { return entry.first > durable; });
@@ -150,18 +134,9 @@ TEST_P(LogCrashTest, NoAcknowledgedRecordLostAtRandomCrashPoints) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, LogCrashTest,
-                         ::testing::Values(SyncMode::kBatch, SyncMode::kBatchOwnerSyncs,
-                                           SyncMode::kInterval),
+                         ::testing::Values(Durability::kBatch, Durability::kInterval),
                          [](const auto& info) {
-                           switch (info.param) {
-                             case SyncMode::kBatch:
-                               return "Batch";
-                             case SyncMode::kBatchOwnerSyncs:
-                               return "BatchOwnerSyncs";
-                             case SyncMode::kInterval:
-                               return "Interval";
-                           }
-                           return "";
+                           return info.param == Durability::kBatch ? "Batch" : "Interval";
                          });
 
 }  // namespace

@@ -31,13 +31,6 @@ struct LogOptions {
   Durability durability = Durability::kBatch;
   // kInterval only: time between fsyncs. Shorter loses less on power loss, costs more fsyncs.
   std::chrono::milliseconds sync_interval{1000};
-  // kBatch only. false (the default): the log's sync thread starts each group commit. true: the
-  // log has no sync thread; its owner calls SyncPending() — typically once per turn of its event
-  // loop, after handling every request that was ready, as Redis does before it sleeps — and the
-  // fsync, the acks and the durable listener run on the owner's thread. That saves two thread
-  // hand-offs per group commit (each a wake-up of an idle CPU, costly in a VM) at the price of
-  // blocking the owner during the fsync.
-  bool owner_syncs = false;
   // A segment is closed and a new one started once the next record would take it past this.
   // Retention deletes whole segments, so this is also its granularity. Default 64 MiB.
   std::uint64_t segment_bytes = 64u << 20;
@@ -52,8 +45,8 @@ struct LogOptions {
   // Source of record timestamps (microseconds since the Unix epoch); default the system clock.
   // Tests pass a fake one for retention by age.
   std::function<std::int64_t()> clock_us;
-  // Called after each successful fsync round, on the thread that ran it (the sync thread, or
-  // the owner's with owner_syncs), without the log's lock: must not block or call Close.
+  // Called after each successful fsync round, on the log's sync thread, without the log's
+  // lock: must not block or call Close.
   std::function<void(const SyncRoundInfo&)> on_sync_round;
 };
 
