@@ -178,28 +178,30 @@ Result<std::uint64_t> Dispatcher::Write(StateRecord record) {
   return seq;
 }
 
-void Dispatcher::Retry(std::uint64_t sequence, Entry& entry, Failure failure,
-                       std::optional<BusDuration> delay) {
+Result<void> Dispatcher::Retry(std::uint64_t sequence, Entry& entry, Failure failure,
+                               std::optional<BusDuration> delay) {
   const std::uint32_t max = options_.delivery.max_deliveries;
   if (max != 0 && entry.attempt >= max) {
-    Bury(sequence, entry,
-         failure == Failure::kLeaseExpired
-             ? fmt::format("max deliveries ({}) exceeded after lease expiry", max)
-             : fmt::format("max deliveries ({}) exceeded: nacked {} times", max, entry.nacks));
-    return;
+    return Bury(
+        sequence, entry,
+        failure == Failure::kLeaseExpired
+            ? fmt::format("max deliveries ({}) exceeded after lease expiry", max)
+            : fmt::format("max deliveries ({}) exceeded: nacked {} times", max, entry.nacks));
   }
   entry.in_flight = false;
   entry.not_before = Now() + (delay ? *delay : Backoff(entry.attempt));
   Place(sequence, entry);
   if (failure == Failure::kNacked) {
-    (void)Write({.type = StateRecord::Type::kNack,
-                 .sequence = sequence,
-                 .attempt = entry.attempt,
-                 .time_us = ToMicros(entry.not_before)});
+    auto written = Write({.type = StateRecord::Type::kNack,
+                          .sequence = sequence,
+                          .attempt = entry.attempt,
+                          .time_us = ToMicros(entry.not_before)});
+    if (!written) return tl::unexpected(written.error());
   }
+  return Ok();
 }
 
-void Dispatcher::Bury(std::uint64_t sequence, Entry& entry, std::string reason) {
+Result<void> Dispatcher::Bury(std::uint64_t sequence, Entry& entry, std::string reason) {
   DeadInfo info{entry.id, entry.key, std::move(reason), entry.attempt, Now()};
   StateRecord record{.type = StateRecord::Type::kDead,
                      .sequence = sequence,
@@ -211,7 +213,9 @@ void Dispatcher::Bury(std::uint64_t sequence, Entry& entry, std::string reason) 
   dead_.insert_or_assign(sequence, std::move(info));
   ++stats_.dead_lettered;
   Remove(sequence);
-  (void)Write(std::move(record));
+  auto written = Write(std::move(record));
+  if (!written) return tl::unexpected(written.error());
+  return Ok();
 }
 
 void Dispatcher::Tick() {
@@ -222,7 +226,8 @@ void Dispatcher::Tick() {
     Unplace(seq, entry);
     if (entry.in_flight) {
       ++stats_.lease_expired;
-      Retry(seq, entry, Failure::kLeaseExpired, std::nullopt);
+      // A failed write here has nobody to tell; the state log reports it from now on.
+      (void)Retry(seq, entry, Failure::kLeaseExpired, std::nullopt);
     } else {
       Place(seq, entry);
     }
@@ -304,7 +309,7 @@ void Dispatcher::Settle(const std::vector<std::string>& receipts, Check check,
   std::vector<SettleOutcome> outcomes;
   outcomes.reserve(receipts.size());
   std::optional<Error> write_error;
-  const auto note = [&](Result<std::uint64_t> written) {
+  const auto note = [&](const auto& written) {
     if (!written && !write_error) write_error = written.error();
   };
   for (const std::string& text : receipts) {
@@ -321,12 +326,12 @@ void Dispatcher::Settle(const std::vector<std::string>& receipts, Check check,
       ++stats_.nacked;
       ++entry.nacks;
       Unplace(seq, entry);
-      Retry(seq, entry, Failure::kNacked, delay);
+      note(Retry(seq, entry, Failure::kNacked, delay));
     }
   }
   if (write_error) {
     // Not recorded: the message may come back after a restart, so the caller must not count
-    // on the ack.
+    // on the ack (nor on the nack, or the dead-lettering it caused).
     env_.post([done = std::move(done), error = *write_error] { done(tl::unexpected(error)); });
     MaybeNotify();
     return;

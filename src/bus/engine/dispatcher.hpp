@@ -120,9 +120,11 @@ class Dispatcher {
   void Place(std::uint64_t sequence, Entry& entry);
   void Unplace(std::uint64_t sequence, Entry& entry);
   void Remove(std::uint64_t sequence);
-  void Retry(std::uint64_t sequence, Entry& entry, Failure failure,
-             std::optional<BusDuration> delay);
-  void Bury(std::uint64_t sequence, Entry& entry, std::string reason);
+  // Both return the result of writing their state record (nothing written is Ok): a nack
+  // must not be reported done when its record (kNack, kDead) failed.
+  Result<void> Retry(std::uint64_t sequence, Entry& entry, Failure failure,
+                     std::optional<BusDuration> delay);
+  Result<void> Bury(std::uint64_t sequence, Entry& entry, std::string reason);
   BusDuration Backoff(std::uint32_t failures) const;
   void AdvanceFloor();
   // Appends a state record (with the current floor); the last sequence appended is kept so
