@@ -7,6 +7,7 @@
 
 #include "bus/engine/message_codec.hpp"
 #include "bus/engine/time_util.hpp"
+#include "bus/log/record_format.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -41,6 +42,7 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::Open(DurableLog& source,
     return tl::unexpected(r.error());
   }
   self->Fill();
+  self->MaybeCheckpoint();
   return self;
 }
 
@@ -53,6 +55,13 @@ bool Dispatcher::Matches(const Message& m) const {
 void Dispatcher::Fill() {
   const std::uint64_t window = std::max<std::uint32_t>(options_.delivery.window, 1);
   while (entries_.size() < window && next_read_ <= source_.log().acknowledged_sequence()) {
+    // A run known to be settled (acks past a stuck floor, a checkpoint's filtered-out events)
+    // is stepped over without reading it.
+    if (auto last = settled_ahead_.RunFrom(next_read_)) {
+      next_read_ = *last + 1;
+      settled_ahead_.EraseBelow(next_read_);
+      continue;
+    }
     auto records =
         source_.log().Read(next_read_, std::min<std::size_t>(kReadBatch, window - entries_.size()));
     if (!records) {
@@ -63,7 +72,7 @@ void Dispatcher::Fill() {
     for (LogRecord& record : *records) {
       const std::uint64_t seq = record.sequence;
       next_read_ = seq + 1;
-      if (settled_ahead_.erase(seq) > 0 || dead_.contains(seq)) continue;
+      if (settled_ahead_.Erase(seq) || dead_.contains(seq)) continue;
       auto message = DecodeMessage(record.payload);
       if (!message) {
         spdlog::warn("bus: {} sequence {}: {}; skipped", source_.log().options().dir, seq,
@@ -171,9 +180,12 @@ BusDuration Dispatcher::Backoff(std::uint32_t failures) const {
 
 Result<std::uint64_t> Dispatcher::Write(StateRecord record) {
   record.floor = floor_;
-  auto seq = state_->Append(EncodeStateRecord(record));
+  const std::string payload = EncodeStateRecord(record);
+  auto seq = state_->Append(payload);
   if (!seq) {
     spdlog::error("bus: state log {}: {}", state_->log().options().dir, seq.error().message());
+  } else {
+    written_since_checkpoint_ += kRecordHeaderSize + payload.size();
   }
   return seq;
 }
@@ -233,6 +245,7 @@ void Dispatcher::Tick() {
     }
   }
   Fill();
+  MaybeCheckpoint();
   MaybeNotify();
 }
 
@@ -278,6 +291,7 @@ Result<std::vector<Delivery>> Dispatcher::Receive(std::size_t max) {
                    .attempt = entry.attempt,
                    .lease_expires = entry.lease_until});
   }
+  MaybeCheckpoint();
   return out;
 }
 
@@ -343,6 +357,7 @@ void Dispatcher::Settle(const std::vector<std::string>& receipts, Check check,
         if (!r) return done(tl::unexpected(r.error()));
         done(std::move(outcomes));
       });
+  MaybeCheckpoint();
   MaybeNotify();
 }
 
