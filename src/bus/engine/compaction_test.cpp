@@ -11,6 +11,7 @@
 #include <set>
 
 #include "bus/engine/broker_test_support.hpp"
+#include "bus/engine/state_record.hpp"
 #include "bus/log/segment.hpp"
 
 namespace ferry::bus {
@@ -220,7 +221,11 @@ TEST(CompactionTest, PowerCutAnywhereInACheckpointRecoversTheSameState) {
     h.Open();
     fs->ArmCrashAfter(ops);
     (void)h.broker().CreateQueue("q", SmallWindow());  // checkpoints once open
-    h.posts.Await([] { return false; }, 20ms);         // the fsync, then the deletion
+    // The fsync, then the deletion, unless the power goes first.
+    h.posts.Await([&] {
+      auto stats = h.broker().GetQueueStats("q");
+      return fs->down() || (stats && stats->state.segments == 1);
+    });
     finished = !fs->down();
     h.Close();
     fs->SimulateCrash(FaultInjectionFileSystem::CrashMode::kDropUnsynced);
@@ -244,6 +249,61 @@ TEST(CompactionTest, PowerCutAnywhereInACheckpointRecoversTheSameState) {
   EXPECT_TRUE(saw_both);
   EXPECT_TRUE(saw_partly_deleted);
   EXPECT_TRUE(saw_compacted);
+}
+
+// Thousands of dead letters make a checkpoint of several records, each well under the log's
+// record limit, and all of them come back.
+TEST(CompactionTest, ManyDeadLettersSplitIntoSeveralParts) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  Harness h(fs);
+  h.state_checkpoint_bytes = 4 * 1024;
+  h.segment_bytes = 1u << 20;  // room for the whole checkpoint in one segment
+  h.Reopen();
+  QueueOptions options = FastQueue();
+  options.delivery.max_deliveries = 1;
+  ASSERT_TRUE(h.broker().CreateQueue("q", options));
+  constexpr int kDead = 3000;
+  const auto id_of = [](int i) { return fmt::format("dead-letter-with-a-longish-id-{:06}", i); };
+  for (int i = 0; i < kDead; ++i) h.MustPublish("q", Msg("x", "k" + std::to_string(i), id_of(i)));
+  for (;;) {
+    auto got = h.Receive(kQ, 500);
+    if (got.empty()) break;
+    std::vector<std::string> receipts;
+    for (const Delivery& d : got) receipts.push_back(d.receipt);
+    h.Nack(kQ, receipts, 0s);
+  }
+  ASSERT_EQ(h.broker().GetQueueStats("q")->inbox.dead_letters, static_cast<std::uint64_t>(kDead));
+  // One more checkpoint of the final state, then let it become durable.
+  h.Reopen();
+  ASSERT_TRUE(h.broker().CreateQueue("q", options));
+  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetQueueStats("q")->state.segments == 1; }));
+  h.Close();
+
+  // The state log is now one checkpoint: a header and its parts.
+  std::size_t parts = 0;
+  {
+    auto log = Log::Open(fs, LogOptions{.dir = kStateDir});
+    ASSERT_TRUE(log.has_value());
+    for (const LogRecord& record : testing::ReadAll(**log)) {
+      auto decoded = DecodeStateRecord(record.payload);
+      ASSERT_TRUE(decoded.has_value());
+      if (decoded->type != StateRecord::Type::kCheckpointPart) continue;
+      ++parts;
+      EXPECT_LE(record.payload.size(), 64u * 1024 + 64);
+    }
+  }
+  EXPECT_GE(parts, 4u);  // ~100 bytes per dead letter
+
+  h.Open();
+  ASSERT_TRUE(h.broker().CreateQueue("q", options));
+  auto dead = h.broker().DeadLetters(kQ, 10'000, 0);
+  ASSERT_TRUE(dead.has_value());
+  ASSERT_EQ(dead->size(), static_cast<std::size_t>(kDead));
+  for (int i = 0; i < kDead; ++i) {
+    EXPECT_EQ((*dead)[i].message.id, id_of(i));
+    EXPECT_EQ((*dead)[i].message.key, "k" + std::to_string(i));
+    EXPECT_EQ((*dead)[i].reason, "max deliveries (1) exceeded: nacked 1 times");
+  }
 }
 
 TEST(CompactionTest, StateLogStaysBoundedUnderLongAckNackTraffic) {

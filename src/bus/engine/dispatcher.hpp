@@ -173,8 +173,8 @@ class Dispatcher {
   // Bytes (as stored, record headers too) written to the state log since the newest
   // checkpoint; at open, all but that checkpoint's.
   std::uint64_t written_since_checkpoint_ = 0;
-  std::uint64_t checkpoint_size_ = 0;  // bytes of the newest checkpoint
-  bool checkpoint_in_flight_ = false;  // written; older segments not yet deleted
+  std::uint64_t checkpoint_size_ = 0;       // bytes of the newest checkpoint
+  bool checkpoint_awaiting_fsync_ = false;  // written; older segments not yet deleted
 
   std::function<void()> listener_;
   bool notify_scheduled_ = false;

@@ -103,7 +103,7 @@ Result<void> Dispatcher::Restore(StateCheckpoint cp, std::map<std::uint64_t, Rec
 }
 
 void Dispatcher::MaybeCheckpoint() {
-  if (checkpoint_in_flight_) return;
+  if (checkpoint_awaiting_fsync_) return;
   const std::uint64_t due = std::max(env_.checkpoint_bytes, 2 * checkpoint_size_);
   if (written_since_checkpoint_ < due) return;
   if (!state_->log().status()) return;
@@ -132,14 +132,14 @@ void Dispatcher::WriteCheckpoint() {
   }
   checkpoint_size_ = written_since_checkpoint_;
   written_since_checkpoint_ = 0;
-  checkpoint_in_flight_ = true;
+  checkpoint_awaiting_fsync_ = true;
   ++stats_.checkpoints;
   // Fsynced, not merely acknowledged: in kInterval mode an acknowledged checkpoint could still
   // be lost to a power cut, and the records it replaces with it.
   state_->WhenDurable(last, [alive = alive_, first](Result<void> r) {
     Dispatcher* self = *alive;
     if (self == nullptr) return;
-    self->checkpoint_in_flight_ = false;
+    self->checkpoint_awaiting_fsync_ = false;
     if (!r) return;  // the log failed closed; the checkpoint may not be on disk
     Log& log = self->state_->log();
     auto deleted = log.DeleteSegmentsBefore(first);
