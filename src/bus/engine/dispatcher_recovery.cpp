@@ -143,8 +143,10 @@ Result<void> Dispatcher::Recover(std::optional<SubscriptionOptions> declared, bo
   }
   next_read_ = floor_;
   settled_ahead_.EraseBelow(floor_);
+  // At or above the floor Fill reads every message, replayed dead letters too, and takes
+  // their attempts from here.
   for (auto& [seq, p] : pending) {
-    if (seq >= floor_ && !revived.contains(seq)) recovered_.emplace(seq, p);
+    if (seq >= floor_) recovered_.emplace(seq, p);
   }
   // Replayed dead letters below the floor are entries of their own; read them now.
   for (std::uint64_t seq : revived) {
