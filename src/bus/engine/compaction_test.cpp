@@ -173,6 +173,33 @@ TEST(CompactionTest, CheckpointAtOpenOfALongLogEqualsReplayingIt) {
   EXPECT_EQ(Observe(h), expected);
 }
 
+// As DeadLetterTest.ReplayedAboveTheFloorKeepsItsAttemptsAcrossRestart, through checkpoints:
+// a dead letter replayed above the floor is an ordinary entry of the checkpoint.
+TEST(CompactionTest, ReplayedAboveTheFloorKeepsItsAttempts) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  Harness h(fs);
+  h.state_checkpoint_bytes = 1;
+  h.Reopen();
+  ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
+  h.MustPublish("q", Msg("a", "", "a"));
+  h.MustPublish("q", Msg("b", "", "b"));
+  auto first = h.Receive(kQ);
+  ASSERT_EQ(first.size(), 2u);  // "a" stays leased: the floor stays at its sequence
+  h.Nack(kQ, {first[1].receipt}, 0s);
+  for (int i = 0; i < 2; ++i) h.Nack(kQ, {h.Receive(kQ).at(0).receipt}, 0s);
+  ASSERT_EQ(h.Replay(kQ, {"b"}), 1u);
+  ASSERT_EQ(h.Receive(kQ).size(), 1u);
+  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetQueueStats("q")->state.segments == 1; }));
+  EXPECT_GE(h.broker().GetQueueStats("q")->inbox.checkpoints, 2u);
+  h.Reopen();
+  ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
+  h.Advance(1s);
+  h.Advance(1s);
+  std::map<std::string, std::uint32_t> attempts;
+  for (const Delivery& d : h.Receive(kQ)) attempts[d.message.id] = d.attempt;
+  EXPECT_EQ(attempts, (std::map<std::string, std::uint32_t>{{"a", 2}, {"b", 2}}));
+}
+
 // kInterval acknowledges a record before it is fsynced: the segments before a checkpoint must
 // wait for the fsync, or a power cut takes the checkpoint and leaves nothing of the state.
 TEST(CompactionTest, IntervalModeDeletesOnlyOnceTheCheckpointIsFsynced) {
