@@ -15,6 +15,8 @@ namespace {
 
 constexpr std::uint64_t kMinSegmentBytes = 64ull * 1024;
 constexpr std::uint64_t kMaxSegmentBytes = 4ull * 1024 * 1024 * 1024;
+constexpr std::uint64_t kMinStateCheckpointBytes = 4ull * 1024;
+constexpr std::uint64_t kMaxStateCheckpointBytes = 4ull * 1024 * 1024 * 1024;
 constexpr std::uint64_t kMaxMessageBytesLimit = 64ull * 1024 * 1024;
 constexpr std::uint64_t kMaxBytesLimit = 1024ull * 1024 * 1024 * 1024 * 1024;  // 1 PiB
 constexpr std::int64_t kMaxPushConcurrency = 1024;
@@ -67,6 +69,15 @@ class BusReader : private StrictReader {
              auto value = ReadSize(f, kMaxSegmentBytes, d_);
              if (value && *value < kMinSegmentBytes) {
                Error(f, fmt::format("must be at least 64KiB, got {}", f.node.Scalar()));
+               return std::nullopt;
+             }
+             return value;
+           });
+    Assign(map, "state_checkpoint_bytes", out_.bus.state_checkpoint_bytes,
+           [&](const Field& f) -> std::optional<std::uint64_t> {
+             auto value = ReadSize(f, kMaxStateCheckpointBytes, d_);
+             if (value && *value < kMinStateCheckpointBytes) {
+               Error(f, fmt::format("must be at least 4KiB, got {}", f.node.Scalar()));
                return std::nullopt;
              }
              return value;

@@ -50,6 +50,7 @@ TEST(BusConfig, BusBlockGetsEveryDefault) {
   EXPECT_EQ(bus.sync_interval, 1s);
   EXPECT_EQ(bus.dedupe_window, 10min);
   EXPECT_EQ(bus.segment_bytes, 64u * 1024 * 1024);
+  EXPECT_EQ(bus.state_checkpoint_bytes, 1024u * 1024);
   EXPECT_TRUE(bus.queues.empty());
   EXPECT_TRUE(bus.topics.empty());
 }
@@ -105,6 +106,7 @@ TEST(BusConfig, EveryKeyIsRead) {
   sync_interval: 20ms
   dedupe_window: 0
   segment_bytes: 64KiB
+  state_checkpoint_bytes: 8KiB
   queues:
     payments:
       lease: 45s
@@ -136,6 +138,7 @@ TEST(BusConfig, EveryKeyIsRead) {
   EXPECT_EQ(bus.sync_interval, 20ms);
   EXPECT_EQ(bus.dedupe_window, 0s);
   EXPECT_EQ(bus.segment_bytes, 64u * 1024);
+  EXPECT_EQ(bus.state_checkpoint_bytes, 8u * 1024);
   const BusQueue& q = bus.queues.at("payments");
   EXPECT_EQ(q.delivery.lease, 45s);
   EXPECT_EQ(q.delivery.max_deliveries, 0u);
@@ -199,7 +202,7 @@ TEST(BusConfigErrors, EmptyDataDir) {
 TEST(BusConfigErrors, UnknownKey) {
   EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  fsync: always\n"),
             "t.yaml:3:3: bus: unknown key 'fsync' (expected one of: listen, data_dir, durability, "
-            "sync_interval, dedupe_window, segment_bytes, queues, topics)");
+            "sync_interval, dedupe_window, segment_bytes, state_checkpoint_bytes, queues, topics)");
 }
 
 TEST(BusConfigErrors, ListenNeedsLiteralIp) {
@@ -234,6 +237,11 @@ TEST(BusConfigErrors, SegmentBytesTooLarge) {
   EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  segment_bytes: 5GiB\n"),
             "t.yaml:3:18: bus.segment_bytes: size 5GiB is larger than the maximum 4294967296 "
             "bytes");
+}
+
+TEST(BusConfigErrors, StateCheckpointBytesTooSmall) {
+  EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  state_checkpoint_bytes: 1KiB\n"),
+            "t.yaml:3:27: bus.state_checkpoint_bytes: must be at least 4KiB, got 1KiB");
 }
 
 TEST(BusConfigErrors, InvalidQueueName) {

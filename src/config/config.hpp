@@ -168,6 +168,8 @@ struct Bus {
   Duration sync_interval = seconds(1);                // kInterval only; >= 1ms
   Duration dedupe_window = std::chrono::minutes(10);  // a repeated message id within it is a dup
   std::uint64_t segment_bytes = 64ull * 1024 * 1024;  // per log segment file; 64KiB..4GiB
+  // A state log is checkpointed (compacted) after this many bytes; 4KiB..4GiB.
+  std::uint64_t state_checkpoint_bytes = 1024 * 1024;
   std::map<std::string, BusQueue> queues;
   std::map<std::string, BusTopic> topics;
 };

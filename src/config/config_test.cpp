@@ -408,9 +408,12 @@ TEST(ConfigToJson, BatchDurabilityHasNoSyncInterval) {
   // sync_interval is an error next to durability: batch, so the output must not carry it.
   auto config = Load("bus: {data_dir: /d}\n");
   const std::string json = ToJson(*config);
-  EXPECT_NE(json.find(R"("bus":{"listen":"127.0.0.1:8081","data_dir":"/d","durability":"batch",)"
-                      R"("dedupe_window":"10m","segment_bytes":67108864,"queues":{},"topics":{}})"),
-            std::string::npos)
+  EXPECT_NE(
+      json.find(
+          R"("bus":{"listen":"127.0.0.1:8081","data_dir":"/d","durability":"batch",)"
+          R"("dedupe_window":"10m","segment_bytes":67108864,"state_checkpoint_bytes":1048576,)"
+          R"("queues":{},"topics":{}})"),
+      std::string::npos)
       << json;
   auto again = LoadString(json, "effective.json");
   ASSERT_TRUE(again) << again.error().message();

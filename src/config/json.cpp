@@ -153,6 +153,7 @@ json::object BusJson(const Bus& bus) {
   if (bus.durability == BusDurability::kInterval) out["sync_interval"] = Text(bus.sync_interval);
   out["dedupe_window"] = Text(bus.dedupe_window);
   out["segment_bytes"] = bus.segment_bytes;
+  out["state_checkpoint_bytes"] = bus.state_checkpoint_bytes;
   out["queues"] = std::move(queues);
   out["topics"] = std::move(topics);
   return out;

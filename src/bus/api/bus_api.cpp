@@ -536,6 +536,7 @@ boost::json::object InboxJson(const InboxStats& s) {
   c["dead_lettered"] = s.dead_lettered;
   c["replayed"] = s.replayed;
   c["duplicates"] = s.duplicates;
+  c["checkpoints"] = s.checkpoints;
   o["counts"] = std::move(c);
   return o;
 }

@@ -121,6 +121,7 @@ Result<void> BusServiceImpl::OpenBroker() {
   options.sync_interval = std::chrono::duration_cast<std::chrono::milliseconds>(bus_.sync_interval);
   options.dedupe_window = ToBus(bus_.dedupe_window);
   options.segment_bytes = bus_.segment_bytes;
+  options.state_checkpoint_bytes = bus_.state_checkpoint_bytes;
   options.post = [this](std::function<void()> task) { asio::post(io_, std::move(task)); };
   options.on_sync_round = [this](const std::string& log, const SyncRoundInfo& round) {
     metrics_.fsync_duration->Get(log).Observe(

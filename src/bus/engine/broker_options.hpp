@@ -84,6 +84,12 @@ struct BrokerOptions {
   std::chrono::milliseconds sync_interval{1000};  // kInterval only
   // A message id seen again within this window is answered as a duplicate. Default 10 min.
   BusDuration dedupe_window = std::chrono::minutes(10);
+  // A queue's or subscription's state log (deliveries, acks, ...) is compacted once this many
+  // record bytes were written to it since its last checkpoint, or twice that checkpoint's
+  // size if more: the whole state is written anew and the older segments deleted. Smaller
+  // keeps the state log and reopening shorter, at the cost of more checkpoint writes.
+  // Default 1 MiB.
+  std::uint64_t state_checkpoint_bytes = 1u << 20;
   std::uint64_t segment_bytes = 64u << 20;  // per log segment file
   std::shared_ptr<FileSystem> fs;           // default: the real disk
   ClockFn clock;                            // default: system_clock::now

@@ -94,6 +94,7 @@ class Harness {
     o.durability = durability_;
     o.segment_bytes = segment_bytes;
     o.dedupe_window = dedupe_window;
+    o.state_checkpoint_bytes = state_checkpoint_bytes;
     o.clock = [this] { return now; };
     o.post = posts.Fn();
     auto broker = EmbeddedBroker::Open(std::move(o));
@@ -159,6 +160,7 @@ class Harness {
   PostQueue posts;
   std::uint64_t segment_bytes = 4096;
   BusDuration dedupe_window = 10min;
+  std::uint64_t state_checkpoint_bytes = 1u << 20;
 
  private:
   std::vector<SettleOutcome> Settle(const std::function<void(Broker::SettleCallback)>& call) {

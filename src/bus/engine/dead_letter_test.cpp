@@ -1,6 +1,8 @@
 // Dead letters: max_deliveries, the reason, listing, replay (all, by id, past de-dup), restart.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "bus/engine/broker_test_support.hpp"
 
 namespace ferry::bus {
@@ -111,6 +113,29 @@ TEST_F(DeadLetterTest, DeadLettersAndReplaysSurviveReopen) {
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].message.id, "a");
   EXPECT_EQ(d[0].attempt, 1u);
+}
+
+// A dead letter replayed while the floor is still below it (an earlier message is leased)
+// is read like any message after a restart: its deliveries since the replay still count.
+TEST_F(DeadLetterTest, ReplayedAboveTheFloorKeepsItsAttemptsAcrossRestart) {
+  h.MustPublish("q", Msg("a", "", "a"));
+  h.MustPublish("q", Msg("b", "", "b"));
+  auto first = h.Receive(kQ);
+  ASSERT_EQ(first.size(), 2u);  // "a" stays leased: the floor stays at its sequence
+  h.Nack(kQ, {first[1].receipt}, 0s);
+  for (int i = 0; i < 2; ++i) h.Nack(kQ, {h.Receive(kQ).at(0).receipt}, 0s);
+  ASSERT_EQ(h.broker().DeadLetters(kQ, 10, 0)->size(), 1u);
+  ASSERT_EQ(h.Replay(kQ, {"b"}), 1u);
+  auto replayed = h.Receive(kQ);
+  ASSERT_EQ(replayed.size(), 1u);
+  EXPECT_EQ(replayed[0].attempt, 1u);
+  h.Reopen();
+  ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
+  h.Advance(1s);  // both leases died with the process: a failed attempt each, 1 s of backoff
+  h.Advance(1s);
+  std::map<std::string, std::uint32_t> attempts;
+  for (const Delivery& d : h.Receive(kQ)) attempts[d.message.id] = d.attempt;
+  EXPECT_EQ(attempts, (std::map<std::string, std::uint32_t>{{"a", 2}, {"b", 2}}));
 }
 
 TEST_F(DeadLetterTest, ListingPages) {

@@ -7,6 +7,7 @@
 
 #include "bus/engine/message_codec.hpp"
 #include "bus/engine/time_util.hpp"
+#include "bus/log/record_format.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -41,6 +42,7 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::Open(DurableLog& source,
     return tl::unexpected(r.error());
   }
   self->Fill();
+  self->MaybeCheckpoint();
   return self;
 }
 
@@ -53,6 +55,13 @@ bool Dispatcher::Matches(const Message& m) const {
 void Dispatcher::Fill() {
   const std::uint64_t window = std::max<std::uint32_t>(options_.delivery.window, 1);
   while (entries_.size() < window && next_read_ <= source_.log().acknowledged_sequence()) {
+    // A run known to be settled (acks past a stuck floor, a checkpoint's filtered-out events)
+    // is stepped over without reading it.
+    if (auto last = settled_ahead_.RunFrom(next_read_)) {
+      next_read_ = *last + 1;
+      settled_ahead_.EraseBelow(next_read_);
+      continue;
+    }
     auto records =
         source_.log().Read(next_read_, std::min<std::size_t>(kReadBatch, window - entries_.size()));
     if (!records) {
@@ -63,7 +72,7 @@ void Dispatcher::Fill() {
     for (LogRecord& record : *records) {
       const std::uint64_t seq = record.sequence;
       next_read_ = seq + 1;
-      if (settled_ahead_.erase(seq) > 0 || dead_.contains(seq)) continue;
+      if (settled_ahead_.Erase(seq) || dead_.contains(seq)) continue;
       auto message = DecodeMessage(record.payload);
       if (!message) {
         spdlog::warn("bus: {} sequence {}: {}; skipped", source_.log().options().dir, seq,
@@ -171,35 +180,40 @@ BusDuration Dispatcher::Backoff(std::uint32_t failures) const {
 
 Result<std::uint64_t> Dispatcher::Write(StateRecord record) {
   record.floor = floor_;
-  auto seq = state_->Append(EncodeStateRecord(record));
+  const std::string payload = EncodeStateRecord(record);
+  auto seq = state_->Append(payload);
   if (!seq) {
     spdlog::error("bus: state log {}: {}", state_->log().options().dir, seq.error().message());
+  } else {
+    written_since_checkpoint_ += kRecordHeaderSize + payload.size();
   }
   return seq;
 }
 
-void Dispatcher::Retry(std::uint64_t sequence, Entry& entry, Failure failure,
-                       std::optional<BusDuration> delay) {
+Result<void> Dispatcher::Retry(std::uint64_t sequence, Entry& entry, Failure failure,
+                               std::optional<BusDuration> delay) {
   const std::uint32_t max = options_.delivery.max_deliveries;
   if (max != 0 && entry.attempt >= max) {
-    Bury(sequence, entry,
-         failure == Failure::kLeaseExpired
-             ? fmt::format("max deliveries ({}) exceeded after lease expiry", max)
-             : fmt::format("max deliveries ({}) exceeded: nacked {} times", max, entry.nacks));
-    return;
+    return Bury(
+        sequence, entry,
+        failure == Failure::kLeaseExpired
+            ? fmt::format("max deliveries ({}) exceeded after lease expiry", max)
+            : fmt::format("max deliveries ({}) exceeded: nacked {} times", max, entry.nacks));
   }
   entry.in_flight = false;
   entry.not_before = Now() + (delay ? *delay : Backoff(entry.attempt));
   Place(sequence, entry);
   if (failure == Failure::kNacked) {
-    (void)Write({.type = StateRecord::Type::kNack,
-                 .sequence = sequence,
-                 .attempt = entry.attempt,
-                 .time_us = ToMicros(entry.not_before)});
+    auto written = Write({.type = StateRecord::Type::kNack,
+                          .sequence = sequence,
+                          .attempt = entry.attempt,
+                          .time_us = ToMicros(entry.not_before)});
+    if (!written) return tl::unexpected(written.error());
   }
+  return Ok();
 }
 
-void Dispatcher::Bury(std::uint64_t sequence, Entry& entry, std::string reason) {
+Result<void> Dispatcher::Bury(std::uint64_t sequence, Entry& entry, std::string reason) {
   DeadInfo info{entry.id, entry.key, std::move(reason), entry.attempt, Now()};
   StateRecord record{.type = StateRecord::Type::kDead,
                      .sequence = sequence,
@@ -211,7 +225,9 @@ void Dispatcher::Bury(std::uint64_t sequence, Entry& entry, std::string reason) 
   dead_.insert_or_assign(sequence, std::move(info));
   ++stats_.dead_lettered;
   Remove(sequence);
-  (void)Write(std::move(record));
+  auto written = Write(std::move(record));
+  if (!written) return tl::unexpected(written.error());
+  return Ok();
 }
 
 void Dispatcher::Tick() {
@@ -222,12 +238,14 @@ void Dispatcher::Tick() {
     Unplace(seq, entry);
     if (entry.in_flight) {
       ++stats_.lease_expired;
-      Retry(seq, entry, Failure::kLeaseExpired, std::nullopt);
+      // A failed write here has nobody to tell; the state log reports it from now on.
+      (void)Retry(seq, entry, Failure::kLeaseExpired, std::nullopt);
     } else {
       Place(seq, entry);
     }
   }
   Fill();
+  MaybeCheckpoint();
   MaybeNotify();
 }
 
@@ -273,6 +291,7 @@ Result<std::vector<Delivery>> Dispatcher::Receive(std::size_t max) {
                    .attempt = entry.attempt,
                    .lease_expires = entry.lease_until});
   }
+  MaybeCheckpoint();
   return out;
 }
 
@@ -304,7 +323,7 @@ void Dispatcher::Settle(const std::vector<std::string>& receipts, Check check,
   std::vector<SettleOutcome> outcomes;
   outcomes.reserve(receipts.size());
   std::optional<Error> write_error;
-  const auto note = [&](Result<std::uint64_t> written) {
+  const auto note = [&](const auto& written) {
     if (!written && !write_error) write_error = written.error();
   };
   for (const std::string& text : receipts) {
@@ -321,12 +340,12 @@ void Dispatcher::Settle(const std::vector<std::string>& receipts, Check check,
       ++stats_.nacked;
       ++entry.nacks;
       Unplace(seq, entry);
-      Retry(seq, entry, Failure::kNacked, delay);
+      note(Retry(seq, entry, Failure::kNacked, delay));
     }
   }
   if (write_error) {
     // Not recorded: the message may come back after a restart, so the caller must not count
-    // on the ack.
+    // on the ack (nor on the nack, or the dead-lettering it caused).
     env_.post([done = std::move(done), error = *write_error] { done(tl::unexpected(error)); });
     MaybeNotify();
     return;
@@ -338,6 +357,7 @@ void Dispatcher::Settle(const std::vector<std::string>& receipts, Check check,
         if (!r) return done(tl::unexpected(r.error()));
         done(std::move(outcomes));
       });
+  MaybeCheckpoint();
   MaybeNotify();
 }
 

@@ -2,6 +2,12 @@
 // competing consumers: leases, acks, nacks, backoff, dead letters, per-key order, delayed
 // delivery, and a state log that makes all of it survive a crash (state_record.hpp).
 //
+// Compaction. Once the records written since the last checkpoint pass Env::checkpoint_bytes
+// (or twice the last checkpoint's size, if more), the whole state is written as a checkpoint
+// (state_checkpoint.hpp) at the start of a fresh segment; once that is fsynced the segments
+// before it are deleted. Recovery starts from the newest complete checkpoint, so the state log
+// and the time to reopen stay proportional to the live state, not to the traffic.
+//
 // Model. Messages are read from the source log in sequence order into a window of entries
 // (at most DeliveryOptions::window). An entry is in flight (leased), or pending with a
 // not-before time (delayed delivery, backoff). A pending entry is ready once its time has come
@@ -23,12 +29,13 @@
 #include <set>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "bus/engine/broker.hpp"
 #include "bus/engine/durable_log.hpp"
 #include "bus/engine/receipt.hpp"
+#include "bus/engine/sequence_ranges.hpp"
+#include "bus/engine/state_checkpoint.hpp"
 #include "bus/engine/state_record.hpp"
 
 namespace ferry::bus {
@@ -39,7 +46,10 @@ class Dispatcher {
     ClockFn clock;
     PostFn post;
     std::shared_ptr<std::mt19937_64> rng;
+    // Bytes written to the state log after which a checkpoint is due (see above).
+    std::uint64_t checkpoint_bytes = kDefaultCheckpointBytes;
   };
+  static constexpr std::uint64_t kDefaultCheckpointBytes = 1u << 20;
 
   // Recovers from `state`. `declared` replaces the recorded options (written to the state
   // log if they differ); without it the recorded ones apply (kNotFound if none). A new inbox
@@ -112,6 +122,14 @@ class Dispatcher {
   Result<void> Recover(std::optional<SubscriptionOptions> declared, bool from_beginning);
   Result<void> Apply(const StateRecord& record, std::map<std::uint64_t, Recovered>& pending,
                      std::set<std::uint64_t>& revived);
+  // Replaces what recovery built so far with a complete checkpoint (dispatcher_checkpoint.cpp).
+  Result<void> Restore(StateCheckpoint checkpoint, std::map<std::uint64_t, Recovered>& pending,
+                       std::set<std::uint64_t>& revived);
+  // The live state as a checkpoint: what recovery would rebuild it from.
+  StateCheckpoint Snapshot() const;
+  // Writes a checkpoint if enough was written since the last one; called after each operation.
+  void MaybeCheckpoint();
+  void WriteCheckpoint();
 
   BusTime Now() const { return env_.clock(); }
   void Fill();
@@ -120,9 +138,11 @@ class Dispatcher {
   void Place(std::uint64_t sequence, Entry& entry);
   void Unplace(std::uint64_t sequence, Entry& entry);
   void Remove(std::uint64_t sequence);
-  void Retry(std::uint64_t sequence, Entry& entry, Failure failure,
-             std::optional<BusDuration> delay);
-  void Bury(std::uint64_t sequence, Entry& entry, std::string reason);
+  // Both return the result of writing their state record (nothing written is Ok): a nack
+  // must not be reported done when its record (kNack, kDead) failed.
+  Result<void> Retry(std::uint64_t sequence, Entry& entry, Failure failure,
+                     std::optional<BusDuration> delay);
+  Result<void> Bury(std::uint64_t sequence, Entry& entry, std::string reason);
   BusDuration Backoff(std::uint32_t failures) const;
   void AdvanceFloor();
   // Appends a state record (with the current floor); the last sequence appended is kept so
@@ -145,10 +165,16 @@ class Dispatcher {
   std::set<std::pair<BusTime, std::uint64_t>> timers_;  // not-before times and lease ends
   std::unordered_map<std::string, std::set<std::uint64_t>> keys_;  // unsettled, by key
   std::map<std::uint64_t, DeadInfo> dead_;
-  std::unordered_set<std::uint64_t> settled_ahead_;  // acked/dead at or past next_read_
-  std::map<std::uint64_t, Recovered> recovered_;     // attempts of messages not yet read
+  SequenceRanges settled_ahead_;  // settled (acked, or per a checkpoint) at or past next_read_
+  std::map<std::uint64_t, Recovered> recovered_;  // attempts of messages not yet read
   std::uint64_t floor_ = 1;
   std::uint64_t next_read_ = 1;
+
+  // Bytes (as stored, record headers too) written to the state log since the newest
+  // checkpoint; at open, all but that checkpoint's.
+  std::uint64_t written_since_checkpoint_ = 0;
+  std::uint64_t checkpoint_size_ = 0;       // bytes of the newest checkpoint
+  bool checkpoint_awaiting_fsync_ = false;  // written; older segments not yet deleted
 
   std::function<void()> listener_;
   bool notify_scheduled_ = false;

@@ -7,6 +7,7 @@
 #include "bus/engine/message_codec.hpp"
 #include "bus/engine/time_util.hpp"
 #include "bus/log/log_reader.hpp"
+#include "bus/log/record_format.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -30,7 +31,7 @@ Result<void> Dispatcher::Apply(const StateRecord& r, std::map<std::uint64_t, Rec
     case Type::kReset:
       pending.clear();
       revived.clear();
-      settled_ahead_.clear();
+      settled_ahead_.Clear();
       floor_ = r.sequence;
       return Ok();
     case Type::kDeliver:
@@ -48,7 +49,7 @@ Result<void> Dispatcher::Apply(const StateRecord& r, std::map<std::uint64_t, Rec
     case Type::kAck:
       pending.erase(r.sequence);
       revived.erase(r.sequence);
-      settled_ahead_.insert(r.sequence);
+      settled_ahead_.Insert(r.sequence);
       break;
     case Type::kDead:
       pending.erase(r.sequence);
@@ -59,14 +60,17 @@ Result<void> Dispatcher::Apply(const StateRecord& r, std::map<std::uint64_t, Rec
     case Type::kReplay:
       dead_.erase(r.sequence);
       pending.erase(r.sequence);
-      settled_ahead_.erase(r.sequence);
+      settled_ahead_.Erase(r.sequence);
       revived.insert(r.sequence);
       break;
+    case Type::kCheckpoint:
+    case Type::kCheckpointPart:
+      return Ok();  // CheckpointAssembler's (see Recover)
   }
   if (r.floor > floor_) {
     floor_ = r.floor;
     // Settled below the floor needs no memory; replayed dead letters keep theirs.
-    std::erase_if(settled_ahead_, [&](std::uint64_t s) { return s < floor_; });
+    settled_ahead_.EraseBelow(floor_);
     for (auto it = pending.begin(); it != pending.end() && it->first < floor_;) {
       it = revived.contains(it->first) ? std::next(it) : pending.erase(it);
     }
@@ -79,6 +83,9 @@ Result<void> Dispatcher::Recover(std::optional<SubscriptionOptions> declared, bo
   std::set<std::uint64_t> revived;
   bool any = false;
   bool configured = false;
+  CheckpointAssembler checkpoints;
+  std::uint64_t total_bytes = 0;       // bytes of every record read, as stored
+  std::uint64_t checkpoint_bytes = 0;  // of the checkpoint being read
   auto reader = state_->log().NewReader(0);
   for (;;) {
     auto record = reader->Next();
@@ -91,9 +98,33 @@ Result<void> Dispatcher::Recover(std::optional<SubscriptionOptions> declared, bo
       continue;
     }
     any = true;
+    const std::uint64_t size = kRecordHeaderSize + (*record)->payload.size();
+    total_bytes += size;
+    if (decoded->type == StateRecord::Type::kCheckpoint) checkpoint_bytes = 0;
+    switch (checkpoints.Feed(*decoded)) {
+      case CheckpointAssembler::Fed::kConsumed:
+        checkpoint_bytes += size;
+        continue;
+      case CheckpointAssembler::Fed::kComplete:
+        checkpoint_size_ = checkpoint_bytes + size;
+        if (auto r = Restore(checkpoints.Take(), pending, revived); !r) return r;
+        configured = true;
+        continue;
+      case CheckpointAssembler::Fed::kOther:
+        break;
+    }
     configured |= decoded->type == StateRecord::Type::kConfig;
     if (auto r = Apply(*decoded, pending, revived); !r) return r;
   }
+  if (checkpoints.reading() || checkpoints.abandoned() > 0) {
+    // Written up to a crash (or a full disk) and never acknowledged: the records before it
+    // still hold the state, since only a durable checkpoint lets them be deleted.
+    spdlog::warn("bus: state log {}: {} unfinished checkpoint(s) ignored",
+                 state_->log().options().dir,
+                 checkpoints.abandoned() + (checkpoints.reading() ? 1 : 0));
+  }
+  // Everything but the newest checkpoint is what the next one will make obsolete.
+  written_since_checkpoint_ = total_bytes - checkpoint_size_;
   if (declared) {
     if (!configured || !SameOptions(options_, *declared)) {
       options_ = std::move(*declared);
@@ -111,9 +142,11 @@ Result<void> Dispatcher::Recover(std::optional<SubscriptionOptions> declared, bo
     if (!w) return tl::unexpected(w.error());
   }
   next_read_ = floor_;
-  std::erase_if(settled_ahead_, [&](std::uint64_t s) { return s < floor_; });
+  settled_ahead_.EraseBelow(floor_);
+  // At or above the floor Fill reads every message, replayed dead letters too, and takes
+  // their attempts from here.
   for (auto& [seq, p] : pending) {
-    if (seq >= floor_ && !revived.contains(seq)) recovered_.emplace(seq, p);
+    if (seq >= floor_) recovered_.emplace(seq, p);
   }
   // Replayed dead letters below the floor are entries of their own; read them now.
   for (std::uint64_t seq : revived) {
@@ -195,6 +228,7 @@ void Dispatcher::ReplayDeadLetters(const std::vector<std::string>& ids,
                              if (!r) return done(tl::unexpected(r.error()));
                              done(count);
                            });
+  MaybeCheckpoint();
   MaybeNotify();
 }
 
@@ -203,6 +237,7 @@ Result<void> Dispatcher::UpdateOptions(const SubscriptionOptions& options) {
   options_ = options;
   auto w = Write({.type = StateRecord::Type::kConfig, .text = EncodeSubscriptionOptions(options)});
   if (!w) return tl::unexpected(w.error());
+  MaybeCheckpoint();
   return Ok();
 }
 
@@ -211,12 +246,13 @@ Result<void> Dispatcher::Reset(std::uint64_t sequence) {
   ready_.clear();
   timers_.clear();
   keys_.clear();
-  settled_ahead_.clear();
+  settled_ahead_.Clear();
   recovered_.clear();
   floor_ = next_read_ = std::max<std::uint64_t>(sequence, 1);
   auto w = Write({.type = StateRecord::Type::kReset, .sequence = floor_});
   if (!w) return tl::unexpected(w.error());
   Fill();
+  MaybeCheckpoint();
   MaybeNotify();
   return Ok();
 }

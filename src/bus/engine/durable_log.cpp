@@ -69,20 +69,23 @@ void DurableLog::SchedulePump() {
   });
 }
 
-void DurableLog::Pump() {
-  const std::uint64_t acked = log_->acknowledged_sequence();
-  const Result<void> status = log_->status();
+void DurableLog::WhenDurable(std::uint64_t sequence, Done done) {
+  parked_durable_.emplace(sequence, std::move(done));
+  SchedulePump();
+}
+
+void DurableLog::Release(std::multimap<std::uint64_t, Done>& parked, std::uint64_t watermark,
+                         const Result<void>& status) {
   std::vector<Done> ready;
-  auto end = status ? parked_.upper_bound(acked) : parked_.end();
-  for (auto it = parked_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
-  const bool ok_all = status.has_value();
+  auto end = status ? parked.upper_bound(watermark) : parked.end();
+  for (auto it = parked.begin(); it != end; ++it) ready.push_back(std::move(it->second));
   // Those past the watermark of a failed log never will be acknowledged.
   std::vector<bool> ok(ready.size(), true);
-  if (!ok_all) {
+  if (!status) {
     std::size_t i = 0;
-    for (auto it = parked_.begin(); it != end; ++it, ++i) ok[i] = it->first <= acked;
+    for (auto it = parked.begin(); it != end; ++it, ++i) ok[i] = it->first <= watermark;
   }
-  parked_.erase(parked_.begin(), end);
+  parked.erase(parked.begin(), end);
   for (std::size_t i = 0; i < ready.size(); ++i) {
     if (ok[i]) {
       ready[i](Ok());
@@ -90,6 +93,13 @@ void DurableLog::Pump() {
       ready[i](tl::unexpected(status.error()));
     }
   }
+}
+
+void DurableLog::Pump() {
+  const std::uint64_t acked = log_->acknowledged_sequence();
+  const Result<void> status = log_->status();
+  Release(parked_, acked, status);
+  Release(parked_durable_, log_->durable_sequence(), status);
   if (acked > pumped_) {
     pumped_ = acked;
     if (hook_) hook_();

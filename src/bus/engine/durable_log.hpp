@@ -30,6 +30,10 @@ class DurableLog {
   Result<std::uint64_t> Append(std::string_view payload, std::uint32_t flags = 0);
   // Runs `done` (posted) once `sequence` is acknowledged, or with the log's failure.
   void WhenAcknowledged(std::uint64_t sequence, Done done);
+  // Runs `done` (posted) once `sequence` is fsynced, or with the log's failure. The same as
+  // WhenAcknowledged in kBatch; in kInterval it waits for the timed fsync, for callers that
+  // delete what the record replaces (a state log's checkpoint).
+  void WhenDurable(std::uint64_t sequence, Done done);
   // Called on the bus thread after the acknowledged watermark moved.
   void SetAdvanceHook(std::function<void()> hook) { hook_ = std::move(hook); }
 
@@ -43,12 +47,17 @@ class DurableLog {
   DurableLog(std::unique_ptr<Log> log, PostFn post);
   void SchedulePump();
   void Pump();
+  // Runs the waiters of `parked` at or below `watermark`, and with the log's error all of them
+  // once it failed.
+  static void Release(std::multimap<std::uint64_t, Done>& parked, std::uint64_t watermark,
+                      const Result<void>& status);
 
   std::unique_ptr<Log> log_;
   PostFn post_;
   std::shared_ptr<Shared> shared_;
-  std::multimap<std::uint64_t, Done> parked_;
-  std::uint64_t pumped_ = 0;  // watermark the hook last saw
+  std::multimap<std::uint64_t, Done> parked_;          // until acknowledged
+  std::multimap<std::uint64_t, Done> parked_durable_;  // until fsynced
+  std::uint64_t pumped_ = 0;                           // watermark the hook last saw
   std::function<void()> hook_;
 };
 

@@ -107,9 +107,10 @@ Result<void> EmbeddedBroker::CreateQueue(const std::string& name, const QueueOpt
   auto state = DurableLog::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "state")),
                                 options_.post);
   if (!state) return tl::unexpected(state.error());
-  auto dispatcher = Dispatcher::Open(queue->channel->log(), std::move(*state),
-                                     {options_.clock, options_.post, rng_},
-                                     AsSubscription(options.delivery), true);
+  auto dispatcher =
+      Dispatcher::Open(queue->channel->log(), std::move(*state),
+                       {options_.clock, options_.post, rng_, options_.state_checkpoint_bytes},
+                       AsSubscription(options.delivery), true);
   if (!dispatcher) return tl::unexpected(dispatcher.error());
   queue->dispatcher = std::move(*dispatcher);
   Dispatcher* d = queue->dispatcher.get();
@@ -162,8 +163,8 @@ Result<std::unique_ptr<Dispatcher>> EmbeddedBroker::OpenSubscription(
   std::optional<SubscriptionOptions> declared;
   if (options != nullptr) declared = *options;
   return Dispatcher::Open(topic.channel->log(), std::move(*state),
-                          {options_.clock, options_.post, rng_}, std::move(declared),
-                          options != nullptr && options->from_beginning);
+                          {options_.clock, options_.post, rng_, options_.state_checkpoint_bytes},
+                          std::move(declared), options != nullptr && options->from_beginning);
 }
 
 Result<void> EmbeddedBroker::CreateSubscription(const std::string& topic, const std::string& name,

@@ -103,8 +103,9 @@ struct InboxStats {
   std::uint64_t nacked = 0;
   std::uint64_t lease_expired = 0;
   std::uint64_t dead_lettered = 0;
-  std::uint64_t replayed = 0;    // dead letters replayed
-  std::uint64_t duplicates = 0;  // publishes answered as duplicates (queues)
+  std::uint64_t replayed = 0;     // dead letters replayed
+  std::uint64_t duplicates = 0;   // publishes answered as duplicates (queues)
+  std::uint64_t checkpoints = 0;  // state log checkpoints written (each compacts the log)
 };
 
 // Durability counters of one log (message log or state log).

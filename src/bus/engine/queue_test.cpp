@@ -264,5 +264,25 @@ TEST(QueueDurabilityTest, FullDiskIsNoSpaceAndKeepsWhatIsStored) {
   EXPECT_EQ(got[0].message.data, "kept");
 }
 
+// A nack whose state record cannot be written (here the one that dead-letters the message)
+// must fail: reported done, the dead-lettering would be lost on restart.
+TEST(QueueDurabilityTest, NackThatCannotBeRecordedFails) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  Harness h(fs);
+  QueueOptions options = FastQueue();
+  options.delivery.max_deliveries = 1;
+  ASSERT_TRUE(h.broker().CreateQueue("q", options));
+  h.MustPublish("q", Msg("x"));
+  auto got = h.Receive(kQ);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetQueueStats("q")->state.sync_rounds > 1; }));
+  fs->SetSpaceLimit(0);
+  std::optional<Result<std::vector<SettleOutcome>>> out;
+  h.broker().Nack(kQ, {got[0].receipt}, std::nullopt, [&](auto r) { out = std::move(r); });
+  ASSERT_TRUE(h.posts.Await([&] { return out.has_value(); }));
+  ASSERT_FALSE(out->has_value());
+  EXPECT_EQ(out->error().code(), ErrorCode::kResourceExhausted);
+}
+
 }  // namespace
 }  // namespace ferry::bus

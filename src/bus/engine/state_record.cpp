@@ -24,7 +24,7 @@ Result<StateRecord> DecodeStateRecord(std::string_view payload) {
   if (payload.empty()) return bad();
   StateRecord r;
   const auto type = static_cast<std::uint8_t>(payload.front());
-  if (type < 1 || type > 7) return bad();
+  if (type < 1 || type > 9) return bad();
   r.type = static_cast<StateRecord::Type>(type);
   wire::Reader in(payload.substr(1));
   auto sequence = in.Varint();

@@ -107,6 +107,13 @@ Result<std::uint64_t> Log::Append(std::string_view payload, std::uint32_t flags,
   return sequence;
 }
 
+Result<void> Log::Roll() {
+  std::lock_guard lock(mu_);
+  if (closing_ || failure_) return tl::unexpected(ClosedError());
+  if (!active_ || active_->Size() == 0) return Ok();
+  return RollLocked();
+}
+
 Result<void> Log::RollLocked() {
   const std::uint64_t base = next_sequence_;
   if (segments_.contains(base)) {

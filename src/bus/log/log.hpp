@@ -81,6 +81,16 @@ class Log {
   Result<RetentionResult> EnforceRetention(const RetentionPolicy& policy,
                                            std::uint64_t protected_sequence, std::int64_t now_us);
 
+  // Starts a new segment now (nothing happens if the active one is still empty), so the
+  // records appended next can outlive everything before them: a compacting caller (the bus
+  // state logs) rolls, writes its checkpoint, then deletes the segments below it.
+  Result<void> Roll();
+  // Deletes the whole segments whose every record is below `sequence`, oldest first; never the
+  // active segment. Each unlink is made durable (directory fsync) before the next, so a crash
+  // midway leaves a log without a gap (recovery would take a gap for lost records and move
+  // the segments after it aside). The caller must have made what replaces them durable first.
+  Result<RetentionResult> DeleteSegmentsBefore(std::uint64_t sequence);
+
   // A reader positioned at the first record with sequence >= `from`.
   std::unique_ptr<LogReader> NewReader(std::uint64_t from) const;
   // Up to `max_records` records from `from` on (only acknowledged ones).

@@ -85,7 +85,7 @@ struct LogStats {
   std::uint64_t rejected_too_large = 0;  // payloads over max_record_bytes
   std::uint64_t rejected_full = 0;       // appends over max_total_bytes
   std::uint64_t segments_created = 0;
-  std::uint64_t segments_deleted = 0;              // by retention
+  std::uint64_t segments_deleted = 0;              // by retention or DeleteSegmentsBefore
   std::uint64_t retention_dropped_unconsumed = 0;  // records at or past the protected sequence
                                                    // dropped because max_age said so
 };

@@ -1,4 +1,4 @@
-// Log::EnforceRetention: deletes whole segments, oldest first.
+// Log::EnforceRetention and Log::DeleteSegmentsBefore: delete whole segments, oldest first.
 #include <spdlog/spdlog.h>
 
 #include "bus/log/log.hpp"
@@ -53,6 +53,38 @@ Result<RetentionResult> Log::EnforceRetention(const RetentionPolicy& policy,
     }
   }
   if (auto r = fs_->SyncDir(options_.dir); !r) return tl::unexpected(r.error());
+  return result;
+}
+
+Result<RetentionResult> Log::DeleteSegmentsBefore(std::uint64_t sequence) {
+  RetentionResult result;
+  for (;;) {
+    std::shared_ptr<Segment> victim;
+    {
+      std::lock_guard lock(mu_);
+      if (closing_ || failure_) return tl::unexpected(ClosedError());
+      if (segments_.size() < 2) break;  // the active segment stays
+      auto oldest = segments_.begin();
+      const Segment& segment = *oldest->second;
+      const bool below = segment.records() == 0 ? segment.base_sequence() < sequence
+                                                : segment.last_sequence() < sequence;
+      if (!below) break;
+      victim = oldest->second;
+      segments_.erase(oldest);
+      total_bytes_ -= segment.size();
+      ++stats_.segments_deleted;
+    }
+    ++result.segments_deleted;
+    result.records_deleted += victim->records();
+    result.bytes_deleted += victim->size();
+    // Readers still inside the victim keep reading it through their open file.
+    if (auto r = fs_->Remove(victim->path()); !r && r.error().code() != ErrorCode::kNotFound) {
+      return tl::unexpected(r.error());
+    }
+    // One directory fsync per unlink: unsynced unlinks may reach the disk in any order, and a
+    // surviving older segment in front of a deleted one would read as a gap after a crash.
+    if (auto r = fs_->SyncDir(options_.dir); !r) return tl::unexpected(r.error());
+  }
   return result;
 }
 
