@@ -45,14 +45,16 @@ Result<RetentionResult> Log::EnforceRetention(const RetentionPolicy& policy,
     stats_.segments_deleted += result.segments_deleted;
     stats_.retention_dropped_unconsumed += result.unconsumed_dropped;
   }
-  if (victims.empty()) return result;
-  // Readers still inside a victim keep reading it through their open file.
+  // Oldest first, each unlink made durable before the next (as DeleteSegmentsBefore): unsynced
+  // unlinks may reach the disk in any order, and a surviving older segment in front of a
+  // deleted one would read as a gap after a crash. Readers still inside a victim keep reading
+  // it through their open file.
   for (const auto& segment : victims) {
     if (auto r = fs_->Remove(segment->path()); !r && r.error().code() != ErrorCode::kNotFound) {
       return tl::unexpected(r.error());
     }
+    if (auto r = fs_->SyncDir(options_.dir); !r) return tl::unexpected(r.error());
   }
-  if (auto r = fs_->SyncDir(options_.dir); !r) return tl::unexpected(r.error());
   return result;
 }
 
