@@ -3,8 +3,11 @@
 markdown report: medians per system, Ferry's ratio to its peer at matching durability, the
 issue's targets, every round, and how it was measured."""
 import argparse
-import collections
-import statistics
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from rounds import Rounds, fmt  # noqa: E402
 
 NAMES = {
     "ferry-interval": "Ferry `interval`",
@@ -13,12 +16,6 @@ NAMES = {
     "redis": "Redis streams `appendfsync always`",
 }
 PAIRS = [("ferry-interval", "nats"), ("ferry-batch", "redis")]
-
-
-def fmt(value, digits=0):
-    if value is None:
-        return "–"
-    return f"{value:,.{digits}f}"
 
 
 def main() -> None:
@@ -32,15 +29,9 @@ def main() -> None:
     ap.add_argument("--params", required=True)
     args = ap.parse_args()
 
-    data = collections.defaultdict(lambda: collections.defaultdict(dict))  # sys→metric→round→v
-    with open(args.tsv) as f:
-        for line in f:
-            system, rnd, metric, value = line.rstrip("\n").split("\t")
-            data[system][metric][int(rnd)] = float(value) if value else None
-
-    def med(system, metric):
-        values = [v for v in data[system][metric].values() if v is not None]
-        return statistics.median(values) if values else None
+    rounds_read = Rounds(args.tsv)
+    data = rounds_read.data  # name -> metric -> round -> value
+    med = rounds_read.median
 
     def ratio(a, b):
         return a / b if a is not None and b else None

@@ -58,47 +58,11 @@ for p in $PAIRS; do
   case $p in interval | batch) ;; *) die "unknown pair '$p' (known: interval batch)" ;; esac
 done
 
-work=$(mktemp -d /tmp/ferry-bench-bus.XXXXXX)
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Stops one process we started (TERM, then KILL after 10 s) and forgets it.
-stop_pid() {
-  local pid=$1 keep=() p
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
+source "$repo/bench/common/processes.sh"
+bench_workdir bus
+WAIT_S=10  # stop_pid: TERM, then KILL after this many seconds
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-
-wait_port() {  # wait_port PORT: until something accepts on 127.0.0.1:PORT, at most 10 s
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 results=$work/results.tsv  # system round metric value
 : >"$results"

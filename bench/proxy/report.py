@@ -2,16 +2,13 @@
 """Turns run.sh's per-round measurements (TSV: target round metric value) into the markdown
 report: medians per target, Ferry's ratio to each peer, every round, and how it was measured."""
 import argparse
-import collections
-import statistics
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from rounds import Rounds, fmt  # noqa: E402
 
 NAMES = {"ferry": "Ferry", "haproxy": "HAProxy", "nginx": "nginx", "direct": "origin alone"}
-
-
-def fmt(value, digits=0):
-    if value is None:
-        return "–"
-    return f"{value:,.{digits}f}"
 
 
 def main() -> None:
@@ -25,15 +22,9 @@ def main() -> None:
     ap.add_argument("--params", required=True)
     args = ap.parse_args()
 
-    data = collections.defaultdict(lambda: collections.defaultdict(dict))  # target→metric→round→v
-    with open(args.tsv) as f:
-        for line in f:
-            target, rnd, metric, value = line.rstrip("\n").split("\t")
-            data[target][metric][int(rnd)] = float(value) if value else None
-
-    def med(target, metric):
-        values = [v for v in data[target][metric].values() if v is not None]
-        return statistics.median(values) if values else None
+    rounds_read = Rounds(args.tsv)
+    data = rounds_read.data  # name -> metric -> round -> value
+    med = rounds_read.median
 
     targets = args.targets.split()
     missing = [t for t in args.requested.split() if t not in targets]

@@ -55,37 +55,8 @@ fi
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((IDLE_CONNS + 64)) ] ||
   die "ulimit -n is $(ulimit -n): too low for IDLE_CONNS=$IDLE_CONNS"
 
-work=$(mktemp -d /tmp/ferry-bench-proxy.XXXXXX)
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Stops one process we started (TERM, then KILL after 5 s) and forgets it.
-stop_pid() {
-  local pid=$1 keep=() p
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for p in "${pids[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-  pids=("${keep[@]}")
-}
+source "$repo/bench/common/processes.sh"
+bench_workdir proxy
 
 # VmRSS in KiB of a process and its children (nginx: master + worker).
 rss_kib() {
