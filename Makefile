@@ -56,11 +56,13 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS)
-	mkdir -p build/fuzz/fuzz-http1 build/fuzz/fuzz-bus_segment
+	mkdir -p build/fuzz/fuzz-http1 build/fuzz/fuzz-bus_segment build/fuzz/fuzz-bus_record
 	build/fuzz/tests/http1_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  build/fuzz/fuzz-http1 tests/fuzz/corpus/http1
 	build/fuzz/tests/bus_segment_fuzz -max_total_time=$(FUZZ_SECONDS) \
 	  build/fuzz/fuzz-bus_segment tests/fuzz/corpus/bus_segment
+	build/fuzz/tests/bus_record_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	  build/fuzz/fuzz-bus_record tests/fuzz/corpus/bus_record
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

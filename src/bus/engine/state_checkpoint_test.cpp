@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "bus/engine/message_codec.hpp"
+
 namespace ferry::bus {
 namespace {
 
@@ -135,6 +141,50 @@ TEST(StateCheckpointTest, DamagedPartAbandonsTheCheckpoint) {
   EXPECT_EQ(assembler.Feed(records[1]), Fed::kConsumed);
   EXPECT_FALSE(assembler.reading());
   EXPECT_EQ(assembler.abandoned(), 1u);
+}
+
+// Seeds for tests/fuzz/bus_record_fuzz.cpp: one input per decoder (the first byte picks it).
+// Run with FERRY_WRITE_BUS_RECORD_CORPUS=1 from the repository root to rewrite them.
+TEST(StateCheckpointTest, WritesRecordSeedCorpusWhenAsked) {
+  if (std::getenv("FERRY_WRITE_BUS_RECORD_CORPUS") == nullptr) GTEST_SKIP();
+  const std::filesystem::path dir = "tests/fuzz/corpus/bus_record";
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const std::string& name, char decoder, const std::string& bytes) {
+    std::ofstream(dir / name, std::ios::binary) << decoder << bytes;
+  };
+  Message m;
+  m.id = "order-1";
+  m.key = "customer-7";
+  m.type = "order.created";
+  m.source = "/orders";
+  m.subject = "o-1";
+  m.content_type = "application/json";
+  m.attributes["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  m.data = R"({"order_id":"o-1","amount":25})";
+  m.deliver_at = BusTime(std::chrono::seconds(1'800'000'000));
+  write("message", 0, EncodeMessage(m));
+  write("message-minimal", 0, EncodeMessage(Message{}));
+  write("state-dead", 1,
+        EncodeStateRecord({.type = StateRecord::Type::kDead,
+                           .sequence = 9,
+                           .floor = 3,
+                           .attempt = 5,
+                           .time_us = 1'700'000'000'000'000,
+                           .text = "max deliveries (5) exceeded",
+                           .id = "order-1",
+                           .key = "customer-7"}));
+  write("state-ack", 1, EncodeStateRecord({.type = StateRecord::Type::kAck, .sequence = 4}));
+  SubscriptionOptions options;
+  options.filter.type = "order.*";
+  write("options", 2, EncodeSubscriptionOptions(options));
+  std::string run;
+  for (const StateRecord& r : EncodeCheckpoint(Sample(12), 256)) {
+    const std::string encoded = EncodeStateRecord(r);
+    run.push_back(static_cast<char>(encoded.size() & 0xff));
+    run.push_back(static_cast<char>(encoded.size() >> 8));
+    run += encoded;
+  }
+  write("checkpoint", 3, run);
 }
 
 }  // namespace

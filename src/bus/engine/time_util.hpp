@@ -1,6 +1,7 @@
 // Conversions between BusTime and the microseconds since the epoch the logs store.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -12,8 +13,16 @@ inline std::int64_t ToMicros(BusTime t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
 }
 
+// Saturates at BusTime's range (about ±292 years around 1970 in nanoseconds): the value comes
+// from disk, where a damaged record must not overflow (undefined behaviour) on the way in.
 inline BusTime FromMicros(std::int64_t us) {
-  return BusTime(std::chrono::duration_cast<BusTime::duration>(std::chrono::microseconds(us)));
+  using Micros = std::chrono::microseconds;
+  constexpr std::int64_t kMax =
+      std::chrono::duration_cast<Micros>(BusTime::duration::max()).count();
+  constexpr std::int64_t kMin =
+      std::chrono::duration_cast<Micros>(BusTime::duration::min()).count();
+  const Micros clamped(std::clamp(us, kMin, kMax));
+  return BusTime(std::chrono::duration_cast<BusTime::duration>(clamped));
 }
 
 }  // namespace ferry::bus
