@@ -419,7 +419,8 @@ class Node {
   asio::steady_timer watch_timer_;
   asio::steady_timer drain_timer_;
   asio::steady_timer resolve_timer_;
-  upstream::SystemResolver resolver_;
+  // A name that stops resolving keeps its last addresses (see LastGoodResolver).
+  upstream::LastGoodResolver resolver_{std::make_shared<upstream::SystemResolver>()};
   std::shared_ptr<const proxy::Snapshot> snapshot_;
   std::shared_ptr<const proxy::FilterChain> filters_;
   std::shared_ptr<observability::AccessLogSink> access_log_;

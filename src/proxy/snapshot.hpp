@@ -45,7 +45,8 @@ struct Snapshot {
 
 // Resolves every endpoint (blocking: call off the event loops) into plans. A name that does
 // not resolve leaves its service with the endpoints that did, and is logged; the service
-// answers 503 while it has none.
+// answers 503 while it has none. (The node's resolver is a LastGoodResolver: a name that
+// resolved once keeps its last addresses when it stops resolving.)
 std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Config> config,
                                               upstream::Resolver& resolver, ProxyMetrics& metrics,
                                               std::uint64_t generation);

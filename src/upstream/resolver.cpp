@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -64,6 +65,19 @@ Result<std::vector<std::string>> StaticResolver::Resolve(const std::string& host
     }
   }
   return addresses;
+}
+
+Result<std::vector<std::string>> LastGoodResolver::Resolve(const std::string& host) {
+  auto answer = inner_->Resolve(host);
+  std::lock_guard lock(mu_);
+  if (answer) {
+    last_good_[host] = *answer;
+    return answer;
+  }
+  const auto known = last_good_.find(host);
+  if (answer.error().code() != ErrorCode::kUnavailable || known == last_good_.end()) return answer;
+  spdlog::warn("{}; keeping its last addresses", answer.error().message());
+  return known->second;
 }
 
 }  // namespace ferry::upstream

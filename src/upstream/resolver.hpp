@@ -2,10 +2,13 @@
 // Blocking: SystemResolver calls getaddrinfo, which can take seconds; callers run it off the
 // event loop (a resolver thread) and hand the results to workers as a new endpoint snapshot.
 // Thread safety: SystemResolver is stateless and safe from any thread; StaticResolver is safe
-// for concurrent Resolve calls only while nobody calls Set.
+// for concurrent Resolve calls only while nobody calls Set; LastGoodResolver is safe from any
+// thread if the resolver it wraps is.
 #pragma once
 
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +52,21 @@ class StaticResolver final : public Resolver {
 
  private:
   Table table_;
+};
+
+// Wraps a resolver and remembers each name's last answer: when the name fails to resolve later
+// (kUnavailable: a DNS hiccup, an unreachable server), the last answer comes back instead, with
+// a warning, so a flaky DNS server does not take a service's endpoints away — what Envoy's
+// strict DNS clusters do too. A name that never resolved still fails.
+class LastGoodResolver final : public Resolver {
+ public:
+  explicit LastGoodResolver(std::shared_ptr<Resolver> inner) : inner_(std::move(inner)) {}
+  Result<std::vector<std::string>> Resolve(const std::string& host) override;
+
+ private:
+  std::shared_ptr<Resolver> inner_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::string>> last_good_;  // host -> its last answer
 };
 
 // True if host is a literal IPv4 or IPv6 address (no brackets, no port).

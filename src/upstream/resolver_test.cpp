@@ -69,6 +69,28 @@ TEST(StaticResolver, ReturnsLiteralsAsIs) {
   EXPECT_EQ(resolver.Resolve("10.1.2.3"), Addresses{"10.1.2.3"});
 }
 
+TEST(LastGoodResolver, KeepsTheLastAnswerWhenANameStopsResolving) {
+  auto dns = std::make_shared<StaticResolver>(StaticResolver::Table{{"svc", {"10.0.0.1"}}});
+  LastGoodResolver resolver(dns);
+  EXPECT_EQ(*resolver.Resolve("svc"), std::vector<std::string>{"10.0.0.1"});
+  dns->Set("svc", {});  // the name stops resolving
+  auto kept = resolver.Resolve("svc");
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(*kept, std::vector<std::string>{"10.0.0.1"});
+  dns->Set("svc", {"10.0.0.2", "10.0.0.3"});  // a new answer replaces it
+  EXPECT_EQ(*resolver.Resolve("svc"), (std::vector<std::string>{"10.0.0.2", "10.0.0.3"}));
+  dns->Set("svc", {});
+  EXPECT_EQ(*resolver.Resolve("svc"), (std::vector<std::string>{"10.0.0.2", "10.0.0.3"}));
+}
+
+TEST(LastGoodResolver, ANameThatNeverResolvedStillFails) {
+  LastGoodResolver resolver(std::make_shared<StaticResolver>());
+  auto r = resolver.Resolve("nowhere");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(resolver.Resolve("").error().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST(IsIpLiteral, AcceptsOnlyBareAddresses) {
   EXPECT_TRUE(IsIpLiteral("10.1.2.3"));
   EXPECT_TRUE(IsIpLiteral("fe80::1"));

@@ -148,7 +148,9 @@ class BusServiceImpl final : public BusService {
   std::map<std::string, std::list<asio::steady_timer*>> waiters_;  // by Inbox::ToString()
   std::vector<std::shared_ptr<PushTarget>> push_targets_;
   // getaddrinfo blocks: push re-resolution runs here, off the bus thread (joined in Stop).
-  std::shared_ptr<upstream::Resolver> resolver_ = std::make_shared<upstream::SystemResolver>();
+  // A name that stops resolving keeps its last addresses (see upstream::LastGoodResolver).
+  std::shared_ptr<upstream::Resolver> resolver_ =
+      std::make_shared<upstream::LastGoodResolver>(std::make_shared<upstream::SystemResolver>());
   asio::thread_pool resolve_pool_{1};
   std::uint64_t maintenance_rounds_ = 0;  // retention runs every 5th round
   bool stopping_ = false;

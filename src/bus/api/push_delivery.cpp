@@ -48,7 +48,6 @@ struct BusServiceImpl::PushTarget {
   std::uint32_t in_flight = 0;                     // deliveries being pushed
   std::unique_ptr<asio::steady_timer> slot_freed;  // cancelled when a push finishes
   // Re-resolution: only for a service with a host name; one round at a time.
-  std::map<std::string, std::vector<std::string>> last_good;  // host -> its last answer
   bool uses_dns = false;
   bool resolving = false;
   std::chrono::steady_clock::time_point next_resolve{};
@@ -79,8 +78,7 @@ void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push) 
 }
 
 void BusServiceImpl::ApplyPushResolution(PushTarget& target, const ResolvedHosts& round) {
-  const std::vector<PushAddress> addresses =
-      CombineResolved(target.service.endpoints, round, target.last_good);
+  const std::vector<PushAddress> addresses = CombineResolved(target.service.endpoints, round);
   const bool same = addresses.size() == target.endpoints.size() &&
                     std::equal(addresses.begin(), addresses.end(), target.endpoints.begin(),
                                [](const auto& a, const auto& e) { return a.id == e->id; });

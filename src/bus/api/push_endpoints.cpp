@@ -22,16 +22,13 @@ ResolvedHosts ResolveHosts(upstream::Resolver& resolver,
   return out;
 }
 
-std::vector<PushAddress> CombineResolved(
-    const std::vector<config::Address>& endpoints, const ResolvedHosts& round,
-    std::map<std::string, std::vector<std::string>>& last_good) {
+std::vector<PushAddress> CombineResolved(const std::vector<config::Address>& endpoints,
+                                         const ResolvedHosts& round) {
   std::vector<PushAddress> out;
   for (std::size_t i = 0; i < endpoints.size() && i < round.size(); ++i) {
     const config::Address& a = endpoints[i];
-    if (round[i]) last_good[a.host] = *round[i];
-    const auto known = last_good.find(a.host);
-    if (known == last_good.end()) continue;  // never resolved yet
-    for (const std::string& ip : known->second) {
+    if (!round[i]) continue;
+    for (const std::string& ip : *round[i]) {
       std::string id = config::Address{ip, a.port}.ToString();
       if (std::any_of(out.begin(), out.end(), [&](const auto& x) { return x.id == id; })) continue;
       out.push_back({std::move(id), ip, a.port});

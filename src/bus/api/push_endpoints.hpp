@@ -1,11 +1,11 @@
 // The endpoints of a push's service and how a new DNS answer replaces them (push_delivery.cpp).
 // ResolveHosts blocks (the resolver) and runs off the bus thread; the rest is plain data work on
-// the bus thread. A host that does not resolve in a round keeps its previous addresses: a DNS
-// hiccup must not take every endpoint away (each push would fail and end in the dead letters).
+// the bus thread. The bus resolves through an upstream::LastGoodResolver, so a host that does
+// not resolve in a round keeps its previous addresses: a DNS hiccup must not take every
+// endpoint away (each push would fail and end in the dead letters).
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,11 +31,9 @@ ResolvedHosts ResolveHosts(upstream::Resolver& resolver,
                            const std::vector<config::Address>& endpoints);
 
 // The addresses a round gives, in config order, each once (two names for one address: one).
-// A host that did not resolve keeps its addresses of the last round that resolved it, kept in
-// `last_good` (by host name), which this updates.
-std::vector<PushAddress> CombineResolved(
-    const std::vector<config::Address>& endpoints, const ResolvedHosts& round,
-    std::map<std::string, std::vector<std::string>>& last_good);
+// A host that did not resolve gives none.
+std::vector<PushAddress> CombineResolved(const std::vector<config::Address>& endpoints,
+                                         const ResolvedHosts& round);
 
 // The endpoints for `addresses`, in their order: one that stays is kept as it is (its pool of
 // connections and its deliveries in flight with it), a new one comes from make(address), and

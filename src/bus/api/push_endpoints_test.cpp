@@ -30,29 +30,29 @@ std::vector<std::shared_ptr<FakeEndpoint>> Merge(
 TEST(PushEndpointsTest, ResolvesEachNameInConfigOrderWithoutDuplicates) {
   upstream::StaticResolver resolver({{"a.svc", {"10.0.0.1", "10.0.0.2"}}, {"b.svc", {"10.0.0.2"}}});
   const std::vector<config::Address> endpoints{{"a.svc", 80}, {"b.svc", 80}, {"b.svc", 81}};
-  std::map<std::string, std::vector<std::string>> last;
-  const auto got = CombineResolved(endpoints, ResolveHosts(resolver, endpoints), last);
+  const auto got = CombineResolved(endpoints, ResolveHosts(resolver, endpoints));
   EXPECT_EQ(Ids(got), (std::vector<std::string>{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.2:81"}));
   EXPECT_EQ(got[2].ip, "10.0.0.2");
   EXPECT_EQ(got[2].port, 81);
 }
 
 TEST(PushEndpointsTest, ANameThatFailsToResolveKeepsItsLastAddresses) {
-  upstream::StaticResolver resolver({{"a.svc", {"10.0.0.1"}}, {"b.svc", {"10.0.0.9"}}});
+  // As the bus resolves: through a LastGoodResolver.
+  auto dns = std::make_shared<upstream::StaticResolver>(
+      upstream::StaticResolver::Table{{"a.svc", {"10.0.0.1"}}, {"b.svc", {"10.0.0.9"}}});
+  upstream::LastGoodResolver resolver(dns);
   const std::vector<config::Address> endpoints{{"a.svc", 80}, {"b.svc", 80}};
-  std::map<std::string, std::vector<std::string>> last;
-  (void)CombineResolved(endpoints, ResolveHosts(resolver, endpoints), last);
-  resolver.Set("a.svc", {});  // no answer this round
-  resolver.Set("b.svc", {"10.0.0.8"});
-  const auto got = CombineResolved(endpoints, ResolveHosts(resolver, endpoints), last);
+  (void)CombineResolved(endpoints, ResolveHosts(resolver, endpoints));
+  dns->Set("a.svc", {});  // no answer this round
+  dns->Set("b.svc", {"10.0.0.8"});
+  const auto got = CombineResolved(endpoints, ResolveHosts(resolver, endpoints));
   EXPECT_EQ(Ids(got), (std::vector<std::string>{"10.0.0.1:80", "10.0.0.8:80"}));
 }
 
 TEST(PushEndpointsTest, ANameNeverResolvedGivesNoEndpoint) {
   upstream::StaticResolver resolver(upstream::StaticResolver::Table{{"a.svc", {"10.0.0.1"}}});
   const std::vector<config::Address> endpoints{{"gone.svc", 80}, {"a.svc", 80}};
-  std::map<std::string, std::vector<std::string>> last;
-  const auto got = CombineResolved(endpoints, ResolveHosts(resolver, endpoints), last);
+  const auto got = CombineResolved(endpoints, ResolveHosts(resolver, endpoints));
   EXPECT_EQ(Ids(got), (std::vector<std::string>{"10.0.0.1:80"}));
 }
 
