@@ -25,8 +25,8 @@
 
 namespace ferry::bus {
 
-// Every ENOSPC error the broker returns has a message starting with this.
-inline constexpr std::string_view kNoSpaceMessage = "no space left on device";
+// Every ENOSPC error the broker returns has a message starting with kNoSpaceMessage (the
+// log's, log_options.hpp).
 // True for a full disk (answer 507), false for other errors, including size limits.
 bool IsNoSpace(const Error& error);
 

@@ -1,7 +1,5 @@
 #include "bus/engine/durable_log.hpp"
 
-#include <fmt/format.h>
-
 #include "bus/engine/broker.hpp"
 
 namespace ferry::bus {
@@ -42,15 +40,8 @@ DurableLog::~DurableLog() {
 }
 
 Result<std::uint64_t> DurableLog::Append(std::string_view payload, std::uint32_t flags) {
-  const std::uint64_t no_space_before = log_->stats().no_space_errors;
   auto seq = log_->Append(payload, flags);
-  if (!seq) {
-    if (log_->stats().no_space_errors != no_space_before) {
-      return Fail(ErrorCode::kResourceExhausted,
-                  fmt::format("{}: {}", kNoSpaceMessage, seq.error().message()));
-    }
-    return seq;
-  }
+  if (!seq) return seq;  // ENOSPC comes with the log's kNoSpaceMessage
   // kInterval acknowledges at once; the listener only fires on the timed fsync.
   if (log_->acknowledged_sequence() >= *seq) SchedulePump();
   return seq;

@@ -1,7 +1,6 @@
 // A bus Log as the single-threaded engine uses it: appends from the bus thread, and
 // completions ("this sequence is acknowledged", "the watermark moved") delivered back on the
 // bus thread through the PostFn, never from inside the call that asked for them.
-// ENOSPC from the log is re-reported with kNoSpaceMessage (see broker.hpp).
 // Threading: bus thread only, except the log's listener, which only posts.
 #pragma once
 

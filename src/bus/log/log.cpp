@@ -83,12 +83,14 @@ Result<std::uint64_t> Log::Append(std::string_view payload, std::uint32_t flags,
       return tl::unexpected(ClosedError());
     }
     ++stats_.no_space_errors;
+    const Error no_space(ErrorCode::kResourceExhausted,
+                         fmt::format("{}: {}", kNoSpaceMessage, r.error().message()));
     // Disk full: cut the partial frame off so nothing after it is misread, and stay open.
     if (auto t = active_->Truncate(offset); !t) {
       FailLocked(t.error());
       return tl::unexpected(ClosedError());
     }
-    return tl::unexpected(r.error());
+    return tl::unexpected(no_space);
   }
   segments_.rbegin()->second->AddRecord(sequence, offset, frame, timestamp);
   total_bytes_ += frame;

@@ -151,6 +151,7 @@ TEST_F(LogDurabilityTest, NoSpaceIsResourceExhaustedAndKeepsEarlierRecords) {
   auto r = log->Append(Payload(4));
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_TRUE(r.error().message().starts_with(kNoSpaceMessage)) << r.error().message();
   EXPECT_EQ(log->stats().no_space_errors, 1u);
   EXPECT_TRUE(log->status().has_value());  // still open
   EXPECT_EQ(*fs_->FileSize("/log/00000000000000000001.seg"), log->total_bytes());

@@ -5,9 +5,14 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferry::bus {
+
+// An append that failed on a full disk (ENOSPC) answers kResourceExhausted with a message
+// starting with this; the other kResourceExhausted (size limits) do not.
+inline constexpr std::string_view kNoSpaceMessage = "no space left on device";
 
 enum class Durability {
   // Group commit (the default): an append is acknowledged only once an fsync that covers it has
