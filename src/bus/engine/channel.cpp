@@ -16,6 +16,10 @@ Result<std::unique_ptr<Channel>> Channel::Open(std::shared_ptr<FileSystem> fs,
   auto log = DurableLog::Open(std::move(fs), std::move(log_options), env.post);
   if (!log) return tl::unexpected(log.error());
   std::unique_ptr<Channel> self(new Channel(std::move(*log), storage, std::move(env)));
+  self->log_->SetRejectHook([raw = self.get()](std::uint64_t first, std::uint64_t last) {
+    raw->dedupe_.ForgetFrom(first);
+    raw->published_ -= std::min(raw->published_, last - first + 1);
+  });
   if (auto r = self->dedupe_.Rebuild(self->log_->log(), self->env_.clock()); !r) {
     return tl::unexpected(r.error());
   }

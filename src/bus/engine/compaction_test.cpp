@@ -470,7 +470,7 @@ bool CompactingCrashRound(std::uint64_t seed, std::uint64_t* checkpoints) {
                        [&publish_acked, id](Result<PublishResult> r) {
                          if (r) publish_acked.insert(id);
                        });
-    if (i == 20) fs->ArmCrashAfter(1 + rng() % 300);
+    if (i == 20) fs->ArmCrashAfter(1 + rng() % 150);
     if (rng() % 3 == 0) h.posts.Await([] { return false; }, 1ms);
     auto got = h.broker().Receive(kQ, 3);
     if (!got) continue;

@@ -41,6 +41,16 @@ void DedupeIndex::Insert(const std::string& id, std::uint64_t sequence, BusTime 
   by_time_.push_back({published_at, id, sequence});
 }
 
+void DedupeIndex::ForgetFrom(std::uint64_t first) {
+  // Inserted in sequence order, so they are the newest entries.
+  while (!by_time_.empty() && by_time_.back().sequence >= first) {
+    const Entry& newest = by_time_.back();
+    auto it = ids_.find(newest.id);
+    if (it != ids_.end() && it->second == newest.sequence) ids_.erase(it);
+    by_time_.pop_back();
+  }
+}
+
 void DedupeIndex::Expire(BusTime now) {
   while (!by_time_.empty() && by_time_.front().time + window_ <= now) {
     const Entry& oldest = by_time_.front();

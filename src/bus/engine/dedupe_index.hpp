@@ -23,6 +23,9 @@ class DedupeIndex {
   // The original's sequence if `id` was published within the window before `now`.
   std::optional<std::uint64_t> Find(const std::string& id, BusTime now);
   void Insert(const std::string& id, std::uint64_t sequence, BusTime published_at);
+  // Forgets the ids of sequences `first` and later (records the log dropped on a full disk:
+  // a retry must be stored, not answered as a duplicate of nothing).
+  void ForgetFrom(std::uint64_t first);
   std::size_t size() const { return ids_.size(); }
 
  private:

@@ -13,6 +13,7 @@ struct DurableLog::Shared {
 
 Result<std::unique_ptr<DurableLog>> DurableLog::Open(std::shared_ptr<FileSystem> fs,
                                                      LogOptions options, PostFn post) {
+  options.coalesce_writes = true;  // the pump flushes once per loop turn
   auto log = Log::Open(std::move(fs), std::move(options));
   if (!log) return tl::unexpected(log.error());
   std::unique_ptr<DurableLog> self(new DurableLog(std::move(*log), std::move(post)));
@@ -23,6 +24,10 @@ Result<std::unique_ptr<DurableLog>> DurableLog::Open(std::shared_ptr<FileSystem>
           shared->scheduled = false;
           if (shared->owner != nullptr) shared->owner->Pump();
         });
+      });
+  self->log_->SetRejectListener(
+      [raw = self.get()](std::uint64_t first, std::uint64_t last, const Error& error) {
+        raw->Reject(first, last, error);
       });
   return self;
 }
@@ -35,6 +40,7 @@ DurableLog::DurableLog(std::unique_ptr<Log> log, PostFn post)
 
 DurableLog::~DurableLog() {
   log_->SetDurableListener(nullptr);
+  log_->SetRejectListener(nullptr);
   shared_->owner = nullptr;
   (void)log_->Close();
 }
@@ -42,9 +48,22 @@ DurableLog::~DurableLog() {
 Result<std::uint64_t> DurableLog::Append(std::string_view payload, std::uint32_t flags) {
   auto seq = log_->Append(payload, flags);
   if (!seq) return seq;  // ENOSPC comes with the log's kNoSpaceMessage
-  // kInterval acknowledges at once; the listener only fires on the timed fsync.
-  if (log_->acknowledged_sequence() >= *seq) SchedulePump();
+  SchedulePump();        // which writes it
   return seq;
+}
+
+void DurableLog::Reject(std::uint64_t first, std::uint64_t last, const Error& error) {
+  std::vector<Done> failed;
+  for (auto* parked : {&parked_, &parked_durable_}) {
+    for (auto it = parked->lower_bound(first); it != parked->end(); it = parked->erase(it)) {
+      failed.push_back(std::move(it->second));
+    }
+  }
+  if (reject_hook_) reject_hook_(first, last);
+  if (failed.empty()) return;
+  post_([failed = std::move(failed), error]() mutable {
+    for (Done& done : failed) done(tl::unexpected(error));
+  });
 }
 
 void DurableLog::WhenAcknowledged(std::uint64_t sequence, Done done) {
@@ -87,6 +106,9 @@ void DurableLog::Release(std::multimap<std::uint64_t, Done>& parked, std::uint64
 }
 
 void DurableLog::Pump() {
+  // A full disk fails the waiters of what the write held (Reject); any other error failed
+  // the log closed, which the status below carries to every waiter.
+  (void)log_->Flush();
   const std::uint64_t acked = log_->acknowledged_sequence();
   const Result<void> status = log_->status();
   Release(parked_, acked, status);

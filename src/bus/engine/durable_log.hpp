@@ -1,6 +1,10 @@
 // A bus Log as the single-threaded engine uses it: appends from the bus thread, and
 // completions ("this sequence is acknowledged", "the watermark moved") delivered back on the
 // bus thread through the PostFn, never from inside the call that asked for them.
+// Writes are coalesced (LogOptions::coalesce_writes): appends are buffered and the posted
+// pump writes them all with one write(2) before it runs the waiters, so the publishes and
+// state changes of one event-loop turn share a write. A full disk at that write fails every
+// waiter of the records it held (and tells the reject hook); the log stays open.
 // Threading: bus thread only, except the log's listener, which only posts.
 #pragma once
 
@@ -35,6 +39,12 @@ class DurableLog {
   void WhenDurable(std::uint64_t sequence, Done done);
   // Called on the bus thread after the acknowledged watermark moved.
   void SetAdvanceHook(std::function<void()> hook) { hook_ = std::move(hook); }
+  // Called on the bus thread, inside the call that flushed, when records first..last were
+  // dropped for lack of space (their sequences will be given out again): a de-dup index
+  // forgets them. Must not append.
+  void SetRejectHook(std::function<void(std::uint64_t first, std::uint64_t last)> hook) {
+    reject_hook_ = std::move(hook);
+  }
 
   Log& log() { return *log_; }
   const Log& log() const { return *log_; }
@@ -46,6 +56,8 @@ class DurableLog {
   DurableLog(std::unique_ptr<Log> log, PostFn post);
   void SchedulePump();
   void Pump();
+  // The log dropped first..: their waiters fail (posted), before the sequences come back.
+  void Reject(std::uint64_t first, std::uint64_t last, const Error& error);
   // Runs the waiters of `parked` at or below `watermark`, and with the log's error all of them
   // once it failed.
   static void Release(std::multimap<std::uint64_t, Done>& parked, std::uint64_t watermark,
@@ -58,6 +70,7 @@ class DurableLog {
   std::multimap<std::uint64_t, Done> parked_durable_;  // until fsynced
   std::uint64_t pumped_ = 0;                           // watermark the hook last saw
   std::function<void()> hook_;
+  std::function<void(std::uint64_t, std::uint64_t)> reject_hook_;
 };
 
 }  // namespace ferry::bus

@@ -264,6 +264,37 @@ TEST(QueueDurabilityTest, FullDiskIsNoSpaceAndKeepsWhatIsStored) {
   EXPECT_EQ(got[0].message.data, "kept");
 }
 
+// Publishes of one loop turn share a write: when the disk is full at that write, each fails,
+// and the de-dup index forgets their ids, so a retry is stored rather than answered as a
+// duplicate of a message that never was.
+TEST(QueueDurabilityTest, FullDiskAtTheSharedWriteFailsEachPublishAndForgetsItsId) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  Harness h(fs);
+  ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
+  h.MustPublish("q", Msg("kept", "", "k"));
+  fs->SetSpaceLimit(0);
+  std::vector<Result<PublishResult>> answers;
+  for (const char* id : {"a", "b", "a"}) {
+    h.broker().Publish(Destination::Queue("q"), Msg(std::string("data-") + id, "", id),
+                       [&](Result<PublishResult> r) { answers.push_back(std::move(r)); });
+  }
+  ASSERT_TRUE(h.posts.Await([&] { return answers.size() == 3; }));
+  for (const auto& r : answers) {
+    ASSERT_FALSE(r.has_value());
+    EXPECT_TRUE(IsNoSpace(r.error())) << r.error().message();
+  }
+  EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.published, 1u);
+  fs->SetSpaceLimit(std::nullopt);
+  auto again = h.Publish(Destination::Queue("q"), Msg("data-a", "", "a"));
+  ASSERT_TRUE(again.has_value()) << again.error().message();
+  EXPECT_FALSE(again->duplicate);
+  EXPECT_EQ(again->sequence, 2u);  // the sequence the failed write held, given out again
+  auto got = h.Receive(kQ);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].message.data, "kept");
+  EXPECT_EQ(got[1].message.data, "data-a");
+}
+
 // A nack whose state record cannot be written (here the one that dead-letters the message)
 // must fail: reported done, the dead-lettering would be lost on restart.
 TEST(QueueDurabilityTest, NackThatCannotBeRecordedFails) {

@@ -67,53 +67,134 @@ Result<std::uint64_t> Log::Append(std::string_view payload, std::uint32_t flags,
                 fmt::format("log {} is full ({} of {} bytes)", options_.dir, total_bytes_,
                             options_.max_total_bytes));
   }
-  if (!active_ || (active_->Size() > 0 && active_->Size() + frame > options_.segment_bytes)) {
-    if (auto r = RollLocked(); !r) return tl::unexpected(r.error());
+  Flushed flushed;
+  const auto fail = [&](const Error& error) -> Result<std::uint64_t> {
+    lock.unlock();
+    DeliverFlushed(flushed);
+    return tl::unexpected(error);
+  };
+  const std::uint64_t active_size = active_ ? active_->Size() + buffer_.size() : 0;
+  if (!active_ || (active_size > 0 && active_size + frame > options_.segment_bytes)) {
+    // What is buffered belongs to the segment being closed.
+    if (auto r = FlushLocked(flushed); !r) return fail(r.error());
+    if (auto r = RollLocked(); !r) return fail(r.error());
   }
-  const std::uint64_t sequence = next_sequence_;
+  const std::uint64_t sequence = next_sequence_++;
   const std::int64_t timestamp = options_.clock_us();
-  scratch_.clear();
+  buffered_.push_back({.sequence = sequence,
+                       .offset = active_->Size() + buffer_.size(),
+                       .frame_bytes = frame,
+                       .timestamp_us = timestamp});
   EncodeRecord({.sequence = sequence, .timestamp_us = timestamp, .flags = flags}, payload,
-               &scratch_);
-  const std::uint64_t offset = active_->Size();
-  if (auto r = active_->Append(scratch_); !r) {
-    if (r.error().code() != ErrorCode::kResourceExhausted) {
-      ++stats_.write_errors;
-      FailLocked(r.error());
-      return tl::unexpected(ClosedError());
-    }
-    ++stats_.no_space_errors;
-    const Error no_space(ErrorCode::kResourceExhausted,
-                         fmt::format("{}: {}", kNoSpaceMessage, r.error().message()));
-    // Disk full: cut the partial frame off so nothing after it is misread, and stay open.
-    if (auto t = active_->Truncate(offset); !t) {
-      FailLocked(t.error());
-      return tl::unexpected(ClosedError());
-    }
-    return tl::unexpected(no_space);
-  }
-  segments_.rbegin()->second->AddRecord(sequence, offset, frame, timestamp);
+               &buffer_);
   total_bytes_ += frame;
-  ++next_sequence_;
-  written_sequence_ = sequence;
   ++stats_.appends;
   stats_.appended_bytes += frame;
-  if (options_.durability == Durability::kBatch) {
-    if (on_ack) pending_acks_.emplace_back(sequence, std::move(on_ack));
-    lock.unlock();
-    sync_cv_.notify_one();
-  } else {
-    lock.unlock();
-    if (on_ack) on_ack(sequence);
+  const bool has_ack = static_cast<bool>(on_ack);
+  if (has_ack) buffered_acks_.emplace_back(sequence, std::move(on_ack));
+  if (!options_.coalesce_writes || buffer_.size() >= kMaxBufferedBytes) {
+    if (auto r = FlushLocked(flushed); !r) {
+      // This record failed with the rest; its caller hears it from the result, not the ack.
+      if (has_ack && !flushed.rejected_acks.empty()) flushed.rejected_acks.pop_back();
+      return fail(r.error());
+    }
   }
+  lock.unlock();
+  DeliverFlushed(flushed);
   return sequence;
 }
 
+Result<void> Log::FlushLocked(Flushed& out) {
+  if (buffered_.empty()) return Ok();
+  const std::uint64_t start = buffered_.front().offset;
+  const std::uint64_t first = buffered_.front().sequence;
+  const std::uint64_t last = buffered_.back().sequence;
+  const auto written = active_->Append(buffer_);
+  if (written) {
+    Segment& segment = *segments_.rbegin()->second;
+    for (const Buffered& b : buffered_) {
+      segment.AddRecord(b.sequence, b.offset, b.frame_bytes, b.timestamp_us);
+    }
+    written_sequence_ = last;
+    if (options_.durability == Durability::kBatch) {
+      for (auto& ack : buffered_acks_) pending_acks_.push_back(std::move(ack));
+      sync_cv_.notify_one();
+    } else {
+      out.acks = std::move(buffered_acks_);
+    }
+    buffered_acks_.clear();
+    buffer_.clear();
+    if (buffer_.capacity() > 2 * kMaxBufferedBytes) std::string().swap(buffer_);  // a huge record
+    buffered_.clear();
+    return Ok();
+  }
+  // None of it counts: cut back whatever part reached the file, and give the sequences out
+  // again (nobody was told of them).
+  for (auto& [sequence, ack] : buffered_acks_) out.rejected_acks.push_back(std::move(ack));
+  buffered_acks_.clear();
+  const std::uint64_t records = buffered_.size();
+  const std::uint64_t bytes = buffer_.size();
+  buffer_.clear();
+  buffered_.clear();
+  next_sequence_ = first;
+  total_bytes_ -= bytes;
+  stats_.appends -= records;
+  stats_.appended_bytes -= bytes;
+  if (written.error().code() != ErrorCode::kResourceExhausted) {
+    ++stats_.write_errors;
+    FailLocked(written.error());
+    out.rejection = ClosedError();
+    return tl::unexpected(ClosedError());
+  }
+  stats_.no_space_errors += records;
+  const Error no_space(ErrorCode::kResourceExhausted,
+                       fmt::format("{}: {}", kNoSpaceMessage, written.error().message()));
+  // Disk full: cut the partial frames off so nothing after them is misread, and stay open.
+  if (auto t = active_->Truncate(start); !t) {
+    FailLocked(t.error());
+    out.rejection = ClosedError();
+    return tl::unexpected(ClosedError());
+  }
+  out.rejection = no_space;
+  out.rejected_first = first;
+  out.rejected_last = last;
+  out.listener = reject_listener_;
+  return tl::unexpected(no_space);
+}
+
+void Log::DeliverFlushed(Flushed& out) {
+  for (auto& [sequence, ack] : out.acks) ack(sequence);
+  if (!out.rejection) return;
+  for (auto& ack : out.rejected_acks) ack(tl::unexpected(*out.rejection));
+  if (out.rejected_first != 0 && out.listener) {
+    out.listener(out.rejected_first, out.rejected_last, *out.rejection);
+  }
+}
+
+Result<void> Log::Flush() {
+  Flushed flushed;
+  Result<void> r = Ok();
+  {
+    std::lock_guard lock(mu_);
+    if (closed_ || failure_) return tl::unexpected(ClosedError());
+    r = FlushLocked(flushed);
+  }
+  DeliverFlushed(flushed);
+  return r;
+}
+
 Result<void> Log::Roll() {
-  std::lock_guard lock(mu_);
-  if (closing_ || failure_) return tl::unexpected(ClosedError());
-  if (!active_ || active_->Size() == 0) return Ok();
-  return RollLocked();
+  Flushed flushed;
+  Result<void> r = Ok();
+  {
+    std::lock_guard lock(mu_);
+    if (closing_ || failure_) return tl::unexpected(ClosedError());
+    if (!active_ || active_->Size() + buffer_.size() == 0) return Ok();
+    r = FlushLocked(flushed);
+    if (r) r = RollLocked();
+  }
+  DeliverFlushed(flushed);
+  return r;
 }
 
 Result<void> Log::RollLocked() {
@@ -239,6 +320,11 @@ void Log::DeliverFailure(std::unique_lock<std::mutex>& lock) {
   failure_delivered_ = true;
   auto acks = std::move(pending_acks_);
   pending_acks_.clear();
+  // Buffered records will never be written either.
+  for (auto& ack : buffered_acks_) acks.push_back(std::move(ack));
+  buffered_acks_.clear();
+  buffer_.clear();
+  buffered_.clear();
   const Error error = *failure_;
   const DurableListener listener = durable_listener_;
   const std::uint64_t durable = durable_sequence_;
@@ -250,6 +336,14 @@ void Log::DeliverFailure(std::unique_lock<std::mutex>& lock) {
 }
 
 Result<void> Log::WaitDurable(std::uint64_t sequence) {
+  bool buffered = false;
+  {
+    std::lock_guard lock(mu_);
+    buffered = !buffered_.empty() && sequence >= buffered_.front().sequence;
+  }
+  if (buffered) {
+    if (auto r = Flush(); !r) return r;
+  }
   std::unique_lock lock(mu_);
   if (sequence > written_sequence_) {
     return Fail(ErrorCode::kInvalidArgument, fmt::format("sequence {} not written", sequence));
@@ -260,6 +354,7 @@ Result<void> Log::WaitDurable(std::uint64_t sequence) {
 }
 
 Result<void> Log::Sync() {
+  if (auto r = Flush(); !r) return r;
   std::unique_lock lock(mu_);
   if (closing_ || failure_) return tl::unexpected(ClosedError());
   const std::uint64_t target = written_sequence_;
@@ -277,12 +372,22 @@ void Log::SetDurableListener(DurableListener listener) {
   durable_listener_ = std::move(listener);
 }
 
+void Log::SetRejectListener(RejectListener listener) {
+  std::lock_guard lock(mu_);
+  reject_listener_ = std::move(listener);
+}
+
 Result<void> Log::Close() {
+  Flushed flushed;
   {
     std::lock_guard lock(mu_);
     if (closed_) return failure_ ? Result<void>(tl::unexpected(*failure_)) : Ok();
+    // What is buffered is written, and the sync thread's last round makes it durable. A full
+    // disk rejects it (reported as usual); that does not fail the close.
+    if (!failure_ && !closing_) (void)FlushLocked(flushed);
     closing_ = true;
   }
+  DeliverFlushed(flushed);
   sync_cv_.notify_all();
   if (sync_thread_.joinable()) sync_thread_.join();
   std::lock_guard lock(mu_);
@@ -300,12 +405,12 @@ std::uint64_t Log::first_sequence() const {
   for (const auto& [base, segment] : segments_) {
     if (segment->records() > 0) return base;
   }
-  return next_sequence_;
+  return buffered_.empty() ? next_sequence_ : buffered_.front().sequence;
 }
 
 std::uint64_t Log::last_sequence() const {
   std::lock_guard lock(mu_);
-  return written_sequence_;
+  return buffered_.empty() ? written_sequence_ : buffered_.back().sequence;
 }
 
 std::uint64_t Log::durable_sequence() const {

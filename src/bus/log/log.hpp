@@ -7,7 +7,8 @@
 // sync thread that does group commit (kBatch) or the timed fsync (kInterval). Readers
 // (LogReader) may run on any thread, alongside appends and retention.
 //
-// Acknowledgement. Append returns the record's sequence once it is written. It is
+// Acknowledgement. Append returns the record's sequence once it is written (or, with
+// LogOptions::coalesce_writes, buffered: then it is written by the next Flush). It is
 // acknowledged once durable (kBatch) or at once (kInterval): the AckCallback of Append, the
 // DurableListener (the durable watermark after each fsync) and WaitDurable report that.
 // Callbacks run on the sync thread and must not block or call Close; an event loop posts
@@ -15,8 +16,9 @@
 //
 // Errors. After a failed fsync or write the log fails closed: the fsync is never retried, and
 // every later Append, ack and WaitDurable is kIo. ENOSPC is kResourceExhausted and rolls the
-// partial write back; the log stays open. Records over max_record_bytes or past
-// max_total_bytes are kResourceExhausted.
+// partial write back; the log stays open (buffered records the write held are dropped and
+// reported to the RejectListener). Records over max_record_bytes or past max_total_bytes are
+// kResourceExhausted.
 #pragma once
 
 #include <condition_variable>
@@ -49,6 +51,14 @@ class Log {
   // Called after each fsync round with the new durable watermark (every sequence up to it is
   // on disk), or once with the error that failed the log closed.
   using DurableListener = std::function<void(std::uint64_t durable, const Result<void>& status)>;
+  // Called when buffered records (coalesce_writes) could not be written for lack of space:
+  // sequences first..last are dropped and will be given out again. Runs on the thread whose
+  // call flushed, without the log's lock, before that call returns (see Flush).
+  using RejectListener =
+      std::function<void(std::uint64_t first, std::uint64_t last, const Error& error)>;
+
+  // With coalesce_writes, Append flushes by itself once this many bytes are buffered.
+  static constexpr std::size_t kMaxBufferedBytes = 256 * 1024;
 
   // Opens (creating if needed) the log in options.dir and recovers it: every segment is
   // scanned, a torn tail of the last one is cut off, damage elsewhere is reported (see
@@ -61,17 +71,27 @@ class Log {
   Log& operator=(const Log&) = delete;
   ~Log();  // Close()
 
-  // Appends a record; returns its sequence. Not yet acknowledged in kBatch mode.
+  // Appends a record; returns its sequence. Not yet acknowledged in kBatch mode, nor while
+  // buffered (coalesce_writes).
   Result<std::uint64_t> Append(std::string_view payload, std::uint32_t flags = 0);
   // Appends a record and calls `on_ack` once it is acknowledged: on the sync thread after the
-  // fsync (kBatch), or before returning (kInterval). Not called if Append itself fails.
+  // fsync (kBatch), or once written (kInterval: before Append returns, or in the Flush that
+  // writes it). Not called if Append itself fails; called with the error if the record is
+  // rejected at its flush.
   Result<std::uint64_t> Append(std::string_view payload, std::uint32_t flags, AckCallback on_ack);
+  // Writes the buffered records (coalesce_writes; without it there never are any) with one
+  // write. A full disk (ENOSPC) drops them all again: the file is cut back to where they
+  // began, their sequences are given out anew, the RejectListener and their acks hear of it,
+  // and the result is kResourceExhausted (kNoSpaceMessage). Any other error fails the log
+  // closed. Sync, WaitDurable, Roll and Close flush first.
+  Result<void> Flush();
   // Blocks until `sequence` is durable (in both modes). Not for event-loop threads.
   Result<void> WaitDurable(std::uint64_t sequence);
   // Starts an fsync round now (kInterval does not wait for its timer) and waits for it.
   Result<void> Sync();
   // Replaces the listener; it is not called for rounds that finished before.
   void SetDurableListener(DurableListener listener);
+  void SetRejectListener(RejectListener listener);
   // Syncs what was written, stops the sync thread and fails every later call. Idempotent.
   Result<void> Close();
 
@@ -99,7 +119,7 @@ class Log {
   Result<std::optional<LogRecord>> Get(std::uint64_t sequence) const;
 
   std::uint64_t first_sequence() const;    // lowest sequence stored (next to be written if none)
-  std::uint64_t last_sequence() const;     // last sequence written (0 if none ever)
+  std::uint64_t last_sequence() const;     // last sequence appended, buffered ones too (0: none)
   std::uint64_t durable_sequence() const;  // every sequence up to this is fsynced
   std::uint64_t acknowledged_sequence() const;  // durable (kBatch) or written (kInterval)
   std::uint64_t total_bytes() const;            // bytes of all segment files
@@ -113,7 +133,18 @@ class Log {
   friend class LogReader;
 
   Log(std::shared_ptr<FileSystem> fs, LogOptions options);
-  Result<void> Recover();               // log_recovery.cpp
+  Result<void> Recover();  // log_recovery.cpp
+  // A flush's outcome that is delivered without the lock (DeliverFlushed).
+  struct Flushed {
+    std::vector<std::pair<std::uint64_t, AckCallback>> acks;  // kInterval: now written
+    std::uint64_t rejected_first = 0;  // ENOSPC: first..last dropped (0: none)
+    std::uint64_t rejected_last = 0;
+    std::optional<Error> rejection;
+    std::vector<AckCallback> rejected_acks;
+    RejectListener listener;
+  };
+  Result<void> FlushLocked(Flushed& out);
+  void DeliverFlushed(Flushed& out);
   Result<void> RollLocked();            // starts a new segment at next_sequence_
   void FailLocked(const Error& error);  // fails the log closed
   bool HasSyncWorkLocked() const;
@@ -146,7 +177,18 @@ class Log {
   std::deque<std::pair<std::uint64_t, AckCallback>> pending_acks_;  // kBatch, by sequence
   DurableListener durable_listener_;
   LogStats stats_;
-  std::string scratch_;  // the frame being written
+  // Appended, not yet written (coalesce_writes): the frames back to back, and each record's
+  // place in them. Without coalesce_writes they hold one record, only inside Append.
+  struct Buffered {
+    std::uint64_t sequence;
+    std::uint64_t offset;  // in the active segment
+    std::uint64_t frame_bytes;
+    std::int64_t timestamp_us;
+  };
+  std::string buffer_;
+  std::vector<Buffered> buffered_;
+  std::vector<std::pair<std::uint64_t, AckCallback>> buffered_acks_;
+  RejectListener reject_listener_;
   std::thread sync_thread_;
 };
 

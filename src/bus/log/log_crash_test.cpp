@@ -1,5 +1,6 @@
 // Power loss at random points, on the fault-injection file system: every acknowledged record
-// survives, nothing is duplicated, sequences stay continuous.
+// survives, nothing is duplicated, sequences stay continuous. In both durability modes, with
+// records written as they are appended and coalesced (written together by Flush).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -18,10 +19,17 @@ namespace {
 using CrashMode = FaultInjectionFileSystem::CrashMode;
 constexpr int kPerThread = 30;  // appends per thread and power cycle, at most
 
-class LogCrashTest : public ::testing::TestWithParam<Durability> {
+struct CrashParam {
+  Durability durability;
+  bool coalesce;
+};
+
+class LogCrashTest : public ::testing::TestWithParam<CrashParam> {
  protected:
+  Durability Mode() const { return GetParam().durability; }
   LogOptions Options() const {
-    LogOptions options = testing::SmallLog("/log", GetParam());
+    LogOptions options = testing::SmallLog("/log", Mode());
+    options.coalesce_writes = GetParam().coalesce;
     options.segment_bytes = 600;  // a roll every few records
     options.sync_interval = std::chrono::milliseconds(1);
     return options;
@@ -64,12 +72,18 @@ class LogCrashTest : public ::testing::TestWithParam<Durability> {
       }
     }
     std::vector<std::thread> workers;
+    std::vector<std::uint64_t> flush_every;  // coalescing: a Flush after this many appends
+    for (int t = 0; t < threads; ++t) {
+      flush_every.push_back(std::uniform_int_distribution<std::uint64_t>(1, 6)(rng));
+    }
     for (int t = 0; t < threads; ++t) {
       workers.emplace_back([&, t] {
         for (int n = 0; n < kPerThread; ++n) {
+          if (GetParam().coalesce && n % flush_every[t] == 0 && !log.Flush()) return;
           const std::string& payload = payloads[t * kPerThread + n];
           auto seq = log.Append(payload, 0, [this, payload](Result<std::uint64_t> r) {
             std::lock_guard lock(mu_);
+            if (ignore_acks_) return;
             if (r && acked_.emplace(*r, payload).second) ++acked_total_;
           });
           if (!seq) return;
@@ -83,6 +97,7 @@ class LogCrashTest : public ::testing::TestWithParam<Durability> {
   std::map<std::uint64_t, std::string> acked_;  // sequence -> payload, once acknowledged
   std::set<std::string> written_;               // every payload ever appended
   std::size_t acked_total_ = 0;                 // acknowledgements seen, over all cycles
+  bool ignore_acks_ = false;  // kInterval: acks from here on are no promise of durability
 };
 
 TEST_P(LogCrashTest, NoAcknowledgedRecordLostAtRandomCrashPoints) {
@@ -106,7 +121,7 @@ TEST_P(LogCrashTest, NoAcknowledgedRecordLostAtRandomCrashPoints) {
       const std::uint64_t first = (*log)->first_sequence();
       std::erase_if(acked_, [&](const auto& entry) { return entry.first < first; });
     }
-    if (GetParam() == Durability::kInterval) {
+    if (Mode() == Durability::kInterval) {
       // Let the timer make a few records durable first, so there is something to keep.
       auto seq = (*log)->Append(testing::Payload(iteration * 1000 + 999));
       written_.insert(testing::Payload(iteration * 1000 + 999));
@@ -116,10 +131,16 @@ TEST_P(LogCrashTest, NoAcknowledgedRecordLostAtRandomCrashPoints) {
       acked_.emplace(*seq, testing::Payload(iteration * 1000 + 999));
     }
     fs->ArmCrashAfter(1 + rng() % 200);
-    AppendUntilCrash(**log, rng, iteration);
-    // A kInterval log acknowledges before fsync, so only batch-mode acks are promises.
-    if (GetParam() == Durability::kInterval) {
+    {
       std::lock_guard lock(mu_);
+      ignore_acks_ = false;
+    }
+    AppendUntilCrash(**log, rng, iteration);
+    // A kInterval log acknowledges before fsync, so only batch-mode acks are promises (also
+    // those of records still buffered, which closing the log writes and acknowledges).
+    if (Mode() == Durability::kInterval) {
+      std::lock_guard lock(mu_);
+      ignore_acks_ = true;
       const std::uint64_t durable = (*log)->durable_sequence();
       std::erase_if(acked_, [&](const auto& entry) { return entry.first > durable; });
     }
@@ -134,9 +155,15 @@ TEST_P(LogCrashTest, NoAcknowledgedRecordLostAtRandomCrashPoints) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, LogCrashTest,
-                         ::testing::Values(Durability::kBatch, Durability::kInterval),
+                         ::testing::Values(CrashParam{Durability::kBatch, false},
+                                           CrashParam{Durability::kInterval, false},
+                                           CrashParam{Durability::kBatch, true},
+                                           CrashParam{Durability::kInterval, true}),
                          [](const auto& info) {
-                           return info.param == Durability::kBatch ? "Batch" : "Interval";
+                           return std::string(info.param.durability == Durability::kBatch
+                                                  ? "Batch"
+                                                  : "Interval") +
+                                  (info.param.coalesce ? "Coalesced" : "");
                          });
 
 }  // namespace

@@ -165,6 +165,101 @@ TEST_F(LogDurabilityTest, NoSpaceIsResourceExhaustedAndKeepsEarlierRecords) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(records[i].payload, Payload(i + 1));
 }
 
+TEST_F(LogDurabilityTest, CoalescedAppendsWaitForFlushAndAreWrittenTogether) {
+  LogOptions options = SmallLog("/log", Durability::kInterval);
+  options.sync_interval = 1h;
+  options.segment_bytes = 8u << 20;
+  options.coalesce_writes = true;
+  auto log = Open(options);
+  std::vector<std::uint64_t> acked;
+  for (int i = 1; i <= 3; ++i) {
+    auto seq = log->Append(Payload(i), 0, [&](Result<std::uint64_t> r) {
+      ASSERT_TRUE(r.has_value());
+      acked.push_back(*r);
+    });
+    ASSERT_EQ(seq, static_cast<std::uint64_t>(i));
+  }
+  const std::string segment = "/log/00000000000000000001.seg";
+  // Buffered: counted and numbered, but not written, acknowledged or readable.
+  EXPECT_TRUE(acked.empty());
+  EXPECT_EQ(log->last_sequence(), 3u);
+  EXPECT_EQ(log->first_sequence(), 1u);
+  EXPECT_EQ(log->acknowledged_sequence(), 0u);
+  EXPECT_EQ(*fs_->FileSize(segment), 0u);
+  EXPECT_TRUE(log->Read(1, 10)->empty());
+  ASSERT_TRUE(log->Flush());
+  EXPECT_EQ(acked, (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(log->acknowledged_sequence(), 3u);
+  EXPECT_EQ(*fs_->FileSize(segment), log->total_bytes());
+  EXPECT_EQ(log->Read(1, 10)->size(), 3u);
+  EXPECT_TRUE(log->Flush());  // nothing buffered: nothing to do
+
+  // Past kMaxBufferedBytes an append writes by itself.
+  const std::string big(4000, 'b');
+  std::uint64_t appended = 0;
+  while (appended < Log::kMaxBufferedBytes) {
+    ASSERT_TRUE(log->Append(big).has_value());
+    appended += big.size();
+  }
+  EXPECT_GT(*fs_->FileSize(segment), Log::kMaxBufferedBytes);
+  // Sync and Close write (and sync) what is still buffered.
+  auto last = log->Append("last");
+  ASSERT_TRUE(last.has_value());
+  ASSERT_TRUE(log->Sync());
+  EXPECT_EQ(log->durable_sequence(), *last);
+  ASSERT_TRUE(log->Append("after").has_value());
+  ASSERT_TRUE(log->Close());
+  auto reopened = Open(SmallLog("/log"));
+  const auto records = ReadAll(*reopened);
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.back().payload, "after");
+  EXPECT_EQ(records.back().sequence, *last + 1);
+}
+
+TEST_F(LogDurabilityTest, NoSpaceAtAFlushDropsWhatItHeldAndGivesTheSequencesOutAgain) {
+  LogOptions options = SmallLog("/log");
+  options.coalesce_writes = true;
+  auto log = Open(options);
+  for (int i = 1; i <= 2; ++i) AppendAcked(*log, Payload(i));
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> rejected;
+  log->SetRejectListener([&](std::uint64_t first, std::uint64_t last, const Error& error) {
+    EXPECT_TRUE(error.message().starts_with(kNoSpaceMessage)) << error.message();
+    rejected.emplace_back(first, last);
+  });
+  fs_->SetSpaceLimit(log->total_bytes() + 100);  // the first buffered frame fits, not all three
+  int failed_acks = 0;
+  for (int i = 3; i <= 5; ++i) {
+    auto seq = log->Append(Payload(i), 0, [&](Result<std::uint64_t> r) {
+      EXPECT_FALSE(r.has_value());
+      ++failed_acks;
+    });
+    ASSERT_EQ(seq, static_cast<std::uint64_t>(i));
+  }
+  auto r = log->Flush();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_TRUE(r.error().message().starts_with(kNoSpaceMessage)) << r.error().message();
+  EXPECT_EQ(rejected, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 5}}));
+  EXPECT_EQ(failed_acks, 3);
+  EXPECT_EQ(log->stats().no_space_errors, 3u);
+  EXPECT_EQ(log->stats().appends, 2u);
+  EXPECT_TRUE(log->status().has_value());  // still open
+  EXPECT_EQ(log->last_sequence(), 2u);
+  // The part that fit was cut off again.
+  EXPECT_EQ(*fs_->FileSize("/log/00000000000000000001.seg"), log->total_bytes());
+  fs_->SetSpaceLimit(std::nullopt);  // space was freed
+  EXPECT_EQ(AppendAcked(*log, Payload(6)), 3u);
+  ASSERT_TRUE(log->Close());
+  auto reopened = Open(SmallLog("/log"));
+  EXPECT_TRUE(reopened->recovery_report().corruptions.empty());
+  const auto records = ReadAll(*reopened);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].payload, Payload(1));
+  EXPECT_EQ(records[1].payload, Payload(2));
+  EXPECT_EQ(records[2].payload, Payload(6));
+  EXPECT_EQ(records[2].sequence, 3u);
+}
+
 TEST_F(LogDurabilityTest, IntervalModeAcknowledgesBeforeTheFsync) {
   LogOptions options = SmallLog("/log", Durability::kInterval);
   options.sync_interval = 1h;

@@ -53,6 +53,13 @@ struct LogOptions {
   // Called after each successful fsync round, on the log's sync thread, without the log's
   // lock: must not block or call Close.
   std::function<void(const SyncRoundInfo&)> on_sync_round;
+  // Off (the default): Append writes its record before it returns. On: appends are kept in
+  // memory and written together, with one write, by the next Flush (or when kMaxBufferedBytes
+  // have gathered, or the segment rolls). A buffered record is not written, so neither
+  // acknowledged nor readable, and a crash loses it: its owner must Flush before it tells
+  // anyone the record is stored. The bus engine flushes once per event-loop turn, so the
+  // publishes of one turn cost one write(2) (see Log::Flush for a full disk).
+  bool coalesce_writes = false;
 };
 
 // One piece of damage recovery found.
