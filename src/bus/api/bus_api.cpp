@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <cmath>
 
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
@@ -517,7 +518,22 @@ Task<ApiResponse> BusServiceImpl::ReplayDead(const Inbox& inbox, const std::stri
 
 namespace {
 
-boost::json::object InboxJson(const InboxStats& s) {
+// A rate as the stats show it: per second, to a thousandth.
+double RateValue(double per_second) { return std::round(per_second * 1000.0) / 1000.0; }
+
+// The inbox's rates; `publish` for a queue only (a topic's events are counted by the topic).
+boost::json::object RatesJson(const InboxRates& r, bool with_publish) {
+  boost::json::object o;
+  if (with_publish) o["publish"] = RateValue(r.publish);
+  o["deliver"] = RateValue(r.deliver);
+  o["redeliver"] = RateValue(r.redeliver);
+  o["ack"] = RateValue(r.ack);
+  o["nack"] = RateValue(r.nack);
+  o["dead_letter"] = RateValue(r.dead_letter);
+  return o;
+}
+
+boost::json::object InboxJson(const InboxStats& s, bool queue) {
   boost::json::object o;
   o["depth"] = s.ready + s.backlog;
   o["ready"] = s.ready;
@@ -538,6 +554,7 @@ boost::json::object InboxJson(const InboxStats& s) {
   c["duplicates"] = s.duplicates;
   c["checkpoints"] = s.checkpoints;
   o["counts"] = std::move(c);
+  o["rates"] = RatesJson(s.rates, queue);
   return o;
 }
 
@@ -561,7 +578,7 @@ std::string DurationText(BusDuration d) {
 // A subscription's entry: its inbox fields, state log and the options it runs with.
 boost::json::object SubscriptionJson(const SubscriptionStats& s,
                                      const SubscriptionOptions& options) {
-  boost::json::object o = InboxJson(s.inbox);
+  boost::json::object o = InboxJson(s.inbox, /*queue=*/false);
   o["state_log"] = LogJson(s.state);
   boost::json::object filter;  // only what it matches on; {} matches every event
   if (!options.filter.type.empty()) filter["type"] = options.filter.type;
@@ -583,7 +600,7 @@ boost::json::object SubscriptionJson(const SubscriptionStats& s,
 ApiResponse BusServiceImpl::QueueStatsJson(const std::string& queue) {
   auto s = broker_->GetQueueStats(queue);
   if (!s) return FromError(s.error());
-  boost::json::object o = InboxJson(s->inbox);
+  boost::json::object o = InboxJson(s->inbox, /*queue=*/true);
   o["name"] = queue;
   o["messages_log"] = LogJson(s->messages);
   o["state_log"] = LogJson(s->state);
@@ -597,6 +614,9 @@ ApiResponse BusServiceImpl::TopicStatsJson(const std::string& topic) {
   o["name"] = topic;
   o["published"] = s->published;
   o["duplicates"] = s->duplicates;
+  boost::json::object rates;
+  rates["publish"] = RateValue(s->publish_rate);
+  o["rates"] = std::move(rates);
   o["messages_log"] = LogJson(s->messages);
   boost::json::object subs;
   for (const auto& sub : s->subscriptions) {

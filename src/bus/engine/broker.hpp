@@ -94,6 +94,10 @@ class Broker {
   // Deletes old segments per each queue's/topic's retention (call it every few seconds).
   virtual Result<void> EnforceRetention() = 0;
 
+  // Samples the counters behind the stats' rates (per second, over the last minute). Call it
+  // about once a second; cheap (a copy of six counters per inbox, at most every 5 s).
+  virtual void SampleRates() = 0;
+
   virtual Result<QueueStats> GetQueueStats(const std::string& queue) const = 0;
   virtual Result<TopicStats> GetTopicStats(const std::string& topic) const = 0;
   // One subscription's stats, and the options it runs with now (declared or last PUT).

@@ -7,6 +7,7 @@
 #include "bus/engine/channel.hpp"
 #include "bus/engine/dedupe_index.hpp"
 #include "bus/engine/dispatcher.hpp"
+#include "bus/engine/rate_meter.hpp"
 #include "bus/log/posix_file_system.hpp"
 
 namespace ferry::bus {
@@ -32,6 +33,7 @@ struct EmbeddedBroker::Queue {
   QueueOptions options;
   std::unique_ptr<Channel> channel;  // declared first: the dispatcher reads its log
   std::unique_ptr<Dispatcher> dispatcher;
+  RateMeter<1> publish_rates{BusTime(), {}};  // of channel->published()
 };
 
 struct EmbeddedBroker::Topic {
@@ -39,6 +41,7 @@ struct EmbeddedBroker::Topic {
   std::string dir;
   std::unique_ptr<Channel> channel;
   std::map<std::string, std::unique_ptr<Dispatcher>> subscriptions;
+  RateMeter<1> publish_rates{BusTime(), {}};
 };
 
 Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Open(BrokerOptions options) {
@@ -99,6 +102,7 @@ Result<void> EmbeddedBroker::CreateQueue(const std::string& name, const QueueOpt
   const std::string dir = JoinPath(JoinPath(options_.data_dir, "queues"), name);
   auto queue = std::make_unique<Queue>();
   queue->options = options;
+  queue->publish_rates = RateMeter<1>(options_.clock(), {0});
   auto channel =
       Channel::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "messages")),
                     options.storage, {options_.clock, options_.post, rng_, options_.dedupe_window});
@@ -128,6 +132,7 @@ Result<void> EmbeddedBroker::CreateTopic(const std::string& name, const TopicOpt
   }
   auto topic = std::make_unique<Topic>();
   topic->options = options;
+  topic->publish_rates = RateMeter<1>(options_.clock(), {0});
   topic->dir = JoinPath(JoinPath(options_.data_dir, "topics"), name);
   auto channel =
       Channel::Open(options_.fs, MakeLogOptions(options_, JoinPath(topic->dir, "messages")),
@@ -347,6 +352,18 @@ Result<void> EmbeddedBroker::EnforceRetention() {
   return status;
 }
 
+void EmbeddedBroker::SampleRates() {
+  const BusTime now = options_.clock();
+  for (auto& [name, q] : queues_) {
+    q->publish_rates.Sample(now, {q->channel->published()});
+    q->dispatcher->SampleRates();
+  }
+  for (auto& [name, t] : topics_) {
+    t->publish_rates.Sample(now, {t->channel->published()});
+    for (auto& [sub, d] : t->subscriptions) d->SampleRates();
+  }
+}
+
 Result<QueueStats> EmbeddedBroker::GetQueueStats(const std::string& queue) const {
   auto it = queues_.find(queue);
   if (it == queues_.end()) return Fail(ErrorCode::kNotFound, "no queue " + queue);
@@ -355,6 +372,7 @@ Result<QueueStats> EmbeddedBroker::GetQueueStats(const std::string& queue) const
   s.inbox = q.dispatcher->Stats();
   s.inbox.published = q.channel->published();
   s.inbox.duplicates = q.channel->duplicates();
+  s.inbox.rates.publish = q.publish_rates.PerSecond(options_.clock(), {s.inbox.published})[0];
   s.messages = q.channel->log().Stats();
   s.state = q.dispatcher->state_log().Stats();
   return s;
@@ -367,6 +385,7 @@ Result<TopicStats> EmbeddedBroker::GetTopicStats(const std::string& topic) const
   TopicStats s;
   s.published = t.channel->published();
   s.duplicates = t.channel->duplicates();
+  s.publish_rate = t.publish_rates.PerSecond(options_.clock(), {s.published})[0];
   s.messages = t.channel->log().Stats();
   for (const auto& [name, d] : t.subscriptions) {
     s.subscriptions.push_back({name, d->Stats(), d->state_log().Stats()});

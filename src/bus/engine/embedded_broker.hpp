@@ -57,6 +57,7 @@ class EmbeddedBroker final : public Broker {
   std::optional<BusTime> NextWakeup() const override;
   void Tick() override;
   Result<void> EnforceRetention() override;
+  void SampleRates() override;
   Result<QueueStats> GetQueueStats(const std::string& queue) const override;
   Result<TopicStats> GetTopicStats(const std::string& topic) const override;
   Result<SubscriptionStats> GetSubscriptionStats(const std::string& topic,
