@@ -249,6 +249,10 @@ Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const
   if (!queues && n == 5 && parts[3] == "subscriptions") {
     if (m == "PUT") co_return PutSubscription(name, std::string(parts[4]), body);
     if (m == "GET") co_return SubscriptionStatsJson(name, std::string(parts[4]));
+    if (m == "DELETE") {
+      const std::string sub_name(parts[4]);
+      co_return co_await DeleteSubscription(name, sub_name);
+    }
   }
   if (inbox) {
     const std::size_t tail = n - rest;
@@ -696,6 +700,41 @@ ApiResponse BusServiceImpl::PutSubscription(const std::string& topic, const std:
   out["topic"] = topic;
   out["subscription"] = name;
   return Json(200, out);
+}
+
+Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
+                                                     const std::string& name) {
+  // One from the config would be declared again at the next start, with a fresh state.
+  if (auto t = bus_.topics.find(topic);
+      t != bus_.topics.end() && t->second.subscriptions.contains(name)) {
+    co_return ErrorReply(409, "conflict",
+                         fmt::format("subscription {}/{} is declared in the config, which would "
+                                     "declare it again at the next start: take it out of the "
+                                     "config and restart, then delete it",
+                                     topic, name));
+  }
+  const std::string key = Inbox::Subscription(topic, name).ToString();
+  const StartFn<Result<void>> start = [this, &topic, &name,
+                                       &key](std::function<void(Result<void>)> done) {
+    broker_->DeleteSubscription(topic, name, std::move(done));
+    // Long-polls on it wake up now and find it gone (404).
+    NotifyInbox(key);
+  };
+  auto deleted = co_await AwaitCallback(start);
+  if (!deleted) {
+    // A delete that failed before its commit point leaves the subscription open: serve its
+    // long-polls again.
+    if (broker_->GetSubscriptionOptions(topic, name)) {
+      WatchInbox(Inbox::Subscription(topic, name));
+    }
+    co_return FromError(deleted.error());
+  }
+  // The registry keeps a series once made: zero the gauges rather than leave its last values.
+  metrics_.depth->Get(key).Set(slot_, 0);
+  metrics_.in_flight->Get(key).Set(slot_, 0);
+  metrics_.dead_letters->Get(key).Set(slot_, 0);
+  metrics_.redeliveries->Get(key).Set(slot_, 0);
+  co_return ApiResponse{204, ""};
 }
 
 ApiResponse BusServiceImpl::ReplaySubscription(const std::string& topic, const std::string& name,

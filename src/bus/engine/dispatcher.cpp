@@ -390,6 +390,10 @@ void Dispatcher::SetReadyListener(std::function<void()> listener) {
   MaybeNotify();
 }
 
+void Dispatcher::WhenStateAcknowledged(std::function<void(Result<void>)> done) {
+  state_->WhenAcknowledged(state_->log().last_sequence(), std::move(done));
+}
+
 void Dispatcher::MaybeNotify() {
   if (!listener_ || notify_scheduled_ || ready_.empty()) return;
   notify_scheduled_ = true;

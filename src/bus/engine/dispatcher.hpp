@@ -83,6 +83,11 @@ class Dispatcher {
   void Tick();
   std::optional<BusTime> NextWakeup() const;
   void SetReadyListener(std::function<void()> listener);
+  // Runs `done` (posted) once every state record written so far is acknowledged, or with the
+  // state log's failure: from then on no settle or replay callback waits on this dispatcher,
+  // so it can be destroyed without leaving one unanswered (subscription delete). Destroy it
+  // from a task posted by `done`, not inside it: `done` runs inside the state log's pump.
+  void WhenStateAcknowledged(std::function<void(Result<void>)> done);
 
   // Lowest source sequence still needed: unsettled messages and dead letters.
   std::uint64_t ProtectedSequence() const;
