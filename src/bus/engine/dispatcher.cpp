@@ -438,8 +438,7 @@ InboxStats Dispatcher::Stats() const {
 }
 
 RateMeter<5>::Counts Dispatcher::RateCounts() const {
-  return {stats_.delivered, stats_.redelivered, stats_.acked, stats_.nacked,
-          stats_.dead_lettered};
+  return {stats_.delivered, stats_.redelivered, stats_.acked, stats_.nacked, stats_.dead_lettered};
 }
 
 void Dispatcher::SampleRates() { rates_.Sample(Now(), RateCounts()); }

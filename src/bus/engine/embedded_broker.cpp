@@ -178,9 +178,8 @@ Result<void> EmbeddedBroker::CreateTopic(const std::string& name, const TopicOpt
     auto dispatcher = OpenSubscription(*topic, sub, nullptr);
     if (!dispatcher) return tl::unexpected(dispatcher.error());
     if (!*dispatcher) {
-      spdlog::warn(
-          "bus: subscription {}/{} has no state: a crash cut its creation short; removed",
-          name, sub);
+      spdlog::warn("bus: subscription {}/{} has no state: a crash cut its creation short; removed",
+                   name, sub);
       if (auto r = RemoveTree(sub_dir); !r) spdlog::warn("bus: {}", r.error().message());
       continue;
     }
@@ -236,9 +235,8 @@ Result<void> EmbeddedBroker::CreateSubscription(const std::string& topic, const 
 void EmbeddedBroker::DeleteSubscription(const std::string& topic, const std::string& name,
                                         DoneCallback done) {
   auto fail = [&](Error error) {
-    options_.post([done = std::move(done), error = std::move(error)] {
-      done(tl::unexpected(error));
-    });
+    options_.post(
+        [done = std::move(done), error = std::move(error)] { done(tl::unexpected(error)); });
   };
   auto it = topics_.find(topic);
   if (it == topics_.end()) return fail(Error(ErrorCode::kNotFound, "no topic " + topic));
@@ -278,10 +276,10 @@ void EmbeddedBroker::FinishDelete(const std::string& topic, const std::string& n
     const bool back = reopened && *reopened;
     if (back) t.subscriptions.emplace(name, std::move(*reopened));
     spdlog::error("bus: delete of subscription {}/{}: {}", topic, name, r.error().message());
-    return done(Fail(r.error().code(),
-                     fmt::format("delete of subscription {}/{} failed, {}: {}", topic, name,
-                                 back ? "it stays" : "it is closed until the next start",
-                                 r.error().message())));
+    return done(Fail(
+        r.error().code(),
+        fmt::format("delete of subscription {}/{} failed, {}: {}", topic, name,
+                    back ? "it stays" : "it is closed until the next start", r.error().message())));
   }
   if (auto r = options_.fs->SyncDir(subs_dir); !r) {
     // The rename may not be on disk: after a crash the subscription could come back whole.
@@ -291,8 +289,7 @@ void EmbeddedBroker::FinishDelete(const std::string& topic, const std::string& n
                                                  topic, name, r.error().message())));
   }
   if (auto r = RemoveTree(trash); !r) {
-    spdlog::warn("bus: {} (deleted all the same; removed at the next start)",
-                 r.error().message());
+    spdlog::warn("bus: {} (deleted all the same; removed at the next start)", r.error().message());
   }
   spdlog::info("bus: subscription {}/{} deleted", topic, name);
   done(Ok());

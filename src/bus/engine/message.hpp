@@ -89,9 +89,9 @@ struct DeadLetter {
 
 // Per-second rates of one queue or subscription, averaged over the last minute (RateMeter).
 struct InboxRates {
-  double publish = 0;      // messages stored (queues; duplicates are not stored)
-  double deliver = 0;      // deliveries, redeliveries included
-  double redeliver = 0;    // deliveries with attempt > 1
+  double publish = 0;    // messages stored (queues; duplicates are not stored)
+  double deliver = 0;    // deliveries, redeliveries included
+  double redeliver = 0;  // deliveries with attempt > 1
   double ack = 0;
   double nack = 0;
   double dead_letter = 0;  // messages moved to the dead letters

@@ -59,8 +59,7 @@ class RateMeter {
         break;
       }
     }
-    const double seconds =
-        std::max(1.0, std::chrono::duration<double>(now - base->at).count());
+    const double seconds = std::max(1.0, std::chrono::duration<double>(now - base->at).count());
     Rates out{};
     for (std::size_t i = 0; i < N; ++i) {
       // A counter never goes down; a smaller value would be a bug, not a negative rate.
