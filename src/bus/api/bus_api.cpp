@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <cmath>
 
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
@@ -248,6 +249,10 @@ Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const
   if (!queues && n == 5 && parts[3] == "subscriptions") {
     if (m == "PUT") co_return PutSubscription(name, std::string(parts[4]), body);
     if (m == "GET") co_return SubscriptionStatsJson(name, std::string(parts[4]));
+    if (m == "DELETE") {
+      const std::string sub_name(parts[4]);
+      co_return co_await DeleteSubscription(name, sub_name);
+    }
   }
   if (inbox) {
     const std::size_t tail = n - rest;
@@ -517,7 +522,22 @@ Task<ApiResponse> BusServiceImpl::ReplayDead(const Inbox& inbox, const std::stri
 
 namespace {
 
-boost::json::object InboxJson(const InboxStats& s) {
+// A rate as the stats show it: per second, to a thousandth.
+double RateValue(double per_second) { return std::round(per_second * 1000.0) / 1000.0; }
+
+// The inbox's rates; `publish` for a queue only (a topic's events are counted by the topic).
+boost::json::object RatesJson(const InboxRates& r, bool with_publish) {
+  boost::json::object o;
+  if (with_publish) o["publish"] = RateValue(r.publish);
+  o["deliver"] = RateValue(r.deliver);
+  o["redeliver"] = RateValue(r.redeliver);
+  o["ack"] = RateValue(r.ack);
+  o["nack"] = RateValue(r.nack);
+  o["dead_letter"] = RateValue(r.dead_letter);
+  return o;
+}
+
+boost::json::object InboxJson(const InboxStats& s, bool queue) {
   boost::json::object o;
   o["depth"] = s.ready + s.backlog;
   o["ready"] = s.ready;
@@ -538,6 +558,7 @@ boost::json::object InboxJson(const InboxStats& s) {
   c["duplicates"] = s.duplicates;
   c["checkpoints"] = s.checkpoints;
   o["counts"] = std::move(c);
+  o["rates"] = RatesJson(s.rates, queue);
   return o;
 }
 
@@ -561,7 +582,7 @@ std::string DurationText(BusDuration d) {
 // A subscription's entry: its inbox fields, state log and the options it runs with.
 boost::json::object SubscriptionJson(const SubscriptionStats& s,
                                      const SubscriptionOptions& options) {
-  boost::json::object o = InboxJson(s.inbox);
+  boost::json::object o = InboxJson(s.inbox, /*queue=*/false);
   o["state_log"] = LogJson(s.state);
   boost::json::object filter;  // only what it matches on; {} matches every event
   if (!options.filter.type.empty()) filter["type"] = options.filter.type;
@@ -583,7 +604,7 @@ boost::json::object SubscriptionJson(const SubscriptionStats& s,
 ApiResponse BusServiceImpl::QueueStatsJson(const std::string& queue) {
   auto s = broker_->GetQueueStats(queue);
   if (!s) return FromError(s.error());
-  boost::json::object o = InboxJson(s->inbox);
+  boost::json::object o = InboxJson(s->inbox, /*queue=*/true);
   o["name"] = queue;
   o["messages_log"] = LogJson(s->messages);
   o["state_log"] = LogJson(s->state);
@@ -597,6 +618,9 @@ ApiResponse BusServiceImpl::TopicStatsJson(const std::string& topic) {
   o["name"] = topic;
   o["published"] = s->published;
   o["duplicates"] = s->duplicates;
+  boost::json::object rates;
+  rates["publish"] = RateValue(s->publish_rate);
+  o["rates"] = std::move(rates);
   o["messages_log"] = LogJson(s->messages);
   boost::json::object subs;
   for (const auto& sub : s->subscriptions) {
@@ -676,6 +700,41 @@ ApiResponse BusServiceImpl::PutSubscription(const std::string& topic, const std:
   out["topic"] = topic;
   out["subscription"] = name;
   return Json(200, out);
+}
+
+Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
+                                                     const std::string& name) {
+  // One from the config would be declared again at the next start, with a fresh state.
+  if (auto t = bus_.topics.find(topic);
+      t != bus_.topics.end() && t->second.subscriptions.contains(name)) {
+    co_return ErrorReply(409, "conflict",
+                         fmt::format("subscription {}/{} is declared in the config, which would "
+                                     "declare it again at the next start: take it out of the "
+                                     "config and restart, then delete it",
+                                     topic, name));
+  }
+  const std::string key = Inbox::Subscription(topic, name).ToString();
+  const StartFn<Result<void>> start = [this, &topic, &name,
+                                       &key](std::function<void(Result<void>)> done) {
+    broker_->DeleteSubscription(topic, name, std::move(done));
+    // Long-polls on it wake up now and find it gone (404).
+    NotifyInbox(key);
+  };
+  auto deleted = co_await AwaitCallback(start);
+  if (!deleted) {
+    // A delete that failed before its commit point leaves the subscription open: serve its
+    // long-polls again.
+    if (broker_->GetSubscriptionOptions(topic, name)) {
+      WatchInbox(Inbox::Subscription(topic, name));
+    }
+    co_return FromError(deleted.error());
+  }
+  // The registry keeps a series once made: zero the gauges rather than leave its last values.
+  metrics_.depth->Get(key).Set(slot_, 0);
+  metrics_.in_flight->Get(key).Set(slot_, 0);
+  metrics_.dead_letters->Get(key).Set(slot_, 0);
+  metrics_.redeliveries->Get(key).Set(slot_, 0);
+  co_return ApiResponse{204, ""};
 }
 
 ApiResponse BusServiceImpl::ReplaySubscription(const std::string& topic, const std::string& name,

@@ -393,6 +393,7 @@ void BusServiceImpl::ArmMaintenance() {
   maintenance_timer_.expires_after(std::chrono::seconds(1));
   maintenance_timer_.async_wait([this](const error_code& ec) {
     if (ec || stopping_) return;
+    broker_->SampleRates();
     RefreshGauges();
     SweepPushConnections();
     ResolvePushEndpoints();

@@ -108,6 +108,7 @@ class BusServiceImpl final : public BusService {
   ApiResponse SubscriptionStatsJson(const std::string& topic, const std::string& name);
   ApiResponse PutSubscription(const std::string& topic, const std::string& name,
                               const std::string& body);
+  Task<ApiResponse> DeleteSubscription(const std::string& topic, const std::string& name);
   ApiResponse ReplaySubscription(const std::string& topic, const std::string& name,
                                  const std::string& body);
 

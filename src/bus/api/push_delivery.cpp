@@ -142,6 +142,11 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
     }
     auto got = broker_->Receive(target->inbox, target->push.concurrency - target->in_flight);
     if (!got) {
+      if (got.error().code() == ErrorCode::kNotFound) {
+        // Deleted (only subscriptions made by PUT can be, and those have no push; a guard).
+        spdlog::info("bus push {}: {}; push stops", key, got.error().message());
+        break;
+      }
       spdlog::warn("bus push {}: {}", key, got.error().message());
       co_await WaitReady(key, std::chrono::steady_clock::now() + std::chrono::seconds(1));
       continue;

@@ -35,6 +35,7 @@ class Broker {
   using PublishCallback = std::function<void(Result<PublishResult>)>;
   using SettleCallback = std::function<void(Result<std::vector<SettleOutcome>>)>;
   using ReplayCallback = std::function<void(Result<std::size_t>)>;  // messages replayed
+  using DoneCallback = std::function<void(Result<void>)>;
 
   virtual ~Broker() = default;
 
@@ -46,6 +47,15 @@ class Broker {
   virtual Result<void> CreateTopic(const std::string& name, const TopicOptions& options) = 0;
   virtual Result<void> CreateSubscription(const std::string& topic, const std::string& name,
                                           const SubscriptionOptions& options) = 0;
+  // Deletes a subscription and everything it holds: cursor, deliveries in flight, messages not
+  // yet acked, dead letters. From the call on it is unknown (kNotFound to every call naming
+  // it; its receipts are void); `done` runs Ok once the deletion is durable (it does not come
+  // back after a crash; a crash before that leaves it whole). Re-creating it meanwhile fails
+  // kFailedPrecondition. kNotFound for an unknown topic or subscription. Deletes whatever
+  // CreateSubscription made, also one the caller declared from its config: refusing those
+  // is the caller's business.
+  virtual void DeleteSubscription(const std::string& topic, const std::string& name,
+                                  DoneCallback done) = 0;
   virtual std::vector<std::string> Queues() const = 0;
   virtual std::vector<std::string> Topics() const = 0;
   virtual Result<std::vector<std::string>> Subscriptions(const std::string& topic) const = 0;
@@ -93,6 +103,10 @@ class Broker {
   virtual void Tick() = 0;
   // Deletes old segments per each queue's/topic's retention (call it every few seconds).
   virtual Result<void> EnforceRetention() = 0;
+
+  // Samples the counters behind the stats' rates (per second, over the last minute). Call it
+  // about once a second; cheap (a copy of six counters per inbox, at most every 5 s).
+  virtual void SampleRates() = 0;
 
   virtual Result<QueueStats> GetQueueStats(const std::string& queue) const = 0;
   virtual Result<TopicStats> GetTopicStats(const std::string& topic) const = 0;

@@ -89,7 +89,7 @@ class Harness {
 
   void Open() {
     BrokerOptions o;
-    o.data_dir = fs_ ? "/bus" : dir_.path();
+    o.data_dir = data_dir();
     o.fs = fs_;
     o.durability = durability_;
     o.segment_bytes = segment_bytes;
@@ -111,6 +111,8 @@ class Harness {
     Open();
   }
   EmbeddedBroker& broker() { return *broker_; }
+  // The broker's data_dir (on the real disk unless a file system was given).
+  std::string data_dir() const { return fs_ ? "/bus" : dir_.path(); }
 
   Result<PublishResult> Publish(const Destination& to, Message m) {
     std::optional<Result<PublishResult>> out;

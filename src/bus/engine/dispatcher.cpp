@@ -29,7 +29,8 @@ Dispatcher::Dispatcher(DurableLog& source, std::unique_ptr<DurableLog> state, En
     : source_(source),
       state_(std::move(state)),
       env_(std::move(env)),
-      alive_(std::make_shared<Dispatcher*>(this)) {}
+      alive_(std::make_shared<Dispatcher*>(this)),
+      rates_(env_.clock(), {}) {}
 
 Dispatcher::~Dispatcher() { *alive_ = nullptr; }
 
@@ -389,6 +390,10 @@ void Dispatcher::SetReadyListener(std::function<void()> listener) {
   MaybeNotify();
 }
 
+void Dispatcher::WhenStateAcknowledged(std::function<void(Result<void>)> done) {
+  state_->WhenAcknowledged(state_->log().last_sequence(), std::move(done));
+}
+
 void Dispatcher::MaybeNotify() {
   if (!listener_ || notify_scheduled_ || ready_.empty()) return;
   notify_scheduled_ = true;
@@ -423,7 +428,19 @@ InboxStats Dispatcher::Stats() const {
   const std::uint64_t acked = source_.log().acknowledged_sequence();
   s.backlog = acked >= next_read_ ? acked - next_read_ + 1 : 0;
   s.dead_letters = dead_.size();
+  const auto rates = rates_.PerSecond(now, RateCounts());
+  s.rates = {.deliver = rates[0],
+             .redeliver = rates[1],
+             .ack = rates[2],
+             .nack = rates[3],
+             .dead_letter = rates[4]};
   return s;
 }
+
+RateMeter<5>::Counts Dispatcher::RateCounts() const {
+  return {stats_.delivered, stats_.redelivered, stats_.acked, stats_.nacked, stats_.dead_lettered};
+}
+
+void Dispatcher::SampleRates() { rates_.Sample(Now(), RateCounts()); }
 
 }  // namespace ferry::bus

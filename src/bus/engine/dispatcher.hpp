@@ -33,6 +33,7 @@
 
 #include "bus/engine/broker.hpp"
 #include "bus/engine/durable_log.hpp"
+#include "bus/engine/rate_meter.hpp"
 #include "bus/engine/receipt.hpp"
 #include "bus/engine/sequence_ranges.hpp"
 #include "bus/engine/state_checkpoint.hpp"
@@ -82,10 +83,18 @@ class Dispatcher {
   void Tick();
   std::optional<BusTime> NextWakeup() const;
   void SetReadyListener(std::function<void()> listener);
+  // Runs `done` (posted) once every state record written so far is acknowledged, or with the
+  // state log's failure: from then on no settle or replay callback waits on this dispatcher,
+  // so it can be destroyed without leaving one unanswered (subscription delete). Destroy it
+  // from a task posted by `done`, not inside it: `done` runs inside the state log's pump.
+  void WhenStateAcknowledged(std::function<void(Result<void>)> done);
 
   // Lowest source sequence still needed: unsettled messages and dead letters.
   std::uint64_t ProtectedSequence() const;
+  // Counters, gauges and rates (the rates over the last minute, see SampleRates).
   InboxStats Stats() const;
+  // Samples the counters for the rates (cheap; call about once a second).
+  void SampleRates();
   const SubscriptionOptions& options() const { return options_; }
   const DurableLog& state_log() const { return *state_; }
 
@@ -153,6 +162,8 @@ class Dispatcher {
   void Settle(const std::vector<std::string>& receipts, Check check,
               std::optional<BusDuration> delay, Broker::SettleCallback done);
   void MaybeNotify();
+  // The counters the rates follow: delivered, redelivered, acked, nacked, dead_lettered.
+  RateMeter<5>::Counts RateCounts() const;
 
   DurableLog& source_;
   std::unique_ptr<DurableLog> state_;
@@ -179,6 +190,7 @@ class Dispatcher {
   std::function<void()> listener_;
   bool notify_scheduled_ = false;
   InboxStats stats_;
+  RateMeter<5> rates_;
 };
 
 }  // namespace ferry::bus

@@ -1,12 +1,15 @@
 #include "bus/engine/embedded_broker.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "bus/engine/channel.hpp"
 #include "bus/engine/dedupe_index.hpp"
 #include "bus/engine/dispatcher.hpp"
+#include "bus/engine/rate_meter.hpp"
 #include "bus/log/posix_file_system.hpp"
 
 namespace ferry::bus {
@@ -26,12 +29,30 @@ Result<void> CheckName(std::string_view what, const std::string& name) {
       fmt::format("bad {} name \"{}\": use 1 to {} of [A-Za-z0-9._-]", what, name, kMaxNameLength));
 }
 
+// A subscription is deleted by renaming its directory to "<name>~deleted-<n>" beside it and
+// fsyncing the parent (one atomic rename: the commit point; a crash before it leaves the
+// subscription whole), then removing the renamed tree. '~' is no name character, so a topic
+// that opens never takes such a directory for a subscription: it removes what a crash left.
+constexpr std::string_view kDeletedMarker = "~deleted-";
+
+// Removes a tree that no subscription owns any more (renamed away as above, or holding no
+// state at all). FileSystem has no directory removal (the logs never remove a directory), and
+// none is needed here: nothing refers to the tree, and a tree half removed at a crash is
+// removed again at the next start. So this goes to the disk directly.
+Result<void> RemoveTree(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec) return Fail(ErrorCode::kIo, fmt::format("remove {}: {}", dir, ec.message()));
+  return Ok();
+}
+
 }  // namespace
 
 struct EmbeddedBroker::Queue {
   QueueOptions options;
   std::unique_ptr<Channel> channel;  // declared first: the dispatcher reads its log
   std::unique_ptr<Dispatcher> dispatcher;
+  RateMeter<1> publish_rates{BusTime(), {}};  // of channel->published()
 };
 
 struct EmbeddedBroker::Topic {
@@ -39,6 +60,9 @@ struct EmbeddedBroker::Topic {
   std::string dir;
   std::unique_ptr<Channel> channel;
   std::map<std::string, std::unique_ptr<Dispatcher>> subscriptions;
+  // Subscriptions being deleted: out of `subscriptions`, waiting for their state log.
+  std::map<std::string, std::unique_ptr<Dispatcher>> deleting;
+  RateMeter<1> publish_rates{BusTime(), {}};
 };
 
 Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Open(BrokerOptions options) {
@@ -52,9 +76,10 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Open(BrokerOptions optio
 
 EmbeddedBroker::EmbeddedBroker(BrokerOptions options)
     : options_(std::move(options)),
-      rng_(std::make_shared<std::mt19937_64>(std::random_device{}())) {}
+      rng_(std::make_shared<std::mt19937_64>(std::random_device{}())),
+      alive_(std::make_shared<EmbeddedBroker*>(this)) {}
 
-EmbeddedBroker::~EmbeddedBroker() = default;
+EmbeddedBroker::~EmbeddedBroker() { *alive_ = nullptr; }
 
 namespace {
 
@@ -99,6 +124,7 @@ Result<void> EmbeddedBroker::CreateQueue(const std::string& name, const QueueOpt
   const std::string dir = JoinPath(JoinPath(options_.data_dir, "queues"), name);
   auto queue = std::make_unique<Queue>();
   queue->options = options;
+  queue->publish_rates = RateMeter<1>(options_.clock(), {0});
   auto channel =
       Channel::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "messages")),
                     options.storage, {options_.clock, options_.post, rng_, options_.dedupe_window});
@@ -128,6 +154,7 @@ Result<void> EmbeddedBroker::CreateTopic(const std::string& name, const TopicOpt
   }
   auto topic = std::make_unique<Topic>();
   topic->options = options;
+  topic->publish_rates = RateMeter<1>(options_.clock(), {0});
   topic->dir = JoinPath(JoinPath(options_.data_dir, "topics"), name);
   auto channel =
       Channel::Open(options_.fs, MakeLogOptions(options_, JoinPath(topic->dir, "messages")),
@@ -141,9 +168,21 @@ Result<void> EmbeddedBroker::CreateTopic(const std::string& name, const TopicOpt
   if (!names) return tl::unexpected(names.error());
   std::sort(names->begin(), names->end());
   for (const std::string& sub : *names) {
+    const std::string sub_dir = JoinPath(subs_dir, sub);
+    if (sub.find(kDeletedMarker) != std::string::npos) {
+      // Deleted (the rename was the commit point); a crash came before it was removed.
+      if (auto r = RemoveTree(sub_dir); !r) spdlog::warn("bus: {}", r.error().message());
+      continue;
+    }
     if (!CheckName("subscription", sub)) continue;
     auto dispatcher = OpenSubscription(*topic, sub, nullptr);
     if (!dispatcher) return tl::unexpected(dispatcher.error());
+    if (!*dispatcher) {
+      spdlog::warn("bus: subscription {}/{} has no state: a crash cut its creation short; removed",
+                   name, sub);
+      if (auto r = RemoveTree(sub_dir); !r) spdlog::warn("bus: {}", r.error().message());
+      continue;
+    }
     topic->subscriptions.emplace(sub, std::move(*dispatcher));
   }
   Topic* t = topic.get();
@@ -160,6 +199,11 @@ Result<std::unique_ptr<Dispatcher>> EmbeddedBroker::OpenSubscription(
   auto state = DurableLog::Open(options_.fs, MakeLogOptions(options_, JoinPath(dir, "state")),
                                 options_.post);
   if (!state) return tl::unexpected(state.error());
+  // Its first records (options, start) were never written: nothing to recover. (A subscription
+  // always has them; checkpoints delete older segments only after writing newer ones.)
+  if (options == nullptr && (*state)->log().last_sequence() == 0) {
+    return std::unique_ptr<Dispatcher>();
+  }
   std::optional<SubscriptionOptions> declared;
   if (options != nullptr) declared = *options;
   return Dispatcher::Open(topic.channel->log(), std::move(*state),
@@ -176,10 +220,79 @@ Result<void> EmbeddedBroker::CreateSubscription(const std::string& topic, const 
   if (auto existing = subs.find(name); existing != subs.end()) {
     return existing->second->UpdateOptions(options);
   }
+  if (it->second->deleting.contains(name)) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("subscription {}/{} is being deleted; create it again once the "
+                            "delete is answered",
+                            topic, name));
+  }
   auto dispatcher = OpenSubscription(*it->second, name, &options);
   if (!dispatcher) return tl::unexpected(dispatcher.error());
   subs.emplace(name, std::move(*dispatcher));
   return Ok();
+}
+
+void EmbeddedBroker::DeleteSubscription(const std::string& topic, const std::string& name,
+                                        DoneCallback done) {
+  auto fail = [&](Error error) {
+    options_.post(
+        [done = std::move(done), error = std::move(error)] { done(tl::unexpected(error)); });
+  };
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) return fail(Error(ErrorCode::kNotFound, "no topic " + topic));
+  Topic& t = *it->second;
+  auto sub = t.subscriptions.find(name);
+  if (sub == t.subscriptions.end()) {
+    return fail(Error(ErrorCode::kNotFound,
+                      "no subscription " + Inbox::Subscription(topic, name).ToString()));
+  }
+  // Unknown from here on. Settles and replays already under way still finish (and answer) on
+  // its state log: wait for them, then close it.
+  Dispatcher* dispatcher = sub->second.get();
+  t.deleting.emplace(name, std::move(sub->second));
+  t.subscriptions.erase(sub);
+  dispatcher->SetReadyListener(nullptr);
+  dispatcher->WhenStateAcknowledged(
+      [alive = alive_, post = options_.post, topic, name, done = std::move(done)](Result<void>) {
+        // Whatever the state log says (a log that failed closed is deleted all the same), not
+        // from inside its pump: FinishDelete destroys the log.
+        post([alive, topic, name, done] {
+          if (*alive != nullptr) (*alive)->FinishDelete(topic, name, done);
+        });
+      });
+}
+
+void EmbeddedBroker::FinishDelete(const std::string& topic, const std::string& name,
+                                  DoneCallback done) {
+  Topic& t = *topics_.at(topic);
+  t.deleting.erase(name);  // closes its state log (and its lock)
+  const std::string subs_dir = JoinPath(t.dir, "subscriptions");
+  const std::string dir = JoinPath(subs_dir, name);
+  const std::string trash =
+      JoinPath(subs_dir, fmt::format("{}{}{:016x}", name, kDeletedMarker, (*rng_)()));
+  if (auto r = options_.fs->Rename(dir, trash); !r) {
+    // Nothing changed on disk: open it again as it was.
+    auto reopened = OpenSubscription(t, name, nullptr);
+    const bool back = reopened && *reopened;
+    if (back) t.subscriptions.emplace(name, std::move(*reopened));
+    spdlog::error("bus: delete of subscription {}/{}: {}", topic, name, r.error().message());
+    return done(Fail(
+        r.error().code(),
+        fmt::format("delete of subscription {}/{} failed, {}: {}", topic, name,
+                    back ? "it stays" : "it is closed until the next start", r.error().message())));
+  }
+  if (auto r = options_.fs->SyncDir(subs_dir); !r) {
+    // The rename may not be on disk: after a crash the subscription could come back whole.
+    // Its tree stays until the next start, which removes it if the rename was kept.
+    return done(Fail(ErrorCode::kIo, fmt::format("subscription {}/{} deleted, but not durably "
+                                                 "(it may come back after a crash): {}",
+                                                 topic, name, r.error().message())));
+  }
+  if (auto r = RemoveTree(trash); !r) {
+    spdlog::warn("bus: {} (deleted all the same; removed at the next start)", r.error().message());
+  }
+  spdlog::info("bus: subscription {}/{} deleted", topic, name);
+  done(Ok());
 }
 
 std::vector<std::string> EmbeddedBroker::Queues() const {
@@ -347,6 +460,18 @@ Result<void> EmbeddedBroker::EnforceRetention() {
   return status;
 }
 
+void EmbeddedBroker::SampleRates() {
+  const BusTime now = options_.clock();
+  for (auto& [name, q] : queues_) {
+    q->publish_rates.Sample(now, {q->channel->published()});
+    q->dispatcher->SampleRates();
+  }
+  for (auto& [name, t] : topics_) {
+    t->publish_rates.Sample(now, {t->channel->published()});
+    for (auto& [sub, d] : t->subscriptions) d->SampleRates();
+  }
+}
+
 Result<QueueStats> EmbeddedBroker::GetQueueStats(const std::string& queue) const {
   auto it = queues_.find(queue);
   if (it == queues_.end()) return Fail(ErrorCode::kNotFound, "no queue " + queue);
@@ -355,6 +480,7 @@ Result<QueueStats> EmbeddedBroker::GetQueueStats(const std::string& queue) const
   s.inbox = q.dispatcher->Stats();
   s.inbox.published = q.channel->published();
   s.inbox.duplicates = q.channel->duplicates();
+  s.inbox.rates.publish = q.publish_rates.PerSecond(options_.clock(), {s.inbox.published})[0];
   s.messages = q.channel->log().Stats();
   s.state = q.dispatcher->state_log().Stats();
   return s;
@@ -367,6 +493,7 @@ Result<TopicStats> EmbeddedBroker::GetTopicStats(const std::string& topic) const
   TopicStats s;
   s.published = t.channel->published();
   s.duplicates = t.channel->duplicates();
+  s.publish_rate = t.publish_rates.PerSecond(options_.clock(), {s.published})[0];
   s.messages = t.channel->log().Stats();
   for (const auto& [name, d] : t.subscriptions) {
     s.subscriptions.push_back({name, d->Stats(), d->state_log().Stats()});

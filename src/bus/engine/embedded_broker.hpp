@@ -1,7 +1,8 @@
 // The embedded broker: the Broker interface on the bus log (bus/log). On disk, under
 // data_dir: queues/<q>/messages (the queue's message log) and queues/<q>/state (its state
 // log: deliveries, acks, nacks, dead letters, replays), topics/<t>/messages and
-// topics/<t>/subscriptions/<s>/state. Consumer positions, attempts, acks and dead letters are
+// topics/<t>/subscriptions/<s>/state (a deleted subscription's directory is first renamed to
+// <s>~deleted-<n>, then removed). Consumer positions, attempts, acks and dead letters are
 // rebuilt from the state logs on open, the de-dup index from the message logs (within the
 // window), so all of them survive kill -9.
 //
@@ -33,6 +34,8 @@ class EmbeddedBroker final : public Broker {
   Result<void> CreateTopic(const std::string& name, const TopicOptions& options) override;
   Result<void> CreateSubscription(const std::string& topic, const std::string& name,
                                   const SubscriptionOptions& options) override;
+  void DeleteSubscription(const std::string& topic, const std::string& name,
+                          DoneCallback done) override;
   std::vector<std::string> Queues() const override;
   std::vector<std::string> Topics() const override;
   Result<std::vector<std::string>> Subscriptions(const std::string& topic) const override;
@@ -57,6 +60,7 @@ class EmbeddedBroker final : public Broker {
   std::optional<BusTime> NextWakeup() const override;
   void Tick() override;
   Result<void> EnforceRetention() override;
+  void SampleRates() override;
   Result<QueueStats> GetQueueStats(const std::string& queue) const override;
   Result<TopicStats> GetTopicStats(const std::string& topic) const override;
   Result<SubscriptionStats> GetSubscriptionStats(const std::string& topic,
@@ -70,13 +74,18 @@ class EmbeddedBroker final : public Broker {
 
   explicit EmbeddedBroker(BrokerOptions options);
   Result<Dispatcher*> FindInbox(const Inbox& inbox) const;
+  // Opens a subscription's state log and dispatcher; `options` null: as recorded. Null (and
+  // Ok) when the state log holds no record at all: a creation a crash cut short.
   Result<std::unique_ptr<Dispatcher>> OpenSubscription(Topic& topic, const std::string& name,
                                                        const SubscriptionOptions* options);
+  // The second half of DeleteSubscription, once the dispatcher has nothing in flight.
+  void FinishDelete(const std::string& topic, const std::string& name, DoneCallback done);
 
   BrokerOptions options_;
   std::shared_ptr<std::mt19937_64> rng_;
   std::map<std::string, std::unique_ptr<Queue>> queues_;
   std::map<std::string, std::unique_ptr<Topic>> topics_;
+  std::shared_ptr<EmbeddedBroker*> alive_;  // posted tasks check it
 };
 
 }  // namespace ferry::bus

@@ -87,6 +87,16 @@ struct DeadLetter {
   BusTime dead_lettered_at{};
 };
 
+// Per-second rates of one queue or subscription, averaged over the last minute (RateMeter).
+struct InboxRates {
+  double publish = 0;    // messages stored (queues; duplicates are not stored)
+  double deliver = 0;    // deliveries, redeliveries included
+  double redeliver = 0;  // deliveries with attempt > 1
+  double ack = 0;
+  double nack = 0;
+  double dead_letter = 0;  // messages moved to the dead letters
+};
+
 // Counters and gauges of one queue or subscription.
 struct InboxStats {
   std::uint64_t ready = 0;      // depth: deliverable now (plus unread backlog, see below)
@@ -106,6 +116,7 @@ struct InboxStats {
   std::uint64_t replayed = 0;     // dead letters replayed
   std::uint64_t duplicates = 0;   // publishes answered as duplicates (queues)
   std::uint64_t checkpoints = 0;  // state log checkpoints written (each compacts the log)
+  InboxRates rates;               // of the counters above, per second over the last minute
 };
 
 // Durability counters of one log (message log or state log).
@@ -136,6 +147,7 @@ struct SubscriptionStats {
 struct TopicStats {
   std::uint64_t published = 0;
   std::uint64_t duplicates = 0;
+  double publish_rate = 0;  // events stored per second, over the last minute
   LogDurabilityStats messages;
   std::vector<SubscriptionStats> subscriptions;
 };
