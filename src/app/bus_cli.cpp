@@ -14,6 +14,7 @@
 
 #include "app/exit_code.hpp"
 #include "core/units.hpp"
+#include "observability/json_text.hpp"
 
 namespace ferry::app {
 namespace {
@@ -89,7 +90,7 @@ HttpRequest JsonPost(std::string target, const boost::json::object& body) {
   request.method = "POST";
   request.target = std::move(target);
   request.headers.emplace_back("content-type", "application/json");
-  request.body = boost::json::serialize(body);
+  request.body = observability::JsonText(body);
   return request;
 }
 
@@ -134,7 +135,7 @@ std::optional<boost::json::array> ArrayField(std::string_view command, const std
 }
 
 void PrintJsonLines(const boost::json::array& items) {
-  for (const auto& item : items) fmt::print("{}\n", boost::json::serialize(item));
+  for (const auto& item : items) fmt::print("{}\n", observability::JsonText(item));
   std::fflush(stdout);
 }
 

@@ -17,6 +17,7 @@
 #include "bus/api/bus_service.hpp"
 #include "config/config.hpp"
 #include "observability/access_log.hpp"
+#include "observability/json_text.hpp"
 #include "observability/metrics_registry.hpp"
 #include "observability/process_metrics.hpp"
 #include "proxy/filter.hpp"
@@ -404,7 +405,7 @@ class Node {
       }
       doc["services"] = std::move(services);
       doc["metrics"] = registry_.RenderJson();
-      return admin::AdminResponse{200, "application/json", boost::json::serialize(doc) + "\n"};
+      return admin::AdminResponse{200, "application/json", observability::JsonText(doc) + "\n"};
     };
     return routes;
   }

@@ -6,6 +6,7 @@ unit (per minute, per millisecond) or one that never moves, and asserts no speed
 The fall back to zero a minute after the traffic stops is tested on a fake clock
 (src/bus/engine/stats_rates_test.cpp, rate_meter_test.cpp): here it would cost a minute."""
 
+import re
 import time
 
 from bus_support import fast_queue, start_bus  # noqa: F401 - fixture
@@ -33,6 +34,9 @@ def test_queue_stats_show_publish_deliver_ack_and_nack_rates(start_bus):
     assert bus.client.ack(Q, [m["receipt"] for m in got[:6]]).status == 200
     assert bus.client.nack(Q, [m["receipt"] for m in got[6:]], delay="1m").status == 200
 
+    raw = bus.client.request("GET", f"/v1/{Q}").body.decode()
+    # Fractions are written as people write them (0.667), not as Boost.JSON does (6.67E-1).
+    assert not re.search(r"\d[eE][-+]?\d", raw), raw
     r = bus.client.stats(Q)["rates"]
     assert within(r["publish"], 20, before), r
     assert within(r["deliver"], 10, before), r

@@ -10,6 +10,7 @@
 #include "bus/api/cloudevents.hpp"
 #include "core/units.hpp"
 #include "observability/access_log_entry.hpp"
+#include "observability/json_text.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -17,7 +18,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 ApiResponse Json(int status, const boost::json::value& v) {
-  return {status, boost::json::serialize(v) + "\n"};
+  return {status, observability::JsonText(v) + "\n"};
 }
 
 // The status and code the API answers a broker error with.

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "observability/json_text.hpp"
+
 namespace ferry::bus {
 namespace {
 
@@ -97,7 +99,7 @@ Result<Message> FromJson(const boost::json::value& v) {
     if (d->value().is_string() && !IsJsonType(MediaType(m.content_type))) {
       m.data = std::string(d->value().as_string());
     } else {
-      m.data = boost::json::serialize(d->value());
+      m.data = observability::JsonText(d->value());
       if (m.content_type.empty()) m.content_type = "application/json";
     }
   }
@@ -109,7 +111,7 @@ Result<Message> FromJson(const boost::json::value& v) {
     if (value.is_string()) {
       m.attributes[std::string(key)] = std::string(value.as_string());
     } else if (value.is_int64() || value.is_uint64() || value.is_bool()) {
-      m.attributes[std::string(key)] = boost::json::serialize(value);
+      m.attributes[std::string(key)] = observability::JsonText(value);
     } else {
       return Malformed(fmt::format("extension attribute '{}' must be a string, number or bool",
                                    std::string_view(key)));
