@@ -248,12 +248,10 @@ Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const
     co_return Json(200, o);
   }
   if (!queues && n == 5 && parts[3] == "subscriptions") {
-    if (m == "PUT") co_return PutSubscription(name, std::string(parts[4]), body);
-    if (m == "GET") co_return SubscriptionStatsJson(name, std::string(parts[4]));
-    if (m == "DELETE") {
-      const std::string sub_name(parts[4]);
-      co_return co_await DeleteSubscription(name, sub_name);
-    }
+    const std::string sub_name(parts[4]);
+    if (m == "PUT") co_return co_await PutSubscription(name, sub_name, body);
+    if (m == "GET") co_return SubscriptionStatsJson(name, sub_name);
+    if (m == "DELETE") co_return co_await DeleteSubscription(name, sub_name);
   }
   if (inbox) {
     const std::size_t tail = n - rest;
@@ -646,10 +644,10 @@ ApiResponse BusServiceImpl::SubscriptionStatsJson(const std::string& topic,
   return Json(200, o);
 }
 
-ApiResponse BusServiceImpl::PutSubscription(const std::string& topic, const std::string& name,
-                                            const std::string& body) {
+Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, const std::string& name,
+                                                  const std::string& body) {
   auto o = ParseObject(body);
-  if (!o) return FromError(o.error());
+  if (!o) co_return FromError(o.error());
   // A PUT on an existing subscription changes only what its body gives (the filter as a whole,
   // lease, max_deliveries); the rest, e.g. a backoff from the config, stays as it runs now. A
   // new subscription starts from the defaults.
@@ -657,10 +655,12 @@ ApiResponse BusServiceImpl::PutSubscription(const std::string& topic, const std:
   if (auto current = broker_->GetSubscriptionOptions(topic, name)) options = *current;
   for (const auto& [key, value] : *o) {
     if (key == "filter") {
-      if (!value.is_object()) return ErrorReply(400, "bad_request", "'filter' must be an object");
+      if (!value.is_object())
+        co_return ErrorReply(400, "bad_request", "'filter' must be an object");
       options.filter = {};
       for (const auto& [fk, fv] : value.as_object()) {
-        if (!fv.is_string()) return ErrorReply(400, "bad_request", "filter values must be strings");
+        if (!fv.is_string())
+          co_return ErrorReply(400, "bad_request", "filter values must be strings");
         std::string v(fv.as_string());
         if (fk == "type")
           options.filter.type = v;
@@ -669,17 +669,18 @@ ApiResponse BusServiceImpl::PutSubscription(const std::string& topic, const std:
         else if (fk == "subject")
           options.filter.subject = v;
         else
-          return ErrorReply(400, "bad_request",
-                            fmt::format("unknown filter key '{}'", std::string_view(fk)));
+          co_return ErrorReply(400, "bad_request",
+                               fmt::format("unknown filter key '{}'", std::string_view(fk)));
       }
     } else if (key == "lease" || key == "max_deliveries" || key == "from_beginning") {
       if (key == "from_beginning") {
         if (!value.is_bool())
-          return ErrorReply(400, "bad_request", "'from_beginning' must be a boolean");
+          co_return ErrorReply(400, "bad_request", "'from_beginning' must be a boolean");
         options.from_beginning = value.as_bool();
       } else if (key == "max_deliveries") {
         if (!value.is_int64() || value.as_int64() < 0) {
-          return ErrorReply(400, "bad_request", "'max_deliveries' must be a non-negative integer");
+          co_return ErrorReply(400, "bad_request",
+                               "'max_deliveries' must be a non-negative integer");
         }
         options.delivery.max_deliveries = static_cast<std::uint32_t>(value.as_int64());
       } else {
@@ -688,19 +689,28 @@ ApiResponse BusServiceImpl::PutSubscription(const std::string& topic, const std:
                 ? ParseDuration(value.as_string())
                 : Result<Duration>(Fail(ErrorCode::kInvalidArgument, "'lease' must be a duration"));
         if (!d || d->count() <= 0)
-          return ErrorReply(400, "bad_request", "'lease' must be a positive duration");
+          co_return ErrorReply(400, "bad_request", "'lease' must be a positive duration");
         options.delivery.lease = std::chrono::duration_cast<BusDuration>(*d);
       }
     } else {
-      return ErrorReply(400, "bad_request", fmt::format("unknown key '{}'", std::string_view(key)));
+      co_return ErrorReply(400, "bad_request",
+                           fmt::format("unknown key '{}'", std::string_view(key)));
     }
   }
-  if (auto r = broker_->CreateSubscription(topic, name, options); !r) return FromError(r.error());
+  if (auto r = broker_->CreateSubscription(topic, name, options); !r)
+    co_return FromError(r.error());
+  // Answered once what it wrote is stored (fsynced in batch mode): a 200 survives a power cut.
+  const StartFn<Result<void>> start = [this, &topic,
+                                       &name](std::function<void(Result<void>)> done) {
+    broker_->WhenSubscriptionStored(topic, name, std::move(done));
+  };
+  auto stored = co_await AwaitCallback(start);
+  if (!stored) co_return FromError(stored.error());
   WatchInbox(Inbox::Subscription(topic, name));
   boost::json::object out;
   out["topic"] = topic;
   out["subscription"] = name;
-  return Json(200, out);
+  co_return Json(200, out);
 }
 
 Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,

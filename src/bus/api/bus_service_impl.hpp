@@ -106,8 +106,8 @@ class BusServiceImpl final : public BusService {
   ApiResponse QueueStatsJson(const std::string& queue);
   ApiResponse TopicStatsJson(const std::string& topic);
   ApiResponse SubscriptionStatsJson(const std::string& topic, const std::string& name);
-  ApiResponse PutSubscription(const std::string& topic, const std::string& name,
-                              const std::string& body);
+  Task<ApiResponse> PutSubscription(const std::string& topic, const std::string& name,
+                                    const std::string& body);
   Task<ApiResponse> DeleteSubscription(const std::string& topic, const std::string& name);
   ApiResponse ReplaySubscription(const std::string& topic, const std::string& name,
                                  const std::string& body);

@@ -56,6 +56,11 @@ class Broker {
   // is the caller's business.
   virtual void DeleteSubscription(const std::string& topic, const std::string& name,
                                   DoneCallback done) = 0;
+  // Runs `done` once everything CreateSubscription (or a settle) wrote to the subscription's
+  // state is acknowledged: fsynced in kBatch mode, so a PUT answered after it survives a
+  // power cut. kNotFound for an unknown topic or subscription.
+  virtual void WhenSubscriptionStored(const std::string& topic, const std::string& name,
+                                      DoneCallback done) = 0;
   virtual std::vector<std::string> Queues() const = 0;
   virtual std::vector<std::string> Topics() const = 0;
   virtual Result<std::vector<std::string>> Subscriptions(const std::string& topic) const = 0;

@@ -232,6 +232,24 @@ Result<void> EmbeddedBroker::CreateSubscription(const std::string& topic, const 
   return Ok();
 }
 
+void EmbeddedBroker::WhenSubscriptionStored(const std::string& topic, const std::string& name,
+                                            DoneCallback done) {
+  auto it = topics_.find(topic);
+  Dispatcher* dispatcher = nullptr;
+  if (it != topics_.end()) {
+    if (auto sub = it->second->subscriptions.find(name); sub != it->second->subscriptions.end()) {
+      dispatcher = sub->second.get();
+    }
+  }
+  if (dispatcher == nullptr) {
+    const Error error(ErrorCode::kNotFound,
+                      "no subscription " + Inbox::Subscription(topic, name).ToString());
+    options_.post([done = std::move(done), error] { done(tl::unexpected(error)); });
+    return;
+  }
+  dispatcher->WhenStateAcknowledged(std::move(done));
+}
+
 void EmbeddedBroker::DeleteSubscription(const std::string& topic, const std::string& name,
                                         DoneCallback done) {
   auto fail = [&](Error error) {

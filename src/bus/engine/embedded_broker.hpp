@@ -32,6 +32,8 @@ class EmbeddedBroker final : public Broker {
 
   Result<void> CreateQueue(const std::string& name, const QueueOptions& options) override;
   Result<void> CreateTopic(const std::string& name, const TopicOptions& options) override;
+  void WhenSubscriptionStored(const std::string& topic, const std::string& name,
+                              DoneCallback done) override;
   Result<void> CreateSubscription(const std::string& topic, const std::string& name,
                                   const SubscriptionOptions& options) override;
   void DeleteSubscription(const std::string& topic, const std::string& name,

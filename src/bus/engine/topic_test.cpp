@@ -189,3 +189,45 @@ TEST(RetentionTest, TopicKeepsTheSlowestSubscriptionsBacklog) {
 
 }  // namespace
 }  // namespace ferry::bus
+
+namespace ferry::bus {
+namespace {
+
+// A PUT is answered once what it wrote is fsynced (batch mode): a power cut right after the
+// answer keeps the subscription and its options.
+TEST(SubscriptionStoredTest, SubscriptionSurvivesAPowerCutOnceStored) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  testing::Harness h(fs);
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  SubscriptionOptions o;
+  o.delivery.max_deliveries = 7;
+  o.filter.type = "order.";
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "s", o));
+  std::optional<Result<void>> stored;
+  std::optional<LogDurabilityStats> state_then;
+  h.broker().WhenSubscriptionStored("t", "s", [&](Result<void> r) {
+    stored = r;
+    state_then = h.broker().GetSubscriptionStats("t", "s")->state;
+  });
+  ASSERT_TRUE(h.posts.Await([&] { return stored.has_value(); }));
+  ASSERT_TRUE(*stored);
+  EXPECT_GE(state_then->synced_records, state_then->appends);  // nothing written unsynced
+  fs->ArmCrashAfter(1);  // the power goes now: closing writes and syncs nothing more
+  h.Close();
+  fs->SimulateCrash(FaultInjectionFileSystem::CrashMode::kDropUnsynced);
+  h.Open();
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  auto options = h.broker().GetSubscriptionOptions("t", "s");
+  ASSERT_TRUE(options.has_value()) << options.error().message();
+  EXPECT_EQ(options->delivery.max_deliveries, 7u);
+  EXPECT_EQ(options->filter.type, "order.");
+
+  std::optional<Result<void>> unknown;
+  h.broker().WhenSubscriptionStored("t", "nope", [&](Result<void> r) { unknown = r; });
+  ASSERT_TRUE(h.posts.Await([&] { return unknown.has_value(); }));
+  ASSERT_FALSE(*unknown);
+  EXPECT_EQ(unknown->error().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace ferry::bus

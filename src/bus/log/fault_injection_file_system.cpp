@@ -224,6 +224,9 @@ Result<std::vector<std::string>> FaultInjectionFileSystem::List(const std::strin
   for (const auto& [path, node] : files_) {
     if (ParentOf(path) == dir) names.push_back(path.substr(dir.size() + 1));
   }
+  for (const std::string& sub : dirs_) {  // subdirectories, as readdir lists them
+    if (sub != dir && ParentOf(sub) == dir) names.push_back(sub.substr(dir.size() + 1));
+  }
   return names;
 }
 

@@ -65,7 +65,8 @@ class FileSystem {
   virtual Result<std::vector<std::string>> List(const std::string& dir) = 0;
   virtual Result<std::uint64_t> FileSize(const std::string& path) = 0;
   virtual Result<void> Truncate(const std::string& path, std::uint64_t size) = 0;
-  // Creates `dir` and its missing parents; Ok if it exists.
+  // Creates `dir` and its missing parents, each made durable (its parent fsynced) before the
+  // next; Ok if it exists.
   virtual Result<void> CreateDirs(const std::string& dir) = 0;
   // Takes an exclusive lock on `path` (creating the file), without waiting: kFailedPrecondition
   // if another holder (this process or another) has it.

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <vector>
 
 namespace ferry::bus {
 namespace {
@@ -196,9 +197,21 @@ Result<std::unique_ptr<FileLock>> PosixFileSystem::Lock(const std::string& path)
 }
 
 Result<void> PosixFileSystem::CreateDirs(const std::string& dir) {
+  // Outermost first, so each new directory's entry is made durable in a parent that exists.
+  std::vector<std::filesystem::path> missing;
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Fail(ErrorCode::kIo, fmt::format("mkdir {}: {}", dir, ec.message()));
+  for (std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
+       !p.empty() && !std::filesystem::exists(p, ec); p = p.parent_path()) {
+    missing.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (::mkdir(it->c_str(), 0755) != 0 && errno != EEXIST) {
+      return ErrnoError("mkdir", it->string(), errno);
+    }
+    const std::filesystem::path parent = it->has_parent_path() ? it->parent_path() : ".";
+    if (auto r = SyncDir(parent.empty() ? std::string(".") : parent.string()); !r) return r;
+  }
   return Ok();
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "bus/log/log_test_support.hpp"
 
@@ -64,6 +65,28 @@ TEST(PosixFileSystemTest, ShortReadAtEndOfFile) {
   char buf[8];
   EXPECT_EQ(*(*file)->Read(1, sizeof(buf), buf), 2u);
   EXPECT_EQ(std::string(buf, 2), "bc");
+}
+
+}  // namespace
+}  // namespace ferry::bus
+
+namespace ferry::bus {
+namespace {
+
+TEST(PosixFileSystemTest, CreateDirsMakesEveryMissingLevelAndAcceptsExistingOnes) {
+  TempDir dir;
+  auto& fs = *PosixFileSystem::Default();
+  const std::string deep = JoinPath(dir.path(), "a/b/c/");
+  ASSERT_TRUE(fs.CreateDirs(deep));
+  EXPECT_TRUE(std::filesystem::is_directory(JoinPath(dir.path(), "a/b/c")));
+  ASSERT_TRUE(fs.CreateDirs(deep));  // exists: Ok
+  ASSERT_TRUE(fs.CreateDirs(JoinPath(dir.path(), "a/b/d")));
+  EXPECT_TRUE(std::filesystem::is_directory(JoinPath(dir.path(), "a/b/d")));
+  // A file in the way is a clear error naming the path.
+  ASSERT_TRUE(fs.OpenWritable(JoinPath(dir.path(), "file")).has_value());
+  auto r = fs.CreateDirs(JoinPath(dir.path(), "file/x"));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("file/x"), std::string::npos) << r.error().message();
 }
 
 }  // namespace
