@@ -523,7 +523,7 @@ def test_interval_mode_fsync_rounds_reach_the_histograms(start_bus):
 
 
 def test_consumed_segments_are_deleted_so_a_full_queue_accepts_again(start_bus):
-    """max_bytes refuses publishes (413) while the log is full; once everything is acked,
+    """max_bytes refuses publishes (429 `full`: it passes) while the log is full; once everything is acked,
     retention (every few seconds) deletes the consumed segments and publishing works again."""
     bus = start_bus({"segment_bytes": "64KiB", "queues": {"work": fast_queue(
         max_message_bytes="1KiB", max_bytes="160KiB")}})
@@ -534,12 +534,17 @@ def test_consumed_segments_are_deleted_so_a_full_queue_accepts_again(start_bus):
                   "datacontenttype": "text/plain", "data": data} for i in range(40)]
         r = bus.client.request("POST", "/v1/queues/work/messages", json.dumps(batch),
                                {"content-type": "application/cloudevents-batch+json"})
-        if r.status == 413:
+        if r.status == 429:
             full = r
             break
         assert r.status == 201, r
     assert full is not None, "max_bytes never refused a publish"
-    assert bus.client.publish("work", data).status == 413
+    failed = [x for x in full.json()["results"] if x.get("error", {}).get("code") == "full"]
+    assert failed and failed[0]["error"]["status"] == 429, full.json()
+    r = bus.client.publish("work", data)
+    assert r.status == 429, r
+    assert_error_json(r.body, 429, "full")
+    assert "max_bytes" in r.json()["error"]["message"], r.json()
     drained = bus.client.drain(Q, quiet="300ms")
     s = bus.client.stats("queues/work")
     assert len(drained) == s["counts"]["published"] and s["depth"] == 0

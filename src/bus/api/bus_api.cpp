@@ -35,6 +35,7 @@ ErrorKind Classify(const Error& error) {
       return {400, "bad_request"};
     case ErrorCode::kResourceExhausted:
       if (IsNoSpace(error)) return {507, "insufficient_storage"};
+      if (IsFull(error)) return {429, "full"};
       return {413, "too_large"};
     case ErrorCode::kFailedPrecondition:
       return {409, "conflict"};

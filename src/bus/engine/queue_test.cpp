@@ -223,6 +223,7 @@ TEST_F(QueueTest, OversizedMessageIsRejectedAndNotNoSpace) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
   EXPECT_FALSE(IsNoSpace(r.error()));
+  EXPECT_FALSE(IsFull(r.error()));
   EXPECT_TRUE(h.Receive(Inbox::Queue("small")).empty());
 }
 
@@ -236,6 +237,7 @@ TEST_F(QueueTest, QueueOverItsByteLimitIsFull) {
   EXPECT_GT(stored, 0);
   EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
   EXPECT_FALSE(IsNoSpace(r.error()));
+  EXPECT_TRUE(IsFull(r.error())) << r.error().message();
   EXPECT_EQ(h.Receive(Inbox::Queue("tiny")).size(), static_cast<std::size_t>(stored));
 }
 

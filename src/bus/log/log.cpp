@@ -64,7 +64,9 @@ Result<std::uint64_t> Log::Append(std::string_view payload, std::uint32_t flags,
   if (options_.max_total_bytes != 0 && total_bytes_ + frame > options_.max_total_bytes) {
     ++stats_.rejected_full;
     return Fail(ErrorCode::kResourceExhausted,
-                fmt::format("log {} is full ({} of {} bytes)", options_.dir, total_bytes_,
+                fmt::format("{} log {} holds {} bytes and its limit (max_bytes) is {}: retry "
+                            "once consumers have freed space",
+                            kLogFullMessage, options_.dir, total_bytes_,
                             options_.max_total_bytes));
   }
   Flushed flushed;

@@ -13,6 +13,9 @@ namespace ferry::bus {
 // An append that failed on a full disk (ENOSPC) answers kResourceExhausted with a message
 // starting with this; the other kResourceExhausted (size limits) do not.
 inline constexpr std::string_view kNoSpaceMessage = "no space left on device";
+// An append that would take the log past max_total_bytes answers kResourceExhausted with a
+// message starting with this.
+inline constexpr std::string_view kLogFullMessage = "full:";
 
 enum class Durability {
   // Group commit (the default): an append is acknowledged only once an fsync that covers it has
