@@ -25,6 +25,8 @@
 #   LAT_RATE [1000] msg/s   LAT_PUBLISHERS [8]
 #   SYNC_INTERVAL [1s] Ferry interval mode's fsync period (NATS 2.9: 2 min, not settable)
 #   NATS_GOMAXPROCS [1] Go threads running NATS code at once, to match Ferry's one bus thread
+#   PIN [both] load: the load tool runs on CPU 0 only (taskset), the system under test wherever
+#       the scheduler puts it; both: and the system under test on CPU 1 only; off: no pinning
 #   RESULTS_DIR [bench/results]
 # Only 127.0.0.1 is used. Every process started here is stopped by PID on exit.
 set -euo pipefail
@@ -44,12 +46,13 @@ LAT_RATE=${LAT_RATE:-1000}
 LAT_PUBLISHERS=${LAT_PUBLISHERS:-8}
 SYNC_INTERVAL=${SYNC_INTERVAL:-1s}
 NATS_GOMAXPROCS=${NATS_GOMAXPROCS:-1}
+PIN=${PIN:-both}
 RESULTS_DIR=${RESULTS_DIR:-$repo/bench/results}
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "run.sh: $*"; exit 1; }
 
-for tool in g++ curl python3 nats-server redis-server redis-cli; do
+for tool in g++ curl python3 nats-server redis-server redis-cli taskset; do
   command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps installs it)"
 done
 [ -x "$FERRY_BIN" ] || die "no Ferry executable at FERRY_BIN=$FERRY_BIN (cmake --preset release && cmake --build --preset release --target ferry)"
@@ -59,6 +62,15 @@ for p in $PAIRS; do
 done
 
 source "$repo/bench/common/processes.sh"
+# on_server / on_load COMMAND...: runs it on the server's / the load tool's CPUs (see PIN).
+# on_server execs, so `on_server CMD &` makes $! the server's own PID: use it only with `&`.
+case $PIN in
+  load | both) if [ "$(nproc)" -lt 2 ]; then say "PIN=$PIN needs 2 CPUs; not pinning"; PIN=off; fi ;;
+  off) ;;
+  *) die "PIN must be load, both or off" ;;
+esac
+on_server() { if [ "$PIN" = both ]; then exec taskset -c 1 "$@"; else exec "$@"; fi; }
+on_load() { if [ "$PIN" != off ]; then taskset -c 0 "$@"; else "$@"; fi; }
 bench_workdir bus
 WAIT_S=10  # stop_pid: TERM, then KILL after this many seconds
 
@@ -90,7 +102,7 @@ start_system() {
       sed -e "s/@BUS_PORT@/$port/g" -e "s/@ADMIN_PORT@/$admin_port/g" \
           -e "s#@DATA_DIR@#$dir/data#g" -e "s/@SYNC_INTERVAL@/$SYNC_INTERVAL/g" \
           "$here/$name.yaml" >"$dir/ferry.yaml"
-      "$FERRY_BIN" run -c "$dir/ferry.yaml" >"$dir/out.log" 2>&1 &
+      on_server "$FERRY_BIN" run -c "$dir/ferry.yaml" >"$dir/out.log" 2>&1 &
       target_pid=$!; pids+=("$target_pid")
       local ok=0
       for _ in $(seq 100); do
@@ -103,7 +115,7 @@ start_system() {
       [ $ok = 1 ] || { cat "$dir/out.log" >&2; die "$name did not start"; } ;;
     nats)
       sed -e "s/@PORT@/$port/g" -e "s#@STORE_DIR@#$dir/data#g" "$here/nats.conf" >"$dir/nats.conf"
-      GOMAXPROCS=$NATS_GOMAXPROCS nats-server -c "$dir/nats.conf" >"$dir/out.log" 2>&1 &
+      on_server env GOMAXPROCS="$NATS_GOMAXPROCS" nats-server -c "$dir/nats.conf" >"$dir/out.log" 2>&1 &
       target_pid=$!; pids+=("$target_pid")
       wait_port "$port" || { cat "$dir/out.log" >&2; die "nats-server did not start"; }
       "$load" nats setup --port "$port" --name PUB --subject pub >/dev/null &&
@@ -111,7 +123,7 @@ start_system() {
         { cat "$dir/out.log" >&2; die "could not create the JetStream streams"; } ;;
     redis)
       sed -e "s/@PORT@/$port/g" -e "s#@DIR@#$dir/data#g" "$here/redis.conf" >"$dir/redis.conf"
-      redis-server "$dir/redis.conf" >"$dir/out.log" 2>&1 &
+      on_server redis-server "$dir/redis.conf" >"$dir/out.log" 2>&1 &
       target_pid=$!; pids+=("$target_pid")
       local ok=0
       for _ in $(seq 100); do
@@ -135,7 +147,7 @@ print(m["appends"], m["fsync_batches"], m["fsync_records"])'
 # run_load OUT ARGS...: runs bus_load, keeps its output, returns its result line.
 run_load() {
   local out=$1; shift
-  if ! "$load" "$@" >"$out" 2>"$out.err"; then
+  if ! on_load "$load" "$@" >"$out" 2>"$out.err"; then
     cat "$out.err" >&2; die "bus_load $* failed"
   fi
   [ -s "$out.err" ] && { say "  bus_load said:"; sed 's/^/    /' "$out.err" >&2; }
@@ -208,7 +220,7 @@ mkdir -p "$RESULTS_DIR"
 report=$RESULTS_DIR/bus-$stamp.md
 command_line="$(printf '%q ' env ROUNDS="$ROUNDS" DURATION="$DURATION" WARMUP="$WARMUP" \
   SIZE="$SIZE" PUBLISHERS="$PUBLISHERS" LAT_RATE="$LAT_RATE" LAT_PUBLISHERS="$LAT_PUBLISHERS" \
-  SYNC_INTERVAL="$SYNC_INTERVAL" NATS_GOMAXPROCS="$NATS_GOMAXPROCS" PAIRS="$PAIRS")bench/bus/run.sh"
+  SYNC_INTERVAL="$SYNC_INTERVAL" NATS_GOMAXPROCS="$NATS_GOMAXPROCS" PIN="$PIN" PAIRS="$PAIRS")bench/bus/run.sh"
 versions="$("$FERRY_BIN" version 2>&1 | head -1 || true); $(nats-server --version 2>&1 | head -1);"
 versions+=" $(redis-server --version | cut -d' ' -f1-3)"
 disk=$(df -P "$work" | awk 'NR == 2 {print $1}')
@@ -216,7 +228,7 @@ python3 "$here/report.py" "$results" --systems "${systems[*]}" --publishers "$PU
   --command "$command_line" \
   --machine "$(nproc) cores, $(uname -sr), data on $disk ($(findmnt -no FSTYPE -T "$work" 2>/dev/null || echo ?)), $(date -u '+%Y-%m-%d %H:%M UTC')" \
   --versions "$versions" \
-  --params "${SIZE}-byte messages; $DURATION s per load after $WARMUP s warmup; $ROUNDS rounds; sync publishers (one in flight each); latency: $LAT_RATE msg/s from $LAT_PUBLISHERS paced publishers, one consumer; Ferry sync_interval $SYNC_INTERVAL; NATS GOMAXPROCS=$NATS_GOMAXPROCS" \
+  --params "${SIZE}-byte messages; $DURATION s per load after $WARMUP s warmup; $ROUNDS rounds; sync publishers (one in flight each); latency: $LAT_RATE msg/s from $LAT_PUBLISHERS paced publishers, one consumer; Ferry sync_interval $SYNC_INTERVAL; NATS GOMAXPROCS=$NATS_GOMAXPROCS; $(case $PIN in load) echo "load tool pinned to CPU 0";; both) echo "load tool pinned to CPU 0, system under test to CPU 1";; *) echo "no CPU pinning";; esac)" \
   >"$report"
 cat "$report"
 cp "$report" "$RESULTS_DIR/bus-latest.md"
