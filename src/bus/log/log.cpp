@@ -66,8 +66,7 @@ Result<std::uint64_t> Log::Append(std::string_view payload, std::uint32_t flags,
     return Fail(ErrorCode::kResourceExhausted,
                 fmt::format("{} log {} holds {} bytes and its limit (max_bytes) is {}: retry "
                             "once consumers have freed space",
-                            kLogFullMessage, options_.dir, total_bytes_,
-                            options_.max_total_bytes));
+                            kLogFullMessage, options_.dir, total_bytes_, options_.max_total_bytes));
   }
   Flushed flushed;
   const auto fail = [&](const Error& error) -> Result<std::uint64_t> {
