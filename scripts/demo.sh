@@ -489,6 +489,28 @@ say "acked: $(payments_stat '["counts"]["acked"]'), dead letters: $(payments_sta
 [ "$(payments_stat '["dead_letters"]')" = 0 ] || fail "the dead letter is still there"
 good "replayed and delivered: every order is paid exactly once"
 
+# ---------------------------------------------------------------------------------------------
+step "13. What the queue holds and how fast it moves"
+say "GET /v1/queues/payments answers depth, in flight, dead letters, counters since the start,"
+say "and rates: per second, averaged over the last minute (as RabbitMQ's management API shows):"
+shown "curl $bus_url/v1/queues/payments"
+curl -s "$bus_url/v1/queues/payments" >"$work/payments-stats.json" ||
+  fail "could not read the payments queue's stats"
+python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+c = s["counts"]
+print("   depth {}, in flight {}, dead letters {}".format(s["depth"], s["in_flight"], s["dead_letters"]))
+print("   published {}, delivered {} (redelivered {}), acked {}, nacked {}, dead-lettered {}, replayed {}".format(
+    c["published"], c["delivered"], c["redelivered"], c["acked"], c["nacked"], c["dead_lettered"], c["replayed"]))
+print("   rates/s:", json.dumps(s["rates"]))' "$work/payments-stats.json" ||
+  fail "unexpected stats: $(cat "$work/payments-stats.json")"
+[ "$(json_field '["counts"]["dead_lettered"]' <"$work/payments-stats.json")" = 1 ] ||
+  fail "the stats do not count the dead-lettered payment"
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["rates"]; sys.exit(0 if r["publish"] > 0 and r["ack"] > 0 else 1)' \
+  "$work/payments-stats.json" || fail "the rates do not show the traffic of the last minute"
+good "three orders, one dead letter, one replay: the counters and the last minute's rates agree"
+
 stop_pid "$ferry_pid"
 printf '\n%sDemo done.%s Stopping the services; nothing started by the demo is left running.\n' \
   "$bold$green" "$reset"
