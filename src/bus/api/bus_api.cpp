@@ -8,6 +8,7 @@
 
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
+#include "bus/api/subscription_put.hpp"
 #include "core/units.hpp"
 #include "observability/access_log_entry.hpp"
 #include "observability/json_text.hpp"
@@ -647,58 +648,13 @@ ApiResponse BusServiceImpl::SubscriptionStatsJson(const std::string& topic,
 
 Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, const std::string& name,
                                                   const std::string& body) {
-  auto o = ParseObject(body);
-  if (!o) co_return FromError(o.error());
-  // A PUT on an existing subscription changes only what its body gives (the filter as a whole,
-  // lease, max_deliveries); the rest, e.g. a backoff from the config, stays as it runs now. A
-  // new subscription starts from the defaults.
-  SubscriptionOptions options;
-  if (auto current = broker_->GetSubscriptionOptions(topic, name)) options = *current;
-  for (const auto& [key, value] : *o) {
-    if (key == "filter") {
-      if (!value.is_object())
-        co_return ErrorReply(400, "bad_request", "'filter' must be an object");
-      options.filter = {};
-      for (const auto& [fk, fv] : value.as_object()) {
-        if (!fv.is_string())
-          co_return ErrorReply(400, "bad_request", "filter values must be strings");
-        std::string v(fv.as_string());
-        if (fk == "type")
-          options.filter.type = v;
-        else if (fk == "source")
-          options.filter.source = v;
-        else if (fk == "subject")
-          options.filter.subject = v;
-        else
-          co_return ErrorReply(400, "bad_request",
-                               fmt::format("unknown filter key '{}'", std::string_view(fk)));
-      }
-    } else if (key == "lease" || key == "max_deliveries" || key == "from_beginning") {
-      if (key == "from_beginning") {
-        if (!value.is_bool())
-          co_return ErrorReply(400, "bad_request", "'from_beginning' must be a boolean");
-        options.from_beginning = value.as_bool();
-      } else if (key == "max_deliveries") {
-        if (!value.is_int64() || value.as_int64() < 0) {
-          co_return ErrorReply(400, "bad_request",
-                               "'max_deliveries' must be a non-negative integer");
-        }
-        options.delivery.max_deliveries = static_cast<std::uint32_t>(value.as_int64());
-      } else {
-        auto d =
-            value.is_string()
-                ? ParseDuration(value.as_string())
-                : Result<Duration>(Fail(ErrorCode::kInvalidArgument, "'lease' must be a duration"));
-        if (!d || d->count() <= 0)
-          co_return ErrorReply(400, "bad_request", "'lease' must be a positive duration");
-        options.delivery.lease = std::chrono::duration_cast<BusDuration>(*d);
-      }
-    } else {
-      co_return ErrorReply(400, "bad_request",
-                           fmt::format("unknown key '{}'", std::string_view(key)));
-    }
-  }
-  if (auto r = broker_->CreateSubscription(topic, name, options); !r)
+  // A PUT on an existing subscription changes only what its body gives; the rest, e.g. a
+  // backoff from the config, stays as it runs now. A new subscription starts from the defaults.
+  SubscriptionOptions current;
+  if (auto existing = broker_->GetSubscriptionOptions(topic, name)) current = *existing;
+  auto options = ApplySubscriptionPut(body, std::move(current), config_->services);
+  if (!options) co_return FromError(options.error());
+  if (auto r = broker_->CreateSubscription(topic, name, *options); !r)
     co_return FromError(r.error());
   // Answered once what it wrote is stored (fsynced in batch mode): a 200 survives a power cut.
   const StartFn<Result<void>> start = [this, &topic,

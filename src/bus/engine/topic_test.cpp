@@ -229,5 +229,57 @@ TEST(SubscriptionStoredTest, SubscriptionSurvivesAPowerCutOnceStored) {
   EXPECT_EQ(unknown->error().code(), ErrorCode::kNotFound);
 }
 
+// Options changed on an existing subscription (a PUT) are what it runs with after a restart, a
+// power cut once stored, and a checkpoint that deleted the record that changed them.
+TEST(SubscriptionStoredTest, ChangedBackoffSurvivesAPowerCutAndACheckpoint) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  testing::Harness h(fs);
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "s", {}));
+  auto changed = h.broker().GetSubscriptionOptions("t", "s").value();
+  changed.delivery.backoff = {.initial = 250ms, .max = 3s, .multiplier = 1.5};
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "s", changed));
+  std::optional<Result<void>> stored;
+  h.broker().WhenSubscriptionStored("t", "s", [&](Result<void> r) { stored = r; });
+  ASSERT_TRUE(h.posts.Await([&] { return stored.has_value(); }));
+  ASSERT_TRUE(*stored);
+  fs->ArmCrashAfter(1);
+  h.Close();
+  fs->SimulateCrash(FaultInjectionFileSystem::CrashMode::kDropUnsynced);
+  h.Open();
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  auto after = h.broker().GetSubscriptionOptions("t", "s");
+  ASSERT_TRUE(after.has_value()) << after.error().message();
+  EXPECT_EQ(after->delivery.backoff.initial, 250ms);
+  EXPECT_EQ(after->delivery.backoff.max, 3s);
+  EXPECT_EQ(after->delivery.backoff.multiplier, 1.5);
+
+  // Traffic until checkpoints replace the records that set the options.
+  h.state_checkpoint_bytes = 4096;
+  h.Reopen();
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  const Inbox s = Inbox::Subscription("t", "s");
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(h.Publish(Destination::Topic("t"), Msg(std::string(100, 'x'))));
+    for (const auto& d : h.Receive(s)) h.Ack(s, {d.receipt});
+  }
+  EXPECT_GE(h.broker().GetSubscriptionStats("t", "s")->inbox.checkpoints, 1u);
+  h.Reopen();
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  after = h.broker().GetSubscriptionOptions("t", "s");
+  ASSERT_TRUE(after.has_value()) << after.error().message();
+  EXPECT_EQ(after->delivery.backoff.initial, 250ms);
+  EXPECT_EQ(after->delivery.backoff.max, 3s);
+  // And it is the backoff in force: a nack waits 250ms, not the default 1s.
+  ASSERT_TRUE(h.Publish(Destination::Topic("t"), Msg("n")));
+  auto first = h.Receive(s);
+  ASSERT_EQ(first.size(), 1u);
+  h.Nack(s, {first[0].receipt});
+  h.Advance(200ms);
+  EXPECT_TRUE(h.Receive(s).empty());
+  h.Advance(100ms);
+  EXPECT_EQ(h.Receive(s).size(), 1u);
+}
+
 }  // namespace
 }  // namespace ferry::bus
