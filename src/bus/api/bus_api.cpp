@@ -597,6 +597,16 @@ boost::json::object SubscriptionJson(const SubscriptionStats& s,
   backoff["max"] = DurationText(options.delivery.backoff.max);
   backoff["multiplier"] = options.delivery.backoff.multiplier;
   o["backoff"] = std::move(backoff);
+  if (options.push) {
+    boost::json::object push;
+    push["service"] = options.push->service;
+    push["path"] = options.push->path;
+    push["timeout"] = DurationText(options.push->timeout);
+    push["concurrency"] = options.push->concurrency;
+    o["push"] = std::move(push);
+  } else {
+    o["push"] = nullptr;
+  }
   return o;
 }
 
@@ -656,6 +666,10 @@ Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, cons
   if (!options) co_return FromError(options.error());
   if (auto r = broker_->CreateSubscription(topic, name, *options); !r)
     co_return FromError(r.error());
+  // The options are in force from here, as the broker's are: a changed push replaces the
+  // running one, none stops it.
+  WatchInbox(Inbox::Subscription(topic, name));
+  SetSubscriptionPush(Inbox::Subscription(topic, name), options->push);
   // Answered once what it wrote is stored (fsynced in batch mode): a 200 survives a power cut.
   const StartFn<Result<void>> start = [this, &topic,
                                        &name](std::function<void(Result<void>)> done) {
@@ -663,7 +677,6 @@ Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, cons
   };
   auto stored = co_await AwaitCallback(start);
   if (!stored) co_return FromError(stored.error());
-  WatchInbox(Inbox::Subscription(topic, name));
   boost::json::object out;
   out["topic"] = topic;
   out["subscription"] = name;
@@ -682,6 +695,9 @@ Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
                                      topic, name));
   }
   const std::string key = Inbox::Subscription(topic, name).ToString();
+  // Its push ends now: a loop left running could find a subscription PUT under the same name
+  // after the delete and push to it with the old settings.
+  (void)StopPush(key);
   const StartFn<Result<void>> start = [this, &topic, &name,
                                        &key](std::function<void(Result<void>)> done) {
     broker_->DeleteSubscription(topic, name, std::move(done));
@@ -691,9 +707,10 @@ Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
   auto deleted = co_await AwaitCallback(start);
   if (!deleted) {
     // A delete that failed before its commit point leaves the subscription open: serve its
-    // long-polls again.
-    if (broker_->GetSubscriptionOptions(topic, name)) {
+    // long-polls and its push again.
+    if (auto options = broker_->GetSubscriptionOptions(topic, name)) {
       WatchInbox(Inbox::Subscription(topic, name));
+      SetSubscriptionPush(Inbox::Subscription(topic, name), options->push);
     }
     co_return FromError(deleted.error());
   }

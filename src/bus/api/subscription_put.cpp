@@ -125,11 +125,64 @@ Result<void> ApplyBackoff(const value& v, BackoffOptions& backoff) {
   return Ok();
 }
 
+// null: push off. An object changes the fields given of the current push, or makes a new one
+// (then `service` is required).
+Result<void> ApplyPush(const value& v, std::optional<PushOptions>& push,
+                       const std::map<std::string, config::Service>& services) {
+  if (v.is_null()) {
+    push.reset();
+    return Ok();
+  }
+  if (!v.is_object()) {
+    return Bad(fmt::format("'push' must be an object, or null to turn push off, got {}", Shown(v)));
+  }
+  const object& o = v.as_object();
+  if (!push && !o.contains("service")) {
+    return Bad(
+        "'push' needs 'service' (a service of the node's config): the subscription does "
+        "not push yet");
+  }
+  PushOptions out = push.value_or(PushOptions{});
+  for (const auto& [key, fv] : o) {
+    if (key == "service") {
+      if (!fv.is_string()) {
+        return Bad(fmt::format("'push.service' must be a string, got {}", Shown(fv)));
+      }
+      std::string name(fv.as_string());
+      if (!services.contains(name)) {
+        std::string known;
+        for (const auto& [s, ignored] : services) known += (known.empty() ? "" : ", ") + s;
+        return Bad(fmt::format("'push.service': unknown service '{}' (the config's services: {})",
+                               name, known.empty() ? "none" : known));
+      }
+      out.service = std::move(name);
+    } else if (key == "path") {
+      if (!fv.is_string() || fv.as_string().empty() || fv.as_string().front() != '/') {
+        return Bad(fmt::format("'push.path' must be a path starting with '/', got {}", Shown(fv)));
+      }
+      out.path = std::string(fv.as_string());
+    } else if (key == "timeout") {
+      auto d = DurationValue(fv, "push.timeout", /*positive=*/true);
+      if (!d) return tl::unexpected(d.error());
+      out.timeout = *d;
+    } else if (key == "concurrency") {
+      auto n = IntegerValue(fv, "push.concurrency", 1, config::kMaxBusPushConcurrency);
+      if (!n) return tl::unexpected(n.error());
+      out.concurrency = static_cast<std::uint32_t>(*n);
+    } else {
+      return Bad(fmt::format("unknown push key '{}' (expected service, path, timeout, concurrency)",
+                             std::string_view(key)));
+    }
+  }
+  push = std::move(out);
+  return Ok();
+}
+
 }  // namespace
 
 Result<SubscriptionOptions> ApplySubscriptionPut(
     std::string_view body, SubscriptionOptions options,
-    const std::map<std::string, config::Service>& /*services*/) {
+    const std::map<std::string, config::Service>& services) {
   object o;
   if (!body.empty()) {
     boost::system::error_code ec;
@@ -154,10 +207,12 @@ Result<SubscriptionOptions> ApplySubscriptionPut(
       options.from_beginning = v.as_bool();
     } else if (key == "backoff") {
       r = ApplyBackoff(v, options.delivery.backoff);
+    } else if (key == "push") {
+      r = ApplyPush(v, options.push, services);
     } else {
       return Bad(
           fmt::format("unknown key '{}' (expected filter, lease, max_deliveries, "
-                      "from_beginning, backoff)",
+                      "from_beginning, backoff, push)",
                       std::string_view(key)));
     }
     if (!r) return tl::unexpected(r.error());

@@ -114,5 +114,70 @@ TEST(SubscriptionPutTest, TheOtherOptions) {
   EXPECT_THAT(ErrorOf("{"), HasSubstr("the body must be a JSON object"));
 }
 
+TEST(SubscriptionPutTest, PushNeedsAServiceOfTheConfigAndTakesItsDefaults) {
+  auto r = ApplySubscriptionPut(R"({"push": {"service": "hooks"}})", Configured(), kServices);
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_TRUE(r->push.has_value());
+  EXPECT_EQ(r->push->service, "hooks");
+  EXPECT_EQ(r->push->path, "/");
+  EXPECT_EQ(r->push->timeout, 10s);
+  EXPECT_EQ(r->push->concurrency, 1u);
+  EXPECT_EQ(ErrorOf(R"({"push": {"path": "/x"}})"),
+            "'push' needs 'service' (a service of the node's config): the subscription does not "
+            "push yet");
+  EXPECT_EQ(ErrorOf(R"({"push": {"service": "nope"}})"),
+            "'push.service': unknown service 'nope' (the config's services: audit, hooks)");
+  EXPECT_EQ(
+      ApplySubscriptionPut(R"({"push": {"service": "x"}})", Configured(), {}).error().message(),
+      "'push.service': unknown service 'x' (the config's services: none)");
+}
+
+TEST(SubscriptionPutTest, PushChangesOnlyTheFieldsGivenAndNullTurnsItOff) {
+  SubscriptionOptions pushing = Configured();
+  pushing.push = PushOptions{"hooks", "/in", 2s, 4};
+  auto r = ApplySubscriptionPut(R"({"push": {"concurrency": 8}})", pushing, kServices);
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_TRUE(r->push.has_value());
+  EXPECT_EQ(r->push->service, "hooks");
+  EXPECT_EQ(r->push->path, "/in");
+  EXPECT_EQ(r->push->timeout, 2s);
+  EXPECT_EQ(r->push->concurrency, 8u);
+  r = ApplySubscriptionPut(
+      R"({"push": {"service": "audit", "path": "/a", "timeout": "500ms", "concurrency": 1024}})",
+      pushing, kServices);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->push->service, "audit");
+  EXPECT_EQ(r->push->path, "/a");
+  EXPECT_EQ(r->push->timeout, 500ms);
+  EXPECT_EQ(r->push->concurrency, 1024u);
+  r = ApplySubscriptionPut(R"({"push": null})", pushing, kServices);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_FALSE(r->push.has_value());
+  // A body without push keeps it.
+  r = ApplySubscriptionPut(R"({"lease": "1m"})", pushing, kServices);
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_TRUE(r->push.has_value());
+  EXPECT_EQ(r->push->path, "/in");
+}
+
+TEST(SubscriptionPutTest, BadPushValuesNameTheField) {
+  const auto bad = [](std::string_view body) { return ErrorOf(body); };
+  EXPECT_THAT(bad(R"({"push": {"service": "hooks", "path": "in"}})"),
+              HasSubstr("'push.path' must be a path starting with '/', got \"in\""));
+  EXPECT_THAT(bad(R"({"push": {"service": "hooks", "timeout": "0s"}})"),
+              HasSubstr("'push.timeout' must be a positive duration"));
+  EXPECT_THAT(bad(R"({"push": {"service": "hooks", "timeout": "fast"}})"),
+              HasSubstr("'push.timeout' must be a positive duration like \"1s\", got \"fast\""));
+  EXPECT_THAT(bad(R"({"push": {"service": "hooks", "concurrency": 0}})"),
+              HasSubstr("'push.concurrency' must be an integer from 1 to 1024, got 0"));
+  EXPECT_THAT(bad(R"({"push": {"service": "hooks", "concurrency": 1025}})"),
+              HasSubstr("'push.concurrency' must be an integer from 1 to 1024"));
+  EXPECT_THAT(bad(R"({"push": {"service": "hooks", "retries": 3}})"),
+              HasSubstr("unknown push key 'retries'"));
+  EXPECT_THAT(bad(R"({"push": {"service": 5}})"), HasSubstr("'push.service' must be a string"));
+  EXPECT_THAT(bad(R"({"push": "hooks"})"),
+              HasSubstr("'push' must be an object, or null to turn push off"));
+}
+
 }  // namespace
 }  // namespace ferry::bus
