@@ -19,7 +19,7 @@ constexpr std::uint64_t kMinStateCheckpointBytes = 4ull * 1024;
 constexpr std::uint64_t kMaxStateCheckpointBytes = 4ull * 1024 * 1024 * 1024;
 constexpr std::uint64_t kMaxMessageBytesLimit = 64ull * 1024 * 1024;
 constexpr std::uint64_t kMaxBytesLimit = 1024ull * 1024 * 1024 * 1024 * 1024;  // 1 PiB
-constexpr std::int64_t kMaxPushConcurrency = 1024;
+constexpr std::int64_t kMaxPushConcurrency = kMaxBusPushConcurrency;
 // The log's sync thread sleeps in whole milliseconds: a shorter interval would be 0, a busy loop.
 constexpr Duration kMinSyncInterval = std::chrono::milliseconds(1);
 

@@ -113,8 +113,10 @@ struct BusPush {
   std::string service;             // key into Config::services
   std::string path = "/";          // request path on the service; starts with '/'
   Duration timeout = seconds(10);  // per delivery attempt; > 0
-  std::uint32_t concurrency = 1;   // deliveries in flight at once (1..1024)
+  std::uint32_t concurrency = 1;   // deliveries in flight at once (1..kMaxBusPushConcurrency)
 };
+// The most deliveries a push may have in flight (the config and the bus API's PUT check it).
+inline constexpr std::uint32_t kMaxBusPushConcurrency = 1024;
 
 struct BusDelivery {
   Duration lease = seconds(30);      // a delivery is redelivered unless settled within this; > 0

@@ -8,6 +8,7 @@
 
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
+#include "bus/api/subscription_put.hpp"
 #include "core/units.hpp"
 #include "observability/access_log_entry.hpp"
 #include "observability/json_text.hpp"
@@ -596,6 +597,16 @@ boost::json::object SubscriptionJson(const SubscriptionStats& s,
   backoff["max"] = DurationText(options.delivery.backoff.max);
   backoff["multiplier"] = options.delivery.backoff.multiplier;
   o["backoff"] = std::move(backoff);
+  if (options.push) {
+    boost::json::object push;
+    push["service"] = options.push->service;
+    push["path"] = options.push->path;
+    push["timeout"] = DurationText(options.push->timeout);
+    push["concurrency"] = options.push->concurrency;
+    o["push"] = std::move(push);
+  } else {
+    o["push"] = nullptr;
+  }
   return o;
 }
 
@@ -647,59 +658,18 @@ ApiResponse BusServiceImpl::SubscriptionStatsJson(const std::string& topic,
 
 Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, const std::string& name,
                                                   const std::string& body) {
-  auto o = ParseObject(body);
-  if (!o) co_return FromError(o.error());
-  // A PUT on an existing subscription changes only what its body gives (the filter as a whole,
-  // lease, max_deliveries); the rest, e.g. a backoff from the config, stays as it runs now. A
-  // new subscription starts from the defaults.
-  SubscriptionOptions options;
-  if (auto current = broker_->GetSubscriptionOptions(topic, name)) options = *current;
-  for (const auto& [key, value] : *o) {
-    if (key == "filter") {
-      if (!value.is_object())
-        co_return ErrorReply(400, "bad_request", "'filter' must be an object");
-      options.filter = {};
-      for (const auto& [fk, fv] : value.as_object()) {
-        if (!fv.is_string())
-          co_return ErrorReply(400, "bad_request", "filter values must be strings");
-        std::string v(fv.as_string());
-        if (fk == "type")
-          options.filter.type = v;
-        else if (fk == "source")
-          options.filter.source = v;
-        else if (fk == "subject")
-          options.filter.subject = v;
-        else
-          co_return ErrorReply(400, "bad_request",
-                               fmt::format("unknown filter key '{}'", std::string_view(fk)));
-      }
-    } else if (key == "lease" || key == "max_deliveries" || key == "from_beginning") {
-      if (key == "from_beginning") {
-        if (!value.is_bool())
-          co_return ErrorReply(400, "bad_request", "'from_beginning' must be a boolean");
-        options.from_beginning = value.as_bool();
-      } else if (key == "max_deliveries") {
-        if (!value.is_int64() || value.as_int64() < 0) {
-          co_return ErrorReply(400, "bad_request",
-                               "'max_deliveries' must be a non-negative integer");
-        }
-        options.delivery.max_deliveries = static_cast<std::uint32_t>(value.as_int64());
-      } else {
-        auto d =
-            value.is_string()
-                ? ParseDuration(value.as_string())
-                : Result<Duration>(Fail(ErrorCode::kInvalidArgument, "'lease' must be a duration"));
-        if (!d || d->count() <= 0)
-          co_return ErrorReply(400, "bad_request", "'lease' must be a positive duration");
-        options.delivery.lease = std::chrono::duration_cast<BusDuration>(*d);
-      }
-    } else {
-      co_return ErrorReply(400, "bad_request",
-                           fmt::format("unknown key '{}'", std::string_view(key)));
-    }
-  }
-  if (auto r = broker_->CreateSubscription(topic, name, options); !r)
+  // A PUT on an existing subscription changes only what its body gives; the rest, e.g. a
+  // backoff from the config, stays as it runs now. A new subscription starts from the defaults.
+  SubscriptionOptions current;
+  if (auto existing = broker_->GetSubscriptionOptions(topic, name)) current = *existing;
+  auto options = ApplySubscriptionPut(body, std::move(current), config_->services);
+  if (!options) co_return FromError(options.error());
+  if (auto r = broker_->CreateSubscription(topic, name, *options); !r)
     co_return FromError(r.error());
+  // The options are in force from here, as the broker's are: a changed push replaces the
+  // running one, none stops it.
+  WatchInbox(Inbox::Subscription(topic, name));
+  SetSubscriptionPush(Inbox::Subscription(topic, name), options->push);
   // Answered once what it wrote is stored (fsynced in batch mode): a 200 survives a power cut.
   const StartFn<Result<void>> start = [this, &topic,
                                        &name](std::function<void(Result<void>)> done) {
@@ -707,7 +677,6 @@ Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, cons
   };
   auto stored = co_await AwaitCallback(start);
   if (!stored) co_return FromError(stored.error());
-  WatchInbox(Inbox::Subscription(topic, name));
   boost::json::object out;
   out["topic"] = topic;
   out["subscription"] = name;
@@ -726,6 +695,9 @@ Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
                                      topic, name));
   }
   const std::string key = Inbox::Subscription(topic, name).ToString();
+  // Its push ends now: a loop left running could find a subscription PUT under the same name
+  // after the delete and push to it with the old settings.
+  (void)StopPush(key);
   const StartFn<Result<void>> start = [this, &topic, &name,
                                        &key](std::function<void(Result<void>)> done) {
     broker_->DeleteSubscription(topic, name, std::move(done));
@@ -735,9 +707,10 @@ Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
   auto deleted = co_await AwaitCallback(start);
   if (!deleted) {
     // A delete that failed before its commit point leaves the subscription open: serve its
-    // long-polls again.
-    if (broker_->GetSubscriptionOptions(topic, name)) {
+    // long-polls and its push again.
+    if (auto options = broker_->GetSubscriptionOptions(topic, name)) {
       WatchInbox(Inbox::Subscription(topic, name));
+      SetSubscriptionPush(Inbox::Subscription(topic, name), options->push);
     }
     co_return FromError(deleted.error());
   }

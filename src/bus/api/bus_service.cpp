@@ -152,15 +152,24 @@ Result<void> BusServiceImpl::Declare() {
       so.delivery = ToDelivery(s.delivery);
       so.filter = {s.filter.type, s.filter.source, s.filter.subject};
       so.from_beginning = s.from_beginning;
-      if (auto r = broker_->CreateSubscription(name, sub_name, so); !r) return r;
-      WatchInbox(Inbox::Subscription(name, sub_name));
-      if (s.push) StartPush(Inbox::Subscription(name, sub_name), *s.push);
-    }
-    // Subscriptions made through the API persist in the data directory: watch them too.
-    if (auto subs = broker_->Subscriptions(name)) {
-      for (const std::string& sub_name : *subs) {
-        if (!t.subscriptions.count(sub_name)) WatchInbox(Inbox::Subscription(name, sub_name));
+      // Stored with the rest, so the options show it and it stays if the subscription leaves
+      // the config (it lives on in data_dir, as one made by PUT does).
+      if (s.push) {
+        so.push =
+            PushOptions{s.push->service, s.push->path, ToBus(s.push->timeout), s.push->concurrency};
       }
+      if (auto r = broker_->CreateSubscription(name, sub_name, so); !r) return r;
+    }
+    // Every subscription, from the config or made through the API (those persist in the data
+    // directory), is watched and pushes as its stored options say (a PUT may have set it).
+    auto subs = broker_->Subscriptions(name);
+    if (!subs) return tl::unexpected(subs.error());
+    for (const std::string& sub_name : *subs) {
+      const Inbox inbox = Inbox::Subscription(name, sub_name);
+      WatchInbox(inbox);
+      auto options = broker_->GetSubscriptionOptions(name, sub_name);
+      if (!options) return tl::unexpected(options.error());
+      SetSubscriptionPush(inbox, options->push);
     }
   }
   return Ok();

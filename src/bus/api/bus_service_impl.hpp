@@ -113,7 +113,19 @@ class BusServiceImpl final : public BusService {
                                  const std::string& body);
 
   // push_delivery.cpp
-  void StartPush(const Inbox& inbox, const config::BusPush& push);
+  // Starts pushing `inbox` to push.service (which must be in config_->services). `previous`,
+  // the push this one replaces, keeps its deliveries in flight; the new one starts once they
+  // are done, so push.concurrency holds across the change.
+  void StartPush(const Inbox& inbox, const config::BusPush& push,
+                 std::shared_ptr<PushTarget> previous = nullptr);
+  // Makes a subscription push as `push` says (none: pull), as the config declared it or a PUT
+  // set it: an unchanged push keeps running, a changed one replaces the running one. A service
+  // that is not in the config (a push stored before the config lost it) is logged and not
+  // started: the messages wait rather than fail into the dead letters.
+  void SetSubscriptionPush(const Inbox& inbox, const std::optional<PushOptions>& push);
+  // Stops the push of the inbox, if any: its loop ends, its deliveries in flight finish. Returns
+  // the stopped push (null if none ran).
+  std::shared_ptr<PushTarget> StopPush(const std::string& inbox);
   Task<void> PushLoop(std::shared_ptr<PushTarget> target);
   Task<void> PushOne(std::shared_ptr<PushTarget> target, Delivery delivery);
   // One request and its response on `socket`, all within `budget`.

@@ -12,6 +12,7 @@
 
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
+#include "core/units.hpp"
 #include "http/head_scanner.hpp"
 #include "http/parser.hpp"
 #include "http/serializer.hpp"
@@ -51,12 +52,17 @@ struct BusServiceImpl::PushTarget {
   bool uses_dns = false;
   bool resolving = false;
   std::chrono::steady_clock::time_point next_resolve{};
+  bool stopped = false;  // replaced or turned off: the loop ends, deliveries in flight finish
+  // The push this one replaced, until its deliveries in flight are done (see PushLoop).
+  std::shared_ptr<PushTarget> previous;
 };
 
-void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push) {
+void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push,
+                               std::shared_ptr<PushTarget> previous) {
   auto target = std::make_shared<PushTarget>();
   target->inbox = inbox;
   target->push = push;
+  target->previous = std::move(previous);
   const auto service = config_->services.find(push.service);
   if (service != config_->services.end()) {
     target->service = service->second;
@@ -74,7 +80,53 @@ void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push) 
   }
   target->slot_freed = std::make_unique<asio::steady_timer>(io_);
   push_targets_.push_back(target);
+  spdlog::info("bus push {}: to service {} path {} (timeout {}, concurrency {})", inbox.ToString(),
+               push.service, push.path, FormatDuration(push.timeout), push.concurrency);
   asio::co_spawn(io_, PushLoop(target), asio::detached);
+}
+
+std::shared_ptr<BusServiceImpl::PushTarget> BusServiceImpl::StopPush(const std::string& inbox) {
+  const auto it = std::find_if(push_targets_.begin(), push_targets_.end(),
+                               [&](const auto& t) { return t->inbox.ToString() == inbox; });
+  if (it == push_targets_.end()) return nullptr;
+  std::shared_ptr<PushTarget> target = *it;
+  push_targets_.erase(it);
+  target->stopped = true;
+  target->slot_freed->cancel();
+  NotifyInbox(inbox);  // its loop may be waiting for messages
+  spdlog::info("bus push {}: stopped ({} in flight finish)", inbox, target->in_flight);
+  return target;
+}
+
+void BusServiceImpl::SetSubscriptionPush(const Inbox& inbox,
+                                         const std::optional<PushOptions>& push) {
+  const std::string key = inbox.ToString();
+  std::optional<config::BusPush> wanted;
+  if (push) {
+    wanted =
+        config::BusPush{push->service, push->path,
+                        std::chrono::duration_cast<Duration>(push->timeout), push->concurrency};
+  }
+  const auto running = std::find_if(push_targets_.begin(), push_targets_.end(),
+                                    [&](const auto& t) { return t->inbox.ToString() == key; });
+  if (running == push_targets_.end() && !wanted) return;
+  if (running != push_targets_.end() && wanted) {
+    const config::BusPush& now = (*running)->push;
+    if (now.service == wanted->service && now.path == wanted->path &&
+        now.timeout == wanted->timeout && now.concurrency == wanted->concurrency) {
+      return;  // unchanged: its connections and deliveries in flight go on
+    }
+  }
+  std::shared_ptr<PushTarget> previous = StopPush(key);
+  if (!wanted) return;
+  if (!config_->services.contains(wanted->service)) {
+    spdlog::warn(
+        "bus push {}: service {} is not in the config; push is off until it is back or "
+        "a PUT changes the push (the messages wait, and can be pulled)",
+        key, wanted->service);
+    return;
+  }
+  StartPush(inbox, *wanted, std::move(previous));
 }
 
 void BusServiceImpl::ApplyPushResolution(PushTarget& target, const ResolvedHosts& round) {
@@ -134,7 +186,21 @@ void BusServiceImpl::SweepPushConnections() {
 
 Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
   const std::string key = target->inbox.ToString();
-  while (!stopping_) {
+  // A push that replaced another starts once the deliveries of the ones before it are done
+  // (each wakes the waiter through its slot_freed as one finishes).
+  while (!stopping_ && !target->stopped && target->previous) {
+    std::shared_ptr<PushTarget> busy;
+    for (auto p = target->previous; p && !busy; p = p->previous) {
+      if (p->in_flight > 0) busy = p;
+    }
+    if (!busy) {
+      target->previous.reset();
+      break;
+    }
+    busy->slot_freed->expires_after(std::chrono::seconds(1));
+    co_await busy->slot_freed->async_wait(kNoThrow);
+  }
+  while (!stopping_ && !target->stopped) {
     if (target->in_flight >= target->push.concurrency) {
       target->slot_freed->expires_after(std::chrono::seconds(1));
       co_await target->slot_freed->async_wait(kNoThrow);
@@ -143,7 +209,7 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
     auto got = broker_->Receive(target->inbox, target->push.concurrency - target->in_flight);
     if (!got) {
       if (got.error().code() == ErrorCode::kNotFound) {
-        // Deleted (only subscriptions made by PUT can be, and those have no push; a guard).
+        // Deleted (a DELETE stops the push before it deletes: a guard).
         spdlog::info("bus push {}: {}; push stops", key, got.error().message());
         break;
       }

@@ -70,9 +70,21 @@ struct SubscriptionFilter {
   std::string subject;
 };
 
+// Push delivery of a subscription: the bus POSTs each message to `service`. The engine only
+// stores it with the other options (so a push set over the API survives a restart); the bus
+// API runs it (src/bus/api/push_delivery.cpp) and checks the service exists.
+struct PushOptions {
+  std::string service;                             // a service of the node's config
+  std::string path = "/";                          // the request path; starts with '/'
+  BusDuration timeout = std::chrono::seconds(10);  // one delivery attempt; > 0
+  std::uint32_t concurrency = 1;                   // deliveries in flight at once; >= 1
+};
+
 struct SubscriptionOptions {
   DeliveryOptions delivery;
   SubscriptionFilter filter;
+  // Push delivery; none (the default): consumers pull.
+  std::optional<PushOptions> push;
   // Where a new subscription starts: the topic's first retained event (true) or the next one
   // published (false, the default). Ignored when the subscription already exists.
   bool from_beginning = false;

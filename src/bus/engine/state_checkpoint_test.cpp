@@ -177,6 +177,8 @@ TEST(StateCheckpointTest, WritesRecordSeedCorpusWhenAsked) {
   SubscriptionOptions options;
   options.filter.type = "order.*";
   write("options", 2, EncodeSubscriptionOptions(options));
+  options.push = PushOptions{"billing", "/events", std::chrono::seconds(5), 4};
+  write("options-push", 2, EncodeSubscriptionOptions(options));
   std::string run;
   for (const StateRecord& r : EncodeCheckpoint(Sample(12), 256)) {
     const std::string encoded = EncodeStateRecord(r);

@@ -1,6 +1,7 @@
 #include "bus/engine/state_record.hpp"
 
 #include <bit>
+#include <limits>
 
 #include "bus/engine/wire.hpp"
 
@@ -47,9 +48,12 @@ Result<StateRecord> DecodeStateRecord(std::string_view payload) {
   return r;
 }
 
+// Version 1: filter and delivery options. Version 2 adds the push after them. Options without a
+// push are still written as version 1, so a state log stays readable by a build that predates
+// push set over the API unless a push was actually set.
 std::string EncodeSubscriptionOptions(const SubscriptionOptions& o) {
   std::string out;
-  wire::PutVarint(&out, 1);  // version
+  wire::PutVarint(&out, o.push ? 2 : 1);
   wire::PutString(&out, o.filter.type);
   wire::PutString(&out, o.filter.source);
   wire::PutString(&out, o.filter.subject);
@@ -60,13 +64,20 @@ std::string EncodeSubscriptionOptions(const SubscriptionOptions& o) {
   wire::PutSigned(&out, d.backoff.max.count());
   wire::PutVarint(&out, std::bit_cast<std::uint64_t>(d.backoff.multiplier));
   wire::PutVarint(&out, d.window);
+  if (o.push) {
+    wire::PutString(&out, o.push->service);
+    wire::PutString(&out, o.push->path);
+    wire::PutSigned(&out, o.push->timeout.count());
+    wire::PutVarint(&out, o.push->concurrency);
+  }
   return out;
 }
 
 Result<SubscriptionOptions> DecodeSubscriptionOptions(std::string_view text) {
   auto bad = [] { return Fail(ErrorCode::kInvalidArgument, "bad subscription options record"); };
   wire::Reader in(text);
-  if (in.Varint() != 1u) return bad();
+  const auto version = in.Varint();
+  if (version != 1u && version != 2u) return bad();
   SubscriptionOptions o;
   auto type = in.String();
   auto source = in.String();
@@ -88,6 +99,18 @@ Result<SubscriptionOptions> DecodeSubscriptionOptions(std::string_view text) {
   o.delivery.backoff.max = BusDuration(*max);
   o.delivery.backoff.multiplier = std::bit_cast<double>(*multiplier);
   o.delivery.window = static_cast<std::uint32_t>(*window);
+  if (version == 2u) {
+    auto service = in.String();
+    auto path = in.String();
+    auto timeout = in.Signed();
+    auto concurrency = in.Varint();
+    if (!service || !path || !timeout || !concurrency ||
+        *concurrency > std::numeric_limits<std::uint32_t>::max()) {
+      return bad();
+    }
+    o.push = PushOptions{std::move(*service), std::move(*path), BusDuration(*timeout),
+                         static_cast<std::uint32_t>(*concurrency)};
+  }
   return o;
 }
 

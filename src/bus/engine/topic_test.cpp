@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "bus/engine/broker_test_support.hpp"
+#include "bus/engine/state_record.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -227,6 +228,115 @@ TEST(SubscriptionStoredTest, SubscriptionSurvivesAPowerCutOnceStored) {
   ASSERT_TRUE(h.posts.Await([&] { return unknown.has_value(); }));
   ASSERT_FALSE(*unknown);
   EXPECT_EQ(unknown->error().code(), ErrorCode::kNotFound);
+}
+
+// Options changed on an existing subscription (a PUT) are what it runs with after a restart, a
+// power cut once stored, and a checkpoint that deleted the record that changed them.
+TEST(SubscriptionStoredTest, ChangedBackoffSurvivesAPowerCutAndACheckpoint) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  testing::Harness h(fs);
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "s", {}));
+  auto changed = h.broker().GetSubscriptionOptions("t", "s").value();
+  changed.delivery.backoff = {.initial = 250ms, .max = 3s, .multiplier = 1.5};
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "s", changed));
+  std::optional<Result<void>> stored;
+  h.broker().WhenSubscriptionStored("t", "s", [&](Result<void> r) { stored = r; });
+  ASSERT_TRUE(h.posts.Await([&] { return stored.has_value(); }));
+  ASSERT_TRUE(*stored);
+  fs->ArmCrashAfter(1);
+  h.Close();
+  fs->SimulateCrash(FaultInjectionFileSystem::CrashMode::kDropUnsynced);
+  h.Open();
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  auto after = h.broker().GetSubscriptionOptions("t", "s");
+  ASSERT_TRUE(after.has_value()) << after.error().message();
+  EXPECT_EQ(after->delivery.backoff.initial, 250ms);
+  EXPECT_EQ(after->delivery.backoff.max, 3s);
+  EXPECT_EQ(after->delivery.backoff.multiplier, 1.5);
+
+  // Traffic until checkpoints replace the records that set the options.
+  h.state_checkpoint_bytes = 4096;
+  h.Reopen();
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  const Inbox s = Inbox::Subscription("t", "s");
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(h.Publish(Destination::Topic("t"), Msg(std::string(100, 'x'))));
+    for (const auto& d : h.Receive(s)) h.Ack(s, {d.receipt});
+  }
+  EXPECT_GE(h.broker().GetSubscriptionStats("t", "s")->inbox.checkpoints, 1u);
+  h.Reopen();
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  after = h.broker().GetSubscriptionOptions("t", "s");
+  ASSERT_TRUE(after.has_value()) << after.error().message();
+  EXPECT_EQ(after->delivery.backoff.initial, 250ms);
+  EXPECT_EQ(after->delivery.backoff.max, 3s);
+  // And it is the backoff in force: a nack waits 250ms, not the default 1s.
+  ASSERT_TRUE(h.Publish(Destination::Topic("t"), Msg("n")));
+  auto first = h.Receive(s);
+  ASSERT_EQ(first.size(), 1u);
+  h.Nack(s, {first[0].receipt});
+  h.Advance(200ms);
+  EXPECT_TRUE(h.Receive(s).empty());
+  h.Advance(100ms);
+  EXPECT_EQ(h.Receive(s).size(), 1u);
+}
+
+// A push is stored with the options: it survives a power cut once stored, and turning it off is
+// stored too. Options without a push keep the first version of the encoding.
+TEST(SubscriptionStoredTest, PushIsStoredWithTheOptions) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  testing::Harness h(fs);
+  ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  SubscriptionOptions o;
+  o.push = PushOptions{"hooks", "/in", 1500ms, 3};
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "s", o));
+  const auto wait_stored = [&] {
+    std::optional<Result<void>> stored;
+    h.broker().WhenSubscriptionStored("t", "s", [&](Result<void> r) { stored = r; });
+    ASSERT_TRUE(h.posts.Await([&] { return stored.has_value(); }));
+    ASSERT_TRUE(*stored);
+  };
+  const auto power_cut = [&] {
+    fs->ArmCrashAfter(1);
+    h.Close();
+    fs->SimulateCrash(FaultInjectionFileSystem::CrashMode::kDropUnsynced);
+    h.Open();
+    ASSERT_TRUE(h.broker().CreateTopic("t", {}));
+  };
+  wait_stored();
+  power_cut();
+  auto after = h.broker().GetSubscriptionOptions("t", "s");
+  ASSERT_TRUE(after.has_value()) << after.error().message();
+  ASSERT_TRUE(after->push.has_value());
+  EXPECT_EQ(after->push->service, "hooks");
+  EXPECT_EQ(after->push->path, "/in");
+  EXPECT_EQ(after->push->timeout, 1500ms);
+  EXPECT_EQ(after->push->concurrency, 3u);
+
+  after->push.reset();
+  ASSERT_TRUE(h.broker().CreateSubscription("t", "s", *after));
+  wait_stored();
+  power_cut();
+  after = h.broker().GetSubscriptionOptions("t", "s");
+  ASSERT_TRUE(after.has_value()) << after.error().message();
+  EXPECT_FALSE(after->push.has_value());
+}
+
+TEST(SubscriptionOptionsCodecTest, VersionOneWithoutPushVersionTwoWithIt) {
+  SubscriptionOptions o;
+  o.filter.type = "a.*";
+  const std::string v1 = EncodeSubscriptionOptions(o);
+  EXPECT_EQ(v1.front(), 1);  // readable by builds from before push was stored
+  o.push = PushOptions{"hooks", "/", 10s, 1};
+  const std::string v2 = EncodeSubscriptionOptions(o);
+  EXPECT_EQ(v2.front(), 2);
+  auto back = DecodeSubscriptionOptions(v2);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(EncodeSubscriptionOptions(*back), v2);
+  // A version-2 record cut inside the push is refused, not read as no push.
+  EXPECT_FALSE(DecodeSubscriptionOptions(v2.substr(0, v2.size() - 1)).has_value());
+  EXPECT_FALSE(DecodeSubscriptionOptions(std::string(1, '\x03') + v1.substr(1)).has_value());
 }
 
 }  // namespace
