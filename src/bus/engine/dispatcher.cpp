@@ -292,6 +292,10 @@ Result<std::vector<Delivery>> Dispatcher::Receive(std::size_t max) {
                    .attempt = entry.attempt,
                    .lease_expires = entry.lease_until});
   }
+  // The consumer is about to see these deliveries: their records reach the page cache first,
+  // so a kill -9 from here on still counts the attempts (the pump would write them a moment
+  // later, after the answer). A full disk drops them, as any record, and changes no answer.
+  if (!out.empty()) (void)state_->Flush();
   MaybeCheckpoint();
   return out;
 }

@@ -31,6 +31,9 @@ class DurableLog {
   DurableLog& operator=(const DurableLog&) = delete;
 
   Result<std::uint64_t> Append(std::string_view payload, std::uint32_t flags = 0);
+  // Writes what is buffered now rather than in the next pump, for a caller that is about to
+  // hand out what the records describe (deliveries). Not acknowledged any sooner.
+  Result<void> Flush() { return log_->Flush(); }
   // Runs `done` (posted) once `sequence` is acknowledged, or with the log's failure.
   void WhenAcknowledged(std::uint64_t sequence, Done done);
   // Runs `done` (posted) once `sequence` is fsynced, or with the log's failure. The same as

@@ -266,6 +266,29 @@ TEST(QueueDurabilityTest, FullDiskIsNoSpaceAndKeepsWhatIsStored) {
   EXPECT_EQ(got[0].message.data, "kept");
 }
 
+// Writes are coalesced per loop turn, but a delivery's record is written before the consumer
+// has the message, so a kill -9 right after a receive still counts the attempt.
+TEST(QueueDurabilityTest, ADeliveryIsWrittenBeforeTheConsumerHasIt) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  Harness h(fs);
+  ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
+  h.MustPublish("q", Msg("x"));
+  h.posts.RunReady();
+  const std::string dir = h.data_dir() + "/queues/q/state";
+  auto bytes = [&] {
+    std::uint64_t total = 0;
+    for (const std::string& name : fs->List(dir).value_or(std::vector<std::string>{})) {
+      total += fs->FileSize(dir + "/" + name).value_or(0);
+    }
+    return total;
+  };
+  const std::uint64_t before = bytes();
+  auto got = h.broker().Receive(kQ, 10);  // no posted pump runs in between
+  ASSERT_TRUE(got.has_value());
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_GT(bytes(), before);
+}
+
 // Publishes of one loop turn share a write: when the disk is full at that write, each fails,
 // and the de-dup index forgets their ids, so a retry is stored rather than answered as a
 // duplicate of a message that never was.
