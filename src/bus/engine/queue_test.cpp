@@ -331,7 +331,12 @@ TEST(QueueDurabilityTest, NackThatCannotBeRecordedFails) {
   h.MustPublish("q", Msg("x"));
   auto got = h.Receive(kQ);
   ASSERT_EQ(got.size(), 1u);
-  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetQueueStats("q")->state.sync_rounds > 1; }));
+  // Wait until the delivery's record is durable, so that only the nack's record meets the full
+  // disk. (Counting rounds would not do: one round may carry the delivery with earlier records.)
+  ASSERT_TRUE(h.posts.Await([&] {
+    const auto state = h.broker().GetQueueStats("q")->state;
+    return state.appends > 0 && state.synced_records == state.appends;
+  }));
   fs->SetSpaceLimit(0);
   std::optional<Result<std::vector<SettleOutcome>>> out;
   h.broker().Nack(kQ, {got[0].receipt}, std::nullopt, [&](auto r) { out = std::move(r); });
