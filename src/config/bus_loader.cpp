@@ -152,9 +152,9 @@ class BusReader : private StrictReader {
 
   void ReadQueue(const Field& field, BusQueue& queue) {
     MapReader map(field, d_);
-    ReadDelivery(map, queue.delivery);
+    const Lease lease = ReadDelivery(map, queue.delivery);
     ReadStorage(map, queue.storage);
-    if (auto push = map.Take("push")) queue.push = ReadPush(*push);
+    if (auto push = map.Take("push")) queue.push = ReadPush(*push, queue.delivery, lease);
     map.Finish();
   }
 
@@ -174,21 +174,32 @@ class BusReader : private StrictReader {
 
   void ReadSubscription(const Field& field, BusSubscription& subscription) {
     MapReader map(field, d_);
-    ReadDelivery(map, subscription.delivery);
+    const Lease lease = ReadDelivery(map, subscription.delivery);
     if (auto filter = map.Take("filter")) ReadFilter(*filter, subscription.filter);
     Assign(map, "from_beginning", subscription.from_beginning,
            [&](const Field& f) { return ReadBool(f, d_); });
-    if (auto push = map.Take("push")) subscription.push = ReadPush(*push);
+    if (auto push = map.Take("push")) {
+      subscription.push = ReadPush(*push, subscription.delivery, lease);
+    }
     map.Finish();
   }
 
+  // Where a delivery's lease came from (a push's timeout is checked against a valid one).
+  enum class Lease { kDefault, kGiven, kInvalid };
+
   // The delivery keys sit flat in a queue's or subscription's map.
-  void ReadDelivery(MapReader& map, BusDelivery& delivery) {
-    Assign(map, "lease", delivery.lease, [&](const Field& f) { return Positive(f); });
+  Lease ReadDelivery(MapReader& map, BusDelivery& delivery) {
+    Lease lease = Lease::kDefault;
+    if (auto field = map.Take("lease")) {
+      auto value = Positive(*field);
+      if (value) delivery.lease = *value;
+      lease = value ? Lease::kGiven : Lease::kInvalid;
+    }
     Assign(map, "max_deliveries", delivery.max_deliveries, [&](const Field& f) {
       return ReadInt(f, 0, std::numeric_limits<std::uint32_t>::max(), d_);
     });
     if (auto backoff = map.Take("backoff")) ReadBackoff(*backoff, delivery.backoff);
+    return lease;
   }
 
   void ReadBackoff(const Field& field, BusBackoff& backoff) {
@@ -247,7 +258,8 @@ class BusReader : private StrictReader {
     Assign(map, "max_age", storage.max_age, [&](const Field& f) { return ReadDuration(f, d_); });
   }
 
-  std::optional<BusPush> ReadPush(const Field& field) {
+  // `delivery` is the queue's or subscription's, read before its push, its lease from `lease`.
+  std::optional<BusPush> ReadPush(const Field& field, const BusDelivery& delivery, Lease lease) {
     MapReader map(field, d_);
     BusPush push;
     bool ok = map.ok();
@@ -269,7 +281,22 @@ class BusReader : private StrictReader {
         push.path = *text;
       }
     }
-    Assign(map, "timeout", push.timeout, [&](const Field& f) { return Positive(f); });
+    auto timeout = map.Take("timeout");
+    bool timeout_ok = true;
+    if (timeout) {
+      auto value = Positive(*timeout);
+      if (value) push.timeout = *value;
+      timeout_ok = value.has_value();
+    }
+    // A push still waiting for its answer when the lease ends would be delivered again
+    // meanwhile (a second, parallel delivery), and its ack would then be stale.
+    if (timeout_ok && lease != Lease::kInvalid && push.timeout >= delivery.lease) {
+      Error(timeout ? *timeout : field,
+            fmt::format("push timeout ({}{}) must be less than the lease ({}{}): a delivery "
+                        "whose push outlasts its lease is delivered again meanwhile",
+                        FormatDuration(push.timeout), timeout ? "" : ", the default",
+                        FormatDuration(delivery.lease), lease == Lease::kGiven ? "" : ", the default"));
+    }
     Assign(map, "concurrency", push.concurrency,
            [&](const Field& f) { return ReadInt(f, 1, kMaxPushConcurrency, d_); });
     map.Finish();

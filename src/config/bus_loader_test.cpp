@@ -361,6 +361,28 @@ TEST(BusConfigErrors, ZeroPushTimeout) {
             "t.yaml:5:37: bus.queues.jobs.push.timeout: must be greater than 0");
 }
 
+// A push still waiting for its answer when the lease ends would be delivered again meanwhile.
+TEST(BusConfigErrors, PushTimeoutNotBelowTheLease) {
+  EXPECT_EQ(Errors(Queue("      lease: 5s\n      push: {service: api, timeout: 5s}\n") + kService),
+            "t.yaml:6:37: bus.queues.jobs.push.timeout: push timeout (5s) must be less than the "
+            "lease (5s): a delivery whose push outlasts its lease is delivered again meanwhile");
+  EXPECT_EQ(Errors(Queue("      push: {service: api, timeout: 30s}\n") + kService),
+            "t.yaml:5:37: bus.queues.jobs.push.timeout: push timeout (30s) must be less than the "
+            "lease (30s, the default): a delivery whose push outlasts its lease is delivered "
+            "again meanwhile");
+  // The key order does not matter, and the default timeout (10s) is named as such.
+  EXPECT_EQ(Errors(Subscription("          push: {service: api}\n          lease: 2s\n") +
+                   kService),
+            "t.yaml:7:17: bus.topics.t.subscriptions.s.push: push timeout (10s, the default) "
+            "must be less than the lease (2s): a delivery whose push outlasts its lease is "
+            "delivered again meanwhile");
+  EXPECT_TRUE(Load(Queue("      lease: 5s\n      push: {service: api, timeout: 4s}\n") +
+                   kService));
+  // An invalid lease is reported once, not compared.
+  EXPECT_EQ(Errors(Queue("      lease: 0\n      push: {service: api}\n") + kService),
+            "t.yaml:5:14: bus.queues.jobs.lease: must be greater than 0");
+}
+
 TEST(BusConfigErrors, PushConcurrencyOutOfRange) {
   EXPECT_EQ(Errors(Queue("      push: {service: api, concurrency: 0}\n") + kService),
             "t.yaml:5:41: bus.queues.jobs.push.concurrency: must be an integer between 1 and "

@@ -217,6 +217,19 @@ Result<SubscriptionOptions> ApplySubscriptionPut(
     }
     if (!r) return tl::unexpected(r.error());
   }
+  // As in the config: a push still waiting when its lease ends would be delivered again.
+  const bool lease_given = o.contains("lease");
+  const bool push_given = o.contains("push");
+  if ((lease_given || push_given) && options.push &&
+      options.push->timeout >= options.delivery.lease) {
+    const value& given = push_given ? o.at("push") : value();
+    const bool timeout_given = given.is_object() && given.as_object().contains("timeout");
+    return Bad(fmt::format(
+        "'push.timeout' ({}{}) must be less than 'lease' ({}{}): a delivery whose push outlasts "
+        "its lease is delivered again meanwhile",
+        Text(options.push->timeout), timeout_given ? "" : ", as it runs now",
+        Text(options.delivery.lease), lease_given ? "" : ", as it runs now"));
+  }
   return options;
 }
 

@@ -115,7 +115,9 @@ TEST(SubscriptionPutTest, TheOtherOptions) {
 }
 
 TEST(SubscriptionPutTest, PushNeedsAServiceOfTheConfigAndTakesItsDefaults) {
-  auto r = ApplySubscriptionPut(R"({"push": {"service": "hooks"}})", Configured(), kServices);
+  SubscriptionOptions current = Configured();
+  current.delivery.lease = 30s;  // above the default push timeout
+  auto r = ApplySubscriptionPut(R"({"push": {"service": "hooks"}})", current, kServices);
   ASSERT_TRUE(r) << r.error().message();
   ASSERT_TRUE(r->push.has_value());
   EXPECT_EQ(r->push->service, "hooks");
@@ -158,6 +160,32 @@ TEST(SubscriptionPutTest, PushChangesOnlyTheFieldsGivenAndNullTurnsItOff) {
   ASSERT_TRUE(r) << r.error().message();
   ASSERT_TRUE(r->push.has_value());
   EXPECT_EQ(r->push->path, "/in");
+}
+
+// A push still waiting for its answer when its lease ends would be delivered again meanwhile.
+TEST(SubscriptionPutTest, PushTimeoutMustBeBelowTheLease) {
+  // Configured(): lease 7s; a new push's timeout defaults to 10s.
+  EXPECT_EQ(ErrorOf(R"({"push": {"service": "hooks"}})"),
+            "'push.timeout' (10s, as it runs now) must be less than 'lease' (7s, as it runs now): "
+            "a delivery whose push outlasts its lease is delivered again meanwhile");
+  EXPECT_EQ(ErrorOf(R"({"push": {"service": "hooks", "timeout": "7s"}})"),
+            "'push.timeout' (7s) must be less than 'lease' (7s, as it runs now): a delivery "
+            "whose push outlasts its lease is delivered again meanwhile");
+  EXPECT_EQ(ErrorOf(R"({"push": {"service": "hooks"}, "lease": "10s"})"),
+            "'push.timeout' (10s, as it runs now) must be less than 'lease' (10s): a delivery "
+            "whose push outlasts its lease is delivered again meanwhile");
+  EXPECT_EQ(ErrorOf(R"({"push": {"service": "hooks", "timeout": "6s"}})"), "(accepted)");
+  EXPECT_EQ(ErrorOf(R"({"push": {"service": "hooks"}, "lease": "11s"})"), "(accepted)");
+  // Shortening the lease under a running push is checked too.
+  SubscriptionOptions pushing = Configured();
+  pushing.push = PushOptions{"hooks", "/in", 2s, 4};
+  EXPECT_EQ(ErrorOf(R"({"lease": "2s"})", pushing),
+            "'push.timeout' (2s, as it runs now) must be less than 'lease' (2s): a delivery "
+            "whose push outlasts its lease is delivered again meanwhile");
+  EXPECT_EQ(ErrorOf(R"({"lease": "3s"})", pushing), "(accepted)");
+  // A body that touches neither leaves a stored pair alone (an older node may have stored it).
+  pushing.push->timeout = 9s;
+  EXPECT_EQ(ErrorOf(R"({"max_deliveries": 2})", pushing), "(accepted)");
 }
 
 TEST(SubscriptionPutTest, BadPushValuesNameTheField) {
