@@ -295,7 +295,8 @@ class BusReader : private StrictReader {
             fmt::format("push timeout ({}{}) must be less than the lease ({}{}): a delivery "
                         "whose push outlasts its lease is delivered again meanwhile",
                         FormatDuration(push.timeout), timeout ? "" : ", the default",
-                        FormatDuration(delivery.lease), lease == Lease::kGiven ? "" : ", the default"));
+                        FormatDuration(delivery.lease),
+                        lease == Lease::kGiven ? "" : ", the default"));
     }
     Assign(map, "concurrency", push.concurrency,
            [&](const Field& f) { return ReadInt(f, 1, kMaxPushConcurrency, d_); });

@@ -371,13 +371,12 @@ TEST(BusConfigErrors, PushTimeoutNotBelowTheLease) {
             "lease (30s, the default): a delivery whose push outlasts its lease is delivered "
             "again meanwhile");
   // The key order does not matter, and the default timeout (10s) is named as such.
-  EXPECT_EQ(Errors(Subscription("          push: {service: api}\n          lease: 2s\n") +
-                   kService),
-            "t.yaml:7:17: bus.topics.t.subscriptions.s.push: push timeout (10s, the default) "
-            "must be less than the lease (2s): a delivery whose push outlasts its lease is "
-            "delivered again meanwhile");
-  EXPECT_TRUE(Load(Queue("      lease: 5s\n      push: {service: api, timeout: 4s}\n") +
-                   kService));
+  EXPECT_EQ(
+      Errors(Subscription("          push: {service: api}\n          lease: 2s\n") + kService),
+      "t.yaml:7:17: bus.topics.t.subscriptions.s.push: push timeout (10s, the default) "
+      "must be less than the lease (2s): a delivery whose push outlasts its lease is "
+      "delivered again meanwhile");
+  EXPECT_TRUE(Load(Queue("      lease: 5s\n      push: {service: api, timeout: 4s}\n") + kService));
   // An invalid lease is reported once, not compared.
   EXPECT_EQ(Errors(Queue("      lease: 0\n      push: {service: api}\n") + kService),
             "t.yaml:5:14: bus.queues.jobs.lease: must be greater than 0");

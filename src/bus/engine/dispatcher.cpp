@@ -102,8 +102,8 @@ void Dispatcher::Fill() {
 }
 
 void Dispatcher::AddEntry(std::uint64_t sequence, Entry entry) {
-  auto [it, inserted] = entries_.insert_or_assign(sequence, std::move(entry));
-  (void)inserted;
+  if (auto old = entries_.find(sequence); old != entries_.end()) Unplace(sequence, old->second);
+  auto it = entries_.insert_or_assign(sequence, std::move(entry)).first;
   if (!it->second.key.empty()) {
     auto& seqs = keys_[it->second.key];
     const bool was_head = !seqs.empty() && *seqs.begin() > sequence;
@@ -124,21 +124,26 @@ void Dispatcher::Unplace(std::uint64_t sequence, Entry& entry) {
     timers_.erase({*entry.timer, sequence});
     entry.timer.reset();
   }
+  if (entry.slot != Slot::kNone) --slot_counts_[static_cast<std::size_t>(entry.slot)];
+  entry.slot = Slot::kNone;
 }
 
 void Dispatcher::Place(std::uint64_t sequence, Entry& entry) {
   Unplace(sequence, entry);
   if (entry.in_flight) {
+    entry.slot = Slot::kLeased;
     entry.timer = entry.lease_until;
   } else if (!entry.key.empty() && *keys_.at(entry.key).begin() != sequence) {
-    return;  // blocked behind an earlier message of its key
+    entry.slot = Slot::kBlocked;  // behind an earlier message of its key
   } else if (entry.not_before <= Now()) {
+    entry.slot = Slot::kReady;
     ready_.insert(sequence);
-    return;
   } else {
+    entry.slot = Slot::kDelayed;
     entry.timer = entry.not_before;
   }
-  timers_.insert({*entry.timer, sequence});
+  ++slot_counts_[static_cast<std::size_t>(entry.slot)];
+  if (entry.timer) timers_.insert({*entry.timer, sequence});
 }
 
 void Dispatcher::Remove(std::uint64_t sequence) {
@@ -419,16 +424,11 @@ std::uint64_t Dispatcher::ProtectedSequence() const {
 InboxStats Dispatcher::Stats() const {
   InboxStats s = stats_;
   const BusTime now = Now();
+  const auto count = [this](Slot slot) { return slot_counts_[static_cast<std::size_t>(slot)]; };
   s.ready = ready_.size();
-  for (const auto& [seq, entry] : entries_) {
-    if (entry.in_flight) {
-      ++s.in_flight;
-    } else if (entry.timer && entry.not_before > now) {
-      ++s.delayed;
-    } else if (!ready_.contains(seq)) {
-      ++s.blocked;
-    }
-  }
+  s.in_flight = count(Slot::kLeased);
+  s.delayed = count(Slot::kDelayed);  // includes a delay that is due but not yet ticked
+  s.blocked = count(Slot::kBlocked);
   const std::uint64_t acked = source_.log().acknowledged_sequence();
   s.backlog = acked >= next_read_ ? acked - next_read_ + 1 : 0;
   s.dead_letters = dead_.size();

@@ -20,6 +20,7 @@
 // state log fails the call.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -99,10 +100,13 @@ class Dispatcher {
   const DurableLog& state_log() const { return *state_; }
 
  private:
+  // Where Place put an entry; the counts of each keep Stats() constant-time.
+  enum class Slot : std::uint8_t { kNone, kReady, kLeased, kDelayed, kBlocked };
   struct Entry {
     std::string id;   // message id (replay by id)
     std::string key;  // partition key; empty = unordered
     bool in_flight = false;
+    Slot slot = Slot::kNone;
     bool revived = false;          // a replayed dead letter below floor_
     BusTime not_before{};          // pending: deliverable from
     BusTime lease_until{};         // in flight: redelivered after
@@ -191,6 +195,8 @@ class Dispatcher {
   bool notify_scheduled_ = false;
   InboxStats stats_;
   RateMeter<5> rates_;
+  // Entries per Slot (indexed by its value), kept by Place and Unplace.
+  std::array<std::uint64_t, 5> slot_counts_{};
 };
 
 }  // namespace ferry::bus

@@ -245,6 +245,7 @@ Result<void> Dispatcher::Reset(std::uint64_t sequence) {
   entries_.clear();
   ready_.clear();
   timers_.clear();
+  slot_counts_ = {};
   keys_.clear();
   settled_ahead_.Clear();
   recovered_.clear();

@@ -39,6 +39,63 @@ TEST_F(KeyOrderTest, SameKeyOneAtATimeOtherKeysInParallel) {
   EXPECT_EQ(got[0].message.data, "a2");
 }
 
+// The window's counts follow every move: delivery, delay, key order, nack, lease expiry, ack,
+// dead-lettering and replay, and a restart.
+TEST_F(KeyOrderTest, StatsCountEachPlaceOfTheWindow) {
+  const auto counts = [&] {
+    const auto stats = h.broker().GetQueueStats("q");
+    if (!stats) return std::vector<std::uint64_t>{};
+    const InboxStats& s = stats->inbox;
+    return std::vector<std::uint64_t>{s.ready, s.in_flight, s.delayed, s.blocked};
+  };
+  using Counts = std::vector<std::uint64_t>;  // ready, in flight, delayed, blocked
+  h.MustPublish("q", Msg("a1", "A"));
+  h.MustPublish("q", Msg("a2", "A"));
+  h.MustPublish("q", Msg("free"));
+  Message later = Msg("later");
+  later.deliver_at = h.now + 5s;
+  h.MustPublish("q", later);
+  EXPECT_EQ(counts(), (Counts{2, 0, 1, 1}));
+  auto got = h.Receive(kQ, 1);  // a1
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(counts(), (Counts{1, 1, 1, 1}));
+  h.Nack(kQ, {got[0].receipt}, 2s);  // a1 waits 2s; a2 stays behind it
+  EXPECT_EQ(counts(), (Counts{1, 0, 2, 1}));
+  h.Advance(2s);
+  EXPECT_EQ(counts(), (Counts{2, 0, 1, 1}));
+  got = h.Receive(kQ);  // a1 (attempt 2), free
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(counts(), (Counts{0, 2, 1, 1}));
+  h.Advance(10s);  // both leases (10s) end: each waits its backoff; "later" is due
+  EXPECT_EQ(counts(), (Counts{1, 0, 2, 1}));
+  h.Advance(10s);
+  EXPECT_EQ(counts(), (Counts{3, 0, 0, 1}));
+  got = h.Receive(kQ);
+  ASSERT_EQ(got.size(), 3u);
+  for (const auto& d : got) {
+    if (d.message.data == "a1") {
+      h.Nack(kQ, {d.receipt}, 0s);  // its third failure: dead-lettered, a2 is free
+    } else {
+      h.Ack(kQ, {d.receipt});
+    }
+  }
+  EXPECT_EQ(counts(), (Counts{1, 0, 0, 0}));
+  EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.dead_letters, 1u);
+  EXPECT_EQ(h.Replay(kQ), 1u);  // a1 goes ahead of a2 again
+  EXPECT_EQ(counts(), (Counts{1, 0, 0, 1}));
+  got = h.Receive(kQ);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].message.data, "a1");
+  EXPECT_EQ(counts(), (Counts{0, 1, 0, 1}));
+  h.Reopen();  // the lease held at the stop ends at the first tick
+  ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
+  EXPECT_EQ(counts(), (Counts{0, 1, 0, 1}));
+  h.Advance(1ms);  // a failed delivery: it waits its backoff
+  EXPECT_EQ(counts(), (Counts{0, 0, 1, 1}));
+  h.Advance(10s);
+  EXPECT_EQ(counts(), (Counts{1, 0, 0, 1}));
+}
+
 TEST_F(KeyOrderTest, PoisonBlocksOnlyItsKeyUntilDeadLettered) {
   h.MustPublish("q", Msg("poison", "A"));
   h.MustPublish("q", Msg("a2", "A"));
