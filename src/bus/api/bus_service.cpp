@@ -18,6 +18,8 @@ namespace ferry::bus {
 namespace {
 
 constexpr std::size_t kMaxRequestBody = 64ull * 1024 * 1024;  // a batch of large events at most
+// A connection keeps its body buffer between requests up to this size (a bigger one is freed).
+constexpr std::size_t kMaxKeptBodyCapacity = 64 * 1024;
 
 BusDuration ToBus(Duration d) { return std::chrono::duration_cast<BusDuration>(d); }
 
@@ -286,6 +288,7 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
     return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
   };
   std::string in;
+  std::string body;  // reused per request, as `reply` is (so is its capacity)
   std::string reply;
   http::Parser parser(http::Parser::Kind::kRequest);
   char buf[16 * 1024];
@@ -308,7 +311,8 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
     } else {
       parser.Reset();
       auto consumed = parser.Feed(std::string_view(in).substr(0, scanner.head_size()));
-      std::string body;
+      body.clear();
+      if (body.capacity() > kMaxKeptBodyCapacity) std::string().swap(body);
       bool ok = consumed.has_value();
       std::string error = ok ? "" : consumed.error().message();
       if (ok) in.erase(0, *consumed);

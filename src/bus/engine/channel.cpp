@@ -56,7 +56,10 @@ void Channel::Publish(Message message, Broker::PublishCallback done) {
     return;
   }
   message.published_at = now;
-  const std::string payload = EncodeMessage(message);
+  // A rare big message keeps its buffer only until the next publish.
+  if (encoded_.capacity() > kKeptEncodedCapacity) std::string().swap(encoded_);
+  EncodeMessageInto(message, &encoded_);
+  const std::string& payload = encoded_;
   if (payload.size() > storage_.max_message_bytes) {
     return fail(Error(ErrorCode::kResourceExhausted,
                       fmt::format("message of {} bytes is over the limit of {}", payload.size(),

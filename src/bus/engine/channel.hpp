@@ -44,6 +44,10 @@ class Channel {
   DedupeIndex dedupe_;
   std::uint64_t published_ = 0;
   std::uint64_t duplicates_ = 0;
+  // The record being appended; kept so its capacity is reused (the log copies it). Past
+  // kKeptEncodedCapacity it is freed at the next publish.
+  static constexpr std::size_t kKeptEncodedCapacity = 64 * 1024;
+  std::string encoded_;
 };
 
 }  // namespace ferry::bus

@@ -12,23 +12,28 @@ constexpr std::uint64_t kVersion = 1;
 
 std::string EncodeMessage(const Message& m) {
   std::string out;
-  out.reserve(m.data.size() + m.id.size() + m.type.size() + m.source.size() + 64);
-  wire::PutVarint(&out, kVersion);
-  wire::PutString(&out, m.id);
-  wire::PutString(&out, m.key);
-  wire::PutString(&out, m.type);
-  wire::PutString(&out, m.source);
-  wire::PutString(&out, m.subject);
-  wire::PutString(&out, m.content_type);
-  wire::PutSigned(&out, m.deliver_at ? ToMicros(*m.deliver_at) : 0);
-  wire::PutSigned(&out, ToMicros(m.published_at));
-  wire::PutVarint(&out, m.attributes.size());
-  for (const auto& [name, value] : m.attributes) {
-    wire::PutString(&out, name);
-    wire::PutString(&out, value);
-  }
-  wire::PutString(&out, m.data);
+  EncodeMessageInto(m, &out);
   return out;
+}
+
+void EncodeMessageInto(const Message& m, std::string* out) {
+  out->clear();
+  out->reserve(m.data.size() + m.id.size() + m.type.size() + m.source.size() + 64);
+  wire::PutVarint(out, kVersion);
+  wire::PutString(out, m.id);
+  wire::PutString(out, m.key);
+  wire::PutString(out, m.type);
+  wire::PutString(out, m.source);
+  wire::PutString(out, m.subject);
+  wire::PutString(out, m.content_type);
+  wire::PutSigned(out, m.deliver_at ? ToMicros(*m.deliver_at) : 0);
+  wire::PutSigned(out, ToMicros(m.published_at));
+  wire::PutVarint(out, m.attributes.size());
+  for (const auto& [name, value] : m.attributes) {
+    wire::PutString(out, name);
+    wire::PutString(out, value);
+  }
+  wire::PutString(out, m.data);
 }
 
 Result<Message> DecodeMessage(std::string_view payload) {

@@ -17,6 +17,8 @@ namespace ferry::bus {
 inline constexpr std::uint32_t kGeneratedIdFlag = 1;
 
 std::string EncodeMessage(const Message& message);
+// The same into `out` (cleared first), so a caller can reuse its capacity.
+void EncodeMessageInto(const Message& message, std::string* out);
 // kInvalidArgument if `payload` is not an encoded message (or of an unknown version).
 Result<Message> DecodeMessage(std::string_view payload);
 
