@@ -210,10 +210,8 @@ class Node {
     if (c.workers != config_->workers) {
       spdlog::warn("reload: 'workers' changes only on restart");
     }
-    if (c.bus.has_value() != config_->bus.has_value() ||
-        (c.bus && config::ToJson(c) != config::ToJson(*config_) &&
-         c.bus->listen.ToString() != config_->bus->listen.ToString())) {
-      spdlog::warn("reload: changes to the bus: block apply only on restart");
+    if (c.bus.has_value() != config_->bus.has_value()) {
+      spdlog::warn("reload: adding or removing the bus: block applies only on restart");
     }
     if (c.admin.listen.ToString() != config_->admin.listen.ToString()) {
       spdlog::warn("reload: 'admin.listen' changes only on restart");
@@ -231,6 +229,15 @@ class Node {
         spdlog::error("reload: access log: {}; keeping the old one", opened.error().message());
       } else {
         sink = *opened;
+      }
+    }
+    // The bus declares the new queues, topics and subscriptions and updates the rest; what it
+    // cannot change without a restart it logs. A failure there (a disk error creating a log)
+    // leaves the bus with what it declared so far, and the rest of the reload goes on.
+    if (bus_ && c.bus) {
+      if (auto r = bus_->Reload(*next); !r) {
+        metrics_.reload_failures.Add(registry_.main_slot());
+        spdlog::error("reload ({}): bus: {}", why, r.error().message());
       }
     }
     config_ = *next;

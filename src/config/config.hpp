@@ -26,6 +26,7 @@ struct Address {
   std::string host;              // "127.0.0.1", "::1" or "catalog.internal"
   std::uint16_t port = 0;        // 0 only for listeners: the kernel picks one
   std::string ToString() const;  // "127.0.0.1:8080", "[::1]:8080"
+  bool operator==(const Address&) const = default;
 };
 
 // Per-listener protection against slow or abusive clients. Each limit answers with a clear
@@ -76,6 +77,7 @@ struct HashOn {
   enum class Kind { kClientAddress, kHeader };
   Kind kind = Kind::kClientAddress;
   std::string header;  // lowercase header name when kind == kHeader
+  bool operator==(const HashOn&) const = default;
 };
 
 struct Service {
@@ -87,6 +89,7 @@ struct Service {
   std::uint32_t max_connections_per_endpoint = 1024;  // per worker
   Duration pool_idle_timeout = seconds(60);           // idle upstream keep-alive lifetime
   Duration resolve_interval = seconds(30);            // re-resolution of DNS names
+  bool operator==(const Service&) const = default;
 };
 
 struct Admin {

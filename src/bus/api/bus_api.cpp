@@ -669,7 +669,7 @@ Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, cons
   // The options are in force from here, as the broker's are: a changed push replaces the
   // running one, none stops it.
   WatchInbox(Inbox::Subscription(topic, name));
-  SetSubscriptionPush(Inbox::Subscription(topic, name), options->push);
+  SetPush(Inbox::Subscription(topic, name), options->push);
   // Answered once what it wrote is stored (fsynced in batch mode): a 200 survives a power cut.
   const StartFn<Result<void>> start = [this, &topic,
                                        &name](std::function<void(Result<void>)> done) {
@@ -686,8 +686,8 @@ Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, cons
 Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
                                                      const std::string& name) {
   // One from the config would be declared again at the next start, with a fresh state.
-  if (auto t = bus_.topics.find(topic);
-      t != bus_.topics.end() && t->second.subscriptions.contains(name)) {
+  if (auto t = config_->bus->topics.find(topic);
+      t != config_->bus->topics.end() && t->second.subscriptions.contains(name)) {
     co_return ErrorReply(409, "conflict",
                          fmt::format("subscription {}/{} is declared in the config, which would "
                                      "declare it again at the next start: take it out of the "
@@ -710,7 +710,7 @@ Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
     // long-polls and its push again.
     if (auto options = broker_->GetSubscriptionOptions(topic, name)) {
       WatchInbox(Inbox::Subscription(topic, name));
-      SetSubscriptionPush(Inbox::Subscription(topic, name), options->push);
+      SetPush(Inbox::Subscription(topic, name), options->push);
     }
     co_return FromError(deleted.error());
   }

@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -64,7 +65,8 @@ Result<std::unique_ptr<BusService>> BusService::Create(const config::Config& con
 BusServiceImpl::BusServiceImpl(const config::Config& config,
                                observability::MetricsRegistry& registry, std::size_t slot)
     : config_(std::make_shared<const config::Config>(config)),
-      bus_(*config_->bus),
+      started_with_(config_),
+      bus_(*started_with_->bus),
       registry_(registry),
       slot_(slot),
       tick_timer_(io_),
@@ -137,15 +139,20 @@ Result<void> BusServiceImpl::OpenBroker() {
 }
 
 Result<void> BusServiceImpl::Declare() {
-  for (const auto& [name, q] : bus_.queues) {
+  const config::Bus& bus = *config_->bus;
+  for (const auto& [name, q] : bus.queues) {
     QueueOptions o;
     o.delivery = ToDelivery(q.delivery);
     o.storage = ToStorage(q.storage);
     if (auto r = broker_->CreateQueue(name, o); !r) return r;
     WatchInbox(Inbox::Queue(name));
-    if (q.push) StartPush(Inbox::Queue(name), *q.push);
+    std::optional<PushOptions> push;
+    if (q.push)
+      push =
+          PushOptions{q.push->service, q.push->path, ToBus(q.push->timeout), q.push->concurrency};
+    SetPush(Inbox::Queue(name), push);
   }
-  for (const auto& [name, t] : bus_.topics) {
+  for (const auto& [name, t] : bus.topics) {
     TopicOptions o;
     o.storage = ToStorage(t.storage);
     if (auto r = broker_->CreateTopic(name, o); !r) return r;
@@ -171,10 +178,55 @@ Result<void> BusServiceImpl::Declare() {
       WatchInbox(inbox);
       auto options = broker_->GetSubscriptionOptions(name, sub_name);
       if (!options) return tl::unexpected(options.error());
-      SetSubscriptionPush(inbox, options->push);
+      SetPush(inbox, options->push);
     }
   }
   return Ok();
+}
+
+void BusServiceImpl::WarnUnappliedReload(const config::Bus& next) const {
+  std::vector<std::string> fields;
+  if (!(next.listen == bus_.listen)) fields.emplace_back("listen");
+  if (next.data_dir != bus_.data_dir) fields.emplace_back("data_dir");
+  if (next.durability != bus_.durability) fields.emplace_back("durability");
+  if (next.sync_interval != bus_.sync_interval) fields.emplace_back("sync_interval");
+  if (next.dedupe_window != bus_.dedupe_window) fields.emplace_back("dedupe_window");
+  if (next.segment_bytes != bus_.segment_bytes) fields.emplace_back("segment_bytes");
+  if (next.state_checkpoint_bytes != bus_.state_checkpoint_bytes) {
+    fields.emplace_back("state_checkpoint_bytes");
+  }
+  if (!fields.empty()) {
+    spdlog::warn("reload: bus.{} change only on restart; the bus runs on with the old values",
+                 fmt::join(fields, ", bus."));
+  }
+  const config::Bus& now = *config_->bus;
+  for (const auto& [name, ignored] : now.queues) {
+    if (!next.queues.contains(name)) {
+      spdlog::warn("reload: queue {} left the config; it runs on until the next restart", name);
+    }
+  }
+  for (const auto& [name, ignored] : now.topics) {
+    if (!next.topics.contains(name)) {
+      spdlog::warn("reload: topic {} left the config; it runs on until the next restart", name);
+    }
+  }
+}
+
+Result<void> BusServiceImpl::Reload(std::shared_ptr<const config::Config> next) {
+  if (!next->bus) return Fail(ErrorCode::kInvalidArgument, "no bus: block in the config");
+  if (!thread_.joinable()) return Fail(ErrorCode::kFailedPrecondition, "the bus is not running");
+  std::promise<Result<void>> declared;
+  auto result = declared.get_future();
+  asio::post(io_, [this, &declared, next = std::move(next)]() mutable {
+    if (stopping_ || !broker_) {
+      declared.set_value(Fail(ErrorCode::kFailedPrecondition, "the bus is stopping"));
+      return;
+    }
+    WarnUnappliedReload(*next->bus);
+    config_ = std::move(next);
+    declared.set_value(Declare());
+  });
+  return result.get();
 }
 
 Result<void> BusServiceImpl::Start() {

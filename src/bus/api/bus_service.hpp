@@ -25,6 +25,15 @@ class BusService {
   // Stops accepting, answers waiting long-polls with 204, closes the logs (syncing them) and
   // joins the thread.
   virtual void Stop() = 0;
+  // Applies a reloaded config (`next` has a bus: block); called from the main thread, it waits
+  // while the bus thread declares `next`'s queues, topics and subscriptions: new ones are
+  // created, the others take their new options, and each push follows its new settings and its
+  // service's (a replaced push lets its deliveries in flight finish). What only a restart
+  // changes (listen, data_dir, durability, sync_interval, dedupe_window, segment_bytes,
+  // state_checkpoint_bytes), and queues and topics that left the config, are logged and run on
+  // as they are. Errors: those of creating a queue, topic or subscription (kIo, ...); what was
+  // declared before the error stays.
+  virtual Result<void> Reload(std::shared_ptr<const config::Config> next) = 0;
   // The address the API listens on (port resolved when the config said 0).
   virtual std::string listen_address() const = 0;
 };

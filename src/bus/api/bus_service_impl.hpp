@@ -70,6 +70,7 @@ class BusServiceImpl final : public BusService {
   ~BusServiceImpl() override;
   Result<void> Start() override;
   void Stop() override;
+  Result<void> Reload(std::shared_ptr<const config::Config> next) override;
   std::string listen_address() const override { return listen_address_; }
 
   // --- bus_api.cpp
@@ -84,7 +85,12 @@ class BusServiceImpl final : public BusService {
 
   // bus_service.cpp
   Result<void> OpenBroker();
+  // Declares config_'s queues, topics and subscriptions (creating new ones, updating the
+  // options of the others) and sets every push; at start and at each reload.
   Result<void> Declare();
+  // Logs what a reload to `next` leaves as it runs: restart-only settings, and queues and
+  // topics that left the config.
+  void WarnUnappliedReload(const config::Bus& next) const;
   Task<void> AcceptLoop();
   Task<void> Serve(tcp::socket socket);
   void ArmTick();
@@ -118,11 +124,12 @@ class BusServiceImpl final : public BusService {
   // are done, so push.concurrency holds across the change.
   void StartPush(const Inbox& inbox, const config::BusPush& push,
                  std::shared_ptr<PushTarget> previous = nullptr);
-  // Makes a subscription push as `push` says (none: pull), as the config declared it or a PUT
-  // set it: an unchanged push keeps running, a changed one replaces the running one. A service
-  // that is not in the config (a push stored before the config lost it) is logged and not
-  // started: the messages wait rather than fail into the dead letters.
-  void SetSubscriptionPush(const Inbox& inbox, const std::optional<PushOptions>& push);
+  // Makes a queue or subscription push as `push` says (none: pull), as the config declared it
+  // or a PUT set it: an unchanged push (same settings, same service settings) keeps running, a
+  // changed one replaces the running one. A service that is not in the config (a push stored
+  // before the config lost it) is logged and not started: the messages wait rather than fail
+  // into the dead letters.
+  void SetPush(const Inbox& inbox, const std::optional<PushOptions>& push);
   // Stops the push of the inbox, if any: its loop ends, its deliveries in flight finish. Returns
   // the stopped push (null if none ran).
   std::shared_ptr<PushTarget> StopPush(const std::string& inbox);
@@ -139,8 +146,13 @@ class BusServiceImpl final : public BusService {
   // Puts a resolution round into effect on the bus thread (pools of surviving endpoints kept).
   void ApplyPushResolution(PushTarget& target, const ResolvedHosts& round);
 
+  // The config the node runs now (a reload replaces it, on the bus thread): queues, topics,
+  // config subscriptions and the services pushes go to.
   std::shared_ptr<const config::Config> config_;
-  const config::Bus& bus_;
+  // The config the bus started with, for what only a restart changes (listen, data_dir,
+  // durability and the other log settings).
+  const std::shared_ptr<const config::Config> started_with_;
+  const config::Bus& bus_;  // started_with_'s
   observability::MetricsRegistry& registry_;
   std::size_t slot_;
   BusMetrics metrics_{};

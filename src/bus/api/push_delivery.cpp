@@ -98,8 +98,7 @@ std::shared_ptr<BusServiceImpl::PushTarget> BusServiceImpl::StopPush(const std::
   return target;
 }
 
-void BusServiceImpl::SetSubscriptionPush(const Inbox& inbox,
-                                         const std::optional<PushOptions>& push) {
+void BusServiceImpl::SetPush(const Inbox& inbox, const std::optional<PushOptions>& push) {
   const std::string key = inbox.ToString();
   std::optional<config::BusPush> wanted;
   if (push) {
@@ -112,8 +111,10 @@ void BusServiceImpl::SetSubscriptionPush(const Inbox& inbox,
   if (running == push_targets_.end() && !wanted) return;
   if (running != push_targets_.end() && wanted) {
     const config::BusPush& now = (*running)->push;
+    const auto service = config_->services.find(wanted->service);
     if (now.service == wanted->service && now.path == wanted->path &&
-        now.timeout == wanted->timeout && now.concurrency == wanted->concurrency) {
+        now.timeout == wanted->timeout && now.concurrency == wanted->concurrency &&
+        service != config_->services.end() && service->second == (*running)->service) {
       return;  // unchanged: its connections and deliveries in flight go on
     }
   }
