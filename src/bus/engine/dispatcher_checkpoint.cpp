@@ -4,8 +4,8 @@
 // every record before it, and it is written after them. Until its last record is fsynced
 // nothing is deleted, and recovery ignores a checkpoint it cannot read whole, so the records
 // before it rebuild the state. Once it is fsynced, recovery starts from it whether or not the
-// older segments were deleted yet; DeleteSegmentsBefore deletes them oldest first, each
-// durably, so no crash leaves a gap in front of the checkpoint.
+// older segments were deleted yet; DeleteSegmentsBefore deletes them on the log's sync thread,
+// oldest first, each durably, so no crash leaves a gap in front of the checkpoint.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -141,13 +141,15 @@ void Dispatcher::WriteCheckpoint() {
     if (self == nullptr) return;
     self->checkpoint_awaiting_fsync_ = false;
     if (!r) return;  // the log failed closed; the checkpoint may not be on disk
-    Log& log = self->state_->log();
-    auto deleted = log.DeleteSegmentsBefore(first);
-    if (!deleted) {
-      // Left for the next checkpoint to delete; recovery reads past them to this one.
-      spdlog::warn("bus: state log {}: deleting segments before checkpoint {}: {}",
-                   log.options().dir, first, deleted.error().message());
-    }
+    // Off the bus thread: each unlink waits for a directory fsync.
+    self->state_->DeleteSegmentsBefore(
+        first, [dir = self->state_->log().options().dir, first](Result<RetentionResult> deleted) {
+          if (!deleted) {
+            // Left for the next checkpoint to delete; recovery reads past them to this one.
+            spdlog::warn("bus: state log {}: deleting segments before checkpoint {}: {}", dir,
+                         first, deleted.error().message());
+          }
+        });
   });
 }
 

@@ -131,4 +131,12 @@ LogDurabilityStats DurableLog::Stats() const {
           .retention_dropped_unconsumed = s.retention_dropped_unconsumed};
 }
 
+void DurableLog::DeleteSegmentsBefore(std::uint64_t sequence,
+                                      std::function<void(Result<RetentionResult>)> done) {
+  log_->DeleteSegmentsBeforeInBackground(
+      sequence, [post = post_, done = std::move(done)](Result<RetentionResult> result) {
+        post([done, result = std::move(result)] { done(result); });
+      });
+}
+
 }  // namespace ferry::bus

@@ -40,6 +40,11 @@ class DurableLog {
   // WhenAcknowledged in kBatch; in kInterval it waits for the timed fsync, for callers that
   // delete what the record replaces (a state log's checkpoint).
   void WhenDurable(std::uint64_t sequence, Done done);
+  // Deletes the segments below `sequence` on the log's sync thread, so the bus thread never
+  // waits on the unlinks' directory fsyncs (Log::DeleteSegmentsBeforeInBackground); `done`
+  // runs posted, unless the log closes first.
+  void DeleteSegmentsBefore(std::uint64_t sequence,
+                            std::function<void(Result<RetentionResult>)> done);
   // Called on the bus thread after the acknowledged watermark moved.
   void SetAdvanceHook(std::function<void()> hook) { hook_ = std::move(hook); }
   // Called on the bus thread, inside the call that flushed, when records first..last were

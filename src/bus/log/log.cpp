@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <utility>
 
 #include "bus/log/record_format.hpp"
 
@@ -240,30 +242,62 @@ void Log::SyncLoop() {
   std::unique_lock lock(mu_);
   const bool batch = options_.durability == Durability::kBatch;
   const auto ready = [&] {
-    if (closing_ || sync_requested_) return true;
+    if (closing_ || sync_requested_ || delete_before_ != 0) return true;
     if (failure_) return !failure_delivered_;
     return batch && HasSyncWorkLocked();
   };
+  // kInterval: a round is due when the timer fires, or when asked (Sync, WaitDurable, close);
+  // a deletion request alone neither brings the fsync forward nor puts it off.
+  auto next_timed_round = std::chrono::steady_clock::now() + options_.sync_interval;
   for (;;) {
+    bool sync_due = true;
     if (batch) {
       sync_cv_.wait(lock, ready);
     } else {
-      sync_cv_.wait_for(lock, options_.sync_interval, ready);
+      if (sync_cv_.wait_until(lock, next_timed_round, ready)) {
+        sync_due = closing_ || sync_requested_ || failure_.has_value();
+      }
+      if (sync_due) next_timed_round = std::chrono::steady_clock::now() + options_.sync_interval;
     }
     if (failure_) {
       if (!failure_delivered_) DeliverFailure(lock);
       sync_requested_ = false;
+      delete_before_ = 0;
+      delete_callbacks_.clear();
       if (closing_) return;
       continue;
     }
-    if (HasSyncWorkLocked()) {
+    if (sync_due && HasSyncWorkLocked()) {
       SyncRound(lock);
-    } else {
+    } else if (sync_due) {
       sync_requested_ = false;
       durable_cv_.notify_all();
-      if (closing_) return;
+      if (closing_) {
+        delete_before_ = 0;  // left to the next call after the log is open again
+        delete_callbacks_.clear();
+        return;
+      }
     }
+    if (delete_before_ != 0 && !closing_ && !failure_) DeleteRequested(lock);
   }
+}
+
+void Log::DeleteSegmentsBeforeInBackground(std::uint64_t sequence, DeletedCallback done) {
+  std::lock_guard lock(mu_);
+  if (closing_ || failure_) return;  // as a close would drop it
+  delete_before_ = std::max(delete_before_, sequence);
+  if (done) delete_callbacks_.push_back(std::move(done));
+  sync_cv_.notify_one();
+}
+
+void Log::DeleteRequested(std::unique_lock<std::mutex>& lock) {
+  const std::uint64_t before = std::exchange(delete_before_, 0);
+  std::vector<DeletedCallback> callbacks = std::move(delete_callbacks_);
+  delete_callbacks_.clear();
+  lock.unlock();
+  Result<RetentionResult> result = DeleteSegmentsBefore(before);  // locks per segment
+  for (const DeletedCallback& done : callbacks) done(result);
+  lock.lock();
 }
 
 // One group commit: fsync everything written so far, then acknowledge it. Appends go on while

@@ -110,6 +110,14 @@ class Log {
   // midway leaves a log without a gap (recovery would take a gap for lost records and move
   // the segments after it aside). The caller must have made what replaces them durable first.
   Result<RetentionResult> DeleteSegmentsBefore(std::uint64_t sequence);
+  // The same, on the sync thread, so the caller never waits on the disk (each unlink's
+  // directory fsync can take milliseconds); `done` is called there, with what
+  // DeleteSegmentsBefore returned (it must not block; an event loop posts it to itself). A
+  // request made while one is pending replaces it (the higher sequence covers the lower); the
+  // replaced request's `done` gets what the one that replaced it got. A close drops a pending
+  // request (`done` is not called): what it would have deleted is left to the next call.
+  using DeletedCallback = std::function<void(Result<RetentionResult>)>;
+  void DeleteSegmentsBeforeInBackground(std::uint64_t sequence, DeletedCallback done);
 
   // A reader positioned at the first record with sequence >= `from`.
   std::unique_ptr<LogReader> NewReader(std::uint64_t from) const;
@@ -150,6 +158,8 @@ class Log {
   bool HasSyncWorkLocked() const;
   void SyncLoop();  // the sync thread
   void SyncRound(std::unique_lock<std::mutex>& lock);
+  // Runs the pending DeleteSegmentsBeforeInBackground request (sync thread).
+  void DeleteRequested(std::unique_lock<std::mutex>& lock);
   void DeliverFailure(std::unique_lock<std::mutex>& lock);
   Error ClosedError() const;
 
@@ -170,6 +180,9 @@ class Log {
   std::uint64_t durable_sequence_ = 0;  // last record covered by a finished fsync round
   std::uint64_t total_bytes_ = 0;
   bool sync_requested_ = false;
+  // A pending DeleteSegmentsBeforeInBackground: below this sequence (0: none), and whom to tell.
+  std::uint64_t delete_before_ = 0;
+  std::vector<DeletedCallback> delete_callbacks_;
   bool closing_ = false;
   bool closed_ = false;
   std::optional<Error> failure_;    // set once: the log has failed closed

@@ -3,7 +3,11 @@
 // before the next, so a power cut midway leaves a log without a gap.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
 #include <set>
+#include <thread>
+#include <utility>
 
 #include "bus/log/log.hpp"
 #include "bus/log/log_test_support.hpp"
@@ -15,6 +19,7 @@ using testing::AppendAcked;
 using testing::Payload;
 using testing::ReadAll;
 using testing::SmallLog;
+using namespace std::chrono_literals;
 
 // 40 records of 76 bytes in 1 KiB segments: 13 per segment, bases 1, 14, 27, 40.
 std::unique_ptr<Log> OpenFilled(const std::shared_ptr<FaultInjectionFileSystem>& fs) {
@@ -63,6 +68,71 @@ TEST(LogCompactionTest, ActiveSegmentStays) {
   EXPECT_EQ(result->segments_deleted, 3u);
   EXPECT_EQ(log->first_sequence(), 40u);
   EXPECT_EQ(ReadAll(*log).size(), 1u);
+}
+
+// The answer of a DeleteSegmentsBeforeInBackground, and the thread that gave it.
+struct Deleted {
+  std::promise<std::pair<Result<RetentionResult>, std::thread::id>> promise;
+  std::future<std::pair<Result<RetentionResult>, std::thread::id>> future = promise.get_future();
+  Log::DeletedCallback Callback() {
+    return [this](Result<RetentionResult> r) {
+      promise.set_value({std::move(r), std::this_thread::get_id()});
+    };
+  }
+  std::pair<Result<RetentionResult>, std::thread::id> Get() {
+    EXPECT_EQ(future.wait_for(5s), std::future_status::ready);
+    return future.get();
+  }
+};
+
+TEST(LogCompactionTest, DeletesInTheBackgroundOnTheSyncThread) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  auto log = OpenFilled(fs);
+  Deleted deleted;
+  log->DeleteSegmentsBeforeInBackground(20, deleted.Callback());
+  auto [result, thread] = deleted.Get();
+  ASSERT_TRUE(result.has_value()) << result.error().message();
+  EXPECT_EQ(result->segments_deleted, 1u);
+  EXPECT_NE(thread, std::this_thread::get_id());
+  EXPECT_EQ(log->first_sequence(), 14u);
+  EXPECT_FALSE(fs->Contents("/log/00000000000000000001.seg").has_value());
+}
+
+TEST(LogCompactionTest, ABackgroundRequestMadeWhileOneWaitsReplacesIt) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  auto log = OpenFilled(fs);
+  fs->PauseSyncs();  // the sync thread stalls in the round of the next append
+  ASSERT_TRUE(log->Append(Payload(41)).has_value());
+  Deleted first;
+  Deleted second;
+  log->DeleteSegmentsBeforeInBackground(20, first.Callback());
+  log->DeleteSegmentsBeforeInBackground(UINT64_MAX, second.Callback());
+  fs->ResumeSyncs();
+  for (Deleted* d : {&first, &second}) {
+    auto [result, thread] = d->Get();
+    ASSERT_TRUE(result.has_value()) << result.error().message();
+    EXPECT_EQ(result->segments_deleted, 3u);  // one deletion, up to the higher sequence
+  }
+  EXPECT_EQ(log->first_sequence(), 40u);
+}
+
+// kInterval: a deletion request runs at once but does not bring the timed fsync forward.
+TEST(LogCompactionTest, ABackgroundDeletionDoesNotFsyncTheDataEarly) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  LogOptions options = SmallLog("/log", Durability::kInterval);
+  options.sync_interval = std::chrono::hours(1);
+  auto log = Log::Open(fs, options);
+  ASSERT_TRUE(log.has_value());
+  for (int i = 1; i <= 40; ++i) AppendAcked(**log, Payload(i));
+  ASSERT_EQ((*log)->segment_count(), 4u);
+  const std::uint64_t file_syncs = fs->file_syncs();
+  Deleted deleted;
+  (*log)->DeleteSegmentsBeforeInBackground(20, deleted.Callback());
+  auto [result, thread] = deleted.Get();
+  ASSERT_TRUE(result.has_value()) << result.error().message();
+  EXPECT_EQ(result->segments_deleted, 1u);
+  EXPECT_EQ(fs->file_syncs(), file_syncs);
+  EXPECT_EQ((*log)->durable_sequence(), 0u);
 }
 
 TEST(LogCompactionTest, RollThenDeleteKeepsWhatFollowsAcrossReopen) {
