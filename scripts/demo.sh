@@ -511,6 +511,45 @@ python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["rates"]; sys.exi
   "$work/payments-stats.json" || fail "the rates do not show the traffic of the last minute"
 good "three orders, one dead letter, one replay: the counters and the last minute's rates agree"
 
+# ---------------------------------------------------------------------------------------------
+step "14. A new subscription arrives with a config reload"
+say "An analytics team wants every order event. Add a subscription to the config file and send"
+say "SIGHUP: the bus declares it at once; the queue, the other subscriptions and their"
+say "messages are untouched."
+python3 - "$config" <<'PY' || fail "could not edit the config"
+import os, sys
+path = sys.argv[1]
+text = open(path).read()
+line = "        shipping: {filter: {type: order.created}}\n"
+assert line in text
+text = text.replace(line, line + "        analytics: {filter: {type: order.*}}   # added by the reload\n")
+open(path + ".new", "w").write(text)
+os.replace(path + ".new", path)
+PY
+reloads_before=$(curl -s "$admin_url/metrics" | awk '$1 == "ferry_config_reloads_total" {print $2}')
+shown "kill -HUP $ferry_pid"
+kill -HUP "$ferry_pid"
+reloaded() {
+  [ "$(curl -s "$admin_url/metrics" | awk '$1 == "ferry_config_reloads_total" {print $2}')" != "$reloads_before" ]
+}
+wait_for 5 reloaded || fail "ferry did not count the reload"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$bus_url/v1/topics/orders/subscriptions/analytics")" = 200 ] ||
+  fail "the analytics subscription was not declared by the reload: $(tail -n 5 "$ferry_log")"
+place_order o-1004 60
+[ "$order_status" = 201 ] || fail "order o-1004 was not accepted: $order_status $order_body"
+say "A new order, o-1004, goes through the gateway: status $order_status"
+shown "ferry consume --topic orders --subscription analytics --max 10 --wait 1s --ack"
+"$FERRY_BIN" consume --topic orders --subscription analytics --max 10 --wait 1s --ack \
+  >"$work/analytics.jsonl" 2>"$work/consume.err" || fail "ferry consume failed: $(cat "$work/consume.err")"
+python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    print("analytics received %s  id=%s  data=%s" % (e["type"], e["id"], json.dumps(e["data"])))' \
+  "$work/analytics.jsonl" | indent
+python3 -c 'import json,sys; ids=[json.loads(l)["data"]["order_id"] for l in open(sys.argv[1])]; sys.exit(0 if ids == ["o-1004"] else 1)' \
+  "$work/analytics.jsonl" || fail "analytics did not get exactly o-1004: $(cat "$work/analytics.jsonl")"
+good "declared by a reload, no restart: the new subscription gets the events from then on"
+
 stop_pid "$ferry_pid"
 printf '\n%sDemo done.%s Stopping the services; nothing started by the demo is left running.\n' \
   "$bold$green" "$reset"
