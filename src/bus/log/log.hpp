@@ -109,6 +109,8 @@ class Log {
   // active segment. Each unlink is made durable (directory fsync) before the next, so a crash
   // midway leaves a log without a gap (recovery would take a gap for lost records and move
   // the segments after it aside). The caller must have made what replaces them durable first.
+  // After a failed unlink (or its directory fsync) nothing more is deleted by this or by
+  // EnforceRetention until the log is opened again: each returns that error.
   Result<RetentionResult> DeleteSegmentsBefore(std::uint64_t sequence);
   // The same, on the sync thread, so the caller never waits on the disk (each unlink's
   // directory fsync can take milliseconds); `done` is called there, with what
@@ -160,6 +162,9 @@ class Log {
   void SyncRound(std::unique_lock<std::mutex>& lock);
   // Runs the pending DeleteSegmentsBeforeInBackground request (sync thread).
   void DeleteRequested(std::unique_lock<std::mutex>& lock);
+  // Unlinks a segment taken out of segments_ and fsyncs the directory; a failure sets
+  // unlink_error_.
+  Result<void> RemoveSegmentFile(const Segment& segment);
   void DeliverFailure(std::unique_lock<std::mutex>& lock);
   Error ClosedError() const;
 
@@ -183,6 +188,10 @@ class Log {
   // A pending DeleteSegmentsBeforeInBackground: below this sequence (0: none), and whom to tell.
   std::uint64_t delete_before_ = 0;
   std::vector<DeletedCallback> delete_callbacks_;
+  // Set when an unlink or its directory fsync failed: from then on DeleteSegmentsBefore and
+  // EnforceRetention delete nothing (they return it), so no newer file goes while an older one
+  // may stay. A new Open starts afresh.
+  std::optional<Error> unlink_error_;
   bool closing_ = false;
   bool closed_ = false;
   std::optional<Error> failure_;    // set once: the log has failed closed

@@ -1,4 +1,5 @@
 // Log::EnforceRetention and Log::DeleteSegmentsBefore: delete whole segments, oldest first.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "bus/log/log.hpp"
@@ -13,6 +14,7 @@ Result<RetentionResult> Log::EnforceRetention(const RetentionPolicy& policy,
   {
     std::lock_guard lock(mu_);
     if (closing_ || failure_) return tl::unexpected(ClosedError());
+    if (unlink_error_) return tl::unexpected(*unlink_error_);
     std::uint64_t remaining = total_bytes_;
     const std::int64_t max_age = policy.max_age.count();
     for (auto it = segments_.begin(); it != segments_.end();) {
@@ -50,10 +52,7 @@ Result<RetentionResult> Log::EnforceRetention(const RetentionPolicy& policy,
   // deleted one would read as a gap after a crash. Readers still inside a victim keep reading
   // it through their open file.
   for (const auto& segment : victims) {
-    if (auto r = fs_->Remove(segment->path()); !r && r.error().code() != ErrorCode::kNotFound) {
-      return tl::unexpected(r.error());
-    }
-    if (auto r = fs_->SyncDir(options_.dir); !r) return tl::unexpected(r.error());
+    if (auto r = RemoveSegmentFile(*segment); !r) return tl::unexpected(r.error());
   }
   return result;
 }
@@ -65,6 +64,7 @@ Result<RetentionResult> Log::DeleteSegmentsBefore(std::uint64_t sequence) {
     {
       std::lock_guard lock(mu_);
       if (closing_ || failure_) return tl::unexpected(ClosedError());
+      if (unlink_error_) return tl::unexpected(*unlink_error_);
       if (segments_.size() < 2) break;  // the active segment stays
       auto oldest = segments_.begin();
       const Segment& segment = *oldest->second;
@@ -79,15 +79,32 @@ Result<RetentionResult> Log::DeleteSegmentsBefore(std::uint64_t sequence) {
     ++result.segments_deleted;
     result.records_deleted += victim->records();
     result.bytes_deleted += victim->size();
-    // Readers still inside the victim keep reading it through their open file.
-    if (auto r = fs_->Remove(victim->path()); !r && r.error().code() != ErrorCode::kNotFound) {
-      return tl::unexpected(r.error());
-    }
-    // One directory fsync per unlink: unsynced unlinks may reach the disk in any order, and a
-    // surviving older segment in front of a deleted one would read as a gap after a crash.
-    if (auto r = fs_->SyncDir(options_.dir); !r) return tl::unexpected(r.error());
+    if (auto r = RemoveSegmentFile(*victim); !r) return tl::unexpected(r.error());
   }
   return result;
+}
+
+Result<void> Log::RemoveSegmentFile(const Segment& segment) {
+  // Readers still inside the segment keep reading it through their open file. One directory
+  // fsync per unlink: unsynced unlinks may reach the disk in any order, and a surviving older
+  // segment in front of a deleted one would read as a gap after a crash.
+  std::optional<Error> error;
+  if (auto r = fs_->Remove(segment.path()); !r && r.error().code() != ErrorCode::kNotFound) {
+    error = r.error();
+  } else if (auto d = fs_->SyncDir(options_.dir); !d) {
+    error = d.error();
+  }
+  if (!error) return Ok();
+  // The file may still be there: deleting newer ones after it could leave such a gap, so no
+  // segment is deleted from now on; the next Open reads this one again.
+  std::lock_guard lock(mu_);
+  if (!unlink_error_) {
+    unlink_error_ =
+        Error(error->code(), fmt::format("deleting segments stopped after: {}", error->message()));
+    spdlog::warn("bus log {}: {}; no segment is deleted until the log is opened again",
+                 options_.dir, error->message());
+  }
+  return tl::unexpected(*error);
 }
 
 }  // namespace ferry::bus
