@@ -147,9 +147,10 @@ Result<void> BusServiceImpl::Declare() {
     if (auto r = broker_->CreateQueue(name, o); !r) return r;
     WatchInbox(Inbox::Queue(name));
     std::optional<PushOptions> push;
-    if (q.push)
+    if (q.push) {
       push =
           PushOptions{q.push->service, q.push->path, ToBus(q.push->timeout), q.push->concurrency};
+    }
     SetPush(Inbox::Queue(name), push);
   }
   for (const auto& [name, t] : bus.topics) {
