@@ -464,9 +464,9 @@ void BusServiceImpl::ArmMaintenance() {
     SweepPushConnections();
     ResolvePushEndpoints();
     if (++maintenance_rounds_ % 5 == 0) {
-      if (auto r = broker_->EnforceRetention(); !r) {
-        spdlog::warn("bus retention: {}", r.error().message());
-      }
+      broker_->EnforceRetention([](const Result<void>& r) {
+        if (!r) spdlog::warn("bus retention: {}", r.error().message());
+      });
     }
     ArmMaintenance();
   });

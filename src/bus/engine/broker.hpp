@@ -109,8 +109,10 @@ class Broker {
   virtual std::optional<BusTime> NextWakeup() const = 0;
   // Expires leases and releases delayed messages due by the clock's now.
   virtual void Tick() = 0;
-  // Deletes old segments per each queue's/topic's retention (call it every few seconds).
-  virtual Result<void> EnforceRetention() = 0;
+  // Deletes old segments per each queue's/topic's retention (call it every few seconds), off
+  // the calling thread (each unlink waits for a directory fsync); `done` runs (posted) once
+  // every log has finished, with the first error (not at all if a log closes first).
+  virtual void EnforceRetention(DoneCallback done) = 0;
 
   // Samples the counters behind the stats' rates (per second, over the last minute). Call it
   // about once a second; cheap (a copy of six counters per inbox, at most every 5 s).

@@ -151,6 +151,15 @@ class Harness {
     EXPECT_TRUE(out && out->has_value());
     return out && *out ? **out : 0;
   }
+  // Runs retention (on each log's sync thread) and waits for its answer.
+  Result<void> EnforceRetention() {
+    std::optional<Result<void>> out;
+    broker_->EnforceRetention([&](Result<void> r) { out = std::move(r); });
+    if (!posts.Await([&] { return out.has_value(); })) {
+      return Fail(ErrorCode::kInternal, "retention did not answer in time");
+    }
+    return *out;
+  }
   // Moves the fake clock and lets the broker act on it.
   void Advance(BusDuration d) {
     now += std::chrono::duration_cast<BusTime::duration>(d);

@@ -131,10 +131,20 @@ LogDurabilityStats DurableLog::Stats() const {
           .retention_dropped_unconsumed = s.retention_dropped_unconsumed};
 }
 
-void DurableLog::DeleteSegmentsBefore(std::uint64_t sequence,
-                                      std::function<void(Result<RetentionResult>)> done) {
-  log_->DeleteSegmentsBeforeInBackground(
-      sequence, [post = post_, done = std::move(done)](Result<RetentionResult> result) {
+void DurableLog::DeleteSegmentsBefore(std::uint64_t sequence, RetentionDone done) {
+  Log* log = log_.get();  // the task runs on the log's own thread, before it is joined
+  log_->RunInBackground([log, sequence, post = post_, done = std::move(done)] {
+    auto result = log->DeleteSegmentsBefore(sequence);
+    post([done, result = std::move(result)] { done(result); });
+  });
+}
+
+void DurableLog::EnforceRetention(const RetentionPolicy& policy, std::uint64_t protected_sequence,
+                                  std::int64_t now_us, RetentionDone done) {
+  Log* log = log_.get();
+  log_->RunInBackground(
+      [log, policy, protected_sequence, now_us, post = post_, done = std::move(done)] {
+        auto result = log->EnforceRetention(policy, protected_sequence, now_us);
         post([done, result = std::move(result)] { done(result); });
       });
 }

@@ -40,11 +40,13 @@ class DurableLog {
   // WhenAcknowledged in kBatch; in kInterval it waits for the timed fsync, for callers that
   // delete what the record replaces (a state log's checkpoint).
   void WhenDurable(std::uint64_t sequence, Done done);
-  // Deletes the segments below `sequence` on the log's sync thread, so the bus thread never
-  // waits on the unlinks' directory fsyncs (Log::DeleteSegmentsBeforeInBackground); `done`
-  // runs posted, unless the log closes first.
-  void DeleteSegmentsBefore(std::uint64_t sequence,
-                            std::function<void(Result<RetentionResult>)> done);
+  // Log::DeleteSegmentsBefore and Log::EnforceRetention on the log's sync thread
+  // (Log::RunInBackground), so the bus thread never waits on the unlinks' directory fsyncs;
+  // `done` runs posted, unless the log closes first.
+  using RetentionDone = std::function<void(Result<RetentionResult>)>;
+  void DeleteSegmentsBefore(std::uint64_t sequence, RetentionDone done);
+  void EnforceRetention(const RetentionPolicy& policy, std::uint64_t protected_sequence,
+                        std::int64_t now_us, RetentionDone done);
   // Called on the bus thread after the acknowledged watermark moved.
   void SetAdvanceHook(std::function<void()> hook) { hook_ = std::move(hook); }
   // Called on the bus thread, inside the call that flushed, when records first..last were

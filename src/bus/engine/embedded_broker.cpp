@@ -458,15 +458,28 @@ void EmbeddedBroker::Tick() {
   }
 }
 
-Result<void> EmbeddedBroker::EnforceRetention() {
+void EmbeddedBroker::EnforceRetention(DoneCallback done) {
   const std::int64_t now_us =
       std::chrono::duration_cast<std::chrono::microseconds>(options_.clock().time_since_epoch())
           .count();
-  Result<void> status = Ok();
+  // Each log's retention runs on its own sync thread; the answers come back posted.
+  struct Round {
+    std::size_t remaining = 1;  // one for this call, released at the end
+    Result<void> status = Ok();
+    DoneCallback done;
+  };
+  auto round = std::make_shared<Round>();
+  round->done = std::move(done);
+  const auto finish_one = [round](const Result<void>& r) {
+    if (!r && round->status) round->status = r;
+    if (--round->remaining == 0 && round->done) round->done(round->status);
+  };
   auto enforce = [&](Channel& channel, std::uint64_t protected_sequence) {
-    auto r = channel.log().log().EnforceRetention(channel.storage().retention, protected_sequence,
-                                                  now_us);
-    if (!r && status) status = tl::unexpected(r.error());
+    ++round->remaining;
+    channel.log().EnforceRetention(channel.storage().retention, protected_sequence, now_us,
+                                   [finish_one](Result<RetentionResult> r) {
+                                     finish_one(r ? Ok() : Result<void>(tl::unexpected(r.error())));
+                                   });
   };
   for (auto& [name, q] : queues_) enforce(*q->channel, q->dispatcher->ProtectedSequence());
   for (auto& [name, t] : topics_) {
@@ -475,7 +488,7 @@ Result<void> EmbeddedBroker::EnforceRetention() {
     for (auto& [sub, d] : t->subscriptions) lowest = std::min(lowest, d->ProtectedSequence());
     enforce(*t->channel, lowest);
   }
-  return status;
+  options_.post([finish_one] { finish_one(Ok()); });
 }
 
 void EmbeddedBroker::SampleRates() {

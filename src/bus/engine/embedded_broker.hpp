@@ -61,7 +61,7 @@ class EmbeddedBroker final : public Broker {
   Result<void> SetReadyListener(const Inbox& inbox, std::function<void()> listener) override;
   std::optional<BusTime> NextWakeup() const override;
   void Tick() override;
-  Result<void> EnforceRetention() override;
+  void EnforceRetention(DoneCallback done) override;
   void SampleRates() override;
   Result<QueueStats> GetQueueStats(const std::string& queue) const override;
   Result<TopicStats> GetTopicStats(const std::string& topic) const override;

@@ -163,7 +163,7 @@ TEST(RetentionTest, NeverDeletesUnackedMessages) {
   auto first = h.Receive(q, 30);
   for (const auto& d : first) h.Ack(q, {d.receipt});
   const auto before = h.broker().GetQueueStats("q")->messages.segments;
-  ASSERT_TRUE(h.broker().EnforceRetention());
+  ASSERT_TRUE(h.EnforceRetention());
   const auto after = h.broker().GetQueueStats("q")->messages.segments;
   EXPECT_LT(after, before);  // acked segments went
   auto rest = h.Receive(q);
@@ -184,7 +184,7 @@ TEST(RetentionTest, TopicKeepsTheSlowestSubscriptionsBacklog) {
   }
   const Inbox fast = Inbox::Subscription("t", "fast");
   for (const auto& d : h.Receive(fast)) h.Ack(fast, {d.receipt});
-  ASSERT_TRUE(h.broker().EnforceRetention());
+  ASSERT_TRUE(h.EnforceRetention());
   EXPECT_EQ(h.Receive(Inbox::Subscription("t", "slow")).size(), 60u);
 }
 

@@ -242,12 +242,12 @@ void Log::SyncLoop() {
   std::unique_lock lock(mu_);
   const bool batch = options_.durability == Durability::kBatch;
   const auto ready = [&] {
-    if (closing_ || sync_requested_ || delete_before_ != 0) return true;
+    if (closing_ || sync_requested_ || !background_.empty()) return true;
     if (failure_) return !failure_delivered_;
     return batch && HasSyncWorkLocked();
   };
   // kInterval: a round is due when the timer fires, or when asked (Sync, WaitDurable, close);
-  // a deletion request alone neither brings the fsync forward nor puts it off.
+  // a background task alone neither brings the fsync forward nor puts it off.
   auto next_timed_round = std::chrono::steady_clock::now() + options_.sync_interval;
   for (;;) {
     bool sync_due = true;
@@ -262,8 +262,7 @@ void Log::SyncLoop() {
     if (failure_) {
       if (!failure_delivered_) DeliverFailure(lock);
       sync_requested_ = false;
-      delete_before_ = 0;
-      delete_callbacks_.clear();
+      background_.clear();
       if (closing_) return;
       continue;
     }
@@ -273,30 +272,26 @@ void Log::SyncLoop() {
       sync_requested_ = false;
       durable_cv_.notify_all();
       if (closing_) {
-        delete_before_ = 0;  // left to the next call after the log is open again
-        delete_callbacks_.clear();
+        background_.clear();
         return;
       }
     }
-    if (delete_before_ != 0 && !closing_ && !failure_) DeleteRequested(lock);
+    if (!background_.empty() && !closing_ && !failure_) RunBackgroundTasks(lock);
   }
 }
 
-void Log::DeleteSegmentsBeforeInBackground(std::uint64_t sequence, DeletedCallback done) {
+void Log::RunInBackground(std::function<void()> task) {
   std::lock_guard lock(mu_);
   if (closing_ || failure_) return;  // as a close would drop it
-  delete_before_ = std::max(delete_before_, sequence);
-  if (done) delete_callbacks_.push_back(std::move(done));
+  background_.push_back(std::move(task));
   sync_cv_.notify_one();
 }
 
-void Log::DeleteRequested(std::unique_lock<std::mutex>& lock) {
-  const std::uint64_t before = std::exchange(delete_before_, 0);
-  std::vector<DeletedCallback> callbacks = std::move(delete_callbacks_);
-  delete_callbacks_.clear();
+void Log::RunBackgroundTasks(std::unique_lock<std::mutex>& lock) {
+  std::deque<std::function<void()>> tasks = std::move(background_);
+  background_.clear();
   lock.unlock();
-  Result<RetentionResult> result = DeleteSegmentsBefore(before);  // locks per segment
-  for (const DeletedCallback& done : callbacks) done(result);
+  for (const auto& task : tasks) task();
   lock.lock();
 }
 

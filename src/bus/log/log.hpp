@@ -112,14 +112,14 @@ class Log {
   // After a failed unlink (or its directory fsync) nothing more is deleted by this or by
   // EnforceRetention until the log is opened again: each returns that error.
   Result<RetentionResult> DeleteSegmentsBefore(std::uint64_t sequence);
-  // The same, on the sync thread, so the caller never waits on the disk (each unlink's
-  // directory fsync can take milliseconds); `done` is called there, with what
-  // DeleteSegmentsBefore returned (it must not block; an event loop posts it to itself). A
-  // request made while one is pending replaces it (the higher sequence covers the lower); the
-  // replaced request's `done` gets what the one that replaced it got. A close drops a pending
-  // request (`done` is not called): what it would have deleted is left to the next call.
-  using DeletedCallback = std::function<void(Result<RetentionResult>)>;
-  void DeleteSegmentsBeforeInBackground(std::uint64_t sequence, DeletedCallback done);
+  // Runs `task` on the sync thread, between its fsync rounds, after the tasks given before it:
+  // for work that waits on the disk and must not hold up the caller, such as
+  // DeleteSegmentsBefore or EnforceRetention (each unlink waits for a directory fsync). In
+  // kInterval a task neither brings the timed fsync forward nor puts it off. A close, or the
+  // log failing closed, drops the tasks that have not started (one under way finds the log
+  // closing: DeleteSegmentsBefore and EnforceRetention then return an error). `task` must not
+  // call Close.
+  void RunInBackground(std::function<void()> task);
 
   // A reader positioned at the first record with sequence >= `from`.
   std::unique_ptr<LogReader> NewReader(std::uint64_t from) const;
@@ -160,8 +160,8 @@ class Log {
   bool HasSyncWorkLocked() const;
   void SyncLoop();  // the sync thread
   void SyncRound(std::unique_lock<std::mutex>& lock);
-  // Runs the pending DeleteSegmentsBeforeInBackground request (sync thread).
-  void DeleteRequested(std::unique_lock<std::mutex>& lock);
+  // Runs the tasks of RunInBackground queued so far (sync thread).
+  void RunBackgroundTasks(std::unique_lock<std::mutex>& lock);
   // Unlinks a segment taken out of segments_ and fsyncs the directory; a failure sets
   // unlink_error_.
   Result<void> RemoveSegmentFile(const Segment& segment);
@@ -185,9 +185,7 @@ class Log {
   std::uint64_t durable_sequence_ = 0;  // last record covered by a finished fsync round
   std::uint64_t total_bytes_ = 0;
   bool sync_requested_ = false;
-  // A pending DeleteSegmentsBeforeInBackground: below this sequence (0: none), and whom to tell.
-  std::uint64_t delete_before_ = 0;
-  std::vector<DeletedCallback> delete_callbacks_;
+  std::deque<std::function<void()>> background_;  // RunInBackground's, not yet run
   // Set when an unlink or its directory fsync failed: from then on DeleteSegmentsBefore and
   // EnforceRetention delete nothing (they return it), so no newer file goes while an older one
   // may stay. A new Open starts afresh.
