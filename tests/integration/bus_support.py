@@ -154,6 +154,15 @@ def start_bus(start_ferry, tmp_path):
     return start
 
 
+def cloud_event(ce_id: str, type_: str = "order.created", data=None, **extra) -> dict:
+    """A CloudEvent for structured mode (BusClient.publish_event), source /shop."""
+    e = {"specversion": "1.0", "id": ce_id, "source": "/shop", "type": type_}
+    if data is not None:
+        e["data"] = data
+    e.update(extra)
+    return e
+
+
 def fast_queue(**overrides) -> dict:
     """A queue config with short waits so redelivery tests run in well under a second."""
     q = {"lease": "30s", "max_deliveries": 5,

@@ -4,7 +4,7 @@ What only a restart changes is logged and runs on unchanged."""
 
 import copy
 
-from bus_support import fast_queue, start_bus  # noqa: F401 - fixture
+from bus_support import cloud_event, fast_queue, start_bus  # noqa: F401 - fixture
 from conftest import py_upstream, read_http_message, wait_until  # noqa: F401 - fixture
 
 
@@ -22,17 +22,12 @@ def recording_subscriber(seen: list):
     return handler
 
 
-def event(i: int) -> dict:
-    return {"specversion": "1.0", "id": f"e-{i}", "source": "/shop", "type": "order.created",
-            "data": {"n": i}}
-
-
 def test_reload_declares_new_queues_topics_and_subscriptions(start_bus):
     bus = start_bus({"queues": {"a": fast_queue()},
                      "topics": {"t": {"subscriptions": {"s1": {}}}}})
     c = bus.client
     assert c.publish("b", "x").status == 404
-    assert c.publish_event("u", event(0)).status == 404
+    assert c.publish_event("u", cloud_event("e-0", data={"n": 0})).status == 404
 
     config = copy.deepcopy(bus.config)
     config["bus"]["queues"]["b"] = fast_queue()
@@ -44,8 +39,8 @@ def test_reload_declares_new_queues_topics_and_subscriptions(start_bus):
     r = c.publish("b", "for-b")
     assert r.status == 201, r
     assert [m["data"] for m in c.messages("queues/b")] == ["for-b"]
-    assert c.publish_event("u", event(1)).status == 201
-    assert c.publish_event("t", event(2)).status == 201
+    assert c.publish_event("u", cloud_event("e-1", data={"n": 1})).status == 201
+    assert c.publish_event("t", cloud_event("e-2", data={"n": 2})).status == 201
     for sub in ("s1", "s2"):
         got = c.messages(f"topics/t/subscriptions/{sub}", max=10)
         assert [m["id"] for m in got] == ["e-2"], (sub, got)
@@ -128,7 +123,7 @@ def test_reload_logs_what_only_a_restart_changes(start_bus):
     assert bus.ferry.metric("ferry_config_reload_failures_total") == 0
     # Both run on until the restart.
     assert c.publish("gone", "x").status == 201
-    assert c.publish_event("old", event(1)).status == 201
+    assert c.publish_event("old", cloud_event("e-1", data={"n": 1})).status == 201
     bus.config = config
     bus.restart()
     assert bus.client.publish("gone", "x").status == 404
@@ -146,6 +141,6 @@ def test_reload_leaves_api_subscriptions_and_their_push_alone(start_bus, py_upst
     config = copy.deepcopy(bus.config)
     config["bus"]["queues"] = {"extra": fast_queue()}
     bus.ferry.reload(config)
-    assert c.publish_event("t", event(7)).status == 201
+    assert c.publish_event("t", cloud_event("e-7", data={"n": 7})).status == 201
     wait_until(lambda: len(seen) == 1, 10, 0.05, "the API subscription's push after the reload")
     assert c.stats("topics/t/subscriptions/api")["push"]["service"] == "sub"

@@ -8,14 +8,10 @@ import time
 
 import pytest
 
-from bus_support import fast_queue, start_bus  # noqa: F401 - fixture
+from bus_support import cloud_event, fast_queue, start_bus  # noqa: F401 - fixture
 
 TOPIC = "/v1/topics/orders/subscriptions"
 S = "topics/orders/subscriptions/shipping"
-
-
-def event(ce_id: str, type_: str = "ship.requested") -> dict:
-    return {"specversion": "1.0", "id": ce_id, "source": "/shop", "type": type_}
 
 
 @pytest.fixture
@@ -37,7 +33,8 @@ def subscriptions(bus) -> list[str]:
 def test_delete_is_204_and_the_subscription_is_gone_with_its_directory(bus):
     put_shipping(bus)
     for i in range(3):
-        assert bus.client.publish_event("orders", event(f"s-{i}")).status == 201
+        r = bus.client.publish_event("orders", cloud_event(f"s-{i}", "ship.requested"))
+        assert r.status == 201, r
     [held] = bus.client.messages(S, wait="5s")
     [dead] = bus.client.messages(S, wait="5s")
     assert bus.client.nack(S, [dead["receipt"]]).status == 200  # max_deliveries 1
@@ -62,8 +59,8 @@ def test_delete_is_204_and_the_subscription_is_gone_with_its_directory(bus):
 
 def test_delete_survives_kill_9_and_a_new_put_starts_fresh(bus):
     put_shipping(bus)
-    assert bus.client.publish_event("orders", event("old-1")).status == 201
-    assert bus.client.publish_event("orders", event("old-2")).status == 201
+    assert bus.client.publish_event("orders", cloud_event("old-1", "ship.requested")).status == 201
+    assert bus.client.publish_event("orders", cloud_event("old-2", "ship.requested")).status == 201
     [m] = bus.client.messages(S, wait="5s")
     assert bus.client.nack(S, [m["receipt"]]).status == 200  # a dead letter
     assert bus.client.request("DELETE", f"{TOPIC}/shipping").status == 204
@@ -76,7 +73,7 @@ def test_delete_survives_kill_9_and_a_new_put_starts_fresh(bus):
     fresh = bus.client.stats(S)
     assert (fresh["depth"], fresh["in_flight"], fresh["dead_letters"]) == (0, 0, 0), fresh
     assert bus.client.request("GET", f"/v1/{S}/dead-letters").json() == {"dead_letters": []}
-    assert bus.client.publish_event("orders", event("new-1")).status == 201
+    assert bus.client.publish_event("orders", cloud_event("new-1", "ship.requested")).status == 201
     got = bus.client.messages(S, max=10, wait="5s")
     assert [(m["id"], m["attempt"]) for m in got] == [("new-1", 1)]
 
@@ -100,7 +97,7 @@ def test_a_subscription_from_the_config_is_409_and_stays(bus):
 
 
 def test_a_subscription_taken_out_of_the_config_can_be_deleted_after_a_restart(bus):
-    assert bus.client.publish_event("orders", event("a-1")).status == 201
+    assert bus.client.publish_event("orders", cloud_event("a-1", "ship.requested")).status == 201
     del bus.config["bus"]["topics"]["orders"]["subscriptions"]["audit"]
     bus.restart()
     # It lives on in data_dir, events and all, as one made by PUT would.

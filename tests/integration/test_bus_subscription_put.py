@@ -8,15 +8,11 @@ import time
 
 import pytest
 
-from bus_support import start_bus  # noqa: F401 - fixture
+from bus_support import cloud_event, start_bus  # noqa: F401 - fixture
 from conftest import py_upstream, read_http_message, wait_until  # noqa: F401 - fixture
 
 SUB = "/v1/topics/orders/subscriptions/work"
 INBOX = "topics/orders/subscriptions/work"
-
-
-def event(ce_id: str, type_: str = "order.created") -> dict:
-    return {"specversion": "1.0", "id": ce_id, "source": "/shop", "type": type_}
 
 
 @pytest.fixture
@@ -31,7 +27,7 @@ def put(bus, body, path=SUB):
 def redelivery_wait(bus, ce_id: str, wait: str = "10s") -> float:
     """Publishes ce_id, pulls and nacks it (no delay: the backoff applies), and returns how long
     the redelivery took to arrive."""
-    assert bus.client.publish_event("orders", event(ce_id)).status == 201
+    assert bus.client.publish_event("orders", cloud_event(ce_id)).status == 201
     [m] = bus.client.messages(INBOX, wait="5s")
     assert m["id"] == ce_id
     assert bus.client.nack(INBOX, [m["receipt"]]).status == 200
@@ -145,7 +141,7 @@ def hooks(start_bus, py_upstream):
 
 def publish(bus, *ids):
     for i in ids:
-        assert bus.client.publish_event("orders", event(i)).status == 201
+        assert bus.client.publish_event("orders", cloud_event(i)).status == 201
 
 
 def acked(bus) -> int:

@@ -8,18 +8,10 @@ import time
 
 import pytest
 
-from bus_support import fast_queue, start_bus  # noqa: F401 - fixture
+from bus_support import cloud_event, fast_queue, start_bus  # noqa: F401 - fixture
 
 A = "topics/orders/subscriptions/audit"
 B = "topics/orders/subscriptions/billing"
-
-
-def event(ce_id: str, type_: str, data=None, **extra) -> dict:
-    e = {"specversion": "1.0", "id": ce_id, "source": "/shop", "type": type_}
-    if data is not None:
-        e["data"] = data
-    e.update(extra)
-    return e
 
 
 @pytest.fixture
@@ -32,7 +24,7 @@ def bus(start_bus):
 
 
 def test_two_subscriptions_each_get_the_event_with_independent_acks(bus):
-    r = bus.client.publish_event("orders", event("o-1", "order.created", {"total": 5}))
+    r = bus.client.publish_event("orders", cloud_event("o-1", "order.created", {"total": 5}))
     assert r.status == 201, r
     assert r.json()["duplicate"] is False
     [a] = bus.client.messages(A, wait="5s")
@@ -55,7 +47,7 @@ def test_two_subscriptions_each_get_the_event_with_independent_acks(bus):
 
 def test_filter_by_type_prefix(bus):
     for i, t in enumerate(["order.created", "user.created", "order.paid", "orders", "order"]):
-        assert bus.client.publish_event("orders", event(f"e{i}", t)).status == 201
+        assert bus.client.publish_event("orders", cloud_event(f"e{i}", t)).status == 201
     audit = bus.client.drain(A, quiet="500ms")
     billing = bus.client.drain(B, quiet="500ms")
     assert [m["type"] for m in audit] == ["order.created", "user.created", "order.paid",
@@ -73,15 +65,15 @@ def test_plain_body_to_a_topic_is_an_event(bus):
 
 
 def test_subscription_created_by_put_receives_and_persists(bus):
-    bus.client.publish_event("orders", event("before", "ship.requested"))
+    bus.client.publish_event("orders", cloud_event("before", "ship.requested"))
     r = bus.client.request("PUT", "/v1/topics/orders/subscriptions/shipping",
                            {"filter": {"type": "ship.*"}, "lease": "5s", "max_deliveries": 3})
     assert r.status == 200, r
     assert r.json() == {"topic": "orders", "subscription": "shipping"}
     subs = bus.client.request("GET", "/v1/topics/orders/subscriptions").json()["subscriptions"]
     assert sorted(subs) == ["audit", "billing", "shipping"]
-    bus.client.publish_event("orders", event("s-1", "ship.requested"))
-    bus.client.publish_event("orders", event("o-9", "order.created"))
+    bus.client.publish_event("orders", cloud_event("s-1", "ship.requested"))
+    bus.client.publish_event("orders", cloud_event("o-9", "order.created"))
     S = "topics/orders/subscriptions/shipping"
     # Not from_beginning: the event published before the subscription existed is not seen.
     [m] = bus.client.messages(S, max=10, wait="5s")
@@ -91,7 +83,7 @@ def test_subscription_created_by_put_receives_and_persists(bus):
     bus.restart()
     subs = bus.client.request("GET", "/v1/topics/orders/subscriptions").json()["subscriptions"]
     assert "shipping" in subs
-    bus.client.publish_event("orders", event("s-2", "ship.requested"))
+    bus.client.publish_event("orders", cloud_event("s-2", "ship.requested"))
     assert [m["id"] for m in bus.client.drain(S, quiet="500ms")] == ["s-2"]
 
 
@@ -111,7 +103,7 @@ def test_put_subscription_on_unknown_topic_is_404(bus):
 
 def test_subscription_stats_are_that_subscriptions_own(bus):
     for i, t in enumerate(["order.created", "user.created", "order.paid"]):
-        assert bus.client.publish_event("orders", event(f"s{i}", t)).status == 201
+        assert bus.client.publish_event("orders", cloud_event(f"s{i}", t)).status == 201
     [b] = bus.client.messages(B, wait="5s")
     assert bus.client.ack(B, [b["receipt"]]).status == 200
     [b2] = bus.client.messages(B, wait="5s")
@@ -168,7 +160,7 @@ def test_put_keeps_the_options_it_does_not_set(start_bus):
     assert (s["filter"], s["lease"], s["max_deliveries"]) == ({"type": "invoice.*"}, "1m", 9)
     assert s["backoff"] == {"initial": "150ms", "max": "700ms", "multiplier": 3.0}
     # The backoff in force is the configured one: a nack is redelivered after ~150ms, not 1s.
-    assert bus.client.publish_event("orders", event("i-1", "invoice.sent")).status == 201
+    assert bus.client.publish_event("orders", cloud_event("i-1", "invoice.sent")).status == 201
     S = "topics/orders/subscriptions/billing"
     [m] = bus.client.messages(S, wait="5s")
     assert bus.client.nack(S, [m["receipt"]]).status == 200
@@ -190,7 +182,8 @@ def test_stats_of_an_unknown_subscription_is_404(bus, path):
 def test_replay_subscription_from_sequence(bus):
     seqs = []
     for i in range(3):
-        seqs.append(bus.client.publish_event("orders", event(f"r{i}", "order.x")).json()["sequence"])
+        r = bus.client.publish_event("orders", cloud_event(f"r{i}", "order.x"))
+        seqs.append(r.json()["sequence"])
     assert [m["id"] for m in bus.client.drain(A, quiet="500ms")] == ["r0", "r1", "r2"]
     billing_before = bus.client.stats("topics/orders")["subscriptions"]["billing"]["depth"]
     r = bus.client.request("POST", f"/v1/{A}/replay", {"from_sequence": seqs[1]})
@@ -211,7 +204,7 @@ def test_replay_needs_a_start(bus):
 def test_topic_dead_letters_and_replay_under_a_subscription(start_bus):
     bus = start_bus({"topics": {"orders": {"subscriptions": {
         "audit": fast_queue(max_deliveries=1)}}}})
-    bus.client.publish_event("orders", event("x-1", "order.created"))
+    bus.client.publish_event("orders", cloud_event("x-1", "order.created"))
     [m] = bus.client.messages(A, wait="5s")
     bus.client.nack(A, [m["receipt"]])
     dead = bus.client.request("GET", f"/v1/{A}/dead-letters").json()["dead_letters"]
