@@ -132,21 +132,24 @@ LogDurabilityStats DurableLog::Stats() const {
 }
 
 void DurableLog::DeleteSegmentsBefore(std::uint64_t sequence, RetentionDone done) {
-  Log* log = log_.get();  // the task runs on the log's own thread, before it is joined
-  log_->RunInBackground([log, sequence, post = post_, done = std::move(done)] {
-    auto result = log->DeleteSegmentsBefore(sequence);
-    post([done, result = std::move(result)] { done(result); });
-  });
+  InBackground([sequence](Log& log) { return log.DeleteSegmentsBefore(sequence); },
+               std::move(done));
 }
 
 void DurableLog::EnforceRetention(const RetentionPolicy& policy, std::uint64_t protected_sequence,
                                   std::int64_t now_us, RetentionDone done) {
-  Log* log = log_.get();
-  log_->RunInBackground(
-      [log, policy, protected_sequence, now_us, post = post_, done = std::move(done)] {
-        auto result = log->EnforceRetention(policy, protected_sequence, now_us);
-        post([done, result = std::move(result)] { done(result); });
-      });
+  InBackground([policy, protected_sequence, now_us](
+                   Log& log) { return log.EnforceRetention(policy, protected_sequence, now_us); },
+               std::move(done));
+}
+
+void DurableLog::InBackground(std::function<Result<RetentionResult>(Log&)> work,
+                              RetentionDone done) {
+  Log* log = log_.get();  // the task runs on the log's own thread, before it is joined
+  log_->RunInBackground([log, work = std::move(work), post = post_, done = std::move(done)] {
+    auto result = work(*log);
+    post([done, result = std::move(result)] { done(result); });
+  });
 }
 
 }  // namespace ferry::bus

@@ -65,6 +65,8 @@ class DurableLog {
 
   DurableLog(std::unique_ptr<Log> log, PostFn post);
   void SchedulePump();
+  // Runs `work` on the log's sync thread and posts its result to `done`.
+  void InBackground(std::function<Result<RetentionResult>(Log&)> work, RetentionDone done);
   void Pump();
   // The log dropped first..: their waiters fail (posted), before the sequences come back.
   void Reject(std::uint64_t first, std::uint64_t last, const Error& error);
