@@ -38,6 +38,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Check(scan.valid_end == end_of_previous);
   Check(scan.valid_end + scan.tail_bytes <= size);
   Check(scan.tail_bytes == 0 || scan.valid_end + scan.tail_bytes == size);
+  // Whatever follows the last good record is either unused zeros or a tail, never both.
+  Check(scan.unused_bytes == 0 || scan.tail_bytes == 0);
+  Check(scan.unused_bytes == 0 || scan.valid_end + scan.unused_bytes == size);
+  Check(bytes.substr(scan.valid_end + scan.tail_bytes).find_first_not_of('\0') ==
+        std::string_view::npos);
   for (const auto& damage : scan.damage) Check(damage.offset + damage.length <= size);
   return 0;
 }

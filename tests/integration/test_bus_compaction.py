@@ -60,7 +60,9 @@ def test_state_log_stays_small_and_survives_kill_9(start_bus):
     # ~2400 records of ~50 bytes were written; checkpoints keep a few KiB of them.
     assert state["appends"] > 2000, state
     assert state["bytes"] < 24 * 1024, state
-    assert state_dir_bytes(bus.data_dir) == state["bytes"]
+    # On disk: those records, and the zeros written ahead of them in the open segment (the
+    # first step is 64 KiB, plus the write it was made for).
+    assert state["bytes"] <= state_dir_bytes(bus.data_dir) <= state["bytes"] + 80 * 1024
 
     bus.restart(kill=True)
     c = bus.client

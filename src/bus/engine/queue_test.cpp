@@ -252,6 +252,7 @@ TEST(QueueDurabilityTest, IntervalModeAcknowledgesBeforeTheFsync) {
 
 TEST(QueueDurabilityTest, FullDiskIsNoSpaceAndKeepsWhatIsStored) {
   auto fs = std::make_shared<FaultInjectionFileSystem>();
+  fs->SetZeroAhead(false);  // so that the full disk meets the next write
   Harness h(fs);
   ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
   h.MustPublish("q", Msg("kept"));
@@ -270,6 +271,7 @@ TEST(QueueDurabilityTest, FullDiskIsNoSpaceAndKeepsWhatIsStored) {
 // has the message, so a kill -9 right after a receive still counts the attempt.
 TEST(QueueDurabilityTest, ADeliveryIsWrittenBeforeTheConsumerHasIt) {
   auto fs = std::make_shared<FaultInjectionFileSystem>();
+  fs->SetZeroAhead(false);  // so that a file's size counts what was written to it
   Harness h(fs);
   ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
   h.MustPublish("q", Msg("x"));
@@ -294,6 +296,7 @@ TEST(QueueDurabilityTest, ADeliveryIsWrittenBeforeTheConsumerHasIt) {
 // duplicate of a message that never was.
 TEST(QueueDurabilityTest, FullDiskAtTheSharedWriteFailsEachPublishAndForgetsItsId) {
   auto fs = std::make_shared<FaultInjectionFileSystem>();
+  fs->SetZeroAhead(false);  // so that the full disk meets the next write
   Harness h(fs);
   ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
   h.MustPublish("q", Msg("kept", "", "k"));
@@ -324,6 +327,7 @@ TEST(QueueDurabilityTest, FullDiskAtTheSharedWriteFailsEachPublishAndForgetsItsI
 // must fail: reported done, the dead-lettering would be lost on restart.
 TEST(QueueDurabilityTest, NackThatCannotBeRecordedFails) {
   auto fs = std::make_shared<FaultInjectionFileSystem>();
+  fs->SetZeroAhead(false);  // so that the full disk meets the next write
   Harness h(fs);
   QueueOptions options = FastQueue();
   options.delivery.max_deliveries = 1;

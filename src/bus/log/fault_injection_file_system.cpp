@@ -31,27 +31,33 @@ class FaultWritableFile final : public WritableFile {
                     std::string path)
       : fs_(fs), node_(std::move(n)), path_(std::move(path)), size_(node_->data.size()) {}
 
+  ~FaultWritableFile() override {
+    std::lock_guard lock(fs_->mu_);
+    if (node_->data.size() > size_) node_->data.resize(size_);  // not synced: a crash keeps them
+  }
+
   Result<void> Append(std::string_view data) override {
     std::lock_guard lock(fs_->mu_);
     const bool crash_now = fs_->crash_countdown_ == 1;
     if (!fs_->Step()) {
       if (crash_now) {  // the write that was in flight when power went: some prefix landed
         const auto keep = std::uniform_int_distribution<std::size_t>(0, data.size())(fs_->rng_);
-        node_->data.append(data.substr(0, keep));
+        WriteAtEnd(data.substr(0, keep));
       }
       return Down("write", path_);
     }
     if (fs_->space_limit_) {
       const std::uint64_t used = fs_->UsedBytes();
       const std::uint64_t room = used >= *fs_->space_limit_ ? 0 : *fs_->space_limit_ - used;
-      if (data.size() > room) {
-        node_->data.append(data.substr(0, room));
-        size_ += room;
+      const std::uint64_t fits = room + ZeroedAheadLocked();
+      if (data.size() > fits) {
+        WriteAtEnd(data.substr(0, fits));
+        size_ += fits;
         return Fail(ErrorCode::kResourceExhausted,
                     fmt::format("write {}: No space left on device (simulated)", path_));
       }
     }
-    node_->data.append(data);
+    WriteAtEnd(data);
     size_ += data.size();
     return Ok();
   }
@@ -86,7 +92,38 @@ class FaultWritableFile final : public WritableFile {
 
   std::uint64_t Size() const override { return size_; }
 
+  Result<void> ZeroAhead(std::uint64_t bytes) override {
+    std::lock_guard lock(fs_->mu_);
+    const std::uint64_t end = size_ + bytes;
+    if (node_->data.size() >= end) return Ok();
+    if (!fs_->zero_ahead_) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  fmt::format("write {}: zeros ahead turned off (test)", path_));
+    }
+    if (!fs_->Step()) return Down("write", path_);
+    if (fs_->space_limit_ && fs_->UsedBytes() + (end - node_->data.size()) > *fs_->space_limit_) {
+      return Fail(ErrorCode::kResourceExhausted,
+                  fmt::format("write {}: No space left on device (simulated)", path_));
+    }
+    node_->data.resize(end, '\0');
+    return Ok();
+  }
+
+  std::uint64_t ZeroedAhead() const override {
+    std::lock_guard lock(fs_->mu_);
+    return ZeroedAheadLocked();
+  }
+
  private:
+  std::uint64_t ZeroedAheadLocked() const {
+    return node_->data.size() > size_ ? node_->data.size() - size_ : 0;
+  }
+  // Writes at size_, over zeros written ahead, growing the file where it must.
+  void WriteAtEnd(std::string_view data) {
+    if (node_->data.size() < size_ + data.size()) node_->data.resize(size_ + data.size());
+    std::copy(data.begin(), data.end(), node_->data.begin() + static_cast<std::ptrdiff_t>(size_));
+  }
+
   FaultInjectionFileSystem* fs_;
   std::shared_ptr<FaultInjectionFileSystem::Node> node_;
   std::string path_;
@@ -279,12 +316,20 @@ void FaultInjectionFileSystem::SimulateCrash(CrashMode mode) {
   for (const auto& [path, old] : synced_files_) {
     auto node = std::make_shared<Node>();
     node->data = old->synced;
-    const bool grew = old->data.size() > old->synced.size() &&
-                      old->data.compare(0, old->synced.size(), old->synced) == 0;
-    if (mode == CrashMode::kKeepRandomPrefix && grew) {
-      const std::size_t extra = old->data.size() - old->synced.size();
+    // Unsynced writes start where the two copies first differ: past the synced end, or over
+    // zeros written ahead and synced.
+    const std::size_t common = std::min(old->data.size(), old->synced.size());
+    const auto diff = static_cast<std::size_t>(
+        std::mismatch(old->data.begin(), old->data.begin() + static_cast<std::ptrdiff_t>(common),
+                      old->synced.begin())
+            .first -
+        old->data.begin());
+    if (mode == CrashMode::kKeepRandomPrefix && old->data.size() > diff) {
+      const std::size_t extra = old->data.size() - diff;
       const auto keep = std::uniform_int_distribution<std::size_t>(0, extra)(rng_);
-      node->data.append(old->data, old->synced.size(), keep);
+      if (node->data.size() < diff + keep) node->data.resize(diff + keep);
+      std::copy_n(old->data.begin() + static_cast<std::ptrdiff_t>(diff), keep,
+                  node->data.begin() + static_cast<std::ptrdiff_t>(diff));
     }
     // Whatever survived is what the disk holds now, so it counts as synced.
     node->synced = node->data;
@@ -305,6 +350,11 @@ void FaultInjectionFileSystem::FailNextSyncs(int count) {
 void FaultInjectionFileSystem::SetSpaceLimit(std::optional<std::uint64_t> bytes) {
   std::lock_guard lock(mu_);
   space_limit_ = bytes;
+}
+
+void FaultInjectionFileSystem::SetZeroAhead(bool on) {
+  std::lock_guard lock(mu_);
+  zero_ahead_ = on;
 }
 
 void FaultInjectionFileSystem::SetSyncDelay(std::chrono::microseconds delay) {

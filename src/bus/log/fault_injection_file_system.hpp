@@ -61,7 +61,11 @@ class FaultInjectionFileSystem final : public FileSystem {
   // The next `count` file fsyncs fail with EIO (kIo) and change nothing.
   void FailNextSyncs(int count);
   // Total bytes all files may hold; appends beyond it write what fits and fail with ENOSPC.
+  // Zeros written ahead (WritableFile::ZeroAhead) count, and appends over them need no room.
   void SetSpaceLimit(std::optional<std::uint64_t> bytes);
+  // Off: WritableFile::ZeroAhead writes nothing and fails, so that a space limit meets the
+  // very next append (tests of a full disk). On by default.
+  void SetZeroAhead(bool on);
   // Each file fsync sleeps this long first (a slow disk, so group commit has time to batch).
   void SetSyncDelay(std::chrono::microseconds delay);
   // While paused, file fsyncs block (before taking effect) until ResumeSyncs().
@@ -96,6 +100,7 @@ class FaultInjectionFileSystem final : public FileSystem {
   bool down_ = false;
   int failing_syncs_ = 0;
   std::optional<std::uint64_t> space_limit_;
+  bool zero_ahead_ = true;
   std::chrono::microseconds sync_delay_{0};
   bool syncs_paused_ = false;
   std::condition_variable resume_cv_;

@@ -106,6 +106,56 @@ TEST_F(FaultInjectionFileSystemTest, SpaceLimitWritesWhatFitsThenFailsWithNoSpac
   EXPECT_EQ(*fs_.Contents("/d/a"), "abcd");
 }
 
+// Writes over zeros that were written ahead and synced: a crash keeps the zeros, and with
+// kKeepRandomPrefix a prefix of what was written over them.
+TEST_F(FaultInjectionFileSystemTest, CrashOverSyncedZerosKeepsTheZerosAndAPrefixOfTheWrite) {
+  auto file = Open("/d/a");
+  ASSERT_TRUE(fs_.SyncDir("/d"));
+  ASSERT_TRUE(file->Append("base"));
+  ASSERT_TRUE(file->ZeroAhead(20));
+  EXPECT_EQ(file->ZeroedAhead(), 20u);
+  ASSERT_TRUE(file->Sync());
+  ASSERT_TRUE(file->Append("0123456789"));
+  EXPECT_EQ(file->ZeroedAhead(), 10u);
+  EXPECT_EQ(*fs_.Contents("/d/a"), "base0123456789" + std::string(10, '\0'));
+  fs_.SimulateCrash(CrashMode::kDropUnsynced);
+  EXPECT_EQ(*fs_.Contents("/d/a"), "base" + std::string(20, '\0'));
+
+  file = Open("/d/a");  // Size() is the file's length at open: zeros included, as for a real file
+  ASSERT_TRUE(file->Truncate(4));
+  ASSERT_TRUE(file->ZeroAhead(20));
+  ASSERT_TRUE(file->Sync());
+  ASSERT_TRUE(file->Append("0123456789"));
+  fs_.SimulateCrash(CrashMode::kKeepRandomPrefix);
+  const std::string after = *fs_.Contents("/d/a");
+  ASSERT_EQ(after.size(), 24u);
+  const std::size_t kept = after.find_last_not_of('\0') + 1;
+  EXPECT_EQ(after.substr(0, kept), std::string("base0123456789").substr(0, kept));
+}
+
+TEST_F(FaultInjectionFileSystemTest, ZerosAheadTakeSpaceAndAppendsOverThemNeedNone) {
+  auto file = Open("/d/a");
+  fs_.SetSpaceLimit(10);
+  ASSERT_TRUE(file->Append("ab"));
+  ASSERT_FALSE(file->ZeroAhead(20));  // does not fit: nothing written
+  EXPECT_EQ(*fs_.Contents("/d/a"), "ab");
+  ASSERT_TRUE(file->ZeroAhead(8));
+  fs_.SetSpaceLimit(0);
+  ASSERT_TRUE(file->Append("cdefghij"));
+  EXPECT_FALSE(file->Append("k"));
+  EXPECT_EQ(*fs_.Contents("/d/a"), "abcdefghij");
+  // Closing cuts zeros no append used.
+  fs_.SetSpaceLimit(std::nullopt);
+  ASSERT_TRUE(file->Truncate(3));
+  ASSERT_TRUE(file->ZeroAhead(5));
+  file.reset();
+  EXPECT_EQ(*fs_.Contents("/d/a"), "abc");
+  fs_.SetZeroAhead(false);
+  file = Open("/d/a");
+  EXPECT_FALSE(file->ZeroAhead(5));
+  EXPECT_EQ(file->ZeroedAhead(), 0u);
+}
+
 TEST_F(FaultInjectionFileSystemTest, CorruptByteChangesCurrentAndSyncedCopies) {
   auto file = Open("/d/a");
   ASSERT_TRUE(fs_.SyncDir("/d"));

@@ -145,7 +145,9 @@ TEST_F(LogDurabilityTest, WriteErrorFailsTheLogClosed) {
 }
 
 TEST_F(LogDurabilityTest, NoSpaceIsResourceExhaustedAndKeepsEarlierRecords) {
-  auto log = Open(SmallLog("/log"));
+  LogOptions options = SmallLog("/log");
+  options.zero_ahead_bytes = 0;  // so that the full disk meets the next write
+  auto log = Open(options);
   for (int i = 1; i <= 3; ++i) AppendAcked(*log, Payload(i));
   fs_->SetSpaceLimit(log->total_bytes() + 50);  // the next 76-byte frame half fits
   auto r = log->Append(Payload(4));
@@ -170,6 +172,7 @@ TEST_F(LogDurabilityTest, CoalescedAppendsWaitForFlushAndAreWrittenTogether) {
   options.sync_interval = 1h;
   options.segment_bytes = 8u << 20;
   options.coalesce_writes = true;
+  options.zero_ahead_bytes = 0;  // so that the file's size counts what was written
   auto log = Open(options);
   std::vector<std::uint64_t> acked;
   for (int i = 1; i <= 3; ++i) {
@@ -219,6 +222,7 @@ TEST_F(LogDurabilityTest, CoalescedAppendsWaitForFlushAndAreWrittenTogether) {
 TEST_F(LogDurabilityTest, NoSpaceAtAFlushDropsWhatItHeldAndGivesTheSequencesOutAgain) {
   LogOptions options = SmallLog("/log");
   options.coalesce_writes = true;
+  options.zero_ahead_bytes = 0;  // so that the full disk meets the flush's write
   auto log = Open(options);
   for (int i = 1; i <= 2; ++i) AppendAcked(*log, Payload(i));
   std::vector<std::pair<std::uint64_t, std::uint64_t>> rejected;

@@ -42,6 +42,11 @@ struct LogOptions {
   // A segment is closed and a new one started once the next record would take it past this.
   // Retention deletes whole segments, so this is also its granularity. Default 64 MiB.
   std::uint64_t segment_bytes = 64u << 20;
+  // Zeros are written ahead of the records in the active segment (WritableFile::ZeroAhead),
+  // so that an fsync flushes data only, with no file-size change or block allocation to
+  // journal; in steps that grow with the segment from 64 KiB up to this (and never past
+  // segment_bytes). 0 turns it off. Default 1 MiB.
+  std::uint64_t zero_ahead_bytes = 1u << 20;
   // Largest payload accepted; larger appends fail with kResourceExhausted. Default 1 MiB.
   std::uint32_t max_record_bytes = 1u << 20;
   // Appends that would take the log's bytes on disk past this fail with kResourceExhausted.

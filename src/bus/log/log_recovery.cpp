@@ -88,6 +88,13 @@ Result<void> Log::Recover() {
       bases.resize(i + 1);
     }
     const bool last = i + 1 == bases.size();
+    if (scan.unused_bytes > 0 && last) {
+      // Zeros the writer had written ahead (WritableFile::ZeroAhead): cut, so that appends
+      // carry on after the last record. Not damage, so not reported.
+      spdlog::debug("bus log: {} ends in {} zeroed bytes after offset {}; cut", path,
+                    scan.unused_bytes, scan.valid_end);
+      if (auto r = fs_->Truncate(path, scan.valid_end); !r) return r;
+    }
     if (scan.tail_bytes > 0 && last) {
       // A torn write: the last append before a crash, never acknowledged. Cut it off so new
       // records follow the last good one.

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -40,11 +41,15 @@ class Fd {
 class PosixWritableFile final : public WritableFile {
  public:
   PosixWritableFile(int fd, std::string path, std::uint64_t size)
-      : fd_(fd), path_(std::move(path)), size_(size) {}
+      : fd_(fd), path_(std::move(path)), size_(size), allocated_(size) {}
+
+  ~PosixWritableFile() override {
+    if (allocated_ > size_) (void)::ftruncate(fd_.get(), static_cast<off_t>(size_));
+  }
 
   Result<void> Append(std::string_view data) override {
     while (!data.empty()) {
-      const ssize_t n = ::write(fd_.get(), data.data(), data.size());
+      const ssize_t n = ::pwrite(fd_.get(), data.data(), data.size(), static_cast<off_t>(size_));
       if (n < 0) {
         if (errno == EINTR) continue;
         return ErrnoError("write", path_, errno);
@@ -52,6 +57,7 @@ class PosixWritableFile final : public WritableFile {
       size_ += static_cast<std::uint64_t>(n);
       data.remove_prefix(static_cast<std::size_t>(n));
     }
+    allocated_ = std::max(allocated_, size_);
     return Ok();
   }
 
@@ -65,15 +71,39 @@ class PosixWritableFile final : public WritableFile {
       return ErrnoError("ftruncate", path_, errno);
     }
     size_ = size;
+    allocated_ = size;
     return Ok();
   }
 
   std::uint64_t Size() const override { return size_; }
 
+  Result<void> ZeroAhead(std::uint64_t bytes) override {
+    static const std::vector<char> kZeros(64 * 1024);
+    const std::uint64_t end = size_ + bytes;
+    std::uint64_t at = allocated_;
+    while (at < end) {
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(kZeros.size(), end - at));
+      const ssize_t w = ::pwrite(fd_.get(), kZeros.data(), n, static_cast<off_t>(at));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        const int err = errno;
+        (void)::ftruncate(fd_.get(), static_cast<off_t>(allocated_));
+        return ErrnoError("write", path_, err);
+      }
+      at += static_cast<std::uint64_t>(w);
+    }
+    allocated_ = std::max(allocated_, end);
+    return Ok();
+  }
+
+  std::uint64_t ZeroedAhead() const override { return allocated_ - size_; }
+
  private:
   Fd fd_;
   std::string path_;
-  std::uint64_t size_;
+  std::uint64_t size_;       // what appends wrote
+  std::uint64_t allocated_;  // the file's length: size_ plus zeros written ahead
 };
 
 class PosixRandomAccessFile final : public RandomAccessFile {
@@ -121,7 +151,7 @@ std::shared_ptr<PosixFileSystem> PosixFileSystem::Default() {
 }
 
 Result<std::unique_ptr<WritableFile>> PosixFileSystem::OpenWritable(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("open", path, errno);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {

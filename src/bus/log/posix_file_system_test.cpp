@@ -41,6 +41,43 @@ TEST(PosixFileSystemTest, ReopenAppendsAtTheEnd) {
   EXPECT_EQ(*ReadWholeFile(fs, path), "abc");
 }
 
+// Zeros written ahead make the file longer, not Size(); appends overwrite them; a truncate and
+// closing the handle cut them off.
+TEST(PosixFileSystemTest, ZeroAheadIsOverwrittenByAppendsAndCutOnClose) {
+  TempDir dir;
+  auto& fs = *PosixFileSystem::Default();
+  const std::string path = JoinPath(dir.path(), "f");
+  {
+    auto file = *fs.OpenWritable(path);
+    ASSERT_TRUE(file->Append("head"));
+    ASSERT_TRUE(file->ZeroAhead(100));
+    EXPECT_EQ(file->Size(), 4u);
+    EXPECT_EQ(file->ZeroedAhead(), 100u);
+    EXPECT_EQ(*fs.FileSize(path), 104u);
+    EXPECT_EQ(*ReadWholeFile(fs, path), "head" + std::string(100, '\0'));
+    ASSERT_TRUE(file->ZeroAhead(50));  // there are 100 already: nothing to write
+    EXPECT_EQ(*fs.FileSize(path), 104u);
+    ASSERT_TRUE(file->Append("tail"));
+    ASSERT_TRUE(file->Sync());
+    EXPECT_EQ(file->Size(), 8u);
+    EXPECT_EQ(file->ZeroedAhead(), 96u);
+    EXPECT_EQ(*ReadWholeFile(fs, path), "headtail" + std::string(96, '\0'));
+    // An append longer than the zeros runs on past them.
+    const std::string long_one(200, 'x');
+    ASSERT_TRUE(file->Append(long_one));
+    EXPECT_EQ(file->ZeroedAhead(), 0u);
+    EXPECT_EQ(*ReadWholeFile(fs, path), "headtail" + long_one);
+    ASSERT_TRUE(file->ZeroAhead(64 * 1024 + 10));  // more than one write of zeros
+    EXPECT_EQ(*fs.FileSize(path), 208u + 64 * 1024 + 10);
+    ASSERT_TRUE(file->Truncate(4));
+    EXPECT_EQ(file->ZeroedAhead(), 0u);
+    EXPECT_EQ(*fs.FileSize(path), 4u);
+    ASSERT_TRUE(file->ZeroAhead(10));
+    ASSERT_TRUE(file->Append("!"));
+  }
+  EXPECT_EQ(*ReadWholeFile(fs, path), "head!");
+}
+
 TEST(PosixFileSystemTest, ListRenameRemove) {
   TempDir dir;
   auto& fs = *PosixFileSystem::Default();

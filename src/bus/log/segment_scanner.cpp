@@ -6,10 +6,13 @@ namespace ferry::bus {
 namespace {
 
 // Why the frame at `pos` is not a good record, or nullptr when it is (then `out` is filled).
+// `out->header.length` is 0 unless the header was good.
 const char* CheckFrame(std::string_view data, std::size_t pos, std::uint64_t min_sequence,
                        ScannedRecord* out) {
+  out->header.length = 0;
   if (data.size() - pos < kRecordHeaderSize) return "truncated header";
   const HeaderStatus status = DecodeHeader(data.substr(pos, kRecordHeaderSize), &out->header);
+  if (status != HeaderStatus::kOk) out->header.length = 0;
   switch (status) {
     case HeaderStatus::kOk:
       break;
@@ -55,12 +58,17 @@ SegmentScan ScanSegment(std::string_view data, std::uint64_t base_sequence,
     ScannedRecord record;
     const char* reason = CheckFrame(data, pos, min_sequence, &record);
     if (reason != nullptr) {
+      const std::uint64_t frame_end = pos + kRecordHeaderSize + record.header.length;
       const std::size_t next = FindNextGood(data, pos + 1, min_sequence, &record);
       if (next == std::string_view::npos) {
+        const std::size_t last_nonzero = data.find_last_not_of('\0');
+        if (last_nonzero == std::string_view::npos || last_nonzero < pos) {
+          scan.unused_bytes = data.size() - pos;
+          break;
+        }
         scan.tail_bytes = data.size() - pos;
         scan.tail_reason = reason;
-        scan.tail_torn = std::string_view(reason).starts_with("truncated") ||
-                         data.find_first_not_of('\0', pos) == std::string_view::npos;
+        scan.tail_torn = last_nonzero + 1 < frame_end;
         break;
       }
       scan.damage.push_back({pos, next - pos, reason});

@@ -32,10 +32,15 @@ struct SegmentScan {
   std::uint64_t first_sequence = 0;  // of the first good record; 0 when there is none
   std::uint64_t last_sequence = 0;   // of the last good record; 0 when there is none
   std::uint64_t valid_end = 0;       // end of the last good record
-  // Bytes after valid_end with no good record in them: a torn write in the last segment.
+  // Zeros after valid_end and nothing else: space the writer zeroed ahead for its appends
+  // (WritableFile::ZeroAhead), not damage.
+  std::uint64_t unused_bytes = 0;
+  // Bytes after valid_end with no good record in them, but not all zeros: a torn write in the
+  // last segment (zeros after it included).
   std::uint64_t tail_bytes = 0;
   std::string tail_reason;  // why the frame at valid_end is not good
-  // The tail looks like an interrupted write (a frame cut short, or zeros) rather than rot.
+  // The tail looks like an interrupted write rather than rot: its last non-zero byte comes
+  // before the end of the frame at valid_end (a frame cut short, and maybe zeros after it).
   bool tail_torn = false;
   std::vector<SegmentDamage> damage;  // damage with good records after it, in file order
 };

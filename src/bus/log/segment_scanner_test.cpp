@@ -33,6 +33,12 @@ std::vector<std::uint64_t> Sequences(std::string_view data, std::uint64_t base, 
   return seqs;
 }
 
+std::string Frame(std::uint64_t sequence, std::string_view payload) {
+  std::string out;
+  EncodeRecord({.sequence = sequence, .timestamp_us = 1}, payload, &out);
+  return out;
+}
+
 TEST(SegmentScannerTest, ReadsEveryGoodRecord) {
   const std::string data = MakeSegment(10, 5);
   SegmentScan scan;
@@ -98,12 +104,56 @@ TEST(SegmentScannerTest, SequenceGoingBackwardsIsDamage) {
   EXPECT_EQ(scan.tail_reason, "sequence number out of order");
 }
 
-TEST(SegmentScannerTest, AllZerosIsOneTornTail) {
+// Zeros are space the writer wrote ahead for its appends (WritableFile::ZeroAhead): unused,
+// not damage.
+TEST(SegmentScannerTest, AllZerosIsUnusedSpace) {
   const std::string data(4096, '\0');
   SegmentScan scan;
   EXPECT_TRUE(Sequences(data, 1, &scan).empty());
   EXPECT_EQ(scan.valid_end, 0u);
-  EXPECT_EQ(scan.tail_bytes, data.size());
+  EXPECT_EQ(scan.unused_bytes, data.size());
+  EXPECT_EQ(scan.tail_bytes, 0u);
+  EXPECT_TRUE(scan.damage.empty());
+}
+
+TEST(SegmentScannerTest, ZerosAfterTheLastRecordAreUnusedSpace) {
+  std::string data = Frame(1, "one") + Frame(2, "two");
+  const std::size_t end = data.size();
+  data.append(1000, '\0');
+  SegmentScan scan;
+  EXPECT_EQ(Sequences(data, 1, &scan), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(scan.valid_end, end);
+  EXPECT_EQ(scan.unused_bytes, 1000u);
+  EXPECT_EQ(scan.tail_bytes, 0u);
+}
+
+// A write cut short over zeros written ahead: the frame's bytes stop before its end, and zeros
+// follow. That is a torn write, as a frame cut short at the end of the file is.
+TEST(SegmentScannerTest, AFrameCutShortBeforeZerosIsATornTail) {
+  const std::string whole = MakeSegment(1, 4);
+  std::vector<std::uint64_t> offsets;
+  MakeSegment(1, 4, &offsets);
+  for (std::size_t cut = offsets[3] + 1; cut < whole.size(); ++cut) {
+    const std::string data = whole.substr(0, cut) + std::string(500, '\0');
+    SegmentScan scan;
+    EXPECT_EQ(Sequences(data, 1, &scan).size(), 3u) << cut;
+    EXPECT_EQ(scan.valid_end, offsets[3]);
+    EXPECT_EQ(scan.tail_bytes, data.size() - offsets[3]);
+    EXPECT_TRUE(scan.tail_torn) << cut;
+    EXPECT_EQ(scan.unused_bytes, 0u);
+    EXPECT_TRUE(scan.damage.empty());
+  }
+}
+
+// A whole frame with a bad checksum is rot, not a torn write, zeros after it or not.
+TEST(SegmentScannerTest, AWholeFrameWithABadChecksumBeforeZerosIsNotTorn) {
+  std::string data = Frame(1, "one") + Frame(2, "two");
+  data[data.size() - 1] ^= 0x01;  // the last payload byte
+  data.append(500, '\0');
+  SegmentScan scan;
+  EXPECT_EQ(Sequences(data, 1, &scan), (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(scan.tail_reason, "payload checksum mismatch");
+  EXPECT_FALSE(scan.tail_torn);
 }
 
 // The seed corpus of tests/fuzz/bus_segment_fuzz.cpp: good and damaged segments.
