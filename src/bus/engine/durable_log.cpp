@@ -146,10 +146,12 @@ void DurableLog::EnforceRetention(const RetentionPolicy& policy, std::uint64_t p
 void DurableLog::InBackground(std::function<Result<RetentionResult>(Log&)> work,
                               RetentionDone done) {
   Log* log = log_.get();  // the task runs on the log's own thread, before it is joined
-  log_->RunInBackground([log, work = std::move(work), post = post_, done = std::move(done)] {
-    auto result = work(*log);
-    post([done, result = std::move(result)] { done(result); });
-  });
+  log_->RunInBackground(
+      [log, work = std::move(work), post = post_, done = std::move(done)](Result<void> ready) {
+        Result<RetentionResult> result =
+            ready ? work(*log) : Result<RetentionResult>(tl::unexpected(ready.error()));
+        post([done, result = std::move(result)] { done(result); });
+      });
 }
 
 }  // namespace ferry::bus

@@ -42,7 +42,7 @@ class DurableLog {
   void WhenDurable(std::uint64_t sequence, Done done);
   // Log::DeleteSegmentsBefore and Log::EnforceRetention on the log's sync thread
   // (Log::RunInBackground), so the bus thread never waits on the unlinks' directory fsyncs;
-  // `done` runs posted, unless the log closes first.
+  // `done` runs posted, with the log's closed error if it closes (or fails closed) first.
   using RetentionDone = std::function<void(Result<RetentionResult>)>;
   void DeleteSegmentsBefore(std::uint64_t sequence, RetentionDone done);
   void EnforceRetention(const RetentionPolicy& policy, std::uint64_t protected_sequence,

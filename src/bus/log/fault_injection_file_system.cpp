@@ -70,7 +70,12 @@ class FaultWritableFile final : public WritableFile {
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
     std::unique_lock lock(fs_->mu_);
-    fs_->resume_cv_.wait(lock, [this] { return !fs_->syncs_paused_; });
+    if (fs_->syncs_paused_) {
+      ++fs_->syncs_blocked_;
+      fs_->blocked_cv_.notify_all();
+      fs_->resume_cv_.wait(lock, [this] { return !fs_->syncs_paused_; });
+      --fs_->syncs_blocked_;
+    }
     if (!fs_->Step()) return Down("fdatasync", path_);
     if (fs_->failing_syncs_ > 0) {
       --fs_->failing_syncs_;
@@ -365,6 +370,11 @@ void FaultInjectionFileSystem::SetSyncDelay(std::chrono::microseconds delay) {
 void FaultInjectionFileSystem::PauseSyncs() {
   std::lock_guard lock(mu_);
   syncs_paused_ = true;
+}
+
+void FaultInjectionFileSystem::AwaitPausedSync() {
+  std::unique_lock lock(mu_);
+  blocked_cv_.wait(lock, [this] { return syncs_blocked_ > 0; });
 }
 
 void FaultInjectionFileSystem::ResumeSyncs() {

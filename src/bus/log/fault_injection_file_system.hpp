@@ -71,6 +71,8 @@ class FaultInjectionFileSystem final : public FileSystem {
   // While paused, file fsyncs block (before taking effect) until ResumeSyncs().
   void PauseSyncs();
   void ResumeSyncs();
+  // While paused: waits until a file fsync is blocked by the pause.
+  void AwaitPausedSync();
 
   std::uint64_t file_syncs() const;  // successful file fsyncs so far
   std::uint64_t dir_syncs() const;   // successful directory fsyncs so far
@@ -103,7 +105,9 @@ class FaultInjectionFileSystem final : public FileSystem {
   bool zero_ahead_ = true;
   std::chrono::microseconds sync_delay_{0};
   bool syncs_paused_ = false;
+  int syncs_blocked_ = 0;  // fsyncs waiting for ResumeSyncs
   std::condition_variable resume_cv_;
+  std::condition_variable blocked_cv_;
   std::uint64_t file_syncs_ = 0;
   std::uint64_t dir_syncs_ = 0;
   std::map<std::string, std::uint64_t> locks_;  // held locks: path -> holder token

@@ -272,7 +272,7 @@ void Log::SyncLoop() {
     if (failure_) {
       if (!failure_delivered_) DeliverFailure(lock);
       sync_requested_ = false;
-      background_.clear();
+      DropBackgroundTasks(lock);
       if (closing_) return;
       continue;
     }
@@ -282,7 +282,7 @@ void Log::SyncLoop() {
       sync_requested_ = false;
       durable_cv_.notify_all();
       if (closing_) {
-        background_.clear();
+        DropBackgroundTasks(lock);
         return;
       }
     }
@@ -290,18 +290,35 @@ void Log::SyncLoop() {
   }
 }
 
-void Log::RunInBackground(std::function<void()> task) {
-  std::lock_guard lock(mu_);
-  if (closing_ || failure_) return;  // as a close would drop it
-  background_.push_back(std::move(task));
-  sync_cv_.notify_one();
+void Log::RunInBackground(BackgroundTask task) {
+  Error closed(ErrorCode::kInternal, "");
+  {
+    std::lock_guard lock(mu_);
+    if (!closing_ && !failure_) {
+      background_.push_back(std::move(task));
+      sync_cv_.notify_one();
+      return;
+    }
+    closed = ClosedError();
+  }
+  task(tl::unexpected(std::move(closed)));
 }
 
 void Log::RunBackgroundTasks(std::unique_lock<std::mutex>& lock) {
-  std::deque<std::function<void()>> tasks = std::move(background_);
+  std::deque<BackgroundTask> tasks = std::move(background_);
   background_.clear();
   lock.unlock();
-  for (const auto& task : tasks) task();
+  for (const auto& task : tasks) task(Ok());
+  lock.lock();
+}
+
+void Log::DropBackgroundTasks(std::unique_lock<std::mutex>& lock) {
+  if (background_.empty()) return;
+  std::deque<BackgroundTask> tasks = std::move(background_);
+  background_.clear();
+  const Error closed = ClosedError();
+  lock.unlock();
+  for (const auto& task : tasks) task(tl::unexpected(closed));
   lock.lock();
 }
 

@@ -115,11 +115,13 @@ class Log {
   // Runs `task` on the sync thread, between its fsync rounds, after the tasks given before it:
   // for work that waits on the disk and must not hold up the caller, such as
   // DeleteSegmentsBefore or EnforceRetention (each unlink waits for a directory fsync). In
-  // kInterval a task neither brings the timed fsync forward nor puts it off. A close, or the
-  // log failing closed, drops the tasks that have not started (one under way finds the log
-  // closing: DeleteSegmentsBefore and EnforceRetention then return an error). `task` must not
-  // call Close.
-  void RunInBackground(std::function<void()> task);
+  // kInterval a task neither brings the timed fsync forward nor puts it off. A task runs
+  // exactly once: with Ok on the sync thread, or, when a close or the log failing closed comes
+  // first, with the log's closed error (on the thread that closes, fails it, or calls this).
+  // One under way finds the log closing: DeleteSegmentsBefore and EnforceRetention then return
+  // an error. `task` must not call Close.
+  using BackgroundTask = std::function<void(Result<void> ready)>;
+  void RunInBackground(BackgroundTask task);
 
   // A reader positioned at the first record with sequence >= `from`.
   std::unique_ptr<LogReader> NewReader(std::uint64_t from) const;
@@ -162,6 +164,8 @@ class Log {
   void SyncRound(std::unique_lock<std::mutex>& lock);
   // Runs the tasks of RunInBackground queued so far (sync thread).
   void RunBackgroundTasks(std::unique_lock<std::mutex>& lock);
+  // Gives the tasks queued so far the closed error instead (closing, or failed closed).
+  void DropBackgroundTasks(std::unique_lock<std::mutex>& lock);
   // Unlinks a segment taken out of segments_ and fsyncs the directory; a failure sets
   // unlink_error_.
   Result<void> RemoveSegmentFile(const Segment& segment);
@@ -185,7 +189,7 @@ class Log {
   std::uint64_t durable_sequence_ = 0;  // last record covered by a finished fsync round
   std::uint64_t total_bytes_ = 0;
   bool sync_requested_ = false;
-  std::deque<std::function<void()>> background_;  // RunInBackground's, not yet run
+  std::deque<BackgroundTask> background_;  // RunInBackground's, not yet run
   // Set when an unlink or its directory fsync failed: from then on DeleteSegmentsBefore and
   // EnforceRetention delete nothing (they return it), so no newer file goes while an older one
   // may stay. A new Open starts afresh.

@@ -76,8 +76,9 @@ struct Deleted {
   std::promise<std::pair<Result<RetentionResult>, std::thread::id>> promise;
   std::future<std::pair<Result<RetentionResult>, std::thread::id>> future = promise.get_future();
   void Start(Log& log, std::uint64_t sequence) {
-    log.RunInBackground([this, &log, sequence] {
-      promise.set_value({log.DeleteSegmentsBefore(sequence), std::this_thread::get_id()});
+    log.RunInBackground([this, &log, sequence](Result<void> ready) {
+      promise.set_value({ready ? log.DeleteSegmentsBefore(sequence) : tl::unexpected(ready.error()),
+                         std::this_thread::get_id()});
     });
   }
   std::pair<Result<RetentionResult>, std::thread::id> Get() {
@@ -119,6 +120,34 @@ TEST(LogCompactionTest, BackgroundTasksRunInOrder) {
   EXPECT_EQ(two->segments_deleted, 2u);
   EXPECT_EQ(thread_one, thread_two);
   EXPECT_EQ(log->first_sequence(), 40u);
+}
+
+// A task runs exactly once: the log failing closed before it started gives it the failure, as
+// does a log that has failed or closed already, at once.
+TEST(LogCompactionTest, ABackgroundTaskTheLogCannotRunGetsItsClosedError) {
+  auto fs = std::make_shared<FaultInjectionFileSystem>();
+  auto log = OpenFilled(fs);
+  fs->PauseSyncs();  // the sync thread stalls in the round of the next append
+  ASSERT_TRUE(log->Append(Payload(41)).has_value());
+  fs->AwaitPausedSync();
+  fs->FailNextSyncs(1);  // and that round fails the log closed
+  Deleted queued;
+  queued.Start(*log, 20);
+  fs->ResumeSyncs();
+  auto [result, thread] = queued.Get();
+  ASSERT_FALSE(result.has_value());
+  EXPECT_NE(result.error().message().find("failed closed"), std::string::npos)
+      << result.error().message();
+  EXPECT_EQ(log->segment_count(), 4u);  // nothing deleted
+  Deleted late;
+  late.Start(*log, 20);
+  auto [late_result, late_thread] = late.Get();
+  EXPECT_FALSE(late_result.has_value());
+  EXPECT_EQ(late_thread, std::this_thread::get_id());
+  (void)log->Close();
+  Deleted after_close;
+  after_close.Start(*log, 20);
+  EXPECT_FALSE(after_close.Get().first.has_value());
 }
 
 // A failed unlink stops every later deletion, so no newer file goes while an older one may
