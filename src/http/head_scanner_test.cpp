@@ -52,6 +52,25 @@ TEST(HeadScanner, RejectsControlCharacters) {
   EXPECT_EQ(ScanOnce(std::string("GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", 26)), State::kMalformed);
 }
 
+// Ordinary bytes are skipped 16 at a time: a special byte must stop the scan wherever it sits in
+// a long run of them, and obs-text (bytes >= 0x80) must not.
+TEST(HeadScanner, FindsEveryControlCharacterInALongValue) {
+  const std::string prefix = "GET / HTTP/1.1\r\nX: ";
+  for (char bad : {'\0', '\x01', '\x1f', '\x7f', '\r', '\n'}) {
+    for (std::size_t at = 0; at < 70; ++at) {
+      std::string value(70, 'v');
+      value[at] = bad;
+      EXPECT_EQ(ScanOnce(prefix + value + "\r\nHost: x\r\n\r\n"), State::kMalformed)
+          << static_cast<int>(bad) << " at " << at;
+    }
+  }
+  std::string obs_text(70, '\xe9');
+  HeadScanner s({});
+  const std::string head = prefix + obs_text + "\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(s.Scan(head), State::kComplete);
+  EXPECT_EQ(s.head_size(), head.size());
+}
+
 TEST(HeadScanner, EnforcesByteLimit) {
   std::string big = "GET / HTTP/1.1\r\nX: " + std::string(200, 'a') + "\r\n\r\n";
   EXPECT_EQ(ScanOnce(big, {.max_bytes = 100, .max_fields = 10}), State::kTooLarge);

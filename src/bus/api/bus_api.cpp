@@ -2,6 +2,7 @@
 // {"error": {"code", "status", "message"}} and change nothing.
 #include <fmt/format.h>
 
+#include <array>
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
@@ -51,19 +52,42 @@ ApiResponse FromError(const Error& error) {
   return ErrorReply(kind.status, kind.code, error.message());
 }
 
-std::vector<std::string_view> SplitPath(std::string_view path) {
-  std::vector<std::string_view> parts;
-  while (!path.empty()) {
+// A path's segments, empty ones skipped: "/v1/queues/q/messages" -> v1, queues, q, messages.
+// No API path has more than 7; a longer one keeps its first 8 and matches no route.
+struct PathParts {
+  std::array<std::string_view, 8> items;
+  std::size_t count = 0;
+  std::size_t size() const { return count; }
+  std::string_view operator[](std::size_t i) const { return items[i]; }
+};
+
+PathParts SplitPath(std::string_view path) {
+  PathParts parts;
+  while (!path.empty() && parts.count < parts.items.size()) {
     if (path.front() == '/') {
       path.remove_prefix(1);
       continue;
     }
     const std::size_t slash = path.find('/');
-    parts.push_back(path.substr(0, slash));
+    parts.items[parts.count++] = path.substr(0, slash);
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash);
   }
   return parts;
+}
+
+// The destination of a publish (POST /v1/queues/{q}/messages, POST /v1/topics/{t}/events).
+std::optional<Destination> PublishDestination(const http::RequestHead& request) {
+  if (request.method != "POST") return std::nullopt;
+  const PathParts parts = SplitPath(request.path());
+  if (parts.size() != 4 || parts[0] != "v1") return std::nullopt;
+  if (parts[1] == "queues" && parts[3] == "messages") {
+    return Destination::Queue(std::string(parts[2]));
+  }
+  if (parts[1] == "topics" && parts[3] == "events") {
+    return Destination::Topic(std::string(parts[2]));
+  }
+  return std::nullopt;
 }
 
 // The value of ?name= in a query string ("" if absent); no percent-decoding is needed for the
@@ -140,18 +164,16 @@ const char* OutcomeName(SettleOutcome o) {
   return "invalid";
 }
 
-// Turns a broker completion callback into something a coroutine can co_await. `start` is the
-// caller's named value (no temporaries with destructors inside co_await: GCC 12 bug).
-template <typename T>
-using StartFn = std::function<void(std::function<void(T)>)>;
-
-template <typename T>
-Task<T> AwaitCallback(const StartFn<T>& start) {
-  const StartFn<T>* start_ptr = &start;
-  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(
-      [start_ptr](auto handler) {
+// Turns a broker call that answers by callback into something a coroutine can co_await:
+// `start(done)` makes the call, and `done(T)` resumes the coroutine. `start` is the caller's
+// named lambda (no temporaries with destructors inside co_await: GCC 12 bug), alive until the
+// co_await ends. No coroutine frame or std::function of its own: this is on the publish path.
+template <typename T, typename Start>
+auto AwaitCallback(const Start& start) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(
+      [&start](auto handler) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        (*start_ptr)([shared](T value) { (*shared)(std::move(value)); });
+        start([shared](T value) { (*shared)(std::move(value)); });
       },
       asio::use_awaitable);
 }
@@ -204,7 +226,14 @@ ApiResponse ErrorReply(int status, std::string_view code, std::string_view messa
 
 Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const std::string& body,
                                          const std::function<bool()>& client_alive) {
-  const auto parts = SplitPath(request.path());
+  // A publish goes straight to its coroutine: the hot path, without Route's frame.
+  if (auto to = PublishDestination(request)) return Publish(std::move(*to), request, body);
+  return Route(request, body, client_alive);
+}
+
+Task<ApiResponse> BusServiceImpl::Route(const http::RequestHead& request, const std::string& body,
+                                        const std::function<bool()>& client_alive) {
+  const PathParts parts = SplitPath(request.path());
   const std::string& m = request.method;
   const std::size_t n = parts.size();
   if (n < 2 || parts[0] != "v1" || (parts[1] != "queues" && parts[1] != "topics")) {
@@ -235,11 +264,6 @@ Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const
 
   if (queues && n == 3 && m == "GET") co_return QueueStatsJson(name);
   if (!queues && n == 3 && m == "GET") co_return TopicStatsJson(name);
-  if ((queues && n == 4 && parts[3] == "messages" && m == "POST") ||
-      (!queues && n == 4 && parts[3] == "events" && m == "POST")) {
-    const Destination to = queues ? Destination::Queue(name) : Destination::Topic(name);
-    co_return co_await Publish(to, request, body);
-  }
   if (!queues && n == 4 && parts[3] == "subscriptions" && m == "GET") {
     auto subs = broker_->Subscriptions(name);
     if (!subs) co_return FromError(subs.error());
@@ -307,7 +331,7 @@ ApiResponse SinglePublishAnswer(const PublishResult& r) {
 
 }  // namespace
 
-Task<ApiResponse> BusServiceImpl::Publish(const Destination& to, const http::RequestHead& request,
+Task<ApiResponse> BusServiceImpl::Publish(Destination to, const http::RequestHead& request,
                                           const std::string& body) {
   const auto start = Clock::now();
   PublishSeries& series = SeriesFor(to);
@@ -336,11 +360,10 @@ Task<ApiResponse> BusServiceImpl::Publish(const Destination& to, const http::Req
   if (!batch && events->size() == 1) {  // the common case, without the batch bookkeeping
     Message& message = events->front();
     if (at) message.deliver_at = at;
-    const StartFn<Result<PublishResult>> start_one =
-        [this, &to, &message](std::function<void(Result<PublishResult>)> done) {
-          broker_->Publish(to, std::move(message), std::move(done));
-        };
-    auto result = co_await AwaitCallback(start_one);
+    const auto start_one = [this, &to, &message](auto done) {
+      broker_->Publish(to, std::move(message), std::move(done));
+    };
+    auto result = co_await AwaitCallback<Result<PublishResult>>(start_one);
     ArmTick();
     if (!result) {
       series.rejected->Add(slot_);
@@ -355,11 +378,10 @@ Task<ApiResponse> BusServiceImpl::Publish(const Destination& to, const http::Req
   boost::json::array results;
   for (Message& message : *events) {
     if (at) message.deliver_at = at;
-    const StartFn<Result<PublishResult>> start =
-        [this, &to, &message](std::function<void(Result<PublishResult>)> done) {
-          broker_->Publish(to, std::move(message), std::move(done));
-        };
-    auto result = co_await AwaitCallback(start);
+    const auto start = [this, &to, &message](auto done) {
+      broker_->Publish(to, std::move(message), std::move(done));
+    };
+    auto result = co_await AwaitCallback<Result<PublishResult>>(start);
     if (!result) {
       series.rejected->Add(slot_);
       ArmTick();
@@ -451,16 +473,14 @@ Task<ApiResponse> BusServiceImpl::Settle(const Inbox& inbox, const std::string& 
     }
     const bool ack = verb == "ack";
     std::vector<std::string>& list = *receipts;
-    const StartFn<Result<std::vector<SettleOutcome>>> start =
-        [this, ack, &inbox, &delay,
-         &list](std::function<void(Result<std::vector<SettleOutcome>>)> done) {
-          if (ack) {
-            broker_->Ack(inbox, std::move(list), std::move(done));
-          } else {
-            broker_->Nack(inbox, std::move(list), delay, std::move(done));
-          }
-        };
-    outcomes = co_await AwaitCallback(start);
+    const auto start = [this, ack, &inbox, &delay, &list](auto done) {
+      if (ack) {
+        broker_->Ack(inbox, std::move(list), std::move(done));
+      } else {
+        broker_->Nack(inbox, std::move(list), delay, std::move(done));
+      }
+    };
+    outcomes = co_await AwaitCallback<Result<std::vector<SettleOutcome>>>(start);
   }
   ArmTick();
   if (!outcomes) co_return FromError(outcomes.error());
@@ -509,11 +529,10 @@ Task<ApiResponse> BusServiceImpl::ReplayDead(const Inbox& inbox, const std::stri
   auto ids = StringList(*o, "ids", false);
   if (!ids) co_return FromError(ids.error());
   std::vector<std::string>& list = *ids;
-  const StartFn<Result<std::size_t>> start =
-      [this, &inbox, &list](std::function<void(Result<std::size_t>)> done) {
-        broker_->ReplayDeadLetters(inbox, std::move(list), std::move(done));
-      };
-  auto replayed = co_await AwaitCallback(start);
+  const auto start = [this, &inbox, &list](auto done) {
+    broker_->ReplayDeadLetters(inbox, std::move(list), std::move(done));
+  };
+  auto replayed = co_await AwaitCallback<Result<std::size_t>>(start);
   ArmTick();
   if (!replayed) co_return FromError(replayed.error());
   boost::json::object out;
@@ -671,11 +690,10 @@ Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, cons
   WatchInbox(Inbox::Subscription(topic, name));
   SetPush(Inbox::Subscription(topic, name), options->push);
   // Answered once what it wrote is stored (fsynced in batch mode): a 200 survives a power cut.
-  const StartFn<Result<void>> start = [this, &topic,
-                                       &name](std::function<void(Result<void>)> done) {
+  const auto start = [this, &topic, &name](auto done) {
     broker_->WhenSubscriptionStored(topic, name, std::move(done));
   };
-  auto stored = co_await AwaitCallback(start);
+  auto stored = co_await AwaitCallback<Result<void>>(start);
   if (!stored) co_return FromError(stored.error());
   boost::json::object out;
   out["topic"] = topic;
@@ -698,13 +716,12 @@ Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
   // Its push ends now: a loop left running could find a subscription PUT under the same name
   // after the delete and push to it with the old settings.
   (void)StopPush(key);
-  const StartFn<Result<void>> start = [this, &topic, &name,
-                                       &key](std::function<void(Result<void>)> done) {
+  const auto start = [this, &topic, &name, &key](auto done) {
     broker_->DeleteSubscription(topic, name, std::move(done));
     // Long-polls on it wake up now and find it gone (404).
     NotifyInbox(key);
   };
-  auto deleted = co_await AwaitCallback(start);
+  auto deleted = co_await AwaitCallback<Result<void>>(start);
   if (!deleted) {
     // A delete that failed before its commit point leaves the subscription open: serve its
     // long-polls and its push again.

@@ -102,7 +102,10 @@ class BusServiceImpl final : public BusService {
   Task<bool> WaitReady(const std::string& inbox, std::chrono::steady_clock::time_point deadline);
 
   // bus_api.cpp
-  Task<ApiResponse> Publish(const Destination& to, const http::RequestHead& request,
+  // Every route of Handle but publishing.
+  Task<ApiResponse> Route(const http::RequestHead& request, const std::string& body,
+                          const std::function<bool()>& client_alive);
+  Task<ApiResponse> Publish(Destination to, const http::RequestHead& request,
                             const std::string& body);
   Task<ApiResponse> Receive(const Inbox& inbox, const http::RequestHead& request,
                             const std::function<bool()>& client_alive);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "http/headers.hpp"
 #include "observability/json_text.hpp"
 
 namespace ferry::bus {
@@ -15,18 +16,19 @@ namespace {
 constexpr std::string_view kStructured = "application/cloudevents+json";
 constexpr std::string_view kBatch = "application/cloudevents-batch+json";
 
-// The media type without parameters, lowercased: "Application/JSON; charset=utf-8" ->
-// "application/json".
-std::string MediaType(std::string_view content_type) {
-  std::string out(content_type.substr(0, content_type.find(';')));
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+// The media type without parameters: "Application/JSON; charset=utf-8" -> "Application/JSON".
+// Media types compare case-insensitively (RFC 9110, 8.3.1).
+std::string_view MediaType(std::string_view content_type) {
+  std::string_view out = content_type.substr(0, content_type.find(';'));
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.remove_suffix(1);
+  while (!out.empty() && (out.front() == ' ' || out.front() == '\t')) out.remove_prefix(1);
   return out;
 }
 
 bool IsJsonType(std::string_view media) {
-  return media == "application/json" || media == "text/json" ||
-         (media.size() > 5 && media.substr(media.size() - 5) == "+json");
+  return http::EqualsIgnoreCase(media, "application/json") ||
+         http::EqualsIgnoreCase(media, "text/json") ||
+         (media.size() > 5 && http::EqualsIgnoreCase(media.substr(media.size() - 5), "+json"));
 }
 
 // Text that can travel as a JSON string as it is: valid UTF-8 without control characters other
@@ -123,18 +125,20 @@ Result<Message> FromJson(const boost::json::value& v) {
 }  // namespace
 
 bool IsBatchPublish(const http::Headers& headers) {
-  return MediaType(headers.Get("content-type").value_or("")) == kBatch;
+  return http::EqualsIgnoreCase(MediaType(headers.Get("content-type").value_or("")), kBatch);
 }
 
 Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::string_view body) {
-  const std::string media = MediaType(headers.Get("content-type").value_or(""));
+  const std::string_view content_type = headers.Get("content-type").value_or("");
+  const std::string_view media = MediaType(content_type);
   const auto idempotency_key = headers.Get("idempotency-key");
   std::vector<Message> out;
-  if (media == kStructured || media == kBatch) {
+  const bool batch = http::EqualsIgnoreCase(media, kBatch);
+  if (batch || http::EqualsIgnoreCase(media, kStructured)) {
     boost::system::error_code ec;
     boost::json::value v = boost::json::parse(body, ec);
     if (ec) return Malformed("body is not valid JSON: " + ec.message());
-    if (media == kBatch) {
+    if (batch) {
       if (!v.is_array()) return Malformed("a batch must be a JSON array of events");
       if (v.as_array().empty()) return Malformed("a batch must not be empty");
       for (const auto& item : v.as_array()) {
@@ -160,28 +164,25 @@ Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::str
       *field = std::string(*v);
     }
     headers.ForEach([&](const http::Headers::Field& f) {
-      if (f.name.size() <= 3) return;
-      std::string name(f.name);
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (name.rfind("ce-", 0) != 0) return;
-      const std::string attr = name.substr(3);
-      if (attr == "specversion" || attr == "id" || attr == "source" || attr == "type" ||
-          attr == "time") {
-        return;
-      }
-      if (attr == "subject") {
+      if (f.name.size() <= 3 || !http::EqualsIgnoreCase(f.name.substr(0, 3), "ce-")) return;
+      const std::string_view attr = f.name.substr(3);
+      const auto is = [attr](std::string_view name) { return http::EqualsIgnoreCase(attr, name); };
+      if (is("specversion") || is("id") || is("source") || is("type") || is("time")) return;
+      if (is("subject")) {
         m.subject = std::string(f.value);
-      } else if (attr == "partitionkey") {
+      } else if (is("partitionkey")) {
         m.key = std::string(f.value);
       } else {
-        m.attributes[attr] = std::string(f.value);
+        std::string name(attr);
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        m.attributes[std::move(name)] = std::string(f.value);
       }
     });
   } else if (idempotency_key) {
     m.id = std::string(*idempotency_key);
   }
   if (m.id.empty() && idempotency_key) m.id = std::string(*idempotency_key);
-  m.content_type = std::string(headers.Get("content-type").value_or(""));
+  m.content_type = std::string(content_type);
   m.data = std::string(body);
   out.push_back(std::move(m));
   return out;
@@ -203,8 +204,7 @@ boost::json::object DeliveryToJson(const Delivery& d) {
   o["time"] = FormatRfc3339(m.published_at);
   o["lease_expires"] = FormatRfc3339(d.lease_expires);
   for (const auto& [k, v] : m.attributes) o[k] = v;
-  const std::string media = MediaType(m.content_type);
-  if (IsJsonType(media)) {
+  if (IsJsonType(MediaType(m.content_type))) {
     boost::system::error_code ec;
     boost::json::value data = boost::json::parse(m.data, ec);
     if (!ec) {

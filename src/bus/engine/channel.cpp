@@ -69,11 +69,11 @@ void Channel::Publish(Message message, Broker::PublishCallback done) {
   if (!seq) return fail(seq.error());
   ++published_;
   if (!generated_id) dedupe_.Insert(message.id, *seq, now);
-  log_->WhenAcknowledged(
-      *seq, [id = std::move(message.id), seq = *seq, done = std::move(done)](Result<void> r) {
-        if (!r) return done(tl::unexpected(r.error()));
-        done(PublishResult{.id = id, .sequence = seq, .duplicate = false});
-      });
+  log_->WhenAcknowledged(*seq, [id = std::move(message.id), seq = *seq,
+                                done = std::move(done)](Result<void> r) mutable {
+    if (!r) return done(tl::unexpected(r.error()));
+    done(PublishResult{.id = std::move(id), .sequence = seq, .duplicate = false});
+  });
 }
 
 }  // namespace ferry::bus

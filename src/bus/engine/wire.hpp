@@ -10,11 +10,18 @@
 namespace ferry::bus::wire {
 
 inline void PutVarint(std::string* out, std::uint64_t v) {
+  if (v < 0x80) {  // most of them: lengths of short fields, flags
+    out->push_back(static_cast<char>(v));
+    return;
+  }
+  char bytes[10];
+  std::size_t n = 0;
   while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    bytes[n++] = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  bytes[n++] = static_cast<char>(v);
+  out->append(bytes, n);
 }
 
 inline void PutSigned(std::string* out, std::int64_t v) {
