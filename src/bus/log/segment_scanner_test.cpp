@@ -50,16 +50,23 @@ TEST(SegmentScannerTest, ReadsEveryGoodRecord) {
   EXPECT_EQ(scan.last_sequence, 14u);
 }
 
+// A frame cut short at any byte is a torn tail: at the end of the file, or followed by zeros
+// written ahead (the write stopped before its end, over them).
 TEST(SegmentScannerTest, PartialLastRecordIsATornTail) {
   const std::string whole = MakeSegment(1, 4);
   std::vector<std::uint64_t> offsets;
   MakeSegment(1, 4, &offsets);
   for (std::size_t cut = offsets[3] + 1; cut < whole.size(); ++cut) {
-    SegmentScan scan;
-    EXPECT_EQ(Sequences(std::string_view(whole).substr(0, cut), 1, &scan).size(), 3u);
-    EXPECT_EQ(scan.valid_end, offsets[3]);
-    EXPECT_EQ(scan.tail_bytes, cut - offsets[3]);
-    EXPECT_TRUE(scan.damage.empty());
+    for (const std::size_t zeros : {0, 500}) {
+      const std::string data = whole.substr(0, cut) + std::string(zeros, '\0');
+      SegmentScan scan;
+      EXPECT_EQ(Sequences(data, 1, &scan).size(), 3u) << cut;
+      EXPECT_EQ(scan.valid_end, offsets[3]);
+      EXPECT_EQ(scan.tail_bytes, data.size() - offsets[3]);
+      EXPECT_TRUE(scan.tail_torn) << cut << " + " << zeros << " zeros";
+      EXPECT_EQ(scan.unused_bytes, 0u);
+      EXPECT_TRUE(scan.damage.empty());
+    }
   }
 }
 
@@ -125,24 +132,6 @@ TEST(SegmentScannerTest, ZerosAfterTheLastRecordAreUnusedSpace) {
   EXPECT_EQ(scan.valid_end, end);
   EXPECT_EQ(scan.unused_bytes, 1000u);
   EXPECT_EQ(scan.tail_bytes, 0u);
-}
-
-// A write cut short over zeros written ahead: the frame's bytes stop before its end, and zeros
-// follow. That is a torn write, as a frame cut short at the end of the file is.
-TEST(SegmentScannerTest, AFrameCutShortBeforeZerosIsATornTail) {
-  const std::string whole = MakeSegment(1, 4);
-  std::vector<std::uint64_t> offsets;
-  MakeSegment(1, 4, &offsets);
-  for (std::size_t cut = offsets[3] + 1; cut < whole.size(); ++cut) {
-    const std::string data = whole.substr(0, cut) + std::string(500, '\0');
-    SegmentScan scan;
-    EXPECT_EQ(Sequences(data, 1, &scan).size(), 3u) << cut;
-    EXPECT_EQ(scan.valid_end, offsets[3]);
-    EXPECT_EQ(scan.tail_bytes, data.size() - offsets[3]);
-    EXPECT_TRUE(scan.tail_torn) << cut;
-    EXPECT_EQ(scan.unused_bytes, 0u);
-    EXPECT_TRUE(scan.damage.empty());
-  }
 }
 
 // A whole frame with a bad checksum is rot, not a torn write, zeros after it or not.
