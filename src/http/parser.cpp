@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 #include <llhttp.h>
 
+#include <algorithm>
+
+#include "http/simple_head.hpp"
+
 namespace ferry::http {
 
 struct Parser::Callbacks {
@@ -83,7 +87,8 @@ struct Parser::Callbacks {
   }
 };
 
-Parser::Parser(Kind kind) : kind_(kind), llhttp_(std::make_unique<llhttp_t>()) {
+Parser::Parser(Kind kind, bool simple_heads)
+    : kind_(kind), llhttp_(std::make_unique<llhttp_t>()), simple_heads_(simple_heads) {
   llhttp_init(llhttp_.get(), kind == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE,
               &Callbacks::Settings());
   llhttp_->data = this;
@@ -143,11 +148,25 @@ void Parser::FillHead() {
 Result<std::size_t> Parser::Feed(std::string_view data) {
   llhttp_t* p = llhttp_.get();
   if (message_done_) return std::size_t{0};
+  if (simple_) return FeedSimpleBody(data);
   if (!head_done_) {
     // The caller feeds a whole head at once (it has found its end): size the header storage
     // for it, with room for the few fields the proxy adds.
     Headers& h = kind_ == Kind::kRequest ? request_.headers : response_.headers;
     if (h.arena_bytes() == 0) h.Reserve(data.size() + 128, 16);
+  }
+  if (!started_ && !data.empty()) {
+    started_ = true;
+    if (kind_ == Kind::kRequest && simple_heads_) {
+      if (const std::size_t n = ParseSimpleRequestHead(data, &request_)) {
+        simple_ = true;
+        head_done_ = true;
+        body_left_ = request_.framing == BodyFraming::kContentLength ? request_.content_length : 0;
+        message_done_ = body_left_ == 0;
+        return n;
+      }
+      request_.headers.Clear();  // what the fast path added before it gave up
+    }
   }
   const llhttp_errno_t err = llhttp_execute(p, data.data(), data.size());
   if (err == HPE_OK) return data.size();
@@ -169,6 +188,17 @@ Result<std::size_t> Parser::Feed(std::string_view data) {
                           llhttp_get_error_reason(p)));
 }
 
+Result<std::size_t> Parser::FeedSimpleBody(std::string_view data) {
+  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, data.size()));
+  if (n > 0) {
+    body_chunks_.emplace_back(data.data(), n);
+    body_bytes_ += n;
+    body_left_ -= n;
+  }
+  message_done_ = body_left_ == 0;
+  return n;
+}
+
 Result<void> Parser::FinishOnEof() {
   if (message_done_) return Ok();
   const llhttp_errno_t err = llhttp_finish(llhttp_.get());
@@ -182,9 +212,25 @@ Result<void> Parser::FinishOnEof() {
 }
 
 void Parser::Reset() {
-  llhttp_reset(llhttp_.get());
-  request_ = RequestHead();
-  response_ = ResponseHead();
+  // llhttp has seen nothing of a message that took the fast path: it is still at a start.
+  if (!simple_) llhttp_reset(llhttp_.get());
+  // Cleared, not replaced: the strings and the header arena keep their capacity for the next
+  // message on the connection.
+  request_.method.clear();
+  request_.target.clear();
+  request_.headers.Clear();
+  request_.version_minor = 1;
+  request_.framing = BodyFraming::kNone;
+  request_.content_length = 0;
+  request_.keep_alive = true;
+  request_.expect_continue = false;
+  response_.status = 0;
+  response_.reason.clear();
+  response_.headers.Clear();
+  response_.version_minor = 1;
+  response_.framing = BodyFraming::kNone;
+  response_.content_length = 0;
+  response_.keep_alive = true;
   field_.clear();
   value_.clear();
   in_value_ = false;
@@ -193,6 +239,9 @@ void Parser::Reset() {
   no_body_ = false;
   body_bytes_ = 0;
   body_chunks_.clear();
+  started_ = false;
+  simple_ = false;
+  body_left_ = 0;
 }
 
 }  // namespace ferry::http

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -21,7 +22,9 @@ namespace ferry::http {
 class Parser {
  public:
   enum class Kind { kRequest, kResponse };
-  explicit Parser(Kind kind);
+  // `simple_heads`: requests take the fast path of simple_head.hpp when their whole head comes
+  // in one Feed (the default); false parses everything with llhttp (tests compare the two).
+  explicit Parser(Kind kind, bool simple_heads = true);
   ~Parser();
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
@@ -42,6 +45,7 @@ class Parser {
 
   bool head_done() const { return head_done_; }
   bool message_done() const { return message_done_; }
+  bool simple_head() const { return simple_; }  // this message's head took the fast path
   bool body_started() const { return body_bytes_ > 0; }
   std::uint64_t body_bytes() const { return body_bytes_; }
   RequestHead& request() { return request_; }
@@ -52,6 +56,7 @@ class Parser {
   struct Callbacks;
   void FillHead();
   void FlushField();
+  Result<std::size_t> FeedSimpleBody(std::string_view data);
   Kind kind_;
   std::unique_ptr<llhttp__internal_s> llhttp_;
   RequestHead request_;
@@ -59,6 +64,10 @@ class Parser {
   std::string field_;  // the header name being read
   std::string value_;  // the header value being read
   bool in_value_ = false;
+  bool simple_heads_;
+  bool started_ = false;         // this message's first bytes were fed
+  bool simple_ = false;          // this message's head took the fast path: no llhttp for its body
+  std::uint64_t body_left_ = 0;  // simple_: body bytes still to come
   bool head_done_ = false;
   bool message_done_ = false;
   bool no_body_ = false;

@@ -126,5 +126,99 @@ TEST(Parser, CutResponseIsAnErrorOnEof) {
   EXPECT_FALSE(p.FinishOnEof());
 }
 
+// What a caller sees of one request parsed whole: the head, the body, or the error.
+std::string Transcript(bool simple_heads, std::string_view input, bool* took_fast_path) {
+  Parser p(Parser::Kind::kRequest, simple_heads);
+  std::string out;
+  for (int i = 0; i < 4 && !input.empty(); ++i) {
+    p.Reset();
+    const std::size_t head_end = input.find("\r\n\r\n");
+    if (head_end == std::string_view::npos) break;
+    auto n = p.Feed(input.substr(0, head_end + 4));
+    if (took_fast_path != nullptr && i == 0) *took_fast_path = p.simple_head();
+    if (!n) return out + "error: " + n.error().message();
+    const RequestHead& h = p.request();
+    out += h.method + " " + h.target + " 1." + std::to_string(h.version_minor) + "\n";
+    h.headers.ForEach([&out](const Headers::Field& f) {
+      out.append(f.name).append("=").append(f.value).append("\n");
+    });
+    out += "framing=" + std::to_string(static_cast<int>(h.framing)) +
+           " length=" + std::to_string(h.content_length) + " keep=" + std::to_string(h.keep_alive) +
+           " continue=" + std::to_string(h.expect_continue) + "\n";
+    input.remove_prefix(*n);
+    auto body = ParseAll(p, input);
+    if (!body) return out + "body error: " + body.error().message();
+    out += "body=" + *body + "\n";
+    input.remove_prefix(p.body_bytes());
+  }
+  return out;
+}
+
+TEST(Parser, SimpleHeadsTakeTheFastPathAndParseAsLlhttpDoes) {
+  const std::string simple[] = {
+      "POST /v1/queues/q/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n"
+      "Content-Length: 5\r\n\r\nhello",
+      "GET /a/b;c=d?e=%41&f=(1)*2,x:y@z HTTP/1.1\r\nhost: x\r\n\r\n",
+      "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+      "GET / HTTP/1.0\r\n\r\n",
+      "DELETE /x HTTP/1.1\r\nConnection: close\r\nX-Tab:\tv\ta\r\n\r\n",
+      "PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab",
+      "PATCH /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+      "HEAD /x HTTP/1.1\r\nA:1\r\nB:   2\r\n\r\n",
+      "OPTIONS /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /next HTTP/1.1\r\n\r\n",
+  };
+  for (const std::string& input : simple) {
+    bool fast = false;
+    EXPECT_EQ(Transcript(true, input, &fast), Transcript(false, input, nullptr)) << input;
+    EXPECT_TRUE(fast) << input;
+  }
+  // Outside the subset: llhttp parses (or rejects) them, with the fast path on or off alike.
+  const std::string others[] = {
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+      "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+      "POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",
+      "GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n",
+      "GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-Empty:\r\nHost: x\r\n\r\n",
+      "GET / HTTP/1.1\r\nX-Trailing: v \r\n\r\n",
+      "GET / HTTP/1.1\r\nX-Obs: caf\xc3\xa9\r\n\r\n",
+      "GET / HTTP/1.1\r\nBad Name: v\r\n\r\n",
+      "GET /a#frag HTTP/1.1\r\n\r\n",
+      "GET http://example.com/ HTTP/1.1\r\n\r\n",
+      "GET * HTTP/1.1\r\n\r\n",
+      "CONNECT example.com:443 HTTP/1.1\r\n\r\n",
+      "get / HTTP/1.1\r\n\r\n",
+      "GET / HTTP/2.0\r\n\r\n",
+      "GET  / HTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1\nHost: x\r\n\r\n",
+  };
+  for (const std::string& input : others) {
+    bool fast = true;
+    EXPECT_EQ(Transcript(true, input, &fast), Transcript(false, input, nullptr)) << input;
+    EXPECT_FALSE(fast) << input;
+  }
+}
+
+TEST(Parser, FastPathBodyComesInPieces) {
+  Parser p(Parser::Kind::kRequest);
+  const std::string head = "POST /q HTTP/1.1\r\nContent-Length: 6\r\n\r\n";
+  ASSERT_EQ(p.Feed(head), head.size());
+  ASSERT_TRUE(p.simple_head());
+  EXPECT_FALSE(p.message_done());
+  ASSERT_EQ(p.Feed("abc"), 3u);
+  EXPECT_FALSE(p.message_done());
+  ASSERT_EQ(p.Feed("defGET"), 3u);  // the pipelined bytes are left
+  EXPECT_TRUE(p.message_done());
+  EXPECT_EQ(p.body_bytes(), 6u);
+  ASSERT_EQ(p.body_chunks().size(), 2u);
+  EXPECT_EQ(p.body_chunks()[1], "def");
+  // A body cut short by the peer is an error, as llhttp's is.
+  Parser cut(Parser::Kind::kRequest);
+  ASSERT_EQ(cut.Feed(head), head.size());
+  ASSERT_EQ(cut.Feed("ab"), 2u);
+  EXPECT_FALSE(cut.FinishOnEof());
+}
+
 }  // namespace
 }  // namespace ferry::http

@@ -116,6 +116,57 @@ def test_abandoned_long_poll_does_not_take_the_message(bus):
     assert bus.client.stats("queues/work")["in_flight"] == 1  # only the live consumer's lease
 
 
+def _raw_answers(sock, count: int) -> list[bytes]:
+    """Reads `count` HTTP answers (each with a Content-Length body) off a raw socket."""
+    buf, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            assert chunk, "the bus closed the connection"
+            buf += chunk
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(rest) < length:
+            rest += sock.recv(65536)
+        answers.append(head.split(b"\r\n")[0] + b" " + rest[:length])
+        buf = rest[length:]
+    return answers
+
+
+def test_publish_bytes_as_they_come_off_the_wire(bus):
+    """Requests read from the socket in every shape: a head and a body cut across writes, two
+    publishes pipelined in one write, and a body bigger than one read buffer. Each is stored
+    once with its exact bytes, and the connection stays usable."""
+    import socket
+
+    host, port = bus.client.address.rsplit(":", 1)
+    big = b"".join(b"line %06d\n" % i for i in range(9000))  # 108 KiB: several reads
+
+    def request(key: str, body: bytes) -> bytes:
+        return (f"POST /v1/{Q}/messages HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                f"Idempotency-Key: {key}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        cut = request("cut", b"0123456789" * 10)
+        for piece in (cut[:7], cut[7:60], cut[60:len(cut) - 30], cut[len(cut) - 30:]):
+            s.sendall(piece)
+            time.sleep(0.05)
+        s.sendall(request("pipelined-1", b"first") + request("pipelined-2", b"second"))
+        s.sendall(request("big", big))
+        answers = _raw_answers(s, 4)
+    assert all(a.startswith(b"HTTP/1.1 201") for a in answers), answers
+    assert [json.loads(a.split(b" ", 3)[3])["id"] for a in answers] == \
+        ["cut", "pipelined-1", "pipelined-2", "big"]
+    r = bus.client.receive(Q, max=10, wait="1s")
+    assert r.status == 200, r
+    got = {m["id"]: m["data"] for m in r.json()["messages"]}
+    assert got.keys() == {"cut", "pipelined-1", "pipelined-2", "big"}
+    assert got["cut"] == "0123456789" * 10
+    assert (got["pipelined-1"], got["pipelined-2"]) == ("first", "second")
+    assert got["big"] == big.decode()
+
+
 def test_ack_removes_the_message(bus):
     bus.client.publish("work", b"x")
     [m] = bus.client.messages(Q)

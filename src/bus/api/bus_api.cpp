@@ -106,7 +106,7 @@ std::string QueryParam(std::string_view query, std::string_view name) {
   return "";
 }
 
-Result<boost::json::object> ParseObject(const std::string& body) {
+Result<boost::json::object> ParseObject(std::string_view body) {
   if (body.empty()) return boost::json::object();
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(body, ec);
@@ -224,14 +224,14 @@ ApiResponse ErrorReply(int status, std::string_view code, std::string_view messa
   return Json(status, o);
 }
 
-Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, const std::string& body,
+Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, std::string_view body,
                                          const std::function<bool()>& client_alive) {
   // A publish goes straight to its coroutine: the hot path, without Route's frame.
   if (auto to = PublishDestination(request)) return Publish(std::move(*to), request, body);
   return Route(request, body, client_alive);
 }
 
-Task<ApiResponse> BusServiceImpl::Route(const http::RequestHead& request, const std::string& body,
+Task<ApiResponse> BusServiceImpl::Route(const http::RequestHead& request, std::string_view body,
                                         const std::function<bool()>& client_alive) {
   const PathParts parts = SplitPath(request.path());
   const std::string& m = request.method;
@@ -332,7 +332,7 @@ ApiResponse SinglePublishAnswer(const PublishResult& r) {
 }  // namespace
 
 Task<ApiResponse> BusServiceImpl::Publish(Destination to, const http::RequestHead& request,
-                                          const std::string& body) {
+                                          std::string_view body) {
   const auto start = Clock::now();
   PublishSeries& series = SeriesFor(to);
   auto events = ParsePublish(request.headers, body);
@@ -452,7 +452,7 @@ Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::Reques
 }
 
 Task<ApiResponse> BusServiceImpl::Settle(const Inbox& inbox, const std::string& verb,
-                                         const std::string& body) {
+                                         std::string_view body) {
   auto o = ParseObject(body);
   if (!o) co_return FromError(o.error());
   auto receipts = StringList(*o, "receipts", true);
@@ -523,7 +523,7 @@ ApiResponse BusServiceImpl::ListDead(const Inbox& inbox, const http::RequestHead
   return Json(200, o);
 }
 
-Task<ApiResponse> BusServiceImpl::ReplayDead(const Inbox& inbox, const std::string& body) {
+Task<ApiResponse> BusServiceImpl::ReplayDead(const Inbox& inbox, std::string_view body) {
   auto o = ParseObject(body);
   if (!o) co_return FromError(o.error());
   auto ids = StringList(*o, "ids", false);
@@ -676,7 +676,7 @@ ApiResponse BusServiceImpl::SubscriptionStatsJson(const std::string& topic,
 }
 
 Task<ApiResponse> BusServiceImpl::PutSubscription(const std::string& topic, const std::string& name,
-                                                  const std::string& body) {
+                                                  std::string_view body) {
   // A PUT on an existing subscription changes only what its body gives; the rest, e.g. a
   // backoff from the config, stays as it runs now. A new subscription starts from the defaults.
   SubscriptionOptions current;
@@ -740,7 +740,7 @@ Task<ApiResponse> BusServiceImpl::DeleteSubscription(const std::string& topic,
 }
 
 ApiResponse BusServiceImpl::ReplaySubscription(const std::string& topic, const std::string& name,
-                                               const std::string& body) {
+                                               std::string_view body) {
   auto o = ParseObject(body);
   if (!o) return FromError(o.error());
   Result<void> r = Ok();

@@ -14,6 +14,7 @@
 #include "http/parser.hpp"
 #include "runtime/deadline.hpp"
 #include "runtime/listener.hpp"
+#include "runtime/read_buffer.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -21,6 +22,7 @@ namespace {
 constexpr std::size_t kMaxRequestBody = 64ull * 1024 * 1024;  // a batch of large events at most
 // A connection keeps its body buffer between requests up to this size (a bigger one is freed).
 constexpr std::size_t kMaxKeptBodyCapacity = 64 * 1024;
+constexpr std::size_t kMaxHeadBytes = 64 * 1024;  // a longer request head is answered 431
 
 BusDuration ToBus(Duration d) { return std::chrono::duration_cast<BusDuration>(d); }
 
@@ -340,20 +342,30 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
     const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
   };
-  std::string in;
-  std::string body;  // reused per request, as `reply` is (so is its capacity)
+  // Reads go straight into `in`, a pooled buffer held only while it has unread bytes. A body
+  // that came whole within it is handed on as a view of it; only a body spread over several
+  // reads is gathered into `body` (reused per request, as `reply` is, capacity and all).
+  runtime::ReadBuffer in(buffers_);
+  std::string body;
   std::string reply;
   http::Parser parser(http::Parser::Kind::kRequest);
-  char buf[16 * 1024];
+  // One read into `in`, growing it for a head up to the scanner's limit; false on EOF or error.
+  const auto read_some = [&socket, &in]() -> Task<bool> {
+    if (in.full() && !in.Grow(kMaxHeadBytes + 1)) co_return false;
+    auto [ec, n] =
+        co_await socket.async_read_some(asio::buffer(in.WritePtr(), in.WriteSpace()), kNoThrow);
+    if (ec) co_return false;
+    in.Commit(n);
+    co_return true;
+  };
   for (;;) {
+    if (in.empty()) in.Release();  // an idle keep-alive connection holds no buffer
     // A long-poll may hold the request open for its wait; the read deadline covers the rest.
     deadline.Arm(std::chrono::seconds(60));
-    http::HeadScanner scanner({64 * 1024, 100});
+    http::HeadScanner scanner({kMaxHeadBytes, 100});
     http::HeadScanner::State state;
-    while ((state = scanner.Scan(in)) == http::HeadScanner::State::kIncomplete) {
-      auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), kNoThrow);
-      if (ec) co_return;
-      in.append(buf, n);
+    while ((state = scanner.Scan(in.data())) == http::HeadScanner::State::kIncomplete) {
+      if (!co_await read_some()) co_return;
     }
     ApiResponse response;
     bool keep = false;
@@ -363,23 +375,31 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
                      : ErrorReply(431, "headers_too_large", "request head too large");
     } else {
       parser.Reset();
-      auto consumed = parser.Feed(std::string_view(in).substr(0, scanner.head_size()));
+      auto consumed = parser.Feed(in.data().substr(0, scanner.head_size()));
       body.clear();
       if (body.capacity() > kMaxKeptBodyCapacity) std::string().swap(body);
+      std::string_view body_view;    // the whole body, once the message is done
+      std::size_t body_in_view = 0;  // bytes of `in` that body_view still points into
       bool ok = consumed.has_value();
       std::string error = ok ? "" : consumed.error().message();
-      if (ok) in.erase(0, *consumed);
+      if (ok) in.Consume(*consumed);
       while (ok && !parser.message_done()) {
         if (!in.empty()) {
-          auto n = parser.Feed(in);
+          auto n = parser.Feed(in.data());
           if (!n) {
             ok = false;
             error = n.error().message();
             break;
           }
-          for (std::string_view chunk : parser.body_chunks()) body.append(chunk);
-          parser.body_chunks().clear();
-          in.erase(0, *n);
+          auto& chunks = parser.body_chunks();
+          if (parser.message_done() && body.empty() && chunks.size() == 1) {
+            body_view = chunks.front();  // the common case: the body came whole, no copy
+            body_in_view = *n;
+          } else {
+            for (std::string_view chunk : chunks) body.append(chunk);
+            in.Consume(*n);
+          }
+          chunks.clear();
           if (body.size() > kMaxRequestBody) {
             ok = false;
             error = "request body too large";
@@ -387,19 +407,19 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
           }
           continue;
         }
-        auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), kNoThrow);
-        if (ec) co_return;
-        in.append(buf, n);
+        if (!co_await read_some()) co_return;
       }
       if (!ok) {
         response = error == "request body too large" ? ErrorReply(413, "body_too_large", error)
                                                      : ErrorReply(400, "bad_request", error);
       } else {
+        if (body_in_view == 0) body_view = body;
         deadline.Disarm();
         const http::RequestHead& head = parser.request();
-        response = co_await Handle(head, body, client_alive);
+        response = co_await Handle(head, body_view, client_alive);
         keep = head.keep_alive && !stopping_;
       }
+      in.Consume(body_in_view);
     }
     deadline.Arm(std::chrono::seconds(30));
     RenderReply(response, keep, &reply);

@@ -17,6 +17,7 @@
 #include "http/message.hpp"
 #include "observability/metric_family.hpp"
 #include "runtime/asio.hpp"
+#include "runtime/buffer_pool.hpp"
 #include "upstream/connection_pool.hpp"
 #include "upstream/resolver.hpp"
 
@@ -77,7 +78,7 @@ class BusServiceImpl final : public BusService {
   // Parameters are references to the caller's named values: see the coroutine rules in README.
   // `client_alive` tells whether the requesting client is still connected: a long-poll that
   // wakes for a message first checks it, so no message is leased to a client that has gone.
-  Task<ApiResponse> Handle(const http::RequestHead& request, const std::string& body,
+  Task<ApiResponse> Handle(const http::RequestHead& request, std::string_view body,
                            const std::function<bool()>& client_alive);
 
  private:
@@ -103,23 +104,23 @@ class BusServiceImpl final : public BusService {
 
   // bus_api.cpp
   // Every route of Handle but publishing.
-  Task<ApiResponse> Route(const http::RequestHead& request, const std::string& body,
+  Task<ApiResponse> Route(const http::RequestHead& request, std::string_view body,
                           const std::function<bool()>& client_alive);
   Task<ApiResponse> Publish(Destination to, const http::RequestHead& request,
-                            const std::string& body);
+                            std::string_view body);
   Task<ApiResponse> Receive(const Inbox& inbox, const http::RequestHead& request,
                             const std::function<bool()>& client_alive);
-  Task<ApiResponse> Settle(const Inbox& inbox, const std::string& verb, const std::string& body);
-  Task<ApiResponse> ReplayDead(const Inbox& inbox, const std::string& body);
+  Task<ApiResponse> Settle(const Inbox& inbox, const std::string& verb, std::string_view body);
+  Task<ApiResponse> ReplayDead(const Inbox& inbox, std::string_view body);
   ApiResponse ListDead(const Inbox& inbox, const http::RequestHead& request);
   ApiResponse QueueStatsJson(const std::string& queue);
   ApiResponse TopicStatsJson(const std::string& topic);
   ApiResponse SubscriptionStatsJson(const std::string& topic, const std::string& name);
   Task<ApiResponse> PutSubscription(const std::string& topic, const std::string& name,
-                                    const std::string& body);
+                                    std::string_view body);
   Task<ApiResponse> DeleteSubscription(const std::string& topic, const std::string& name);
   ApiResponse ReplaySubscription(const std::string& topic, const std::string& name,
-                                 const std::string& body);
+                                 std::string_view body);
 
   // push_delivery.cpp
   // Starts pushing `inbox` to push.service (which must be in config_->services). `previous`,
@@ -161,6 +162,9 @@ class BusServiceImpl final : public BusService {
   BusMetrics metrics_{};
   std::map<std::pair<Destination::Kind, std::string>, PublishSeries, std::less<>> publish_series_;
   PublishSeries& SeriesFor(const Destination& to);
+  // Read buffers of the API connections, on the bus thread. Declared before io_: coroutine
+  // frames that io_ destroys give their buffers back to it.
+  runtime::BufferPool buffers_;
   asio::io_context io_{1};
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
