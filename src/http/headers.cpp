@@ -16,7 +16,10 @@ std::string_view Trim(std::string_view s) {
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
+    // Equal bytes, or the same ASCII letter in two cases (they differ only in bit 0x20).
+    const char x = a[i];
+    const char y = b[i];
+    if (x != y && ((x ^ y) != 0x20 || Lower(x) != Lower(y))) return false;
   }
   return true;
 }

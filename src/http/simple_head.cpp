@@ -65,35 +65,27 @@ bool NameIs(std::string_view name, std::string_view lower) {
 }  // namespace
 
 std::size_t ParseSimpleRequestHead(std::string_view data, RequestHead* out) {
-  const std::size_t end = data.find("\r\n\r\n");
-  if (end == std::string_view::npos) return 0;
-  const std::size_t head_size = end + 4;
-  std::string_view rest = data.substr(0, end + 2);  // every line with its CRLF
+  // One pass with a cursor: every byte is looked at once, and a head cut short anywhere (no
+  // blank line yet) runs into `end` and is left to llhttp like any other.
+  const char* p = data.data();
+  const char* const end = p + data.size();
 
   // Request line: METHOD SP target SP HTTP/1.x CRLF
-  const std::size_t line_end = rest.find("\r\n");
-  std::string_view line = rest.substr(0, line_end);
-  rest.remove_prefix(line_end + 2);
-  const std::size_t sp1 = line.find(' ');
-  if (sp1 == std::string_view::npos) return 0;
-  const std::string_view method = line.substr(0, sp1);
-  if (!IsKnownMethod(method)) return 0;
-  line.remove_prefix(sp1 + 1);
-  if (line.size() < 10 || line[line.size() - 9] != ' ') return 0;
-  const std::string_view version = line.substr(line.size() - 8);
-  const std::string_view target = line.substr(0, line.size() - 9);
-  int minor;
-  if (version == "HTTP/1.1") {
-    minor = 1;
-  } else if (version == "HTTP/1.0") {
-    minor = 0;
-  } else {
+  const char* const method_begin = p;
+  while (p < end && *p >= 'A' && *p <= 'Z') ++p;
+  const std::string_view method(method_begin, static_cast<std::size_t>(p - method_begin));
+  if (p == end || *p != ' ' || !IsKnownMethod(method)) return 0;
+  const char* const target_begin = ++p;
+  while (p < end && Is(*p, kTarget)) ++p;
+  const std::string_view target(target_begin, static_cast<std::size_t>(p - target_begin));
+  if (p == end || *p != ' ' || target.empty() || target[0] != '/') return 0;
+  ++p;
+  if (end - p < 10 || std::memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+      p[8] != '\r' || p[9] != '\n') {
     return 0;
   }
-  if (target.empty() || target[0] != '/') return 0;
-  for (char c : target) {
-    if (!Is(c, kTarget)) return 0;
-  }
+  const int minor = p[7] - '0';
+  p += 10;
 
   std::uint64_t content_length = 0;
   bool has_length = false;
@@ -102,21 +94,25 @@ std::size_t ParseSimpleRequestHead(std::string_view data, RequestHead* out) {
   bool keep_alive_token = false;
   std::string_view expect;
   Headers& headers = out->headers;
-  while (!rest.empty()) {
-    const std::size_t eol = rest.find("\r\n");
-    std::string_view field = rest.substr(0, eol);
-    rest.remove_prefix(eol + 2);
-    std::size_t colon = 0;
-    while (colon < field.size() && Is(field[colon], kToken)) ++colon;
-    if (colon == 0 || colon == field.size() || field[colon] != ':') return 0;
-    const std::string_view name = field.substr(0, colon);
-    std::string_view value = field.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    if (value.empty() || value.back() == ' ' || value.back() == '\t') return 0;
-    for (char c : value) {
-      if (!Is(c, kValue)) return 0;
+  for (;;) {
+    if (end - p < 2) return 0;
+    if (p[0] == '\r') {  // the blank line
+      if (p[1] != '\n') return 0;
+      p += 2;
+      break;
     }
+    const char* const name_begin = p;
+    while (p < end && Is(*p, kToken)) ++p;
+    const std::string_view name(name_begin, static_cast<std::size_t>(p - name_begin));
+    if (p == end || *p != ':' || name.empty()) return 0;
+    ++p;
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+    const char* const value_begin = p;
+    while (p < end && Is(*p, kValue)) ++p;
+    const std::string_view value(value_begin, static_cast<std::size_t>(p - value_begin));
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
+    p += 2;
+    if (value.empty() || value.back() == ' ' || value.back() == '\t') return 0;
     // The fields that change framing or the connection, as llhttp reads them.
     switch (Lower(name[0])) {
       case 'c':
@@ -169,7 +165,7 @@ std::size_t ParseSimpleRequestHead(std::string_view data, RequestHead* out) {
     out->content_length = 0;
   }
   out->expect_continue = !expect.empty() && NameIs(expect, "100-continue");
-  return head_size;
+  return static_cast<std::size_t>(p - data.data());
 }
 
 }  // namespace ferry::http

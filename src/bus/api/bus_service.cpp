@@ -349,15 +349,6 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
   std::string body;
   std::string reply;
   http::Parser parser(http::Parser::Kind::kRequest);
-  // One read into `in`, growing it for a head up to the scanner's limit; false on EOF or error.
-  const auto read_some = [&socket, &in]() -> Task<bool> {
-    if (in.full() && !in.Grow(kMaxHeadBytes + 1)) co_return false;
-    auto [ec, n] =
-        co_await socket.async_read_some(asio::buffer(in.WritePtr(), in.WriteSpace()), kNoThrow);
-    if (ec) co_return false;
-    in.Commit(n);
-    co_return true;
-  };
   for (;;) {
     if (in.empty()) in.Release();  // an idle keep-alive connection holds no buffer
     // A long-poll may hold the request open for its wait; the read deadline covers the rest.
@@ -365,7 +356,12 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
     http::HeadScanner scanner({kMaxHeadBytes, 100});
     http::HeadScanner::State state;
     while ((state = scanner.Scan(in.data())) == http::HeadScanner::State::kIncomplete) {
-      if (!co_await read_some()) co_return;
+      // `in` grows for a long head up to the scanner's limit, which answers 431 before that.
+      if (in.full() && !in.Grow(kMaxHeadBytes + 1)) co_return;
+      auto [ec, n] =
+          co_await socket.async_read_some(asio::buffer(in.WritePtr(), in.WriteSpace()), kNoThrow);
+      if (ec) co_return;
+      in.Commit(n);
     }
     ApiResponse response;
     bool keep = false;
@@ -407,7 +403,10 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
           }
           continue;
         }
-        if (!co_await read_some()) co_return;
+        auto [ec, n] =
+            co_await socket.async_read_some(asio::buffer(in.WritePtr(), in.WriteSpace()), kNoThrow);
+        if (ec) co_return;
+        in.Commit(n);  // `in` was empty: the body is read into its whole space
       }
       if (!ok) {
         response = error == "request body too large" ? ErrorReply(413, "body_too_large", error)
