@@ -81,5 +81,36 @@ TEST(AccessLogEntryTest, FormatsTimeAsRfc3339UtcWithMilliseconds) {
   EXPECT_EQ(out, "1970-01-01T00:00:00.000Z2000-02-29T00:00:00.007Z");
 }
 
+TEST(AccessLogEntryTest, EscapesASpecialByteAtEveryOffsetOfALongString) {
+  // The plain runs are skipped 16 bytes at a time: a byte that needs care is found wherever it
+  // falls, in a block or in the tail.
+  for (const std::string_view special : {"\"", "\\", "\n", "\x01", "\x1f", "\xc3\xa9", "\xff"}) {
+    for (std::size_t at = 0; at < 70; ++at) {
+      std::string value(70, 'a');
+      value.replace(at, 1, special);
+      std::string out;
+      AppendJsonStringContent(value, out);
+      std::string expected(at, 'a');
+      if (special == "\"") {
+        expected += "\\\"";
+      } else if (special == "\\") {
+        expected += "\\\\";
+      } else if (special == "\n") {
+        expected += "\\n";
+      } else if (special == "\x01") {
+        expected += "\\u0001";
+      } else if (special == "\x1f") {
+        expected += "\\u001f";
+      } else if (special == "\xc3\xa9") {
+        expected += "\xc3\xa9";  // valid UTF-8 is kept
+      } else {
+        expected += "\xef\xbf\xbd";  // an invalid byte becomes U+FFFD
+      }
+      expected += std::string(69 - at, 'a');
+      EXPECT_EQ(out, expected) << "at " << at;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ferry::observability

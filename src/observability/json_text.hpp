@@ -4,11 +4,14 @@
 // Every JSON answer Ferry serves (admin API, bus API) and the CLI prints goes through this.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <string>
 
 namespace ferry::observability {
 
 std::string JsonText(const boost::json::value& value);
+// The same for an object, without copying it into a value first.
+std::string JsonText(const boost::json::object& object);
 
 }  // namespace ferry::observability

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <limits>
 
 namespace ferry::observability {
@@ -38,6 +39,32 @@ TEST(JsonTextTest, WritesFractionsAsPeopleDo) {
   EXPECT_EQ(back.at("name").as_string(), "a \"quoted\" \n name");
   EXPECT_DOUBLE_EQ(back.at("list").at(3).at("k").to_number<double>(), 2.0);
   EXPECT_TRUE(back.at("list").at(2).is_null());
+}
+
+TEST(JsonTextTest, ParsesBackToTheSameValueAsBoostsOwnText) {
+  boost::json::object o;
+  o["id"] = "0123456789abcdef";
+  o["escapes"] = std::string("quote \" backslash \\ tab \t nul \0 bell \x07 del \x7f", 38);
+  o["utf8"] = "caf\xc3\xa9 \xe2\x9c\x93";
+  o["int"] = -9223372036854775807LL - 1;
+  o["uint"] = std::uint64_t{18446744073709551615u};
+  o["yes"] = true;
+  o["no"] = false;
+  o["nothing"] = nullptr;
+  o["nested"] = boost::json::array{boost::json::object{{"k\"ey", "v"}}, boost::json::array{}};
+  o[""] = boost::json::object{};
+  const std::string text = JsonText(o);
+  EXPECT_EQ(boost::json::parse(text), boost::json::parse(boost::json::serialize(o))) << text;
+}
+
+TEST(JsonTextTest, InvalidUtf8BecomesReplacementCharactersNotInvalidJson) {
+  boost::json::object o;
+  o["bad\xff"] = "a\xc3(b\x80";
+  const std::string text = JsonText(o);
+  boost::system::error_code ec;
+  const boost::json::value back = boost::json::parse(text, ec);
+  ASSERT_FALSE(ec) << text;
+  EXPECT_EQ(back.at("bad\xef\xbf\xbd").as_string(), "a\xef\xbf\xbd(b\xef\xbf\xbd");
 }
 
 }  // namespace

@@ -22,6 +22,10 @@ using Clock = std::chrono::steady_clock;
 ApiResponse Json(int status, const boost::json::value& v) {
   return {status, observability::JsonText(v) + "\n"};
 }
+// Most answers are objects: written without copying them into a value first.
+ApiResponse Json(int status, const boost::json::object& o) {
+  return {status, observability::JsonText(o) + "\n"};
+}
 
 // The status and code the API answers a broker error with.
 struct ErrorKind {
