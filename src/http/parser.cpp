@@ -199,6 +199,15 @@ Result<std::size_t> Parser::FeedSimpleBody(std::string_view data) {
   return n;
 }
 
+void Parser::Release() {
+  Reset();
+  request_ = RequestHead();
+  response_ = ResponseHead();
+  field_ = std::string();
+  value_ = std::string();
+  body_chunks_ = std::vector<std::string_view>();
+}
+
 Result<void> Parser::FinishOnEof() {
   if (message_done_) return Ok();
   const llhttp_errno_t err = llhttp_finish(llhttp_.get());

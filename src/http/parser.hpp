@@ -40,8 +40,12 @@ class Parser {
   // For responses to HEAD (and other exchanges where the response has no body whatever its
   // headers say). Call before feeding the response.
   void ExpectNoBody() { no_body_ = true; }
-  // Prepares for the next message on the same connection.
+  // Prepares for the next message on the same connection, keeping the head's storage (its
+  // strings and header arena) for it.
   void Reset();
+  // Reset, and frees that storage: for a connection going idle, which should hold no memory
+  // for a message it may never get.
+  void Release();
 
   bool head_done() const { return head_done_; }
   bool message_done() const { return message_done_; }

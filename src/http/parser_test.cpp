@@ -220,5 +220,20 @@ TEST(Parser, FastPathBodyComesInPieces) {
   EXPECT_FALSE(cut.FinishOnEof());
 }
 
+TEST(Parser, ReleaseFreesTheHeadAndParsesTheNextMessage) {
+  Parser p(Parser::Kind::kRequest);
+  const std::string first =
+      "GET /a HTTP/1.1\r\nHost: x\r\nX-Long: " + std::string(500, 'v') + "\r\n\r\n";
+  ASSERT_TRUE(p.Feed(first));
+  p.Release();  // a connection going idle
+  EXPECT_TRUE(p.request().method.empty());
+  EXPECT_EQ(p.request().headers.size(), 0u);
+  EXPECT_FALSE(p.head_done());
+  ASSERT_TRUE(p.Feed("POST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\n"));
+  EXPECT_EQ(p.request().target, "/b");
+  EXPECT_EQ(p.request().content_length, 2u);
+  EXPECT_FALSE(p.request().headers.Has("x-long"));
+}
+
 }  // namespace
 }  // namespace ferry::http

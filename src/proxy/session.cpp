@@ -40,7 +40,7 @@ Task<void> Session::Run() {
     if (in_.empty()) {
       // Idle: no buffer, no parsed headers and no config snapshot held, only a readiness wait.
       in_.Release();
-      if (served_ > 0) parser_.Reset();
+      if (served_ > 0) parser_.Release();
       handle_->idle = true;
       if (worker_.draining()) break;
       const config::Limits* idle_limits = CurrentLimits();
