@@ -13,6 +13,30 @@ std::string_view RequestHead::query() const {
   return q == std::string_view::npos ? std::string_view() : t.substr(q + 1);
 }
 
+void RequestHead::Clear() {
+  // The defaults come from a fresh head; the moved-out storage goes back in, emptied.
+  std::string kept_method = std::move(method);
+  std::string kept_target = std::move(target);
+  Headers kept_headers = std::move(headers);
+  *this = RequestHead();
+  kept_method.clear();
+  kept_target.clear();
+  kept_headers.Clear();
+  method = std::move(kept_method);
+  target = std::move(kept_target);
+  headers = std::move(kept_headers);
+}
+
+void ResponseHead::Clear() {
+  std::string kept_reason = std::move(reason);
+  Headers kept_headers = std::move(headers);
+  *this = ResponseHead();
+  kept_reason.clear();
+  kept_headers.Clear();
+  reason = std::move(kept_reason);
+  headers = std::move(kept_headers);
+}
+
 std::string_view ReasonPhrase(int status) {
   switch (status) {
     case 100:

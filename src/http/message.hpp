@@ -30,6 +30,8 @@ struct RequestHead {
 
   std::string_view path() const;   // target without the query
   std::string_view query() const;  // after '?', may be empty
+  // Back to a default head, keeping the storage of its strings and headers for the next one.
+  void Clear();
 };
 
 struct ResponseHead {
@@ -40,6 +42,7 @@ struct ResponseHead {
   BodyFraming framing = BodyFraming::kNone;
   std::uint64_t content_length = 0;
   bool keep_alive = true;  // the upstream lets the connection be reused
+  void Clear();            // as RequestHead::Clear
 };
 
 // The standard reason phrase for a status code ("Not Found"), or "Unknown".

@@ -225,21 +225,8 @@ void Parser::Reset() {
   if (!simple_) llhttp_reset(llhttp_.get());
   // Cleared, not replaced: the strings and the header arena keep their capacity for the next
   // message on the connection.
-  request_.method.clear();
-  request_.target.clear();
-  request_.headers.Clear();
-  request_.version_minor = 1;
-  request_.framing = BodyFraming::kNone;
-  request_.content_length = 0;
-  request_.keep_alive = true;
-  request_.expect_continue = false;
-  response_.status = 0;
-  response_.reason.clear();
-  response_.headers.Clear();
-  response_.version_minor = 1;
-  response_.framing = BodyFraming::kNone;
-  response_.content_length = 0;
-  response_.keep_alive = true;
+  request_.Clear();
+  response_.Clear();
   field_.clear();
   value_.clear();
   in_value_ = false;

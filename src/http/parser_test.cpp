@@ -167,11 +167,12 @@ TEST(Parser, SimpleHeadsTakeTheFastPathAndParseAsLlhttpDoes) {
       "HEAD /x HTTP/1.1\r\nA:1\r\nB:   2\r\n\r\n",
       "OPTIONS /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /next HTTP/1.1\r\n\r\n",
   };
-  for (const std::string& input : simple) {
-    bool fast = false;
+  const auto parses_as_llhttp_does = [](const std::string& input, bool expect_fast_path) {
+    bool fast = !expect_fast_path;
     EXPECT_EQ(Transcript(true, input, &fast), Transcript(false, input, nullptr)) << input;
-    EXPECT_TRUE(fast) << input;
-  }
+    EXPECT_EQ(fast, expect_fast_path) << input;
+  };
+  for (const std::string& input : simple) parses_as_llhttp_does(input, true);
   // Outside the subset: llhttp parses (or rejects) them, with the fast path on or off alike.
   const std::string others[] = {
       "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
@@ -193,11 +194,7 @@ TEST(Parser, SimpleHeadsTakeTheFastPathAndParseAsLlhttpDoes) {
       "GET  / HTTP/1.1\r\n\r\n",
       "GET / HTTP/1.1\nHost: x\r\n\r\n",
   };
-  for (const std::string& input : others) {
-    bool fast = true;
-    EXPECT_EQ(Transcript(true, input, &fast), Transcript(false, input, nullptr)) << input;
-    EXPECT_FALSE(fast) << input;
-  }
+  for (const std::string& input : others) parses_as_llhttp_does(input, false);
 }
 
 TEST(Parser, FastPathBodyComesInPieces) {
@@ -233,6 +230,24 @@ TEST(Parser, ReleaseFreesTheHeadAndParsesTheNextMessage) {
   EXPECT_EQ(p.request().target, "/b");
   EXPECT_EQ(p.request().content_length, 2u);
   EXPECT_FALSE(p.request().headers.Has("x-long"));
+}
+
+TEST(Parser, ResetRestoresEveryDefault) {
+  for (bool simple : {true, false}) {
+    Parser p(Parser::Kind::kRequest, simple);
+    ASSERT_TRUE(p.Feed("PUT /a?q HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"));
+    ASSERT_FALSE(p.request().keep_alive);
+    p.Reset();
+    const RequestHead fresh;
+    const RequestHead& h = p.request();
+    EXPECT_TRUE(h.method.empty() && h.target.empty());
+    EXPECT_EQ(h.headers.size(), 0u);
+    EXPECT_EQ(h.version_minor, fresh.version_minor);
+    EXPECT_EQ(h.framing, fresh.framing);
+    EXPECT_EQ(h.content_length, fresh.content_length);
+    EXPECT_EQ(h.keep_alive, fresh.keep_alive);
+    EXPECT_EQ(h.expect_continue, fresh.expect_continue);
+  }
 }
 
 }  // namespace

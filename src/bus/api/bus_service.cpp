@@ -412,7 +412,10 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
         response = error == "request body too large" ? ErrorReply(413, "body_too_large", error)
                                                      : ErrorReply(400, "bad_request", error);
       } else {
-        if (body_in_view == 0) body_view = body;
+        if (body_in_view == 0) {
+          body_view = body;
+          if (in.empty()) in.Release();  // a long-poll waits without a buffer
+        }
         deadline.Disarm();
         const http::RequestHead& head = parser.request();
         response = co_await Handle(head, body_view, client_alive);
