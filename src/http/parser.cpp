@@ -161,8 +161,7 @@ Result<std::size_t> Parser::Feed(std::string_view data) {
       if (const std::size_t n = ParseSimpleRequestHead(data, &request_)) {
         simple_ = true;
         head_done_ = true;
-        body_left_ = request_.framing == BodyFraming::kContentLength ? request_.content_length : 0;
-        message_done_ = body_left_ == 0;
+        message_done_ = request_.framing == BodyFraming::kNone;  // or Content-Length framing
         return n;
       }
       request_.headers.Clear();  // what the fast path added before it gave up
@@ -189,13 +188,13 @@ Result<std::size_t> Parser::Feed(std::string_view data) {
 }
 
 Result<std::size_t> Parser::FeedSimpleBody(std::string_view data) {
-  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, data.size()));
+  const std::uint64_t left = request_.content_length - body_bytes_;
+  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, data.size()));
   if (n > 0) {
     body_chunks_.emplace_back(data.data(), n);
     body_bytes_ += n;
-    body_left_ -= n;
   }
-  message_done_ = body_left_ == 0;
+  message_done_ = body_bytes_ == request_.content_length;
   return n;
 }
 
@@ -237,7 +236,6 @@ void Parser::Reset() {
   body_chunks_.clear();
   started_ = false;
   simple_ = false;
-  body_left_ = 0;
 }
 
 }  // namespace ferry::http

@@ -69,9 +69,8 @@ class Parser {
   std::string value_;  // the header value being read
   bool in_value_ = false;
   bool simple_heads_;
-  bool started_ = false;         // this message's first bytes were fed
-  bool simple_ = false;          // this message's head took the fast path: no llhttp for its body
-  std::uint64_t body_left_ = 0;  // simple_: body bytes still to come
+  bool started_ = false;  // this message's first bytes were fed
+  bool simple_ = false;   // this message's head took the fast path: no llhttp for its body
   bool head_done_ = false;
   bool message_done_ = false;
   bool no_body_ = false;

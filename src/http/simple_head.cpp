@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "http/headers.hpp"
+
 namespace ferry::http {
 namespace {
 
@@ -49,17 +51,6 @@ bool IsKnownMethod(std::string_view m) {
     default:
       return false;
   }
-}
-
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-// `name` equals `lower` (already lower case) ignoring the case of `name`.
-bool NameIs(std::string_view name, std::string_view lower) {
-  if (name.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    if (Lower(name[i]) != lower[i]) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -114,21 +105,21 @@ std::size_t ParseSimpleRequestHead(std::string_view data, RequestHead* out) {
     p += 2;
     if (value.empty() || value.back() == ' ' || value.back() == '\t') return 0;
     // The fields that change framing or the connection, as llhttp reads them.
-    switch (Lower(name[0])) {
+    switch (name[0] | 0x20) {  // a letter in lower case (other token bytes match no case)
       case 'c':
-        if (NameIs(name, "content-length")) {
+        if (EqualsIgnoreCase(name, "content-length")) {
           if (has_length || value.size() > 18) return 0;
           has_length = true;
           for (char c : value) {
             if (c < '0' || c > '9') return 0;
             content_length = content_length * 10 + static_cast<std::uint64_t>(c - '0');
           }
-        } else if (NameIs(name, "connection")) {
+        } else if (EqualsIgnoreCase(name, "connection")) {
           if (has_connection) return 0;
           has_connection = true;
-          if (NameIs(value, "close")) {
+          if (EqualsIgnoreCase(value, "close")) {
             close = true;
-          } else if (NameIs(value, "keep-alive")) {
+          } else if (EqualsIgnoreCase(value, "keep-alive")) {
             keep_alive_token = true;
           } else {
             return 0;
@@ -136,16 +127,17 @@ std::size_t ParseSimpleRequestHead(std::string_view data, RequestHead* out) {
         }
         break;
       case 'e':
-        if (expect.empty() && NameIs(name, "expect")) expect = value;  // the first, as FillHead
+        if (expect.empty() && EqualsIgnoreCase(name, "expect"))
+          expect = value;  // the first, as FillHead
         break;
       case 'p':
-        if (NameIs(name, "proxy-connection")) return 0;
+        if (EqualsIgnoreCase(name, "proxy-connection")) return 0;
         break;
       case 't':
-        if (NameIs(name, "transfer-encoding")) return 0;
+        if (EqualsIgnoreCase(name, "transfer-encoding")) return 0;
         break;
       case 'u':
-        if (NameIs(name, "upgrade")) return 0;
+        if (EqualsIgnoreCase(name, "upgrade")) return 0;
         break;
       default:
         break;
@@ -164,7 +156,7 @@ std::size_t ParseSimpleRequestHead(std::string_view data, RequestHead* out) {
     out->framing = BodyFraming::kNone;
     out->content_length = 0;
   }
-  out->expect_continue = !expect.empty() && NameIs(expect, "100-continue");
+  out->expect_continue = !expect.empty() && EqualsIgnoreCase(expect, "100-continue");
   return static_cast<std::size_t>(p - data.data());
 }
 
