@@ -133,12 +133,13 @@ void AppendJsonStringContent(std::string_view value, std::string& out) {
   }
 }
 
-void AppendRfc3339Millis(std::chrono::system_clock::time_point time, std::string& out) {
+void AppendRfc3339(std::chrono::system_clock::time_point time, int fraction_digits,
+                   std::string& out) {
   using namespace std::chrono;
-  const auto ms = floor<milliseconds>(time);
-  const auto day = floor<days>(ms);
+  const auto us = floor<microseconds>(time);
+  const auto day = floor<days>(us);
   const year_month_day ymd{day};
-  const hh_mm_ss hms{ms - day};
+  const hh_mm_ss hms{us - day};
   AppendPadded(out, static_cast<std::uint64_t>(static_cast<int>(ymd.year())), 4);
   out += '-';
   AppendPadded(out, static_cast<unsigned>(ymd.month()), 2);
@@ -151,13 +152,14 @@ void AppendRfc3339Millis(std::chrono::system_clock::time_point time, std::string
   out += ':';
   AppendPadded(out, static_cast<std::uint64_t>(hms.seconds().count()), 2);
   out += '.';
-  AppendPadded(out, static_cast<std::uint64_t>(hms.subseconds().count()), 3);
+  const auto micros = static_cast<std::uint64_t>(hms.subseconds().count());
+  AppendPadded(out, fraction_digits == 3 ? micros / 1000 : micros, fraction_digits == 3 ? 3 : 6);
   out += 'Z';
 }
 
 void AppendAccessLogLine(const AccessLogEntry& entry, std::string& out) {
   out += "{\"time\":\"";
-  AppendRfc3339Millis(entry.time, out);
+  AppendRfc3339(entry.time, 3, out);
   out += '"';
   AppendField(out, ",\"method\":", entry.method);
   AppendField(out, ",\"path\":", entry.path);

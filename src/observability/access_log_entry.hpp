@@ -35,7 +35,10 @@ void AppendAccessLogLine(const AccessLogEntry& entry, std::string& out);
 // escaped, invalid UTF-8 replaced with U+FFFD.
 void AppendJsonStringContent(std::string_view value, std::string& out);
 
-// Appends a time point as RFC 3339 UTC with milliseconds: 2024-05-01T12:34:56.789Z.
-void AppendRfc3339Millis(std::chrono::system_clock::time_point time, std::string& out);
+// Appends a time point as RFC 3339 UTC with a fraction of `fraction_digits` digits, 3
+// (milliseconds: 2024-05-01T12:34:56.789Z, the access log's) or 6 (microseconds, the bus's),
+// rounded down: a time before 1970 counts up from the second before it.
+void AppendRfc3339(std::chrono::system_clock::time_point time, int fraction_digits,
+                   std::string& out);
 
 }  // namespace ferry::observability

@@ -76,8 +76,8 @@ TEST(AccessLogEntryTest, DurationHasMicrosecondPrecisionAndWholeSeconds) {
 
 TEST(AccessLogEntryTest, FormatsTimeAsRfc3339UtcWithMilliseconds) {
   std::string out;
-  AppendRfc3339Millis(std::chrono::system_clock::time_point(0ms), out);
-  AppendRfc3339Millis(std::chrono::system_clock::time_point(951782400007ms), out);  // 2000-02-29
+  AppendRfc3339(std::chrono::system_clock::time_point(0ms), 3, out);
+  AppendRfc3339(std::chrono::system_clock::time_point(951782400007999us), 3, out);  // 2000-02-29
   EXPECT_EQ(out, "1970-01-01T00:00:00.000Z2000-02-29T00:00:00.007Z");
 }
 

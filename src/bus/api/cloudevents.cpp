@@ -12,6 +12,7 @@
 #include <ctime>
 
 #include "http/headers.hpp"
+#include "observability/access_log_entry.hpp"
 #include "observability/json_text.hpp"
 
 namespace ferry::bus {
@@ -317,33 +318,9 @@ Result<std::string> Base64Decode(std::string_view text) {
 }
 
 std::string FormatRfc3339(BusTime time) {
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch());
-  // Whole seconds rounded down, so that a time before 1970 has a fraction from 0 to 999999.
-  std::int64_t micros = us.count() % 1'000'000;
-  std::int64_t seconds = us.count() / 1'000'000;
-  if (micros < 0) {
-    micros += 1'000'000;
-    --seconds;
-  }
-  const std::time_t secs = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  const int year = tm.tm_year + 1900;  // 1677 to 2262: BusTime counts nanoseconds in 64 bits
-  // YYYY-MM-DDTHH:MM:SS.uuuuuuZ, written digit by digit (two of these per delivery).
-  char text[] = "0000-00-00T00:00:00.000000Z";
-  const auto put = [&text](std::size_t at, int width, long long value) {
-    for (std::size_t i = at + static_cast<std::size_t>(width); i-- > at; value /= 10) {
-      text[i] = static_cast<char>('0' + value % 10);
-    }
-  };
-  put(0, 4, year);
-  put(5, 2, tm.tm_mon + 1);
-  put(8, 2, tm.tm_mday);
-  put(11, 2, tm.tm_hour);
-  put(14, 2, tm.tm_min);
-  put(17, 2, tm.tm_sec);
-  put(20, 6, micros);
-  return std::string(text, sizeof text - 1);
+  std::string out;
+  observability::AppendRfc3339(time, 6, out);
+  return out;
 }
 
 Result<BusTime> ParseRfc3339(std::string_view text) {
