@@ -3,9 +3,7 @@
 #include <charconv>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "core/ascii_run.hpp"
 
 namespace ferry::observability {
 namespace {
@@ -58,41 +56,13 @@ void AppendField(std::string& out, std::string_view key_with_quotes, std::string
   out += '"';
 }
 
-// The end of the run from `i` that JSON takes as it is: up to the first control character,
-// quote, backslash or non-ASCII byte. 16 bytes at a time with SSE2 (a delivered message's data
-// is a long run).
-std::size_t PlainRunEnd(std::string_view s, std::size_t i) {
-#if defined(__SSE2__)
-  const __m128i space = _mm_set1_epi8(0x20);
-  const __m128i quote = _mm_set1_epi8('"');
-  const __m128i backslash = _mm_set1_epi8('\\');
-  while (i + 16 <= s.size()) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
-    // Signed: bytes from 0x80 up are negative, so "less than a space" covers them too.
-    const __m128i special =
-        _mm_or_si128(_mm_cmplt_epi8(v, space),
-                     _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-    if (const int mask = _mm_movemask_epi8(special); mask != 0) {
-      return i + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
-    }
-    i += 16;
-  }
-#endif
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
-    ++i;
-  }
-  return i;
-}
-
 }  // namespace
 
 void AppendJsonStringContent(std::string_view value, std::string& out) {
   std::size_t i = 0;
   while (i < value.size()) {
     // Copy the longest run that needs no escaping in one append.
-    const std::size_t run = PlainRunEnd(value, i);
+    const std::size_t run = AsciiRunEnd(value, i, '"', '\\');  // JSON takes it as it is
     out.append(value.data() + i, run - i);
     i = run;
     if (i == value.size()) break;

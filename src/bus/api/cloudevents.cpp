@@ -1,9 +1,5 @@
 #include "bus/api/cloudevents.hpp"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include <fmt/format.h>
 
 #include <array>
@@ -11,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "core/ascii_run.hpp"
 #include "http/headers.hpp"
 #include "observability/access_log_entry.hpp"
 #include "observability/json_text.hpp"
@@ -41,17 +38,8 @@ bool IsJsonType(std::string_view media) {
 bool IsValidUtf8Text(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
-#if defined(__SSE2__)
-    // Printable ASCII, the bulk of most text, 16 bytes at a time (signed: bytes from 0x80 up
-    // are negative, so "less than a space" takes in everything the checks below look at).
-    const __m128i space = _mm_set1_epi8(0x20);
-    while (i + 16 <= s.size() &&
-           _mm_movemask_epi8(_mm_cmplt_epi8(
-               _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i)), space)) == 0) {
-      i += 16;
-    }
+    i = AsciiRunEnd(s, i);  // printable ASCII, the bulk of most text
     if (i == s.size()) break;
-#endif
     const unsigned char c = static_cast<unsigned char>(s[i]);
     std::size_t extra;
     if (c < 0x80) {
