@@ -2,7 +2,7 @@
 # Message-bus benchmark: Ferry `durability: interval` vs NATS JetStream (file storage, acks before
 # fsync) and Ferry `durability: batch` vs Redis streams (appendonly + appendfsync always),
 # interleaved in one run (Ferry interval, NATS, Ferry batch, Redis; every round), see
-# shared/BENCHMARKING.md and README.md here.
+# docs/benchmarking.md and README.md here.
 #
 #   bench/bus/run.sh                              # full run: 3 rounds, 10 s per load
 #   ROUNDS=5 DURATION=20 bench/bus/run.sh         # longer

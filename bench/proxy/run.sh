@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # HTTP/1.1 reverse proxy benchmark: Ferry, HAProxy and nginx, one worker each, in front of the
-# same nginx origin, interleaved in one run (see shared/BENCHMARKING.md and README.md here).
+# same nginx origin, interleaved in one run (see docs/benchmarking.md and README.md here).
 #
 #   bench/proxy/run.sh                          # full run: 5 rounds, 10 s per load
 #   ROUNDS=3 DURATION=5s bench/proxy/run.sh     # quicker
