@@ -40,8 +40,8 @@ std::size_t SkipOrdinary(std::string_view data, std::size_t i, std::size_t end) 
 }  // namespace
 
 HeadScanner::State HeadScanner::Scan(std::string_view data) {
-  // Leading empty lines before a request line are tolerated by RFC 9112 2.2; we do not: a
-  // client that sends them is broken or probing.
+  // RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request line (old
+  // clients send one after a POST body). One is skipped; more is a broken or probing client.
   const std::size_t end = std::min(data.size(), limits_.max_bytes + 1);
   for (std::size_t i = scanned_; i < end; ++i) {
     // Fast path: ordinary header bytes need no check but the limit, applied through `end`.
@@ -61,19 +61,29 @@ HeadScanner::State HeadScanner::Scan(std::string_view data) {
       if (i == 0 || data[i - 1] != '\r') return Malformed("bare LF in message head");
       const std::size_t line_len = i - 1 - line_start_;
       if (line_len == 0) {
-        if (line_start_ == 0) return Malformed("empty first line");
+        if (line_start_ == first_line_) {
+          if (first_line_ != 0) return Malformed("more than one empty line before the start line");
+          first_line_ = line_start_ = i + 1;
+          continue;
+        }
         head_size_ = i + 1;
         scanned_ = head_size_;
         return State::kComplete;
       }
-      if (line_start_ != 0 && ++fields_ > limits_.max_fields) return State::kTooManyFields;
+      if (line_start_ != first_line_ && ++fields_ > limits_.max_fields) {
+        return State::kTooManyFields;
+      }
       line_start_ = i + 1;
       continue;
     }
-    if (i == line_start_ && line_start_ != 0 && (c == ' ' || c == '\t')) {
+    if (i == line_start_ && line_start_ != first_line_ && (c == ' ' || c == '\t')) {
       return Malformed("obsolete line folding or whitespace before a header name");
     }
-    if ((c < 0x20 && c != '\t') || c == 0x7f) return Malformed("control character in message head");
+    if (c == '\t') {
+      tabs_ = true;
+      continue;
+    }
+    if (c < 0x20 || c == 0x7f) return Malformed("control character in message head");
   }
   if (data.size() > limits_.max_bytes) return State::kTooLarge;
   scanned_ = data.size();

@@ -85,5 +85,23 @@ TEST(HeadScanner, EnforcesFieldLimit) {
   EXPECT_EQ(ScanOnce(in, {.max_bytes = 1000, .max_fields = 5}), State::kComplete);
 }
 
+TEST(HeadScanner, SkipsOneEmptyLineBeforeTheStartLine) {
+  const std::string in = "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  HeadScanner s({});
+  ASSERT_EQ(s.Scan(in), State::kComplete);
+  EXPECT_EQ(s.head_size(), in.size());
+  EXPECT_EQ(ScanOnce("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"), State::kMalformed);
+  EXPECT_EQ(ScanOnce("\r\n\r\n"), State::kMalformed);
+}
+
+TEST(HeadScanner, ReportsTabs) {
+  HeadScanner with({});
+  ASSERT_EQ(with.Scan("GET / HTTP/1.1\r\nHost:\tx\r\n\r\n"), State::kComplete);
+  EXPECT_TRUE(with.tabs());
+  HeadScanner without({});
+  ASSERT_EQ(without.Scan("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), State::kComplete);
+  EXPECT_FALSE(without.tabs());
+}
+
 }  // namespace
 }  // namespace ferry::http

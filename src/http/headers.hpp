@@ -14,6 +14,8 @@ namespace ferry::http {
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // True if the comma-separated list `list` has `token` as one of its elements (case-insensitive).
 bool HasToken(std::string_view list, std::string_view token);
+// True if `s` is a token (RFC 9110 5.6.2): not empty, and only tchar bytes. Field names are.
+bool IsToken(std::string_view s);
 
 class Headers {
  public:
@@ -23,7 +25,8 @@ class Headers {
   };
 
   void Add(std::string_view name, std::string_view value);
-  // Removes every field with this name; returns how many were removed.
+  // Removes every field with this name; returns how many were removed. Views stay valid (the
+  // fields are only marked), so Remove may be called from inside ForEach.
   int Remove(std::string_view name);
   // Replaces every field with this name by one field.
   void Set(std::string_view name, std::string_view value);

@@ -8,6 +8,28 @@
 #include "http/simple_head.hpp"
 
 namespace ferry::http {
+namespace {
+
+// Makes the tabs in the white space around each field value spaces, which llhttp reads as
+// white space everywhere (RFC 9110 5.6.3: OWS is SP or HTAB). Tabs inside a value stay.
+void SpaceOutTabs(std::string& head) {
+  const auto ows = [](char c) { return c == ' ' || c == '\t'; };
+  std::size_t line = head.starts_with("\r\n") ? 2 : 0;  // a skipped empty line
+  line = head.find("\r\n", line);                       // past the start line
+  while (line != std::string::npos) {
+    line += 2;
+    const std::size_t end = head.find("\r\n", line);
+    if (end == std::string::npos || end == line) break;  // the blank line: end of the head
+    const std::size_t colon = head.find(':', line);
+    if (colon < end) {
+      for (std::size_t i = colon + 1; i < end && ows(head[i]); ++i) head[i] = ' ';
+      for (std::size_t i = end; i > colon + 1 && ows(head[i - 1]); --i) head[i - 1] = ' ';
+    }
+    line = end;
+  }
+}
+
+}  // namespace
 
 struct Parser::Callbacks {
   static Parser& Self(llhttp_t* p) { return *static_cast<Parser*>(p->data); }
@@ -32,7 +54,7 @@ struct Parser::Callbacks {
   }
   static int OnHeaderField(llhttp_t* p, const char* at, std::size_t len) {
     Parser& s = Self(p);
-    if (s.in_value_) s.FlushField();
+    if (s.in_value_ && !s.FlushField()) return -1;
     s.field_.append(at, len);
     return 0;
   }
@@ -44,7 +66,7 @@ struct Parser::Callbacks {
   }
   static int OnHeadersComplete(llhttp_t* p) {
     Parser& s = Self(p);
-    if (s.in_value_ || !s.field_.empty()) s.FlushField();
+    if ((s.in_value_ || !s.field_.empty()) && !s.FlushField()) return -1;
     s.FillHead();
     s.head_done_ = true;
     if (s.no_body_) {
@@ -96,7 +118,15 @@ Parser::Parser(Kind kind, bool simple_heads)
 
 Parser::~Parser() = default;
 
-void Parser::FlushField() {
+bool Parser::FlushField() {
+  // llhttp (built without LLHTTP_STRICT_MODE) accepts a space in a name and an empty name;
+  // `Transfer Encoding` must not reach an upstream that reads it as Transfer-Encoding.
+  if (!IsToken(field_)) {
+    bad_name_ = true;
+    return false;
+  }
+  // llhttp drops white space before a value but keeps it after; it is not part of the value.
+  while (!value_.empty() && (value_.back() == ' ' || value_.back() == '\t')) value_.pop_back();
   if (kind_ == Kind::kRequest) {
     request_.headers.Add(field_, value_);
   } else {
@@ -105,6 +135,7 @@ void Parser::FlushField() {
   field_.clear();
   value_.clear();
   in_value_ = false;
+  return true;
 }
 
 void Parser::FillHead() {
@@ -123,9 +154,12 @@ void Parser::FillHead() {
     } else {
       request_.framing = BodyFraming::kNone;
     }
-    if (auto expect = request_.headers.Get("expect")) {
-      request_.expect_continue = EqualsIgnoreCase(*expect, "100-continue");
-    }
+    // Expect is a list, and repeated lines are one list (RFC 9110 5.3).
+    request_.headers.ForEach([this](const Headers::Field& f) {
+      if (EqualsIgnoreCase(f.name, "expect") && HasToken(f.value, "100-continue")) {
+        request_.expect_continue = true;
+      }
+    });
   } else {
     response_.status = llhttp_get_status_code(p);
     response_.version_minor = llhttp_get_http_minor(p);
@@ -146,7 +180,6 @@ void Parser::FillHead() {
 }
 
 Result<std::size_t> Parser::Feed(std::string_view data) {
-  llhttp_t* p = llhttp_.get();
   if (message_done_) return std::size_t{0};
   if (simple_) return FeedSimpleBody(data);
   if (!head_done_) {
@@ -167,6 +200,19 @@ Result<std::size_t> Parser::Feed(std::string_view data) {
       request_.headers.Clear();  // what the fast path added before it gave up
     }
   }
+  if (tabs_ && !head_done_) {
+    // The copy ends with the head: llhttp pauses there, so no body view points into it.
+    tabs_ = false;
+    const std::size_t blank = data.find("\r\n\r\n");
+    spaced_.assign(data.substr(0, blank == std::string_view::npos ? data.size() : blank + 4));
+    SpaceOutTabs(spaced_);
+    return Execute(spaced_);
+  }
+  return Execute(data);
+}
+
+Result<std::size_t> Parser::Execute(std::string_view data) {
+  llhttp_t* p = llhttp_.get();
   const llhttp_errno_t err = llhttp_execute(p, data.data(), data.size());
   if (err == HPE_OK) return data.size();
   if (err == HPE_PAUSED) {
@@ -182,9 +228,10 @@ Result<std::size_t> Parser::Feed(std::string_view data) {
   }
   const ErrorCode code =
       kind_ == Kind::kRequest ? ErrorCode::kInvalidArgument : ErrorCode::kUpstreamProtocol;
-  return Fail(code,
-              fmt::format("malformed HTTP {}: {}", kind_ == Kind::kRequest ? "request" : "response",
-                          llhttp_get_error_reason(p)));
+  return Fail(
+      code,
+      fmt::format("malformed HTTP {}: {}", kind_ == Kind::kRequest ? "request" : "response",
+                  bad_name_ ? "header field name is not a token" : llhttp_get_error_reason(p)));
 }
 
 Result<std::size_t> Parser::FeedSimpleBody(std::string_view data) {
@@ -204,6 +251,7 @@ void Parser::Release() {
   response_ = ResponseHead();
   field_ = std::string();
   value_ = std::string();
+  spaced_ = std::string();
   body_chunks_ = std::vector<std::string_view>();
 }
 
@@ -232,6 +280,8 @@ void Parser::Reset() {
   head_done_ = false;
   message_done_ = false;
   no_body_ = false;
+  tabs_ = false;
+  bad_name_ = false;
   body_bytes_ = 0;
   body_chunks_.clear();
   started_ = false;

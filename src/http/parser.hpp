@@ -1,6 +1,8 @@
 // HTTP/1.x parsing on llhttp (the parser of Node.js), strict mode: no lenient flags, so
 // Content-Length with Transfer-Encoding, two Content-Lengths, a Transfer-Encoding whose last
-// coding is not chunked and bad chunk sizes are all errors. Feed() stops after the head and
+// coding is not chunked and bad chunk sizes are all errors; so are header names that are not
+// tokens (RFC 9110 5.1), which Debian's llhttp build lets through. White space around a field
+// value is not part of it (RFC 9110 5.5), tabs included. Feed() stops after the head and
 // after the message, so the caller can act between them (route, connect, stream the body).
 // Body bytes are not copied: body_chunks() holds views into the caller's buffer, valid until the
 // caller reuses it. Thread safety: one parser per connection direction; not shared.
@@ -40,6 +42,11 @@ class Parser {
   // For responses to HEAD (and other exchanges where the response has no body whatever its
   // headers say). Call before feeding the response.
   void ExpectNoBody() { no_body_ = true; }
+  // For a head with tabs in it (HeadScanner::tabs()); call before feeding it, whole. llhttp takes
+  // a tab before or after a value as part of it (so `Transfer-Encoding:<TAB>chunked<TAB>` is
+  // not chunked), so the parser gives llhttp a copy with those tabs made spaces. Rare: the
+  // copy is made only for such heads.
+  void HeadHasTabs() { tabs_ = true; }
   // Prepares for the next message on the same connection, keeping the head's storage (its
   // strings and header arena) for it.
   void Reset();
@@ -59,14 +66,16 @@ class Parser {
  private:
   struct Callbacks;
   void FillHead();
-  void FlushField();
+  bool FlushField();  // false: the name is not a token
+  Result<std::size_t> Execute(std::string_view data);
   Result<std::size_t> FeedSimpleBody(std::string_view data);
   Kind kind_;
   std::unique_ptr<llhttp__internal_s> llhttp_;
   RequestHead request_;
   ResponseHead response_;
-  std::string field_;  // the header name being read
-  std::string value_;  // the header value being read
+  std::string field_;   // the header name being read
+  std::string value_;   // the header value being read
+  std::string spaced_;  // a head's copy with its tabs around values made spaces (HeadHasTabs)
   bool in_value_ = false;
   bool simple_heads_;
   bool started_ = false;  // this message's first bytes were fed
@@ -74,6 +83,8 @@ class Parser {
   bool head_done_ = false;
   bool message_done_ = false;
   bool no_body_ = false;
+  bool tabs_ = false;
+  bool bad_name_ = false;  // a header name that is not a token: the error llhttp returns is ours
   std::uint64_t body_bytes_ = 0;
   std::vector<std::string_view> body_chunks_;
 };

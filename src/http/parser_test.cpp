@@ -250,5 +250,46 @@ TEST(Parser, ResetRestoresEveryDefault) {
   }
 }
 
+// Issue 11: Debian's llhttp lets a space in a name and an empty name through.
+TEST(Parser, RefusesHeaderNamesThatAreNotTokens) {
+  for (const char* in : {"GET / HTTP/1.1\r\nHost: x\r\nTransfer Encoding: chunked\r\n\r\n",
+                         "GET / HTTP/1.1\r\nHost: x\r\n: x\r\n\r\n"}) {
+    Parser p(Parser::Kind::kRequest);
+    auto n = p.Feed(in);
+    ASSERT_FALSE(n) << in;
+    EXPECT_NE(n.error().message().find("not a token"), std::string::npos);
+  }
+  Parser r(Parser::Kind::kResponse);
+  EXPECT_FALSE(r.Feed("HTTP/1.1 200 OK\r\nContent Length: 5\r\n\r\n"));
+}
+
+TEST(Parser, TabsAroundValuesAreWhiteSpace) {
+  const std::string in =
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\tchunked\t\r\nX-A:\ta\tb \t\r\n\r\n"
+      "3\r\nabc\r\n0\r\n\r\n";
+  Parser p(Parser::Kind::kRequest);
+  p.HeadHasTabs();
+  const std::size_t head = in.find("\r\n\r\n") + 4;
+  auto n = p.Feed(std::string_view(in).substr(0, head));
+  ASSERT_TRUE(n) << n.error().message();
+  EXPECT_EQ(*n, head);
+  EXPECT_EQ(p.request().framing, BodyFraming::kChunked);
+  EXPECT_EQ(*p.request().headers.Get("x-a"), "a\tb");  // the tab inside the value stays
+  auto body = ParseAll(p, std::string_view(in).substr(head));
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, "abc");
+}
+
+TEST(Parser, ExpectIsAList) {
+  for (const char* in : {"POST / HTTP/1.1\r\nHost: x\r\nExpect: foo, 100-continue\r\n"
+                         "Content-Length: 1\r\n\r\n",
+                         "POST / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nExpect: 100-continue\r\n"
+                         "Content-Length: 1\r\n\r\n"}) {
+    Parser p(Parser::Kind::kRequest);
+    ASSERT_TRUE(p.Feed(in));
+    EXPECT_TRUE(p.request().expect_continue) << in;
+  }
+}
+
 }  // namespace
 }  // namespace ferry::http

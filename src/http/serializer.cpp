@@ -21,23 +21,45 @@ bool IsHopByHop(std::string_view name) {
   return false;
 }
 
-void RemoveHopByHop(Headers& headers) {
-  if (auto connection = headers.Get("connection")) {
-    // Names listed in Connection are hop-by-hop too; copy first: removal invalidates views.
-    std::string listed(*connection);
-    std::string_view rest = listed;
-    while (!rest.empty()) {
-      std::size_t comma = rest.find(',');
-      std::string_view item = rest.substr(0, comma);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-      if (!item.empty()) headers.Remove(item);
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
+std::string_view NamesFramingField(std::string_view connection) {
+  for (std::string_view name : {"content-length", "transfer-encoding", "host"}) {
+    if (HasToken(connection, name)) return name;
   }
+  return {};
+}
+
+namespace {
+
+// Calls fn(item) for each non-empty element of a comma-separated list, trimmed.
+template <typename Fn>
+void ForEachListItem(std::string_view list, Fn&& fn) {
+  while (!list.empty()) {
+    const std::size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (!item.empty()) fn(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace
+
+void RemoveHopByHop(Headers& headers) {
+  // One pass: every Connection line (repeated lines are one list, RFC 9110 5.3) removes what it
+  // names; Remove only marks fields, so the views stay valid.
   bool any = false;
-  headers.ForEach([&](const Headers::Field& f) { any = any || IsHopByHop(f.name); });
+  headers.ForEach([&](const Headers::Field& f) {
+    if (!IsHopByHop(f.name)) return;
+    any = true;
+    if (!EqualsIgnoreCase(f.name, "connection")) return;
+    ForEachListItem(f.value, [&](std::string_view item) {
+      if (!EqualsIgnoreCase(item, "content-length") && !EqualsIgnoreCase(item, "host")) {
+        headers.Remove(item);
+      }
+    });
+  });
   if (!any) return;
   for (std::string_view h :
        {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",

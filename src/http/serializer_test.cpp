@@ -48,5 +48,31 @@ TEST(Headers, HasTokenSplitsLists) {
   EXPECT_FALSE(HasToken("keep-alive-ish", "keep-alive"));
 }
 
+TEST(Serializer, EveryConnectionLineIsOneList) {
+  Headers h;
+  h.Add("Connection", "keep-alive");
+  h.Add("X-A", "1");
+  h.Add("connection", "X-A, X-B");
+  h.Add("X-B", "2");
+  h.Add("X-C", "3");
+  RemoveHopByHop(h);
+  std::string out;
+  AppendRequestHead(out, "GET", "/", h);
+  EXPECT_EQ(out, "GET / HTTP/1.1\r\nX-C: 3\r\n\r\n");
+}
+
+TEST(Serializer, ConnectionNeverRemovesFramingFields) {
+  Headers h;
+  h.Add("Connection", "content-length, host");
+  h.Add("Content-Length", "5");
+  h.Add("Host", "x");
+  RemoveHopByHop(h);
+  std::string out;
+  AppendResponseHead(out, 200, "OK", h);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(NamesFramingField("close, Content-Length"), "content-length");
+  EXPECT_EQ(NamesFramingField("keep-alive, x-host"), "");
+}
+
 }  // namespace
 }  // namespace ferry::http

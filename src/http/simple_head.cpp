@@ -127,8 +127,11 @@ std::size_t ParseSimpleRequestHead(std::string_view data, RequestHead* out) {
         }
         break;
       case 'e':
-        if (expect.empty() && EqualsIgnoreCase(name, "expect"))
-          expect = value;  // the first, as FillHead
+        // Expect is a list (FillHead reads every line and element): only one plain value here.
+        if (EqualsIgnoreCase(name, "expect")) {
+          if (!expect.empty() || value.find(',') != std::string_view::npos) return 0;
+          expect = value;
+        }
         break;
       case 'p':
         if (EqualsIgnoreCase(name, "proxy-connection")) return 0;

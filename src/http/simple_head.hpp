@@ -8,7 +8,8 @@
 // RFC 3986 path and query characters (no fragment, no `*`, no absolute form); HTTP/1.0 or
 // HTTP/1.1; CRLF line ends; header names of token characters directly followed by `:`; values
 // of visible ASCII, spaces and tabs, not empty and without trailing white space; at most one
-// Content-Length (digits only), at most one Connection (exactly `close` or `keep-alive`), no
+// Content-Length (digits only), at most one Connection (exactly `close` or `keep-alive`), at
+// most one Expect (without a comma), no
 // Transfer-Encoding, Upgrade or Proxy-Connection.
 // Thread safety: a pure function.
 #pragma once

@@ -45,6 +45,7 @@ std::string Drive(std::string_view data, ferry::http::Parser::Kind kind, bool si
     ferry::http::HeadScanner scanner({4096, 64});
     if (scanner.Scan(data) != ferry::http::HeadScanner::State::kComplete) break;
     parser.Reset();
+    if (scanner.tabs()) parser.HeadHasTabs();
     auto n = parser.Feed(data.substr(0, scanner.head_size()));
     if (!n) {
       transcript += "head error\n";
