@@ -150,6 +150,7 @@ void AppendAccessLogLine(const AccessLogEntry& entry, std::string& out) {
   AppendField(out, ",\"listener\":", entry.listener);
   AppendField(out, ",\"route\":", entry.route);
   AppendField(out, ",\"client\":", entry.client);
+  if (!entry.error.empty()) AppendField(out, ",\"error\":", entry.error);
   out += "}\n";
 }
 

@@ -24,11 +24,12 @@ struct AccessLogEntry {
   std::string_view listener;                   // "listener": listener name
   std::string_view route;                      // "route": matched route name; "" if none
   std::string_view client;                     // "client": peer address ip:port
+  std::string_view error;  // "error": why the response is incomplete (see docs); omitted if ""
 };
 
 // Appends the entry as one JSON object followed by '\n'. Field order is fixed:
 // time, method, path, status, bytes_received, bytes_sent, duration, upstream, request_id,
-// listener, route, client.
+// listener, route, client, and error only when it is not empty.
 void AppendAccessLogLine(const AccessLogEntry& entry, std::string& out);
 
 // Appends `value` as the inside of a JSON string: quotes, backslashes and control characters

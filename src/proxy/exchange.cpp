@@ -1,6 +1,7 @@
 // One proxied request/response exchange: route, filters, pick an endpoint, send the request
 // (streaming its body), read the response (streaming its body back), log and count it.
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <array>
 #include <boost/container/small_vector.hpp>
@@ -108,7 +109,39 @@ class ExchangeRunner {
     co_return co_await s_.SendReply(close);
   }
 
+  // RFC 9112 3.2.2: an absolute-form target (`GET http://host/path`, what `curl -x` and other
+  // forward-proxy clients send) is routed by its path, and its authority is the Host (any Host
+  // line is replaced). The upstream gets the origin form. false: a scheme other than http(s),
+  // an empty authority or one with userinfo (RFC 9110 4.2.4): the request gets 400.
+  bool AdoptAbsoluteForm() {
+    const std::string_view target = req_.target;
+    const std::size_t scheme_end = target.find("://");
+    const std::string_view scheme = target.substr(0, scheme_end);
+    if (!http::EqualsIgnoreCase(scheme, "http") && !http::EqualsIgnoreCase(scheme, "https")) {
+      return false;
+    }
+    const std::string_view rest = target.substr(scheme_end + 3);
+    const std::size_t authority_end = rest.find_first_of("/?");
+    const std::string_view authority = rest.substr(0, authority_end);
+    if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
+    std::string origin_form = authority_end == std::string_view::npos || rest[authority_end] == '?'
+                                  ? std::string("/")
+                                  : std::string();
+    if (authority_end != std::string_view::npos) origin_form.append(rest.substr(authority_end));
+    req_.headers.Set("host", authority);  // (a view into the target: set before it changes)
+    req_.target = std::move(origin_form);
+    return true;
+  }
+
   Task<bool> Proxy() {
+    // Origin form ("/...") is the common case; "*" (OPTIONS) and other forms are left as they
+    // are; a target with a scheme is the absolute form.
+    if (!req_.target.empty() && req_.target[0] != '/' &&
+        req_.target.find("://") != std::string::npos && !AdoptAbsoluteForm()) {
+      Answer(400, reply::kBadRequest,
+             "absolute-form target needs an http or https scheme and a host without userinfo");
+      co_return co_await SendAnswer();
+    }
     if (limits_.max_body_bytes != 0 && req_.framing == http::BodyFraming::kContentLength &&
         req_.content_length > limits_.max_body_bytes) {
       Answer(413, reply::kBodyTooLarge,
@@ -277,6 +310,7 @@ class ExchangeRunner {
     for (;;) {
       const auto state = scanner.Scan(upstream_in_.data());
       if (state == http::HeadScanner::State::kComplete) {
+        if (scanner.tabs()) response_parser_.HeadHasTabs();
         auto n = response_parser_.Feed(upstream_in_.data().substr(0, scanner.head_size()));
         if (!n || !response_parser_.head_done()) {
           bad_response_ = n ? "incomplete response head" : n.error().message();
@@ -285,9 +319,23 @@ class ExchangeRunner {
         upstream_in_.Consume(*n);
         const int status = response_parser_.response().status;
         if (status >= 100 && status < 200 && status != 101) {
-          response_parser_.Reset();  // interim response (100 Continue): the final one follows
+          // An interim response (103 Early Hints, 100 Continue): the final one follows. A proxy
+          // forwards the 1xx it did not ask for to HTTP/1.1 clients (RFC 9110 15.2), never to
+          // HTTP/1.0 ones; a 100 after Ferry's own 100 Continue would only repeat it.
+          const bool forward = req_.version_minor >= 1 && !(status == 100 && continue_sent_);
+          if (forward) {
+            http::ResponseHead& interim = response_parser_.response();
+            http::RemoveHopByHop(interim.headers);
+            interim_head_.clear();
+            http::AppendResponseHead(interim_head_, status, interim.reason, interim.headers);
+          }
+          response_parser_.Reset();
           if (req_.method == "HEAD") response_parser_.ExpectNoBody();
           scanner.Reset();
+          if (forward && !co_await s_.WriteToClient(interim_head_)) {
+            client_gone_ = true;
+            co_return SendResult::kFailed;
+          }
           continue;
         }
         co_return SendResult::kSent;
@@ -385,6 +433,7 @@ class ExchangeRunner {
       if (!upstream_in_.empty() && !response_parser_.message_done()) {
         auto n = response_parser_.Feed(upstream_in_.data());
         if (!n) {
+          CutShort("upstream_malformed", n.error().message());
           DropConnection();
           co_return false;  // the response already started: all we can do is cut it
         }
@@ -406,11 +455,15 @@ class ExchangeRunner {
       auto [ec, n] = co_await conn_->socket.async_read_some(
           asio::buffer(upstream_in_.WritePtr(), upstream_in_.WriteSpace()), kNoThrow);
       if (ec == asio::error::eof && response_parser_.FinishOnEof()) {
-        if (chunked_out) out.LastChunk();
-        continue;  // the until-close body ended
+        continue;  // the until-close body ended: the loop writes its last chunk, once
       }
       if (ec) {
-        if (upstream_deadline_->expired()) service_series_->timeouts->Add(w_.slot());
+        if (upstream_deadline_->expired()) {
+          service_series_->timeouts->Add(w_.slot());
+          CutShort("upstream_timeout", "upstream timed out");
+        } else {
+          CutShort("upstream_closed", "upstream prematurely closed connection");
+        }
         DropConnection();
         co_return false;
       }
@@ -425,6 +478,17 @@ class ExchangeRunner {
     }
     upstream_in_.Release();
     co_return client_keep&& s_.parser_.message_done();
+  }
+
+  // The response was cut short by the upstream after its head went to the client (nginx's
+  // "upstream prematurely closed connection"): the client saw a status, so the access log keeps
+  // it and carries `mark`, and the error log says what happened.
+  void CutShort(std::string_view mark, std::string_view why) {
+    cut_short_ = mark;
+    spdlog::error(
+        "{} while sending the response: {} {} from {} (service {}, {} body bytes sent, "
+        "request_id {})",
+        why, method_, original_target_, endpoint_->id, route_->service, bytes_sent_, request_id_);
   }
 
   Task<bool> WriteToClient(const WriteList& out) {
@@ -474,6 +538,7 @@ class ExchangeRunner {
       e.listener = listener_.config->name;
       e.route = route_ ? std::string_view(route_->name) : std::string_view();
       e.client = s_.client_address_;
+      e.error = cut_short_;
       log->Write(e);
     }
   }
@@ -494,6 +559,7 @@ class ExchangeRunner {
   std::unique_ptr<upstream::UpstreamConnection> conn_;
   std::optional<runtime::Deadline<tcp::socket>> upstream_deadline_;
   std::string upstream_head_;
+  std::string interim_head_;  // a 1xx response on its way to the client
   std::string request_id_;
   std::string method_;
   std::string original_target_;
@@ -506,6 +572,7 @@ class ExchangeRunner {
   std::uint64_t bytes_sent_ = 0;
   int status_ = 0;
   int upstream_status_ = 0;
+  std::string_view cut_short_;  // the access log's "error" mark (CutShort); empty if none
   bool response_started_ = false;
   bool continue_sent_ = false;
   bool client_gone_ = false;

@@ -1,26 +1,34 @@
 #include "proxy/forwarding_filter.hpp"
 
-#include <vector>
+#include <string>
 
 namespace ferry::proxy {
 
 std::optional<LocalReply> ForwardingFilter::OnRequest(FilterContext& context) const {
   http::Headers& h = context.request.headers;
-  std::vector<std::string> ferry_headers;
+  // One pass: strip x-ferry-* (Remove only marks fields, so it may run inside ForEach) and
+  // collect every X-Forwarded-For line: repeated lines are one list (RFC 9110 5.3), and the
+  // line a trusted front proxy added is as likely to be the second as the first.
+  std::string forwarded_for;
+  int forwarded_lines = 0;
   h.ForEach([&](const http::Headers::Field& f) {
     if (f.name.size() > 8 && http::EqualsIgnoreCase(f.name.substr(0, 8), "x-ferry-")) {
-      ferry_headers.emplace_back(f.name);
+      h.Remove(f.name);
+    } else if (http::EqualsIgnoreCase(f.name, "x-forwarded-for")) {
+      ++forwarded_lines;
+      std::string_view value = f.value;
+      while (!value.empty() && (value.back() == ',' || value.back() == ' ')) value.remove_suffix(1);
+      if (value.empty()) return;
+      if (!forwarded_for.empty()) forwarded_for.append(", ");
+      forwarded_for.append(value);
     }
   });
-  for (const std::string& name : ferry_headers) h.Remove(name);
-
-  if (auto xff = h.Get("x-forwarded-for")) {
-    std::string joined(*xff);
-    joined.append(", ");
-    joined.append(context.client_ip);
-    h.Set("x-forwarded-for", joined);
+  if (forwarded_lines == 0) {
+    h.Add("x-forwarded-for", context.client_ip);  // the common case: no copy
   } else {
-    h.Add("x-forwarded-for", context.client_ip);
+    if (!forwarded_for.empty()) forwarded_for.append(", ");
+    forwarded_for.append(context.client_ip);
+    h.Set("x-forwarded-for", forwarded_for);
   }
   h.Set("x-forwarded-proto", "http");
   if (!h.Has("x-request-id")) h.Add("x-request-id", context.request_id);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "http/head_scanner.hpp"
+#include "http/serializer.hpp"
 #include "proxy/local_reply.hpp"
 
 namespace ferry::proxy {
@@ -73,12 +74,23 @@ Task<void> Session::Run() {
 
 // RFC 9112 rules llhttp leaves to its caller: an HTTP/1.1 request has exactly one Host (3.2),
 // and Transfer-Encoding in an HTTP/1.0 request is faulty framing (6.1). Two Hosts would let
-// Ferry's host matching and the upstream disagree about where a request goes.
+// Ferry's host matching and the upstream disagree about where a request goes. And a Connection
+// line may not name a field that frames or routes the request (RFC 9110 7.6.1 lets a proxy
+// drop what Connection names: dropping Content-Length but forwarding the body smuggles it).
 const char* Session::CheckFraming(const http::RequestHead& request) {
   int hosts = 0;
+  bool connection_names_framing = false;
   request.headers.ForEach([&](const http::Headers::Field& f) {
-    if (http::EqualsIgnoreCase(f.name, "host")) ++hosts;
+    if (http::EqualsIgnoreCase(f.name, "host")) {
+      ++hosts;
+    } else if (http::EqualsIgnoreCase(f.name, "connection") &&
+               !http::NamesFramingField(f.value).empty()) {
+      connection_names_framing = true;
+    }
   });
+  if (connection_names_framing) {
+    return "Connection names Content-Length, Transfer-Encoding or Host";
+  }
   if (hosts > 1) return "more than one Host header";
   if (hosts == 0 && request.version_minor >= 1) return "missing Host header (required in HTTP/1.1)";
   if (request.version_minor == 0 && request.headers.Has("transfer-encoding")) {
@@ -138,6 +150,7 @@ Task<Session::HeadResult> Session::ReadHead(const config::Limits& limits) {
     break;
   }
   parser_.Reset();
+  if (scanner.tabs()) parser_.HeadHasTabs();
   auto consumed = parser_.Feed(in_.data().substr(0, scanner.head_size()));
   if (!consumed) {
     PrepareReply(400, reply::kBadRequest, consumed.error().message(), worker_.NewRequestId());
