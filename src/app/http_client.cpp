@@ -19,8 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kMaxChunkLine = 4096;  // a chunk-size line with its extensions
-constexpr std::size_t kMaxTrailerBytes = 64 * 1024;
 constexpr std::size_t kReadPiece = 64 * 1024;
 
 std::string Lower(std::string_view s) {
@@ -40,12 +38,6 @@ std::string_view Trim(std::string_view s) {
 bool ParseDecimal(std::string_view s, std::uint64_t& out) {
   if (s.empty() || s.size() > 18) return false;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
-}
-
-bool ParseHex(std::string_view s, std::uint64_t& out) {
-  if (s.empty() || s.size() > 15) return false;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out, 16);
   return ec == std::errc() && end == s.data() + s.size();
 }
 
@@ -225,126 +217,89 @@ const std::string* HttpResponse::Find(std::string_view name) const {
   return nullptr;
 }
 
-ResponseParser::State ResponseParser::Fail(std::string why) {
-  error_ = std::move(why);
-  return State::kError;
+ResponseReader::ResponseReader(bool head_request) : head_request_(head_request) {
+  if (head_request_) parser_.ExpectNoBody();
 }
 
-ResponseParser::State ResponseParser::ParseHead(std::string_view head) {
-  response_ = HttpResponse();
-  std::size_t eol = head.find("\r\n");
-  const std::string_view line = head.substr(0, eol);
-  head = eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
-  // "HTTP/1.1 200 OK"; the reason phrase may be empty or missing.
-  if (line.size() < 12 || (line.substr(0, 9) != "HTTP/1.1 " && line.substr(0, 9) != "HTTP/1.0 ") ||
-      (line.size() > 12 && line[12] != ' ')) {
-    return Fail("not an HTTP/1.x status line: '" + std::string(line.substr(0, 80)) + "'");
-  }
-  std::uint64_t status = 0;
-  if (!ParseDecimal(line.substr(9, 3), status) || status < 100 || status > 599) {
-    return Fail("bad status code in '" + std::string(line.substr(0, 80)) + "'");
-  }
-  response_.status = static_cast<int>(status);
-
-  bool have_length = false;
-  std::string transfer_encoding;
-  while (!head.empty()) {
-    eol = head.find("\r\n");
-    const std::string_view field = head.substr(0, eol);
-    head = eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
-    const std::size_t colon = field.find(':');
-    if (colon == 0 || colon == std::string_view::npos ||
-        field.substr(0, colon).find_first_of(" \t") != std::string_view::npos) {
-      return Fail("bad header line '" + std::string(field.substr(0, 80)) + "'");
-    }
-    std::string name = Lower(field.substr(0, colon));
-    const std::string_view value = Trim(field.substr(colon + 1));
-    if (name == "content-length") {
-      std::uint64_t length = 0;
-      if (!ParseDecimal(value, length) || (have_length && length != content_length_)) {
-        return Fail("bad or conflicting Content-Length");
-      }
-      have_length = true;
-      content_length_ = length;
-    } else if (name == "transfer-encoding") {
-      transfer_encoding = Lower(value);
-    }
-    response_.headers.emplace_back(std::move(name), std::string(value));
-  }
-
-  if (head_request_ || status < 200 || status == 204 || status == 304) {
-    framing_ = Framing::kNone;
-  } else if (!transfer_encoding.empty()) {
-    const std::size_t comma = transfer_encoding.rfind(',');
-    const std::string_view last = Trim(
-        std::string_view(transfer_encoding).substr(comma == std::string::npos ? 0 : comma + 1));
-    framing_ = last == "chunked" ? Framing::kChunked : Framing::kUntilClose;
-  } else {
-    framing_ = have_length ? Framing::kLength : Framing::kUntilClose;
-  }
-  return State::kComplete;
+ResponseReader::State ResponseReader::Fail(ErrorCode code, std::string why) {
+  error_ = Error(code, std::move(why));
+  return state_ = State::kError;
 }
 
-ResponseParser::State ResponseParser::Parse(std::string_view received, bool eof) {
-  while (!head_done_) {
-    const std::size_t end = received.find("\r\n\r\n", scan_from_);
-    if (end == std::string_view::npos) {
-      if (received.size() - body_start_ > kMaxHeadBytes) return Fail("response head too large");
-      scan_from_ = std::max(body_start_, received.size() >= 3 ? received.size() - 3 : 0);
-      return State::kIncomplete;
-    }
-    if (ParseHead(received.substr(body_start_, end - body_start_)) == State::kError) {
-      return State::kError;
-    }
-    body_start_ = end + 4;
-    scan_from_ = body_start_;
-    next_chunk_ = body_start_;
-    if (response_.status == 101) return Fail("unexpected 101 Switching Protocols");
-    head_done_ = response_.status >= 200;  // an interim 1xx head is followed by the real one
-  }
-  switch (framing_) {
-    case Framing::kNone:
-      return State::kComplete;
-    case Framing::kLength:
-      if (received.size() - body_start_ < content_length_) return State::kIncomplete;
-      response_.body = std::string(received.substr(body_start_, content_length_));
-      return State::kComplete;
-    case Framing::kUntilClose:
-      if (!eof) return State::kIncomplete;
-      response_.body = std::string(received.substr(body_start_));
-      return State::kComplete;
-    case Framing::kChunked:
-      return ParseChunks(received, eof);
-  }
-  return Fail("unreachable framing");
+ResponseReader::State ResponseReader::Read(std::string_view received) {
+  if (state_ != State::kIncomplete) return state_;
+  if (parser_.head_done()) return ReadBody(received);
+  head_.append(received);
+  return ReadHeads();
 }
 
-ResponseParser::State ResponseParser::ParseChunks(std::string_view received, bool /*eof*/) {
+ResponseReader::State ResponseReader::ReadHeads() {
   for (;;) {
-    const std::size_t eol = received.find("\r\n", next_chunk_);
-    if (eol == std::string_view::npos) {
-      if (received.size() - next_chunk_ > kMaxChunkLine) return Fail("chunk-size line too long");
-      return State::kIncomplete;
+    switch (scanner_.Scan(head_)) {
+      case http::HeadScanner::State::kIncomplete:
+        return State::kIncomplete;
+      case http::HeadScanner::State::kTooLarge:
+        return Fail(ErrorCode::kUpstreamProtocol,
+                    "response head over " + std::to_string(kHeadLimits.max_bytes) + " bytes");
+      case http::HeadScanner::State::kTooManyFields:
+        return Fail(
+            ErrorCode::kUpstreamProtocol,
+            "response head with over " + std::to_string(kHeadLimits.max_fields) + " header fields");
+      case http::HeadScanner::State::kMalformed:
+        return Fail(ErrorCode::kUpstreamProtocol, scanner_.error());
+      case http::HeadScanner::State::kComplete:
+        break;
     }
-    if (eol - next_chunk_ > kMaxChunkLine) return Fail("chunk-size line too long");
-    std::string_view size_text = received.substr(next_chunk_, eol - next_chunk_);
-    size_text = Trim(size_text.substr(0, size_text.find(';')));  // extensions are ignored
-    std::uint64_t size = 0;
-    if (!ParseHex(size_text, size)) return Fail("bad chunk size");
-    const std::size_t data = eol + 2;
-    if (size == 0) {
-      // The last chunk, then trailer fields up to an empty line; the trailers are dropped.
-      if (received.substr(data, 2) == "\r\n") return State::kComplete;
-      if (received.size() - data < 2) return State::kIncomplete;
-      if (received.find("\r\n\r\n", data) != std::string_view::npos) return State::kComplete;
-      if (received.size() - data > kMaxTrailerBytes) return Fail("trailer too large");
-      return State::kIncomplete;
+    // The parser is fed exactly one head, as the proxy feeds it (and the fuzz target drives it).
+    auto fed = parser_.Feed(std::string_view(head_).substr(0, scanner_.head_size()));
+    if (!fed) return Fail(fed.error().code(), fed.error().message());
+    if (!parser_.head_done()) return Fail(ErrorCode::kUpstreamProtocol, "unparsable head");
+    const http::ResponseHead& head = parser_.response();
+    if (head.status == 101) return Fail(ErrorCode::kUpstreamProtocol, "unexpected 101 upgrade");
+    if (head.status >= 200) {
+      response_.status = head.status;
+      head.headers.ForEach([this](const http::Headers::Field& field) {
+        response_.headers.emplace_back(Lower(field.name), std::string(Trim(field.value)));
+      });
+      const std::string held = std::exchange(head_, std::string());
+      return ReadBody(std::string_view(held).substr(*fed));  // body bytes that came with the head
     }
-    if (received.size() - data < size + 2) return State::kIncomplete;
-    if (received.substr(data + size, 2) != "\r\n") return Fail("no CRLF after chunk data");
-    response_.body.append(received.substr(data, size));
-    next_chunk_ = data + size + 2;
+    // An interim answer (100 Continue, 103 Early Hints): the final one follows.
+    head_.erase(0, *fed);
+    parser_.Reset();
+    scanner_.Reset();
+    if (head_request_) parser_.ExpectNoBody();  // Reset forgets it
   }
+}
+
+ResponseReader::State ResponseReader::ReadBody(std::string_view data) {
+  while (!data.empty() && !parser_.message_done()) {
+    auto fed = parser_.Feed(data);
+    if (!fed) return Fail(fed.error().code(), fed.error().message());
+    for (const std::string_view chunk : parser_.body_chunks()) response_.body.append(chunk);
+    parser_.body_chunks().clear();
+    if (*fed == 0 && !parser_.message_done()) {  // a codec bug: fail rather than spin
+      return Fail(ErrorCode::kInternal, "the HTTP parser made no progress in a body");
+    }
+    data.remove_prefix(*fed);
+  }
+  if (parser_.message_done()) state_ = State::kComplete;
+  return state_;
+}
+
+ResponseReader::State ResponseReader::Finish() {
+  if (state_ != State::kIncomplete) return state_;
+  if (parser_.head_done() && parser_.FinishOnEof()) return state_ = State::kComplete;
+  std::string where = head_.empty() ? "no head" : "in the head";
+  if (parser_.head_done()) {
+    where = "after " + std::to_string(parser_.body_bytes());
+    if (parser_.response().framing == http::BodyFraming::kContentLength) {
+      where += " of " + std::to_string(parser_.response().content_length);
+    }
+    where += " body bytes";
+  }
+  return Fail(ErrorCode::kConnectionClosed,
+              "closed the connection before a complete answer (" + where + ")");
 }
 
 Result<HttpResponse> Send(const Url& url, const HttpRequest& request,
@@ -381,33 +336,29 @@ Result<HttpResponse> Send(const Url& url, const HttpRequest& request,
     pending.remove_prefix(static_cast<std::size_t>(n));
   }
 
-  ResponseParser parser(request.method == "HEAD");
-  std::string in;
-  bool eof = false;
+  ResponseReader reader(request.method == "HEAD");
+  std::string buffer(kReadPiece, '\0');
   for (;;) {
-    const ResponseParser::State state = parser.Parse(in, eof);
-    if (state == ResponseParser::State::kComplete) return std::move(parser.response());
-    if (state == ResponseParser::State::kError) {
-      return Fail(ErrorCode::kUpstreamProtocol,
-                  "bad response from " + url.HostHeader() + ": " + parser.error());
-    }
-    if (eof) {
-      return Fail(ErrorCode::kConnectionClosed,
-                  url.HostHeader() + " closed the connection before a complete answer");
-    }
     if (!SetTimeout(fd, SO_RCVTIMEO, deadline)) return timed_out();
-    const std::size_t old_size = in.size();
-    in.resize(old_size + kReadPiece);
-    const ssize_t n = ::recv(fd, in.data() + old_size, kReadPiece, 0);
+    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
     const int error = errno;
-    in.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
     if (n < 0 && error == EINTR) continue;
     if (n < 0 && (error == EAGAIN || error == EWOULDBLOCK)) return timed_out();
     if (n < 0 && error != ECONNRESET) {
       return Fail(ErrorCode::kConnectionClosed,
                   "reading from " + url.HostHeader() + ": " + std::strerror(error));
     }
-    eof = n <= 0;  // a reset after the whole answer is as good as a close
+    // A reset after the whole answer is as good as a close.
+    const ResponseReader::State state =
+        n > 0 ? reader.Read(std::string_view(buffer.data(), static_cast<std::size_t>(n)))
+              : reader.Finish();
+    if (state == ResponseReader::State::kComplete) return std::move(reader.response());
+    if (state == ResponseReader::State::kError) {
+      const Error& why = reader.error();
+      return Fail(why.code(), why.code() == ErrorCode::kConnectionClosed
+                                  ? url.HostHeader() + " " + why.message()
+                                  : "bad response from " + url.HostHeader() + ": " + why.message());
+    }
   }
 }
 

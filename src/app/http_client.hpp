@@ -1,6 +1,6 @@
 // A small blocking HTTP/1.1 client over POSIX sockets, for the CLI's bus commands and the
-// example services: one request per connection (`Connection: close`), response bodies framed by
-// Content-Length, chunked coding or the end of the connection, and one deadline for the whole
+// example services: one request per connection (`Connection: close`), responses read with the
+// project's own HTTP codec (src/http, no second parser), and one deadline for the whole
 // exchange (connect, write, every read). No Asio, no shared state: thread-safe as long as
 // callers do not share arguments. Failures are returned, never thrown: kInvalidArgument (bad
 // URL), kUnavailable (cannot resolve or connect), kDeadlineExceeded, kConnectionClosed (the peer
@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "http/head_scanner.hpp"
+#include "http/parser.hpp"
 
 namespace ferry::app {
 
@@ -55,41 +57,49 @@ struct HttpResponse {
   const std::string* Find(std::string_view name) const;
 };
 
-// Reads one response incrementally from the bytes received so far. Pure logic, no I/O: Parse is
-// called with the whole buffer each time more arrives (the buffer only grows) and does work
-// proportional to the new bytes. Not thread-safe; one parser per response.
-class ResponseParser {
+// Reads one response as its bytes arrive, with the codec the proxy uses (http::HeadScanner's
+// raw-byte checks, then http::Parser in response mode), so the client parses what the fuzz
+// target covers. Pure logic, no I/O: Read is called with each piece received, in order; body
+// bytes are copied out before it returns, so the caller may reuse its buffer. Interim 1xx heads
+// are skipped; bytes after the complete response are ignored. Not thread-safe; one reader per
+// response.
+class ResponseReader {
  public:
   enum class State {
     kIncomplete,  // more bytes are needed
     kComplete,    // response() is whole
-    kError,       // error() says why; the bytes are not a valid response
+    kError,       // error() says why
   };
-  static constexpr std::size_t kMaxHeadBytes = 64 * 1024;
+  // One head (status line and fields) of the response; a longer or fuller one is an error.
+  static constexpr http::HeadLimits kHeadLimits{64 * 1024, 256};
 
   // `head_request`: the request was HEAD, so the response has no body whatever it says.
-  explicit ResponseParser(bool head_request = false) : head_request_(head_request) {}
+  explicit ResponseReader(bool head_request = false);
 
-  // `eof`: the peer has closed, so `received` is all there will be.
-  State Parse(std::string_view received, bool eof);
+  // Takes the next bytes received. Once kComplete or kError, stays so.
+  State Read(std::string_view received);
+  // The peer closed: completes a body framed by the end of the connection; anything else not
+  // yet whole is an error. Never kIncomplete.
+  State Finish();
+
   HttpResponse& response() { return response_; }
-  const std::string& error() const { return error_; }
+  // kUpstreamProtocol (not a valid HTTP/1.x response, or a head over kHeadLimits),
+  // kConnectionClosed (cut short), or kInternal (the codec stopped making progress: a bug).
+  // The message names no host.
+  const Error& error() const { return error_; }
 
  private:
-  enum class Framing { kNone, kLength, kChunked, kUntilClose };
-  State Fail(std::string why);
-  State ParseHead(std::string_view head);
-  State ParseChunks(std::string_view received, bool eof);
+  State Fail(ErrorCode code, std::string why);
+  State ReadHeads();
+  State ReadBody(std::string_view data);
 
   bool head_request_;
-  bool head_done_ = false;
-  Framing framing_ = Framing::kNone;
-  std::size_t body_start_ = 0;  // offset of the body (after the final head) in the buffer
-  std::size_t scan_from_ = 0;   // where the search for the end of a head resumes
-  std::size_t next_chunk_ = 0;  // offset of the next chunk-size line
-  std::uint64_t content_length_ = 0;
+  State state_ = State::kIncomplete;
+  http::HeadScanner scanner_{kHeadLimits};
+  http::Parser parser_{http::Parser::Kind::kResponse};
+  std::string head_;  // bytes received while no final head has been parsed yet
   HttpResponse response_;
-  std::string error_;
+  Error error_{ErrorCode::kOk, ""};
 };
 
 // Sends `request` to `url` and reads the whole response, all within `timeout`. Name resolution

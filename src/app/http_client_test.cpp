@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,7 +13,7 @@
 namespace ferry::app {
 namespace {
 
-using State = ResponseParser::State;
+using State = ResponseReader::State;
 
 TEST(ParseUrl, TakesHostPortAndPath) {
   auto url = ParseUrl("http://127.0.0.1:8081/bus/");
@@ -60,74 +61,174 @@ TEST(PercentEncode, KeepsUnreservedAndEncodesTheRest) {
   EXPECT_EQ(PercentEncode("\xC3\xA9"), "%C3%A9");
 }
 
-TEST(ResponseParser, ReadsContentLengthBodyArrivingInPieces) {
-  const std::string all = "HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-A: b \r\n\r\nhello";
-  ResponseParser parser;
-  for (std::size_t n = 0; n < all.size(); ++n) {
-    ASSERT_EQ(parser.Parse(std::string_view(all).substr(0, n), false), State::kIncomplete) << n;
-  }
-  ASSERT_EQ(parser.Parse(all, false), State::kComplete);
-  EXPECT_EQ(parser.response().status, 201);
-  EXPECT_EQ(parser.response().body, "hello");
-  ASSERT_NE(parser.response().Find("x-a"), nullptr);
-  EXPECT_EQ(*parser.response().Find("x-a"), "b");
+// Feeds `bytes` split at `at` (two pieces; the second may be empty); the state after the last.
+State ReadSplit(ResponseReader& reader, std::string_view bytes, std::size_t at) {
+  const State first = reader.Read(bytes.substr(0, at));
+  return at == bytes.size() ? first : reader.Read(bytes.substr(at));
 }
 
-TEST(ResponseParser, DecodesChunkedBodyWithExtensionsAndTrailers) {
+TEST(ResponseReader, ReadsContentLengthBodySplitAnywhere) {
+  const std::string all = "HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-A: b \r\n\r\nhello";
+  for (std::size_t at = 0; at <= all.size(); ++at) {
+    ResponseReader reader;
+    ASSERT_EQ(ReadSplit(reader, all, at), State::kComplete) << at;
+    EXPECT_EQ(reader.response().status, 201);
+    EXPECT_EQ(reader.response().body, "hello") << at;
+    ASSERT_NE(reader.response().Find("x-a"), nullptr);
+    EXPECT_EQ(*reader.response().Find("x-a"), "b");
+  }
+}
+
+TEST(ResponseReader, KeepsHeaderOrderWithLowercaseNames) {
+  ResponseReader reader;
+  ASSERT_EQ(reader.Read("HTTP/1.1 200 OK\r\nX-B: 1\r\nContent-Length: 0\r\nx-b: 2\r\n\r\n"),
+            State::kComplete);
+  const HeaderList expected = {{"x-b", "1"}, {"content-length", "0"}, {"x-b", "2"}};
+  EXPECT_EQ(reader.response().headers, expected);
+}
+
+TEST(ResponseReader, DecodesChunkedBodyArrivingByteByByte) {
   const std::string all =
       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
       "5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n";
-  ResponseParser parser;
-  for (std::size_t n = 0; n < all.size(); ++n) {
-    ASSERT_EQ(parser.Parse(std::string_view(all).substr(0, n), false), State::kIncomplete) << n;
+  ResponseReader reader;
+  for (std::size_t i = 0; i + 1 < all.size(); ++i) {
+    ASSERT_EQ(reader.Read(std::string_view(all).substr(i, 1)), State::kIncomplete) << i;
   }
-  ASSERT_EQ(parser.Parse(all, false), State::kComplete);
-  EXPECT_EQ(parser.response().body, "hello world");
+  ASSERT_EQ(reader.Read(std::string_view(all).substr(all.size() - 1)), State::kComplete);
+  EXPECT_EQ(reader.response().body, "hello world");
+  EXPECT_EQ(reader.response().Find("x-trailer"), nullptr);  // trailers are not headers
 }
 
-TEST(ResponseParser, ReadsUntilCloseWithoutFraming) {
-  const std::string all = "HTTP/1.0 200 OK\r\n\r\nbody";
-  ResponseParser parser;
-  EXPECT_EQ(parser.Parse(all, false), State::kIncomplete);
-  ASSERT_EQ(parser.Parse(all, true), State::kComplete);
-  EXPECT_EQ(parser.response().body, "body");
+TEST(ResponseReader, DecodesChunkedBodySplitAnywhere) {
+  const std::string all =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n";
+  for (std::size_t at = 0; at <= all.size(); ++at) {
+    ResponseReader reader;
+    ASSERT_EQ(ReadSplit(reader, all, at), State::kComplete) << at;
+    EXPECT_EQ(reader.response().body, "hello world") << at;
+  }
 }
 
-TEST(ResponseParser, NoBodyFor204AndHead) {
-  ResponseParser no_content;
-  EXPECT_EQ(no_content.Parse("HTTP/1.1 204 No Content\r\n\r\n", false), State::kComplete);
-  ResponseParser head(/*head_request=*/true);
-  EXPECT_EQ(head.Parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", false), State::kComplete);
+TEST(ResponseReader, ReadsUntilCloseWithoutFraming) {
+  ResponseReader reader;
+  EXPECT_EQ(reader.Read("HTTP/1.0 200 OK\r\n\r\nbo"), State::kIncomplete);
+  EXPECT_EQ(reader.Read("dy"), State::kIncomplete);
+  ASSERT_EQ(reader.Finish(), State::kComplete);
+  EXPECT_EQ(reader.response().body, "body");
+}
+
+TEST(ResponseReader, NoBodyFor204AndHead) {
+  ResponseReader no_content;
+  EXPECT_EQ(no_content.Read("HTTP/1.1 204 No Content\r\n\r\n"), State::kComplete);
+  ResponseReader head(/*head_request=*/true);
+  EXPECT_EQ(head.Read("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"), State::kComplete);
   EXPECT_EQ(head.response().body, "");
 }
 
-TEST(ResponseParser, SkipsInterimResponses) {
-  ResponseParser parser;
-  ASSERT_EQ(
-      parser.Parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-                   false),
-      State::kComplete);
-  EXPECT_EQ(parser.response().status, 200);
-  EXPECT_EQ(parser.response().body, "ok");
-}
-
-TEST(ResponseParser, RejectsMalformedResponses) {
-  for (const char* bad : {"SSH-2.0-OpenSSH\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n",
-                          "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
-                          "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n"}) {
-    ResponseParser parser;
-    EXPECT_EQ(parser.Parse(bad, false), State::kError) << bad;
-    EXPECT_FALSE(parser.error().empty());
+TEST(ResponseReader, SkipsInterimResponsesSplitAnywhere) {
+  const std::string all =
+      "HTTP/1.1 100 Continue\r\n\r\n"
+      "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: yes\r\n\r\nok";
+  for (std::size_t at = 0; at <= all.size(); ++at) {
+    ResponseReader reader;
+    ASSERT_EQ(ReadSplit(reader, all, at), State::kComplete) << at;
+    EXPECT_EQ(reader.response().status, 200);
+    EXPECT_EQ(reader.response().body, "ok");
+    const HeaderList expected = {{"content-length", "2"}, {"x-final", "yes"}};
+    EXPECT_EQ(reader.response().headers, expected) << at;  // none of the interim heads'
   }
 }
 
-TEST(ResponseParser, RejectsOversizedHead) {
-  ResponseParser parser;
-  const std::string head =
-      "HTTP/1.1 200 OK\r\nX: " + std::string(ResponseParser::kMaxHeadBytes, 'a');
-  EXPECT_EQ(parser.Parse(head, false), State::kError);
+TEST(ResponseReader, AnswerToHeadAfterAnInterimOneHasNoBody) {
+  ResponseReader reader(/*head_request=*/true);
+  ASSERT_EQ(
+      reader.Read("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"),
+      State::kComplete);
+  EXPECT_EQ(reader.response().status, 200);
+  EXPECT_EQ(reader.response().body, "");
+}
+
+TEST(ResponseReader, IgnoresBytesAfterTheResponse) {
+  ResponseReader reader;
+  ASSERT_EQ(reader.Read("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500"),
+            State::kComplete);
+  EXPECT_EQ(reader.Read("more"), State::kComplete);
+  EXPECT_EQ(reader.response().status, 200);
+  EXPECT_EQ(reader.response().body, "ok");
+}
+
+TEST(ResponseReader, RejectsMalformedResponses) {
+  for (const char* bad : {
+           "SSH-2.0-OpenSSH\r\n\r\n",
+           "HTTP/1.1 2000 OK\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n",
+           "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",                  // bare LF
+           "HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 0\r\n\r\n",     // bare CR
+           "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n",  // obsolete folding
+           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+       }) {
+    ResponseReader reader;
+    EXPECT_EQ(reader.Read(bad), State::kError) << bad;
+    EXPECT_EQ(reader.error().code(), ErrorCode::kUpstreamProtocol) << bad;
+    EXPECT_FALSE(reader.error().message().empty()) << bad;
+    EXPECT_EQ(reader.Finish(), State::kError) << bad;  // and it stays so
+  }
+}
+
+TEST(ResponseReader, RejectsAnOverlongHeadBeforeItsEnd) {
+  ResponseReader reader;
+  ASSERT_EQ(reader.Read("HTTP/1.1 200 OK\r\nX: "), State::kIncomplete);
+  const std::string piece(4096, 'a');
+  State state = State::kIncomplete;
+  std::size_t fed = 0;
+  while (state == State::kIncomplete && fed < 2 * ResponseReader::kHeadLimits.max_bytes) {
+    state = reader.Read(piece);
+    fed += piece.size();
+  }
+  ASSERT_EQ(state, State::kError);
+  EXPECT_LE(fed, ResponseReader::kHeadLimits.max_bytes + piece.size());
+  EXPECT_EQ(reader.error().code(), ErrorCode::kUpstreamProtocol);
+  EXPECT_EQ(reader.error().message(), "response head over 65536 bytes");
+}
+
+TEST(ResponseReader, RejectsAHeadWithTooManyFields) {
+  std::string head = "HTTP/1.1 200 OK\r\n";
+  for (std::uint32_t i = 0; i <= ResponseReader::kHeadLimits.max_fields; ++i) head += "X: y\r\n";
+  head += "Content-Length: 0\r\n\r\n";
+  ResponseReader reader;
+  ASSERT_EQ(reader.Read(head), State::kError);
+  EXPECT_EQ(reader.error().code(), ErrorCode::kUpstreamProtocol);
+  EXPECT_EQ(reader.error().message(), "response head with over 256 header fields");
+}
+
+TEST(ResponseReader, SaysWhereAnAnswerWasCutShort) {
+  const struct {
+    const char* bytes;
+    const char* where;
+  } cuts[] = {
+      {"", "(no head)"},
+      {"HTTP/1.1 200 OK\r\nContent-Le", "(in the head)"},
+      {"HTTP/1.1 100 Continue\r\n\r\n", "(no head)"},
+      {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "(after 3 of 10 body bytes)"},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+       "(after 5 body bytes)"},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "(after 3 body bytes)"},
+  };
+  for (const auto& cut : cuts) {
+    ResponseReader reader;
+    ASSERT_EQ(reader.Read(cut.bytes), State::kIncomplete) << cut.bytes;
+    ASSERT_EQ(reader.Finish(), State::kError) << cut.bytes;
+    EXPECT_EQ(reader.error().code(), ErrorCode::kConnectionClosed);
+    EXPECT_EQ(reader.error().message(),
+              std::string("closed the connection before a complete answer ") + cut.where);
+  }
 }
 
 // A one-connection server on a loopback port chosen by the kernel; `serve` gets the accepted
@@ -226,6 +327,41 @@ TEST(Send, ReportsAnAnswerCutShort) {
   auto response = Send(server.url(), HttpRequest{}, std::chrono::seconds(5));
   ASSERT_FALSE(response);
   EXPECT_EQ(response.error().code(), ErrorCode::kConnectionClosed);
+  EXPECT_EQ(response.error().message(),
+            server.url().HostHeader() +
+                " closed the connection before a complete answer (after 5 of 10 body bytes)");
+}
+
+TEST(Send, ReadsAChunkedAnswerSentByteByByte) {
+  OneShotServer server([](int fd) {
+    ReadRequest(fd);
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const std::string answer =
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    for (const char byte : answer) ::send(fd, &byte, 1, MSG_NOSIGNAL);
+  });
+  auto response = Send(server.url(), HttpRequest{}, std::chrono::seconds(5));
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "abcde");
+}
+
+TEST(Send, ReportsAMalformedAnswer) {
+  OneShotServer server([](int fd) {
+    ReadRequest(fd);
+    const std::string answer = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
+    ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+  });
+  auto response = Send(server.url(), HttpRequest{}, std::chrono::seconds(5));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().code(), ErrorCode::kUpstreamProtocol);
+  EXPECT_EQ(
+      response.error().message().rfind(
+          "bad response from " + server.url().HostHeader() + ": malformed HTTP response: ", 0),
+      0u)
+      << response.error().message();
 }
 
 TEST(Send, ReportsARefusedConnection) {
