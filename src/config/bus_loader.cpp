@@ -155,6 +155,7 @@ class BusReader : private StrictReader {
     const Lease lease = ReadDelivery(map, queue.delivery);
     ReadStorage(map, queue.storage);
     if (auto push = map.Take("push")) queue.push = ReadPush(*push, queue.delivery, lease);
+    ReadEventDefaults(map, queue.event_defaults);
     map.Finish();
   }
 
@@ -169,6 +170,7 @@ class BusReader : private StrictReader {
         topic.subscriptions.emplace(name, std::move(subscription));
       }
     }
+    ReadEventDefaults(map, topic.event_defaults);
     map.Finish();
   }
 
@@ -256,6 +258,64 @@ class BusReader : private StrictReader {
       }
     }
     Assign(map, "max_age", storage.max_age, [&](const Field& f) { return ReadDuration(f, d_); });
+  }
+
+  // default_source and default_type sit flat in a queue's or topic's map. Each delivered event
+  // must pass CloudEvents parsers: the source a URI-reference, the type a non-empty string.
+  void ReadEventDefaults(MapReader& map, BusEventDefaults& defaults) {
+    Assign(map, "default_source", defaults.default_source,
+           [&](const Field& f) -> std::optional<std::string> {
+             auto text = ReadString(f, d_);
+             if (text && !IsUriReference(*text)) {
+               Error(f, fmt::format("'{}' is not a URI-reference (RFC 3986), like /shop/orders "
+                                    "or https://shop.example/orders",
+                                    *text));
+               return std::nullopt;
+             }
+             return text;
+           });
+    Assign(map, "default_type", defaults.default_type,
+           [&](const Field& f) -> std::optional<std::string> {
+             auto text = ReadString(f, d_);
+             if (text && (text->empty() || std::any_of(text->begin(), text->end(), [](char c) {
+                            return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                          }))) {
+               Error(f,
+                     "must be a non-empty string without control characters, like "
+                     "com.example.order.created");
+               return std::nullopt;
+             }
+             return text;
+           });
+  }
+
+  // RFC 3986 URI-reference, non-empty: only its characters (percent-escapes well formed), and a
+  // scheme, if one comes before the first '/', '?' or '#', that starts with a letter.
+  static bool IsUriReference(std::string_view s) {
+    if (s.empty()) return false;
+    static constexpr std::string_view kAllowed =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/?#[]@!$&'()*+,;=";
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '%') {
+        if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+            !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+          return false;
+        }
+        i += 2;
+      } else if (kAllowed.find(s[i]) == std::string_view::npos) {
+        return false;
+      }
+    }
+    const std::size_t colon = s.find(':');
+    if (colon != std::string_view::npos && colon < s.find_first_of("/?#")) {
+      if (colon == 0 || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
+      for (char c : s.substr(0, colon)) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') {
+          return false;
+        }
+      }
+    }
+    return true;
   }
 
   // `delivery` is the queue's or subscription's, read before its push, its lease from `lease`.

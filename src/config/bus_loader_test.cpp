@@ -270,13 +270,40 @@ TEST(BusConfigErrors, UnknownQueueKey) {
   // Topics' keys belong to topics: a queue has no subscriptions.
   EXPECT_EQ(Errors(Queue("      subscriptions: {}\n")),
             "t.yaml:5:7: bus.queues.jobs: unknown key 'subscriptions' (expected one of: lease, "
-            "max_deliveries, backoff, max_message_bytes, max_bytes, max_age, push)");
+            "max_deliveries, backoff, max_message_bytes, max_bytes, max_age, push, default_source, "
+            "default_type)");
 }
 
 TEST(BusConfigErrors, UnknownTopicKey) {
   EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  topics:\n    t:\n      lease: 1s\n"),
             "t.yaml:5:7: bus.topics.t: unknown key 'lease' (expected one of: max_message_bytes, "
-            "max_bytes, max_age, subscriptions)");
+            "max_bytes, max_age, subscriptions, default_source, default_type)");
+}
+
+TEST(BusConfig, EventDefaultsOfQueuesAndTopics) {
+  const auto config = Load(
+      "bus:\n  data_dir: /d\n  queues:\n    jobs: {default_source: 'https://shop.example/j', "
+      "default_type: com.example.job}\n    plain: {}\n  topics:\n    t: {default_source: /t}\n");
+  EXPECT_EQ(config->bus->queues.at("jobs").event_defaults.default_source, "https://shop.example/j");
+  EXPECT_EQ(config->bus->queues.at("jobs").event_defaults.default_type, "com.example.job");
+  EXPECT_EQ(config->bus->queues.at("plain").event_defaults.default_source, "");  // built-in
+  EXPECT_EQ(config->bus->topics.at("t").event_defaults.default_source, "/t");
+  EXPECT_EQ(config->bus->topics.at("t").event_defaults.default_type, "");
+}
+
+TEST(BusConfigErrors, DefaultSourceNotAUriReference) {
+  EXPECT_EQ(Errors(Queue("      default_source: not a uri\n")),
+            "t.yaml:5:23: bus.queues.jobs.default_source: 'not a uri' is not a URI-reference "
+            "(RFC 3986), like /shop/orders or https://shop.example/orders");
+  EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  topics:\n    t:\n      default_source: '1x:y'\n"),
+            "t.yaml:5:23: bus.topics.t.default_source: '1x:y' is not a URI-reference (RFC 3986), "
+            "like /shop/orders or https://shop.example/orders");
+}
+
+TEST(BusConfigErrors, EmptyDefaultType) {
+  EXPECT_EQ(Errors(Queue("      default_type: ''\n")),
+            "t.yaml:5:21: bus.queues.jobs.default_type: must be a non-empty string without "
+            "control characters, like com.example.order.created");
 }
 
 TEST(BusConfigErrors, ZeroLease) {

@@ -134,11 +134,20 @@ struct BusStorage {
   Duration max_age = Duration::zero();  // 0 = keep until consumed
 };
 
+// The CloudEvents `source` and `type` an event published without them (a plain body) gets;
+// empty: the built-in ones (source "/v1/queues/NAME" or "/v1/topics/NAME", type
+// "ferry.message").
+struct BusEventDefaults {
+  std::string default_source;  // a URI-reference (RFC 3986), e.g. https://shop.example/orders
+  std::string default_type;    // e.g. com.example.order.created
+};
+
 struct BusQueue {
   std::string name;  // its key under `queues:`; [A-Za-z0-9][A-Za-z0-9._-]{0,127}
   BusDelivery delivery;
   BusStorage storage;
   std::optional<BusPush> push;  // none: consumers pull
+  BusEventDefaults event_defaults;
 };
 
 struct BusFilter {  // each set field must match; a trailing '*' makes it a prefix match
@@ -159,6 +168,7 @@ struct BusTopic {
   std::string name;  // its key under `topics:`; may equal a queue's name (separate namespaces)
   BusStorage storage;
   std::map<std::string, BusSubscription> subscriptions;
+  BusEventDefaults event_defaults;
 };
 
 enum class BusDurability {
