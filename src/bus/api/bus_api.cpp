@@ -2,6 +2,7 @@
 // {"error": {"code", "status", "message"}} and change nothing.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <charconv>
@@ -26,6 +27,9 @@ ApiResponse Json(int status, const boost::json::value& v) {
 ApiResponse Json(int status, const boost::json::object& o) {
   return {status, observability::JsonText(o) + "\n"};
 }
+
+// An answer known before any work, as the Task that Handle returns.
+Task<ApiResponse> Immediate(ApiResponse response) { co_return response; }
 
 // The status and code the API answers a broker error with.
 struct ErrorKind {
@@ -81,9 +85,9 @@ PathParts SplitPath(std::string_view path) {
 }
 
 // The destination of a publish (POST /v1/queues/{q}/messages, POST /v1/topics/{t}/events).
-std::optional<Destination> PublishDestination(const http::RequestHead& request) {
+std::optional<Destination> PublishDestination(const http::RequestHead& request,
+                                              const PathParts& parts) {
   if (request.method != "POST") return std::nullopt;
-  const PathParts parts = SplitPath(request.path());
   if (parts.size() != 4 || parts[0] != "v1") return std::nullopt;
   if (parts[1] == "queues" && parts[3] == "messages") {
     return Destination::Queue(std::string(parts[2]));
@@ -92,6 +96,66 @@ std::optional<Destination> PublishDestination(const http::RequestHead& request) 
     return Destination::Topic(std::string(parts[2]));
   }
   return std::nullopt;
+}
+
+// What an API path allows, and the queue, topic or subscription names in it.
+struct RouteShape {
+  std::string_view allow;  // the methods, as the Allow header lists them
+  std::array<std::string_view, 2> names;
+};
+
+// The shape of an API path (nullopt: no such path). Names are not checked here.
+std::optional<RouteShape> ShapeOf(const PathParts& p) {
+  const std::size_t n = p.size();
+  if (n < 2 || p[0] != "v1" || (p[1] != "queues" && p[1] != "topics")) return std::nullopt;
+  if (n == 2) return RouteShape{"GET", {}};
+  const std::string_view name = p[2];
+  // The verbs under an inbox (a queue, or a subscription), from `at` on.
+  const auto inbox_verbs =
+      [&p, n](std::size_t at, std::array<std::string_view, 2> names) -> std::optional<RouteShape> {
+    const std::string_view verb = p[at];
+    if (n == at + 1) {
+      if (verb == "messages") return RouteShape{"GET", names};
+      if (verb == "ack" || verb == "nack" || verb == "extend") return RouteShape{"POST", names};
+      if (verb == "dead-letters") return RouteShape{"GET", names};
+      if (verb == "replay" && at == 5) return RouteShape{"POST", names};
+    }
+    if (n == at + 2 && verb == "dead-letters" && p[at + 1] == "replay") {
+      return RouteShape{"POST", names};
+    }
+    return std::nullopt;
+  };
+  if (n == 3) return RouteShape{"GET", {name, {}}};
+  if (p[1] == "queues") {
+    if (n == 4 && p[3] == "messages") return RouteShape{"GET, POST", {name, {}}};
+    return inbox_verbs(3, {name, {}});
+  }
+  if (n == 4 && p[3] == "events") return RouteShape{"POST", {name, {}}};
+  if (p[3] != "subscriptions") return std::nullopt;
+  if (n == 4) return RouteShape{"GET", {name, {}}};
+  if (n == 5) return RouteShape{"GET, PUT, DELETE", {name, p[4]}};
+  return inbox_verbs(5, {name, p[4]});
+}
+
+bool AllowsMethod(std::string_view allow, std::string_view method) {
+  while (!allow.empty()) {
+    const std::size_t comma = allow.find(',');
+    if (allow.substr(0, comma) == method) return true;
+    if (comma == std::string_view::npos) break;
+    allow.remove_prefix(comma + 1);
+    while (!allow.empty() && allow.front() == ' ') allow.remove_prefix(1);
+  }
+  return false;
+}
+
+// Queue, topic and subscription names, as the config takes them: they name directories.
+bool IsValidName(std::string_view name) {
+  const auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  };
+  return !name.empty() && name.size() <= 128 && name.front() != '.' && name.front() != '_' &&
+         name.front() != '-' && std::all_of(name.begin(), name.end(), ok);
 }
 
 // The value of ?name= in a query string ("" if absent); no percent-decoding is needed for the
@@ -230,8 +294,27 @@ ApiResponse ErrorReply(int status, std::string_view code, std::string_view messa
 
 Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, std::string_view body,
                                          const std::function<bool()>& client_alive) {
+  const PathParts parts = SplitPath(request.path());
+  if (const auto shape = ShapeOf(parts)) {
+    for (std::string_view name : shape->names) {
+      if (name.data() != nullptr && !IsValidName(name)) {
+        return Immediate(ErrorReply(
+            400, "bad_request",
+            fmt::format("invalid name '{}': names are 1 to 128 of A-Z a-z 0-9 . _ -, starting "
+                        "with a letter or digit",
+                        name)));
+      }
+    }
+    if (!AllowsMethod(shape->allow, request.method)) {
+      ApiResponse r = ErrorReply(405, "method_not_allowed",
+                                 fmt::format("{} {} is not supported; allowed: {}", request.method,
+                                             request.path(), shape->allow));
+      r.allow = std::string(shape->allow);
+      return Immediate(std::move(r));
+    }
+  }
   // A publish goes straight to its coroutine: the hot path, without Route's frame.
-  if (auto to = PublishDestination(request)) return Publish(std::move(*to), request, body);
+  if (auto to = PublishDestination(request, parts)) return Publish(std::move(*to), request, body);
   return Route(request, body, client_alive);
 }
 
@@ -317,6 +400,28 @@ PublishSeries& BusServiceImpl::SeriesFor(const Destination& to) {
   return publish_series_.emplace(std::move(key), series).first->second;
 }
 
+EventDefaults BusServiceImpl::DefaultsFor(const Destination& to) const {
+  EventDefaults out{DefaultEventSource(to), std::string(kDefaultEventType)};
+  const auto apply = [&out](const auto& map, const std::string& name) {
+    auto it = map.find(name);
+    if (it == map.end()) return;
+    const config::BusEventDefaults& defaults = it->second.event_defaults;
+    if (!defaults.default_source.empty()) out.source = defaults.default_source;
+    if (!defaults.default_type.empty()) out.type = defaults.default_type;
+  };
+  if (to.kind == Destination::Kind::kQueue) {
+    apply(config_->bus->queues, to.name);
+  } else {
+    apply(config_->bus->topics, to.name);
+  }
+  return out;
+}
+
+EventDefaults BusServiceImpl::DefaultsFor(const Inbox& inbox) const {
+  return DefaultsFor(inbox.is_queue() ? Destination::Queue(inbox.name)
+                                      : Destination::Topic(inbox.topic));
+}
+
 namespace {
 
 // {"id":...,"sequence":...,"duplicate":...}: the answer to a single publish, the hot path, written
@@ -339,7 +444,7 @@ Task<ApiResponse> BusServiceImpl::Publish(Destination to, const http::RequestHea
                                           std::string_view body) {
   const auto start = Clock::now();
   PublishSeries& series = SeriesFor(to);
-  auto events = ParsePublish(request.headers, body);
+  auto events = ParsePublish(request.headers, body, DefaultsFor(to));
   if (!events) {
     series.rejected->Add(slot_);
     co_return FromError(events.error());
@@ -436,7 +541,9 @@ Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::Reques
     if (!got) co_return FromError(got.error());
     ArmTick();
     if (!got->empty()) {
-      boost::json::array messages;
+      // Written as text: each message's data goes out as the bytes stored.
+      ApiResponse answer{.status = 200, .body = "{\"messages\":["};
+      const EventDefaults defaults = DefaultsFor(inbox);
       const auto now = std::chrono::system_clock::now();
       for (const Delivery& d : *got) {
         metrics_.deliveries->Get(key, "pull").Add(slot_);
@@ -444,11 +551,11 @@ Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::Reques
           metrics_.end_to_end->Get(key).Observe(
               slot_, std::chrono::duration<double>(now - d.message.published_at).count());
         }
-        messages.push_back(DeliveryToJson(d));
+        if (&d != &got->front()) answer.body.push_back(',');
+        AppendDeliveryJson(d, defaults, answer.body);
       }
-      boost::json::object o;
-      o["messages"] = std::move(messages);
-      co_return Json(200, o);
+      answer.body.append("]}\n");
+      co_return answer;
     }
     if (Clock::now() >= deadline) co_return ApiResponse{204, ""};
     if (!co_await WaitReady(key, deadline)) co_return ApiResponse{204, ""};
@@ -520,11 +627,14 @@ ApiResponse BusServiceImpl::ListDead(const Inbox& inbox, const http::RequestHead
   if (max == 0 || max > 1000) return ErrorReply(400, "bad_request", "max must be from 1 to 1000");
   auto dead = broker_->DeadLetters(inbox, max, after);
   if (!dead) return FromError(dead.error());
-  boost::json::array list;
-  for (const DeadLetter& d : *dead) list.push_back(DeadLetterToJson(d));
-  boost::json::object o;
-  o["dead_letters"] = std::move(list);
-  return Json(200, o);
+  ApiResponse answer{.status = 200, .body = "{\"dead_letters\":["};
+  const EventDefaults defaults = DefaultsFor(inbox);
+  for (const DeadLetter& d : *dead) {
+    if (&d != &dead->front()) answer.body.push_back(',');
+    AppendDeadLetterJson(d, defaults, answer.body);
+  }
+  answer.body.append("]}\n");
+  return answer;
 }
 
 Task<ApiResponse> BusServiceImpl::ReplayDead(const Inbox& inbox, std::string_view body) {

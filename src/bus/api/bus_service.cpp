@@ -327,6 +327,11 @@ void RenderReply(const ApiResponse& r, bool keep, std::string* out) {
     append_number(r.body.size());
     out->append("\r\n");
   }
+  if (!r.allow.empty()) {
+    out->append("allow: ");
+    out->append(r.allow);
+    out->append("\r\n");
+  }
   if (!keep) out->append("connection: close\r\n");
   out->append("\r\n");
   if (r.status != 204) out->append(r.body);
@@ -365,6 +370,7 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
     }
     ApiResponse response;
     bool keep = false;
+    bool refused_unread = false;  // answered before its body was read: that body is unread
     if (state != http::HeadScanner::State::kComplete) {
       response = state == http::HeadScanner::State::kMalformed
                      ? ErrorReply(400, "bad_request", scanner.error())
@@ -379,6 +385,21 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
       bool ok = consumed.has_value();
       std::string error = ok ? "" : consumed.error().message();
       if (ok) in.Consume(*consumed);
+      // Expect: 100-continue (RFC 9110, 10.1.1) is answered before the body is read: 413 at once
+      // for a declared length over the limit (so is a request without it: reading 64 MiB to
+      // refuse it helps nobody), else 100 if the body has not started to arrive.
+      if (ok && parser.request().framing == http::BodyFraming::kContentLength &&
+          parser.request().content_length > kMaxRequestBody) {
+        ok = false;
+        error = "request body too large";
+        refused_unread = true;
+      } else if (ok && parser.request().expect_continue && parser.request().version_minor >= 1 &&
+                 !parser.message_done() && in.empty()) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        auto [ec, n] = co_await asio::async_write(
+            socket, asio::buffer(kContinue.data(), kContinue.size()), kNoThrow);
+        if (ec) co_return;
+      }
       while (ok && !parser.message_done()) {
         if (!in.empty()) {
           auto n = parser.Feed(in.data());
@@ -426,6 +447,20 @@ Task<void> BusServiceImpl::Serve(tcp::socket socket) {
     deadline.Arm(std::chrono::seconds(30));
     RenderReply(response, keep, &reply);
     auto [ec, n] = co_await asio::async_write(socket, asio::buffer(reply), kNoThrow);
+    if (!ec && refused_unread) {
+      // Closing with unread bytes would send a reset, which can destroy the answer before the
+      // client reads it: say we are done, then read and drop what it still sends, briefly.
+      error_code ignored;
+      socket.shutdown(tcp::socket::shutdown_send, ignored);
+      deadline.Arm(std::chrono::seconds(2));
+      std::vector<char> sink(16 * 1024);
+      for (std::size_t dropped = 0; dropped < kMaxRequestBody;) {
+        auto [read_ec, got] = co_await socket.async_read_some(asio::buffer(sink), kNoThrow);
+        if (read_ec) break;
+        dropped += got;
+      }
+      co_return;
+    }
     if (ec || !keep) break;
   }
   error_code ignored;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bus/api/bus_service.hpp"
+#include "bus/api/cloudevents.hpp"
 #include "bus/api/push_endpoints.hpp"
 #include "bus/engine/broker.hpp"
 #include "http/message.hpp"
@@ -25,7 +26,8 @@ namespace ferry::bus {
 
 struct ApiResponse {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;   // JSON
+  std::string allow;  // a 405's Allow header (the methods of the path); empty otherwise
 };
 
 // What one HTTP exchange of a push delivery gave (push_delivery.cpp).
@@ -162,6 +164,10 @@ class BusServiceImpl final : public BusService {
   BusMetrics metrics_{};
   std::map<std::pair<Destination::Kind, std::string>, PublishSeries, std::less<>> publish_series_;
   PublishSeries& SeriesFor(const Destination& to);
+  // The source and type an event published to `to` (or delivered from `inbox`) gets when it
+  // has none: the config's default_source/default_type, else the built-in ones.
+  EventDefaults DefaultsFor(const Destination& to) const;
+  EventDefaults DefaultsFor(const Inbox& inbox) const;
   // Read buffers of the API connections, on the bus thread. Declared before io_: coroutine
   // frames that io_ destroys give their buffers back to it.
   runtime::BufferPool buffers_;

@@ -2,11 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <cstdio>
 #include <ctime>
+#include <map>
+#include <optional>
 
+#include "bus/api/json_span.hpp"
 #include "core/ascii_run.hpp"
 #include "http/headers.hpp"
 #include "observability/access_log_entry.hpp"
@@ -67,20 +71,53 @@ tl::unexpected<Error> Malformed(std::string why) {
   return Fail(ErrorCode::kInvalidArgument, "malformed CloudEvent: " + why);
 }
 
-// A structured-mode event (one JSON object) into a Message.
-Result<Message> FromJson(const boost::json::value& v) {
-  if (!v.is_object()) return Malformed("an event must be a JSON object");
-  const boost::json::object& o = v.as_object();
+// Context attributes with a field of their own in Message, or no place among the extensions.
+bool IsContextAttribute(std::string_view name) {
+  static constexpr std::array<std::string_view, 10> kNames = {
+      "specversion",     "id",           "source", "type",        "subject",
+      "datacontenttype", "partitionkey", "data",   "data_base64", "time"};
+  return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
+}
+
+bool IsIntegerToken(std::string_view token) {
+  if (!token.empty() && token.front() == '-') token.remove_prefix(1);
+  return !token.empty() &&
+         std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A structured-mode event (the text of one JSON object) into a Message. The `data` member is
+// kept as its text in the request (or, for a string that is not JSON data, its value).
+Result<Message> FromJson(std::string_view text) {
+  std::string error;
+  auto members = JsonObjectMembers(text, &error);
+  if (!members) {
+    if (text.find_first_not_of(" \t\r\n") != std::string_view::npos &&
+        text[text.find_first_not_of(" \t\r\n")] != '{') {
+      return Malformed("an event must be a JSON object");
+    }
+    return Malformed("body is not valid JSON: " + error);
+  }
+  std::map<std::string_view, std::string_view> by_name;
+  for (const JsonMember& member : *members) {
+    if (!by_name.emplace(member.key, member.value).second) {
+      return Malformed(fmt::format("attribute '{}' appears twice", member.key));
+    }
+  }
+  const auto find = [&](std::string_view key) -> std::optional<std::string_view> {
+    auto it = by_name.find(key);
+    if (it == by_name.end()) return std::nullopt;
+    return it->second;
+  };
   Message m;
   auto str = [&](std::string_view key, std::string& out, bool required) -> Result<void> {
-    auto it = o.find(key);
-    if (it == o.end()) {
+    auto token = find(key);
+    if (!token) {
       if (required) return Malformed(fmt::format("missing required attribute '{}'", key));
       return Ok();
     }
-    if (!it->value().is_string())
+    if (token->front() != '"')
       return Malformed(fmt::format("attribute '{}' must be a string", key));
-    out = std::string(it->value().as_string());
+    out = JsonStringValue(*token);
     if (required && out.empty()) return Malformed(fmt::format("attribute '{}' is empty", key));
     return Ok();
   };
@@ -97,63 +134,197 @@ Result<Message> FromJson(const boost::json::value& v) {
             {"partitionkey", &m.key, false}}}) {
     if (auto r = str(key, *field, required); !r) return tl::unexpected(r.error());
   }
-  if (auto it = o.find("data_base64"); it != o.end()) {
-    if (!it->value().is_string()) return Malformed("data_base64 must be a string");
-    auto bytes = Base64Decode(it->value().as_string());
+  std::string time;
+  if (auto r = str("time", time, false); !r) return tl::unexpected(r.error());
+  if (find("time")) {
+    if (!IsRfc3339(time)) {
+      return Malformed(fmt::format(
+          "time '{}' is not an RFC 3339 date-time, like 2026-01-02T15:04:05.123Z", time));
+    }
+    m.attributes["time"] = std::move(time);
+  }
+  const auto data = find("data");
+  const auto data_base64 = find("data_base64");
+  if (data && data_base64) {
+    return Malformed("an event has both data and data_base64: give one of them");
+  }
+  if (data_base64) {
+    if (data_base64->front() != '"') return Malformed("data_base64 must be a string");
+    auto bytes = Base64Decode(JsonStringValue(*data_base64));
     if (!bytes) return Malformed("data_base64 is not valid base64");
     m.data = std::move(*bytes);
-  } else if (auto d = o.find("data"); d != o.end()) {
-    if (d->value().is_string() && !IsJsonType(MediaType(m.content_type))) {
-      m.data = std::string(d->value().as_string());
+  } else if (data) {
+    if (data->front() == '"' && !IsJsonType(MediaType(m.content_type))) {
+      m.data = JsonStringValue(*data);
     } else {
-      m.data = observability::JsonText(d->value());
+      m.data = std::string(*data);  // the JSON value exactly as sent
       if (m.content_type.empty()) m.content_type = "application/json";
     }
   }
-  for (const auto& [key, value] : o) {
-    static constexpr std::array<std::string_view, 10> kKnown = {
-        "specversion",     "id",           "source", "type",        "subject",
-        "datacontenttype", "partitionkey", "data",   "data_base64", "time"};
-    if (std::find(kKnown.begin(), kKnown.end(), std::string_view(key)) != kKnown.end()) continue;
-    if (value.is_string()) {
-      m.attributes[std::string(key)] = std::string(value.as_string());
-    } else if (value.is_int64() || value.is_uint64() || value.is_bool()) {
-      m.attributes[std::string(key)] = observability::JsonText(value);
+  for (const JsonMember& member : *members) {
+    if (IsContextAttribute(member.key)) continue;
+    if (!IsExtensionName(member.key)) {
+      return Malformed(
+          fmt::format("attribute name '{}' is not 1-20 lowercase letters or digits", member.key));
+    }
+    const std::string_view value = member.value;
+    if (value.front() == '"') {
+      m.attributes[member.key] = JsonStringValue(value);
+    } else if (IsIntegerToken(value) || value == "true" || value == "false") {
+      m.attributes[member.key] = std::string(value);
     } else {
-      return Malformed(fmt::format("extension attribute '{}' must be a string, number or bool",
-                                   std::string_view(key)));
+      return Malformed(
+          fmt::format("extension attribute '{}' must be a string, integer or bool", member.key));
     }
   }
   return m;
 }
 
+// The event's context attributes as a structured-mode object, without data.
+boost::json::object EventAttributes(const Message& m, const EventDefaults& defaults,
+                                    BusTime stored_at) {
+  boost::json::object o;
+  o["specversion"] = "1.0";
+  o["id"] = m.id;
+  o["source"] = m.source.empty() ? defaults.source : m.source;
+  o["type"] = m.type.empty() ? defaults.type : m.type;
+  if (!m.subject.empty()) o["subject"] = m.subject;
+  if (!m.key.empty()) o["partitionkey"] = m.key;
+  if (!m.content_type.empty()) o["datacontenttype"] = m.content_type;
+  auto time = m.attributes.find("time");
+  o["time"] = time != m.attributes.end() ? time->second : FormatRfc3339(stored_at);
+  for (const auto& [k, v] : m.attributes) {
+    if (!IsContextAttribute(k)) o[k] = v;
+  }
+  return o;
+}
+
+// How the stored data travels in JSON: its member name and its JSON text.
+struct DataMember {
+  std::string_view name;  // "data" or "data_base64"
+  std::string text;       // JSON text of the value
+};
+
+DataMember DataOf(const Message& m) {
+  if (IsJsonType(MediaType(m.content_type)) && IsJsonText(m.data)) {
+    return {"data", m.data};  // the bytes as they were sent
+  }
+  std::string text = "\"";
+  if (IsValidUtf8Text(m.data)) {
+    observability::AppendJsonStringContent(m.data, text);
+    text.push_back('"');
+    return {"data", std::move(text)};
+  }
+  text.append(Base64Encode(m.data));
+  text.push_back('"');
+  return {"data_base64", std::move(text)};
+}
+
+// `o` as JSON with `data` as its last member, the closing brace left off.
+void AppendOpenObject(const boost::json::object& o, const DataMember& data, std::string& out) {
+  std::string text = observability::JsonText(o);
+  text.pop_back();  // '}'
+  out.append(text);
+  if (!o.empty()) out.push_back(',');
+  out.push_back('"');
+  out.append(data.name);
+  out.append("\":");
+  out.append(data.text);
+}
+
+// A delivered message: Ferry's fields win over an extension of the same name (an event may
+// carry a `receipt` extension; the message's receipt is Ferry's).
+void AppendMessageJson(boost::json::object ferry_fields, const Message& m,
+                       const EventDefaults& defaults, std::string& out) {
+  const boost::json::object event = EventAttributes(m, defaults, m.published_at);
+  boost::json::object legacy = event;
+  for (auto& field : ferry_fields) legacy[field.key()] = std::move(field.value());
+  const DataMember data = DataOf(m);
+  AppendOpenObject(legacy, data, out);
+  out.append(",\"event\":");
+  AppendOpenObject(event, data, out);
+  out.append("}}");
+}
+
 }  // namespace
+
+std::string DefaultEventSource(const Destination& to) {
+  return (to.kind == Destination::Kind::kQueue ? "/v1/queues/" : "/v1/topics/") + to.name;
+}
+
+bool IsJsonContentType(std::string_view content_type) {
+  return IsJsonType(MediaType(content_type));
+}
+
+bool IsExtensionName(std::string_view name) {
+  return !name.empty() && name.size() <= 20 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  });
+}
+
+bool IsRfc3339(std::string_view t) {
+  // full-date "T" partial-time [.frac] (Z / +hh:mm / -hh:mm), RFC 3339 section 5.6.
+  const auto digits = [&t](std::size_t at, std::size_t n, int& out) {
+    if (at + n > t.size()) return false;
+    out = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      out = out * 10 + (t[i] - '0');
+    }
+    return true;
+  };
+  int year, month, day, hour, minute, second;
+  if (!digits(0, 4, year) || t.size() < 19 || t[4] != '-' || !digits(5, 2, month) || t[7] != '-' ||
+      !digits(8, 2, day) || (t[10] != 'T' && t[10] != 't') || !digits(11, 2, hour) ||
+      t[13] != ':' || !digits(14, 2, minute) || t[16] != ':' || !digits(17, 2, second)) {
+    return false;
+  }
+  static constexpr std::array<int, 12> kDays = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12 || day < 1 || day > kDays[month - 1]) return false;
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (month == 2 && day == 29 && !leap) return false;
+  if (hour > 23 || minute > 59 || second > 60) return false;
+  std::size_t i = 19;
+  if (i < t.size() && t[i] == '.') {
+    ++i;
+    const std::size_t first = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    if (i == first) return false;
+  }
+  if (i < t.size() && (t[i] == 'Z' || t[i] == 'z')) return i + 1 == t.size();
+  int oh, om;
+  return i + 6 == t.size() && (t[i] == '+' || t[i] == '-') && digits(i + 1, 2, oh) &&
+         t[i + 3] == ':' && digits(i + 4, 2, om) && oh <= 23 && om <= 59;
+}
 
 bool IsBatchPublish(const http::Headers& headers) {
   return http::EqualsIgnoreCase(MediaType(headers.Get("content-type").value_or("")), kBatch);
 }
 
-Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::string_view body) {
+Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::string_view body,
+                                          const EventDefaults& defaults) {
   const std::string_view content_type = headers.Get("content-type").value_or("");
   const std::string_view media = MediaType(content_type);
   const auto idempotency_key = headers.Get("idempotency-key");
   std::vector<Message> out;
   const bool batch = http::EqualsIgnoreCase(media, kBatch);
-  if (batch || http::EqualsIgnoreCase(media, kStructured)) {
-    boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(body, ec);
-    if (ec) return Malformed("body is not valid JSON: " + ec.message());
-    if (batch) {
-      if (!v.is_array()) return Malformed("a batch must be a JSON array of events");
-      if (v.as_array().empty()) return Malformed("a batch must not be empty");
-      for (const auto& item : v.as_array()) {
-        auto m = FromJson(item);
-        if (!m) return tl::unexpected(m.error());
-        out.push_back(std::move(*m));
-      }
-      return out;
+  if (batch) {
+    std::string error;
+    auto items = JsonArrayElements(body, &error);
+    if (!items) {
+      if (IsJsonText(body)) return Malformed("a batch must be a JSON array of events");
+      return Malformed("body is not valid JSON: " + error);
     }
-    auto m = FromJson(v);
+    if (items->empty()) return Malformed("a batch must not be empty");
+    for (std::string_view item : *items) {
+      auto m = FromJson(item);
+      if (!m) return tl::unexpected(m.error());
+      out.push_back(std::move(*m));
+    }
+    return out;
+  }
+  if (http::EqualsIgnoreCase(media, kStructured)) {
+    auto m = FromJson(body);
     if (!m) return tl::unexpected(m.error());
     out.push_back(std::move(*m));
     return out;
@@ -168,88 +339,102 @@ Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::str
       if (!v || v->empty()) return Malformed(fmt::format("missing required header {}", name));
       *field = std::string(*v);
     }
+    std::optional<Error> bad;
     headers.ForEach([&](const http::Headers::Field& f) {
-      if (f.name.size() <= 3 || !http::EqualsIgnoreCase(f.name.substr(0, 3), "ce-")) return;
-      const std::string_view attr = f.name.substr(3);
-      const auto is = [attr](std::string_view name) { return http::EqualsIgnoreCase(attr, name); };
-      if (is("specversion") || is("id") || is("source") || is("type") || is("time")) return;
-      if (is("subject")) {
+      if (bad || f.name.size() <= 3 || !http::EqualsIgnoreCase(f.name.substr(0, 3), "ce-")) {
+        return;
+      }
+      // Header names are case-insensitive: the attribute is the name in lowercase.
+      std::string name(f.name.substr(3));
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (name == "specversion" || name == "id" || name == "source" || name == "type" ||
+          name == "datacontenttype") {
+        return;  // read above, or content-type's
+      }
+      if (name == "subject") {
         m.subject = std::string(f.value);
-      } else if (is("partitionkey")) {
+      } else if (name == "partitionkey") {
         m.key = std::string(f.value);
+      } else if (name == "time") {
+        if (!IsRfc3339(f.value)) {
+          bad = Error(ErrorCode::kInvalidArgument,
+                      fmt::format("malformed CloudEvent: ce-time '{}' is not an RFC 3339 "
+                                  "date-time, like 2026-01-02T15:04:05.123Z",
+                                  f.value));
+          return;
+        }
+        m.attributes["time"] = std::string(f.value);
+      } else if (!IsExtensionName(name)) {
+        bad = Error(ErrorCode::kInvalidArgument,
+                    fmt::format("malformed CloudEvent: header {}: attribute name '{}' is not "
+                                "1-20 lowercase letters or digits",
+                                f.name, name));
       } else {
-        std::string name(attr);
-        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         m.attributes[std::move(name)] = std::string(f.value);
       }
     });
-  } else if (idempotency_key) {
-    m.id = std::string(*idempotency_key);
+    if (bad) return tl::unexpected(std::move(*bad));
+  } else {
+    for (std::string_view name : {"ce-id", "ce-source", "ce-type"}) {
+      if (headers.Has(name)) {
+        return Malformed(fmt::format(
+            "{} without ce-specversion: a binary-mode event needs ce-specversion: 1.0 (a plain "
+            "body would get a new id, and lose its de-duplication key)",
+            name));
+      }
+    }
+    if (idempotency_key) m.id = std::string(*idempotency_key);
+    m.source = defaults.source;
+    m.type = defaults.type;
   }
-  if (m.id.empty() && idempotency_key) m.id = std::string(*idempotency_key);
+  if (IsJsonType(media) && !IsJsonText(body)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("the body is not valid JSON, but its content-type is {}: send it "
+                            "with the content type it has (e.g. application/octet-stream)",
+                            content_type));
+  }
   m.content_type = std::string(content_type);
   m.data = std::string(body);
   out.push_back(std::move(m));
   return out;
 }
 
-boost::json::object DeliveryToJson(const Delivery& d) {
-  boost::json::object o;
-  const Message& m = d.message;
-  o["id"] = m.id;
-  o["receipt"] = d.receipt;
-  o["attempt"] = d.attempt;
-  o["sequence"] = d.sequence;
-  o["specversion"] = "1.0";
-  if (!m.source.empty()) o["source"] = m.source;
-  if (!m.type.empty()) o["type"] = m.type;
-  if (!m.subject.empty()) o["subject"] = m.subject;
-  if (!m.key.empty()) o["partitionkey"] = m.key;
-  if (!m.content_type.empty()) o["datacontenttype"] = m.content_type;
-  o["time"] = FormatRfc3339(m.published_at);
-  o["lease_expires"] = FormatRfc3339(d.lease_expires);
-  for (const auto& [k, v] : m.attributes) o[k] = v;
-  if (IsJsonType(MediaType(m.content_type))) {
-    boost::system::error_code ec;
-    boost::json::value data = boost::json::parse(m.data, ec);
-    if (!ec) {
-      o["data"] = std::move(data);
-      return o;
-    }
-  }
-  if (IsValidUtf8Text(m.data)) {
-    o["data"] = m.data;
-  } else {
-    o["data_base64"] = Base64Encode(m.data);
-  }
-  return o;
+void AppendDeliveryJson(const Delivery& d, const EventDefaults& defaults, std::string& out) {
+  boost::json::object ferry_fields;
+  ferry_fields["id"] = d.message.id;
+  ferry_fields["receipt"] = d.receipt;
+  ferry_fields["attempt"] = d.attempt;
+  ferry_fields["sequence"] = d.sequence;
+  ferry_fields["lease_expires"] = FormatRfc3339(d.lease_expires);
+  ferry_fields["stored_at"] = FormatRfc3339(d.message.published_at);
+  AppendMessageJson(std::move(ferry_fields), d.message, defaults, out);
 }
 
-boost::json::object DeadLetterToJson(const DeadLetter& dead) {
-  Delivery as_delivery;
-  as_delivery.message = dead.message;
-  as_delivery.sequence = dead.sequence;
-  as_delivery.attempt = dead.attempts;
-  boost::json::object o = DeliveryToJson(as_delivery);
-  o.erase("receipt");
-  o.erase("lease_expires");
-  o.erase("attempt");
-  o["attempts"] = dead.attempts;
-  o["reason"] = dead.reason;
-  o["dead_lettered_at"] = FormatRfc3339(dead.dead_lettered_at);
-  return o;
+void AppendDeadLetterJson(const DeadLetter& dead, const EventDefaults& defaults, std::string& out) {
+  boost::json::object ferry_fields;
+  ferry_fields["id"] = dead.message.id;
+  ferry_fields["sequence"] = dead.sequence;
+  ferry_fields["stored_at"] = FormatRfc3339(dead.message.published_at);
+  ferry_fields["attempts"] = dead.attempts;
+  ferry_fields["reason"] = dead.reason;
+  ferry_fields["dead_lettered_at"] = FormatRfc3339(dead.dead_lettered_at);
+  AppendMessageJson(std::move(ferry_fields), dead.message, defaults, out);
 }
 
-void AddBinaryModeHeaders(const Delivery& d, http::Headers& headers) {
+void AddBinaryModeHeaders(const Delivery& d, const EventDefaults& defaults,
+                          http::Headers& headers) {
   const Message& m = d.message;
   headers.Add("ce-specversion", "1.0");
   headers.Add("ce-id", m.id);
-  if (!m.source.empty()) headers.Add("ce-source", m.source);
-  if (!m.type.empty()) headers.Add("ce-type", m.type);
+  headers.Add("ce-source", m.source.empty() ? defaults.source : m.source);
+  headers.Add("ce-type", m.type.empty() ? defaults.type : m.type);
   if (!m.subject.empty()) headers.Add("ce-subject", m.subject);
   if (!m.key.empty()) headers.Add("ce-partitionkey", m.key);
-  headers.Add("ce-time", FormatRfc3339(m.published_at));
-  for (const auto& [k, v] : m.attributes) headers.Add("ce-" + k, v);
+  auto time = m.attributes.find("time");
+  headers.Add("ce-time", time != m.attributes.end() ? time->second : FormatRfc3339(m.published_at));
+  for (const auto& [k, v] : m.attributes) {
+    if (!IsContextAttribute(k)) headers.Add("ce-" + k, v);
+  }
   if (!m.content_type.empty()) headers.Add("content-type", m.content_type);
 }
 

@@ -34,7 +34,9 @@ std::string DataField(std::string data) {
   d.message.id = "m";
   d.message.content_type = "text/plain";
   d.message.data = std::move(data);
-  const boost::json::object o = DeliveryToJson(d);
+  std::string text;
+  AppendDeliveryJson(d, {"/s", "t"}, text);
+  const boost::json::object o = boost::json::parse(text).as_object();
   return o.contains("data") ? "data" : "data_base64";
 }
 
@@ -57,6 +59,82 @@ TEST(DeliveryToJson, TextTravelsAsAStringAndAnythingElseAsBase64AtAnyOffset) {
     EXPECT_EQ(DataField(with("\xc3")), "data_base64") << at;  // a sequence cut short
   }
   EXPECT_EQ(DataField(std::string(1000, 'x') + "\xe2\x82"), "data_base64");  // cut at the end
+}
+
+http::Headers HeadersOf(std::initializer_list<std::pair<std::string, std::string>> fields) {
+  http::Headers h;
+  for (const auto& [name, value] : fields) h.Add(name, value);
+  return h;
+}
+
+const EventDefaults kDefaults{"/v1/queues/q", "ferry.message"};
+
+TEST(ParsePublish, StructuredJsonDataIsKeptAsSent) {
+  const std::string data = R"({"big":12345678901234567890123, "tiny":1e-400,"s":"\u00e9"})";
+  auto events = ParsePublish(
+      HeadersOf({{"content-type", "application/cloudevents+json"}}),
+      R"({"specversion":"1.0","id":"a","source":"/s","type":"t","data":)" + data + "}", kDefaults);
+  ASSERT_TRUE(events) << events.error().message();
+  EXPECT_EQ(events->front().data, data);
+  EXPECT_EQ(events->front().content_type, "application/json");
+  Delivery d;
+  d.message = events->front();
+  std::string out;
+  AppendDeliveryJson(d, kDefaults, out);
+  // The data twice, as sent: beside Ferry's fields, and in `event`.
+  std::size_t at = out.find("\"data\":" + data);
+  ASSERT_NE(at, std::string::npos) << out;
+  EXPECT_NE(out.find("\"data\":" + data, at + 1), std::string::npos) << out;
+}
+
+TEST(ParsePublish, StructuredStringDataOfTextIsItsValue) {
+  auto events = ParsePublish(HeadersOf({{"content-type", "application/cloudevents+json"}}),
+                             R"({"specversion":"1.0","id":"a","source":"/s","type":"t",)"
+                             R"("datacontenttype":"text/plain","data":"a\nb\u00e9"})",
+                             kDefaults);
+  ASSERT_TRUE(events) << events.error().message();
+  EXPECT_EQ(events->front().data, "a\nb\xc3\xa9");
+}
+
+TEST(ParsePublish, PlainBodyGetsTheDefaultSourceAndType) {
+  auto events = ParsePublish(HeadersOf({{"content-type", "text/plain"}}), "x", kDefaults);
+  ASSERT_TRUE(events);
+  EXPECT_EQ(events->front().source, "/v1/queues/q");
+  EXPECT_EQ(events->front().type, "ferry.message");
+}
+
+TEST(ParsePublish, TheProducersTimeIsKept) {
+  auto events = ParsePublish(HeadersOf({{"ce-specversion", "1.0"},
+                                        {"ce-id", "a"},
+                                        {"ce-source", "/s"},
+                                        {"ce-type", "t"},
+                                        {"ce-time", "2020-01-02T03:04:05+02:00"}}),
+                             "x", kDefaults);
+  ASSERT_TRUE(events);
+  EXPECT_EQ(events->front().attributes.at("time"), "2020-01-02T03:04:05+02:00");
+}
+
+TEST(Rfc3339, ValidatesDateTimes) {
+  for (const char* ok : {"2020-01-02T03:04:05Z", "2020-01-02t03:04:05.123456789z",
+                         "2020-02-29T23:59:60-08:00", "2021-12-31T00:00:00+14:00"}) {
+    EXPECT_TRUE(IsRfc3339(ok)) << ok;
+  }
+  for (const char* bad : {"", "2020-01-02", "2020-01-02 03:04:05Z", "2020-13-01T00:00:00Z",
+                          "2021-02-29T00:00:00Z", "2020-01-02T24:00:00Z", "2020-01-02T03:04:05",
+                          "2020-01-02T03:04:05.Z", "2020-01-02T03:04:05+0200", "yesterday"}) {
+    EXPECT_FALSE(IsRfc3339(bad)) << bad;
+  }
+}
+
+TEST(ExtensionName, IsOneToTwentyLowercaseLettersOrDigits) {
+  EXPECT_TRUE(IsExtensionName("myext"));
+  EXPECT_TRUE(IsExtensionName("a1"));
+  EXPECT_TRUE(IsExtensionName(std::string(20, 'x')));
+  EXPECT_FALSE(IsExtensionName(""));
+  EXPECT_FALSE(IsExtensionName(std::string(21, 'x')));
+  EXPECT_FALSE(IsExtensionName("MyExt"));
+  EXPECT_FALSE(IsExtensionName("my-ext"));
+  EXPECT_FALSE(IsExtensionName("lease_expires"));
 }
 
 }  // namespace

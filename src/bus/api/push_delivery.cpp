@@ -268,7 +268,7 @@ Task<void> BusServiceImpl::PushOne(std::shared_ptr<PushTarget> target, Delivery 
   const auto started = std::chrono::steady_clock::now();
   PushExchange result;
   http::Headers headers;
-  AddBinaryModeHeaders(delivery, headers);
+  AddBinaryModeHeaders(delivery, DefaultsFor(target->inbox), headers);
   headers.Add("content-length", std::to_string(delivery.message.data.size()));
   headers.Add("x-ferry-delivery-attempt", std::to_string(delivery.attempt));
   std::optional<std::size_t> index;
