@@ -29,12 +29,6 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 bool ParseDecimal(std::string_view s, std::uint64_t& out) {
   if (s.empty() || s.size() > 18) return false;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -251,6 +245,7 @@ ResponseReader::State ResponseReader::ReadHeads() {
         break;
     }
     // The parser is fed exactly one head, as the proxy feeds it (and the fuzz target drives it).
+    if (scanner_.tabs()) parser_.HeadHasTabs();
     auto fed = parser_.Feed(std::string_view(head_).substr(0, scanner_.head_size()));
     if (!fed) return Fail(fed.error().code(), fed.error().message());
     if (!parser_.head_done()) return Fail(ErrorCode::kUpstreamProtocol, "unparsable head");
@@ -259,7 +254,7 @@ ResponseReader::State ResponseReader::ReadHeads() {
     if (head.status >= 200) {
       response_.status = head.status;
       head.headers.ForEach([this](const http::Headers::Field& field) {
-        response_.headers.emplace_back(Lower(field.name), std::string(Trim(field.value)));
+        response_.headers.emplace_back(Lower(field.name), std::string(field.value));
       });
       const std::string held = std::exchange(head_, std::string());
       return ReadBody(std::string_view(held).substr(*fed));  // body bytes that came with the head

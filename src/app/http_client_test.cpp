@@ -111,6 +111,17 @@ TEST(ResponseReader, DecodesChunkedBodySplitAnywhere) {
   }
 }
 
+TEST(ResponseReader, TabsAroundAValueAreWhiteSpace) {
+  ResponseReader reader;
+  ASSERT_EQ(reader.Read("HTTP/1.1 200 OK\r\nTransfer-Encoding:\tchunked\t\r\nX-A:\tb\t\r\n\r\n"
+                        "5\r\nhello\r\n0\r\n\r\n"),
+            State::kComplete)
+      << reader.error().message();
+  EXPECT_EQ(reader.response().body, "hello");
+  ASSERT_NE(reader.response().Find("x-a"), nullptr);
+  EXPECT_EQ(*reader.response().Find("x-a"), "b");
+}
+
 TEST(ResponseReader, ReadsUntilCloseWithoutFraming) {
   ResponseReader reader;
   EXPECT_EQ(reader.Read("HTTP/1.0 200 OK\r\n\r\nbo"), State::kIncomplete);
