@@ -5,10 +5,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cctype>
 #include <limits>
 
 #include "config/address.hpp"
+#include "config/bus_rules.hpp"
 
 namespace ferry::config::internal {
 namespace {
@@ -22,18 +22,6 @@ constexpr std::uint64_t kMaxBytesLimit = 1024ull * 1024 * 1024 * 1024 * 1024;  /
 constexpr std::int64_t kMaxPushConcurrency = kMaxBusPushConcurrency;
 // The log's sync thread sleeps in whole milliseconds: a shorter interval would be 0, a busy loop.
 constexpr Duration kMinSyncInterval = std::chrono::milliseconds(1);
-
-// Queue, topic and subscription names become directory names under data_dir and metrics
-// labels: the engine accepts [A-Za-z0-9._-]{1,128}; a leading letter or digit also keeps out
-// "." and "..".
-bool IsBusName(std::string_view s) {
-  if (s.empty() || s.size() > 128 || !std::isalnum(static_cast<unsigned char>(s.front()))) {
-    return false;
-  }
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
-  });
-}
 
 class BusReader : private StrictReader {
  public:
@@ -287,35 +275,6 @@ class BusReader : private StrictReader {
              }
              return text;
            });
-  }
-
-  // RFC 3986 URI-reference, non-empty: only its characters (percent-escapes well formed), and a
-  // scheme, if one comes before the first '/', '?' or '#', that starts with a letter.
-  static bool IsUriReference(std::string_view s) {
-    if (s.empty()) return false;
-    static constexpr std::string_view kAllowed =
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/?#[]@!$&'()*+,;=";
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '%') {
-        if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
-            !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-          return false;
-        }
-        i += 2;
-      } else if (kAllowed.find(s[i]) == std::string_view::npos) {
-        return false;
-      }
-    }
-    const std::size_t colon = s.find(':');
-    if (colon != std::string_view::npos && colon < s.find_first_of("/?#")) {
-      if (colon == 0 || !std::isalpha(static_cast<unsigned char>(s[0]))) return false;
-      for (char c : s.substr(0, colon)) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') {
-          return false;
-        }
-      }
-    }
-    return true;
   }
 
   // `delivery` is the queue's or subscription's, read before its push, its lease from `lease`.

@@ -289,6 +289,11 @@ TEST(BusConfig, EventDefaultsOfQueuesAndTopics) {
   EXPECT_EQ(config->bus->queues.at("plain").event_defaults.default_source, "");  // built-in
   EXPECT_EQ(config->bus->topics.at("t").event_defaults.default_source, "/t");
   EXPECT_EQ(config->bus->topics.at("t").event_defaults.default_type, "");
+  // The effective config shows what is set, and leaves out what takes the built-in default.
+  const std::string json = ToJson(*config);
+  EXPECT_NE(json.find(R"("default_source":"https://shop.example/j")"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("default_type":"com.example.job")"), std::string::npos) << json;
+  EXPECT_EQ(json.find(R"("default_type":"")"), std::string::npos) << json;
 }
 
 TEST(BusConfigErrors, DefaultSourceNotAUriReference) {

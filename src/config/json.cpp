@@ -111,6 +111,12 @@ void AddStorage(const BusStorage& storage, json::object& out) {
   out["max_age"] = Text(storage.max_age);
 }
 
+// Left out when empty (the built-in defaults apply), as they would be in the file.
+void AddEventDefaults(const BusEventDefaults& defaults, json::object& out) {
+  if (!defaults.default_source.empty()) out["default_source"] = defaults.default_source;
+  if (!defaults.default_type.empty()) out["default_type"] = defaults.default_type;
+}
+
 json::object SubscriptionJson(const BusSubscription& subscription) {
   json::object out;
   AddDelivery(subscription.delivery, out);
@@ -132,6 +138,7 @@ json::object BusJson(const Bus& bus) {
     AddDelivery(queue.delivery, q);
     AddStorage(queue.storage, q);
     if (queue.push) q["push"] = PushJson(*queue.push);
+    AddEventDefaults(queue.event_defaults, q);
     queues[name] = std::move(q);
   }
   json::object topics;
@@ -143,6 +150,7 @@ json::object BusJson(const Bus& bus) {
       subscriptions[sub_name] = SubscriptionJson(sub);
     }
     t["subscriptions"] = std::move(subscriptions);
+    AddEventDefaults(topic.event_defaults, t);
     topics[name] = std::move(t);
   }
   json::object out{

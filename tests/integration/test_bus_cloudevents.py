@@ -183,6 +183,11 @@ BINARY = {"ce-specversion": "1.0", "ce-id": "i", "ce-source": "/s", "ce-type": "
     ({"content-type": "application/json"}, '{"a":', "not valid JSON"),
     ({**BINARY, "content-type": "application/json"}, "nope", "not valid JSON"),
     (STRUCTURED, '{"specversion":"1.0","id":"i","source":"/s","type":"t","id":"j"}', "twice"),
+    (STRUCTURED, '{"specversion":"1.0","id":"i","source":"not a uri","type":"t"}',
+     "URI-reference"),
+    ({**BINARY, "ce-source": "a b"}, "d", "URI-reference"),
+    (STRUCTURED, '{"specversion":"1.0","id":"i","source":"/s","type":"t",'
+                 '"dataschema":"schema.json"}', "absolute URI"),
 ])
 def test_an_invalid_event_is_refused_with_400(start_bus, headers, body, why):
     bus = start_bus({"queues": {"q": {}}})

@@ -11,6 +11,7 @@
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
 #include "bus/api/subscription_put.hpp"
+#include "config/bus_rules.hpp"
 #include "core/units.hpp"
 #include "observability/access_log_entry.hpp"
 #include "observability/json_text.hpp"
@@ -146,16 +147,6 @@ bool AllowsMethod(std::string_view allow, std::string_view method) {
     while (!allow.empty() && allow.front() == ' ') allow.remove_prefix(1);
   }
   return false;
-}
-
-// Queue, topic and subscription names, as the config takes them: they name directories.
-bool IsValidName(std::string_view name) {
-  const auto ok = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-  };
-  return !name.empty() && name.size() <= 128 && name.front() != '.' && name.front() != '_' &&
-         name.front() != '-' && std::all_of(name.begin(), name.end(), ok);
 }
 
 // The value of ?name= in a query string ("" if absent); no percent-decoding is needed for the
@@ -297,7 +288,7 @@ Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, std::
   const PathParts parts = SplitPath(request.path());
   if (const auto shape = ShapeOf(parts)) {
     for (std::string_view name : shape->names) {
-      if (name.data() != nullptr && !IsValidName(name)) {
+      if (name.data() != nullptr && !config::IsBusName(name)) {
         return Immediate(ErrorReply(
             400, "bad_request",
             fmt::format("invalid name '{}': names are 1 to 128 of A-Z a-z 0-9 . _ -, starting "

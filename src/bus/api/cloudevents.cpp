@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "bus/api/json_span.hpp"
+#include "config/bus_rules.hpp"
 #include "core/ascii_run.hpp"
 #include "http/headers.hpp"
 #include "observability/access_log_entry.hpp"
@@ -79,6 +80,21 @@ bool IsContextAttribute(std::string_view name) {
   return std::find(kNames.begin(), kNames.end(), name) != kNames.end();
 }
 
+// The rules of the attributes with a format (the required ones are checked for presence by
+// the caller): source a URI-reference, dataschema an absolute URI. nullopt: fine.
+std::optional<std::string> AttributeProblem(std::string_view name, std::string_view value) {
+  if (name == "source" && !config::IsUriReference(value)) {
+    return fmt::format(
+        "source '{}' is not a URI-reference (RFC 3986), like /shop/orders or "
+        "https://shop.example/orders",
+        value);
+  }
+  if (name == "dataschema" && !config::IsAbsoluteUri(value)) {
+    return fmt::format("dataschema '{}' is not an absolute URI (RFC 3986)", value);
+  }
+  return std::nullopt;
+}
+
 bool IsIntegerToken(std::string_view token) {
   if (!token.empty() && token.front() == '-') token.remove_prefix(1);
   return !token.empty() &&
@@ -134,6 +150,7 @@ Result<Message> FromJson(std::string_view text) {
             {"partitionkey", &m.key, false}}}) {
     if (auto r = str(key, *field, required); !r) return tl::unexpected(r.error());
   }
+  if (auto problem = AttributeProblem("source", m.source)) return Malformed(*problem);
   std::string time;
   if (auto r = str("time", time, false); !r) return tl::unexpected(r.error());
   if (find("time")) {
@@ -169,7 +186,9 @@ Result<Message> FromJson(std::string_view text) {
     }
     const std::string_view value = member.value;
     if (value.front() == '"') {
-      m.attributes[member.key] = JsonStringValue(value);
+      std::string text = JsonStringValue(value);
+      if (auto problem = AttributeProblem(member.key, text)) return Malformed(*problem);
+      m.attributes[member.key] = std::move(text);
     } else if (IsIntegerToken(value) || value == "true" || value == "false") {
       m.attributes[member.key] = std::string(value);
     } else {
@@ -339,6 +358,7 @@ Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::str
       if (!v || v->empty()) return Malformed(fmt::format("missing required header {}", name));
       *field = std::string(*v);
     }
+    if (auto problem = AttributeProblem("source", m.source)) return Malformed(*problem);
     std::optional<Error> bad;
     headers.ForEach([&](const http::Headers::Field& f) {
       if (bad || f.name.size() <= 3 || !http::EqualsIgnoreCase(f.name.substr(0, 3), "ce-")) {
@@ -369,6 +389,8 @@ Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::str
                     fmt::format("malformed CloudEvent: header {}: attribute name '{}' is not "
                                 "1-20 lowercase letters or digits",
                                 f.name, name));
+      } else if (auto problem = AttributeProblem(name, f.value)) {
+        bad = Error(ErrorCode::kInvalidArgument, "malformed CloudEvent: " + *problem);
       } else {
         m.attributes[std::move(name)] = std::string(f.value);
       }
