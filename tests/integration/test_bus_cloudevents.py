@@ -10,6 +10,7 @@ import base64
 import json
 import re
 import socket
+import subprocess
 import threading
 import time
 
@@ -80,6 +81,21 @@ def test_oversized_content_length_is_refused_before_the_body_is_read(start_bus):
     assert answer.startswith(b"HTTP/1.1 413 "), answer
     assert b"connection: close" in answer.lower()
     s.close()
+
+
+def test_curl_publishing_a_large_body_does_not_wait_for_its_expect_timeout(start_bus, tmp_path):
+    # curl sends Expect: 100-continue with a body over 1 MB and waits 1 s for an answer to it.
+    bus = start_bus({"queues": {"q": {"max_message_bytes": "4MiB"}}})
+    body = tmp_path / "body.bin"
+    body.write_bytes(b"x" * (1536 * 1024))
+    out = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-v",
+         "-H", "content-type: application/octet-stream", "--data-binary", f"@{body}",
+         f"http://{bus.address}/v1/queues/q/messages"], capture_output=True, timeout=30)
+    status, seconds = out.stdout.decode().split()
+    assert status == "201", out
+    assert b"expect: 100-continue" in out.stderr.lower(), out.stderr  # curl did send it
+    assert float(seconds) < 0.8, out
 
 
 # --- 10. the producer's time ---------------------------------------------------------------------
