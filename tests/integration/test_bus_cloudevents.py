@@ -372,3 +372,24 @@ def test_dead_letters_carry_the_event_too(start_bus):
     r = c.request("GET", "/v1/queues/q/dead-letters")
     assert r.status == 200 and r.body.count(b'"data":' + EXACT_JSON) == 2, r.body
     assert structured_problems(r.json()["dead_letters"][0]["event"]) == []
+
+
+def test_format_event_gives_ferrys_fields_and_the_event_alone(start_bus, js_sdk):
+    bus = start_bus({"queues": {"q": {"max_deliveries": 1}}})
+    c = bus.client
+    assert c.request("POST", "/v1/queues/q/messages", EXACT_JSON,
+                     {"content-type": "application/json", "idempotency-key": "e"}).status == 201
+    r = c.request("GET", "/v1/queues/q/messages?format=event")
+    assert r.status == 200 and r.body.count(b'"data":' + EXACT_JSON) == 1, r.body
+    m = r.json()["messages"][0]
+    assert set(m) == {"id", "receipt", "attempt", "sequence", "lease_expires", "stored_at",
+                      "event"}
+    [parsed] = js_sdk.parse([{"headers": {"content-type": "application/cloudevents+json"},
+                              "body": json.dumps(m["event"])}])
+    assert parsed["ok"], parsed
+    assert c.nack("queues/q", [m["receipt"]]).status == 200
+    r = c.request("GET", "/v1/queues/q/dead-letters?format=event")
+    assert r.status == 200 and r.body.count(b'"data":' + EXACT_JSON) == 1, r.body
+    assert set(r.json()["dead_letters"][0]) == {"id", "sequence", "stored_at", "attempts",
+                                                "reason", "dead_lettered_at", "event"}
+    assert c.request("GET", "/v1/queues/q/messages?format=xml").status == 400

@@ -165,6 +165,14 @@ std::string QueryParam(std::string_view query, std::string_view name) {
   return "";
 }
 
+// ?format= of a pull or a dead-letter listing: "full" (the default) or "event".
+Result<MessageFormat> FormatParam(std::string_view query) {
+  const std::string format = QueryParam(query, "format");
+  if (format.empty() || format == "full") return MessageFormat::kFull;
+  if (format == "event") return MessageFormat::kEvent;
+  return Fail(ErrorCode::kInvalidArgument, "format must be full or event");
+}
+
 Result<boost::json::object> ParseObject(std::string_view body) {
   if (body.empty()) return boost::json::object();
   boost::system::error_code ec;
@@ -523,6 +531,8 @@ Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::Reques
     }
     wait = *d;
   }
+  const auto format = FormatParam(request.query());
+  if (!format) co_return FromError(format.error());
   const auto deadline = Clock::now() + wait;
   const std::string key = inbox.ToString();
   for (bool waited = false;; waited = true) {
@@ -543,7 +553,7 @@ Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::Reques
               slot_, std::chrono::duration<double>(now - d.message.published_at).count());
         }
         if (&d != &got->front()) answer.body.push_back(',');
-        AppendDeliveryJson(d, defaults, answer.body);
+        AppendDeliveryJson(d, defaults, *format, answer.body);
       }
       answer.body.append("]}\n");
       co_return answer;
@@ -616,13 +626,15 @@ ApiResponse BusServiceImpl::ListDead(const Inbox& inbox, const http::RequestHead
   if (auto v = QueryParam(request.query(), "after"); !v.empty())
     after = std::strtoull(v.c_str(), nullptr, 10);
   if (max == 0 || max > 1000) return ErrorReply(400, "bad_request", "max must be from 1 to 1000");
+  const auto format = FormatParam(request.query());
+  if (!format) return FromError(format.error());
   auto dead = broker_->DeadLetters(inbox, max, after);
   if (!dead) return FromError(dead.error());
   ApiResponse answer{.status = 200, .body = "{\"dead_letters\":["};
   const EventDefaults defaults = DefaultsFor(inbox);
   for (const DeadLetter& d : *dead) {
     if (&d != &dead->front()) answer.body.push_back(',');
-    AppendDeadLetterJson(d, defaults, answer.body);
+    AppendDeadLetterJson(d, defaults, *format, answer.body);
   }
   answer.body.append("]}\n");
   return answer;

@@ -254,13 +254,20 @@ void AppendOpenObject(const boost::json::object& o, const DataMember& data, std:
 // A delivered message: Ferry's fields win over an extension of the same name (an event may
 // carry a `receipt` extension; the message's receipt is Ferry's).
 void AppendMessageJson(boost::json::object ferry_fields, const Message& m,
-                       const EventDefaults& defaults, std::string& out) {
+                       const EventDefaults& defaults, MessageFormat format, std::string& out) {
   const boost::json::object event = EventAttributes(m, defaults, m.published_at);
-  boost::json::object legacy = event;
-  for (auto& field : ferry_fields) legacy[field.key()] = std::move(field.value());
   const DataMember data = DataOf(m);
-  AppendOpenObject(legacy, data, out);
-  out.append(",\"event\":");
+  if (format == MessageFormat::kEvent) {
+    std::string text = observability::JsonText(ferry_fields);
+    text.pop_back();  // '}'
+    out.append(text);
+    out.append(",\"event\":");
+  } else {
+    boost::json::object legacy = event;
+    for (auto& field : ferry_fields) legacy[field.key()] = std::move(field.value());
+    AppendOpenObject(legacy, data, out);
+    out.append(",\"event\":");
+  }
   AppendOpenObject(event, data, out);
   out.append("}}");
 }
@@ -421,7 +428,8 @@ Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::str
   return out;
 }
 
-void AppendDeliveryJson(const Delivery& d, const EventDefaults& defaults, std::string& out) {
+void AppendDeliveryJson(const Delivery& d, const EventDefaults& defaults, MessageFormat format,
+                        std::string& out) {
   boost::json::object ferry_fields;
   ferry_fields["id"] = d.message.id;
   ferry_fields["receipt"] = d.receipt;
@@ -429,10 +437,11 @@ void AppendDeliveryJson(const Delivery& d, const EventDefaults& defaults, std::s
   ferry_fields["sequence"] = d.sequence;
   ferry_fields["lease_expires"] = FormatRfc3339(d.lease_expires);
   ferry_fields["stored_at"] = FormatRfc3339(d.message.published_at);
-  AppendMessageJson(std::move(ferry_fields), d.message, defaults, out);
+  AppendMessageJson(std::move(ferry_fields), d.message, defaults, format, out);
 }
 
-void AppendDeadLetterJson(const DeadLetter& dead, const EventDefaults& defaults, std::string& out) {
+void AppendDeadLetterJson(const DeadLetter& dead, const EventDefaults& defaults,
+                          MessageFormat format, std::string& out) {
   boost::json::object ferry_fields;
   ferry_fields["id"] = dead.message.id;
   ferry_fields["sequence"] = dead.sequence;
@@ -440,7 +449,7 @@ void AppendDeadLetterJson(const DeadLetter& dead, const EventDefaults& defaults,
   ferry_fields["attempts"] = dead.attempts;
   ferry_fields["reason"] = dead.reason;
   ferry_fields["dead_lettered_at"] = FormatRfc3339(dead.dead_lettered_at);
-  AppendMessageJson(std::move(ferry_fields), dead.message, defaults, out);
+  AppendMessageJson(std::move(ferry_fields), dead.message, defaults, format, out);
 }
 
 void AddBinaryModeHeaders(const Delivery& d, const EventDefaults& defaults,

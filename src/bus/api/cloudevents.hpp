@@ -36,14 +36,25 @@ Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::str
 // result per event, even for a batch of one.
 bool IsBatchPublish(const http::Headers& headers);
 
-// The JSON a puller receives for one delivery, appended to `out`: Ferry's fields (receipt,
-// attempt, sequence, lease_expires, stored_at), the event's attributes and data beside them
-// (the shape of the first API), and `event`: the CloudEvent alone, in structured mode, for a
-// CloudEvents SDK. Data is the stored bytes: JSON data as it was sent (content type JSON),
-// a string when it is UTF-8 text, `data_base64` otherwise. `defaults` fill a missing source or
-// type (records stored before publishes got them).
-void AppendDeliveryJson(const Delivery& delivery, const EventDefaults& defaults, std::string& out);
-void AppendDeadLetterJson(const DeadLetter& dead, const EventDefaults& defaults, std::string& out);
+// How a pulled message (or a dead letter) is written.
+enum class MessageFormat {
+  kFull,   // Ferry's fields, the event's attributes and data beside them (the first API's
+           // shape), and `event` (the default)
+  kEvent,  // Ferry's fields and `event` only (?format=event): the data once, not twice
+};
+
+// The JSON a puller receives for one delivery, appended to `out`: Ferry's fields (id, receipt,
+// attempt, sequence, lease_expires, stored_at) and `event`, the CloudEvent alone in structured
+// mode, for a CloudEvents SDK; in kFull also the event's attributes and data beside Ferry's
+// fields, where a field of Ferry's wins over an extension of the same name. Data is the stored
+// bytes: JSON data as it was sent (content type JSON), a string when it is UTF-8 text,
+// `data_base64` otherwise. `defaults` fill a missing source or type (records stored before
+// publishes got them).
+void AppendDeliveryJson(const Delivery& delivery, const EventDefaults& defaults,
+                        MessageFormat format, std::string& out);
+// The same for a dead letter: id, sequence, stored_at, attempts, reason, dead_lettered_at.
+void AppendDeadLetterJson(const DeadLetter& dead, const EventDefaults& defaults,
+                          MessageFormat format, std::string& out);
 
 // Binary-mode headers for pushing a delivery: ce-specversion, ce-id, ce-source, ce-type,
 // ce-subject, ce-time, ce-partitionkey, the other ce-* attributes and content-type.

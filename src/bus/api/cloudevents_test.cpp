@@ -35,7 +35,7 @@ std::string DataField(std::string data) {
   d.message.content_type = "text/plain";
   d.message.data = std::move(data);
   std::string text;
-  AppendDeliveryJson(d, {"/s", "t"}, text);
+  AppendDeliveryJson(d, {"/s", "t"}, MessageFormat::kFull, text);
   const boost::json::object o = boost::json::parse(text).as_object();
   return o.contains("data") ? "data" : "data_base64";
 }
@@ -80,7 +80,7 @@ TEST(ParsePublish, StructuredJsonDataIsKeptAsSent) {
   Delivery d;
   d.message = events->front();
   std::string out;
-  AppendDeliveryJson(d, kDefaults, out);
+  AppendDeliveryJson(d, kDefaults, MessageFormat::kFull, out);
   // The data twice, as sent: beside Ferry's fields, and in `event`.
   std::size_t at = out.find("\"data\":" + data);
   ASSERT_NE(at, std::string::npos) << out;
