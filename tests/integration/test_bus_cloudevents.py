@@ -18,7 +18,7 @@ import pytest
 
 from bus_support import start_bus  # noqa: F401 - fixture
 from ce_support import binary_problems, js_sdk, structured_problems  # noqa: F401 - fixture
-from conftest import py_upstream, read_http_message, wait_until  # noqa: F401 - fixture
+from conftest import FERRY_BIN, py_upstream, read_http_message, wait_until  # noqa: F401
 
 EXACT_JSON = b'{"big":12345678901234567890123,"tiny":1e-400, "s":"caf\\u00e9"}'
 PRODUCER_TIME = "2020-01-02T03:04:05.678+02:00"
@@ -393,3 +393,25 @@ def test_format_event_gives_ferrys_fields_and_the_event_alone(start_bus, js_sdk)
     assert set(r.json()["dead_letters"][0]) == {"id", "sequence", "stored_at", "attempts",
                                                 "reason", "dead_lettered_at", "event"}
     assert c.request("GET", "/v1/queues/q/messages?format=xml").status == 400
+
+
+def test_the_readmes_cli_publish_is_consumed_as_a_valid_cloudevent(start_bus, js_sdk):
+    # README.md: ferry publish --queue payments --id order-1001 --data '{"amount": 25}'
+    bus = start_bus({"queues": {"payments": {}}})
+    url = f"http://{bus.address}"
+    run = [str(FERRY_BIN)]
+    published = subprocess.run(run + ["publish", "--queue", "payments", "--id", "order-1001",
+                                      "--data", '{"amount": 25}', "--url", url],
+                               capture_output=True, text=True, timeout=30)
+    assert published.returncode == 0, published
+    consumed = subprocess.run(run + ["consume", "--queue", "payments", "--wait", "5s", "--ack",
+                                     "--url", url], capture_output=True, text=True, timeout=30)
+    assert consumed.returncode == 0, consumed
+    [message] = [json.loads(line) for line in consumed.stdout.splitlines() if line.strip()]
+    assert structured_problems(message["event"]) == [], message
+    [parsed] = js_sdk.parse([{"headers": {"content-type": "application/cloudevents+json"},
+                              "body": json.dumps(message["event"])}])
+    assert parsed["ok"], parsed
+    # The CLI sends no content-type unless told (--content-type): the data is text.
+    assert parsed["event"]["id"] == "order-1001" and parsed["event"]["data"] == '{"amount": 25}'
+    assert parsed["event"]["source"] == "/v1/queues/payments"

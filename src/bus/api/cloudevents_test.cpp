@@ -114,6 +114,26 @@ TEST(ParsePublish, TheProducersTimeIsKept) {
   EXPECT_EQ(events->front().attributes.at("time"), "2020-01-02T03:04:05+02:00");
 }
 
+// A record stored before publishes kept `time` and got a source and type (a plain body then had
+// neither): it is still delivered as a valid event, its time the storage time.
+TEST(AppendDeliveryJson, AnOlderRecordGetsTheDefaultsAndItsStorageTime) {
+  Delivery d;
+  d.message.id = "old";
+  d.message.content_type = "text/plain";
+  d.message.data = "x";
+  d.message.published_at = AtMicros(1795788309000042);
+  std::string text;
+  AppendDeliveryJson(d, kDefaults, MessageFormat::kEvent, text);
+  const boost::json::object event = boost::json::parse(text).as_object().at("event").as_object();
+  EXPECT_EQ(event.at("source").as_string(), "/v1/queues/q");
+  EXPECT_EQ(event.at("type").as_string(), "ferry.message");
+  EXPECT_EQ(event.at("time").as_string(), "2026-11-27T14:05:09.000042Z");
+  http::Headers pushed;
+  AddBinaryModeHeaders(d, kDefaults, pushed);
+  EXPECT_EQ(pushed.Get("ce-source").value_or(""), "/v1/queues/q");
+  EXPECT_EQ(pushed.Get("ce-time").value_or(""), "2026-11-27T14:05:09.000042Z");
+}
+
 TEST(Rfc3339, ValidatesDateTimes) {
   for (const char* ok : {"2020-01-02T03:04:05Z", "2020-01-02t03:04:05.123456789z",
                          "2020-02-29T23:59:60-08:00", "2021-12-31T00:00:00+14:00"}) {
