@@ -56,9 +56,12 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS)
-	mkdir -p build/fuzz/fuzz-http1 build/fuzz/fuzz-bus_segment build/fuzz/fuzz-bus_record
+	mkdir -p build/fuzz/fuzz-http1 build/fuzz/fuzz-http_client build/fuzz/fuzz-bus_segment \
+	  build/fuzz/fuzz-bus_record
 	build/fuzz/tests/http1_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  build/fuzz/fuzz-http1 tests/fuzz/corpus/http1
+	build/fuzz/tests/http_client_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  build/fuzz/fuzz-http_client tests/fuzz/corpus/http_client
 	build/fuzz/tests/bus_segment_fuzz -max_total_time=$(FUZZ_SECONDS) \
 	  build/fuzz/fuzz-bus_segment tests/fuzz/corpus/bus_segment
 	build/fuzz/tests/bus_record_fuzz -max_total_time=$(FUZZ_SECONDS) \
