@@ -69,7 +69,10 @@ struct Parser::Callbacks {
     if ((s.in_value_ || !s.field_.empty()) && !s.FlushField()) return -1;
     s.FillHead();
     s.head_done_ = true;
-    if (s.no_body_) {
+    // A response to HEAD, and a 1xx, 204 or 304 whatever its Content-Length or
+    // Transfer-Encoding say (RFC 9110 6.4.1), has no body: llhttp 8.1 would read one for the
+    // status codes, and wait for bytes that never come or eat the next response.
+    if (s.no_body_ || (s.kind_ == Kind::kResponse && s.response_.framing == BodyFraming::kNone)) {
       s.response_.framing = BodyFraming::kNone;
       return 1;  // no body: go on to on_message_complete, which pauses
     }

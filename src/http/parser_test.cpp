@@ -111,6 +111,32 @@ TEST(Parser, ResponseToHeadHasNoBody) {
   EXPECT_TRUE(p.message_done());
 }
 
+// 1xx, 204 and 304 have no body whatever their framing headers say (RFC 9110 6.4.1, 8.6: a 304
+// may carry the Content-Length of the representation). The bytes after the head are the next
+// response on the connection.
+TEST(Parser, NoBodyStatusesIgnoreFramingHeaders) {
+  for (const std::string_view head :
+       {"HTTP/1.1 304 Not Modified\r\nContent-Length: 120\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n"}) {
+    SCOPED_TRACE(head);
+    Parser p(Parser::Kind::kResponse);
+    const std::string input = std::string(head) + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    auto n = p.Feed(input);
+    ASSERT_TRUE(n);
+    EXPECT_EQ(*n, head.size());
+    EXPECT_TRUE(p.message_done());
+    EXPECT_EQ(p.body_bytes(), 0u);
+    EXPECT_EQ(p.response().framing, BodyFraming::kNone);
+    p.Reset();
+    auto body = ParseAll(p, std::string_view(input).substr(*n));
+    ASSERT_TRUE(body);
+    EXPECT_EQ(p.response().status, 200);
+    EXPECT_EQ(*body, "ok");
+  }
+}
+
 TEST(Parser, ResetParsesNextMessage) {
   Parser p(Parser::Kind::kResponse);
   ASSERT_TRUE(ParseAll(p, "HTTP/1.1 204 No Content\r\n\r\n"));

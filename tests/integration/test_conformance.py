@@ -21,6 +21,8 @@ FRAMED = {
     "/chunked": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     "/204": b"HTTP/1.1 204 No Content\r\nx-a: 1\r\n\r\n",
     "/304": b"HTTP/1.1 304 Not Modified\r\netag: \"v1\"\r\n\r\n",
+    # A 304 may carry the Content-Length of the representation (RFC 9110 8.6): still no body.
+    "/304-length": b"HTTP/1.1 304 Not Modified\r\netag: \"v1\"\r\ncontent-length: 120\r\n\r\n",
     "/early-hints": b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n"
                     b"link: </app.js>; rel=preload\r\n\r\n"
                     b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
@@ -80,7 +82,8 @@ def gw(start_ferry, py_upstream, tmp_path):
 # --- 1. one last chunk, whatever framing the upstream used ---------------------------------
 
 FIRST_REQUESTS = [("GET", "/length"), ("GET", "/chunked"), ("GET", "/close10"),
-                  ("GET", "/close11"), ("HEAD", "/length"), ("GET", "/204"), ("GET", "/304")]
+                  ("GET", "/close11"), ("HEAD", "/length"), ("GET", "/204"), ("GET", "/304"),
+                  ("GET", "/304-length")]
 
 
 def read_one_response(sock: socket.socket, buf: bytearray, method: str) -> tuple[int, bytes]:
