@@ -102,6 +102,12 @@ std::string Drive(std::string_view data, ferry::http::Parser::Kind kind, bool si
       Check(parser.message_done() && parser.body_bytes() == 0 && parser.body_chunks().empty(),
             "a response to HEAD has a body");
     }
+    // A response framed as bodiless (1xx, 204, 304, Content-Length: 0) ends with its head.
+    if (kind == ferry::http::Parser::Kind::kResponse &&
+        parser.response().framing == ferry::http::BodyFraming::kNone) {
+      Check(parser.message_done() && parser.body_bytes() == 0 && parser.body_chunks().empty(),
+            "a response framed without a body has one");
+    }
     // The head was fed alone, but llhttp may take its end to be earlier than the scanner did.
     std::uint64_t body = TakeBody(parser, head, *n, &transcript);
     data.remove_prefix(*n);
