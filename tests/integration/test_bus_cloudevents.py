@@ -204,6 +204,11 @@ BINARY = {"ce-specversion": "1.0", "ce-id": "i", "ce-source": "/s", "ce-type": "
     ({**BINARY, "ce-source": "a b"}, "d", "URI-reference"),
     (STRUCTURED, '{"specversion":"1.0","id":"i","source":"/s","type":"t",'
                  '"dataschema":"schema.json"}', "absolute URI"),
+    # A CR LF would become a header of its own when the event is pushed in binary mode.
+    (STRUCTURED, '{"specversion":"1.0","id":"i","source":"/s","type":"t",'
+                 '"subject":"a\\r\\nx-evil: 1"}', "control character"),
+    (STRUCTURED, '{"specversion":"1.0","id":"i","source":"/s","type":"t","ext":"a\\u0085"}',
+     "control character"),
 ])
 def test_an_invalid_event_is_refused_with_400(start_bus, headers, body, why):
     bus = start_bus({"queues": {"q": {}}})

@@ -95,6 +95,41 @@ std::optional<std::string> AttributeProblem(std::string_view name, std::string_v
   return std::nullopt;
 }
 
+// CloudEvents strings exclude the control characters U+0000-U+001F and U+007F-U+009F; in a
+// structured event, JSON escapes can carry any of them, and a CR LF would start a header of its
+// own in the ce-* headers of a push.
+bool HasControlCharacter(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return true;
+    if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) <= 0x9f) {
+      return true;  // U+0080-U+009F
+    }
+  }
+  return false;
+}
+
+// The first attribute of `m` that holds a control character, if any.
+std::optional<std::string> ControlCharacterProblem(const Message& m) {
+  for (const auto& [name, value] : std::array<std::pair<std::string_view, const std::string*>, 6>{
+           {{"id", &m.id},
+            {"source", &m.source},
+            {"type", &m.type},
+            {"subject", &m.subject},
+            {"datacontenttype", &m.content_type},
+            {"partitionkey", &m.key}}}) {
+    if (HasControlCharacter(*value)) {
+      return fmt::format("attribute '{}' holds a control character", name);
+    }
+  }
+  for (const auto& [name, value] : m.attributes) {
+    if (HasControlCharacter(value)) {
+      return fmt::format("attribute '{}' holds a control character", name);
+    }
+  }
+  return std::nullopt;
+}
+
 bool IsIntegerToken(std::string_view token) {
   if (!token.empty() && token.front() == '-') token.remove_prefix(1);
   return !token.empty() &&
@@ -190,12 +225,14 @@ Result<Message> FromJson(std::string_view text) {
       if (auto problem = AttributeProblem(member.key, text)) return Malformed(*problem);
       m.attributes[member.key] = std::move(text);
     } else if (IsIntegerToken(value) || value == "true" || value == "false") {
+      if (auto problem = AttributeProblem(member.key, value)) return Malformed(*problem);
       m.attributes[member.key] = std::string(value);
     } else {
       return Malformed(
           fmt::format("extension attribute '{}' must be a string, integer or bool", member.key));
     }
   }
+  if (auto problem = ControlCharacterProblem(m)) return Malformed(*problem);
   return m;
 }
 
@@ -422,6 +459,9 @@ Result<std::vector<Message>> ParsePublish(const http::Headers& headers, std::str
                             "with the content type it has (e.g. application/octet-stream)",
                             content_type));
   }
+  // Header values are not checked for control characters: the HTTP parser lets no ASCII one but
+  // HTAB through, so they cannot break a push's headers (and an Idempotency-Key with a tab is
+  // accepted since before this rule).
   m.content_type = std::string(content_type);
   m.data = std::string(body);
   out.push_back(std::move(m));
