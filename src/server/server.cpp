@@ -1,0 +1,634 @@
+#include "server/server.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <boost/container/small_vector.hpp>
+#include <charconv>
+#include <list>
+#include <vector>
+
+#include "http/head_scanner.hpp"
+#include "http/parser.hpp"
+#include "http/serializer.hpp"
+#include "observability/access_log_entry.hpp"
+#include "runtime/buffer_pool.hpp"
+#include "runtime/deadline.hpp"
+#include "runtime/read_buffer.hpp"
+#include "runtime/task_group.hpp"
+
+namespace ferry::server {
+
+std::string_view RequestHead::path() const {
+  std::string_view t = target;
+  return t.substr(0, t.find('?'));
+}
+
+std::string_view RequestHead::query() const {
+  std::string_view t = target;
+  const std::size_t q = t.find('?');
+  return q == std::string_view::npos ? std::string_view() : t.substr(q + 1);
+}
+
+std::string ErrorJson(int status, std::string_view code, std::string_view message) {
+  std::string body = R"({"error":{"code":")";
+  observability::AppendJsonStringContent(code, body);
+  body.append(R"(","status":)");
+  body.append(std::to_string(status));
+  body.append(R"(,"message":")");
+  observability::AppendJsonStringContent(message, body);
+  body.append("\"}}\n");
+  return body;
+}
+
+class Connection;
+
+struct Server::State {
+  State(asio::io_context& io, ServerOptions o, Handler& h)
+      : io(io),
+        options(std::make_shared<const ServerOptions>(std::move(o))),
+        handler(h),
+        tasks(io.get_executor()) {}
+  asio::io_context& io;
+  std::shared_ptr<const ServerOptions> options;
+  Handler& handler;
+  runtime::BufferPool buffers;  // declared before tasks: frames give their buffers back here
+  runtime::TaskGroup tasks;
+  std::vector<std::unique_ptr<runtime::Acceptor>> acceptors;
+  std::list<Connection*> connections;
+  bool draining = false;
+};
+
+namespace {
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// After answering with the request body unread, the connection reads and drops what the client
+// still sends for this long before closing: closing with unread bytes sends a reset, which can
+// destroy the answer before the client reads it.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr std::uint64_t kLingerBytes = 64ull * 1024 * 1024;
+
+void AppendNumber(std::string& out, std::uint64_t value) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
+  out.append(digits, end);
+}
+
+// RFC 9112 rules llhttp leaves to its caller (as the proxy checks them): exactly one Host in an
+// HTTP/1.1 request (3.2), no Transfer-Encoding in an HTTP/1.0 one (6.1), and no Connection
+// naming a field that frames or routes the request (RFC 9110 7.6.1).
+const char* CheckFraming(const http::RequestHead& request) {
+  int hosts = 0;
+  bool connection_names_framing = false;
+  request.headers.ForEach([&](const http::Headers::Field& f) {
+    if (http::EqualsIgnoreCase(f.name, "host")) {
+      ++hosts;
+    } else if (http::EqualsIgnoreCase(f.name, "connection") &&
+               !http::NamesFramingField(f.value).empty()) {
+      connection_names_framing = true;
+    }
+  });
+  if (connection_names_framing) {
+    return "Connection names Content-Length, Transfer-Encoding or Host";
+  }
+  if (hosts > 1) return "more than one Host header";
+  if (hosts == 0 && request.version_minor >= 1) return "missing Host header (required in HTTP/1.1)";
+  if (request.version_minor == 0 && request.headers.Has("transfer-encoding")) {
+    return "Transfer-Encoding in an HTTP/1.0 request";
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+// One client connection, and the Request and Response of its current exchange.
+class Connection final : public Request, public Response {
+ public:
+  Connection(std::shared_ptr<Server::State> server, std::unique_ptr<runtime::Stream> stream)
+      : server_(std::move(server)),
+        stream_(std::move(stream)),
+        deadline_(server_->io, *stream_),
+        in_(server_->buffers),
+        parser_(http::Parser::Kind::kRequest) {
+    peer_ = &stream_->peer();
+    server_->connections.push_front(this);
+    handle_ = server_->connections.begin();
+  }
+  ~Connection() override { server_->connections.erase(handle_); }
+
+  static Task<void> Run(std::shared_ptr<Server::State> server,
+                        std::unique_ptr<runtime::Stream> stream) {
+    Connection connection(std::move(server), std::move(stream));
+    co_await connection.Serve();
+  }
+
+  bool idle() const { return idle_; }
+  runtime::Stream& stream() { return *stream_; }
+
+  // --- Request
+  std::optional<std::uint64_t> body_size() const override {
+    switch (framing_) {
+      case http::BodyFraming::kContentLength:
+        return content_length_;
+      case http::BodyFraming::kChunked:
+      case http::BodyFraming::kUntilClose:
+        return std::nullopt;
+      case http::BodyFraming::kNone:
+        break;
+    }
+    return 0;
+  }
+  Task<Result<std::span<const std::string_view>>> ReadSome() override;
+  Task<Result<std::string_view>> ReadWhole(std::uint64_t max_bytes) override;
+  bool ClientGone() override { return stream_->PeerGone(); }
+
+  // --- Response
+  Task<bool> WriteHead(const ResponseHead& head, std::optional<std::uint64_t> body_size) override;
+  Task<bool> WriteBody(std::span<const std::string_view> pieces) override;
+  Task<bool> Finish() override;
+  Task<bool> Send(const ResponseHead& head, std::string_view body) override;
+  bool head_written() const override { return head_written_; }
+
+ private:
+  enum class HeadResult { kReady, kClosed, kReplied };
+
+  Task<void> Serve();
+  Task<HeadResult> ReadHead();
+  // Takes the parsed head for the handler: framing fields out, per-request state reset.
+  void StartExchange();
+  // Sends the prepared error (PrepareError, then SendError: no temporaries in a co_await).
+  void PrepareError(int status, std::string_view code, std::string message);
+  Task<bool> SendError();
+  // Reads more client bytes into in_; false on EOF, error or deadline.
+  Task<bool> ReadMore();
+  Task<bool> WriteOut(std::span<const asio::const_buffer> buffers);
+  void ConsumePending();
+  void ArmIo();
+  void DisarmIo();
+  // Records why reading the body failed (answered if the handler does not answer) and returns
+  // the error the handler gets.
+  Error BodyFailed(int status, std::string_view code, std::string message, ErrorCode error);
+  // Reads and drops what the client still sends, briefly, after we answered without its body.
+  Task<void> Linger();
+
+  std::shared_ptr<Server::State> server_;
+  std::list<Connection*>::iterator handle_;
+  std::unique_ptr<runtime::Stream> stream_;
+  runtime::Deadline<runtime::Stream> deadline_;
+  runtime::ReadBuffer in_;
+  http::Parser parser_;
+  std::shared_ptr<const ServerOptions> options_;  // this exchange's
+  std::uint64_t served_ = 0;
+  bool idle_ = false;
+
+  // This exchange.
+  http::BodyFraming framing_ = http::BodyFraming::kNone;
+  std::uint64_t content_length_ = 0;
+  bool http10_ = false;
+  bool keep_alive_ = true;
+  bool expect_continue_ = false;
+  bool continue_sent_ = false;
+  bool head_only_ = false;  // a HEAD request: the response has no body bytes
+  bool head_written_ = false;
+  bool head_pending_ = false;  // rendered into head_out_, not yet written
+  bool finished_ = false;
+  bool chunked_out_ = false;
+  bool no_body_out_ = false;
+  bool close_after_ = false;
+  bool write_failed_ = false;
+  std::size_t pending_consume_ = 0;  // bytes of in_ the last body views point into
+  std::string head_out_;
+  std::string size_line_;
+  std::string whole_;  // ReadWhole's copy of a body that came in pieces
+  int error_status_ = 0;  // a body read failed with this answer (0: none)
+  std::string error_code_;
+  std::string error_message_;
+  ResponseHead error_head_;
+  std::string error_body_;
+};
+
+Task<void> Connection::Serve() {
+  bool linger = false;  // answered with client bytes unread: read them off before closing
+  for (;;) {
+    options_ = server_->options;
+    if (in_.empty()) {
+      // Idle: no buffer and no parsed headers held, only a readiness wait.
+      in_.Release();
+      if (served_ > 0) parser_.Release();
+      if (server_->draining) break;
+      idle_ = true;
+      deadline_.Arm(served_ == 0 ? options_->header_read_timeout : options_->idle_timeout);
+      auto [ec] = co_await stream_->async_wait_readable(kNoThrow);
+      idle_ = false;
+      if (ec || deadline_.expired()) break;
+      options_ = server_->options;
+    }
+    deadline_.Arm(options_->header_read_timeout);
+    const HeadResult head = co_await ReadHead();
+    linger = head == HeadResult::kReplied;
+    if (head != HeadResult::kReady) break;
+    StartExchange();
+    if (options_->request_timeout.count() > 0) {
+      deadline_.Arm(options_->request_timeout);
+    } else {
+      deadline_.Disarm();
+    }
+    if (options_->max_body_bytes != 0 && framing_ == http::BodyFraming::kContentLength &&
+        content_length_ > options_->max_body_bytes) {
+      // Refused before its body is read (with Expect: 100-continue, instead of the 100).
+      PrepareError(413, "body_too_large",
+                   fmt::format("request body of {} bytes exceeds the limit of {}", content_length_,
+                               options_->max_body_bytes));
+      linger = co_await SendError();
+      break;
+    }
+    co_await server_->handler.Serve(*this, *this);
+    if (!head_written_ && !write_failed_) {
+      if (error_status_ != 0) {
+        PrepareError(error_status_, error_code_, error_message_);
+      } else {
+        PrepareError(500, "internal", "the handler gave no response");
+      }
+      co_await SendError();
+    } else if (!finished_ && !write_failed_) {
+      co_await Finish();
+    }
+    ++served_;
+    ConsumePending();
+    linger = !parser_.message_done() && !write_failed_;
+    if (write_failed_ || close_after_ || !parser_.message_done()) break;
+  }
+  deadline_.Disarm();
+  if (linger && !write_failed_) {
+    co_await Linger();
+  } else {
+    stream_->ShutdownSend();
+  }
+  stream_->Close();
+}
+
+Task<Connection::HeadResult> Connection::ReadHead() {
+  http::HeadScanner scanner({options_->max_header_bytes, options_->max_headers});
+  for (;;) {
+    const http::HeadScanner::State state = scanner.Scan(in_.data());
+    if (state == http::HeadScanner::State::kComplete) break;
+    if (state == http::HeadScanner::State::kTooLarge) {
+      PrepareError(431, "headers_too_large",
+                   fmt::format("request head exceeds {} bytes", options_->max_header_bytes));
+      co_await SendError();
+      co_return HeadResult::kReplied;
+    }
+    if (state == http::HeadScanner::State::kTooManyFields) {
+      PrepareError(431, "headers_too_large",
+                   fmt::format("request has more than {} header fields", options_->max_headers));
+      co_await SendError();
+      co_return HeadResult::kReplied;
+    }
+    if (state == http::HeadScanner::State::kMalformed) {
+      PrepareError(400, "bad_request", scanner.error());
+      co_await SendError();
+      co_return HeadResult::kReplied;
+    }
+    if (in_.full() && !in_.Grow(options_->max_header_bytes + 4)) {
+      PrepareError(431, "headers_too_large", "request head too large");
+      co_await SendError();
+      co_return HeadResult::kReplied;
+    }
+    if (!co_await ReadMore()) {
+      if (deadline_.expired() && !in_.empty()) {
+        deadline_.Arm(std::chrono::seconds(1));  // a short grace to send the 408
+        PrepareError(408, "request_timeout", "request head not received in time");
+        co_await SendError();
+        co_return HeadResult::kReplied;
+      }
+      co_return HeadResult::kClosed;
+    }
+  }
+  parser_.Reset();
+  if (scanner.tabs()) parser_.HeadHasTabs();
+  auto consumed = parser_.Feed(in_.data().substr(0, scanner.head_size()));
+  if (!consumed || !parser_.head_done()) {
+    PrepareError(400, "bad_request",
+                 consumed ? std::string("incomplete request head") : consumed.error().message());
+    co_await SendError();
+    co_return HeadResult::kReplied;
+  }
+  in_.Consume(*consumed);
+  if (const char* why = CheckFraming(parser_.request())) {
+    PrepareError(400, "bad_request", why);
+    co_await SendError();
+    co_return HeadResult::kReplied;
+  }
+  co_return HeadResult::kReady;
+}
+
+void Connection::StartExchange() {
+  http::RequestHead& parsed = parser_.request();
+  framing_ = parsed.framing;
+  content_length_ = parsed.content_length;
+  http10_ = parsed.version_minor == 0;
+  keep_alive_ = parsed.keep_alive;
+  expect_continue_ = parsed.expect_continue && !http10_;
+  head_only_ = parsed.method == "HEAD";
+  // The handler's head: the parsed strings are swapped, not copied (the parser gets the last
+  // exchange's storage back for the next head).
+  std::swap(head_.method, parsed.method);
+  std::swap(head_.target, parsed.target);
+  std::swap(head_.headers, parsed.headers);
+  http::RemoveHopByHop(head_.headers);
+  head_.headers.Remove("expect");
+  continue_sent_ = false;
+  head_written_ = false;
+  head_pending_ = false;
+  finished_ = false;
+  chunked_out_ = false;
+  no_body_out_ = false;
+  close_after_ = false;
+  write_failed_ = false;
+  error_status_ = 0;
+}
+
+void Connection::PrepareError(int status, std::string_view code, std::string message) {
+  error_head_.status = status;
+  error_head_.headers.Clear();
+  error_head_.headers.Add("content-type", "application/json");
+  error_body_ = ErrorJson(status, code, message);
+  close_after_ = true;
+}
+
+Task<bool> Connection::SendError() {
+  if (head_written_) co_return false;
+  // An error before StartExchange (a bad head) answers a request we know nothing of.
+  co_return co_await Send(error_head_, error_body_);
+}
+
+void Connection::ArmIo() {
+  if (options_->request_timeout.count() <= 0) deadline_.Arm(options_->io_timeout);
+}
+
+void Connection::DisarmIo() {
+  if (options_->request_timeout.count() <= 0) deadline_.Disarm();
+}
+
+Task<bool> Connection::ReadMore() {
+  if (deadline_.expired()) co_return false;
+  auto [ec, n] =
+      co_await stream_->async_read_some(asio::buffer(in_.WritePtr(), in_.WriteSpace()), kNoThrow);
+  if (ec) co_return false;
+  in_.Commit(n);
+  co_return true;
+}
+
+Task<bool> Connection::WriteOut(std::span<const asio::const_buffer> buffers) {
+  if (write_failed_ || deadline_.expired()) {
+    write_failed_ = true;
+    co_return false;
+  }
+  ArmIo();
+  auto [ec, n] = co_await asio::async_write(*stream_, buffers, kNoThrow);
+  DisarmIo();
+  if (ec) write_failed_ = true;
+  co_return !ec;
+}
+
+void Connection::ConsumePending() {
+  parser_.body_chunks().clear();
+  in_.Consume(pending_consume_);
+  pending_consume_ = 0;
+}
+
+Error Connection::BodyFailed(int status, std::string_view code, std::string message,
+                             ErrorCode error) {
+  error_status_ = status;
+  error_code_ = std::string(code);
+  error_message_ = message;
+  close_after_ = true;
+  return Error(error, std::move(message));
+}
+
+Task<Result<std::span<const std::string_view>>> Connection::ReadSome() {
+  ConsumePending();
+  if (parser_.message_done()) co_return std::span<const std::string_view>();
+  if (error_status_ != 0 || write_failed_) {
+    co_return tl::unexpected(Error(ErrorCode::kFailedPrecondition, "the body cannot be read"));
+  }
+  if (expect_continue_ && !continue_sent_ && in_.empty() && !head_written_) {
+    continue_sent_ = true;
+    const std::array<asio::const_buffer, 1> buffers{asio::buffer(kContinue.data(), kContinue.size())};
+    if (!co_await WriteOut(buffers)) {
+      co_return tl::unexpected(Error(ErrorCode::kConnectionClosed, "the client went away"));
+    }
+  }
+  for (;;) {
+    if (!in_.empty()) {
+      auto n = parser_.Feed(in_.data());
+      if (!n) {
+        co_return tl::unexpected(
+            BodyFailed(400, "bad_request", n.error().message(), ErrorCode::kInvalidArgument));
+      }
+      if (options_->max_body_bytes != 0 && parser_.body_bytes() > options_->max_body_bytes) {
+        co_return tl::unexpected(BodyFailed(
+            413, "body_too_large",
+            fmt::format("request body exceeds the limit of {} bytes", options_->max_body_bytes),
+            ErrorCode::kResourceExhausted));
+      }
+      pending_consume_ = *n;
+      const std::vector<std::string_view>& chunks = parser_.body_chunks();
+      if (!chunks.empty() || parser_.message_done()) co_return std::span(chunks);
+      ConsumePending();  // framing only (a chunk-size line): read on
+      if (*n > 0) continue;
+    }
+    ArmIo();
+    const bool more = co_await ReadMore();
+    DisarmIo();
+    if (!more) {
+      if (deadline_.expired()) {
+        deadline_.Arm(std::chrono::seconds(1));  // a short grace to send the 408
+        co_return tl::unexpected(BodyFailed(408, "request_timeout",
+                                            "request body not received in time",
+                                            ErrorCode::kDeadlineExceeded));
+      }
+      write_failed_ = true;  // the client went: nothing to answer
+      close_after_ = true;
+      co_return tl::unexpected(Error(ErrorCode::kConnectionClosed, "the client went away"));
+    }
+  }
+}
+
+Task<Result<std::string_view>> Connection::ReadWhole(std::uint64_t max_bytes) {
+  std::uint64_t limit = max_bytes;
+  if (options_->max_body_bytes != 0) limit = std::min(limit, options_->max_body_bytes);
+  const auto too_large = [&] {
+    return BodyFailed(413, "body_too_large",
+                      fmt::format("request body exceeds the limit of {} bytes", limit),
+                      ErrorCode::kResourceExhausted);
+  };
+  if (framing_ == http::BodyFraming::kContentLength && content_length_ > limit) {
+    co_return tl::unexpected(too_large());
+  }
+  whole_.clear();
+  if (whole_.capacity() > 64 * 1024) std::string().swap(whole_);
+  for (;;) {
+    auto piece = co_await ReadSome();
+    if (!piece) co_return tl::unexpected(piece.error());
+    if (piece->empty()) break;
+    if (parser_.message_done() && whole_.empty() && piece->size() == 1) {
+      co_return piece->front();  // the common case: the body came whole, no copy
+    }
+    for (std::string_view p : *piece) whole_.append(p);
+    if (whole_.size() > limit) co_return tl::unexpected(too_large());
+  }
+  co_return std::string_view(whole_);
+}
+
+Task<bool> Connection::WriteHead(const ResponseHead& head, std::optional<std::uint64_t> body_size) {
+  if (head_written_) co_return false;
+  head_written_ = true;
+  const int status = head.status;
+  no_body_out_ = head_only_ || status == 204 || status == 304 || status < 200;
+  // A body not read by now will not be: the connection closes after this response.
+  if (!parser_.message_done()) close_after_ = true;
+  if (server_->draining) close_after_ = true;
+  if (!keep_alive_) close_after_ = true;
+  head_out_.clear();
+  http::AppendResponseHead(head_out_, status, http::ReasonPhrase(status), head.headers);
+  head_out_.resize(head_out_.size() - 2);  // the blank line: framing fields go first
+  if (status != 204 && status != 304 && status >= 200) {
+    if (body_size) {
+      head_out_.append("content-length: ");
+      AppendNumber(head_out_, *body_size);
+      head_out_.append("\r\n");
+    } else if (!no_body_out_ && !http10_) {
+      head_out_.append("transfer-encoding: chunked\r\n");
+      chunked_out_ = true;
+    } else if (!no_body_out_) {
+      close_after_ = true;  // an HTTP/1.0 client reads the body until close
+    }
+  }
+  if (close_after_) {
+    head_out_.append("connection: close\r\n");
+  } else if (http10_) {
+    head_out_.append("connection: keep-alive\r\n");
+  }
+  head_out_.append("\r\n");
+  head_pending_ = true;
+  co_return !write_failed_;
+}
+
+Task<bool> Connection::WriteBody(std::span<const std::string_view> pieces) {
+  if (!head_written_ || finished_ || write_failed_) co_return false;
+  boost::container::small_vector<asio::const_buffer, 8> out;
+  if (head_pending_) out.emplace_back(head_out_.data(), head_out_.size());
+  if (!no_body_out_) {
+    std::size_t total = 0;
+    for (std::string_view p : pieces) total += p.size();
+    if (total > 0) {
+      if (chunked_out_) {
+        size_line_.clear();
+        http::AppendChunkSize(size_line_, total);
+        out.emplace_back(size_line_.data(), size_line_.size());
+      }
+      for (std::string_view p : pieces) {
+        if (!p.empty()) out.emplace_back(p.data(), p.size());
+      }
+      if (chunked_out_) out.emplace_back(http::kCrlf.data(), http::kCrlf.size());
+    }
+  }
+  if (out.empty()) co_return true;
+  head_pending_ = false;
+  co_return co_await WriteOut(std::span<const asio::const_buffer>(out.data(), out.size()));
+}
+
+Task<bool> Connection::Finish() {
+  if (!head_written_ || finished_ || write_failed_) co_return false;
+  finished_ = true;
+  boost::container::small_vector<asio::const_buffer, 2> out;
+  if (head_pending_) out.emplace_back(head_out_.data(), head_out_.size());
+  if (chunked_out_) out.emplace_back(http::kLastChunk.data(), http::kLastChunk.size());
+  head_pending_ = false;
+  if (out.empty()) co_return true;
+  co_return co_await WriteOut(std::span<const asio::const_buffer>(out.data(), out.size()));
+}
+
+Task<bool> Connection::Send(const ResponseHead& head, std::string_view body) {
+  if (!co_await WriteHead(head, body.size())) co_return false;
+  const std::array<std::string_view, 1> pieces{body};
+  if (!co_await WriteBody(pieces)) co_return false;
+  co_return co_await Finish();
+}
+
+Task<void> Connection::Linger() {
+  stream_->ShutdownSend();
+  deadline_.Arm(kLingerTime);
+  in_.Release();
+  std::vector<char> sink(16 * 1024);
+  for (std::uint64_t dropped = 0; dropped < kLingerBytes;) {
+    auto [ec, got] = co_await stream_->async_read_some(asio::buffer(sink), kNoThrow);
+    if (ec) break;
+    dropped += got;
+  }
+}
+
+namespace {
+
+Task<void> AcceptLoop(std::shared_ptr<Server::State> state, runtime::Acceptor* acceptor) {
+  asio::steady_timer backoff(state->io);
+  for (;;) {
+    auto stream = co_await acceptor->Accept();
+    if (!stream) {
+      if (stream.error().code() == ErrorCode::kCancelled || !acceptor->is_open()) break;
+      // Out of descriptors or memory: pause instead of spinning on the error.
+      spdlog::warn("{}", stream.error().message());
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(kNoThrow);
+      continue;
+    }
+    if (state->draining) break;
+    state->tasks.Spawn(Connection::Run(state, std::move(*stream)));
+  }
+}
+
+}  // namespace
+
+Server::Server(asio::io_context& io, ServerOptions options, Handler& handler)
+    : state_(std::make_shared<State>(io, std::move(options), handler)) {}
+
+Server::~Server() { Close(); }
+
+void Server::Listen(std::unique_ptr<runtime::Acceptor> acceptor) {
+  runtime::Acceptor* raw = acceptor.get();
+  state_->acceptors.push_back(std::move(acceptor));
+  state_->tasks.Spawn(AcceptLoop(state_, raw));
+}
+
+void Server::Serve(std::unique_ptr<runtime::Stream> stream) {
+  state_->tasks.Spawn(Connection::Run(state_, std::move(stream)));
+}
+
+void Server::SetOptions(const ServerOptions& options) {
+  state_->options = std::make_shared<const ServerOptions>(options);
+}
+
+void Server::Drain() {
+  state_->draining = true;
+  for (auto& acceptor : state_->acceptors) acceptor->Close();
+  for (Connection* c : state_->connections) {
+    error_code ignored;
+    if (c->idle()) c->stream().cancel(ignored);  // wakes the idle wait, which then closes
+  }
+}
+
+void Server::Close() {
+  Drain();
+  for (Connection* c : state_->connections) c->stream().Close();
+  state_->tasks.CancelAll();
+}
+
+Task<void> Server::Wait() { return state_->tasks.Wait(); }
+
+std::size_t Server::connection_count() const { return state_->connections.size(); }
+
+bool Server::draining() const { return state_->draining; }
+
+}  // namespace ferry::server

@@ -1,0 +1,74 @@
+// The HTTP/1.1 server: accept loops, one coroutine per connection, head and body reading with
+// the codec (HeadScanner, then the parser's fast path or llhttp), limits, timeouts, keep-alive,
+// pipelining (requests on a connection are served in order), Expect: 100-continue and
+// graceful drain. A Handler (exchange.hpp) gets each request. Errors the server answers itself,
+// in the JSON shape of exchange.hpp's ErrorJson, always closing the connection after:
+//   400 bad_request        malformed head or body framing, missing or repeated Host
+//   408 request_timeout    a head (or body) begun but not received in time
+//   413 body_too_large     a body over max_body_bytes (declared: before it is read)
+//   431 headers_too_large  a head over max_header_bytes or max_headers fields
+// Every accept loop and connection is a task of the server's TaskGroup: Drain and Close end
+// them, Wait waits for them.
+// Thread safety: one server per event loop; everything on that loop's thread. The server may be
+// destroyed while connections run (they hold its shared state); run the loop until Wait()
+// completes first to end them cleanly.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "core/units.hpp"
+#include "runtime/acceptor.hpp"
+#include "runtime/asio.hpp"
+#include "runtime/stream.hpp"
+#include "server/exchange.hpp"
+
+namespace ferry::server {
+
+struct ServerOptions {
+  std::size_t max_header_bytes = 64 * 1024;  // request line and fields; more: 431
+  std::uint32_t max_headers = 100;           // header fields; more: 431
+  std::uint64_t max_body_bytes = 0;          // 0: no limit; more: 413
+  // From a new connection to its first head, and from a head's first byte to its end; a head
+  // begun and not ended in time gets 408, a silent connection is closed.
+  Duration header_read_timeout = std::chrono::seconds(30);
+  Duration idle_timeout = std::chrono::seconds(60);  // keep-alive between requests
+  // From the head to the end of the response, handler included (0: none). A body not received
+  // within it gets 408.
+  Duration request_timeout = Duration::zero();
+  // Without a request_timeout: each body read and each response write must end within this
+  // (0: none); the handler's own waits (a long-poll) have no limit from the server.
+  Duration io_timeout = std::chrono::seconds(60);
+};
+
+class Server {
+ public:
+  Server(asio::io_context& io, ServerOptions options, Handler& handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Accepts connections on `acceptor` until Drain or Close.
+  void Listen(std::unique_ptr<runtime::Acceptor> acceptor);
+  // Serves one connection accepted elsewhere (tests give one end of a MemoryStream pair).
+  void Serve(std::unique_ptr<runtime::Stream> stream);
+  // Applies from each connection's next request.
+  void SetOptions(const ServerOptions& options);
+  // Graceful: stop accepting, close idle connections now and the others after their current
+  // exchange (its response says connection: close).
+  void Drain();
+  // Ends everything now: connections are closed and their tasks (handlers included) cancelled.
+  void Close();
+  // Completes when every accept loop and connection has ended.
+  Task<void> Wait();
+  std::size_t connection_count() const;
+  bool draining() const;
+
+  struct State;  // shared with the connections (server.cpp)
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace ferry::server
