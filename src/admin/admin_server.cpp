@@ -2,100 +2,76 @@
 
 #include <fmt/format.h>
 
-#include "http/head_scanner.hpp"
-#include "http/parser.hpp"
-#include "runtime/deadline.hpp"
-#include "runtime/listener.hpp"
+#include "runtime/acceptor.hpp"
 
 namespace ferry::admin {
+namespace {
+
+// Admin requests are small GETs from operators and scrapers.
+server::ServerOptions AdminOptions() {
+  server::ServerOptions o;
+  o.max_header_bytes = 16 * 1024;
+  o.max_headers = 64;
+  o.max_body_bytes = 64 * 1024;
+  o.header_read_timeout = std::chrono::seconds(30);
+  o.idle_timeout = std::chrono::seconds(30);
+  o.request_timeout = std::chrono::seconds(30);
+  return o;
+}
+
+}  // namespace
 
 AdminServer::AdminServer(asio::io_context& io, std::map<std::string, AdminHandler> routes)
-    : io_(io), routes_(std::move(routes)) {}
+    : io_(io), routes_(std::move(routes)), server_(io, AdminOptions(), *this) {}
 
 AdminServer::~AdminServer() { Stop(); }
 
 Result<void> AdminServer::Start(const config::Address& listen) {
-  auto acceptor = runtime::OpenListener(io_, listen, /*reuse_port=*/false, 128);
+  auto acceptor = runtime::Acceptor::Open(io_, listen, /*reuse_port=*/false, 128);
   if (!acceptor) return tl::unexpected(acceptor.error());
-  acceptor_ = std::make_unique<tcp::acceptor>(std::move(*acceptor));
-  asio::co_spawn(io_, AcceptLoop(), asio::detached);
+  local_ip_ = listen.host;
+  local_port_ = (*acceptor)->local_port();
+  server_.Listen(std::move(*acceptor));
   return Ok();
 }
 
-void AdminServer::Stop() {
-  if (acceptor_) {
-    error_code ignored;
-    acceptor_->close(ignored);
-  }
-}
+void AdminServer::Stop() { server_.Close(); }
 
 tcp::endpoint AdminServer::local_endpoint() const {
-  error_code ignored;
-  return acceptor_ ? acceptor_->local_endpoint(ignored) : tcp::endpoint();
+  if (local_port_ == 0) return tcp::endpoint();
+  error_code ec;
+  const auto ip = asio::ip::make_address(local_ip_, ec);
+  return ec ? tcp::endpoint() : tcp::endpoint(ip, local_port_);
 }
 
-Task<void> AdminServer::AcceptLoop() {
-  while (acceptor_->is_open()) {
-    auto [ec, socket] = co_await acceptor_->async_accept(kNoThrow);
-    if (ec) {
-      if (!acceptor_->is_open() || ec == asio::error::operation_aborted) break;
-      continue;
-    }
-    asio::co_spawn(io_, Serve(std::move(socket)), asio::detached);
-  }
+std::string AdminServer::local_address() const {
+  return local_ip_.find(':') != std::string::npos ? fmt::format("[{}]:{}", local_ip_, local_port_)
+                                                  : fmt::format("{}:{}", local_ip_, local_port_);
 }
 
-AdminResponse AdminServer::Handle(const std::string& method, const std::string& path) const {
-  auto it = routes_.find(path);
+void AdminServer::ServeConnection(std::unique_ptr<runtime::Stream> stream) {
+  server_.Serve(std::move(stream));
+}
+
+AdminResponse AdminServer::Handle(std::string_view method, std::string_view path) const {
+  auto it = routes_.find(std::string(path));
   if (it == routes_.end()) {
-    return {
-        404, "application/json",
-        fmt::format(
-            R"({{"error":{{"code":"not_found","status":404,"message":"no admin endpoint {}"}}}})"
-            "\n",
-            path)};
+    return {404, "application/json",
+            server::ErrorJson(404, "not_found", fmt::format("no admin endpoint {}", path))};
   }
   if (method != "GET" && method != "HEAD") {
-    return {405, "application/json",
-            R"({"error":{"code":"method_not_allowed","status":405,"message":"use GET"}})"
-            "\n"};
+    return {405, "application/json", server::ErrorJson(405, "method_not_allowed", "use GET")};
   }
   return it->second();
 }
 
-Task<void> AdminServer::Serve(tcp::socket socket) {
-  runtime::Deadline<tcp::socket> deadline(io_, socket);
-  std::string in;
-  http::Parser parser(http::Parser::Kind::kRequest);
-  char buf[4096];
-  for (;;) {
-    deadline.Arm(std::chrono::seconds(30));
-    http::HeadScanner scanner({16 * 1024, 64});
-    http::HeadScanner::State state;
-    while ((state = scanner.Scan(in)) == http::HeadScanner::State::kIncomplete) {
-      auto [ec, n] = co_await socket.async_read_some(asio::buffer(buf), kNoThrow);
-      if (ec) co_return;
-      in.append(buf, n);
-    }
-    if (state != http::HeadScanner::State::kComplete) co_return;
-    parser.Reset();
-    auto consumed = parser.Feed(std::string_view(in).substr(0, scanner.head_size()));
-    if (!consumed || !parser.message_done()) co_return;  // admin requests have no body
-    in.erase(0, *consumed);
-    const http::RequestHead& req = parser.request();
-    AdminResponse r = Handle(req.method, std::string(req.path()));
-    const bool keep = req.keep_alive;
-    std::string out = fmt::format(
-        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\n"
-        "{}\r\n",
-        r.status, http::ReasonPhrase(r.status), r.content_type, r.body.size(),
-        keep ? "" : "connection: close\r\n");
-    if (req.method != "HEAD") out += r.body;
-    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(out), kNoThrow);
-    if (ec || !keep) break;
-  }
-  error_code ignored;
-  socket.shutdown(tcp::socket::shutdown_send, ignored);
+Task<void> AdminServer::Serve(server::Request& request, server::Response& response) {
+  const AdminResponse answer = Handle(request.head().method, request.head().path());
+  server::ResponseHead head;
+  head.status = answer.status;
+  head.headers.Add("content-type", answer.content_type);
+  head.headers.Add("cache-control", "no-store");
+  co_await response.Send(head, answer.body);
 }
 
 }  // namespace ferry::admin

@@ -1,18 +1,21 @@
 // The admin API on its own listener (loopback by default): GET /ready, /live, /metrics
 // (Prometheus text), /config (effective config as JSON), /stats (JSON). It runs on the main
 // thread's event loop, never on a worker, so a busy proxy cannot starve it and it cannot slow
-// the proxy. Handlers are plain functions returning a body; the server does the HTTP.
-// Thread safety: everything runs on the io_context given to Start().
+// the proxy. Handlers are plain functions returning a body; src/server does the HTTP (limits,
+// timeouts, keep-alive, its own 400/408/413/431 answers).
+// Thread safety: everything runs on the io_context given to the constructor.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "config/config.hpp"
 #include "core/result.hpp"
 #include "runtime/asio.hpp"
+#include "server/server.hpp"
 
 namespace ferry::admin {
 
@@ -24,23 +27,29 @@ struct AdminResponse {
 
 using AdminHandler = std::function<AdminResponse()>;
 
-class AdminServer {
+class AdminServer final : public server::Handler {
  public:
   AdminServer(asio::io_context& io, std::map<std::string, AdminHandler> routes);
-  ~AdminServer();
+  ~AdminServer() override;
   // Binds and starts accepting. Errors: kIo if the address cannot be bound.
   Result<void> Start(const config::Address& listen);
+  // Stops accepting and ends the open connections.
   void Stop();
   tcp::endpoint local_endpoint() const;
+  std::string local_address() const;  // "127.0.0.1:9901"
+  // Serves one connection accepted elsewhere (tests give one end of a MemoryStream pair).
+  void ServeConnection(std::unique_ptr<runtime::Stream> stream);
+
+  // The answer to one request: a plain call, so each route is testable without any I/O.
+  AdminResponse Handle(std::string_view method, std::string_view path) const;
+  Task<void> Serve(server::Request& request, server::Response& response) override;
 
  private:
-  Task<void> AcceptLoop();
-  Task<void> Serve(tcp::socket socket);
-  AdminResponse Handle(const std::string& method, const std::string& path) const;
-
   asio::io_context& io_;
   std::map<std::string, AdminHandler> routes_;
-  std::unique_ptr<tcp::acceptor> acceptor_;
+  server::Server server_;
+  std::string local_ip_;
+  std::uint16_t local_port_ = 0;
 };
 
 }  // namespace ferry::admin
