@@ -1,3 +1,5 @@
+#include <iterator>
+
 #include "core/result.hpp"
 
 namespace ferry {
@@ -18,7 +20,12 @@ const ErrorInfo& Describe(ErrorCode code) {
       {499, 1, false, "cancelled"},
       {500, 13, false, "io"},
       {500, 13, false, "internal"},
+      {502, 14, true, "connect_failed"},
+      {408, 4, false, "request_timeout"},
+      {431, 8, false, "headers_too_large"},
   };
+  static_assert(std::size(kTable) == static_cast<std::size_t>(ErrorCode::kHeadersTooLarge) + 1,
+                "one row per ErrorCode, in the enum's order");
   return kTable[static_cast<int>(code)];
 }
 

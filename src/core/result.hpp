@@ -25,6 +25,11 @@ enum class ErrorCode {
   kCancelled,           // the operation was cancelled (shutdown, client went away)
   kIo,                  // a local I/O error (disk, socket options)
   kInternal,            // a bug: an invariant broke
+  // Appended, so the values above keep their numbers:
+  kConnectFailed,    // no connection to the peer could be made (refused, unreachable, connect
+                     // timeout): nothing was sent, so any request may be tried again
+  kRequestTimeout,   // the client did not send its request (head or body) in the time allowed
+  kHeadersTooLarge,  // a request head over the size or field-count limit
 };
 
 struct ErrorInfo {
