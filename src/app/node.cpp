@@ -20,7 +20,6 @@
 #include "observability/json_text.hpp"
 #include "observability/metrics_registry.hpp"
 #include "observability/process_metrics.hpp"
-#include "proxy/filter.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/worker_state.hpp"
 #include "runtime/listener.hpp"
@@ -74,12 +73,11 @@ class Node {
       access_log_ = *sink;
     }
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_);
-    filters_ = std::make_shared<const proxy::FilterChain>(proxy::BuildFilterChain(*config_));
     for (int i = 0; i < worker_count_; ++i) {
       workers_.push_back(std::make_unique<runtime::Worker>(i));
       states_.push_back(
           std::make_unique<proxy::WorkerState>(*workers_.back(), metrics_, access_log_));
-      states_.back()->ApplySnapshot(snapshot_, filters_);
+      states_.back()->ApplySnapshot(snapshot_);
     }
     if (auto r = SyncListeners(*config_); !r) {
       spdlog::error("{}", r.error().message());
@@ -242,14 +240,13 @@ class Node {
     }
     config_ = *next;
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_);
-    filters_ = std::make_shared<const proxy::FilterChain>(proxy::BuildFilterChain(*config_));
     const bool new_sink = sink != access_log_;
     access_log_ = sink;
     for (int i = 0; i < worker_count_; ++i) {
       workers_[i]->Post(
-          [state = states_[i].get(), snap = snapshot_, filters = filters_, sink, new_sink] {
+          [state = states_[i].get(), snap = snapshot_, sink, new_sink] {
             if (new_sink) state->SetAccessLog(sink);
-            state->ApplySnapshot(snap, filters);
+            state->ApplySnapshot(snap);
           });
     }
     metrics_.reloads.Add(registry_.main_slot());
@@ -311,9 +308,8 @@ class Node {
         snapshot_ = next;
         spdlog::info("DNS: endpoints changed; generation {}", generation_);
         for (int i = 0; i < worker_count_; ++i) {
-          workers_[i]->Post([state = states_[i].get(), snap = snapshot_, filters = filters_] {
-            state->ApplySnapshot(snap, filters);
-          });
+          workers_[i]->Post(
+              [state = states_[i].get(), snap = snapshot_] { state->ApplySnapshot(snap); });
         }
       }
       ScheduleResolve();
@@ -430,7 +426,6 @@ class Node {
   // A name that stops resolving keeps its last addresses (see LastGoodResolver).
   upstream::LastGoodResolver resolver_{std::make_shared<upstream::SystemResolver>()};
   std::shared_ptr<const proxy::Snapshot> snapshot_;
-  std::shared_ptr<const proxy::FilterChain> filters_;
   std::shared_ptr<observability::AccessLogSink> access_log_;
   std::vector<std::unique_ptr<runtime::Worker>> workers_;
   std::vector<std::unique_ptr<proxy::WorkerState>> states_;

@@ -1,24 +1,30 @@
-// One proxied request/response exchange: route, filters, pick an endpoint, send the request
-// (streaming its body), read the response (streaming its body back), log and count it.
+// One proxied request/response exchange: route, the route's filters, pick an endpoint, send the
+// request (streaming its body), read the response (streaming its body back), log and count it.
+// What goes wrong before the response starts is a ferry::Error whose code's HTTP status
+// (core/error.cpp) is the status of the JSON reply.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <boost/container/small_vector.hpp>
 #include <chrono>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "http/head_scanner.hpp"
 #include "http/serializer.hpp"
+#include "proxy/filter_wait.hpp"
 #include "proxy/local_reply.hpp"
 #include "proxy/session.hpp"
 
 namespace ferry::proxy {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using TimePoint = std::chrono::steady_clock::time_point;
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // Upstream heads are bounded like client heads; an upstream that sends more is broken.
 constexpr http::HeadLimits kUpstreamHeadLimits{64 * 1024, 256};
@@ -28,6 +34,12 @@ class WriteList {
  public:
   void Head(std::string_view head) {
     if (!head.empty()) bufs_.emplace_back(head.data(), head.size());
+  }
+  // A whole body, buffered (not chunked: its length is known).
+  void Body(std::string_view body) {
+    if (body.empty()) return;
+    bufs_.emplace_back(body.data(), body.size());
+    body_bytes_ += body.size();
   }
   // Adds body chunks; with `chunked` they go out as one chunk whose size line is kept here.
   void Body(const std::vector<std::string_view>& chunks, bool chunked) {
@@ -70,6 +82,7 @@ class ExchangeRunner {
                  const ListenerPlan& listener)
       : s_(session),
         w_(session.worker_),
+        clock_(w_.clock()),
         snapshot_(std::move(snapshot)),
         listener_(listener),
         req_(session.parser_.request()),
@@ -78,8 +91,8 @@ class ExchangeRunner {
         response_parser_(http::Parser::Kind::kResponse) {}
 
   Task<bool> Run() {
-    start_ = Clock::now();
-    wall_start_ = std::chrono::system_clock::now();
+    start_ = clock_.now();
+    wall_start_ = clock_.wall();
     method_ = req_.method;
     original_target_ = req_.target;
     if (auto id = req_.headers.Get("x-request-id"); id && !id->empty() && id->size() <= 200) {
@@ -95,18 +108,38 @@ class ExchangeRunner {
  private:
   enum class SendResult { kSent, kRetry, kFailed };
 
-  // Prepares a local reply (a plain call: see Session::PrepareReply); returns true.
-  bool Answer(int status, std::string_view code, std::string message) {
-    status_ = status;
-    s_.PrepareReply(status, code, std::move(message), request_id_);
-    return true;
+  // Prepares the JSON error reply (a plain call: see Session::PrepareReply); its status is the
+  // table's for `error`.
+  void Answer(ErrorCode error, std::string_view code, std::string message) {
+    status_ = Describe(error).http_status;
+    s_.PrepareReply(error, code, std::move(message), request_id_);
   }
   // Sends the prepared reply; keeps the connection only if the request has no unread body.
   Task<bool> SendAnswer() {
     const bool close = !req_.keep_alive || !s_.parser_.message_done() || response_started_;
     if (response_started_) co_return false;  // too late for a reply: cut the connection
     response_started_ = true;
-    co_return co_await s_.SendReply(close);
+    const bool head_request = req_.method == "HEAD";
+    co_return co_await s_.SendReply(close, head_request);
+  }
+  // Records why the exchange cannot go on (UpstreamFailed answers it).
+  SendResult Failed(ErrorCode error, std::string_view code, std::string message) {
+    failure_.emplace(error, std::move(message));
+    failure_code_ = code;
+    return SendResult::kFailed;
+  }
+  // The client went away or stopped sending: there is no one to answer (unless its
+  // request_timeout passed: UpstreamFailed checks that first).
+  SendResult ClientGone() { return Failed(ErrorCode::kCancelled, {}, "the client went away"); }
+  // An upstream read or write failed: a timeout if the route's deadline passed, else `message`.
+  SendResult UpstreamIoFailed(std::string message) {
+    if (upstream_deadline_ && upstream_deadline_->expired()) return RouteTimedOut();
+    return Failed(ErrorCode::kConnectionClosed, reply::kBadUpstreamResponse, std::move(message));
+  }
+  SendResult RouteTimedOut() {
+    return Failed(ErrorCode::kDeadlineExceeded, reply::kUpstreamTimeout,
+                  fmt::format("upstream {} did not answer within {}", route_->service,
+                              FormatDuration(route_->timeout)));
   }
 
   // RFC 9112 3.2.2: an absolute-form target (`GET http://host/path`, what `curl -x` and other
@@ -138,48 +171,74 @@ class ExchangeRunner {
     // are; a target with a scheme is the absolute form.
     if (!req_.target.empty() && req_.target[0] != '/' &&
         req_.target.find("://") != std::string::npos && !AdoptAbsoluteForm()) {
-      Answer(400, reply::kBadRequest,
+      Answer(ErrorCode::kInvalidArgument, reply::kBadRequest,
              "absolute-form target needs an http or https scheme and a host without userinfo");
       co_return co_await SendAnswer();
     }
     if (limits_.max_body_bytes != 0 && req_.framing == http::BodyFraming::kContentLength &&
         req_.content_length > limits_.max_body_bytes) {
-      Answer(413, reply::kBodyTooLarge,
+      Answer(ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
              fmt::format("request body of {} bytes exceeds the limit of {}", req_.content_length,
                          limits_.max_body_bytes));
       co_return co_await SendAnswer();
     }
     const auto route_index = listener_.routes.Match(req_);
     if (!route_index) {
-      Answer(404, reply::kNoRoute, fmt::format("no route for {} {}", req_.method, req_.path()));
+      Answer(ErrorCode::kNotFound, reply::kNoRoute,
+             fmt::format("no route for {} {}", req_.method, req_.path()));
       co_return co_await SendAnswer();
     }
     route_ = &listener_.routes.route(*route_index);
-    route_series_ = &listener_.route_series[*route_index];
-    const ServicePlan* plan = listener_.route_services[*route_index];
+    const RoutePlan& route_plan = listener_.route_plans[*route_index];
+    route_series_ = &route_plan.series;
+    chain_ = &route_plan.filters;  // from the snapshot this exchange keeps, for both directions
     service_ = w_.Service(route_->service);
-    if (plan == nullptr || service_ == nullptr) {
-      Answer(503, reply::kNoHealthyEndpoint, "service " + route_->service + " is not available");
+    if (route_plan.service == nullptr || service_ == nullptr) {
+      Answer(ErrorCode::kUnavailable, reply::kNoHealthyEndpoint,
+             "service " + route_->service + " is not available");
       co_return co_await SendAnswer();
     }
-    service_series_ = &plan->series;
+    service_series_ = &route_plan.service->series;
 
     http::RemoveHopByHop(req_.headers);
     req_.target = routing::RouteTable::RewriteTarget(*route_, req_.target);
-    FilterContext context{req_, *route_, s_.client_ip_, request_id_};
-    for (const auto& filter : *w_.filters()) {
-      if (auto local = filter->OnRequest(context)) {
-        Answer(local->status, local->code, local->message);
-        co_return co_await SendAnswer();
+    if (chain_->body_limit() != 0 && req_.framing != http::BodyFraming::kNone) {
+      if (!co_await BufferBody()) co_return co_await UpstreamFailed();
+    }
+    FilterContext context{req_, *route_, s_.client_ip_, request_id_, body_, s_.reply_, clock_};
+    for (const auto& filter : chain_->filters()) {
+      // Deciding at once is the common case: no coroutine frame for it.
+      Verdict verdict = filter->OnRequest(context);
+      if (verdict == Verdict::kWait) {
+        const WaitingFilter* waiting = filter->waiting();  // null: a bug, answered below
+        if (waiting != nullptr) verdict = co_await waiting->Wait(context);
       }
+      if (verdict == Verdict::kContinue) continue;
+      const int status = s_.reply_.status;
+      if (verdict == Verdict::kReply && status >= 200 && status <= 599) {
+        if (s_.reply_.code.empty()) s_.reply_.code.assign(filter->name());
+        status_ = status;
+        s_.reply_request_id_ = request_id_;
+      } else {
+        Answer(ErrorCode::kInternal, reply::kInternal,
+               fmt::format("filter {} gave no verdict or no reply status", filter->name()));
+      }
+      co_return co_await SendAnswer();
     }
 
     if (!PickEndpoint()) {
-      Answer(503, reply::kNoHealthyEndpoint, "no healthy endpoint for service " + route_->service);
+      Answer(ErrorCode::kUnavailable, reply::kNoHealthyEndpoint,
+             "no healthy endpoint for service " + route_->service);
       co_return co_await SendAnswer();
     }
 
     if (req_.expect_continue) req_.headers.Remove("expect");
+    if (body_buffered_ && req_.framing == http::BodyFraming::kChunked) {
+      // The whole body is here: it goes upstream with its length (any trailer is dropped).
+      req_.framing = http::BodyFraming::kContentLength;
+      req_.content_length = body_.size();
+      req_.headers.Set("content-length", std::to_string(body_.size()));
+    }
     if (req_.framing == http::BodyFraming::kChunked)
       req_.headers.Add("transfer-encoding", "chunked");
     http::AppendRequestHead(upstream_head_, req_.method, req_.target, req_.headers);
@@ -190,26 +249,30 @@ class ExchangeRunner {
       auto conn = co_await endpoint_->pool.Acquire(/*fresh_only=*/attempt > 0);
       if (!conn) {
         service_series_->connect_failures->Add(w_.slot());
+        // The pool's own limit (resource_exhausted) is, to the client, an upstream that is
+        // unavailable for now; any other failure to connect is connect_failed.
         if (conn.error().code() == ErrorCode::kResourceExhausted) {
-          Answer(503, reply::kUpstreamOverloaded, conn.error().message());
+          Answer(ErrorCode::kUnavailable, reply::kUpstreamOverloaded, conn.error().message());
           co_return co_await SendAnswer();
         }
-        Answer(502, reply::kUpstreamConnectFailed, conn.error().message());
+        Answer(ErrorCode::kConnectFailed, reply::kUpstreamConnectFailed, conn.error().message());
         co_return co_await SendAnswer();
       }
       conn_ = std::move(*conn);
       s_.handle_->upstream = &conn_->socket;  // so a final shutdown can cancel it
       upstream_deadline_.emplace(w_.io(), conn_->socket);
-      if (upstream_start_ == Clock::time_point()) {
-        upstream_start_ = Clock::now();
+      if (!upstream_started_) {
+        upstream_started_ = true;
+        upstream_start_ = clock_.now();
         upstream_deadline_->Arm(route_->timeout);
-      } else {
-        // The retry gets what is left of the route's budget (at least a moment, so that an
-        // exhausted budget still ends as a timeout rather than disarming the deadline).
-        if (route_->timeout.count() > 0) {
-          const Duration left = route_->timeout - (Clock::now() - upstream_start_);
-          upstream_deadline_->Arm(std::max<Duration>(left, std::chrono::milliseconds(1)));
+      } else if (route_->timeout.count() > 0) {
+        // The retry gets what is left of the route's budget; none left is a timeout now.
+        const Duration left = route_->timeout - (clock_.now() - upstream_start_);
+        if (left.count() <= 0) {
+          RouteTimedOut();
+          co_return co_await UpstreamFailed();
         }
+        upstream_deadline_->Arm(left);
       }
       const SendResult sent = co_await SendRequest();
       if (sent == SendResult::kSent) {
@@ -223,7 +286,10 @@ class ExchangeRunner {
       // that is always safe, on a fresh connection.
       service_series_->keepalive_race_retries->Add(w_.slot());
       DropConnection();
-      if (attempt == 1) co_return co_await UpstreamFailed();
+      if (attempt == 1) {
+        UpstreamIoFailed("upstream closed the connection without responding");
+        co_return co_await UpstreamFailed();
+      }
     }
     co_return co_await StreamResponse();
   }
@@ -255,29 +321,24 @@ class ExchangeRunner {
   // Sends the head and the whole request body. kRetry: the connection was a reused one that
   // failed before anything could have reached the upstream, and the request can be replayed.
   Task<SendResult> SendRequest() {
-    const bool replayable = req_.framing == http::BodyFraming::kNone;
-    if (req_.expect_continue && !continue_sent_ && !s_.parser_.message_done() && s_.in_.empty()) {
+    const bool replayable = req_.framing == http::BodyFraming::kNone || body_buffered_;
+    if (ShouldContinue()) {
       continue_sent_ = true;
-      if (!co_await s_.WriteToClient("HTTP/1.1 100 Continue\r\n\r\n")) {
-        client_gone_ = true;
-        co_return SendResult::kFailed;
-      }
+      if (!co_await s_.WriteToClient(kContinue)) co_return ClientGone();
     }
     WriteList out;
     out.Head(upstream_head_);
+    if (body_buffered_) out.Body(body_);
     const bool chunked = req_.framing == http::BodyFraming::kChunked;
     for (;;) {
       std::size_t consumed = 0;
       if (!s_.parser_.message_done() && !s_.in_.empty()) {
         auto n = s_.parser_.Feed(s_.in_.data());
-        if (!n) {
-          bad_request_body_ = n.error().message();
-          co_return SendResult::kFailed;
-        }
+        if (!n)
+          co_return Failed(ErrorCode::kInvalidArgument, reply::kBadRequest, n.error().message());
         consumed = *n;
         if (limits_.max_body_bytes != 0 && s_.parser_.body_bytes() > limits_.max_body_bytes) {
-          body_too_large_ = true;
-          co_return SendResult::kFailed;
+          co_return BodyTooLarge();
         }
         out.Body(s_.parser_.body_chunks(), chunked);
         if (chunked && s_.parser_.message_done()) out.LastChunk();
@@ -288,7 +349,7 @@ class ExchangeRunner {
           if (conn_->reused && replayable && !upstream_deadline_->expired()) {
             co_return SendResult::kRetry;
           }
-          co_return SendResult::kFailed;
+          co_return UpstreamIoFailed("upstream failed");
         }
         bytes_received_ += out.body_bytes();
       }
@@ -296,11 +357,76 @@ class ExchangeRunner {
       s_.in_.Consume(consumed);
       out.Clear();
       if (s_.parser_.message_done()) co_return SendResult::kSent;
-      if (!co_await s_.ReadMore()) {
-        client_gone_ = true;
-        co_return SendResult::kFailed;
+      if (!co_await s_.ReadMore()) co_return ClientGone();
+    }
+  }
+
+  SendResult BodyTooLarge() {
+    return Failed(
+        ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
+        fmt::format("request body exceeds the limit of {} bytes", limits_.max_body_bytes));
+  }
+
+  SendResult FilterBodyTooLarge(std::uint64_t bytes) {
+    const bool known = req_.framing == http::BodyFraming::kContentLength;
+    return Failed(ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
+                  fmt::format("request body of {}{} bytes exceeds the {} bytes filter {} reads",
+                              known ? "" : "over ", known ? bytes : chain_->body_limit(),
+                              chain_->body_limit(), chain_->body_reader()->name()));
+  }
+
+  // Expect: 100-continue: Ferry asks for the body once it is going to read it, unless the body
+  // is here already. (A plain call: no coroutine frame on the common path.)
+  bool ShouldContinue() const {
+    return req_.expect_continue && !continue_sent_ && !s_.parser_.message_done() && s_.in_.empty();
+  }
+
+  // Reads the whole request body into body_, for the chain's filters that read it
+  // (FilterChain::body_limit); false (with failure_ set) if it is too long, malformed or does
+  // not come.
+  Task<bool> BufferBody() {
+    const std::uint64_t limit = chain_->body_limit();
+    if (req_.framing == http::BodyFraming::kContentLength) {
+      if (req_.content_length > limit) {
+        FilterBodyTooLarge(req_.content_length);
+        co_return false;
+      }
+      body_.reserve(req_.content_length);
+    }
+    if (ShouldContinue()) {
+      continue_sent_ = true;
+      if (!co_await s_.WriteToClient(kContinue)) {
+        ClientGone();
+        co_return false;
       }
     }
+    for (;;) {
+      if (!s_.parser_.message_done() && !s_.in_.empty()) {
+        auto n = s_.parser_.Feed(s_.in_.data());
+        if (!n) {
+          Failed(ErrorCode::kInvalidArgument, reply::kBadRequest, n.error().message());
+          co_return false;
+        }
+        for (std::string_view chunk : s_.parser_.body_chunks()) body_.append(chunk);
+        s_.parser_.body_chunks().clear();
+        s_.in_.Consume(*n);
+        if (limits_.max_body_bytes != 0 && body_.size() > limits_.max_body_bytes) {
+          BodyTooLarge();
+          co_return false;
+        }
+        if (body_.size() > limit) {
+          FilterBodyTooLarge(body_.size());
+          co_return false;
+        }
+      }
+      if (s_.parser_.message_done()) break;
+      if (!co_await s_.ReadMore()) {
+        ClientGone();
+        co_return false;
+      }
+    }
+    body_buffered_ = true;
+    co_return true;
   }
 
   // Reads until the final (non-1xx) response head is parsed.
@@ -312,10 +438,8 @@ class ExchangeRunner {
       if (state == http::HeadScanner::State::kComplete) {
         if (scanner.tabs()) response_parser_.HeadHasTabs();
         auto n = response_parser_.Feed(upstream_in_.data().substr(0, scanner.head_size()));
-        if (!n || !response_parser_.head_done()) {
-          bad_response_ = n ? "incomplete response head" : n.error().message();
-          co_return SendResult::kFailed;
-        }
+        if (!n) co_return BadResponse(n.error().message());
+        if (!response_parser_.head_done()) co_return BadResponse("incomplete response head");
         upstream_in_.Consume(*n);
         const int status = response_parser_.response().status;
         if (status >= 100 && status < 200 && status != 101) {
@@ -332,69 +456,54 @@ class ExchangeRunner {
           response_parser_.Reset();
           if (req_.method == "HEAD") response_parser_.ExpectNoBody();
           scanner.Reset();
-          if (forward && !co_await s_.WriteToClient(interim_head_)) {
-            client_gone_ = true;
-            co_return SendResult::kFailed;
-          }
+          if (forward && !co_await s_.WriteToClient(interim_head_)) co_return ClientGone();
           continue;
         }
         co_return SendResult::kSent;
       }
+      if (state == http::HeadScanner::State::kMalformed) co_return BadResponse(scanner.error());
       if (state != http::HeadScanner::State::kIncomplete) {
-        bad_response_ = state == http::HeadScanner::State::kMalformed ? scanner.error()
-                                                                      : "response head too large";
-        co_return SendResult::kFailed;
+        co_return BadResponse("response head too large");
       }
       if (upstream_in_.full() && !upstream_in_.Grow(kUpstreamHeadLimits.max_bytes + 4)) {
-        bad_response_ = "response head too large";
-        co_return SendResult::kFailed;
+        co_return BadResponse("response head too large");
       }
       auto [ec, n] = co_await conn_->socket.async_read_some(
           asio::buffer(upstream_in_.WritePtr(), upstream_in_.WriteSpace()), kNoThrow);
       if (ec) {
-        if (!any_byte && conn_->reused && req_.framing == http::BodyFraming::kNone &&
+        if (!any_byte && conn_->reused &&
+            (req_.framing == http::BodyFraming::kNone || body_buffered_) &&
             !upstream_deadline_->expired() && ec != asio::error::operation_aborted) {
           co_return SendResult::kRetry;
         }
-        bad_response_ = any_byte ? "upstream closed the connection mid-response"
-                                 : "upstream closed the connection without responding";
-        co_return SendResult::kFailed;
+        co_return UpstreamIoFailed(any_byte ? "upstream closed the connection mid-response"
+                                            : "upstream closed the connection without responding");
       }
       any_byte = true;
       upstream_in_.Commit(n);
     }
   }
 
-  // Maps what went wrong before the response started to the client's answer.
+  SendResult BadResponse(std::string message) {
+    return Failed(ErrorCode::kUpstreamProtocol, reply::kBadUpstreamResponse, std::move(message));
+  }
+
+  // Answers what went wrong before the response started (failure_).
   Task<bool> UpstreamFailed() {
-    const bool upstream_timed_out = upstream_deadline_ && upstream_deadline_->expired();
     const bool client_timed_out = s_.deadline_.expired();
     DropConnection();
     if (client_timed_out) {
       // The request body did not arrive within request_timeout: a short grace to say so.
       s_.deadline_.Arm(std::chrono::seconds(1));
-      Answer(408, reply::kRequestTimeout, "request not received within request_timeout");
+      Answer(ErrorCode::kRequestTimeout, reply::kRequestTimeout,
+             "request not received within request_timeout");
       co_return co_await SendAnswer();
     }
-    if (client_gone_) co_return false;
-    if (body_too_large_) {
-      Answer(413, reply::kBodyTooLarge,
-             fmt::format("request body exceeds the limit of {} bytes", limits_.max_body_bytes));
-      co_return co_await SendAnswer();
-    }
-    if (!bad_request_body_.empty()) {
-      Answer(400, reply::kBadRequest, bad_request_body_);
-      co_return co_await SendAnswer();
-    }
-    if (upstream_timed_out) {
+    if (!failure_ || failure_->code() == ErrorCode::kCancelled) co_return false;  // no one to tell
+    if (failure_->code() == ErrorCode::kDeadlineExceeded) {
       service_series_->timeouts->Add(w_.slot());
-      Answer(504, reply::kUpstreamTimeout,
-             fmt::format("upstream {} did not answer within {}", route_->service,
-                         FormatDuration(route_->timeout)));
-      co_return co_await SendAnswer();
     }
-    Answer(502, reply::kBadUpstreamResponse,
-           bad_response_.empty() ? "upstream failed" : bad_response_);
+    Answer(failure_->code(), failure_code_, failure_->message());
     co_return co_await SendAnswer();
   }
 
@@ -402,8 +511,9 @@ class ExchangeRunner {
     http::ResponseHead& resp = response_parser_.response();
     status_ = resp.status;
     upstream_status_ = resp.status;
-    FilterContext context{req_, *route_, s_.client_ip_, request_id_};
-    for (const auto& filter : *w_.filters()) filter->OnResponse(context, resp);
+    FilterContext context{req_, *route_, s_.client_ip_, request_id_, body_, s_.reply_, clock_};
+    const auto& filters = chain_->filters();
+    for (auto it = filters.rbegin(); it != filters.rend(); ++it) (*it)->OnResponse(context, resp);
 
     http::RemoveHopByHop(resp.headers);
     bool client_keep = req_.keep_alive && !w_.draining();
@@ -509,7 +619,7 @@ class ExchangeRunner {
 
   void Finish() {
     DropConnection();  // no-op after a clean exchange; a cancelled one is never pooled
-    const auto end = Clock::now();
+    const auto end = clock_.now();
     if (endpoint_) {
       --endpoint_->in_flight;
       service_series_->in_flight->Add(w_.slot(), -1);
@@ -545,13 +655,15 @@ class ExchangeRunner {
 
   Session& s_;
   WorkerState& w_;
-  std::shared_ptr<const Snapshot> snapshot_;  // keeps every plan below alive
+  const Clock& clock_;
+  std::shared_ptr<const Snapshot> snapshot_;  // keeps every plan below (and chain_) alive
   const ListenerPlan& listener_;
   http::RequestHead& req_;
   const config::Limits& limits_;
   runtime::ReadBuffer upstream_in_;
   http::Parser response_parser_;
   const config::Route* route_ = nullptr;
+  const FilterChain* chain_ = nullptr;  // the route's, in snapshot_
   const RouteSeries* route_series_ = nullptr;
   const ServiceSeries* service_series_ = nullptr;
   ServiceState* service_ = nullptr;
@@ -563,10 +675,11 @@ class ExchangeRunner {
   std::string request_id_;
   std::string method_;
   std::string original_target_;
-  std::string bad_response_;
-  std::string bad_request_body_;
-  Clock::time_point start_{};
-  Clock::time_point upstream_start_{};
+  std::string body_;              // the whole request body when the chain reads it (body_buffered_)
+  std::optional<Error> failure_;  // why the exchange could not go on (UpstreamFailed)
+  std::string_view failure_code_;  // its JSON code
+  TimePoint start_{};
+  TimePoint upstream_start_{};
   std::chrono::system_clock::time_point wall_start_{};
   std::uint64_t bytes_received_ = 0;
   std::uint64_t bytes_sent_ = 0;
@@ -575,8 +688,8 @@ class ExchangeRunner {
   std::string_view cut_short_;  // the access log's "error" mark (CutShort); empty if none
   bool response_started_ = false;
   bool continue_sent_ = false;
-  bool client_gone_ = false;
-  bool body_too_large_ = false;
+  bool upstream_started_ = false;
+  bool body_buffered_ = false;
 };
 
 Task<bool> Session::Exchange(const std::shared_ptr<const Snapshot>& snapshot,

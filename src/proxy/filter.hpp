@@ -1,22 +1,49 @@
-// The request path's extension point: a chain of small filters between the codec and the
-// upstream. Each sees the request head after routing and before the upstream is picked, and
-// the response head before it goes to the client. A filter either lets the exchange go on or
-// answers it itself with a local reply (authentication, rate limits, fault injection and the
-// cache of later issues plug in here without touching the codec or each other).
-// Thread safety: filters are built per config snapshot and shared by all workers, so OnRequest
-// and OnResponse are const; per-worker state belongs in the worker, reached via the context.
+// The request path's extension point: per route, a chain of small filters between the codec
+// and the upstream. Each sees the request head after routing and before the upstream is picked
+// (and the whole request body, if it asks for it), and the upstream's response head before it
+// goes to the client. A filter lets the exchange go on, answers it itself with a local reply
+// (status, headers, body), or waits (a store lookup, a delay, a token check) and then decides.
+// Deciding at once costs a virtual call and no allocation; waiting is for the filters that need
+// it (filter_wait.hpp, which brings in Asio: this header stays free of it).
+// Ownership: a route's chain is built by the registry (filter_registry.hpp) into the config
+// snapshot, and each exchange keeps the snapshot it started with, so a response runs through
+// the chain its request did even across a reload.
+// Thread safety: a chain is shared by all workers, so filters are const; per-exchange state
+// lives in the context, per-worker state in the worker.
 #pragma once
 
+#include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
+#include "core/clock.hpp"
+#include "http/headers.hpp"
 #include "http/message.hpp"
 
 namespace ferry::proxy {
+
+// A response Ferry makes itself instead of asking the upstream: a filter's answer (a 401 with
+// WWW-Authenticate, a 429 with Retry-After, a cached body) or one of Ferry's JSON errors
+// (local_reply.hpp).
+struct LocalReply {
+  int status = 0;         // 200-599
+  http::Headers headers;  // sent as given, except framing and hop-by-hop fields and
+                          // x-request-id: Ferry writes content-length, x-request-id, connection
+  std::string body;       // not sent in answer to HEAD, nor with a 204 or 304
+  std::string code;       // stable snake_case label of ferry_local_replies_total ("no_route",
+                          // "rate_limited"); a filter that leaves it empty is counted by name
+
+  // Starts a new reply (the storage of the last one is kept).
+  void Reset(int new_status, std::string_view new_code) {
+    status = new_status;
+    headers.Clear();
+    body.clear();
+    code.assign(new_code);
+  }
+};
 
 // What a filter may read and change about one exchange.
 struct FilterContext {
@@ -24,27 +51,57 @@ struct FilterContext {
   const config::Route& route;
   std::string_view client_ip;   // the peer's address, without port
   std::string_view request_id;  // x-request-id, kept from the client or generated
+  std::string_view body;        // the whole request body when a filter of the chain reads it
+                                // (Filter::body_limit); empty otherwise
+  LocalReply& reply;            // what a filter returning Verdict::kReply answers with
+  const Clock& clock;           // the proxy's clock (a fake one in tests)
+
+  // Starts the local reply; the filter then adds headers and a body and returns kReply.
+  LocalReply& Answer(int status, std::string_view code = {}) {
+    reply.Reset(status, code);
+    return reply;
+  }
 };
 
-// A response Ferry makes itself instead of asking the upstream.
-struct LocalReply {
-  int status;
-  std::string code;     // stable snake_case error code, e.g. "rate_limited"
-  std::string message;  // human-readable
+enum class Verdict {
+  kContinue,  // go on to the next filter, then the upstream
+  kReply,     // answer with context.reply; later filters and the upstream are skipped
+  kWait,      // the exchange co_awaits the filter's Wait() (filter_wait.hpp) for the verdict
 };
+
+class WaitingFilter;
 
 class Filter {
  public:
   virtual ~Filter() = default;
   virtual std::string_view name() const = 0;
-  // nullopt: go on to the next filter, then the upstream.
-  virtual std::optional<LocalReply> OnRequest(FilterContext& context) const = 0;
+  // How many bytes of request body this filter reads: 0 (the default) if it reads none. When a
+  // filter of the chain reads it, the exchange buffers the whole body before the chain runs
+  // (a body longer than the smallest such limit gets 413) and then forwards what it buffered.
+  virtual std::uint64_t body_limit() const { return 0; }
+  virtual Verdict OnRequest(FilterContext& context) const = 0;
+  // A filter whose OnRequest may return kWait is a WaitingFilter and returns itself here.
+  virtual const WaitingFilter* waiting() const { return nullptr; }
+  // The upstream's response head before it goes to the client: a filter may change its
+  // headers. Runs for the filters of the chain in reverse order, for upstream responses only
+  // (a local reply is made whole by whoever makes it).
   virtual void OnResponse(FilterContext&, http::ResponseHead&) const {}
 };
 
-using FilterChain = std::vector<std::unique_ptr<const Filter>>;
+// The filters of one route, in the order their OnRequest runs.
+class FilterChain {
+ public:
+  void Add(std::unique_ptr<const Filter> filter);
+  const std::vector<std::unique_ptr<const Filter>>& filters() const { return filters_; }
+  // The smallest body_limit of the filters that read the body; 0 if none does.
+  std::uint64_t body_limit() const { return body_limit_; }
+  // The filter whose body_limit that is (named in the 413); null if none.
+  const Filter* body_reader() const { return body_reader_; }
 
-// The chain every route runs today: forwarding headers. Later issues add theirs here.
-FilterChain BuildFilterChain(const config::Config& config);
+ private:
+  std::vector<std::unique_ptr<const Filter>> filters_;
+  std::uint64_t body_limit_ = 0;
+  const Filter* body_reader_ = nullptr;
+};
 
 }  // namespace ferry::proxy

@@ -66,7 +66,8 @@ ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
   for (std::string_view code :
        {reply::kNoRoute, reply::kBadRequest, reply::kHeadersTooLarge, reply::kBodyTooLarge,
         reply::kRequestTimeout, reply::kUpstreamConnectFailed, reply::kBadUpstreamResponse,
-        reply::kNoHealthyEndpoint, reply::kUpstreamOverloaded, reply::kUpstreamTimeout}) {
+        reply::kNoHealthyEndpoint, reply::kUpstreamOverloaded, reply::kUpstreamTimeout,
+        reply::kInternal}) {
     known_replies_.emplace_back(std::string(code), &local_replies_.Get(code));
   }
 }

@@ -113,33 +113,34 @@ Task<Session::HeadResult> Session::ReadHead(const config::Limits& limits) {
       case http::HeadScanner::State::kComplete:
         break;
       case http::HeadScanner::State::kTooLarge:
-        PrepareReply(431, reply::kHeadersTooLarge,
+        PrepareReply(ErrorCode::kHeadersTooLarge, reply::kHeadersTooLarge,
                      fmt::format("request head exceeds {} bytes", limits.max_header_bytes),
                      worker_.NewRequestId());
         co_await SendReply(true);
         co_return HeadResult::kReplied;
       case http::HeadScanner::State::kTooManyFields:
-        PrepareReply(431, reply::kHeadersTooLarge,
+        PrepareReply(ErrorCode::kHeadersTooLarge, reply::kHeadersTooLarge,
                      fmt::format("request has more than {} header fields", limits.max_headers),
                      worker_.NewRequestId());
         co_await SendReply(true);
         co_return HeadResult::kReplied;
       case http::HeadScanner::State::kMalformed:
-        PrepareReply(400, reply::kBadRequest, scanner.error(), worker_.NewRequestId());
+        PrepareReply(ErrorCode::kInvalidArgument, reply::kBadRequest, scanner.error(),
+                     worker_.NewRequestId());
         co_await SendReply(true);
         co_return HeadResult::kReplied;
       case http::HeadScanner::State::kIncomplete:
         if (in_.full() && !in_.Grow(limits.max_header_bytes + 4)) {
-          PrepareReply(431, reply::kHeadersTooLarge, "request head too large",
-                       worker_.NewRequestId());
+          PrepareReply(ErrorCode::kHeadersTooLarge, reply::kHeadersTooLarge,
+                       "request head too large", worker_.NewRequestId());
           co_await SendReply(true);
           co_return HeadResult::kReplied;
         }
         if (!co_await ReadMore()) {
           if (deadline_.expired() && !in_.empty()) {
             deadline_.Arm(std::chrono::seconds(1));  // a short grace to send the 408
-            PrepareReply(408, reply::kRequestTimeout, "request head not received in time",
-                         worker_.NewRequestId());
+            PrepareReply(ErrorCode::kRequestTimeout, reply::kRequestTimeout,
+                         "request head not received in time", worker_.NewRequestId());
             co_await SendReply(true);
             co_return HeadResult::kReplied;
           }
@@ -153,18 +154,20 @@ Task<Session::HeadResult> Session::ReadHead(const config::Limits& limits) {
   if (scanner.tabs()) parser_.HeadHasTabs();
   auto consumed = parser_.Feed(in_.data().substr(0, scanner.head_size()));
   if (!consumed) {
-    PrepareReply(400, reply::kBadRequest, consumed.error().message(), worker_.NewRequestId());
+    PrepareReply(ErrorCode::kInvalidArgument, reply::kBadRequest, consumed.error().message(),
+                 worker_.NewRequestId());
     co_await SendReply(true);
     co_return HeadResult::kReplied;
   }
   if (!parser_.head_done()) {
-    PrepareReply(400, reply::kBadRequest, "incomplete request head", worker_.NewRequestId());
+    PrepareReply(ErrorCode::kInvalidArgument, reply::kBadRequest, "incomplete request head",
+                 worker_.NewRequestId());
     co_await SendReply(true);
     co_return HeadResult::kReplied;
   }
   in_.Consume(*consumed);
   if (const char* why = CheckFraming(parser_.request())) {
-    PrepareReply(400, reply::kBadRequest, why, worker_.NewRequestId());
+    PrepareReply(ErrorCode::kInvalidArgument, reply::kBadRequest, why, worker_.NewRequestId());
     co_await SendReply(true);
     co_return HeadResult::kReplied;
   }
@@ -186,15 +189,15 @@ Task<bool> Session::WriteToClient(std::string_view data) {
   co_return !ec;
 }
 
-void Session::PrepareReply(int status, std::string_view code, std::string message,
+void Session::PrepareReply(ErrorCode error, std::string_view code, std::string message,
                            std::string request_id) {
-  reply_ = LocalReply{status, std::string(code), std::move(message)};
+  MakeErrorReply(reply_, Error(error, std::move(message)), code, request_id);
   reply_request_id_ = std::move(request_id);
 }
 
-Task<bool> Session::SendReply(bool close) {
+Task<bool> Session::SendReply(bool close, bool head_request) {
   worker_.metrics()->LocalReply(reply_.code).Add(worker_.slot());
-  const std::string response = RenderLocalReply(reply_, reply_request_id_, close);
+  const std::string response = RenderLocalReply(reply_, reply_request_id_, close, head_request);
   const bool ok = co_await WriteToClient(response);
   co_return ok && !close;
 }

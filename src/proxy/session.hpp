@@ -36,10 +36,13 @@ class Session {
   Task<bool> Exchange(const std::shared_ptr<const Snapshot>& snapshot,
                       const ListenerPlan& listener);
   // A local reply is prepared by a plain call, then sent: GCC 12 miscompiles temporaries with
-  // destructors inside co_await expressions, so none are built there.
-  void PrepareReply(int status, std::string_view code, std::string message, std::string request_id);
-  // Sends the prepared reply; false (the caller closes) when `close` or on a write error.
-  Task<bool> SendReply(bool close);
+  // destructors inside co_await expressions, so none are built there. An error reply's status
+  // is its code's in the one error table; `code` is its stable JSON code (local_reply.hpp).
+  void PrepareReply(ErrorCode error, std::string_view code, std::string message,
+                    std::string request_id);
+  // Sends the prepared reply (reply_, which a filter may have made); false (the caller closes)
+  // when `close` or on a write error. `head_request`: the body is left out.
+  Task<bool> SendReply(bool close, bool head_request = false);
   // Reads more client bytes into in_; false on EOF, error or deadline.
   Task<bool> ReadMore();
   Task<bool> WriteToClient(std::string_view data);
@@ -54,7 +57,7 @@ class Session {
   std::string client_address_;  // ip:port, for the access log
   WorkerState::ConnectionHandle handle_;
   std::uint64_t served_ = 0;  // requests served on this connection
-  LocalReply reply_;          // see PrepareReply
+  LocalReply reply_;          // see PrepareReply; reused, so its storage stays
   std::string reply_request_id_;
 
   friend class ExchangeRunner;

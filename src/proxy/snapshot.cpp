@@ -9,7 +9,8 @@ namespace ferry::proxy {
 
 std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Config> config,
                                               upstream::Resolver& resolver, ProxyMetrics& metrics,
-                                              std::uint64_t generation) {
+                                              std::uint64_t generation,
+                                              std::span<const FilterFactory> filters) {
   auto snap = std::make_shared<Snapshot>();
   snap->config = config;
   snap->generation = generation;
@@ -39,10 +40,13 @@ std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Conf
     ListenerPlan plan;
     plan.config = &l;
     plan.routes = routing::RouteTable(l.routes);
+    plan.route_plans.reserve(l.routes.size());
     for (const config::Route& r : l.routes) {
-      plan.route_series.push_back(metrics.ForRoute(l.name, r.name));
+      RoutePlan& route = plan.route_plans.emplace_back();
+      route.series = metrics.ForRoute(l.name, r.name);
       auto it = snap->services.find(r.service);
-      plan.route_services.push_back(it == snap->services.end() ? nullptr : &it->second);
+      route.service = it == snap->services.end() ? nullptr : &it->second;
+      route.filters = BuildFilterChain(r, *config, filters);
     }
     snap->listeners.emplace(l.name, std::move(plan));
   }

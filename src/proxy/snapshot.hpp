@@ -1,16 +1,18 @@
-// A config snapshot compiled for the request path: route tables, resolved endpoints and the
-// metric series of every route and service. Built on the main thread at start, on reload and
-// after DNS changes; then immutable and shared by all workers (each worker swaps its pointer
-// between requests). No Asio here.
+// A config snapshot compiled for the request path: route tables, each route's filter chain,
+// resolved endpoints and the metric series of every route and service. Built on the main thread at
+// start, on reload and after DNS changes; then immutable and shared by all workers (each worker
+// swaps its pointer between requests). No Asio here.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
+#include "proxy/filter_registry.hpp"
 #include "proxy/proxy_metrics.hpp"
 #include "routing/route_table.hpp"
 #include "upstream/resolver.hpp"
@@ -29,11 +31,16 @@ struct ServicePlan {
   ServiceSeries series;
 };
 
+struct RoutePlan {
+  RouteSeries series;
+  const ServicePlan* service = nullptr;  // null if the route's service is not configured
+  FilterChain filters;                   // built from the route's config (filter_registry.hpp)
+};
+
 struct ListenerPlan {
   const config::Listener* config = nullptr;
   routing::RouteTable routes;
-  std::vector<RouteSeries> route_series;           // indexed like routes
-  std::vector<const ServicePlan*> route_services;  // indexed like routes
+  std::vector<RoutePlan> route_plans;  // indexed like routes
 };
 
 struct Snapshot {
@@ -47,9 +54,11 @@ struct Snapshot {
 // not resolve leaves its service with the endpoints that did, and is logged; the service
 // answers 503 while it has none. (The node's resolver is a LastGoodResolver: a name that
 // resolved once keeps its last addresses when it stops resolving.)
-std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Config> config,
-                                              upstream::Resolver& resolver, ProxyMetrics& metrics,
-                                              std::uint64_t generation);
+// Each route's chain comes from `filters` (the built-in factories but in tests).
+std::shared_ptr<const Snapshot> BuildSnapshot(
+    std::shared_ptr<const config::Config> config, upstream::Resolver& resolver,
+    ProxyMetrics& metrics, std::uint64_t generation,
+    std::span<const FilterFactory> filters = BuiltinFilters());
 
 // True if the two snapshots resolve every service to the same endpoints.
 bool SameEndpoints(const Snapshot& a, const Snapshot& b);

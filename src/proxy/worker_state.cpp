@@ -44,12 +44,13 @@ Endpoint::Endpoint(asio::io_context& io, const ResolvedEndpoint& e, const upstre
     : id(e.id), pool(io, ToTcp(e), s) {}
 
 WorkerState::WorkerState(runtime::Worker& worker, ProxyMetrics& metrics,
-                         std::shared_ptr<observability::AccessLogSink> access_log)
+                         std::shared_ptr<observability::AccessLogSink> access_log,
+                         const Clock& clock)
     : worker_(worker),
       metrics_(metrics),
-      random_(
-          0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(worker.id() + 1) ^
-          static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count())),
+      clock_(clock),
+      random_(0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(worker.id() + 1) ^
+              static_cast<std::uint64_t>(clock.now().time_since_epoch().count())),
       maintenance_timer_(worker.io()) {
   SetAccessLog(std::move(access_log));
   StartMaintenance();
@@ -65,8 +66,7 @@ void WorkerState::SetAccessLog(std::shared_ptr<observability::AccessLogSink> sin
   if (sink) access_log_ = std::make_unique<observability::AccessLogWriter>(std::move(sink), slot());
 }
 
-void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot,
-                                std::shared_ptr<const FilterChain> filters) {
+void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot) {
   std::map<std::string, ServiceState> next;
   for (const auto& [name, plan] : snapshot->services) {
     ServiceState state;
@@ -100,7 +100,6 @@ void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot,
   }
   services_ = std::move(next);
   snapshot_ = std::move(snapshot);
-  filters_ = std::move(filters);
 }
 
 ServiceState* WorkerState::Service(const std::string& name) {
@@ -191,6 +190,8 @@ void WorkerState::Maintain() {
     ::malloc_trim(0);
     connections_peak_ = connections_.size();
   }
+  // (The pools stamp their idle connections with steady_clock themselves, so their sweep
+  // reads it too, not the injected clock.)
   const auto now = std::chrono::steady_clock::now();
   for (auto& [name, state] : services_) {
     std::int64_t open = 0;

@@ -1,6 +1,7 @@
-// Everything one worker owns for the proxy path: its current config snapshot, per-service load
-// balancers and upstream connection pools, the I/O buffer pool, the access-log writer, and the
-// registry of its client connections (for graceful drain).
+// Everything one worker owns for the proxy path: its current config snapshot (with each route's
+// filter chain), per-service load balancers and upstream connection pools, the I/O buffer pool,
+// the access-log writer, the clock it reads time from, and the registry of its client
+// connections (for graceful drain).
 // Thread safety: used only on the worker's own thread. Other threads reach it through
 // runtime::Worker::Post (ApplySnapshot, StartDrain, listener changes).
 #pragma once
@@ -12,8 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "observability/access_log.hpp"
-#include "proxy/filter.hpp"
 #include "proxy/snapshot.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "runtime/worker.hpp"
@@ -38,14 +39,17 @@ struct ServiceState {
 
 class WorkerState {
  public:
+  // `clock` is where the proxy path reads the time (durations, the retry's budget, the access
+  // log's timestamps); it must outlive the worker state.
   WorkerState(runtime::Worker& worker, ProxyMetrics& metrics,
-              std::shared_ptr<observability::AccessLogSink> access_log);
+              std::shared_ptr<observability::AccessLogSink> access_log,
+              const Clock& clock = SystemClock());
   ~WorkerState();
 
   // Installs a new snapshot: load balancers are rebuilt, connection pools of endpoints that
-  // stay are kept. Exchanges in flight keep the snapshot they started with.
-  void ApplySnapshot(std::shared_ptr<const Snapshot> snapshot,
-                     std::shared_ptr<const FilterChain> filters);
+  // stay are kept. Exchanges in flight keep the snapshot (and so the filter chains) they
+  // started with.
+  void ApplySnapshot(std::shared_ptr<const Snapshot> snapshot);
   void SetAccessLog(std::shared_ptr<observability::AccessLogSink> sink);
 
   // Starts the accept loop of a listener on this worker (the acceptor is already listening).
@@ -78,7 +82,7 @@ class WorkerState {
   asio::io_context& io() { return worker_.io(); }
   std::size_t slot() const { return static_cast<std::size_t>(worker_.id()); }
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
-  const std::shared_ptr<const FilterChain>& filters() const { return filters_; }
+  const Clock& clock() const { return clock_; }
   runtime::BufferPool& buffers() { return buffers_; }
   ProxyMetrics* metrics() { return &metrics_; }
   observability::AccessLogWriter* access_log() { return access_log_.get(); }
@@ -91,7 +95,7 @@ class WorkerState {
   runtime::Worker& worker_;
   ProxyMetrics& metrics_;
   std::shared_ptr<const Snapshot> snapshot_;
-  std::shared_ptr<const FilterChain> filters_;
+  const Clock& clock_;
   std::map<std::string, ServiceState> services_;
   std::map<std::string, std::shared_ptr<tcp::acceptor>> listeners_;
   std::list<ClientConnection> connections_;

@@ -1,10 +1,10 @@
-#include "proxy/forwarding_filter.hpp"
+#include "proxy/filters/forwarding.hpp"
 
 #include <string>
 
-namespace ferry::proxy {
+namespace ferry::proxy::filters {
 
-std::optional<LocalReply> ForwardingFilter::OnRequest(FilterContext& context) const {
+Verdict Forwarding::OnRequest(FilterContext& context) const {
   http::Headers& h = context.request.headers;
   // One pass: strip x-ferry-* (Remove only marks fields, so it may run inside ForEach) and
   // collect every X-Forwarded-For line: repeated lines are one list (RFC 9110 5.3), and the
@@ -32,13 +32,11 @@ std::optional<LocalReply> ForwardingFilter::OnRequest(FilterContext& context) co
   }
   h.Set("x-forwarded-proto", "http");
   if (!h.Has("x-request-id")) h.Add("x-request-id", context.request_id);
-  return std::nullopt;
+  return Verdict::kContinue;
 }
 
-FilterChain BuildFilterChain(const config::Config&) {
-  FilterChain chain;
-  chain.push_back(std::make_unique<ForwardingFilter>());
-  return chain;
+std::unique_ptr<const Filter> MakeForwarding(const config::Route&, const config::Config&) {
+  return std::make_unique<Forwarding>();
 }
 
-}  // namespace ferry::proxy
+}  // namespace ferry::proxy::filters

@@ -1,0 +1,32 @@
+#include "proxy/filter_registry.hpp"
+
+#include "proxy/filters/forwarding.hpp"
+
+namespace ferry::proxy {
+
+void FilterChain::Add(std::unique_ptr<const Filter> filter) {
+  const std::uint64_t limit = filter->body_limit();
+  if (limit != 0 && (body_limit_ == 0 || limit < body_limit_)) {
+    body_limit_ = limit;
+    body_reader_ = filter.get();
+  }
+  filters_.push_back(std::move(filter));
+}
+
+std::span<const FilterFactory> BuiltinFilters() {
+  static constexpr FilterFactory kFactories[] = {
+      {"forwarding", &filters::MakeForwarding},  // every route
+  };
+  return kFactories;
+}
+
+FilterChain BuildFilterChain(const config::Route& route, const config::Config& config,
+                             std::span<const FilterFactory> factories) {
+  FilterChain chain;
+  for (const FilterFactory& factory : factories) {
+    if (auto filter = factory.create(route, config)) chain.Add(std::move(filter));
+  }
+  return chain;
+}
+
+}  // namespace ferry::proxy

@@ -1,0 +1,23 @@
+// Adds the forwarding headers upstreams expect from a proxy: x-forwarded-for (the client's
+// address appended to any list the client sent), x-forwarded-proto, x-request-id (kept if the
+// client sent one, generated otherwise), and strips Ferry's own x-ferry-* headers, which only
+// other Ferry hops may send. On every route; it decides at once and reads no body.
+#pragma once
+
+#include <memory>
+
+#include "proxy/filter.hpp"
+
+namespace ferry::proxy::filters {
+
+class Forwarding final : public Filter {
+ public:
+  std::string_view name() const override { return "forwarding"; }
+  Verdict OnRequest(FilterContext& context) const override;
+};
+
+// The factory (filter_registry.cpp): every route gets the filter; it has no settings.
+std::unique_ptr<const Filter> MakeForwarding(const config::Route& route,
+                                             const config::Config& config);
+
+}  // namespace ferry::proxy::filters
