@@ -72,6 +72,21 @@ def test_expect_continue_with_an_oversized_body_gets_413_at_once(start_bus):
     s.close()
 
 
+@pytest.mark.parametrize("head,status", [
+    (b"POST /v1/queues/nope/messages HTTP/1.1", b"404"),
+    (b"PUT /v1/queues/q/messages HTTP/1.1", b"405"),
+    (b"POST /v1/queues/b@d/messages HTTP/1.1", b"400"),
+])
+def test_expect_continue_that_the_body_cannot_save_gets_its_final_status_at_once(
+        start_bus, head, status):
+    bus = start_bus({"queues": {"q": {}}})
+    s = raw_connect(bus.address)
+    s.sendall(head + b"\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\n")
+    answer = read_until(s, b"}\n", 0.5)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer
+    s.close()
+
+
 def test_oversized_content_length_is_refused_before_the_body_is_read(start_bus):
     bus = start_bus({"queues": {"q": {}}})
     s = raw_connect(bus.address)

@@ -291,30 +291,57 @@ ApiResponse ErrorReply(int status, std::string_view code, std::string_view messa
   return Json(status, o);
 }
 
+namespace {
+
+// The answer to a request whose path names something invalid or whose method the path does not
+// take, whatever its body; nullopt for any other request (an unknown path included).
+std::optional<ApiResponse> RouteError(const http::RequestHead& request, const PathParts& parts) {
+  const auto shape = ShapeOf(parts);
+  if (!shape) return std::nullopt;
+  for (std::string_view name : shape->names) {
+    if (name.data() != nullptr && !config::IsBusName(name)) {
+      return ErrorReply(400, "bad_request",
+                        fmt::format("invalid name '{}': names are 1 to 128 of A-Z a-z 0-9 . _ -, "
+                                    "starting with a letter or digit",
+                                    name));
+    }
+  }
+  if (!AllowsMethod(shape->allow, request.method)) {
+    ApiResponse r = ErrorReply(405, "method_not_allowed",
+                               fmt::format("{} {} is not supported; allowed: {}", request.method,
+                                           request.path(), shape->allow));
+    r.allow = std::string(shape->allow);
+    return r;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Task<ApiResponse> BusServiceImpl::Handle(const http::RequestHead& request, std::string_view body,
                                          const std::function<bool()>& client_alive) {
   const PathParts parts = SplitPath(request.path());
-  if (const auto shape = ShapeOf(parts)) {
-    for (std::string_view name : shape->names) {
-      if (name.data() != nullptr && !config::IsBusName(name)) {
-        return Immediate(ErrorReply(
-            400, "bad_request",
-            fmt::format("invalid name '{}': names are 1 to 128 of A-Z a-z 0-9 . _ -, starting "
-                        "with a letter or digit",
-                        name)));
-      }
-    }
-    if (!AllowsMethod(shape->allow, request.method)) {
-      ApiResponse r = ErrorReply(405, "method_not_allowed",
-                                 fmt::format("{} {} is not supported; allowed: {}", request.method,
-                                             request.path(), shape->allow));
-      r.allow = std::string(shape->allow);
-      return Immediate(std::move(r));
-    }
-  }
+  if (auto error = RouteError(request, parts)) return Immediate(std::move(*error));
   // A publish goes straight to its coroutine: the hot path, without Route's frame.
   if (auto to = PublishDestination(request, parts)) return Publish(std::move(*to), request, body);
   return Route(request, body, client_alive);
+}
+
+std::optional<ApiResponse> BusServiceImpl::AnswerBeforeBody(const http::RequestHead& request) {
+  const PathParts parts = SplitPath(request.path());
+  if (!ShapeOf(parts)) {
+    return ErrorReply(404, "not_found",
+                      fmt::format("no bus endpoint {} {}", request.method, request.path()));
+  }
+  if (auto error = RouteError(request, parts)) return error;
+  if (auto to = PublishDestination(request, parts)) {
+    const bool queue = to->kind == Destination::Kind::kQueue;
+    const std::vector<std::string> names = queue ? broker_->Queues() : broker_->Topics();
+    if (std::find(names.begin(), names.end(), to->name) == names.end()) {
+      return ErrorReply(404, "not_found", (queue ? "no queue " : "no topic ") + to->name);
+    }
+  }
+  return std::nullopt;
 }
 
 Task<ApiResponse> BusServiceImpl::Route(const http::RequestHead& request, std::string_view body,

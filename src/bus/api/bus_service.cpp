@@ -1,28 +1,34 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 
 #include <boost/json.hpp>
-#include <cerrno>
-#include <charconv>
 #include <future>
 
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/engine/embedded_broker.hpp"
-#include "http/head_scanner.hpp"
-#include "http/parser.hpp"
-#include "runtime/deadline.hpp"
-#include "runtime/listener.hpp"
-#include "runtime/read_buffer.hpp"
+#include "runtime/acceptor.hpp"
 
 namespace ferry::bus {
 namespace {
 
 constexpr std::size_t kMaxRequestBody = 64ull * 1024 * 1024;  // a batch of large events at most
-// A connection keeps its body buffer between requests up to this size (a bigger one is freed).
-constexpr std::size_t kMaxKeptBodyCapacity = 64 * 1024;
-constexpr std::size_t kMaxHeadBytes = 64 * 1024;  // a longer request head is answered 431
+
+// The API's HTTP (src/server): a longer head is answered 431, a longer body 413 (a declared
+// one before it is read, instead of a 100 Continue). A long-poll holds its request open for its
+// wait, so the server puts no limit on a request as a whole; each body read and response write
+// must progress within io_timeout.
+server::ServerOptions ApiServerOptions() {
+  server::ServerOptions o;
+  o.max_header_bytes = 64 * 1024;
+  o.max_headers = 100;
+  o.max_body_bytes = kMaxRequestBody;
+  o.header_read_timeout = std::chrono::seconds(60);
+  o.idle_timeout = std::chrono::seconds(60);
+  o.request_timeout = Duration::zero();
+  o.io_timeout = std::chrono::seconds(30);
+  return o;
+}
 
 BusDuration ToBus(Duration d) { return std::chrono::duration_cast<BusDuration>(d); }
 
@@ -233,24 +239,22 @@ Result<void> BusServiceImpl::Reload(std::shared_ptr<const config::Config> next) 
 }
 
 Result<void> BusServiceImpl::Start() {
-  auto acceptor = runtime::OpenListener(io_, bus_.listen, /*reuse_port=*/false, 1024);
+  auto acceptor = runtime::Acceptor::Open(io_, bus_.listen, /*reuse_port=*/false, 1024);
   if (!acceptor) return tl::unexpected(acceptor.error());
-  acceptor_ = std::make_unique<tcp::acceptor>(std::move(*acceptor));
-  error_code ec;
-  const tcp::endpoint ep = acceptor_->local_endpoint(ec);
-  listen_address_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  listen_address_ = (*acceptor)->local_address();
+  server_ = std::make_unique<server::Server>(io_, ApiServerOptions(), *this);
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       io_.get_executor());
   // The broker is created and used only on the bus thread.
   std::promise<Result<void>> opened;
   auto opened_future = opened.get_future();
-  thread_ = std::thread([this, &opened] {
+  thread_ = std::thread([this, &opened, acceptor = std::move(*acceptor)]() mutable {
     pthread_setname_np(pthread_self(), "ferry-bus");
     auto r = OpenBroker();
     const bool ok = r.has_value();
     opened.set_value(std::move(r));
     if (!ok) return;
-    asio::co_spawn(io_, AcceptLoop(), asio::detached);
+    server_->Listen(std::move(acceptor));
     ArmTick();
     ArmMaintenance();
     io_.run();
@@ -269,8 +273,8 @@ void BusServiceImpl::Stop() {
   if (!thread_.joinable()) return;
   asio::post(io_, [this] {
     stopping_ = true;
-    error_code ignored;
-    if (acceptor_) acceptor_->close(ignored);
+    // No new connection or request; idle connections close, answers in flight say close.
+    if (server_) server_->Drain();
     tick_timer_.cancel();
     maintenance_timer_.cancel();
     for (auto& [inbox, timers] : waiters_) {
@@ -281,6 +285,8 @@ void BusServiceImpl::Stop() {
   asio::post(io_, [this] {
     stop_timer_.expires_after(std::chrono::milliseconds(200));
     stop_timer_.async_wait([this](const error_code&) {
+      if (server_) server_->Close();  // what is left of the API's connections ends now
+      push_tasks_.CancelAll();
       broker_.reset();  // syncs and closes the logs
       io_.stop();
     });
@@ -292,179 +298,43 @@ void BusServiceImpl::Stop() {
   resolve_pool_.join();
 }
 
-Task<void> BusServiceImpl::AcceptLoop() {
-  while (acceptor_->is_open()) {
-    auto [ec, socket] = co_await acceptor_->async_accept(kNoThrow);
-    if (ec) {
-      if (!acceptor_->is_open() || ec == asio::error::operation_aborted) break;
-      continue;
-    }
-    error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    asio::co_spawn(io_, Serve(std::move(socket)), asio::detached);
-  }
-}
-
-namespace {
-
-// The wire form of an API answer; a 204 has no body and no content headers.
-// Writes the reply into `out` (reused per connection, so its capacity is too): one append per
-// piece, no format-string parsing on the hot path.
-void RenderReply(const ApiResponse& r, bool keep, std::string* out) {
-  const auto append_number = [out](std::uint64_t value) {
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
-    out->append(digits, end);
-  };
-  out->clear();
-  out->append("HTTP/1.1 ");
-  append_number(static_cast<std::uint64_t>(r.status));
-  out->push_back(' ');
-  out->append(http::ReasonPhrase(r.status));
-  out->append("\r\n");
-  if (r.status != 204) {
-    out->append("content-type: application/json\r\ncontent-length: ");
-    append_number(r.body.size());
-    out->append("\r\n");
-  }
-  if (!r.allow.empty()) {
-    out->append("allow: ");
-    out->append(r.allow);
-    out->append("\r\n");
-  }
-  if (!keep) out->append("connection: close\r\n");
-  out->append("\r\n");
-  if (r.status != 204) out->append(r.body);
-}
-
-}  // namespace
-
-Task<void> BusServiceImpl::Serve(tcp::socket socket) {
-  runtime::Deadline<tcp::socket> deadline(io_, socket);
-  // A client that closed its side while its long-poll waited shows EOF (or an error) here.
-  const std::function<bool()> client_alive = [&socket] {
-    char byte;
-    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-  };
-  // Reads go straight into `in`, a pooled buffer held only while it has unread bytes. A body
-  // that came whole within it is handed on as a view of it; only a body spread over several
-  // reads is gathered into `body` (reused per request, as `reply` is, capacity and all).
-  runtime::ReadBuffer in(buffers_);
-  std::string body;
-  std::string reply;
-  http::Parser parser(http::Parser::Kind::kRequest);
-  for (;;) {
-    if (in.empty()) in.Release();  // an idle keep-alive connection holds no buffer
-    // A long-poll may hold the request open for its wait; the read deadline covers the rest.
-    deadline.Arm(std::chrono::seconds(60));
-    http::HeadScanner scanner({kMaxHeadBytes, 100});
-    http::HeadScanner::State state;
-    while ((state = scanner.Scan(in.data())) == http::HeadScanner::State::kIncomplete) {
-      // `in` grows for a long head up to the scanner's limit, which answers 431 before that.
-      if (in.full() && !in.Grow(kMaxHeadBytes + 1)) co_return;
-      auto [ec, n] =
-          co_await socket.async_read_some(asio::buffer(in.WritePtr(), in.WriteSpace()), kNoThrow);
-      if (ec) co_return;
-      in.Commit(n);
-    }
-    ApiResponse response;
-    bool keep = false;
-    bool refused_unread = false;  // answered before its body was read: that body is unread
-    if (state != http::HeadScanner::State::kComplete) {
-      response = state == http::HeadScanner::State::kMalformed
-                     ? ErrorReply(400, "bad_request", scanner.error())
-                     : ErrorReply(431, "headers_too_large", "request head too large");
+Task<void> BusServiceImpl::Serve(server::Request& request, server::Response& response) {
+  // bus_api.cpp reads an http::RequestHead: the head's strings are swapped in and back, not
+  // copied.
+  http::RequestHead head;
+  server::RequestHead& in = request.head();
+  std::swap(head.method, in.method);
+  std::swap(head.target, in.target);
+  std::swap(head.headers, in.headers);
+  ApiResponse answer;
+  std::optional<ApiResponse> early;
+  // Expect: 100-continue (RFC 9110, 10.1.1): an answer the body cannot change is given at once,
+  // instead of the 100 (reading the body sends the 100).
+  if (request.expects_continue()) early = AnswerBeforeBody(head);
+  bool answered = true;
+  if (early) {
+    answer = std::move(*early);
+  } else {
+    auto body = co_await request.ReadWhole(kMaxRequestBody);
+    if (body) {
+      // A client that closed its side while its long-poll waited is not leased a message.
+      const std::function<bool()> client_alive = [&request] { return !request.ClientGone(); };
+      answer = co_await Handle(head, *body, client_alive);
     } else {
-      parser.Reset();
-      auto consumed = parser.Feed(in.data().substr(0, scanner.head_size()));
-      body.clear();
-      if (body.capacity() > kMaxKeptBodyCapacity) std::string().swap(body);
-      std::string_view body_view;    // the whole body, once the message is done
-      std::size_t body_in_view = 0;  // bytes of `in` that body_view still points into
-      bool ok = consumed.has_value();
-      std::string error = ok ? "" : consumed.error().message();
-      if (ok) in.Consume(*consumed);
-      // Expect: 100-continue (RFC 9110, 10.1.1) is answered before the body is read: 413 at once
-      // for a declared length over the limit (so is a request without it: reading 64 MiB to
-      // refuse it helps nobody), else 100 if the body has not started to arrive.
-      if (ok && parser.request().framing == http::BodyFraming::kContentLength &&
-          parser.request().content_length > kMaxRequestBody) {
-        ok = false;
-        error = "request body too large";
-        refused_unread = true;
-      } else if (ok && parser.request().expect_continue && parser.request().version_minor >= 1 &&
-                 !parser.message_done() && in.empty()) {
-        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        auto [ec, n] = co_await asio::async_write(
-            socket, asio::buffer(kContinue.data(), kContinue.size()), kNoThrow);
-        if (ec) co_return;
-      }
-      while (ok && !parser.message_done()) {
-        if (!in.empty()) {
-          auto n = parser.Feed(in.data());
-          if (!n) {
-            ok = false;
-            error = n.error().message();
-            break;
-          }
-          auto& chunks = parser.body_chunks();
-          if (parser.message_done() && body.empty() && chunks.size() == 1) {
-            body_view = chunks.front();  // the common case: the body came whole, no copy
-            body_in_view = *n;
-          } else {
-            for (std::string_view chunk : chunks) body.append(chunk);
-            in.Consume(*n);
-          }
-          chunks.clear();
-          if (body.size() > kMaxRequestBody) {
-            ok = false;
-            error = "request body too large";
-            break;
-          }
-          continue;
-        }
-        auto [ec, n] =
-            co_await socket.async_read_some(asio::buffer(in.WritePtr(), in.WriteSpace()), kNoThrow);
-        if (ec) co_return;
-        in.Commit(n);  // `in` was empty: the body is read into its whole space
-      }
-      if (!ok) {
-        response = error == "request body too large" ? ErrorReply(413, "body_too_large", error)
-                                                     : ErrorReply(400, "bad_request", error);
-      } else {
-        if (body_in_view == 0) {
-          body_view = body;
-          if (in.empty()) in.Release();  // a long-poll waits without a buffer
-        }
-        deadline.Disarm();
-        const http::RequestHead& head = parser.request();
-        response = co_await Handle(head, body_view, client_alive);
-        keep = head.keep_alive && !stopping_;
-      }
-      in.Consume(body_in_view);
+      answered = false;  // the server answers 400, 408 or 413, or the client has gone
     }
-    deadline.Arm(std::chrono::seconds(30));
-    RenderReply(response, keep, &reply);
-    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(reply), kNoThrow);
-    if (!ec && refused_unread) {
-      // Closing with unread bytes would send a reset, which can destroy the answer before the
-      // client reads it: say we are done, then read and drop what it still sends, briefly.
-      error_code ignored;
-      socket.shutdown(tcp::socket::shutdown_send, ignored);
-      deadline.Arm(std::chrono::seconds(2));
-      std::vector<char> sink(16 * 1024);
-      for (std::size_t dropped = 0; dropped < kMaxRequestBody;) {
-        auto [read_ec, got] = co_await socket.async_read_some(asio::buffer(sink), kNoThrow);
-        if (read_ec) break;
-        dropped += got;
-      }
-      co_return;
-    }
-    if (ec || !keep) break;
   }
-  error_code ignored;
-  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  std::swap(head.method, in.method);
+  std::swap(head.target, in.target);
+  std::swap(head.headers, in.headers);
+  if (!answered) co_return;
+  // A 204 has no body and no content headers.
+  server::ResponseHead out;
+  out.status = answer.status;
+  if (answer.status != 204) out.headers.Add("content-type", "application/json");
+  if (!answer.allow.empty()) out.headers.Add("allow", answer.allow);
+  if (answer.status == 204) answer.body.clear();
+  co_await response.Send(out, answer.body);
 }
 
 void BusServiceImpl::WatchInbox(const Inbox& inbox) {

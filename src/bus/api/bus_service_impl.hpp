@@ -7,6 +7,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,7 +19,8 @@
 #include "http/message.hpp"
 #include "observability/metric_family.hpp"
 #include "runtime/asio.hpp"
-#include "runtime/buffer_pool.hpp"
+#include "runtime/task_group.hpp"
+#include "server/server.hpp"
 #include "upstream/connection_pool.hpp"
 #include "upstream/resolver.hpp"
 
@@ -66,7 +68,7 @@ struct BusMetrics {
   observability::CounterFamily* push_results;       // {inbox, result}
 };
 
-class BusServiceImpl final : public BusService {
+class BusServiceImpl final : public BusService, public server::Handler {
  public:
   BusServiceImpl(const config::Config& config, observability::MetricsRegistry& metrics,
                  std::size_t slot);
@@ -82,6 +84,9 @@ class BusServiceImpl final : public BusService {
   // wakes for a message first checks it, so no message is leased to a client that has gone.
   Task<ApiResponse> Handle(const http::RequestHead& request, std::string_view body,
                            const std::function<bool()>& client_alive);
+  // For a request with Expect: 100-continue: its final answer if the body cannot change it (an
+  // unknown path, a bad name or method, a publish to an unknown queue or topic); nullopt: 100.
+  std::optional<ApiResponse> AnswerBeforeBody(const http::RequestHead& request);
 
  private:
   struct PushTarget;
@@ -94,8 +99,8 @@ class BusServiceImpl final : public BusService {
   // Logs what a reload to `next` leaves as it runs: restart-only settings, and queues and
   // topics that left the config.
   void WarnUnappliedReload(const config::Bus& next) const;
-  Task<void> AcceptLoop();
-  Task<void> Serve(tcp::socket socket);
+  // One API request, from src/server: the body read whole, Handle's answer written.
+  Task<void> Serve(server::Request& request, server::Response& response) override;
   void ArmTick();
   void ArmMaintenance();
   void RefreshGauges();
@@ -168,14 +173,14 @@ class BusServiceImpl final : public BusService {
   // has none: the config's default_source/default_type, else the built-in ones.
   EventDefaults DefaultsFor(const Destination& to) const;
   EventDefaults DefaultsFor(const Inbox& inbox) const;
-  // Read buffers of the API connections, on the bus thread. Declared before io_: coroutine
-  // frames that io_ destroys give their buffers back to it.
-  runtime::BufferPool buffers_;
   asio::io_context io_{1};
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::unique_ptr<Broker> broker_;
-  std::unique_ptr<tcp::acceptor> acceptor_;
+  // The API's HTTP server (its connections are its tasks; their frames hold its state).
+  std::unique_ptr<server::Server> server_;
+  // Push loops and deliveries (push_delivery.cpp); cancelled when the bus stops.
+  runtime::TaskGroup push_tasks_{io_.get_executor()};
   std::string listen_address_;
   asio::steady_timer tick_timer_;
   // When the armed tick fires (nullopt: not armed). ArmTick re-arms only for an earlier one, so
