@@ -61,7 +61,7 @@ fuzz: deps
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS)
 	mkdir -p build/fuzz/fuzz-http1 build/fuzz/fuzz-http_client build/fuzz/fuzz-bus_segment \
-	  build/fuzz/fuzz-bus_record
+	  build/fuzz/fuzz-bus_record build/fuzz/fuzz-bus_json_span
 	build/fuzz/tests/http1_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  build/fuzz/fuzz-http1 tests/fuzz/corpus/http1
 	build/fuzz/tests/http_client_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
@@ -70,6 +70,8 @@ fuzz: deps
 	  build/fuzz/fuzz-bus_segment tests/fuzz/corpus/bus_segment
 	build/fuzz/tests/bus_record_fuzz -max_total_time=$(FUZZ_SECONDS) \
 	  build/fuzz/fuzz-bus_record tests/fuzz/corpus/bus_record
+	build/fuzz/tests/bus_json_span_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	  build/fuzz/fuzz-bus_json_span tests/fuzz/corpus/bus_json_span
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
