@@ -50,9 +50,13 @@ class Request {
   virtual Task<Result<std::string_view>> ReadWhole(std::uint64_t max_bytes) = 0;
   // The client closed or reset its side (asked without reading): a long wait checks it.
   virtual bool ClientGone() = 0;
+  // The client waits for a go-ahead before it sends its body (HTTP/1.1 Expect: 100-continue):
+  // reading the body gives it; answering first refuses the body (the connection then closes).
+  bool expects_continue() const { return expects_continue_; }
 
  protected:
   RequestHead head_;
+  bool expects_continue_ = false;
   const runtime::Peer* peer_ = nullptr;
 };
 

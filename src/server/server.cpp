@@ -330,6 +330,7 @@ void Connection::StartExchange() {
   http10_ = parsed.version_minor == 0;
   keep_alive_ = parsed.keep_alive;
   expect_continue_ = parsed.expect_continue && !http10_;
+  expects_continue_ = expect_continue_ && !parser_.message_done();
   head_only_ = parsed.method == "HEAD";
   // The handler's head: the parsed strings are swapped, not copied (the parser gets the last
   // exchange's storage back for the next head).

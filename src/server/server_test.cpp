@@ -23,6 +23,8 @@ class TestHandler : public Handler {
     last_head_fields = 0;
     request.head().headers.ForEach([&](const http::Headers::Field&) { ++last_head_fields; });
     saw_transfer_encoding = request.head().headers.Has("transfer-encoding");
+    saw_expect = request.head().headers.Has("expect");
+    expects_continue = request.expects_continue();
     const std::string_view path = request.head().path();
     if (path == "/echo") {
       co_await Echo(request, response);
@@ -48,6 +50,8 @@ class TestHandler : public Handler {
   int calls = 0;
   int last_head_fields = 0;
   bool saw_transfer_encoding = false;
+  bool saw_expect = false;
+  bool expects_continue = false;
   Duration slow_for = 50ms;
 
  private:
@@ -276,6 +280,8 @@ TEST_F(ServerTest, ExpectContinueGetsTheFinalStatusAtOnceWhenTheBodyIsNotRead) {
   ASSERT_TRUE(RunUntil([&] { return received_.find("POST /other\n") != std::string::npos; }));
   EXPECT_EQ(received_.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << received_;  // no 100 first
   EXPECT_NE(received_.find("connection: close\r\n"), std::string::npos) << received_;
+  EXPECT_TRUE(handler_.expects_continue);  // what the handler is told instead of the header
+  EXPECT_FALSE(handler_.saw_expect);
 }
 
 TEST_F(ServerTest, MalformedHeadsGet400) {

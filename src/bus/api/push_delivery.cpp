@@ -82,7 +82,7 @@ void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push,
   push_targets_.push_back(target);
   spdlog::info("bus push {}: to service {} path {} (timeout {}, concurrency {})", inbox.ToString(),
                push.service, push.path, FormatDuration(push.timeout), push.concurrency);
-  asio::co_spawn(io_, PushLoop(target), asio::detached);
+  push_tasks_.Spawn(PushLoop(target));
 }
 
 std::shared_ptr<BusServiceImpl::PushTarget> BusServiceImpl::StopPush(const std::string& inbox) {
@@ -231,7 +231,7 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
             slot_, std::chrono::duration<double>(now - d.message.published_at).count());
       }
       ++target->in_flight;
-      asio::co_spawn(io_, PushOne(target, std::move(d)), asio::detached);
+      push_tasks_.Spawn(PushOne(target, std::move(d)));
     }
   }
 }
