@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "app/exit_code.hpp"
+#include "bus/api/json_span.hpp"
 #include "core/units.hpp"
 #include "observability/json_text.hpp"
 
@@ -119,14 +120,17 @@ std::optional<HttpResponse> Call(std::string_view command, const Url& url,
   return std::move(*response);
 }
 
-// The array `key` of a JSON object body, or nullopt after printing why.
-std::optional<boost::json::array> ArrayField(std::string_view command, const std::string& body,
-                                             std::string_view key) {
-  boost::system::error_code ec;
-  boost::json::value doc = boost::json::parse(body, ec);
-  if (!ec && doc.is_object()) {
-    if (auto* found = doc.as_object().if_contains(key); found != nullptr && found->is_array()) {
-      return std::move(found->as_array());
+// The elements of the array `key` of a JSON object body, each as the exact text the node sent
+// (Boost.JSON would turn an event's 12345678901234567890123 into a double when printed again),
+// or nullopt after printing why.
+std::optional<std::vector<std::string_view>> ArrayField(std::string_view command,
+                                                        std::string_view body,
+                                                        std::string_view key) {
+  if (auto members = bus::JsonObjectMembers(body)) {
+    for (const auto& member : *members) {
+      if (member.key != key) continue;
+      if (auto elements = bus::JsonArrayElements(member.value)) return elements;
+      break;
     }
   }
   fmt::print(stderr, "ferry {}: unexpected answer (no '{}' array): {}\n", command, key,
@@ -134,8 +138,8 @@ std::optional<boost::json::array> ArrayField(std::string_view command, const std
   return std::nullopt;
 }
 
-void PrintJsonLines(const boost::json::array& items) {
-  for (const auto& item : items) fmt::print("{}\n", observability::JsonText(item));
+void PrintJsonLines(const std::vector<std::string_view>& items) {
+  for (const auto item : items) fmt::print("{}\n", item);
   std::fflush(stdout);
 }
 
@@ -329,8 +333,10 @@ int BusCli::Consume() {
   if (!ack_ && !nack_) return kExitOk;
 
   std::vector<std::string> receipts;
-  for (const auto& m : *messages) {
-    const auto* receipt = m.is_object() ? m.as_object().if_contains("receipt") : nullptr;
+  for (const auto text : *messages) {
+    boost::system::error_code ec;
+    const boost::json::value m = boost::json::parse(text, ec);
+    const auto* receipt = !ec && m.is_object() ? m.as_object().if_contains("receipt") : nullptr;
     if (receipt != nullptr && receipt->is_string()) receipts.emplace_back(receipt->as_string());
   }
   if (receipts.empty()) return kExitOk;

@@ -56,6 +56,24 @@ def test_publish_then_consume_with_ack(node):
     assert node.client.messages(QUEUE, wait="200ms") == []
 
 
+def test_consume_and_dlq_list_print_the_data_byte_for_byte(node):
+    # The node keeps JSON data as sent; the CLI must not re-render it through a double.
+    data = '{"big":12345678901234567890123,"tiny":1e-400,"s":"caf\\u00e9"}'
+    r = cli("publish", "--queue", "jobs", "--id", "exact-1", "--content-type",
+            "application/json", "--data", data, url=node.url)
+    assert r.returncode == 0, r.stderr
+    r = cli("consume", "--queue", "jobs", "--wait", "5s", "--nack", url=node.url)
+    assert r.returncode == 0, r.stderr
+    assert '"data":' + data in r.stdout, r.stdout
+    r = cli("consume", "--queue", "jobs", "--wait", "5s", "--nack", url=node.url)  # max_deliveries=2: dead now
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: node.client.stats("queues/jobs")["dead_letters"] == 1, 10,
+               what="the message in the dead letters")
+    r = cli("dlq", "list", "--queue", "jobs", url=node.url)
+    assert r.returncode == 0, r.stderr
+    assert '"data":' + data in r.stdout, r.stdout
+
+
 def test_publish_with_id_is_deduplicated(node):
     first = cli("publish", "-q", "jobs", "-d", "a", "--id", "job-1", url=node.url)
     second = cli("publish", "-q", "jobs", "-d", "a", "--id", "job-1", url=node.url)
