@@ -305,6 +305,9 @@ TEST_F(ExchangeTest, SyncFilterAnswersWithStatusHeadersAndBody) {
   EXPECT_TRUE(Has(r, "\r\nx-request-id: rid-1\r\n")) << r;
   EXPECT_TRUE(r.ends_with("\r\n\r\nslow down\n")) << r;
   EXPECT_TRUE(upstream_.requests.empty());
+  EXPECT_TRUE(
+      Has(registry_.RenderPrometheus(), R"(ferry_local_replies_total{code="rate_limited"} 1)"))
+      << registry_.RenderPrometheus();
 }
 
 TEST_F(ExchangeTest, LocalReplyToHeadHasNoBody) {

@@ -196,7 +196,7 @@ void Session::PrepareReply(ErrorCode error, std::string_view code, std::string m
 }
 
 Task<bool> Session::SendReply(bool close, bool head_request) {
-  worker_.metrics()->LocalReply(reply_.code).Add(worker_.slot());
+  worker_.LocalReplyCounter(reply_.code).Add(worker_.slot());
   const std::string response = RenderLocalReply(reply_, reply_request_id_, close, head_request);
   const bool ok = co_await WriteToClient(response);
   co_return ok && !close;

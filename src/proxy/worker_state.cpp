@@ -107,6 +107,15 @@ ServiceState* WorkerState::Service(const std::string& name) {
   return it == services_.end() ? nullptr : &it->second;
 }
 
+observability::Counter& WorkerState::LocalReplyCounter(std::string_view code) {
+  for (auto& [name, counter] : reply_counters_) {
+    if (name == code) return *counter;
+  }
+  observability::Counter& counter = metrics_.LocalReply(code);
+  reply_counters_.emplace_back(std::string(code), &counter);
+  return counter;
+}
+
 std::string WorkerState::NewRequestId() {
   // A random (version 4) UUID.
   const std::uint64_t hi = (random_.Next() & 0xffffffffffff0fffull) | 0x0000000000004000ull;

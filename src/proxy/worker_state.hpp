@@ -76,6 +76,9 @@ class WorkerState {
   void Unregister(ConnectionHandle handle);
 
   ServiceState* Service(const std::string& name);
+  // The ferry_local_replies_total series of `code`. Ferry's own codes are resolved up front; a
+  // filter's takes the registry lock the first time this worker sees it, then comes from here.
+  observability::Counter& LocalReplyCounter(std::string_view code);
   std::string NewRequestId();
 
   runtime::Worker& worker() { return worker_; }
@@ -97,6 +100,7 @@ class WorkerState {
   std::shared_ptr<const Snapshot> snapshot_;
   const Clock& clock_;
   std::map<std::string, ServiceState> services_;
+  std::vector<std::pair<std::string, observability::Counter*>> reply_counters_;  // filters' codes
   std::map<std::string, std::shared_ptr<tcp::acceptor>> listeners_;
   std::list<ClientConnection> connections_;
   runtime::BufferPool buffers_;
