@@ -204,7 +204,24 @@ python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$work/404.json" 2>/d
 good "404 with a JSON body"
 
 # ---------------------------------------------------------------------------------------------
-step "4. Metrics"
+step "4. Requests that two servers could read differently are refused"
+say "A Connection header may name headers to drop at the next hop, but naming Content-Length"
+say "would make the service read the body as a second request (request smuggling):"
+shown "curl -i -H 'Connection: content-length' --data 'GET /admin HTTP/1.1' $base/api/orders/x"
+status=$(curl -s -o "$work/smuggle.json" -w '%{http_code}' -H 'Connection: content-length' \
+  --data 'GET /admin HTTP/1.1' "$base/api/orders/x")
+say "status $status"
+indent <"$work/smuggle.json"
+[ "$status" = 400 ] || fail "expected 400 for Connection: content-length, got $status"
+say "A forward-proxy client sends the absolute URL as the target; Ferry routes it by its path:"
+shown "curl -x $base http://shop.example/api/catalog/items"
+status=$(curl -s -o "$work/absolute.json" -w '%{http_code}' -x "$base" http://shop.example/api/catalog/items)
+say "status $status, the service saw path $(json_field '["path"]' <"$work/absolute.json") and host $(json_field '["headers"]["host"]' <"$work/absolute.json")"
+[ "$status" = 200 ] || fail "expected 200 for an absolute-form target, got $status"
+good "refused with 400 before anything reached a service; absolute-form targets routed (docs/conformance.md)"
+
+# ---------------------------------------------------------------------------------------------
+step "5. Metrics"
 say "The admin API serves Prometheus metrics: requests per route and service, latencies, connections."
 shown "curl -s $admin_url/metrics | grep ^ferry_ | head"
 metrics=$(curl -s --fail "$admin_url/metrics") || fail "GET /metrics failed"
@@ -217,7 +234,7 @@ else say "(the access log is still empty: it may be written in batches)"; fi
 good "metrics served"
 
 # ---------------------------------------------------------------------------------------------
-step "5. Reload"
+step "6. Reload"
 say "/api/v2/catalog/ has no route yet:"
 shown "curl $base/api/v2/catalog/items"
 status=$(curl -s -o /dev/null -w '%{http_code}' "$base/api/v2/catalog/items")
@@ -238,7 +255,7 @@ grep -iE '^ferry_[a-z_]*reload' <<<"$(curl -s "$admin_url/metrics")" | head -n 3
 good "the new route serves"
 
 # ---------------------------------------------------------------------------------------------
-step "6. A bad config is rejected and the old one keeps serving"
+step "7. A bad config is rejected and the old one keeps serving"
 say "Now a config whose route names a service that does not exist. ferry validate says why:"
 bad=$work/bad.yaml
 sed 's/service: orders$/service: payments/' "$config" >"$bad"
@@ -267,7 +284,7 @@ mv "$work/good.yaml" "$config"
 good "bad config rejected, traffic unaffected"
 
 # ---------------------------------------------------------------------------------------------
-step "7. Graceful shutdown"
+step "8. Graceful shutdown"
 say "SIGTERM: /ready turns 503, Ferry stops accepting, finishes in-flight requests, exits 0."
 say "A slow request (the service waits 1 s) is in flight when the signal arrives:"
 curl -s -o "$work/slow.json" -w '%{http_code}' "$base/api/catalog/delay/1000" >"$work/slow.status" &
@@ -403,7 +420,7 @@ indent <"$config"
 export FERRY_BUS_URL=$bus_url  # the ferry CLI commands below talk to this bus
 
 # ---------------------------------------------------------------------------------------------
-step "8. An order goes through the gateway to the ordering service"
+step "9. An order goes through the gateway to the ordering service"
 say "The client POSTs an order. The ordering service puts a payment command on the queue"
 say "'payments' and publishes an 'order.created' event to the topic 'orders', then answers 201."
 shown "curl -X POST $base/api/orders -d '{\"order_id\":\"o-1001\",\"amount\":25}'"
@@ -417,7 +434,7 @@ say "and a second order, o-1002 for 40.00: status $order_status"
 good "orders accepted"
 
 # ---------------------------------------------------------------------------------------------
-step "9. The payment command travels on the queue to the payment handler"
+step "10. The payment command travels on the queue to the payment handler"
 say "The payment handler receives each command (a long poll of the bus API), charges the order"
 say "and acknowledges the command. The payment handler's log:"
 wait_for 10 log_has payments-v1 charged 2 ||
@@ -437,7 +454,7 @@ say "acked: $(payments_stat '["counts"]["acked"]'), duplicates: $(payments_stat 
 good "each payment handled once"
 
 # ---------------------------------------------------------------------------------------------
-step "10. The order.created event reaches both subscribers"
+step "11. The order.created event reaches both subscribers"
 say "Each subscription of the topic gets its own copy of every event: billing and shipping read"
 say "theirs with the ferry CLI, which prints one JSON line per message and acks them (--ack)."
 shown "ferry consume --topic orders --subscription billing --max 10 --wait 1s --ack"
@@ -449,7 +466,7 @@ events_of shipping
 good "both subscribers received both events (the retried order was not published twice)"
 
 # ---------------------------------------------------------------------------------------------
-step "11. A payment that keeps failing ends in the dead letters"
+step "12. A payment that keeps failing ends in the dead letters"
 say "payments-v1 has a bug: it fails on amounts over 1000. An order for 2500.00 comes in;"
 say "the client still gets 201 at once, as the payment happens later, on the queue."
 shown "curl -X POST $base/api/orders -d '{\"order_id\":\"o-1003\",\"amount\":2500}'"
@@ -469,7 +486,7 @@ indent <"$work/dlq.jsonl"
 good "the failing payment is parked in the dead letters, not retried forever"
 
 # ---------------------------------------------------------------------------------------------
-step "12. Fix the handler, replay the dead letter, and the payment goes through"
+step "13. Fix the handler, replay the dead letter, and the payment goes through"
 say "Deploy the fixed release: stop payments-v1 and start payments-v2."
 stop_pid "$payment_pid"
 start_service payments-v2 "$ORDER_BIN" --role payment --pull --bus "$bus_url" --name payments-v2
@@ -490,7 +507,7 @@ say "acked: $(payments_stat '["counts"]["acked"]'), dead letters: $(payments_sta
 good "replayed and delivered: every order is paid exactly once"
 
 # ---------------------------------------------------------------------------------------------
-step "13. What the queue holds and how fast it moves"
+step "14. What the queue holds and how fast it moves"
 say "GET /v1/queues/payments answers depth, in flight, dead letters, counters since the start,"
 say "and rates: per second, averaged over the last minute (as RabbitMQ's management API shows):"
 shown "curl $bus_url/v1/queues/payments"
@@ -512,7 +529,7 @@ python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["rates"]; sys.exi
 good "three orders, one dead letter, one replay: the counters and the last minute's rates agree"
 
 # ---------------------------------------------------------------------------------------------
-step "14. A new subscription arrives with a config reload"
+step "15. A new subscription arrives with a config reload"
 say "An analytics team wants every order event. Add a subscription to the config file and send"
 say "SIGHUP: the bus declares it at once; the queue, the other subscriptions and their"
 say "messages are untouched."
@@ -549,6 +566,30 @@ for line in open(sys.argv[1]):
 python3 -c 'import json,sys; ids=[json.loads(l)["data"]["order_id"] for l in open(sys.argv[1])]; sys.exit(0 if ids == ["o-1004"] else 1)' \
   "$work/analytics.jsonl" || fail "analytics did not get exactly o-1004: $(cat "$work/analytics.jsonl")"
 good "declared by a reload, no restart: the new subscription gets the events from then on"
+
+# ---------------------------------------------------------------------------------------------
+step "16. An event arrives as its producer wrote it"
+say "A producer publishes a CloudEvent in structured mode, with its own time and JSON data that"
+say "no double can hold. The bus keeps both as sent: time is when it happened, not when it was"
+say "stored (that is Ferry's stored_at), and the data's bytes are not re-encoded."
+event='{"specversion":"1.0","id":"audit-1","source":"/audit","type":"order.audited","time":"2020-01-02T03:04:05Z","datacontenttype":"application/json","data":{"order_id":"o-1004","ledger_ref":12345678901234567890123}}'
+shown "curl -X POST $bus_url/v1/topics/orders/events -H 'content-type: application/cloudevents+json' -d '$event'"
+status=$(curl -s -o "$work/audit.json" -w '%{http_code}' -X POST "$bus_url/v1/topics/orders/events" \
+  -H 'content-type: application/cloudevents+json' -d "$event")
+say "status $status"
+[ "$status" = 201 ] || fail "the structured event was not accepted: $(cat "$work/audit.json")"
+shown "ferry consume --topic orders --subscription analytics --max 10 --wait 1s --ack"
+"$FERRY_BIN" consume --topic orders --subscription analytics --max 10 --wait 1s --ack \
+  >"$work/audit.jsonl" 2>"$work/consume.err" || fail "ferry consume failed: $(cat "$work/consume.err")"
+python3 -c 'import json,sys
+m = json.loads(open(sys.argv[1]).readline())
+e = m["event"]
+print("time %s (stored_at %s)" % (e["time"], m["stored_at"]))
+print("data %s" % json.dumps(e["data"]))' "$work/audit.jsonl" | indent
+grep -q '"time":"2020-01-02T03:04:05Z"' "$work/audit.jsonl" || fail "the producer's time was not kept"
+grep -q '"ledger_ref":12345678901234567890123' "$work/audit.jsonl" ||
+  fail "the data was not delivered byte for byte: $(cat "$work/audit.jsonl")"
+good "the producer's time and data arrive unchanged; the 'event' member is the clean CloudEvent"
 
 stop_pid "$ferry_pid"
 printf '\n%sDemo done.%s Stopping the services; nothing started by the demo is left running.\n' \
