@@ -23,8 +23,10 @@ const ErrorInfo& Describe(ErrorCode code) {
       {502, 14, true, "connect_failed"},
       {408, 4, false, "request_timeout"},
       {431, 8, false, "headers_too_large"},
+      {507, 8, false, "insufficient_storage"},
+      {429, 8, false, "full"},
   };
-  static_assert(std::size(kTable) == static_cast<std::size_t>(ErrorCode::kHeadersTooLarge) + 1,
+  static_assert(std::size(kTable) == static_cast<std::size_t>(ErrorCode::kFull) + 1,
                 "one row per ErrorCode, in the enum's order");
   return kTable[static_cast<int>(code)];
 }

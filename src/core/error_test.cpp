@@ -11,7 +11,7 @@ namespace {
 
 TEST(ErrorTable, EveryCodeHasItsOwnRow) {
   std::set<std::string_view> names;
-  for (int i = 0; i <= static_cast<int>(ErrorCode::kHeadersTooLarge); ++i) {
+  for (int i = 0; i <= static_cast<int>(ErrorCode::kFull); ++i) {
     const ErrorInfo& info = Describe(static_cast<ErrorCode>(i));
     EXPECT_TRUE(names.insert(info.name).second) << info.name;
     EXPECT_GE(info.http_status, 200);
@@ -28,6 +28,13 @@ TEST(ErrorTable, ProxyFailuresKeepTheirStatuses) {
   EXPECT_EQ(Describe(ErrorCode::kUnavailable).http_status, 503);
   EXPECT_EQ(Describe(ErrorCode::kUpstreamProtocol).http_status, 502);
   EXPECT_EQ(Describe(ErrorCode::kResourceExhausted).http_status, 413);
+}
+
+TEST(ErrorTable, BusStorageFailuresHaveTheirOwnStatuses) {
+  EXPECT_EQ(Describe(ErrorCode::kNoSpace).http_status, 507);
+  EXPECT_EQ(Describe(ErrorCode::kNoSpace).name, "insufficient_storage");
+  EXPECT_EQ(Describe(ErrorCode::kFull).http_status, 429);
+  EXPECT_EQ(Describe(ErrorCode::kFull).name, "full");
 }
 
 TEST(FakeClock, MovesOnlyWhenAdvanced) {

@@ -30,6 +30,8 @@ enum class ErrorCode {
                      // timeout): nothing was sent, so any request may be tried again
   kRequestTimeout,   // the client did not send its request (head or body) in the time allowed
   kHeadersTooLarge,  // a request head over the size or field-count limit
+  kNoSpace,          // the disk is full (ENOSPC): nothing was stored; passes once space is freed
+  kFull,             // a queue or topic is at its byte limit: passes once consumers free space
 };
 
 struct ErrorInfo {

@@ -45,9 +45,11 @@ ErrorKind Classify(const Error& error) {
     case ErrorCode::kInvalidArgument:
       return {400, "bad_request"};
     case ErrorCode::kResourceExhausted:
-      if (IsNoSpace(error)) return {507, "insufficient_storage"};
-      if (IsFull(error)) return {429, "full"};
       return {413, "too_large"};
+    case ErrorCode::kNoSpace:
+      return {507, "insufficient_storage"};
+    case ErrorCode::kFull:
+      return {429, "full"};
     case ErrorCode::kFailedPrecondition:
       return {409, "conflict"};
     default:

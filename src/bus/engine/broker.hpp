@@ -8,9 +8,8 @@
 //
 // Errors. Result codes (core/result.hpp): kNotFound for an unknown queue/topic/subscription,
 // kInvalidArgument for bad names or input, kResourceExhausted for a message over the size
-// limit or a queue/topic over its byte limit, and also for a full disk: IsNoSpace() tells
-// ENOSPC (HTTP 507) and IsFull() a queue/topic at max_bytes (HTTP 429) apart from a message
-// over the size limit (HTTP 413). kIo once a log has failed closed.
+// limit (HTTP 413), kFull for a queue/topic at its max_bytes (HTTP 429: it passes once
+// consumers free space), kNoSpace for a full disk (HTTP 507). kIo once a log has failed closed.
 #pragma once
 
 #include <cstddef>
@@ -25,13 +24,6 @@
 #include "core/result.hpp"
 
 namespace ferry::bus {
-
-// Every ENOSPC error the broker returns has a message starting with kNoSpaceMessage (the
-// log's, log_options.hpp).
-// True for a full disk (answer 507), false for other errors, including size limits.
-bool IsNoSpace(const Error& error);
-// True for a queue or topic at its max_bytes (answer 429: it passes once consumers free space).
-bool IsFull(const Error& error);
 
 class Broker {
  public:

@@ -45,8 +45,8 @@ struct DeliveryOptions {
 struct StorageOptions {
   // Largest message (encoded: data plus attributes) accepted. Default 1 MiB.
   std::uint32_t max_message_bytes = 1u << 20;
-  // The log's bytes on disk at most; publishes past it fail kResourceExhausted (not ENOSPC;
-  // see IsNoSpace). 0 = no limit (the default).
+  // The log's bytes on disk at most; publishes past it fail kFull (a full disk is kNoSpace).
+  // 0 = no limit (the default).
   std::uint64_t max_bytes = 0;
   // Applied by EnforceRetention; never deletes unacknowledged messages or dead letters
   // unless retention.max_age says so.

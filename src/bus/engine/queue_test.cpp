@@ -222,8 +222,6 @@ TEST_F(QueueTest, OversizedMessageIsRejectedAndNotNoSpace) {
   auto r = h.Publish(Destination::Queue("small"), Msg(std::string(200, 'x')));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
-  EXPECT_FALSE(IsNoSpace(r.error()));
-  EXPECT_FALSE(IsFull(r.error()));
   EXPECT_TRUE(h.Receive(Inbox::Queue("small")).empty());
 }
 
@@ -235,9 +233,7 @@ TEST_F(QueueTest, QueueOverItsByteLimitIsFull) {
   int stored = 0;
   while ((r = h.Publish(Destination::Queue("tiny"), Msg(std::string(100, 'x'))))) ++stored;
   EXPECT_GT(stored, 0);
-  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
-  EXPECT_FALSE(IsNoSpace(r.error()));
-  EXPECT_TRUE(IsFull(r.error())) << r.error().message();
+  EXPECT_EQ(r.error().code(), ErrorCode::kFull) << r.error().message();
   EXPECT_EQ(h.Receive(Inbox::Queue("tiny")).size(), static_cast<std::size_t>(stored));
 }
 
@@ -259,8 +255,7 @@ TEST(QueueDurabilityTest, FullDiskIsNoSpaceAndKeepsWhatIsStored) {
   fs->SetSpaceLimit(0);
   auto r = h.Publish(Destination::Queue("q"), Msg(std::string(100, 'x')));
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
-  EXPECT_TRUE(IsNoSpace(r.error())) << r.error().message();
+  EXPECT_EQ(r.error().code(), ErrorCode::kNoSpace) << r.error().message();
   fs->SetSpaceLimit(std::nullopt);
   auto got = h.Receive(kQ);
   ASSERT_EQ(got.size(), 1u);
@@ -309,7 +304,7 @@ TEST(QueueDurabilityTest, FullDiskAtTheSharedWriteFailsEachPublishAndForgetsItsI
   ASSERT_TRUE(h.posts.Await([&] { return answers.size() == 3; }));
   for (const auto& r : answers) {
     ASSERT_FALSE(r.has_value());
-    EXPECT_TRUE(IsNoSpace(r.error())) << r.error().message();
+    EXPECT_EQ(r.error().code(), ErrorCode::kNoSpace) << r.error().message();
   }
   EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.published, 1u);
   fs->SetSpaceLimit(std::nullopt);
@@ -346,7 +341,7 @@ TEST(QueueDurabilityTest, NackThatCannotBeRecordedFails) {
   h.broker().Nack(kQ, {got[0].receipt}, std::nullopt, [&](auto r) { out = std::move(r); });
   ASSERT_TRUE(h.posts.Await([&] { return out.has_value(); }));
   ASSERT_FALSE(out->has_value());
-  EXPECT_EQ(out->error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(out->error().code(), ErrorCode::kNoSpace);
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ Result<std::uint64_t> Log::Append(std::string_view payload, std::uint32_t flags,
   const std::uint64_t frame = kRecordHeaderSize + payload.size();
   if (options_.max_total_bytes != 0 && total_bytes_ + frame > options_.max_total_bytes) {
     ++stats_.rejected_full;
-    return Fail(ErrorCode::kResourceExhausted,
+    return Fail(ErrorCode::kFull,
                 fmt::format("{} log {} holds {} bytes and its limit (max_bytes) is {}: retry "
                             "once consumers have freed space",
                             kLogFullMessage, options_.dir, total_bytes_, options_.max_total_bytes));
@@ -160,7 +160,7 @@ Result<void> Log::FlushLocked(Flushed& out) {
     return tl::unexpected(ClosedError());
   }
   stats_.no_space_errors += records;
-  const Error no_space(ErrorCode::kResourceExhausted,
+  const Error no_space(ErrorCode::kNoSpace,
                        fmt::format("{}: {}", kNoSpaceMessage, written.error().message()));
   // Disk full: cut the partial frames off so nothing after them is misread, and stay open.
   if (auto t = active_->Truncate(start); !t) {

@@ -15,10 +15,10 @@
 // them to itself.
 //
 // Errors. After a failed fsync or write the log fails closed: the fsync is never retried, and
-// every later Append, ack and WaitDurable is kIo. ENOSPC is kResourceExhausted and rolls the
-// partial write back; the log stays open (buffered records the write held are dropped and
-// reported to the RejectListener). Records over max_record_bytes or past max_total_bytes are
-// kResourceExhausted.
+// every later Append, ack and WaitDurable is kIo. ENOSPC is kNoSpace and rolls the partial
+// write back; the log stays open (buffered records the write held are dropped and reported to
+// the RejectListener). A record over max_record_bytes is kResourceExhausted, one past
+// max_total_bytes kFull.
 #pragma once
 
 #include <condition_variable>
@@ -82,7 +82,7 @@ class Log {
   // Writes the buffered records (coalesce_writes; without it there never are any) with one
   // write. A full disk (ENOSPC) drops them all again: the file is cut back to where they
   // began, their sequences are given out anew, the RejectListener and their acks hear of it,
-  // and the result is kResourceExhausted (kNoSpaceMessage). Any other error fails the log
+  // and the result is kNoSpace (kNoSpaceMessage). Any other error fails the log
   // closed. Sync, WaitDurable, Roll and Close flush first.
   Result<void> Flush();
   // Blocks until `sequence` is durable (in both modes). Not for event-loop threads.

@@ -152,7 +152,7 @@ TEST_F(LogDurabilityTest, NoSpaceIsResourceExhaustedAndKeepsEarlierRecords) {
   fs_->SetSpaceLimit(log->total_bytes() + 50);  // the next 76-byte frame half fits
   auto r = log->Append(Payload(4));
   ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(r.error().code(), ErrorCode::kNoSpace);
   EXPECT_TRUE(r.error().message().starts_with(kNoSpaceMessage)) << r.error().message();
   EXPECT_EQ(log->stats().no_space_errors, 1u);
   EXPECT_TRUE(log->status().has_value());  // still open
@@ -241,7 +241,7 @@ TEST_F(LogDurabilityTest, NoSpaceAtAFlushDropsWhatItHeldAndGivesTheSequencesOutA
   }
   auto r = log->Flush();
   ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(r.error().code(), ErrorCode::kNoSpace);
   EXPECT_TRUE(r.error().message().starts_with(kNoSpaceMessage)) << r.error().message();
   EXPECT_EQ(rejected, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 5}}));
   EXPECT_EQ(failed_acks, 3);

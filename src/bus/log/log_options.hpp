@@ -10,11 +10,11 @@
 
 namespace ferry::bus {
 
-// An append that failed on a full disk (ENOSPC) answers kResourceExhausted with a message
-// starting with this; the other kResourceExhausted (size limits) do not.
+// An append that failed on a full disk (ENOSPC) answers kNoSpace with a message starting with
+// this (the code tells it apart; the message is for people).
 inline constexpr std::string_view kNoSpaceMessage = "no space left on device";
-// An append that would take the log past max_total_bytes answers kResourceExhausted with a
-// message starting with this.
+// An append that would take the log past max_total_bytes answers kFull with a message
+// starting with this.
 inline constexpr std::string_view kLogFullMessage = "full:";
 
 enum class Durability {
@@ -49,7 +49,7 @@ struct LogOptions {
   std::uint64_t zero_ahead_bytes = 1u << 20;
   // Largest payload accepted; larger appends fail with kResourceExhausted. Default 1 MiB.
   std::uint32_t max_record_bytes = 1u << 20;
-  // Appends that would take the log's bytes on disk past this fail with kResourceExhausted.
+  // Appends that would take the log's bytes on disk past this fail with kFull.
   // 0 (the default) means no limit. Retention is what frees space; see EnforceRetention.
   std::uint64_t max_total_bytes = 0;
   // One sparse-index entry per this many bytes of segment: lookups by sequence scan at most

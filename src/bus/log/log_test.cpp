@@ -151,7 +151,7 @@ TEST(LogTest, AppendPastMaxTotalBytesIsResourceExhausted) {
   for (int i = 1; i <= 3; ++i) AppendAcked(*log, Payload(i));
   auto r = log->Append(Payload(4));
   ASSERT_FALSE(r.has_value());
-  EXPECT_EQ(r.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_EQ(r.error().code(), ErrorCode::kFull);
   EXPECT_EQ(log->stats().rejected_full, 1u);
   EXPECT_EQ(ReadAll(*log).size(), 3u);
 }
