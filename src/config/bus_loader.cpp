@@ -29,6 +29,15 @@ class BusReader : private StrictReader {
 
   BusBlock Read(const Field& field) {
     MapReader map(field, d_);
+    if (auto backend = map.Take("backend")) {
+      if (auto text = ReadString(*backend, d_)) {
+        if (*text == "embedded") {
+          out_.bus.backend = BusBackend::kEmbedded;
+        } else {
+          Error(*backend, fmt::format("unknown backend '{}' (expected one of: embedded)", *text));
+        }
+      }
+    }
     if (auto listen = map.Take("listen")) {
       out_.listen = *listen;
       out_.listen_valid = false;

@@ -46,6 +46,7 @@ TEST(BusConfig, BusBlockGetsEveryDefault) {
   const Bus& bus = *config->bus;
   EXPECT_EQ(bus.listen.ToString(), "127.0.0.1:8081");
   EXPECT_EQ(bus.data_dir, "/var/lib/ferry/bus");
+  EXPECT_EQ(bus.backend, BusBackend::kEmbedded);
   EXPECT_EQ(bus.durability, BusDurability::kBatch);
   EXPECT_EQ(bus.sync_interval, 1s);
   EXPECT_EQ(bus.dedupe_window, 10min);
@@ -200,9 +201,16 @@ TEST(BusConfigErrors, EmptyDataDir) {
 }
 
 TEST(BusConfigErrors, UnknownKey) {
-  EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  fsync: always\n"),
-            "t.yaml:3:3: bus: unknown key 'fsync' (expected one of: listen, data_dir, durability, "
-            "sync_interval, dedupe_window, segment_bytes, state_checkpoint_bytes, queues, topics)");
+  EXPECT_EQ(
+      Errors("bus:\n  data_dir: /d\n  fsync: always\n"),
+      "t.yaml:3:3: bus: unknown key 'fsync' (expected one of: backend, listen, data_dir, "
+      "durability, sync_interval, dedupe_window, segment_bytes, state_checkpoint_bytes, queues, "
+      "topics)");
+}
+
+TEST(BusConfigErrors, UnknownBackend) {
+  EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  backend: jetstream\n"),
+            "t.yaml:3:12: bus.backend: unknown backend 'jetstream' (expected one of: embedded)");
 }
 
 TEST(BusConfigErrors, ListenNeedsLiteralIp) {

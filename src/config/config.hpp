@@ -176,7 +176,13 @@ enum class BusDurability {
   kInterval,  // fsync every sync_interval; acknowledged before (what NATS JetStream does)
 };
 
+// Which broker backs the bus (bus::CreateBroker): only the embedded log for now.
+enum class BusBackend {
+  kEmbedded,  // the segmented log under data_dir (src/bus/engine, src/bus/log)
+};
+
 struct Bus {
+  BusBackend backend = BusBackend::kEmbedded;
   Address listen{"127.0.0.1", 8081};  // the bus API; a literal IP, not a listener's or admin's
   std::string data_dir;               // required, not empty
   BusDurability durability = BusDurability::kBatch;

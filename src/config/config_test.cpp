@@ -410,7 +410,8 @@ TEST(ConfigToJson, BatchDurabilityHasNoSyncInterval) {
   const std::string json = ToJson(*config);
   EXPECT_NE(
       json.find(
-          R"("bus":{"listen":"127.0.0.1:8081","data_dir":"/d","durability":"batch",)"
+          R"("bus":{"backend":"embedded","listen":"127.0.0.1:8081","data_dir":"/d",)"
+          R"("durability":"batch",)"
           R"("dedupe_window":"10m","segment_bytes":67108864,"state_checkpoint_bytes":1048576,)"
           R"("queues":{},"topics":{}})"),
       std::string::npos)

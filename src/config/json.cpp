@@ -154,6 +154,7 @@ json::object BusJson(const Bus& bus) {
     topics[name] = std::move(t);
   }
   json::object out{
+      {"backend", "embedded"},  // the only BusBackend
       {"listen", bus.listen.ToString()},
       {"data_dir", bus.data_dir},
       {"durability", bus.durability == BusDurability::kInterval ? "interval" : "batch"}};

@@ -6,7 +6,7 @@
 #include <future>
 
 #include "bus/api/bus_service_impl.hpp"
-#include "bus/engine/embedded_broker.hpp"
+#include "bus/broker_factory.hpp"
 #include "runtime/acceptor.hpp"
 
 namespace ferry::bus {
@@ -112,12 +112,6 @@ BusServiceImpl::BusServiceImpl(const config::Config& config,
                  "Unconsumed records retention deleted since start because they were older than "
                  "the log's max_age.",
                  {"log"}));
-  metrics_.fsync_duration = &Must(r.AddHistogram(
-      "ferry_bus_fsync_duration_seconds",
-      "Duration of one fsync round (group commit) of a bus log, its fsyncs together.", {"log"}));
-  metrics_.fsync_batch = &Must(r.AddHistogram(
-      "ferry_bus_fsync_batch_records", "Records one fsync round (group commit) made durable.",
-      {"log"}, {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384, 65536}));
   metrics_.push_results = &Must(r.AddCounter("ferry_bus_push_total",
                                              "Push deliveries by result (acked, failed, timeout).",
                                              {"inbox", "result"}));
@@ -126,21 +120,11 @@ BusServiceImpl::BusServiceImpl(const config::Config& config,
 BusServiceImpl::~BusServiceImpl() { Stop(); }
 
 Result<void> BusServiceImpl::OpenBroker() {
-  BrokerOptions options;
-  options.data_dir = bus_.data_dir;
-  options.durability =
-      bus_.durability == config::BusDurability::kBatch ? Durability::kBatch : Durability::kInterval;
-  options.sync_interval = std::chrono::duration_cast<std::chrono::milliseconds>(bus_.sync_interval);
-  options.dedupe_window = ToBus(bus_.dedupe_window);
-  options.segment_bytes = bus_.segment_bytes;
-  options.state_checkpoint_bytes = bus_.state_checkpoint_bytes;
-  options.post = [this](std::function<void()> task) { asio::post(io_, std::move(task)); };
-  options.on_sync_round = [this](const std::string& log, const SyncRoundInfo& round) {
-    metrics_.fsync_duration->Get(log).Observe(
-        slot_, std::chrono::duration<double>(round.duration).count());
-    metrics_.fsync_batch->Get(log).Observe(slot_, static_cast<double>(round.records));
-  };
-  auto broker = EmbeddedBroker::Open(std::move(options));
+  BrokerEnvironment env;
+  env.post = [this](std::function<void()> task) { asio::post(io_, std::move(task)); };
+  env.metrics = &registry_;  // the backend registers its own metrics (the log's fsync rounds)
+  env.slot = slot_;
+  auto broker = CreateBroker(bus_, std::move(env));
   if (!broker) return tl::unexpected(broker.error());
   broker_ = std::move(*broker);
   return Declare();
@@ -198,6 +182,7 @@ void BusServiceImpl::WarnUnappliedReload(const config::Bus& next) const {
   if (!(next.listen == bus_.listen)) fields.emplace_back("listen");
   if (next.data_dir != bus_.data_dir) fields.emplace_back("data_dir");
   if (next.durability != bus_.durability) fields.emplace_back("durability");
+  if (next.backend != bus_.backend) fields.emplace_back("backend");
   if (next.sync_interval != bus_.sync_interval) fields.emplace_back("sync_interval");
   if (next.dedupe_window != bus_.dedupe_window) fields.emplace_back("dedupe_window");
   if (next.segment_bytes != bus_.segment_bytes) fields.emplace_back("segment_bytes");

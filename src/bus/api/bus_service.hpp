@@ -29,7 +29,7 @@ class BusService {
   // while the bus thread declares `next`'s queues, topics and subscriptions: new ones are
   // created, the others take their new options, and each push follows its new settings and its
   // service's (a replaced push lets its deliveries in flight finish). What only a restart
-  // changes (listen, data_dir, durability, sync_interval, dedupe_window, segment_bytes,
+  // changes (backend, listen, data_dir, durability, sync_interval, dedupe_window, segment_bytes,
   // state_checkpoint_bytes), and queues and topics that left the config, are logged and run on
   // as they are. Errors: those of creating a queue, topic or subscription (kIo, ...); what was
   // declared before the error stays.

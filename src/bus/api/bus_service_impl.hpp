@@ -63,8 +63,6 @@ struct BusMetrics {
   observability::GaugeFamily* fsync_rounds;         // {log}
   observability::GaugeFamily* fsync_records;        // {log}
   observability::GaugeFamily* retention_dropped;    // {log}: unconsumed, by max_age
-  observability::HistogramFamily* fsync_duration;   // {log}: one fsync round
-  observability::HistogramFamily* fsync_batch;      // {log}: records per fsync round
   observability::CounterFamily* push_results;       // {inbox, result}
 };
 

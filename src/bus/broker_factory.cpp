@@ -1,0 +1,15 @@
+#include "bus/broker_factory.hpp"
+
+#include "bus/engine/embedded_backend.hpp"
+
+namespace ferry::bus {
+
+Result<std::unique_ptr<Broker>> CreateBroker(const config::Bus& config, BrokerEnvironment env) {
+  switch (config.backend) {
+    case config::BusBackend::kEmbedded:
+      return OpenEmbeddedBackend(config, std::move(env));
+  }
+  return Fail(ErrorCode::kInvalidArgument, "unknown bus backend");
+}
+
+}  // namespace ferry::bus
