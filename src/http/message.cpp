@@ -2,15 +2,11 @@
 
 namespace ferry::http {
 
-std::string_view RequestHead::path() const {
-  std::string_view t = target;
-  return t.substr(0, t.find('?'));
-}
+std::string_view TargetPath(std::string_view target) { return target.substr(0, target.find('?')); }
 
-std::string_view RequestHead::query() const {
-  std::string_view t = target;
-  std::size_t q = t.find('?');
-  return q == std::string_view::npos ? std::string_view() : t.substr(q + 1);
+std::string_view TargetQuery(std::string_view target) {
+  const std::size_t q = target.find('?');
+  return q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
 }
 
 void RequestHead::Clear() {

@@ -18,6 +18,10 @@ enum class BodyFraming {
   kUntilClose,     // responses only: the body runs until the connection closes
 };
 
+// A request target's path (without the query) and its query (after '?', may be empty).
+std::string_view TargetPath(std::string_view target);
+std::string_view TargetQuery(std::string_view target);
+
 struct RequestHead {
   std::string method;  // "GET"
   std::string target;  // "/api/catalog/items?page=2" (origin form)
@@ -28,8 +32,8 @@ struct RequestHead {
   bool keep_alive = true;        // the client wants the connection kept open
   bool expect_continue = false;  // Expect: 100-continue
 
-  std::string_view path() const;   // target without the query
-  std::string_view query() const;  // after '?', may be empty
+  std::string_view path() const { return TargetPath(target); }
+  std::string_view query() const { return TargetQuery(target); }
   // Back to a default head, keeping the storage of its strings and headers for the next one.
   void Clear();
 };

@@ -14,6 +14,7 @@
 
 #include "core/result.hpp"
 #include "http/headers.hpp"
+#include "http/message.hpp"
 #include "runtime/asio.hpp"
 #include "runtime/stream.hpp"
 
@@ -23,8 +24,8 @@ struct RequestHead {
   std::string method;  // "GET"
   std::string target;  // "/v1/queues/q/messages?max=10": origin form, or as the client sent it
   http::Headers headers;
-  std::string_view path() const;   // target without the query
-  std::string_view query() const;  // after '?', may be empty
+  std::string_view path() const { return http::TargetPath(target); }
+  std::string_view query() const { return http::TargetQuery(target); }
 };
 
 struct ResponseHead {

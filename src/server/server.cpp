@@ -20,16 +20,6 @@
 
 namespace ferry::server {
 
-std::string_view RequestHead::path() const {
-  std::string_view t = target;
-  return t.substr(0, t.find('?'));
-}
-
-std::string_view RequestHead::query() const {
-  std::string_view t = target;
-  const std::size_t q = t.find('?');
-  return q == std::string_view::npos ? std::string_view() : t.substr(q + 1);
-}
 
 std::string ErrorJson(int status, std::string_view code, std::string_view message) {
   std::string body = R"({"error":{"code":")";
