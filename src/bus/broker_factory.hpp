@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "bus/engine/broker.hpp"
+#include "bus/broker.hpp"
 #include "config/config.hpp"
 #include "core/result.hpp"
 #include "observability/metrics_registry.hpp"

@@ -15,7 +15,7 @@
 #include "bus/api/bus_service.hpp"
 #include "bus/api/cloudevents.hpp"
 #include "bus/api/push_endpoints.hpp"
-#include "bus/engine/broker.hpp"
+#include "bus/broker.hpp"
 #include "http/message.hpp"
 #include "observability/metric_family.hpp"
 #include "runtime/asio.hpp"

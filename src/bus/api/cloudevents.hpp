@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "bus/engine/message.hpp"
+#include "bus/message.hpp"
 #include "core/result.hpp"
 #include "http/headers.hpp"
 

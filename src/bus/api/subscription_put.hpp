@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "bus/engine/broker_options.hpp"
+#include "bus/broker_options.hpp"
 #include "config/config.hpp"
 #include "core/result.hpp"
 

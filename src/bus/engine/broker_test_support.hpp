@@ -88,7 +88,7 @@ class Harness {
   ~Harness() { Close(); }
 
   void Open() {
-    BrokerOptions o;
+    EmbeddedBrokerOptions o;
     o.data_dir = data_dir();
     o.fs = fs_;
     o.durability = durability_;

@@ -5,7 +5,7 @@
 #include <memory>
 #include <random>
 
-#include "bus/engine/broker.hpp"
+#include "bus/broker.hpp"
 #include "bus/engine/dedupe_index.hpp"
 #include "bus/engine/durable_log.hpp"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "bus/engine/message.hpp"
+#include "bus/message.hpp"
 #include "bus/log/log.hpp"
 
 namespace ferry::bus {

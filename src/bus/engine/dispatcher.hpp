@@ -32,7 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "bus/engine/broker.hpp"
+#include "bus/broker.hpp"
 #include "bus/engine/durable_log.hpp"
 #include "bus/engine/rate_meter.hpp"
 #include "bus/engine/receipt.hpp"

@@ -1,6 +1,6 @@
 #include "bus/engine/durable_log.hpp"
 
-#include "bus/engine/broker.hpp"
+#include "bus/broker.hpp"
 
 namespace ferry::bus {
 

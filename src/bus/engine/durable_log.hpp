@@ -15,7 +15,7 @@
 #include <memory>
 #include <string_view>
 
-#include "bus/engine/broker_options.hpp"
+#include "bus/engine/embedded_options.hpp"
 #include "bus/log/log.hpp"
 
 namespace ferry::bus {

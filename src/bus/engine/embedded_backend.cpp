@@ -9,7 +9,7 @@ namespace ferry::bus {
 
 Result<std::unique_ptr<Broker>> OpenEmbeddedBackend(const config::Bus& config,
                                                     BrokerEnvironment env) {
-  BrokerOptions options;
+  EmbeddedBrokerOptions options;
   options.data_dir = config.data_dir;
   options.durability = config.durability == config::BusDurability::kBatch ? Durability::kBatch
                                                                           : Durability::kInterval;

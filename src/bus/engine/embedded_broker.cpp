@@ -65,7 +65,7 @@ struct EmbeddedBroker::Topic {
   RateMeter<1> publish_rates{BusTime(), {}};
 };
 
-Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Open(BrokerOptions options) {
+Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Open(EmbeddedBrokerOptions options) {
   if (options.data_dir.empty()) return Fail(ErrorCode::kInvalidArgument, "bus: no data_dir");
   if (!options.post) return Fail(ErrorCode::kInvalidArgument, "bus: no post executor");
   if (!options.fs) options.fs = PosixFileSystem::Default();
@@ -74,7 +74,7 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Open(BrokerOptions optio
   return std::unique_ptr<EmbeddedBroker>(new EmbeddedBroker(std::move(options)));
 }
 
-EmbeddedBroker::EmbeddedBroker(BrokerOptions options)
+EmbeddedBroker::EmbeddedBroker(EmbeddedBrokerOptions options)
     : options_(std::move(options)),
       rng_(std::make_shared<std::mt19937_64>(std::random_device{}())),
       alive_(std::make_shared<EmbeddedBroker*>(this)) {}
@@ -83,7 +83,7 @@ EmbeddedBroker::~EmbeddedBroker() { *alive_ = nullptr; }
 
 namespace {
 
-LogOptions MakeLogOptions(const BrokerOptions& b, std::string dir) {
+LogOptions MakeLogOptions(const EmbeddedBrokerOptions& b, std::string dir) {
   LogOptions o;
   o.dir = std::move(dir);
   o.durability = b.durability;

@@ -6,7 +6,7 @@
 // rebuilt from the state logs on open, the de-dup index from the message logs (within the
 // window), so all of them survive kill -9.
 //
-// Threading: as Broker (one bus thread; completions via BrokerOptions::post). The logs' sync
+// Threading: as Broker (one bus thread; completions via EmbeddedBrokerOptions::post). The logs' sync
 // threads only ever call `post`. Destroy the broker on the bus thread; tasks it posted that
 // run after that do nothing.
 // Ownership: owns its logs; `fs` is shared.
@@ -17,7 +17,8 @@
 #include <random>
 #include <string>
 
-#include "bus/engine/broker.hpp"
+#include "bus/broker.hpp"
+#include "bus/engine/embedded_options.hpp"
 
 namespace ferry::bus {
 
@@ -27,7 +28,7 @@ class Dispatcher;
 class EmbeddedBroker final : public Broker {
  public:
   // Creates data_dir if missing. Queues and topics open when declared (CreateQueue/Topic).
-  static Result<std::unique_ptr<EmbeddedBroker>> Open(BrokerOptions options);
+  static Result<std::unique_ptr<EmbeddedBroker>> Open(EmbeddedBrokerOptions options);
   ~EmbeddedBroker() override;
 
   Result<void> CreateQueue(const std::string& name, const QueueOptions& options) override;
@@ -74,7 +75,7 @@ class EmbeddedBroker final : public Broker {
   struct Queue;
   struct Topic;
 
-  explicit EmbeddedBroker(BrokerOptions options);
+  explicit EmbeddedBroker(EmbeddedBrokerOptions options);
   Result<Dispatcher*> FindInbox(const Inbox& inbox) const;
   // Opens a subscription's state log and dispatcher; `options` null: as recorded. Null (and
   // Ok) when the state log holds no record at all: a creation a crash cut short.
@@ -83,7 +84,7 @@ class EmbeddedBroker final : public Broker {
   // The second half of DeleteSubscription, once the dispatcher has nothing in flight.
   void FinishDelete(const std::string& topic, const std::string& name, DoneCallback done);
 
-  BrokerOptions options_;
+  EmbeddedBrokerOptions options_;
   std::shared_ptr<std::mt19937_64> rng_;
   std::map<std::string, std::unique_ptr<Queue>> queues_;
   std::map<std::string, std::unique_ptr<Topic>> topics_;

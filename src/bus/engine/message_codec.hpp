@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "bus/engine/message.hpp"
+#include "bus/message.hpp"
 #include "core/result.hpp"
 
 namespace ferry::bus {

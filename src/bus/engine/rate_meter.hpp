@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "bus/engine/message.hpp"
+#include "bus/message.hpp"
 
 namespace ferry::bus {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "bus/engine/broker_options.hpp"
+#include "bus/engine/embedded_options.hpp"
 #include "core/result.hpp"
 
 namespace ferry::bus {

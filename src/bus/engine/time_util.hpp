@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include "bus/engine/message.hpp"
+#include "bus/message.hpp"
 
 namespace ferry::bus {
 

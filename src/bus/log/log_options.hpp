@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "bus/retention_policy.hpp"
+
 namespace ferry::bus {
 
 // An append that failed on a full disk (ENOSPC) answers kNoSpace with a message starting with
@@ -108,20 +110,6 @@ struct LogStats {
   std::uint64_t segments_deleted = 0;              // by retention or DeleteSegmentsBefore
   std::uint64_t retention_dropped_unconsumed = 0;  // records at or past the protected sequence
                                                    // dropped because max_age said so
-};
-
-// Which whole segments EnforceRetention deletes, oldest first. The active (last) segment is
-// never deleted.
-struct RetentionPolicy {
-  // A segment whose newest record is older than this goes, even if it holds records at or past
-  // the protected sequence (each such record is counted). Zero (the default) means no age limit.
-  std::chrono::microseconds max_age{0};
-  // Oldest segments go while the log is over this many bytes, but only segments entirely below
-  // the protected sequence. Zero (the default) means no size limit.
-  std::uint64_t max_bytes = 0;
-  // Segments wholly below the protected sequence (every record consumed) go as well, whatever
-  // their age or the log's size: what a queue wants ("keep until consumed").
-  bool delete_consumed = false;
 };
 
 struct RetentionResult {

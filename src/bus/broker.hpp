@@ -4,7 +4,7 @@
 // Threading. A broker is single-threaded: every call, and every callback and listener it
 // invokes, runs on the one bus thread. Completions (publish and ack callbacks, ready
 // listeners) are never invoked from inside the call that caused them: they go through the
-// PostFn of BrokerOptions, so callers need no re-entrancy guards.
+// backend's PostFn (broker_options.hpp), so callers need no re-entrancy guards.
 //
 // Errors. Result codes (core/result.hpp): kNotFound for an unknown queue/topic/subscription,
 // kInvalidArgument for bad names or input, kResourceExhausted for a message over the size
@@ -19,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
-#include "bus/engine/broker_options.hpp"
-#include "bus/engine/message.hpp"
+#include "bus/broker_options.hpp"
+#include "bus/message.hpp"
 #include "core/result.hpp"
 
 namespace ferry::bus {

@@ -1,17 +1,17 @@
-// Options of the bus engine: the broker as a whole, each queue, topic and subscription. Plain
-// values with their defaults; the config layer fills them from the `bus:` block.
+// Options of a broker, whatever its backend: each queue, topic and subscription, and what the
+// broker gets from its thread (post, clock). Plain values with their defaults; the config
+// layer fills them from the `bus:` block. A backend's own options (the embedded log's data
+// directory, durability, segment sizes...) are its own (engine/embedded_options.hpp).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 
-#include "bus/engine/message.hpp"
-#include "bus/log/file_system.hpp"
-#include "bus/log/log_options.hpp"
+#include "bus/message.hpp"
+#include "bus/retention_policy.hpp"
 
 namespace ferry::bus {
 
@@ -88,27 +88,6 @@ struct SubscriptionOptions {
   // Where a new subscription starts: the topic's first retained event (true) or the next one
   // published (false, the default). Ignored when the subscription already exists.
   bool from_beginning = false;
-};
-
-struct BrokerOptions {
-  std::string data_dir;  // queues/<name>/, topics/<name>/ (with subscriptions/<name>/) below
-  Durability durability = Durability::kBatch;
-  std::chrono::milliseconds sync_interval{1000};  // kInterval only
-  // A message id seen again within this window is answered as a duplicate. Default 10 min.
-  BusDuration dedupe_window = std::chrono::minutes(10);
-  // A queue's or subscription's state log (deliveries, acks, ...) is compacted once this many
-  // record bytes were written to it since its last checkpoint, or twice that checkpoint's
-  // size if more: the whole state is written anew and the older segments deleted. Smaller
-  // keeps the state log and reopening shorter, at the cost of more checkpoint writes.
-  // Default 1 MiB.
-  std::uint64_t state_checkpoint_bytes = 1u << 20;
-  std::uint64_t segment_bytes = 64u << 20;  // per log segment file
-  std::shared_ptr<FileSystem> fs;           // default: the real disk
-  ClockFn clock;                            // default: system_clock::now
-  PostFn post;                              // required
-  // Called on the bus thread after each fsync round of any log, with the log's path below
-  // data_dir (e.g. "queues/orders/messages"): for metrics. Optional.
-  std::function<void(const std::string& log, const SyncRoundInfo& round)> on_sync_round;
 };
 
 }  // namespace ferry::bus
