@@ -13,6 +13,7 @@
 #include "core/result.hpp"
 #include "core/units.hpp"
 #include "runtime/asio.hpp"
+#include "upstream/pool_settings.hpp"
 
 namespace ferry::upstream {
 
@@ -21,12 +22,6 @@ struct UpstreamConnection {
   tcp::socket socket;
   bool reused = false;  // it served an earlier request (so the keep-alive race may hit it)
   std::chrono::steady_clock::time_point idle_since{};
-};
-
-struct PoolSettings {
-  std::uint32_t max_connections = 1024;  // open (idle + in use) per endpoint on this worker
-  Duration connect_timeout = std::chrono::seconds(2);
-  Duration idle_timeout = std::chrono::seconds(60);
 };
 
 class ConnectionPool {

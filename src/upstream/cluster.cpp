@@ -1,0 +1,178 @@
+#include "upstream/cluster.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "runtime/buffer_pool.hpp"
+#include "upstream/http1_exchange.hpp"
+
+namespace ferry::upstream {
+
+using Clock = std::chrono::steady_clock;
+
+ClusterOptions ClusterOptions::FromService(const config::Service& service, std::uint64_t seed) {
+  ClusterOptions o;
+  o.name = service.name;
+  o.addresses = service.endpoints;
+  o.lb = service.lb;
+  o.pool = {service.max_connections_per_endpoint, service.connect_timeout,
+            service.pool_idle_timeout};
+  o.resolve_interval = service.resolve_interval;
+  o.seed = seed;
+  return o;
+}
+
+std::shared_ptr<Cluster> Cluster::Create(asio::io_context& io, ClusterOptions options,
+                                         std::shared_ptr<Resolver> resolver,
+                                         asio::any_io_executor resolve_on) {
+  return std::shared_ptr<Cluster>(
+      new Cluster(io, std::move(options), std::move(resolver), std::move(resolve_on)));
+}
+
+Cluster::Cluster(asio::io_context& io, ClusterOptions options, std::shared_ptr<Resolver> resolver,
+                 asio::any_io_executor resolve_on)
+    : io_(io),
+      options_(std::move(options)),
+      resolver_(std::move(resolver)),
+      resolve_on_(std::move(resolve_on)),
+      buffers_(std::make_shared<runtime::BufferPool>(16)),
+      uses_dns_(NeedsResolution(options_.addresses)) {}
+
+Cluster::~Cluster() = default;
+
+void Cluster::ResolveNow() {
+  Apply(ResolveHosts(*resolver_, options_.addresses));
+  next_resolve_ = Clock::now() + options_.resolve_interval;
+}
+
+void Cluster::Refresh(TimePoint now) {
+  if (!uses_dns_) {
+    if (!resolved_once_) ResolveNow();  // literals only: nothing blocks
+    return;
+  }
+  if (resolving_ || (resolved_once_ && now < next_resolve_)) return;
+  resolving_ = true;
+  next_resolve_ = now + options_.resolve_interval;
+  asio::post(resolve_on_, [weak = weak_from_this(), resolver = resolver_,
+                           addresses = options_.addresses, &io = io_] {
+    ResolvedHosts round = ResolveHosts(*resolver, addresses);
+    asio::post(io, [weak, round = std::move(round)] {
+      const std::shared_ptr<Cluster> cluster = weak.lock();
+      if (!cluster) return;
+      cluster->resolving_ = false;
+      cluster->Apply(round);
+    });
+  });
+}
+
+void Cluster::Apply(const ResolvedHosts& round) {
+  ++stats_.resolutions;
+  const bool first = !resolved_once_;
+  resolved_once_ = true;
+  const std::vector<ResolvedAddress> addresses = CombineResolved(options_.addresses, round);
+  const bool same = !first && lb_ && addresses.size() == endpoints_.size() &&
+                    std::equal(addresses.begin(), addresses.end(), endpoints_.begin(),
+                               [](const auto& a, const auto& e) { return a.id == e->id; });
+  if (same) return;
+  endpoints_ = MergeEndpoints(endpoints_, addresses, [&](const ResolvedAddress& a) {
+    return std::make_shared<Endpoint>(a, StreamPool::Create(io_, a.ip, a.port, options_.pool));
+  });
+  load_.assign(endpoints_.size(), {});
+  std::vector<EndpointInfo> infos;
+  std::string ids;
+  for (const ResolvedAddress& a : addresses) {
+    infos.push_back({a.id});
+    ids += (ids.empty() ? "" : ", ") + a.id;
+  }
+  // The hash ring depends only on endpoint ids, so the keys of surviving endpoints stay put.
+  auto lb = LoadBalancer::Create(options_.lb, infos, options_.seed);
+  if (lb) {
+    lb_ = std::move(*lb);
+  } else {
+    lb_.reset();
+    spdlog::warn("upstream {}: {}", options_.name, lb.error().message());
+  }
+  spdlog::info("upstream {}: endpoints {}", options_.name, ids.empty() ? "none" : ids);
+}
+
+void Cluster::Sweep(TimePoint now) {
+  for (const auto& endpoint : endpoints_) endpoint->pool->Sweep(now);
+}
+
+std::shared_ptr<Endpoint> Cluster::Pick(const Request& request) {
+  if (!lb_ || endpoints_.empty()) return nullptr;
+  PickContext pick;
+  if (options_.lb == config::LbPolicy::kLeastRequest) {
+    for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+      load_[i].in_flight = endpoints_[i]->health.in_flight;
+    }
+    pick.endpoints = load_;
+  } else if (options_.lb == config::LbPolicy::kHash) {
+    pick.hash_key = request.hash_key;
+  }
+  const auto index = lb_->Pick(pick);
+  if (!index || *index >= endpoints_.size()) return nullptr;
+  return endpoints_[*index];
+}
+
+Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
+  const std::shared_ptr<Cluster> self = shared_from_this();  // held across the suspensions
+  const std::shared_ptr<Endpoint> endpoint = Pick(request);
+  if (!endpoint) {
+    ++stats_.failed;
+    co_return Fail(ErrorCode::kUnavailable,
+                   fmt::format("no healthy endpoint for service {}", options_.name));
+  }
+  InFlight in_flight(endpoint);
+  // Send frames the body itself.
+  request.headers.Remove("content-length");
+  request.headers.Remove("transfer-encoding");
+  if (request.body != nullptr) {
+    if (const auto length = request.body->length()) {
+      request.headers.Add("content-length", std::to_string(*length));
+    } else {
+      request.headers.Add("transfer-encoding", "chunked");
+    }
+  }
+  if (!request.headers.Has("host")) request.headers.Add("host", endpoint->id);
+
+  for (int attempt = 0;; ++attempt) {
+    const TimePoint now = Clock::now();
+    if (now >= deadline) {
+      ++stats_.failed;
+      co_return Fail(ErrorCode::kDeadlineExceeded,
+                     fmt::format("upstream {}: deadline passed before connecting", endpoint->id));
+    }
+    const Duration left = std::chrono::duration_cast<Duration>(deadline - now);
+    auto lease = co_await endpoint->pool->Acquire(/*fresh_only=*/attempt > 0, left);
+    if (!lease) {
+      ++stats_.failed;
+      if (lease.error().code() != ErrorCode::kConnectFailed) co_return tl::unexpected(lease.error());
+      endpoint->health.Failed(Clock::now());
+      // The request's own deadline cut the connect short: that is the deadline's error.
+      if (Clock::now() >= deadline) {
+        co_return Fail(ErrorCode::kDeadlineExceeded, lease.error().message());
+      }
+      co_return tl::unexpected(lease.error());
+    }
+    AttemptResult got = co_await ExchangeHttp1(io_, *lease, request, deadline, buffers_, in_flight);
+    if (got.response) {
+      ++stats_.sent;  // its endpoint's success is counted when the body has been read
+      co_return std::move(*got.response);
+    }
+    if (got.may_retry && attempt == 0 && (request.body == nullptr || request.body->Rewind())) {
+      // The keep-alive race: the upstream closed the idle connection as it was taken.
+      ++stats_.keepalive_retries;
+      spdlog::debug("upstream {}: {}; sending again on a new connection", endpoint->id,
+                    got.response.error().message());
+      continue;
+    }
+    if (got.response.error().code() != ErrorCode::kCancelled) {
+      endpoint->health.Failed(Clock::now());
+    }
+    ++stats_.failed;
+    co_return tl::unexpected(got.response.error());
+  }
+}
+
+}  // namespace ferry::upstream

@@ -1,0 +1,115 @@
+// What the upstream client sends and gets back: Request (method, target, headers, an optional
+// body source) and Response (status, headers, a body reader). A body goes both ways as a stream
+// of pieces, so the proxy can forward bodies of any size without holding them whole; a whole
+// string is the simple case (StringBody, BodyReader::ReadAll).
+// Ownership: a Request's body source belongs to the caller and must outlive Send. A Response's
+// body reader holds the connection's lease: the connection goes back to its pool once the body
+// was read to its end (and the response and the exchange allow keep-alive), or is closed when
+// the reader is destroyed before that.
+// Thread safety: owned by one coroutine on one event loop.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/result.hpp"
+#include "http/headers.hpp"
+#include "runtime/asio.hpp"
+
+namespace ferry::upstream {
+
+// A request body, read piece by piece as it is sent.
+class BodySource {
+ public:
+  virtual ~BodySource() = default;
+  // The body's length if known up front (sent with content-length); nullopt: sent chunked.
+  virtual std::optional<std::uint64_t> length() const = 0;
+  // The next piece, valid until the next call; an empty piece is the end. An error ends the
+  // exchange with it (the connection is closed).
+  virtual Task<Result<std::string_view>> Read() = 0;
+  // Starts again from the first byte, for the one retry after the keep-alive race; false if
+  // it cannot (bytes already read from a client are gone): the request is then not retried.
+  virtual bool Rewind() = 0;
+};
+
+// A whole body in memory (not copied: the bytes must outlive Send). Always replayable.
+class StringBody final : public BodySource {
+ public:
+  explicit StringBody(std::string_view data) : data_(data) {}
+  std::optional<std::uint64_t> length() const override { return data_.size(); }
+  Task<Result<std::string_view>> Read() override;
+  bool Rewind() override {
+    read_ = false;
+    return true;
+  }
+
+ private:
+  std::string_view data_;
+  bool read_ = false;
+};
+
+struct Request {
+  std::string method = "GET";
+  std::string target = "/";  // origin form: "/path?query"
+  // End-to-end fields. Send frames the body itself: it replaces any content-length and
+  // transfer-encoding here (with the body source's length, or chunked), and adds host (the
+  // endpoint's "ip:port") when there is none. Connection-specific fields are the caller's to
+  // remove (http::RemoveHopByHop).
+  http::Headers headers;
+  BodySource* body = nullptr;  // null: no body
+  // For a kHash load balancer: HashKey() of what the service hashes on.
+  std::uint64_t hash_key = 0;
+};
+
+// The body of a response, read as it arrives. Implemented per protocol (HTTP/1.1 today).
+class BodyReader {
+ public:
+  class Source {
+   public:
+    virtual ~Source() = default;
+    virtual Task<Result<std::string_view>> Read() = 0;
+    virtual bool done() const = 0;
+    virtual std::optional<std::uint64_t> length() const = 0;
+  };
+
+  BodyReader() = default;
+  explicit BodyReader(std::unique_ptr<Source> source) : source_(std::move(source)) {}
+
+  // The next piece of the body, a view valid until the next call; empty at the end (and then
+  // the connection is back in its pool, if it may be reused). Errors: kDeadlineExceeded (the
+  // Send deadline passed), kConnectionClosed (cut short), kUpstreamProtocol, kCancelled.
+  Task<Result<std::string_view>> ReadSome();
+  // The whole body; kResourceExhausted if it is longer than max_bytes (the connection closed).
+  Task<Result<std::string>> ReadAll(std::uint64_t max_bytes);
+  // Reads the body to its end and drops it, so the connection can be reused; past max_bytes
+  // it stops and the connection is closed instead (kResourceExhausted).
+  Task<Result<void>> Drain(std::uint64_t max_bytes);
+  // The whole body was read (an empty body is read at once).
+  bool done() const { return !abandoned_ && (source_ == nullptr || source_->done()); }
+  // The body's length when the response gave one (content-length; 0 for no body); nullopt for
+  // chunked or until-close bodies.
+  std::optional<std::uint64_t> length() const {
+    return source_ ? source_->length() : std::optional<std::uint64_t>(0);
+  }
+
+ private:
+  void Abandon() {
+    source_.reset();  // closes the connection
+    abandoned_ = true;
+  }
+  std::unique_ptr<Source> source_;
+  bool abandoned_ = false;
+};
+
+struct Response {
+  int status = 0;
+  std::string reason;
+  // As received, hop-by-hop fields included (a proxy removes them with http::RemoveHopByHop).
+  http::Headers headers;
+  BodyReader body;
+};
+
+}  // namespace ferry::upstream

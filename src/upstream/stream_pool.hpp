@@ -1,0 +1,101 @@
+// Connections to one upstream endpoint, as runtime::Streams, handed out as leases. A connection
+// carries up to `capacity` exchanges at once: 1 for HTTP/1.1 (a lease is the connection, alone),
+// more for an HTTP/2 connection later (one lease per stream, all on one connection). A
+// connection with room left is "available"; available connections are kept LIFO (the warmest
+// first), and an idle one (no lease) holds no buffer and no pending operation: it is checked for
+// a close or stray bytes when taken (runtime::IdleConnectionUsable), and closed by Sweep() past
+// the idle timeout. The pool replaces ConnectionPool (tcp::socket) for new code.
+// Ownership: the pool is shared (Create): a lease keeps it alive, so an endpoint dropped by a
+// re-resolution can finish the exchanges it carries. Leases own their slot, not the stream.
+// Thread safety: one pool per event loop per endpoint, used only on that loop's thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "runtime/asio.hpp"
+#include "runtime/stream.hpp"
+#include "upstream/pool_settings.hpp"
+
+namespace ferry::upstream {
+
+// One open connection of a pool.
+struct PooledConnection {
+  std::unique_ptr<runtime::Stream> stream;
+  std::uint32_t capacity = 1;   // exchanges it can carry at once (HTTP/1.1: 1)
+  std::uint32_t active = 0;     // leases on it now
+  std::uint64_t finished = 0;   // exchanges it finished cleanly (> 0: it is a reused one)
+  bool closing = false;         // no new leases; closed when the last one ends
+  std::chrono::steady_clock::time_point idle_since{};
+};
+
+class StreamPool : public std::enable_shared_from_this<StreamPool> {
+ public:
+  // The right to run one exchange on one connection. Release() gives it back; a lease destroyed
+  // without Release() counts as Release(false) (the exchange did not end cleanly).
+  class Lease {
+   public:
+    Lease() = default;
+    Lease(std::shared_ptr<StreamPool> pool, std::shared_ptr<PooledConnection> connection);
+    Lease(Lease&& other) noexcept = default;
+    Lease& operator=(Lease&& other) noexcept;
+    ~Lease();
+
+    explicit operator bool() const { return connection_ != nullptr; }
+    runtime::Stream& stream() const { return *connection_->stream; }
+    // The connection finished an exchange before this one, so the peer may have closed it while
+    // it sat idle (the keep-alive race): a failure before any response byte may be retried.
+    bool reused() const { return reused_; }
+    // Ends the exchange: `reusable` if it ended cleanly and the connection may carry another;
+    // false closes the connection (once no other lease uses it).
+    void Release(bool reusable);
+
+   private:
+    std::shared_ptr<StreamPool> pool_;
+    std::shared_ptr<PooledConnection> connection_;
+    bool reused_ = false;
+  };
+
+  static std::shared_ptr<StreamPool> Create(asio::io_context& io, std::string ip,
+                                            std::uint16_t port, PoolSettings settings);
+  ~StreamPool();
+  StreamPool(const StreamPool&) = delete;
+  StreamPool& operator=(const StreamPool&) = delete;
+
+  // A lease on an available connection that still looks usable, or on a new one; with
+  // fresh_only always a new one (the retry after the keep-alive race). The connect takes at most
+  // min(connect_timeout, `connect_within`). Errors: kResourceExhausted at max_connections,
+  // kConnectFailed (refused, unreachable, timed out), kCancelled.
+  Task<Result<Lease>> Acquire(bool fresh_only, Duration connect_within);
+  // Closes idle connections older than the idle timeout.
+  void Sweep(std::chrono::steady_clock::time_point now);
+  void set_settings(const PoolSettings& settings) { settings_ = settings; }
+
+  std::size_t open() const { return open_; }            // connections open (and connecting)
+  std::size_t idle() const;                              // open with no lease on them
+  std::uint64_t connects() const { return connects_; }  // connections made since creation
+  const std::string& ip() const { return ip_; }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  StreamPool(asio::io_context& io, std::string ip, std::uint16_t port, PoolSettings settings);
+  std::shared_ptr<PooledConnection> TakeAvailable();
+  void Return(const std::shared_ptr<PooledConnection>& connection, bool reusable);
+  void Close(PooledConnection& connection);
+
+  asio::io_context& io_;
+  std::string ip_;
+  std::uint16_t port_;
+  PoolSettings settings_;
+  // Connections with room for another lease, the most recently returned last.
+  std::vector<std::shared_ptr<PooledConnection>> available_;
+  std::size_t open_ = 0;
+  std::uint64_t connects_ = 0;
+};
+
+}  // namespace ferry::upstream
