@@ -101,6 +101,15 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
   co_return Lease(std::move(self), std::move(c));
 }
 
+void StreamPool::Adopt(std::unique_ptr<runtime::Stream> stream, std::uint32_t capacity) {
+  auto c = std::make_shared<PooledConnection>();
+  c->stream = std::move(stream);
+  c->capacity = std::max<std::uint32_t>(capacity, 1);
+  c->idle_since = std::chrono::steady_clock::now();
+  ++open_;
+  available_.push_back(std::move(c));
+}
+
 void StreamPool::Return(const std::shared_ptr<PooledConnection>& connection, bool reusable) {
   PooledConnection& c = *connection;
   --c.active;

@@ -72,6 +72,10 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   // min(connect_timeout, `connect_within`). Errors: kResourceExhausted at max_connections,
   // kConnectFailed (refused, unreachable, timed out), kCancelled.
   Task<Result<Lease>> Acquire(bool fresh_only, Duration connect_within);
+  // Adds a connection made elsewhere, idle, able to carry `capacity` exchanges at once (an
+  // HTTP/2 connection once its settings say how many streams; a test's in-memory stream).
+  // It counts against max_connections like the pool's own.
+  void Adopt(std::unique_ptr<runtime::Stream> stream, std::uint32_t capacity);
   // Closes idle connections older than the idle timeout.
   void Sweep(std::chrono::steady_clock::time_point now);
   void set_settings(const PoolSettings& settings) { settings_ = settings; }
