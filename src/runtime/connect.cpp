@@ -17,8 +17,8 @@ Task<Result<std::unique_ptr<Stream>>> Connect(asio::io_context& io, const std::s
     co_return Fail(ErrorCode::kInvalidArgument, fmt::format("not an IP address: '{}'", ip));
   }
   const tcp::endpoint endpoint(address, port);
-  const std::string where = address.is_v6() ? fmt::format("[{}]:{}", ip, port)
-                                            : fmt::format("{}:{}", ip, port);
+  const std::string where =
+      address.is_v6() ? fmt::format("[{}]:{}", ip, port) : fmt::format("{}:{}", ip, port);
   tcp::socket socket(io);
   error_code ec;
   bool timed_out = false;
@@ -31,8 +31,8 @@ Task<Result<std::unique_ptr<Stream>>> Connect(asio::io_context& io, const std::s
   }
   if (ec) {
     if (timed_out) {
-      co_return Fail(ErrorCode::kConnectFailed,
-                     fmt::format("connect to {} timed out after {}", where, FormatDuration(timeout)));
+      co_return Fail(ErrorCode::kConnectFailed, fmt::format("connect to {} timed out after {}",
+                                                            where, FormatDuration(timeout)));
     }
     if (ec == asio::error::operation_aborted) {
       co_return Fail(ErrorCode::kCancelled, "connect to " + where + " cancelled");

@@ -147,7 +147,8 @@ Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
     auto lease = co_await endpoint->pool->Acquire(/*fresh_only=*/attempt > 0, left);
     if (!lease) {
       ++stats_.failed;
-      if (lease.error().code() != ErrorCode::kConnectFailed) co_return tl::unexpected(lease.error());
+      if (lease.error().code() != ErrorCode::kConnectFailed)
+        co_return tl::unexpected(lease.error());
       endpoint->health.Failed(Clock::now());
       // The request's own deadline cut the connect short: that is the deadline's error.
       if (Clock::now() >= deadline) {

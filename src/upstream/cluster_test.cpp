@@ -9,8 +9,8 @@
 #include <boost/asio/thread_pool.hpp>
 #include <functional>
 #include <optional>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime/acceptor.hpp"
@@ -387,8 +387,9 @@ TEST_F(ClusterTest, ReadsAResponseBodyPieceByPieceAndThenReusesTheConnection) {
   const std::string big(200 * 1024, 'z');
   TestServer server(io_, [&](const Seen& s) {
     if (s.request == 0) {
-      return Reply{"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-                   "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"};
+      return Reply{
+          "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+          "3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"};
     }
     return Ok(big);
   });
@@ -439,9 +440,7 @@ TEST_F(ClusterTest, ReadsAResponseBodyPieceByPieceAndThenReusesTheConnection) {
 }
 
 TEST_F(ClusterTest, AnEmptyBodyGivesTheConnectionBackWithoutBeingRead) {
-  TestServer server(io_, [](const Seen&) {
-    return Reply{"HTTP/1.1 204 No Content\r\n\r\n"};
-  });
+  TestServer server(io_, [](const Seen&) { return Reply{"HTTP/1.1 204 No Content\r\n\r\n"}; });
   auto cluster = Make({{"127.0.0.1", server.port()}});
   Request request;
   auto response = Await(io_, cluster->Send(request, Clock::now() + 2s));
@@ -466,8 +465,10 @@ TEST_F(ClusterTest, AnUnreadBodyClosesTheConnection) {
 }
 
 TEST_F(ClusterTest, PicksUpADnsChange) {
-  TestServer a(io_, [](const Seen&) { return Ok("a"); }, "127.0.0.1");
-  TestServer b(io_, [](const Seen&) { return Ok("b"); }, "127.0.0.2", a.port());
+  TestServer a(
+      io_, [](const Seen&) { return Ok("a"); }, "127.0.0.1");
+  TestServer b(
+      io_, [](const Seen&) { return Ok("b"); }, "127.0.0.2", a.port());
   auto resolver = std::make_shared<StaticResolver>();
   resolver->Set("svc.test", {"127.0.0.1"});
   auto cluster = Make({{"svc.test", a.port()}}, resolver);  // Refresh: a round off the loop
@@ -475,7 +476,7 @@ TEST_F(ClusterTest, PicksUpADnsChange) {
   ASSERT_EQ(cluster->endpoints().size(), 1u);
   EXPECT_EQ(Send(*cluster).body, "a");
 
-  std::this_thread::sleep_for(20ms);  // past resolve_interval
+  std::this_thread::sleep_for(20ms);         // past resolve_interval
   resolver->Set("svc.test", {"127.0.0.2"});  // no round runs now: Set is safe
   cluster->Refresh(Clock::now());
   RunUntil(io_, [&] { return cluster->stats().resolutions == 2; });

@@ -23,7 +23,7 @@ struct EndpointHealth {
   std::uint32_t consecutive_failures = 0;  // since the last success
   std::uint64_t successes = 0;             // responses read to their end (any status)
   std::uint64_t failures = 0;  // connect failures, I/O failures (deadline included), bad responses
-  TimePoint last_failure{};                // of the latest failure (epoch: never)
+  TimePoint last_failure{};    // of the latest failure (epoch: never)
 
   void Succeeded() {
     ++successes;

@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <span>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "http/head_scanner.hpp"
@@ -71,7 +71,8 @@ class Http1Exchange final : public BodyReader::Source {
           buffers[count++] = asio::buffer(size_line);
         }
         if (!last) buffers[count++] = asio::buffer(piece->data(), piece->size());
-        if (!last && chunked) buffers[count++] = asio::buffer(http::kCrlf.data(), http::kCrlf.size());
+        if (!last && chunked)
+          buffers[count++] = asio::buffer(http::kCrlf.data(), http::kCrlf.size());
         if (last && chunked) {
           buffers[count++] = asio::buffer(http::kLastChunk.data(), http::kLastChunk.size());
         }
@@ -80,8 +81,8 @@ class Http1Exchange final : public BodyReader::Source {
         const std::span<const asio::const_buffer> list(buffers.data(), count);
         auto [ec, written] = co_await asio::async_write(lease_.stream(), list, kNoThrow);
         if (ec) {
-          out.may_retry = lease_.reused() && !deadline_->expired() &&
-                          ec != asio::error::operation_aborted;
+          out.may_retry =
+              lease_.reused() && !deadline_->expired() && ec != asio::error::operation_aborted;
           out.response = tl::unexpected(IoError(ec, "sending the request"));
           co_return out;
         }
@@ -105,7 +106,8 @@ class Http1Exchange final : public BodyReader::Source {
         if (scanner.tabs()) parser_.HeadHasTabs();
         auto n = parser_.Feed(in_.data().substr(0, scanner.head_size()));
         if (!n || !parser_.head_done()) {
-          out.response = tl::unexpected(Protocol(n ? "incomplete response head" : n.error().message()));
+          out.response =
+              tl::unexpected(Protocol(n ? "incomplete response head" : n.error().message()));
           co_return out;
         }
         in_.Consume(*n);
@@ -150,8 +152,9 @@ class Http1Exchange final : public BodyReader::Source {
       if (ec) {
         out.may_retry = !any_byte && lease_.reused() && !deadline_->expired() &&
                         ec != asio::error::operation_aborted;
-        out.response = tl::unexpected(IoError(
-            ec, any_byte ? "closed mid-response head" : "closed the connection without responding"));
+        out.response =
+            tl::unexpected(IoError(ec, any_byte ? "closed mid-response head"
+                                                : "closed the connection without responding"));
         co_return out;
       }
       any_byte = true;
@@ -190,8 +193,9 @@ class Http1Exchange final : public BodyReader::Source {
           eof_ = true;  // an until-close body ended: complete, but the connection is gone
           continue;
         }
-        co_return tl::unexpected(Failed(Error(
-            ErrorCode::kConnectionClosed, "upstream " + where_ + " closed the connection mid-body")));
+        co_return tl::unexpected(
+            Failed(Error(ErrorCode::kConnectionClosed,
+                         "upstream " + where_ + " closed the connection mid-body")));
       }
       if (ec) co_return tl::unexpected(Failed(IoError(ec, "reading the response body")));
       in_.Commit(n);
@@ -273,7 +277,8 @@ Task<AttemptResult> ExchangeHttp1(asio::io_context& io, StreamPool::Lease& lease
   auto exchange = std::make_unique<Http1Exchange>(io, std::move(lease), buffers, InFlight());
   AttemptResult out;
   if (!exchange->Arm(deadline)) {
-    out.response = Fail(ErrorCode::kDeadlineExceeded, "deadline passed before the request was sent");
+    out.response =
+        Fail(ErrorCode::kDeadlineExceeded, "deadline passed before the request was sent");
     co_return out;
   }
   std::string head;

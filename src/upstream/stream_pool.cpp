@@ -50,8 +50,8 @@ StreamPool::~StreamPool() {
 }
 
 std::size_t StreamPool::idle() const {
-  return static_cast<std::size_t>(std::count_if(
-      available_.begin(), available_.end(), [](const auto& c) { return c->active == 0; }));
+  return static_cast<std::size_t>(std::count_if(available_.begin(), available_.end(),
+                                                [](const auto& c) { return c->active == 0; }));
 }
 
 std::shared_ptr<PooledConnection> StreamPool::TakeAvailable() {
@@ -118,8 +118,8 @@ void StreamPool::Return(const std::shared_ptr<PooledConnection>& connection, boo
   } else {
     c.closing = true;
   }
-  const bool listed = std::find(available_.begin(), available_.end(), connection) !=
-                      available_.end();
+  const bool listed =
+      std::find(available_.begin(), available_.end(), connection) != available_.end();
   if (c.closing) {
     if (listed) std::erase(available_, connection);
     if (c.active == 0) Close(c);

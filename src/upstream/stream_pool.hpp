@@ -27,10 +27,10 @@ namespace ferry::upstream {
 // One open connection of a pool.
 struct PooledConnection {
   std::unique_ptr<runtime::Stream> stream;
-  std::uint32_t capacity = 1;   // exchanges it can carry at once (HTTP/1.1: 1)
-  std::uint32_t active = 0;     // leases on it now
-  std::uint64_t finished = 0;   // exchanges it finished cleanly (> 0: it is a reused one)
-  bool closing = false;         // no new leases; closed when the last one ends
+  std::uint32_t capacity = 1;  // exchanges it can carry at once (HTTP/1.1: 1)
+  std::uint32_t active = 0;    // leases on it now
+  std::uint64_t finished = 0;  // exchanges it finished cleanly (> 0: it is a reused one)
+  bool closing = false;        // no new leases; closed when the last one ends
   std::chrono::steady_clock::time_point idle_since{};
 };
 
@@ -81,7 +81,7 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   void set_settings(const PoolSettings& settings) { settings_ = settings; }
 
   std::size_t open() const { return open_; }            // connections open (and connecting)
-  std::size_t idle() const;                              // open with no lease on them
+  std::size_t idle() const;                             // open with no lease on them
   std::uint64_t connects() const { return connects_; }  // connections made since creation
   const std::string& ip() const { return ip_; }
   std::uint16_t port() const { return port_; }
