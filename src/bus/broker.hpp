@@ -29,6 +29,7 @@ class Broker {
  public:
   using PublishCallback = std::function<void(Result<PublishResult>)>;
   using SettleCallback = std::function<void(Result<std::vector<SettleOutcome>>)>;
+  using ReceiveCallback = std::function<void(Result<std::vector<Delivery>>)>;
   using ReplayCallback = std::function<void(Result<std::size_t>)>;  // messages replayed
   using DoneCallback = std::function<void(Result<void>)>;
 
@@ -65,9 +66,11 @@ class Broker {
   // answer (duplicate = true, the original's sequence) waits until the original is durable.
   virtual void Publish(const Destination& to, Message message, PublishCallback done) = 0;
 
-  // Takes up to `max` messages deliverable now, each leased for the inbox's lease. Never
-  // blocks; empty when none is ready (long-poll with SetReadyListener).
-  virtual Result<std::vector<Delivery>> Receive(const Inbox& from, std::size_t max) = 0;
+  // Takes up to `max` messages deliverable now, each leased for the inbox's lease, and gives
+  // them to `done` (called once, posted; a backend may fetch them from elsewhere meanwhile, as
+  // a JetStream pull does). Never waits for messages: empty when none is ready (long-poll with
+  // SetReadyListener; a ready notification may come between the call and `done`).
+  virtual void Receive(const Inbox& from, std::size_t max, ReceiveCallback done) = 0;
   // Settles deliveries; one outcome per receipt, in order. `done` runs once the acks are
   // durable (batch mode); an ack that was not yet durable at a crash may be redelivered.
   virtual void Ack(const Inbox& inbox, std::vector<std::string> receipts, SettleCallback done) = 0;

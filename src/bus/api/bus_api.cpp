@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "bus/api/await_callback.hpp"
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
 #include "bus/api/subscription_put.hpp"
@@ -231,20 +232,6 @@ const char* OutcomeName(SettleOutcome o) {
       return "invalid";
   }
   return "invalid";
-}
-
-// Turns a broker call that answers by callback into something a coroutine can co_await:
-// `start(done)` makes the call, and `done(T)` resumes the coroutine. `start` is the caller's
-// named lambda (no temporaries with destructors inside co_await: GCC 12 bug), alive until the
-// co_await ends. No coroutine frame or std::function of its own: this is on the publish path.
-template <typename T, typename Start>
-auto AwaitCallback(const Start& start) {
-  return asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(
-      [&start](auto handler) {
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        start([shared](T value) { (*shared)(std::move(value)); });
-      },
-      asio::use_awaitable);
 }
 
 // The error object of the API's error shape.
@@ -567,7 +554,11 @@ Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::Reques
   for (bool waited = false;; waited = true) {
     // After a wait, take nothing for a client that has gone: it would stay leased to nobody.
     if (waited && !client_alive()) co_return ApiResponse{204, ""};
-    auto got = broker_->Receive(inbox, max);
+    const std::uint64_t seen = Notifications(key);
+    const auto start = [this, &inbox, max](auto done) {
+      broker_->Receive(inbox, max, std::move(done));
+    };
+    auto got = co_await AwaitCallback<Result<std::vector<Delivery>>>(start);
     if (!got) co_return FromError(got.error());
     ArmTick();
     if (!got->empty()) {
@@ -588,7 +579,7 @@ Task<ApiResponse> BusServiceImpl::Receive(const Inbox& inbox, const http::Reques
       co_return answer;
     }
     if (Clock::now() >= deadline) co_return ApiResponse{204, ""};
-    if (!co_await WaitReady(key, deadline)) co_return ApiResponse{204, ""};
+    if (!co_await WaitReady(key, seen, deadline)) co_return ApiResponse{204, ""};
   }
 }
 

@@ -262,8 +262,8 @@ void BusServiceImpl::Stop() {
     if (server_) server_->Drain();
     tick_timer_.cancel();
     maintenance_timer_.cancel();
-    for (auto& [inbox, timers] : waiters_) {
-      for (asio::steady_timer* t : timers) t->cancel();
+    for (auto& [inbox, waiting] : waiters_) {
+      for (asio::steady_timer* t : waiting.timers) t->cancel();
     }
   });
   // Give answers in flight a moment, then end the loop and close the logs on this thread.
@@ -331,17 +331,24 @@ void BusServiceImpl::WatchInbox(const Inbox& inbox) {
 void BusServiceImpl::NotifyInbox(const std::string& inbox) {
   auto it = waiters_.find(inbox);
   if (it == waiters_.end()) return;
-  for (asio::steady_timer* t : it->second) t->cancel();
+  ++it->second.notified;
+  for (asio::steady_timer* t : it->second.timers) t->cancel();
 }
 
-Task<bool> BusServiceImpl::WaitReady(const std::string& inbox,
+std::uint64_t BusServiceImpl::Notifications(const std::string& inbox) const {
+  auto it = waiters_.find(inbox);
+  return it == waiters_.end() ? 0 : it->second.notified;
+}
+
+Task<bool> BusServiceImpl::WaitReady(const std::string& inbox, std::uint64_t seen,
                                      std::chrono::steady_clock::time_point deadline) {
   if (stopping_) co_return false;
+  if (Notifications(inbox) != seen) co_return true;  // notified while the Receive was answered
   asio::steady_timer timer(io_, deadline);
-  auto& list = waiters_[inbox];
+  auto& list = waiters_[inbox].timers;
   auto it = list.insert(list.end(), &timer);
   co_await timer.async_wait(kNoThrow);  // cancelled when the inbox may have messages
-  waiters_[inbox].erase(it);
+  waiters_[inbox].timers.erase(it);
   co_return !stopping_;
 }
 

@@ -104,8 +104,13 @@ class BusServiceImpl final : public BusService, public server::Handler {
   void RefreshGauges();
   void WatchInbox(const Inbox& inbox);
   void NotifyInbox(const std::string& inbox);
-  // Waits until `inbox` may have messages or `deadline`; false once stopping.
-  Task<bool> WaitReady(const std::string& inbox, std::chrono::steady_clock::time_point deadline);
+  // How many times `inbox` was notified so far: read it before a Receive, give it to WaitReady.
+  std::uint64_t Notifications(const std::string& inbox) const;
+  // Waits until `inbox` may have messages or `deadline`; false once stopping. Returns at once
+  // when the inbox was notified since `seen` (Notifications() before the Receive that came back
+  // empty): Receive answers a turn after it is called, and a publish may land in between.
+  Task<bool> WaitReady(const std::string& inbox, std::uint64_t seen,
+                       std::chrono::steady_clock::time_point deadline);
 
   // bus_api.cpp
   // Every route of Handle but publishing.
@@ -186,7 +191,12 @@ class BusServiceImpl final : public BusService, public server::Handler {
   std::optional<std::chrono::steady_clock::time_point> tick_at_;
   asio::steady_timer maintenance_timer_;
   asio::steady_timer stop_timer_;
-  std::map<std::string, std::list<asio::steady_timer*>> waiters_;  // by Inbox::ToString()
+  // The long-polls (and push loops) waiting on an inbox, and its notifications so far.
+  struct InboxWaiters {
+    std::uint64_t notified = 0;
+    std::list<asio::steady_timer*> timers;
+  };
+  std::map<std::string, InboxWaiters> waiters_;  // by Inbox::ToString()
   std::vector<std::shared_ptr<PushTarget>> push_targets_;
   // getaddrinfo blocks: push re-resolution runs here, off the bus thread (joined in Stop).
   // A name that stops resolving keeps its last addresses (see upstream::LastGoodResolver).

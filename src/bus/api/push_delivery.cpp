@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "bus/api/await_callback.hpp"
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
 #include "core/units.hpp"
@@ -47,6 +48,7 @@ struct BusServiceImpl::PushTarget {
   std::vector<upstream::EndpointState> load;       // scratch for least_request picks
   std::unique_ptr<upstream::LoadBalancer> lb;      // null: unknown service or no lb
   std::uint32_t in_flight = 0;                     // deliveries being pushed
+  bool receiving = false;  // a Receive is out: its deliveries count as in flight when they come
   std::unique_ptr<asio::steady_timer> slot_freed;  // cancelled when a push finishes
   // Re-resolution: only for a service with a host name; one round at a time.
   bool uses_dns = false;
@@ -192,7 +194,7 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
   while (!stopping_ && !target->stopped && target->previous) {
     std::shared_ptr<PushTarget> busy;
     for (auto p = target->previous; p && !busy; p = p->previous) {
-      if (p->in_flight > 0) busy = p;
+      if (p->in_flight > 0 || p->receiving) busy = p;
     }
     if (!busy) {
       target->previous.reset();
@@ -207,7 +209,17 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
       co_await target->slot_freed->async_wait(kNoThrow);
       continue;
     }
-    auto got = broker_->Receive(target->inbox, target->push.concurrency - target->in_flight);
+    const std::uint64_t seen = Notifications(key);
+    const std::size_t wanted = target->push.concurrency - target->in_flight;
+    const auto start = [this, &target, wanted](auto done) {
+      broker_->Receive(target->inbox, wanted, std::move(done));
+    };
+    target->receiving = true;
+    auto got = co_await AwaitCallback<Result<std::vector<Delivery>>>(start);
+    target->receiving = false;
+    // Stopped meanwhile (replaced, or turned off): what came is still pushed below, by this
+    // target, as deliveries in flight; a push that replaced it waits for them.
+    if (target->stopped) target->slot_freed->cancel();
     if (!got) {
       if (got.error().code() == ErrorCode::kNotFound) {
         // Deleted (a DELETE stops the push before it deletes: a guard).
@@ -215,12 +227,12 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
         break;
       }
       spdlog::warn("bus push {}: {}", key, got.error().message());
-      co_await WaitReady(key, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      co_await WaitReady(key, seen, std::chrono::steady_clock::now() + std::chrono::seconds(1));
       continue;
     }
     ArmTick();
     if (got->empty()) {
-      co_await WaitReady(key, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      co_await WaitReady(key, seen, std::chrono::steady_clock::now() + std::chrono::seconds(1));
       continue;
     }
     const auto now = std::chrono::system_clock::now();

@@ -127,8 +127,17 @@ class Harness {
     EXPECT_TRUE(r.has_value()) << r.error().message();
     return r.value_or(PublishResult{});
   }
+  // Receive's answer (posted), running what was posted before it.
+  Result<std::vector<Delivery>> TryReceive(const Inbox& from, std::size_t max = 100) {
+    std::optional<Result<std::vector<Delivery>>> out;
+    broker_->Receive(from, max, [&](Result<std::vector<Delivery>> r) { out = std::move(r); });
+    if (!posts.Await([&] { return out.has_value(); })) {
+      return Fail(ErrorCode::kDeadlineExceeded, "receive not answered");
+    }
+    return std::move(*out);
+  }
   std::vector<Delivery> Receive(const Inbox& from, std::size_t max = 100) {
-    auto r = broker_->Receive(from, max);
+    auto r = TryReceive(from, max);
     EXPECT_TRUE(r.has_value()) << r.error().message();
     return r.value_or(std::vector<Delivery>{});
   }

@@ -475,7 +475,7 @@ bool CompactingCrashRound(std::uint64_t seed, std::uint64_t* checkpoints) {
                        });
     if (i == 20) fs->ArmCrashAfter(1 + rng() % 150);
     if (rng() % 3 == 0) h.posts.Await([] { return false; }, 1ms);
-    auto got = h.broker().Receive(kQ, 3);
+    auto got = h.TryReceive(kQ, 3);
     if (!got) continue;
     for (const Delivery& d : *got) {
       const std::string& mid = d.message.id;

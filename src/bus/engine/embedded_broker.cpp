@@ -365,10 +365,14 @@ Result<Dispatcher*> EmbeddedBroker::FindInbox(const Inbox& inbox) const {
   return sub->second.get();
 }
 
-Result<std::vector<Delivery>> EmbeddedBroker::Receive(const Inbox& from, std::size_t max) {
+void EmbeddedBroker::Receive(const Inbox& from, std::size_t max, ReceiveCallback done) {
+  // The deliveries are taken (and their leases start) now; only the answer is posted.
   auto d = FindInbox(from);
-  if (!d) return tl::unexpected(d.error());
-  return (*d)->Receive(max);
+  Result<std::vector<Delivery>> got =
+      d ? (*d)->Receive(max) : Result<std::vector<Delivery>>(tl::unexpected(d.error()));
+  options_.post([done = std::move(done), got = std::move(got)]() mutable {
+    done(std::move(got));
+  });
 }
 
 void EmbeddedBroker::Ack(const Inbox& inbox, std::vector<std::string> receipts,

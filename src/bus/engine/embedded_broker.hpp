@@ -44,7 +44,7 @@ class EmbeddedBroker final : public Broker {
   Result<std::vector<std::string>> Subscriptions(const std::string& topic) const override;
 
   void Publish(const Destination& to, Message message, PublishCallback done) override;
-  Result<std::vector<Delivery>> Receive(const Inbox& from, std::size_t max) override;
+  void Receive(const Inbox& from, std::size_t max, ReceiveCallback done) override;
   void Ack(const Inbox& inbox, std::vector<std::string> receipts, SettleCallback done) override;
   void Nack(const Inbox& inbox, std::vector<std::string> receipts, std::optional<BusDuration> delay,
             SettleCallback done) override;

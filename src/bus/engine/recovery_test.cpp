@@ -76,7 +76,7 @@ bool CrashRound(std::uint64_t seed) {
                        });
     if (i == 15) fs->ArmCrashAfter(1 + rng() % 40);
     if (rng() % 3 == 0) h.posts.Await([] { return false; }, 2ms);
-    auto got = h.broker().Receive(kQ, 2);
+    auto got = h.TryReceive(kQ, 2);
     if (!got) continue;
     for (const auto& d : *got) {
       ack_sent.insert(d.message.id);

@@ -74,7 +74,7 @@ TEST_F(SubscriptionDeleteTest, GoneAtOnceWithItsDirectoryAndStaysGoneAfterReopen
 
   ASSERT_TRUE(Delete("a"));
   EXPECT_EQ(h.broker().Subscriptions("t").value(), std::vector<std::string>{"b"});
-  EXPECT_EQ(h.broker().Receive(kA, 1).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(h.TryReceive(kA, 1).error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(h.broker().GetSubscriptionStats("t", "a").error().code(), ErrorCode::kNotFound);
   EXPECT_EQ(h.broker().DeadLetters(kA, 10, 0).error().code(), ErrorCode::kNotFound);
   std::optional<Result<std::vector<SettleOutcome>>> ack;
