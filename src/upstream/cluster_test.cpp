@@ -439,6 +439,36 @@ TEST_F(ClusterTest, ReadsAResponseBodyPieceByPieceAndThenReusesTheConnection) {
   EXPECT_EQ(cluster->endpoints()[0]->pool->idle(), 1u);
 }
 
+// Records the interim responses it sees.
+class Interims final : public InterimSink {
+ public:
+  Task<bool> OnInterim(int status, std::string_view, const http::Headers& headers) override {
+    seen.push_back(fmt::format("{} {}", status, headers.Get("link").value_or("")));
+    co_return true;
+  }
+  std::vector<std::string> seen;
+};
+
+TEST_F(ClusterTest, InterimResponsesGoToTheSinkOrAreSkipped) {
+  TestServer server(io_, [](const Seen&) {
+    return Reply{
+        "HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n"
+        "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal"};
+  });
+  auto cluster = Make({{"127.0.0.1", server.port()}});
+  Interims sink;
+  Request request;
+  request.interim = &sink;
+  Got got = Await(io_, SendAndRead(*cluster, request, Clock::now() + 2s));
+  EXPECT_EQ(got.status, 200);
+  EXPECT_EQ(got.body, "final");
+  EXPECT_EQ(sink.seen, std::vector<std::string>{"103 </a.css>"});
+  got = Send(*cluster);  // no sink: skipped
+  EXPECT_EQ(got.status, 200);
+  EXPECT_EQ(got.body, "final");
+  EXPECT_EQ(server.connections(), 1);
+}
+
 TEST_F(ClusterTest, AnEmptyBodyGivesTheConnectionBackWithoutBeingRead) {
   TestServer server(io_, [](const Seen&) { return Reply{"HTTP/1.1 204 No Content\r\n\r\n"}; });
   auto cluster = Make({{"127.0.0.1", server.port()}});

@@ -51,6 +51,16 @@ class StringBody final : public BodySource {
   bool read_ = false;
 };
 
+// Sees the interim (1xx) responses that come before the final one, e.g. so a proxy forwards
+// 103 Early Hints to its client. Without one, they are skipped.
+class InterimSink {
+ public:
+  virtual ~InterimSink() = default;
+  // status 100..199 (not 101); false ends the exchange with kCancelled (no one to answer).
+  virtual Task<bool> OnInterim(int status, std::string_view reason,
+                               const http::Headers& headers) = 0;
+};
+
 struct Request {
   std::string method = "GET";
   std::string target = "/";  // origin form: "/path?query"
@@ -59,7 +69,8 @@ struct Request {
   // endpoint's "ip:port") when there is none. Connection-specific fields are the caller's to
   // remove (http::RemoveHopByHop).
   http::Headers headers;
-  BodySource* body = nullptr;  // null: no body
+  BodySource* body = nullptr;      // null: no body
+  InterimSink* interim = nullptr;  // null: 1xx responses are skipped
   // For a kHash load balancer: HashKey() of what the service hashes on.
   std::uint64_t hash_key = 0;
 };

@@ -95,8 +95,9 @@ class Http1Exchange final : public BodyReader::Source {
   }
 
   // Reads up to the final response head; fills `response`'s head.
-  Task<AttemptResult> ReadHead(bool head_request) {
+  Task<AttemptResult> ReadHead(const Request& request) {
     AttemptResult out;
+    const bool head_request = request.method == "HEAD";
     if (head_request) parser_.ExpectNoBody();
     http::HeadScanner scanner(kHeadLimits);
     bool any_byte = false;
@@ -114,6 +115,16 @@ class Http1Exchange final : public BodyReader::Source {
         const int status = parser_.response().status;
         if (status >= 100 && status < 200 && status != 101) {
           // An interim response (100 Continue, 103 Early Hints): the final one follows.
+          if (request.interim != nullptr) {
+            const http::ResponseHead& interim = parser_.response();
+            const bool go_on =
+                co_await request.interim->OnInterim(status, interim.reason, interim.headers);
+            if (!go_on) {
+              out.response = Fail(ErrorCode::kCancelled,
+                                  "upstream " + where_ + ": the interim response's sink stopped");
+              co_return out;
+            }
+          }
           parser_.Reset();
           if (head_request) parser_.ExpectNoBody();
           scanner.Reset();
@@ -285,8 +296,7 @@ Task<AttemptResult> ExchangeHttp1(asio::io_context& io, StreamPool::Lease& lease
   http::AppendRequestHead(head, request.method, request.target, request.headers);
   AttemptResult sent = co_await exchange->Send(request, head);
   if (!sent.response) co_return sent;
-  const bool head_request = request.method == "HEAD";
-  AttemptResult got = co_await exchange->ReadHead(head_request);
+  AttemptResult got = co_await exchange->ReadHead(request);
   if (!got.response) co_return got;
   exchange->TakeInFlight(std::move(in_flight));
   exchange->FinishIfEmpty();
