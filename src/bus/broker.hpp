@@ -109,8 +109,9 @@ class Broker {
   // every log has finished, with the first error (not at all if a log closes first).
   virtual void EnforceRetention(DoneCallback done) = 0;
 
-  // Samples the counters behind the stats' rates (per second, over the last minute). Call it
-  // about once a second; cheap (a copy of six counters per inbox, at most every 5 s).
+  // Samples the counters behind the stats' rates (per second, over the last minute), and
+  // refreshes the backend's own gauges if it registered any. Call it about once a second;
+  // cheap (a copy of six counters per inbox, at most every 5 s).
   virtual void SampleRates() = 0;
 
   virtual Result<QueueStats> GetQueueStats(const std::string& queue) const = 0;

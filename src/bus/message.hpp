@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ferry::bus {
@@ -119,36 +120,30 @@ struct InboxStats {
   InboxRates rates;               // of the counters above, per second over the last minute
 };
 
-// Durability counters of one log (message log or state log).
-struct LogDurabilityStats {
-  std::uint64_t appends = 0;
-  std::uint64_t sync_rounds = 0;     // fsync batches (group commits)
-  std::uint64_t synced_records = 0;  // records those batches made durable
-  std::uint64_t sync_errors = 0;
-  std::uint64_t no_space_errors = 0;
-  std::uint64_t bytes = 0;  // on disk
-  std::uint64_t segments = 0;
-  // Records retention deleted unconsumed because they were older than max_age (message logs).
-  std::uint64_t retention_dropped_unconsumed = 0;
+// A backend's own counters of one of its stores (the embedded log: a message or state log's
+// appends, fsync rounds, bytes, segments...), shown in the stats under `name` as they are: the
+// API renders them and does not interpret them.
+struct StorageStats {
+  std::string name;                                             // e.g. "messages_log"
+  std::vector<std::pair<std::string, std::uint64_t>> counters;  // in the order shown
 };
 
 struct QueueStats {
   InboxStats inbox;
-  LogDurabilityStats messages;  // the queue's message log
-  LogDurabilityStats state;     // its state log (acks, deliveries, dead letters)
+  std::vector<StorageStats> storage;  // the backend's (embedded: messages_log, state_log)
 };
 
 struct SubscriptionStats {
   std::string name;
   InboxStats inbox;
-  LogDurabilityStats state;
+  std::vector<StorageStats> storage;  // the backend's (embedded: state_log)
 };
 
 struct TopicStats {
   std::uint64_t published = 0;
   std::uint64_t duplicates = 0;
-  double publish_rate = 0;  // events stored per second, over the last minute
-  LogDurabilityStats messages;
+  double publish_rate = 0;            // events stored per second, over the last minute
+  std::vector<StorageStats> storage;  // the backend's (embedded: messages_log)
   std::vector<SubscriptionStats> subscriptions;
 };
 

@@ -719,17 +719,13 @@ boost::json::object InboxJson(const InboxStats& s, bool queue) {
   return o;
 }
 
-boost::json::object LogJson(const LogDurabilityStats& s) {
-  boost::json::object o;
-  o["appends"] = s.appends;
-  o["fsync_batches"] = s.sync_rounds;
-  o["fsync_records"] = s.synced_records;
-  o["bytes"] = s.bytes;
-  o["segments"] = s.segments;
-  o["sync_errors"] = s.sync_errors;
-  o["no_space_errors"] = s.no_space_errors;
-  o["retention_dropped_unconsumed"] = s.retention_dropped_unconsumed;
-  return o;
+// A backend's storage counters (the embedded log: messages_log, state_log), as it names them.
+void AddStorageJson(const std::vector<StorageStats>& storage, boost::json::object& o) {
+  for (const StorageStats& section : storage) {
+    boost::json::object counters;
+    for (const auto& [name, value] : section.counters) counters[name] = value;
+    o[section.name] = std::move(counters);
+  }
 }
 
 std::string DurationText(BusDuration d) {
@@ -740,7 +736,7 @@ std::string DurationText(BusDuration d) {
 boost::json::object SubscriptionJson(const SubscriptionStats& s,
                                      const SubscriptionOptions& options) {
   boost::json::object o = InboxJson(s.inbox, /*queue=*/false);
-  o["state_log"] = LogJson(s.state);
+  AddStorageJson(s.storage, o);
   boost::json::object filter;  // only what it matches on; {} matches every event
   if (!options.filter.type.empty()) filter["type"] = options.filter.type;
   if (!options.filter.source.empty()) filter["source"] = options.filter.source;
@@ -773,8 +769,7 @@ ApiResponse BusServiceImpl::QueueStatsJson(const std::string& queue) {
   if (!s) return FromError(s.error());
   boost::json::object o = InboxJson(s->inbox, /*queue=*/true);
   o["name"] = queue;
-  o["messages_log"] = LogJson(s->messages);
-  o["state_log"] = LogJson(s->state);
+  AddStorageJson(s->storage, o);
   return Json(200, o);
 }
 
@@ -788,7 +783,7 @@ ApiResponse BusServiceImpl::TopicStatsJson(const std::string& topic) {
   boost::json::object rates;
   rates["publish"] = RateValue(s->publish_rate);
   o["rates"] = std::move(rates);
-  o["messages_log"] = LogJson(s->messages);
+  AddStorageJson(s->storage, o);
   boost::json::object subs;
   for (const auto& sub : s->subscriptions) {
     auto options = broker_->GetSubscriptionOptions(topic, sub.name);

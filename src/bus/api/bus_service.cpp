@@ -101,17 +101,6 @@ BusServiceImpl::BusServiceImpl(const config::Config& config,
       &Must(r.AddGauge("ferry_bus_dead_letters", "Messages in the dead letters.", {"inbox"}));
   metrics_.redeliveries = &Must(
       r.AddGauge("ferry_bus_redeliveries", "Redeliveries (attempt > 1) since start.", {"inbox"}));
-  metrics_.fsync_rounds = &Must(r.AddGauge("ferry_bus_fsync_batches",
-                                           "fsync rounds (group commits) since start; records "
-                                           "per batch = ferry_bus_fsync_records / this.",
-                                           {"log"}));
-  metrics_.fsync_records = &Must(r.AddGauge(
-      "ferry_bus_fsync_records", "Records made durable by fsync rounds since start.", {"log"}));
-  metrics_.retention_dropped = &Must(
-      r.AddGauge("ferry_bus_retention_dropped_unconsumed",
-                 "Unconsumed records retention deleted since start because they were older than "
-                 "the log's max_age.",
-                 {"log"}));
   metrics_.push_results = &Must(r.AddCounter("ferry_bus_push_total",
                                              "Push deliveries by result (acked, failed, timeout).",
                                              {"inbox", "result"}));
@@ -398,30 +387,12 @@ void BusServiceImpl::RefreshGauges() {
     metrics_.dead_letters->Get(inbox).Set(slot_, static_cast<std::int64_t>(s.dead_letters));
     metrics_.redeliveries->Get(inbox).Set(slot_, static_cast<std::int64_t>(s.redelivered));
   };
-  auto set_log = [&](const std::string& log, const LogDurabilityStats& s) {
-    metrics_.fsync_rounds->Get(log).Set(slot_, static_cast<std::int64_t>(s.sync_rounds));
-    metrics_.fsync_records->Get(log).Set(slot_, static_cast<std::int64_t>(s.synced_records));
-  };
-  // Only message logs have a max_age, so only they get the series.
-  auto set_message_log = [&](const std::string& log, const LogDurabilityStats& s) {
-    set_log(log, s);
-    metrics_.retention_dropped->Get(log).Set(
-        slot_, static_cast<std::int64_t>(s.retention_dropped_unconsumed));
-  };
   for (const std::string& q : broker_->Queues()) {
-    if (auto s = broker_->GetQueueStats(q)) {
-      set_inbox(q, s->inbox);
-      set_message_log("queues/" + q + "/messages", s->messages);
-      set_log("queues/" + q + "/state", s->state);
-    }
+    if (auto s = broker_->GetQueueStats(q)) set_inbox(q, s->inbox);
   }
   for (const std::string& t : broker_->Topics()) {
     if (auto s = broker_->GetTopicStats(t)) {
-      set_message_log("topics/" + t + "/messages", s->messages);
-      for (const auto& sub : s->subscriptions) {
-        set_inbox(t + "/" + sub.name, sub.inbox);
-        set_log("topics/" + t + "/subscriptions/" + sub.name, sub.state);
-      }
+      for (const auto& sub : s->subscriptions) set_inbox(t + "/" + sub.name, sub.inbox);
     }
   }
 }

@@ -50,7 +50,8 @@ struct PublishSeries {
   observability::Histogram* latency;
 };
 
-// The metric series of the bus, written by the bus thread in its own slot.
+// The metric series of the bus API, written by the bus thread in its own slot (a backend
+// registers its own: the embedded log's fsync and retention series).
 struct BusMetrics {
   observability::CounterFamily* published;          // {destination, result}
   observability::HistogramFamily* publish_latency;  // {destination}: request to durable ack
@@ -60,9 +61,6 @@ struct BusMetrics {
   observability::GaugeFamily* in_flight;            // {inbox}
   observability::GaugeFamily* dead_letters;         // {inbox}
   observability::GaugeFamily* redeliveries;         // {inbox} (total since start)
-  observability::GaugeFamily* fsync_rounds;         // {log}
-  observability::GaugeFamily* fsync_records;        // {log}
-  observability::GaugeFamily* retention_dropped;    // {log}: unconsumed, by max_age
   observability::CounterFamily* push_results;       // {inbox, result}
 };
 

@@ -165,7 +165,7 @@ TEST(CompactionTest, CheckpointAtOpenOfALongLogEqualsReplayingIt) {
   ASSERT_TRUE(h.broker().CreateQueue("q", SmallWindow()));
   EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.checkpoints, 1u);
   // Once the checkpoint is fsynced the segments before it go.
-  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetQueueStats("q")->state.segments == 1; }));
+  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetLogStats("queues/q/state").value().segments == 1; }));
   h.state_checkpoint_bytes = kNoCheckpoints;
   h.Reopen();
   ASSERT_TRUE(h.broker().CreateQueue("q", SmallWindow()));
@@ -189,7 +189,7 @@ TEST(CompactionTest, ReplayedAboveTheFloorKeepsItsAttempts) {
   for (int i = 0; i < 2; ++i) h.Nack(kQ, {h.Receive(kQ).at(0).receipt}, 0s);
   ASSERT_EQ(h.Replay(kQ, {"b"}), 1u);
   ASSERT_EQ(h.Receive(kQ).size(), 1u);
-  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetQueueStats("q")->state.segments == 1; }));
+  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetLogStats("queues/q/state").value().segments == 1; }));
   EXPECT_GE(h.broker().GetQueueStats("q")->inbox.checkpoints, 2u);
   h.Reopen();
   ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
@@ -250,8 +250,8 @@ TEST(CompactionTest, PowerCutAnywhereInACheckpointRecoversTheSameState) {
     (void)h.broker().CreateQueue("q", SmallWindow());  // checkpoints once open
     // The fsync, then the deletion, unless the power goes first.
     h.posts.Await([&] {
-      auto stats = h.broker().GetQueueStats("q");
-      return fs->down() || (stats && stats->state.segments == 1);
+      auto stats = h.broker().GetLogStats("queues/q/state");
+      return fs->down() || (stats && stats->segments == 1);
     });
     finished = !fs->down();
     h.Close();
@@ -303,7 +303,7 @@ TEST(CompactionTest, ManyDeadLettersSplitIntoSeveralParts) {
   // One more checkpoint of the final state, then let it become durable.
   h.Reopen();
   ASSERT_TRUE(h.broker().CreateQueue("q", options));
-  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetQueueStats("q")->state.segments == 1; }));
+  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetLogStats("queues/q/state").value().segments == 1; }));
   h.Close();
 
   // The state log is now one checkpoint: a header and its parts.
@@ -364,14 +364,14 @@ TEST(CompactionTest, StateLogStaysBoundedUnderLongAckNackTraffic) {
     }
     if (!nack.empty()) h.Nack(kQ, nack, 0s);
     if (!ack.empty()) h.Ack(kQ, ack);
-    const LogDurabilityStats state = h.broker().GetQueueStats("q")->state;
+    const LogDurabilityStats state = h.broker().GetLogStats("queues/q/state").value();
     max_bytes = std::max(max_bytes, state.bytes);
     max_segments = std::max<std::uint64_t>(max_segments, state.segments);
   }
   EXPECT_EQ(deliveries, kMessages * kDeliveriesEach);
   const QueueStats stats = *h.broker().GetQueueStats("q");
   EXPECT_GT(stats.inbox.checkpoints, 20u);
-  EXPECT_GT(stats.state.appends, 40'000u);
+  EXPECT_GT(h.broker().GetLogStats("queues/q/state")->appends, 40'000u);
   // Without compaction ~2 MB. The live state is at most ~12 KB (1000 entries), so a checkpoint
   // comes every ~24 KB written.
   EXPECT_LT(max_bytes, 48u * 1024);
@@ -404,8 +404,8 @@ TEST(CompactionTest, AckedRunPastAStuckFloorStaysSmall) {
   EXPECT_GT(h.broker().GetQueueStats("q")->inbox.checkpoints, 5u);
   // The segments before the last checkpoint go on the log's sync thread.
   EXPECT_TRUE(h.posts.Await([&] {
-    return h.broker().GetQueueStats("q")->state.bytes < 16u * 1024;
-  })) << h.broker().GetQueueStats("q")->state.bytes;
+    return h.broker().GetLogStats("queues/q/state").value().bytes < 16u * 1024;
+  })) << h.broker().GetLogStats("queues/q/state").value().bytes;
   h.Reopen();
   ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
   EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.backlog, 0u);  // the acked run is skipped

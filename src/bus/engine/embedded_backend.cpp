@@ -34,6 +34,30 @@ Result<std::unique_ptr<Broker>> OpenEmbeddedBackend(const config::Bus& config,
       duration->Get(log).Observe(slot, std::chrono::duration<double>(round.duration).count());
       batch->Get(log).Observe(slot, static_cast<double>(round.records));
     };
+    auto rounds = env.metrics->AddGauge("ferry_bus_fsync_batches",
+                                        "fsync rounds (group commits) since start; records "
+                                        "per batch = ferry_bus_fsync_records / this.",
+                                        {"log"});
+    if (!rounds) return tl::unexpected(rounds.error());
+    auto records = env.metrics->AddGauge(
+        "ferry_bus_fsync_records", "Records made durable by fsync rounds since start.", {"log"});
+    if (!records) return tl::unexpected(records.error());
+    auto dropped = env.metrics->AddGauge(
+        "ferry_bus_retention_dropped_unconsumed",
+        "Unconsumed records retention deleted since start because they were older than the "
+        "log's max_age.",
+        {"log"});
+    if (!dropped) return tl::unexpected(dropped.error());
+    // Each second (SampleRates), on the bus thread.
+    options.on_log_stats = [rounds = *rounds, records = *records, dropped = *dropped,
+                            slot = env.slot](const std::string& log, const LogDurabilityStats& s) {
+      rounds->Get(log).Set(slot, static_cast<std::int64_t>(s.sync_rounds));
+      records->Get(log).Set(slot, static_cast<std::int64_t>(s.synced_records));
+      // Only message logs have a max_age, so only they get the series.
+      if (log.ends_with("/messages")) {
+        dropped->Get(log).Set(slot, static_cast<std::int64_t>(s.retention_dropped_unconsumed));
+      }
+    };
   }
   auto broker = EmbeddedBroker::Open(std::move(options));
   if (!broker) return tl::unexpected(broker.error());

@@ -71,6 +71,10 @@ class EmbeddedBroker final : public Broker {
   Result<SubscriptionOptions> GetSubscriptionOptions(const std::string& topic,
                                                      const std::string& name) const override;
 
+  // The counters of one log, by its path below data_dir: queues/<q>/messages, queues/<q>/state,
+  // topics/<t>/messages, topics/<t>/subscriptions/<s>. kNotFound for any other.
+  Result<LogDurabilityStats> GetLogStats(const std::string& log) const;
+
  private:
   struct Queue;
   struct Topic;
@@ -83,6 +87,9 @@ class EmbeddedBroker final : public Broker {
                                                        const SubscriptionOptions* options);
   // The second half of DeleteSubscription, once the dispatcher has nothing in flight.
   void FinishDelete(const std::string& topic, const std::string& name, DoneCallback done);
+  // Calls `fn` with every open log's path (as GetLogStats takes it) and counters.
+  void ForEachLog(
+      const std::function<void(const std::string&, const LogDurabilityStats&)>& fn) const;
 
   EmbeddedBrokerOptions options_;
   std::shared_ptr<std::mt19937_64> rng_;

@@ -16,6 +16,19 @@
 
 namespace ferry::bus {
 
+// Durability counters of one log (message log or state log).
+struct LogDurabilityStats {
+  std::uint64_t appends = 0;
+  std::uint64_t sync_rounds = 0;     // fsync batches (group commits)
+  std::uint64_t synced_records = 0;  // records those batches made durable
+  std::uint64_t sync_errors = 0;
+  std::uint64_t no_space_errors = 0;
+  std::uint64_t bytes = 0;  // on disk
+  std::uint64_t segments = 0;
+  // Records retention deleted unconsumed because they were older than max_age (message logs).
+  std::uint64_t retention_dropped_unconsumed = 0;
+};
+
 struct EmbeddedBrokerOptions {
   std::string data_dir;  // queues/<name>/, topics/<name>/ (with subscriptions/<name>/) below
   Durability durability = Durability::kBatch;
@@ -35,6 +48,9 @@ struct EmbeddedBrokerOptions {
   // Called on the bus thread after each fsync round of any log, with the log's path below
   // data_dir (e.g. "queues/orders/messages"): for metrics. Optional.
   std::function<void(const std::string& log, const SyncRoundInfo& round)> on_sync_round;
+  // Called on the bus thread by SampleRates (about once a second) for each open log, with its
+  // path below data_dir and its counters: for gauges. Optional.
+  std::function<void(const std::string& log, const LogDurabilityStats& stats)> on_log_stats;
 };
 
 }  // namespace ferry::bus

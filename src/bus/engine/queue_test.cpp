@@ -40,7 +40,14 @@ TEST_F(QueueTest, PublishReceiveAck) {
   EXPECT_EQ(stats->inbox.published, 1u);
   EXPECT_EQ(stats->inbox.acked, 1u);
   EXPECT_EQ(stats->inbox.ready + stats->inbox.in_flight + stats->inbox.delayed, 0u);
-  EXPECT_GE(stats->messages.sync_rounds, 1u);
+  EXPECT_GE(h.broker().GetLogStats("queues/q/messages")->sync_rounds, 1u);
+  EXPECT_EQ(h.broker().GetLogStats("queues/nope/state").error().code(), ErrorCode::kNotFound);
+  // The stats show the logs' counters as the backend names them.
+  ASSERT_EQ(stats->storage.size(), 2u);
+  EXPECT_EQ(stats->storage[0].name, "messages_log");
+  EXPECT_EQ(stats->storage[1].name, "state_log");
+  EXPECT_EQ(stats->storage[0].counters.at(0),
+            std::make_pair(std::string("appends"), std::uint64_t{1}));
 }
 
 TEST_F(QueueTest, UnknownQueueIsNotFound) {
@@ -335,7 +342,7 @@ TEST(QueueDurabilityTest, NackThatCannotBeRecordedFails) {
   // Wait until the delivery's record is durable, so that only the nack's record meets the full
   // disk. (Counting rounds would not do: one round may carry the delivery with earlier records.)
   ASSERT_TRUE(h.posts.Await([&] {
-    const auto state = h.broker().GetQueueStats("q")->state;
+    const auto state = h.broker().GetLogStats("queues/q/state").value();
     return state.appends > 0 && state.synced_records == state.appends;
   }));
   fs->SetSpaceLimit(0);

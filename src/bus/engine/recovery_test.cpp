@@ -107,7 +107,7 @@ bool CrashRound(std::uint64_t seed) {
   for (const std::string& id : publish_acked) {
     EXPECT_TRUE(seen.contains(id) || ack_sent.contains(id))
         << id << " lost; dead letters " << h.broker().DeadLetters(kQ, 100, 0)->size()
-        << " messages in log " << h.broker().GetQueueStats("q")->messages.appends;
+        << " messages in log " << h.broker().GetLogStats("queues/q/messages").value().appends;
   }
   for (const std::string& id : consume_acked) EXPECT_FALSE(seen.contains(id)) << id;
   // The producer retries everything with the same ids: nothing is stored twice.

@@ -162,9 +162,9 @@ TEST(RetentionTest, NeverDeletesUnackedMessages) {
   // Ack the first 30 only; 30..59 stay unacked.
   auto first = h.Receive(q, 30);
   for (const auto& d : first) h.Ack(q, {d.receipt});
-  const auto before = h.broker().GetQueueStats("q")->messages.segments;
+  const auto before = h.broker().GetLogStats("queues/q/messages").value().segments;
   ASSERT_TRUE(h.EnforceRetention());
-  const auto after = h.broker().GetQueueStats("q")->messages.segments;
+  const auto after = h.broker().GetLogStats("queues/q/messages").value().segments;
   EXPECT_LT(after, before);  // acked segments went
   auto rest = h.Receive(q);
   ASSERT_EQ(rest.size(), 30u);
@@ -208,7 +208,7 @@ TEST(SubscriptionStoredTest, SubscriptionSurvivesAPowerCutOnceStored) {
   std::optional<LogDurabilityStats> state_then;
   h.broker().WhenSubscriptionStored("t", "s", [&](Result<void> r) {
     stored = r;
-    state_then = h.broker().GetSubscriptionStats("t", "s")->state;
+    state_then = h.broker().GetLogStats("topics/t/subscriptions/s").value();
   });
   ASSERT_TRUE(h.posts.Await([&] { return stored.has_value(); }));
   ASSERT_TRUE(*stored);
