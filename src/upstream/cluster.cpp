@@ -158,6 +158,7 @@ Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
     }
     AttemptResult got = co_await ExchangeHttp1(io_, *lease, request, deadline, buffers_, in_flight);
     if (got.response) {
+      got.response->endpoint = endpoint;
       ++stats_.sent;  // its endpoint's success is counted when the body has been read
       co_return std::move(*got.response);
     }

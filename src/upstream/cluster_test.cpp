@@ -9,6 +9,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -513,6 +514,33 @@ TEST_F(ClusterTest, PicksUpADnsChange) {
   ASSERT_EQ(cluster->endpoints().size(), 1u);
   EXPECT_EQ(cluster->endpoints()[0]->id, "127.0.0.2:" + std::to_string(a.port()));
   EXPECT_EQ(Send(*cluster).body, "b");
+}
+
+TEST_F(ClusterTest, AHashKeyKeepsGoingToOneEndpoint) {
+  TestServer a(io_, [](const Seen&) { return Ok("a"); });
+  TestServer b(io_, [](const Seen&) { return Ok("b"); });
+  ClusterOptions options;
+  options.name = "svc";
+  options.addresses = {{"127.0.0.1", a.port()}, {"127.0.0.1", b.port()}};
+  options.lb = config::LbPolicy::kHash;
+  auto cluster = Cluster::Create(io_, options, std::make_shared<StaticResolver>(),
+                                 resolve_pool_.get_executor());
+  cluster->ResolveNow();
+  std::set<std::string> answered_by[2];
+  for (int i = 0; i < 10; ++i) {
+    for (int key = 0; key < 2; ++key) {
+      Request request;
+      request.hash_key = HashKey("key-" + std::to_string(key));
+      auto response = Await(io_, cluster->Send(request, Clock::now() + 2s));
+      ASSERT_TRUE(response) << response.error().message();
+      ASSERT_TRUE(response->endpoint);
+      answered_by[key].insert(response->endpoint->id);
+      auto drained = Await(io_, response->body.Drain(1024));
+      EXPECT_TRUE(drained);
+    }
+  }
+  EXPECT_EQ(answered_by[0].size(), 1u);
+  EXPECT_EQ(answered_by[1].size(), 1u);
 }
 
 TEST_F(ClusterTest, NoEndpointIsUnavailable) {

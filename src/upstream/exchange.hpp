@@ -115,7 +115,11 @@ class BodyReader {
   bool abandoned_ = false;
 };
 
+struct Endpoint;  // endpoint.hpp
+
 struct Response {
+  // The endpoint that answered (its id for access logs, its health for outlier detection).
+  std::shared_ptr<const Endpoint> endpoint;
   int status = 0;
   std::string reason;
   // As received, hop-by-hop fields included (a proxy removes them with http::RemoveHopByHop).
