@@ -253,6 +253,17 @@ TEST_F(ClusterTest, AResponseWithoutKeepAliveClosesTheConnection) {
   EXPECT_EQ(cluster->endpoints()[0]->pool->idle(), 0u);
 }
 
+TEST_F(ClusterTest, BytesPastTheResponseCloseTheConnection) {
+  TestServer server(io_, [](const Seen&) {
+    return Reply{"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nxHTTP/1.1 200 OK\r\n"};
+  });
+  auto cluster = Make({{"127.0.0.1", server.port()}});
+  EXPECT_EQ(Send(*cluster).body, "x");
+  EXPECT_EQ(cluster->endpoints()[0]->pool->open(), 0u);  // out of step: never reused
+  EXPECT_EQ(Send(*cluster).body, "x");
+  EXPECT_EQ(server.connections(), 2);
+}
+
 TEST_F(ClusterTest, RetriesOnceOnAFreshConnectionAfterTheKeepAliveRace) {
   // The second request on the first connection meets a close (the upstream's idle timeout
   // crossing it): it goes again on a new connection.
