@@ -5,20 +5,30 @@
 #   bench/proxy/run.sh                          # full run: 5 rounds, 10 s per load
 #   ROUNDS=3 DURATION=5s bench/proxy/run.sh     # quicker
 #   TARGETS="haproxy nginx" bench/proxy/run.sh  # peers only
+#   TARGETS="ferry ferry-uring haproxy nginx" bench/proxy/run.sh   # two Ferry builds side by side
 #
 # Environment (defaults in brackets):
 #   FERRY_BIN [build/release/src/app/ferry]  TARGETS [ferry haproxy nginx]  ROUNDS [5]
+#   FERRY_URING_BIN [build/uring/src/app/ferry] the binary of target "ferry-uring" (any second
+#                                   Ferry build; made for the -DFERRY_IO_URING=ON one)
 #   DURATION [10s] throughput run   CONNS [50]   THREADS [1] wrk threads   WARMUP [2s]
 #   LAT_CONNS [10] LAT_DELAY_MS [1] latency run: each connection waits LAT_DELAY_MS between
 #                                   requests, which holds the rate well below saturation
 #   IDLE_CONNS [1000] idle keep-alive connections for the memory figures
+#   SYSCALLS [auto] 1: count each target's system calls (and io_uring submissions) per request
+#                   with `perf stat` over an extra SYSCALL_DURATION [3s] load; auto: when perf
+#                   can read the raw_syscalls tracepoint; 0: never
 #   RESULTS_DIR [bench/results]
+# CPU time per request: utime + stime of the target's processes (all threads; nginx: master +
+# worker) from /proc/PID/stat right before and right after the throughput run, divided by the
+# requests wrk completed in it.
 # Only 127.0.0.1 is used. Every process started here is stopped by PID on exit.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 FERRY_BIN=${FERRY_BIN:-$repo/build/release/src/app/ferry}
+FERRY_URING_BIN=${FERRY_URING_BIN:-$repo/build/uring/src/app/ferry}
 TARGETS=${TARGETS:-ferry haproxy nginx}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
@@ -28,6 +38,8 @@ WARMUP=${WARMUP:-2s}
 LAT_CONNS=${LAT_CONNS:-10}
 LAT_DELAY_MS=${LAT_DELAY_MS:-1}
 IDLE_CONNS=${IDLE_CONNS:-1000}
+SYSCALLS=${SYSCALLS:-auto}
+SYSCALL_DURATION=${SYSCALL_DURATION:-3s}
 RESULTS_DIR=${RESULTS_DIR:-$repo/bench/results}
 
 say() { printf '%s\n' "$*" >&2; }
@@ -58,15 +70,47 @@ fi
 source "$repo/bench/common/processes.sh"
 bench_workdir proxy
 
-# VmRSS in KiB of a process and its children (nginx: master + worker).
+# A process and its children (nginx: master + worker).
+proc_tree() { echo "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); }
+
+# VmRSS in KiB of a process and its children.
 rss_kib() {
   local total=0 pid
-  for pid in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+  for pid in $(proc_tree "$1"); do
     local kib
     kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
     total=$((total + ${kib:-0}))
   done
   echo "$total"
+}
+
+# "UTIME STIME": CPU clock ticks used so far by a process and its children, all threads
+# (/proc/PID/stat fields 14 and 15 count every thread of the process, live or exited).
+cpu_ticks() {
+  local user=0 sys=0 pid u s
+  for pid in $(proc_tree "$1"); do
+    # The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    read -r u s < <(awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$pid/stat" 2>/dev/null ||
+                    echo 0 0)
+    user=$((user + ${u:-0})); sys=$((sys + ${s:-0}))
+  done
+  echo "$user $sys"
+}
+clk_tck=$(getconf CLK_TCK)
+
+# record_cpu NAME ROUND "BEFORE" "AFTER" WRK_OUTPUT: CPU µs per request (total, user, system).
+record_cpu() {
+  local name=$1 round=$2 u0 s0 u1 s1 requests
+  read -r u0 s0 <<<"$3"; read -r u1 s1 <<<"$4"
+  requests=$(awk '/ requests in / {print $1}' "$5")
+  [ "${requests:-0}" -gt 0 ] || { say "  warning: no request count in $5"; return 0; }
+  record "$name" "$round" requests "$requests"
+  record "$name" "$round" cpu_us_per_req "$(awk -v t=$((u1 - u0 + s1 - s0)) -v r="$requests" \
+    -v hz="$clk_tck" 'BEGIN {printf "%.3f", t * 1e6 / hz / r}')"
+  record "$name" "$round" cpu_user_us_per_req "$(awk -v t=$((u1 - u0)) -v r="$requests" \
+    -v hz="$clk_tck" 'BEGIN {printf "%.3f", t * 1e6 / hz / r}')"
+  record "$name" "$round" cpu_sys_us_per_req "$(awk -v t=$((s1 - s0)) -v r="$requests" \
+    -v hz="$clk_tck" 'BEGIN {printf "%.3f", t * 1e6 / hz / r}')"
 }
 
 render() {  # render TEMPLATE OUT: fills in @ORIGIN_PORT@ @LISTEN_PORT@ @ADMIN_PORT@
@@ -106,6 +150,26 @@ wrk_run() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Whether perf can count system calls (SYSCALLS=auto), and the events it counts.
+syscall_events=raw_syscalls:sys_enter
+if [ "$SYSCALLS" = auto ]; then
+  if command -v perf >/dev/null &&
+     perf stat -x, -e raw_syscalls:sys_enter -o /dev/null -- true >/dev/null 2>&1; then
+    SYSCALLS=1
+  else
+    say "note: perf cannot count raw_syscalls:sys_enter here; no system call counts (SYSCALLS=0)"
+    SYSCALLS=0
+  fi
+fi
+if [ "$SYSCALLS" = 1 ]; then
+  command -v perf >/dev/null || die "SYSCALLS=1 needs perf (Debian: linux-perf)"
+  # Operations submitted through io_uring are not system calls: count them beside.
+  if perf stat -x, -e io_uring:io_uring_submit_req -o /dev/null -- true >/dev/null 2>&1; then
+    syscall_events+=,io_uring:io_uring_submit_req
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
 # The origin, up for the whole run.
 origin_port=$(free_port)
 listen_port=0
@@ -113,7 +177,8 @@ mkdir -p "$work/origin/origin-tmp"
 render "$here/nginx-origin.conf" "$work/origin/nginx.conf"
 nginx -p "$work/origin/" -e "$work/origin/startup-error.log" -c "$work/origin/nginx.conf" \
   -g 'daemon off;' &
-pids+=($!)
+origin_pid=$!
+pids+=("$origin_pid")
 wait_http "http://127.0.0.1:$origin_port/" || die "the nginx origin did not start"
 say "origin: nginx on 127.0.0.1:$origin_port"
 
@@ -124,11 +189,14 @@ for target in $TARGETS; do
     ferry)
       if [ -x "$FERRY_BIN" ]; then runnable+=(ferry)
       else loud "SKIPPING FERRY: no executable at FERRY_BIN=$FERRY_BIN — the table will have no Ferry row"; fi ;;
+    ferry-uring)
+      if [ -x "$FERRY_URING_BIN" ]; then runnable+=(ferry-uring)
+      else loud "SKIPPING FERRY-URING: no executable at FERRY_URING_BIN=$FERRY_URING_BIN"; fi ;;
     haproxy)
       if command -v haproxy >/dev/null; then runnable+=(haproxy)
       else loud "SKIPPING HAPROXY: haproxy is not installed"; fi ;;
     nginx) runnable+=(nginx) ;;
-    *) die "unknown target '$target' (known: ferry haproxy nginx)" ;;
+    *) die "unknown target '$target' (known: ferry ferry-uring haproxy nginx)" ;;
   esac
 done
 [ ${#runnable[@]} -gt 0 ] || die "nothing to measure"
@@ -141,9 +209,11 @@ start_target() {
   admin_port=$(free_port)
   rm -rf "$dir"; mkdir -p "$dir/proxy-tmp"
   case $name in
-    ferry)
+    ferry|ferry-uring)
+      local bin=$FERRY_BIN
+      [ "$name" = ferry ] || bin=$FERRY_URING_BIN
       render "$here/ferry.yaml" "$dir/ferry.yaml"
-      "$FERRY_BIN" run -c "$dir/ferry.yaml" >"$dir/out.log" 2>&1 &
+      "$bin" run -c "$dir/ferry.yaml" >"$dir/out.log" 2>&1 &
       target_pid=$! ;;
     haproxy)
       render "$here/haproxy.cfg" "$dir/haproxy.cfg"
@@ -160,7 +230,7 @@ start_target() {
     cat "$dir/out.log" >&2 || true
     die "$name did not start or does not proxy to the origin"
   fi
-  if [ "$name" = ferry ]; then
+  if [[ $name == ferry* ]]; then
     wait_http "http://127.0.0.1:$admin_port/ready" || die "ferry's admin /ready is not 200"
   fi
 }
@@ -193,8 +263,13 @@ measure() {  # measure NAME ROUND
   record "$name" "$round" rss_idle_kib "$(rss_kib "$target_pid")"
 
   wrk_run "$out.warmup" -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$url"
+  local cpu_before cpu_after
+  cpu_before=$(cpu_ticks "$target_pid")
   wrk_run "$out.rps" -t"$THREADS" -c"$CONNS" -d"$DURATION" "$url"
+  cpu_after=$(cpu_ticks "$target_pid")
   record "$name" "$round" rps "$(awk '/^Requests\/sec:/ {print $2}' "$out.rps")"
+  record_cpu "$name" "$round" "$cpu_before" "$cpu_after" "$out.rps"
+  if [ "$SYSCALLS" = 1 ]; then count_syscalls "$name" "$round" "$url"; fi
 
   wrk_run "$out.lat" -t"$THREADS" -c"$LAT_CONNS" -d"$DURATION" --latency -s "$latency_script" "$url"
   record "$name" "$round" lat_rps "$(awk '/^Requests\/sec:/ {print $2}' "$out.lat")"
@@ -229,13 +304,47 @@ measure() {  # measure NAME ROUND
 
   stop_pid "$target_pid"
   say "  $name round $round: $(awk '/^Requests\/sec:/ {print $2}' "$out.rps") req/s," \
+      "$(awk -v n="$name" -v r="$round" '$1 == n && $2 == r && $3 == "cpu_us_per_req" {print $4}' \
+         "$results") CPU µs/req," \
       "p50 $(awk '$1 == "50%" {print $2}' "$out.lat") p99 $(awk '$1 == "99%" {print $2}' "$out.lat")," \
       "idle conns +$(( (with - before) )) KiB, after close $((after - before)) KiB"
 }
 
+# count_syscalls NAME ROUND URL: system calls (and io_uring submissions) of the target's
+# processes per request, over an extra load of SYSCALL_DURATION. perf counts from just before
+# the load until just after it, so a few idle calls are included.
+count_syscalls() {
+  local name=$1 round=$2 url=$3 out=$work/$1-r$2 secs perf_pid requests calls sqes
+  secs=$(awk -v d="$SYSCALL_DURATION" 'BEGIN {sub(/s$/, "", d); print d + 1}')
+  perf stat -x, -e "$syscall_events" -p "$(proc_tree "$target_pid" | tr ' ' ',')" \
+    -o "$out.perf" -- sleep "$secs" >/dev/null 2>&1 &
+  perf_pid=$!
+  pids+=("$perf_pid")
+  sleep 0.5
+  wrk_run "$out.sys" -t"$THREADS" -c"$CONNS" -d"$SYSCALL_DURATION" "$url"
+  wait "$perf_pid" || say "  warning: perf stat failed for $name"
+  stop_pid "$perf_pid"
+  requests=$(awk '/ requests in / {print $1}' "$out.sys")
+  calls=$(awk -F, '$3 ~ /^raw_syscalls:sys_enter/ {print $1}' "$out.perf" 2>/dev/null)
+  sqes=$(awk -F, '$3 ~ /^io_uring:io_uring_submit_req/ {print $1}' "$out.perf" 2>/dev/null)
+  if [[ ${requests:-0} -gt 0 && ${calls:-x} =~ ^[0-9]+$ ]]; then
+    record "$name" "$round" syscalls_per_req "$(awk -v c="$calls" -v r="$requests" \
+      'BEGIN {printf "%.3f", c / r}')"
+    [[ ${sqes:-x} =~ ^[0-9]+$ ]] && record "$name" "$round" uring_ops_per_req \
+      "$(awk -v c="$sqes" -v r="$requests" 'BEGIN {printf "%.3f", c / r}')"
+  else
+    say "  warning: no system call count for $name round $round"
+  fi
+  return 0
+}
+
 direct_rps() {  # the origin alone, for scale
+  local before after
+  before=$(cpu_ticks "$origin_pid")
   wrk_run "$work/direct-r$1" -t"$THREADS" -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$origin_port/"
+  after=$(cpu_ticks "$origin_pid")
   record direct "$1" rps "$(awk '/^Requests\/sec:/ {print $2}' "$work/direct-r$1")"
+  record_cpu direct "$1" "$before" "$after" "$work/direct-r$1"
 }
 
 say "targets: ${runnable[*]}; $ROUNDS rounds; wrk -t$THREADS -c$CONNS -d$DURATION;" \
@@ -254,9 +363,12 @@ mkdir -p "$RESULTS_DIR"
 report=$RESULTS_DIR/proxy-$stamp.md
 command_line="$(printf '%q ' env ROUNDS="$ROUNDS" DURATION="$DURATION" CONNS="$CONNS" \
   THREADS="$THREADS" LAT_CONNS="$LAT_CONNS" LAT_DELAY_MS="$LAT_DELAY_MS" \
-  IDLE_CONNS="$IDLE_CONNS" TARGETS="$TARGETS")bench/proxy/run.sh"
+  IDLE_CONNS="$IDLE_CONNS" SYSCALLS="$SYSCALLS" TARGETS="$TARGETS")bench/proxy/run.sh"
 versions() {
   { [ -x "$FERRY_BIN" ] && "$FERRY_BIN" version 2>&1 | head -1; } || true
+  if [[ " ${runnable[*]} " == *" ferry-uring "* ]]; then
+    { printf 'ferry-uring: '; "$FERRY_URING_BIN" version 2>&1 | head -1; } || true
+  fi
   { haproxy -v 2>/dev/null | head -1 | cut -d' ' -f1-3; } || true
   nginx -v 2>&1 || true
   { wrk -v 2>&1 | head -1 | cut -d' ' -f1-2; } || true
@@ -266,10 +378,10 @@ python3 "$here/report.py" "$results" \
   --targets "${runnable[*]}" --requested "$TARGETS" --command "$command_line" \
   --machine "$(nproc) cores, $(uname -sr), $(date -u '+%Y-%m-%d %H:%M UTC')" \
   --versions "$versions" \
-  --params "wrk -t$THREADS -c$CONNS -d$DURATION; latency: wrk -t$THREADS -c$LAT_CONNS -d$DURATION --latency, ${LAT_DELAY_MS} ms pause per connection between requests; $IDLE_CONNS idle connections; $ROUNDS rounds" \
+  --params "wrk -t$THREADS -c$CONNS -d$DURATION; CPU time from /proc/PID/stat (utime + stime, all threads) over that run, per request completed; $( [ "$SYSCALLS" = 1 ] && echo "system calls: perf stat -e $syscall_events over an extra wrk -d$SYSCALL_DURATION; ")latency: wrk -t$THREADS -c$LAT_CONNS -d$DURATION --latency, ${LAT_DELAY_MS} ms pause per connection between requests; $IDLE_CONNS idle connections; $ROUNDS rounds" \
   >"$report"
 cat "$report"
-if [[ " ${runnable[*]} " == *" ferry "* ]]; then
+if [[ " ${runnable[*]} " == *" ferry"* ]]; then
   cp "$report" "$RESULTS_DIR/proxy-latest.md"
   say "wrote $report and $RESULTS_DIR/proxy-latest.md"
 else
