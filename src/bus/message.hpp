@@ -12,10 +12,12 @@
 #include <utility>
 #include <vector>
 
+#include "core/units.hpp"
+
 namespace ferry::bus {
 
 using BusTime = std::chrono::system_clock::time_point;
-using BusDuration = std::chrono::microseconds;
+using BusDuration = Duration;  // the config's: one duration type (nanoseconds)
 
 // One message: the CloudEvents context attributes the bus uses plus the data, untouched.
 struct Message {

@@ -217,15 +217,15 @@ class BusReader : private StrictReader {
       if (value) backoff.max = *value;
       max_ok = value.has_value();
     }
-    if (initial_ok && max_ok && backoff.max < backoff.initial) {
-      const std::string message =
-          fmt::format("max ({}{}) must be at least initial ({}{})", FormatDuration(backoff.max),
-                      max ? "" : ", the default", FormatDuration(backoff.initial),
-                      initial ? "" : ", the default");
-      Error(max ? *max : *initial, message);
+    if (initial_ok && max_ok) {
+      if (auto problem = BusBackoffProblem({"max", backoff.max, max ? "" : ", the default"},
+                                           {"initial", backoff.initial,
+                                            initial ? "" : ", the default"})) {
+        Error(max ? *max : *initial, *problem);
+      }
     }
     Assign(map, "multiplier", backoff.multiplier,
-           [&](const Field& f) { return ReadNumber(f, 1.0, d_); });
+           [&](const Field& f) { return ReadNumber(f, kMinBusBackoffMultiplier, d_); });
     map.Finish();
   }
 
@@ -303,10 +303,12 @@ class BusReader : private StrictReader {
     }
     if (auto path = map.Take("path")) {
       auto text = ReadString(*path, d_);
-      if (text && (text->empty() || text->front() != '/')) {
-        Error(*path, fmt::format("must start with '/', got '{}'", *text));
-      } else if (text) {
-        push.path = *text;
+      if (text) {
+        if (auto problem = BusPushPathProblem(*text)) {
+          Error(*path, *problem);
+        } else {
+          push.path = *text;
+        }
       }
     }
     auto timeout = map.Take("timeout");
@@ -318,13 +320,12 @@ class BusReader : private StrictReader {
     }
     // A push still waiting for its answer when the lease ends would be delivered again
     // meanwhile (a second, parallel delivery), and its ack would then be stale.
-    if (timeout_ok && lease != Lease::kInvalid && push.timeout >= delivery.lease) {
-      Error(timeout ? *timeout : field,
-            fmt::format("push timeout ({}{}) must be less than the lease ({}{}): a delivery "
-                        "whose push outlasts its lease is delivered again meanwhile",
-                        FormatDuration(push.timeout), timeout ? "" : ", the default",
-                        FormatDuration(delivery.lease),
-                        lease == Lease::kGiven ? "" : ", the default"));
+    if (timeout_ok && lease != Lease::kInvalid) {
+      if (auto problem = BusPushTimeoutProblem(
+              {"push timeout", push.timeout, timeout ? "" : ", the default"},
+              {"the lease", delivery.lease, lease == Lease::kGiven ? "" : ", the default"})) {
+        Error(timeout ? *timeout : field, *problem);
+      }
     }
     Assign(map, "concurrency", push.concurrency,
            [&](const Field& f) { return ReadInt(f, 1, kMaxPushConcurrency, d_); });
@@ -337,11 +338,11 @@ class BusReader : private StrictReader {
     MapReader map(field, d_);
     auto pattern = [&](const Field& f) -> std::optional<std::string> {
       auto text = ReadString(f, d_);
-      if (text && text->find('*') < text->size() - 1) {
-        Error(f, fmt::format("'*' is only allowed as the last character (a prefix match), got "
-                             "'{}'",
-                             *text));
-        return std::nullopt;
+      if (text) {
+        if (auto problem = BusFilterProblem(*text)) {
+          Error(f, *problem);
+          return std::nullopt;
+        }
       }
       return text;
     };

@@ -393,7 +393,7 @@ TEST(BusConfigErrors, PushWithoutService) {
 
 TEST(BusConfigErrors, PushPathWithoutSlash) {
   EXPECT_EQ(Errors(Queue("      push: {service: api, path: pay}\n") + kService),
-            "t.yaml:5:34: bus.queues.jobs.push.path: must start with '/', got 'pay'");
+            "t.yaml:5:34: bus.queues.jobs.push.path: must be a path starting with '/', got 'pay'");
 }
 
 TEST(BusConfigErrors, ZeroPushTimeout) {

@@ -1,5 +1,7 @@
 #include "config/bus_rules.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -49,6 +51,38 @@ bool IsUriReference(std::string_view s) {
 
 bool IsAbsoluteUri(std::string_view s) {
   return IsUriReference(s) && SchemeEnd(s) != std::string_view::npos;
+}
+
+std::optional<std::string> BusFilterProblem(std::string_view pattern) {
+  if (pattern.find('*') < pattern.size() - 1) {
+    return fmt::format("'*' is only allowed as the last character (a prefix match), got '{}'",
+                       pattern);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> BusPushPathProblem(std::string_view path) {
+  if (path.empty() || path.front() != '/') {
+    return fmt::format("must be a path starting with '/', got '{}'", path);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> BusBackoffProblem(const BusValueNote& max,
+                                             const BusValueNote& initial) {
+  if (max.value >= initial.value) return std::nullopt;
+  return fmt::format("{} ({}{}) must be at least {} ({}{})", max.name, FormatDuration(max.value),
+                     max.origin, initial.name, FormatDuration(initial.value), initial.origin);
+}
+
+std::optional<std::string> BusPushTimeoutProblem(const BusValueNote& timeout,
+                                                 const BusValueNote& lease) {
+  if (timeout.value < lease.value) return std::nullopt;
+  return fmt::format(
+      "{} ({}{}) must be less than {} ({}{}): a delivery whose push outlasts its lease is "
+      "delivered again meanwhile",
+      timeout.name, FormatDuration(timeout.value), timeout.origin, lease.name,
+      FormatDuration(lease.value), lease.origin);
 }
 
 }  // namespace ferry::config

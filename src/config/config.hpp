@@ -101,7 +101,10 @@ struct AccessLog {
   std::string path = "stdout";  // "stdout" or a file path (appended)
 };
 
-// --- The message bus (the `bus:` block). Mirrors the engine's options without depending on it.
+// --- The message bus (the `bus:` block). These are the broker's own option types too
+// (bus/broker_options.hpp names them DeliveryOptions, SubscriptionOptions, ...): the loader fills
+// what the engine runs with, and a subscription PUT (src/bus/api) is read by the same code
+// (bus_loader.hpp: ReadSubscriptionPut).
 
 struct BusBackoff {
   Duration initial = seconds(1);           // wait before the 2nd attempt after a failed delivery
@@ -125,6 +128,9 @@ struct BusDelivery {
   Duration lease = seconds(30);      // a delivery is redelivered unless settled within this; > 0
   std::uint32_t max_deliveries = 5;  // then the message moves to the dead letters; 0 = never
   BusBackoff backoff;
+  // Not a key of the file: the engine's bound on messages read from the log into memory (ready,
+  // in flight, waiting); a key blocked by a poison message can hold at most this many behind it.
+  std::uint32_t window = 10000;
 };
 
 struct BusStorage {
@@ -142,10 +148,14 @@ struct BusEventDefaults {
   std::string default_type;    // e.g. com.example.order.created
 };
 
-struct BusQueue {
-  std::string name;  // its key under `queues:`; [A-Za-z0-9][A-Za-z0-9._-]{0,127}
+// What the broker runs a queue with (bus::QueueOptions).
+struct BusQueueOptions {
   BusDelivery delivery;
   BusStorage storage;
+};
+
+struct BusQueue : BusQueueOptions {
+  std::string name;  // its key under `queues:`; [A-Za-z0-9][A-Za-z0-9._-]{0,127}
   std::optional<BusPush> push;  // none: consumers pull
   BusEventDefaults event_defaults;
 };
@@ -156,17 +166,26 @@ struct BusFilter {  // each set field must match; a trailing '*' makes it a pref
   std::string subject;
 };
 
-struct BusSubscription {
-  std::string name;  // its key under the topic's `subscriptions:`; same rule as queue names
+// What the broker runs (and stores with) a subscription (bus::SubscriptionOptions); a PUT sets
+// these too.
+struct BusSubscriptionOptions {
   BusDelivery delivery;
   BusFilter filter;
+  std::optional<BusPush> push;  // none: consumers pull
   bool from_beginning = false;  // a new subscription starts at the first retained event
-  std::optional<BusPush> push;
 };
 
-struct BusTopic {
-  std::string name;  // its key under `topics:`; may equal a queue's name (separate namespaces)
+struct BusSubscription : BusSubscriptionOptions {
+  std::string name;  // its key under the topic's `subscriptions:`; same rule as queue names
+};
+
+// What the broker runs a topic with (bus::TopicOptions).
+struct BusTopicOptions {
   BusStorage storage;
+};
+
+struct BusTopic : BusTopicOptions {
+  std::string name;  // its key under `topics:`; may equal a queue's name (separate namespaces)
   std::map<std::string, BusSubscription> subscriptions;
   BusEventDefaults event_defaults;
 };

@@ -471,7 +471,7 @@ Task<ApiResponse> BusServiceImpl::Publish(Destination to, const http::RequestHea
   if (!delay.empty()) {
     auto d = ParseDuration(delay);
     if (!d) co_return ErrorReply(400, "bad_request", d.error().message());
-    at = std::chrono::system_clock::now() + std::chrono::duration_cast<BusDuration>(*d);
+    at = std::chrono::system_clock::now() + *d;
   } else if (!deliver_at.empty()) {
     auto t = ParseRfc3339(deliver_at);
     if (!t) co_return ErrorReply(400, "bad_request", t.error().message());
@@ -595,13 +595,13 @@ Task<ApiResponse> BusServiceImpl::Settle(const Inbox& inbox, const std::string& 
     if (!lease) co_return FromError(lease.error());
     if (!*lease)
       co_return ErrorReply(400, "bad_request", "missing 'lease' (the new lease, like \"30s\")");
-    outcomes = broker_->Extend(inbox, *receipts, std::chrono::duration_cast<BusDuration>(**lease));
+    outcomes = broker_->Extend(inbox, *receipts, **lease);
   } else {
     std::optional<BusDuration> delay;
     if (verb == "nack") {
       auto d = DurationField(*o, "delay");
       if (!d) co_return FromError(d.error());
-      if (*d) delay = std::chrono::duration_cast<BusDuration>(**d);
+      if (*d) delay = **d;
     }
     const bool ack = verb == "ack";
     std::vector<std::string>& list = *receipts;
@@ -728,9 +728,7 @@ void AddStorageJson(const std::vector<StorageStats>& storage, boost::json::objec
   }
 }
 
-std::string DurationText(BusDuration d) {
-  return FormatDuration(std::chrono::duration_cast<Duration>(d));
-}
+std::string DurationText(Duration d) { return FormatDuration(d); }
 
 // A subscription's entry: its inbox fields, state log and the options it runs with.
 boost::json::object SubscriptionJson(const SubscriptionStats& s,

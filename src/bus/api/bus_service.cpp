@@ -8,6 +8,7 @@
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/broker_factory.hpp"
 #include "runtime/acceptor.hpp"
+#include "runtime/stream.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -27,28 +28,6 @@ server::ServerOptions ApiServerOptions() {
   o.idle_timeout = std::chrono::seconds(60);
   o.request_timeout = Duration::zero();
   o.io_timeout = std::chrono::seconds(30);
-  return o;
-}
-
-BusDuration ToBus(Duration d) { return std::chrono::duration_cast<BusDuration>(d); }
-
-DeliveryOptions ToDelivery(const config::BusDelivery& d) {
-  DeliveryOptions o;
-  o.lease = ToBus(d.lease);
-  o.max_deliveries = d.max_deliveries;
-  o.backoff.initial = ToBus(d.backoff.initial);
-  o.backoff.max = ToBus(d.backoff.max);
-  o.backoff.multiplier = d.backoff.multiplier;
-  return o;
-}
-
-StorageOptions ToStorage(const config::BusStorage& s) {
-  StorageOptions o;
-  o.max_message_bytes = static_cast<std::uint32_t>(s.max_message_bytes);
-  o.max_bytes = s.max_bytes;
-  o.retention.max_age = std::chrono::duration_cast<std::chrono::microseconds>(s.max_age);
-  o.retention.max_bytes = s.max_bytes;
-  o.retention.delete_consumed = true;  // "keep until consumed": consumed segments go
   return o;
 }
 
@@ -121,35 +100,18 @@ Result<void> BusServiceImpl::OpenBroker() {
 
 Result<void> BusServiceImpl::Declare() {
   const config::Bus& bus = *config_->bus;
+  // The config's types are the broker's options (broker_options.hpp): given as they are.
   for (const auto& [name, q] : bus.queues) {
-    QueueOptions o;
-    o.delivery = ToDelivery(q.delivery);
-    o.storage = ToStorage(q.storage);
-    if (auto r = broker_->CreateQueue(name, o); !r) return r;
+    if (auto r = broker_->CreateQueue(name, q); !r) return r;
     WatchInbox(Inbox::Queue(name));
-    std::optional<PushOptions> push;
-    if (q.push) {
-      push =
-          PushOptions{q.push->service, q.push->path, ToBus(q.push->timeout), q.push->concurrency};
-    }
-    SetPush(Inbox::Queue(name), push);
+    SetPush(Inbox::Queue(name), q.push);
   }
   for (const auto& [name, t] : bus.topics) {
-    TopicOptions o;
-    o.storage = ToStorage(t.storage);
-    if (auto r = broker_->CreateTopic(name, o); !r) return r;
+    if (auto r = broker_->CreateTopic(name, t); !r) return r;
     for (const auto& [sub_name, s] : t.subscriptions) {
-      SubscriptionOptions so;
-      so.delivery = ToDelivery(s.delivery);
-      so.filter = {s.filter.type, s.filter.source, s.filter.subject};
-      so.from_beginning = s.from_beginning;
-      // Stored with the rest, so the options show it and it stays if the subscription leaves
-      // the config (it lives on in data_dir, as one made by PUT does).
-      if (s.push) {
-        so.push =
-            PushOptions{s.push->service, s.push->path, ToBus(s.push->timeout), s.push->concurrency};
-      }
-      if (auto r = broker_->CreateSubscription(name, sub_name, so); !r) return r;
+      // Its push is stored with the rest, so the options show it and it stays if the
+      // subscription leaves the config (it lives on in data_dir, as one made by PUT does).
+      if (auto r = broker_->CreateSubscription(name, sub_name, s); !r) return r;
     }
     // Every subscription, from the config or made through the API (those persist in the data
     // directory), is watched and pushes as its stored options say (a PUT may have set it).
@@ -270,6 +232,31 @@ void BusServiceImpl::Stop() {
   // A resolution in getaddrinfo ends first; its answer, posted to the stopped loop, is dropped.
   resolve_pool_.stop();
   resolve_pool_.join();
+}
+
+Result<void> BusServiceImpl::OpenInline() {
+  server_ = std::make_unique<server::Server>(io_, ApiServerOptions(), *this);
+  return OpenBroker();
+}
+
+void BusServiceImpl::ServeInline(std::unique_ptr<runtime::Stream> stream) {
+  server_->Serve(std::move(stream));
+}
+
+void BusServiceImpl::CloseInline() {
+  stopping_ = true;
+  tick_timer_.cancel();
+  maintenance_timer_.cancel();
+  for (auto& [inbox, waiting] : waiters_) {
+    for (asio::steady_timer* t : waiting.timers) t->cancel();
+  }
+  if (server_) server_->Close();
+  push_tasks_.CancelAll();
+  io_.restart();
+  io_.poll();
+  broker_.reset();
+  io_.restart();
+  io_.poll();
 }
 
 Task<void> BusServiceImpl::Serve(server::Request& request, server::Response& response) {

@@ -84,6 +84,15 @@ class BusServiceImpl final : public BusService, public server::Handler {
   // unknown path, a bad name or method, a publish to an unknown queue or topic); nullopt: 100.
   std::optional<ApiResponse> AnswerBeforeBody(const http::RequestHead& request);
 
+  // --- For tests (bus_api_test.cpp), instead of Start/Stop: no bus thread and no listener.
+  // OpenInline opens the broker and declares the config on the calling thread, which then runs
+  // io() itself (as the bus thread) and sends requests to Handle, or through ServeInline over a
+  // stream (an in-memory one). CloseInline ends what runs and closes the broker.
+  Result<void> OpenInline();
+  void ServeInline(std::unique_ptr<runtime::Stream> stream);
+  void CloseInline();
+  asio::io_context& io() { return io_; }
+
  private:
   struct PushTarget;
 

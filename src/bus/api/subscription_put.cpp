@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "config/bus_rules.hpp"
 #include "core/units.hpp"
 #include "observability/json_text.hpp"
 
@@ -22,12 +23,8 @@ tl::unexpected<Error> Bad(std::string message) {
 // The value as the client wrote it, for messages: "abc", 5, null.
 std::string Shown(const value& v) { return observability::JsonText(v); }
 
-BusDuration ToBus(Duration d) { return std::chrono::duration_cast<BusDuration>(d); }
-
-std::string Text(BusDuration d) { return FormatDuration(std::chrono::duration_cast<Duration>(d)); }
-
 // A duration string; `positive`: > 0 (else >= 0).
-Result<BusDuration> DurationValue(const value& v, std::string_view name, bool positive) {
+Result<Duration> DurationValue(const value& v, std::string_view name, bool positive) {
   const char* what = positive ? "a positive duration" : "a duration";
   if (!v.is_string()) {
     return Bad(fmt::format("'{}' must be {} like \"1s\", got {}", name, what, Shown(v)));
@@ -36,7 +33,7 @@ Result<BusDuration> DurationValue(const value& v, std::string_view name, bool po
   if (!d || d->count() < 0 || (positive && d->count() == 0)) {
     return Bad(fmt::format("'{}' must be {} like \"1s\", got {}", name, what, Shown(v)));
   }
-  return ToBus(*d);
+  return *d;
 }
 
 // An integer in [min, max].
@@ -63,12 +60,9 @@ Result<void> ApplyFilter(const value& v, SubscriptionFilter& filter) {
   for (const auto& [key, fv] : v.as_object()) {
     if (!fv.is_string()) return Bad("filter values must be strings");
     std::string text(fv.as_string());
-    // As in the config: a '*' only at the end, where it makes a prefix match.
-    if (text.find('*') < text.size() - 1) {
-      return Bad(
-          fmt::format("'filter.{}': '*' is only allowed as the last character (a prefix "
-                      "match), got '{}'",
-                      std::string_view(key), text));
+    // The config's rule (bus_rules.hpp): a '*' only at the end, where it makes a prefix match.
+    if (auto problem = config::BusFilterProblem(text)) {
+      return Bad(fmt::format("'filter.{}': {}", std::string_view(key), *problem));
     }
     if (key == "type") {
       filter.type = std::move(text);
@@ -104,7 +98,7 @@ Result<void> ApplyBackoff(const value& v, BackoffOptions& backoff) {
       max_given = true;
     } else if (key == "multiplier") {
       if (!fv.is_number() || !std::isfinite(fv.to_number<double>()) ||
-          fv.to_number<double>() < 1.0) {
+          fv.to_number<double>() < config::kMinBusBackoffMultiplier) {
         return Bad(
             fmt::format("'backoff.multiplier' must be a number >= 1 (1: a constant wait), "
                         "got {}",
@@ -116,10 +110,10 @@ Result<void> ApplyBackoff(const value& v, BackoffOptions& backoff) {
                              std::string_view(key)));
     }
   }
-  if (out.max < out.initial) {
-    return Bad(fmt::format("'backoff.max' ({}{}) must be at least 'backoff.initial' ({}{})",
-                           Text(out.max), max_given ? "" : ", as it runs now", Text(out.initial),
-                           initial_given ? "" : ", as it runs now"));
+  if (auto problem = config::BusBackoffProblem(
+          {"'backoff.max'", out.max, max_given ? "" : ", as it runs now"},
+          {"'backoff.initial'", out.initial, initial_given ? "" : ", as it runs now"})) {
+    return Bad(*problem);
   }
   backoff = out;
   return Ok();
@@ -157,8 +151,11 @@ Result<void> ApplyPush(const value& v, std::optional<PushOptions>& push,
       }
       out.service = std::move(name);
     } else if (key == "path") {
-      if (!fv.is_string() || fv.as_string().empty() || fv.as_string().front() != '/') {
+      if (!fv.is_string()) {
         return Bad(fmt::format("'push.path' must be a path starting with '/', got {}", Shown(fv)));
+      }
+      if (auto problem = config::BusPushPathProblem(fv.as_string())) {
+        return Bad(fmt::format("'push.path' {}", *problem));
       }
       out.path = std::string(fv.as_string());
     } else if (key == "timeout") {
@@ -220,15 +217,14 @@ Result<SubscriptionOptions> ApplySubscriptionPut(
   // As in the config: a push still waiting when its lease ends would be delivered again.
   const bool lease_given = o.contains("lease");
   const bool push_given = o.contains("push");
-  if ((lease_given || push_given) && options.push &&
-      options.push->timeout >= options.delivery.lease) {
+  if ((lease_given || push_given) && options.push) {
     const value& given = push_given ? o.at("push") : value();
     const bool timeout_given = given.is_object() && given.as_object().contains("timeout");
-    return Bad(fmt::format(
-        "'push.timeout' ({}{}) must be less than 'lease' ({}{}): a delivery whose push outlasts "
-        "its lease is delivered again meanwhile",
-        Text(options.push->timeout), timeout_given ? "" : ", as it runs now",
-        Text(options.delivery.lease), lease_given ? "" : ", as it runs now"));
+    if (auto problem = config::BusPushTimeoutProblem(
+            {"'push.timeout'", options.push->timeout, timeout_given ? "" : ", as it runs now"},
+            {"'lease'", options.delivery.lease, lease_given ? "" : ", as it runs now"})) {
+      return Bad(*problem);
+    }
   }
   return options;
 }

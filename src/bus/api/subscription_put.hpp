@@ -1,6 +1,9 @@
 // The body of PUT /v1/topics/{topic}/subscriptions/{sub} (docs/bus.md): what it changes in a
-// subscription's options. The keys, types and limits are the config's for a subscription
-// (src/config/bus_loader.cpp, docs/configuration.md), in JSON. Pure: no I/O, thread-safe.
+// subscription's options, which are the config's types (config::BusSubscriptionOptions). The
+// keys, types and limits are the config's for a subscription (src/config/bus_loader.cpp,
+// docs/configuration.md), in JSON; the checks beyond a value's type (filter patterns, push path,
+// backoff order, push timeout against the lease, the multiplier's and concurrency's bounds) are
+// the loader's own, from config/bus_rules.hpp, with the same wording. Pure: no I/O, thread-safe.
 #pragma once
 
 #include <map>

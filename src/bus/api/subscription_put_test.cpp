@@ -191,7 +191,7 @@ TEST(SubscriptionPutTest, PushTimeoutMustBeBelowTheLease) {
 TEST(SubscriptionPutTest, BadPushValuesNameTheField) {
   const auto bad = [](std::string_view body) { return ErrorOf(body); };
   EXPECT_THAT(bad(R"({"push": {"service": "hooks", "path": "in"}})"),
-              HasSubstr("'push.path' must be a path starting with '/', got \"in\""));
+              HasSubstr("'push.path' must be a path starting with '/', got 'in'"));
   EXPECT_THAT(bad(R"({"push": {"service": "hooks", "timeout": "0s"}})"),
               HasSubstr("'push.timeout' must be a positive duration"));
   EXPECT_THAT(bad(R"({"push": {"service": "hooks", "timeout": "fast"}})"),

@@ -12,7 +12,7 @@ Result<std::unique_ptr<Channel>> Channel::Open(std::shared_ptr<FileSystem> fs,
   log_options.max_total_bytes = storage.max_bytes;
   // The engine's own limit applies first (with a clearer message); the log's is a backstop
   // for the framing overhead.
-  log_options.max_record_bytes = storage.max_message_bytes + 4096;
+  log_options.max_record_bytes = static_cast<std::uint32_t>(storage.max_message_bytes + 4096);
   auto log = DurableLog::Open(std::move(fs), std::move(log_options), env.post);
   if (!log) return tl::unexpected(log.error());
   std::unique_ptr<Channel> self(new Channel(std::move(*log), storage, std::move(env)));

@@ -15,7 +15,7 @@ Result<std::unique_ptr<Broker>> OpenEmbeddedBackend(const config::Bus& config,
                                                                           : Durability::kInterval;
   options.sync_interval =
       std::chrono::duration_cast<std::chrono::milliseconds>(config.sync_interval);
-  options.dedupe_window = std::chrono::duration_cast<BusDuration>(config.dedupe_window);
+  options.dedupe_window = config.dedupe_window;
   options.segment_bytes = config.segment_bytes;
   options.state_checkpoint_bytes = config.state_checkpoint_bytes;
   options.post = std::move(env.post);

@@ -10,6 +10,7 @@
 #include "bus/engine/dedupe_index.hpp"
 #include "bus/engine/dispatcher.hpp"
 #include "bus/engine/rate_meter.hpp"
+#include "bus/retention_policy.hpp"
 #include "bus/log/posix_file_system.hpp"
 
 namespace ferry::bus {
@@ -103,6 +104,16 @@ LogOptions MakeLogOptions(const EmbeddedBrokerOptions& b, std::string dir) {
         .count();
   };
   return o;
+}
+
+// What the log's retention deletes for a queue's or topic's storage options: segments over
+// max_age, the oldest ones while over max_bytes, and consumed ones ("keep until consumed").
+RetentionPolicy RetentionOf(const StorageOptions& storage) {
+  RetentionPolicy r;
+  r.max_age = std::chrono::duration_cast<std::chrono::microseconds>(storage.max_age);
+  r.max_bytes = storage.max_bytes;
+  r.delete_consumed = true;
+  return r;
 }
 
 SubscriptionOptions AsSubscription(const DeliveryOptions& delivery) {
@@ -480,7 +491,7 @@ void EmbeddedBroker::EnforceRetention(DoneCallback done) {
   };
   auto enforce = [&](Channel& channel, std::uint64_t protected_sequence) {
     ++round->remaining;
-    channel.log().EnforceRetention(channel.storage().retention, protected_sequence, now_us,
+    channel.log().EnforceRetention(RetentionOf(channel.storage()), protected_sequence, now_us,
                                    [finish_one](Result<RetentionResult> r) {
                                      finish_one(r ? Ok() : Result<void>(tl::unexpected(r.error())));
                                    });

@@ -1,7 +1,9 @@
 #include "bus/engine/state_record.hpp"
 
 #include <bit>
+#include <chrono>
 #include <limits>
+#include <optional>
 
 #include "bus/engine/wire.hpp"
 
@@ -48,6 +50,22 @@ Result<StateRecord> DecodeStateRecord(std::string_view payload) {
   return r;
 }
 
+// Durations are stored as microseconds (what the format has always held); in memory they are
+// nanoseconds (BusDuration). A stored count that nanoseconds cannot hold is a bad record.
+namespace {
+
+std::int64_t StoredMicros(BusDuration d) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+std::optional<BusDuration> FromStoredMicros(std::int64_t us) {
+  constexpr std::int64_t kLimit = std::numeric_limits<BusDuration::rep>::max() / 1000;
+  if (us > kLimit || us < -kLimit) return std::nullopt;
+  return std::chrono::microseconds(us);
+}
+
+}  // namespace
+
 // Version 1: filter and delivery options. Version 2 adds the push after them. Options without a
 // push are still written as version 1, so a state log stays readable by a build that predates
 // push set over the API unless a push was actually set.
@@ -58,16 +76,16 @@ std::string EncodeSubscriptionOptions(const SubscriptionOptions& o) {
   wire::PutString(&out, o.filter.source);
   wire::PutString(&out, o.filter.subject);
   const DeliveryOptions& d = o.delivery;
-  wire::PutSigned(&out, d.lease.count());
+  wire::PutSigned(&out, StoredMicros(d.lease));
   wire::PutVarint(&out, d.max_deliveries);
-  wire::PutSigned(&out, d.backoff.initial.count());
-  wire::PutSigned(&out, d.backoff.max.count());
+  wire::PutSigned(&out, StoredMicros(d.backoff.initial));
+  wire::PutSigned(&out, StoredMicros(d.backoff.max));
   wire::PutVarint(&out, std::bit_cast<std::uint64_t>(d.backoff.multiplier));
   wire::PutVarint(&out, d.window);
   if (o.push) {
     wire::PutString(&out, o.push->service);
     wire::PutString(&out, o.push->path);
-    wire::PutSigned(&out, o.push->timeout.count());
+    wire::PutSigned(&out, StoredMicros(o.push->timeout));
     wire::PutVarint(&out, o.push->concurrency);
   }
   return out;
@@ -92,11 +110,15 @@ Result<SubscriptionOptions> DecodeSubscriptionOptions(std::string_view text) {
       !multiplier || !window) {
     return bad();
   }
+  const auto lease_d = FromStoredMicros(*lease);
+  const auto initial_d = FromStoredMicros(*initial);
+  const auto max_d = FromStoredMicros(*max);
+  if (!lease_d || !initial_d || !max_d) return bad();
   o.filter = {std::move(*type), std::move(*source), std::move(*subject)};
-  o.delivery.lease = BusDuration(*lease);
+  o.delivery.lease = *lease_d;
   o.delivery.max_deliveries = static_cast<std::uint32_t>(*max_deliveries);
-  o.delivery.backoff.initial = BusDuration(*initial);
-  o.delivery.backoff.max = BusDuration(*max);
+  o.delivery.backoff.initial = *initial_d;
+  o.delivery.backoff.max = *max_d;
   o.delivery.backoff.multiplier = std::bit_cast<double>(*multiplier);
   o.delivery.window = static_cast<std::uint32_t>(*window);
   if (version == 2u) {
@@ -108,7 +130,9 @@ Result<SubscriptionOptions> DecodeSubscriptionOptions(std::string_view text) {
         *concurrency > std::numeric_limits<std::uint32_t>::max()) {
       return bad();
     }
-    o.push = PushOptions{std::move(*service), std::move(*path), BusDuration(*timeout),
+    const auto timeout_d = FromStoredMicros(*timeout);
+    if (!timeout_d) return bad();
+    o.push = PushOptions{std::move(*service), std::move(*path), *timeout_d,
                          static_cast<std::uint32_t>(*concurrency)};
   }
   return o;
