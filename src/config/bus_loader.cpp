@@ -218,9 +218,9 @@ class BusReader : private StrictReader {
       max_ok = value.has_value();
     }
     if (initial_ok && max_ok) {
-      if (auto problem = BusBackoffProblem({"max", backoff.max, max ? "" : ", the default"},
-                                           {"initial", backoff.initial,
-                                            initial ? "" : ", the default"})) {
+      if (auto problem =
+              BusBackoffProblem({"max", backoff.max, max ? "" : ", the default"},
+                                {"initial", backoff.initial, initial ? "" : ", the default"})) {
         Error(max ? *max : *initial, *problem);
       }
     }

@@ -68,8 +68,7 @@ std::optional<std::string> BusPushPathProblem(std::string_view path) {
   return std::nullopt;
 }
 
-std::optional<std::string> BusBackoffProblem(const BusValueNote& max,
-                                             const BusValueNote& initial) {
+std::optional<std::string> BusBackoffProblem(const BusValueNote& max, const BusValueNote& initial) {
   if (max.value >= initial.value) return std::nullopt;
   return fmt::format("{} ({}{}) must be at least {} ({}{})", max.name, FormatDuration(max.value),
                      max.origin, initial.name, FormatDuration(initial.value), initial.origin);

@@ -155,7 +155,7 @@ struct BusQueueOptions {
 };
 
 struct BusQueue : BusQueueOptions {
-  std::string name;  // its key under `queues:`; [A-Za-z0-9][A-Za-z0-9._-]{0,127}
+  std::string name;             // its key under `queues:`; [A-Za-z0-9][A-Za-z0-9._-]{0,127}
   std::optional<BusPush> push;  // none: consumers pull
   BusEventDefaults event_defaults;
 };

@@ -26,7 +26,9 @@ using Clock = std::chrono::steady_clock;
 std::string ConfigYaml(const std::string& data_dir) {
   return "bus:\n"
          "  listen: 127.0.0.1:0\n"
-         "  data_dir: " + data_dir + "\n"
+         "  data_dir: " +
+         data_dir +
+         "\n"
          "  queues:\n"
          "    q: {lease: 30s, max_deliveries: 3}\n"
          "  topics:\n"
@@ -81,8 +83,8 @@ class BusApiTest : public ::testing::Test {
   }
   ApiResponse Send(std::string method, std::string target, std::string body = "",
                    std::string content_type = "text/plain") {
-    auto call = Start(std::move(method), std::move(target), std::move(body),
-                      std::move(content_type));
+    auto call =
+        Start(std::move(method), std::move(target), std::move(body), std::move(content_type));
     EXPECT_TRUE(RunUntil([&] { return call->answer.has_value(); })) << "no answer";
     return call->answer.value_or(ApiResponse{0, "", ""});
   }
@@ -201,8 +203,9 @@ TEST_F(BusApiTest, BadRequestsAre400AndChangeNothing) {
       Send("POST", "/v1/queues/q/ack", R"({"receipts": ["nonsense"]})", "application/json");
   EXPECT_EQ(invalid.status, 400);
   EXPECT_EQ(ErrorCodeOf(invalid), "invalid_receipt");
-  const ApiResponse put = Send("PUT", "/v1/topics/t/subscriptions/s2",
-                               R"({"backoff": {"initial": "2s", "max": "1s"}})", "application/json");
+  const ApiResponse put =
+      Send("PUT", "/v1/topics/t/subscriptions/s2", R"({"backoff": {"initial": "2s", "max": "1s"}})",
+           "application/json");
   EXPECT_EQ(put.status, 400);
   EXPECT_NE(put.body.find("'backoff.max' (1s) must be at least 'backoff.initial' (2s)"),
             std::string::npos)

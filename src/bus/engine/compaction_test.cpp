@@ -165,7 +165,8 @@ TEST(CompactionTest, CheckpointAtOpenOfALongLogEqualsReplayingIt) {
   ASSERT_TRUE(h.broker().CreateQueue("q", SmallWindow()));
   EXPECT_EQ(h.broker().GetQueueStats("q")->inbox.checkpoints, 1u);
   // Once the checkpoint is fsynced the segments before it go.
-  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetLogStats("queues/q/state").value().segments == 1; }));
+  ASSERT_TRUE(h.posts.Await(
+      [&] { return h.broker().GetLogStats("queues/q/state").value().segments == 1; }));
   h.state_checkpoint_bytes = kNoCheckpoints;
   h.Reopen();
   ASSERT_TRUE(h.broker().CreateQueue("q", SmallWindow()));
@@ -189,7 +190,8 @@ TEST(CompactionTest, ReplayedAboveTheFloorKeepsItsAttempts) {
   for (int i = 0; i < 2; ++i) h.Nack(kQ, {h.Receive(kQ).at(0).receipt}, 0s);
   ASSERT_EQ(h.Replay(kQ, {"b"}), 1u);
   ASSERT_EQ(h.Receive(kQ).size(), 1u);
-  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetLogStats("queues/q/state").value().segments == 1; }));
+  ASSERT_TRUE(h.posts.Await(
+      [&] { return h.broker().GetLogStats("queues/q/state").value().segments == 1; }));
   EXPECT_GE(h.broker().GetQueueStats("q")->inbox.checkpoints, 2u);
   h.Reopen();
   ASSERT_TRUE(h.broker().CreateQueue("q", FastQueue()));
@@ -303,7 +305,8 @@ TEST(CompactionTest, ManyDeadLettersSplitIntoSeveralParts) {
   // One more checkpoint of the final state, then let it become durable.
   h.Reopen();
   ASSERT_TRUE(h.broker().CreateQueue("q", options));
-  ASSERT_TRUE(h.posts.Await([&] { return h.broker().GetLogStats("queues/q/state").value().segments == 1; }));
+  ASSERT_TRUE(h.posts.Await(
+      [&] { return h.broker().GetLogStats("queues/q/state").value().segments == 1; }));
   h.Close();
 
   // The state log is now one checkpoint: a header and its parts.

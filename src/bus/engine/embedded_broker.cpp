@@ -10,8 +10,8 @@
 #include "bus/engine/dedupe_index.hpp"
 #include "bus/engine/dispatcher.hpp"
 #include "bus/engine/rate_meter.hpp"
-#include "bus/retention_policy.hpp"
 #include "bus/log/posix_file_system.hpp"
+#include "bus/retention_policy.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -381,9 +381,7 @@ void EmbeddedBroker::Receive(const Inbox& from, std::size_t max, ReceiveCallback
   auto d = FindInbox(from);
   Result<std::vector<Delivery>> got =
       d ? (*d)->Receive(max) : Result<std::vector<Delivery>>(tl::unexpected(d.error()));
-  options_.post([done = std::move(done), got = std::move(got)]() mutable {
-    done(std::move(got));
-  });
+  options_.post([done = std::move(done), got = std::move(got)]() mutable { done(std::move(got)); });
 }
 
 void EmbeddedBroker::Ack(const Inbox& inbox, std::vector<std::string> receipts,
@@ -583,7 +581,8 @@ Result<TopicStats> EmbeddedBroker::GetTopicStats(const std::string& topic) const
   s.publish_rate = t.publish_rates.PerSecond(options_.clock(), {s.published})[0];
   s.storage.push_back(LogSection("messages_log", t.channel->log().Stats()));
   for (const auto& [name, d] : t.subscriptions) {
-    s.subscriptions.push_back({name, d->Stats(), {LogSection("state_log", d->state_log().Stats())}});
+    s.subscriptions.push_back(
+        {name, d->Stats(), {LogSection("state_log", d->state_log().Stats())}});
   }
   return s;
 }
@@ -592,7 +591,8 @@ Result<SubscriptionStats> EmbeddedBroker::GetSubscriptionStats(const std::string
                                                                const std::string& name) const {
   auto d = FindInbox(Inbox::Subscription(topic, name));
   if (!d) return tl::unexpected(d.error());
-  return SubscriptionStats{name, (*d)->Stats(), {LogSection("state_log", (*d)->state_log().Stats())}};
+  return SubscriptionStats{
+      name, (*d)->Stats(), {LogSection("state_log", (*d)->state_log().Stats())}};
 }
 
 Result<SubscriptionOptions> EmbeddedBroker::GetSubscriptionOptions(const std::string& topic,

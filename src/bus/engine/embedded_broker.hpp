@@ -6,8 +6,8 @@
 // rebuilt from the state logs on open, the de-dup index from the message logs (within the
 // window), so all of them survive kill -9.
 //
-// Threading: as Broker (one bus thread; completions via EmbeddedBrokerOptions::post). The logs' sync
-// threads only ever call `post`. Destroy the broker on the bus thread; tasks it posted that
+// Threading: as Broker (one bus thread; completions via EmbeddedBrokerOptions::post). The logs'
+// sync threads only ever call `post`. Destroy the broker on the bus thread; tasks it posted that
 // run after that do nothing.
 // Ownership: owns its logs; `fs` is shared.
 #pragma once
