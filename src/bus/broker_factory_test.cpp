@@ -12,7 +12,7 @@ namespace {
 using testing::PostQueue;
 using testing::TempDir;
 
-TEST(CreateBroker, EmbeddedBackendOpensOnDataDirAndRegistersItsFsyncMetrics) {
+TEST(CreateBroker, EmbeddedBackendOpensOnDataDirAndRegistersItsLogMetrics) {
   TempDir dir;
   config::Bus bus;
   bus.backend = config::BusBackend::kEmbedded;
@@ -35,6 +35,25 @@ TEST(CreateBroker, EmbeddedBackendOpensOnDataDirAndRegistersItsFsyncMetrics) {
   const std::string text = registry.RenderPrometheus();
   EXPECT_NE(text.find("ferry_bus_fsync_duration_seconds"), std::string::npos) << text;
   EXPECT_NE(text.find("ferry_bus_fsync_batch_records"), std::string::npos) << text;
+  // The per-log gauges are the backend's too, set when the rates are sampled (each second).
+  EXPECT_EQ(text.find("ferry_bus_fsync_batches{"), std::string::npos) << text;
+  (*broker)->SampleRates();
+  const std::string sampled = registry.RenderPrometheus();
+  EXPECT_NE(sampled.find("ferry_bus_fsync_batches{log=\"queues/q/messages\"} 1"),
+            std::string::npos)
+      << sampled;
+  EXPECT_NE(sampled.find("ferry_bus_fsync_records{log=\"queues/q/messages\"} 1"),
+            std::string::npos)
+      << sampled;
+  EXPECT_NE(sampled.find("ferry_bus_fsync_batches{log=\"queues/q/state\"}"), std::string::npos)
+      << sampled;
+  // Only message logs have a max_age: only they get the retention series.
+  EXPECT_NE(sampled.find("ferry_bus_retention_dropped_unconsumed{log=\"queues/q/messages\"} 0"),
+            std::string::npos)
+      << sampled;
+  EXPECT_EQ(sampled.find("ferry_bus_retention_dropped_unconsumed{log=\"queues/q/state\"}"),
+            std::string::npos)
+      << sampled;
 }
 
 }  // namespace
