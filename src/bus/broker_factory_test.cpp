@@ -39,11 +39,9 @@ TEST(CreateBroker, EmbeddedBackendOpensOnDataDirAndRegistersItsLogMetrics) {
   EXPECT_EQ(text.find("ferry_bus_fsync_batches{"), std::string::npos) << text;
   (*broker)->SampleRates();
   const std::string sampled = registry.RenderPrometheus();
-  EXPECT_NE(sampled.find("ferry_bus_fsync_batches{log=\"queues/q/messages\"} 1"),
-            std::string::npos)
+  EXPECT_NE(sampled.find("ferry_bus_fsync_batches{log=\"queues/q/messages\"} 1"), std::string::npos)
       << sampled;
-  EXPECT_NE(sampled.find("ferry_bus_fsync_records{log=\"queues/q/messages\"} 1"),
-            std::string::npos)
+  EXPECT_NE(sampled.find("ferry_bus_fsync_records{log=\"queues/q/messages\"} 1"), std::string::npos)
       << sampled;
   EXPECT_NE(sampled.find("ferry_bus_fsync_batches{log=\"queues/q/state\"}"), std::string::npos)
       << sampled;
