@@ -23,6 +23,16 @@ void RequestHead::Clear() {
   headers = std::move(kept_headers);
 }
 
+void Http1RequestHead::Clear() {
+  RequestHead::Clear();
+  const Http1RequestHead fresh;
+  version_minor = fresh.version_minor;
+  framing = fresh.framing;
+  content_length = fresh.content_length;
+  keep_alive = fresh.keep_alive;
+  expect_continue = fresh.expect_continue;
+}
+
 void ResponseHead::Clear() {
   std::string kept_reason = std::move(reason);
   Headers kept_headers = std::move(headers);

@@ -250,7 +250,7 @@ Result<std::size_t> Parser::FeedSimpleBody(std::string_view data) {
 
 void Parser::Release() {
   Reset();
-  request_ = RequestHead();
+  request_ = Http1RequestHead();
   response_ = ResponseHead();
   field_ = std::string();
   value_ = std::string();

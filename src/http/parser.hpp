@@ -59,7 +59,7 @@ class Parser {
   bool simple_head() const { return simple_; }  // this message's head took the fast path
   bool body_started() const { return body_bytes_ > 0; }
   std::uint64_t body_bytes() const { return body_bytes_; }
-  RequestHead& request() { return request_; }
+  Http1RequestHead& request() { return request_; }
   ResponseHead& response() { return response_; }
   std::vector<std::string_view>& body_chunks() { return body_chunks_; }
 
@@ -71,7 +71,7 @@ class Parser {
   Result<std::size_t> FeedSimpleBody(std::string_view data);
   Kind kind_;
   std::unique_ptr<llhttp__internal_s> llhttp_;
-  RequestHead request_;
+  Http1RequestHead request_;
   ResponseHead response_;
   std::string field_;   // the header name being read
   std::string value_;   // the header value being read

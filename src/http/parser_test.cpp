@@ -163,7 +163,7 @@ std::string Transcript(bool simple_heads, std::string_view input, bool* took_fas
     auto n = p.Feed(input.substr(0, head_end + 4));
     if (took_fast_path != nullptr && i == 0) *took_fast_path = p.simple_head();
     if (!n) return out + "error: " + n.error().message();
-    const RequestHead& h = p.request();
+    const Http1RequestHead& h = p.request();
     out += h.method + " " + h.target + " 1." + std::to_string(h.version_minor) + "\n";
     h.headers.ForEach([&out](const Headers::Field& f) {
       out.append(f.name).append("=").append(f.value).append("\n");
@@ -264,8 +264,8 @@ TEST(Parser, ResetRestoresEveryDefault) {
     ASSERT_TRUE(p.Feed("PUT /a?q HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n"));
     ASSERT_FALSE(p.request().keep_alive);
     p.Reset();
-    const RequestHead fresh;
-    const RequestHead& h = p.request();
+    const Http1RequestHead fresh;
+    const Http1RequestHead& h = p.request();
     EXPECT_TRUE(h.method.empty() && h.target.empty());
     EXPECT_EQ(h.headers.size(), 0u);
     EXPECT_EQ(h.version_minor, fresh.version_minor);

@@ -55,7 +55,7 @@ bool IsKnownMethod(std::string_view m) {
 
 }  // namespace
 
-std::size_t ParseSimpleRequestHead(std::string_view data, RequestHead* out) {
+std::size_t ParseSimpleRequestHead(std::string_view data, Http1RequestHead* out) {
   // One pass with a cursor: every byte is looked at once, and a head cut short anywhere (no
   // blank line yet) runs into `end` and is left to llhttp like any other.
   const char* p = data.data();

@@ -24,6 +24,6 @@ namespace ferry::http {
 // If `data` starts with a whole request head (through its blank line) in the subset, fills
 // `out` (its fields from scratch; headers appended to out->headers, which the caller cleared)
 // and returns the head's size; otherwise returns 0 and `out` is to be cleared by the caller.
-std::size_t ParseSimpleRequestHead(std::string_view data, RequestHead* out);
+std::size_t ParseSimpleRequestHead(std::string_view data, Http1RequestHead* out);
 
 }  // namespace ferry::http

@@ -1,11 +1,13 @@
-// One proxied request/response exchange: route, the route's filters, pick an endpoint, send the
-// request (streaming its body), read the response (streaming its body back), log and count it.
+// One proxied request/response exchange, as the server's handler: route, the route's filters,
+// pick an endpoint, send the request (streaming its body from the server's Request), read the
+// response (streaming its body back through the server's Response), log and count it.
 // What goes wrong before the response starts is a ferry::Error whose code's HTTP status
 // (core/error.cpp) is the status of the JSON reply.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <charconv>
 #include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <optional>
@@ -14,17 +16,18 @@
 #include <vector>
 
 #include "http/head_scanner.hpp"
+#include "http/parser.hpp"
 #include "http/serializer.hpp"
 #include "proxy/filter_wait.hpp"
+#include "proxy/listener_handler.hpp"
 #include "proxy/local_reply.hpp"
-#include "proxy/session.hpp"
+#include "runtime/deadline.hpp"
+#include "runtime/read_buffer.hpp"
 
 namespace ferry::proxy {
 namespace {
 
 using TimePoint = std::chrono::steady_clock::time_point;
-
-constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // Upstream heads are bounded like client heads; an upstream that sends more is broken.
 constexpr http::HeadLimits kUpstreamHeadLimits{64 * 1024, 256};
@@ -42,7 +45,7 @@ class WriteList {
     body_bytes_ += body.size();
   }
   // Adds body chunks; with `chunked` they go out as one chunk whose size line is kept here.
-  void Body(const std::vector<std::string_view>& chunks, bool chunked) {
+  void Body(std::span<const std::string_view> chunks, bool chunked) {
     std::size_t total = 0;
     for (std::string_view c : chunks) total += c.size();
     if (total == 0) return;
@@ -78,19 +81,21 @@ class WriteList {
 // The state of one exchange, so each phase can be its own small coroutine.
 class ExchangeRunner {
  public:
-  ExchangeRunner(Session& session, std::shared_ptr<const Snapshot> snapshot,
-                 const ListenerPlan& listener)
-      : s_(session),
-        w_(session.worker_),
+  ExchangeRunner(WorkerState& worker, std::shared_ptr<const Snapshot> snapshot,
+                 const ListenerPlan& listener, server::Request& request,
+                 server::Response& response)
+      : w_(worker),
         clock_(w_.clock()),
         snapshot_(std::move(snapshot)),
         listener_(listener),
-        req_(session.parser_.request()),
-        limits_(listener.config->limits),
+        request_(request),
+        response_(response),
+        req_(request.head()),
         upstream_in_(w_.buffers()),
         response_parser_(http::Parser::Kind::kResponse) {}
 
-  Task<bool> Run() {
+  // The exchange's start (a plain call); then Proxy, then Finish.
+  void Start() {
     start_ = clock_.now();
     wall_start_ = clock_.wall();
     method_ = req_.method;
@@ -100,27 +105,28 @@ class ExchangeRunner {
     } else {
       request_id_ = w_.NewRequestId();
     }
-    const bool keep_alive = co_await Proxy();
-    Finish();
-    co_return keep_alive;
   }
 
  private:
   enum class SendResult { kSent, kRetry, kFailed };
 
-  // Prepares the JSON error reply (a plain call: see Session::PrepareReply); its status is the
+  // Prepares the JSON error reply (a plain call: GCC 12 miscompiles temporaries with
+  // destructors inside co_await expressions, so none are built there); its status is the
   // table's for `error`.
   void Answer(ErrorCode error, std::string_view code, std::string message) {
     status_ = Describe(error).http_status;
-    s_.PrepareReply(error, code, std::move(message), request_id_);
+    MakeErrorReply(reply_, Error(error, std::move(message)), code, request_id_);
   }
-  // Sends the prepared reply; keeps the connection only if the request has no unread body.
-  Task<bool> SendAnswer() {
-    const bool close = !req_.keep_alive || !s_.parser_.message_done() || response_started_;
-    if (response_started_) co_return false;  // too late for a reply: cut the connection
-    response_started_ = true;
-    const bool head_request = req_.method == "HEAD";
-    co_return co_await s_.SendReply(close, head_request);
+  // Sends the prepared reply (reply_, which a filter may have made). The server closes the
+  // connection after it if the request's body was not read.
+  Task<void> SendAnswer() {
+    if (response_.head_written()) {  // too late for a reply: cut the connection
+      response_.Abort();
+      co_return;
+    }
+    w_.LocalReplyCounter(reply_.code).Add(w_.slot());
+    MakeReplyHead(reply_, request_id_, reply_head_);
+    co_await response_.Send(reply_head_, reply_.body);
   }
   // Records why the exchange cannot go on (UpstreamFailed answers it).
   SendResult Failed(ErrorCode error, std::string_view code, std::string message) {
@@ -128,9 +134,22 @@ class ExchangeRunner {
     failure_code_ = code;
     return SendResult::kFailed;
   }
-  // The client went away or stopped sending: there is no one to answer (unless its
-  // request_timeout passed: UpstreamFailed checks that first).
+  // The client went away: there is no one to answer.
   SendResult ClientGone() { return Failed(ErrorCode::kCancelled, {}, "the client went away"); }
+  // Reading the request body failed (the server's Request says why).
+  SendResult BodyReadFailed(const Error& error) {
+    switch (error.code()) {
+      case ErrorCode::kResourceExhausted:
+        return Failed(ErrorCode::kResourceExhausted, reply::kBodyTooLarge, error.message());
+      case ErrorCode::kInvalidArgument:
+        return Failed(ErrorCode::kInvalidArgument, reply::kBadRequest, error.message());
+      case ErrorCode::kDeadlineExceeded:
+        return Failed(ErrorCode::kRequestTimeout, reply::kRequestTimeout,
+                      "request not received within request_timeout");
+      default:
+        return ClientGone();
+    }
+  }
   // An upstream read or write failed: a timeout if the route's deadline passed, else `message`.
   SendResult UpstreamIoFailed(std::string message) {
     if (upstream_deadline_ && upstream_deadline_->expired()) return RouteTimedOut();
@@ -166,20 +185,15 @@ class ExchangeRunner {
     return true;
   }
 
-  Task<bool> Proxy() {
+ public:
+  // Routes, runs the chain, sends upstream and streams the answer back.
+  Task<void> Proxy() {
     // Origin form ("/...") is the common case; "*" (OPTIONS) and other forms are left as they
     // are; a target with a scheme is the absolute form.
     if (!req_.target.empty() && req_.target[0] != '/' &&
         req_.target.find("://") != std::string::npos && !AdoptAbsoluteForm()) {
       Answer(ErrorCode::kInvalidArgument, reply::kBadRequest,
              "absolute-form target needs an http or https scheme and a host without userinfo");
-      co_return co_await SendAnswer();
-    }
-    if (limits_.max_body_bytes != 0 && req_.framing == http::BodyFraming::kContentLength &&
-        req_.content_length > limits_.max_body_bytes) {
-      Answer(ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
-             fmt::format("request body of {} bytes exceeds the limit of {}", req_.content_length,
-                         limits_.max_body_bytes));
       co_return co_await SendAnswer();
     }
     const auto route_index = listener_.routes.Match(req_);
@@ -200,12 +214,15 @@ class ExchangeRunner {
     }
     service_series_ = &route_plan.service->series;
 
-    http::RemoveHopByHop(req_.headers);
+    // (The server took the hop-by-hop fields and Expect out of the head.)
     req_.target = routing::RouteTable::RewriteTarget(*route_, req_.target);
-    if (chain_->body_limit() != 0 && req_.framing != http::BodyFraming::kNone) {
+    const std::optional<std::uint64_t> body_size = request_.body_size();
+    has_body_ = !body_size || *body_size > 0;
+    chunked_in_ = !body_size;
+    if (chain_->body_limit() != 0 && has_body_) {
       if (!co_await BufferBody()) co_return co_await UpstreamFailed();
     }
-    FilterContext context{req_, *route_, s_.client_ip_, request_id_, body_, s_.reply_, clock_};
+    FilterContext context{req_, *route_, request_.peer().ip, request_id_, body_, reply_, clock_};
     for (const auto& filter : chain_->filters()) {
       // Deciding at once is the common case: no coroutine frame for it.
       Verdict verdict = filter->OnRequest(context);
@@ -214,11 +231,10 @@ class ExchangeRunner {
         if (waiting != nullptr) verdict = co_await waiting->Wait(context);
       }
       if (verdict == Verdict::kContinue) continue;
-      const int status = s_.reply_.status;
+      const int status = reply_.status;
       if (verdict == Verdict::kReply && status >= 200 && status <= 599) {
-        if (s_.reply_.code.empty()) s_.reply_.code.assign(filter->name());
+        if (reply_.code.empty()) reply_.code.assign(filter->name());
         status_ = status;
-        s_.reply_request_id_ = request_id_;
       } else {
         Answer(ErrorCode::kInternal, reply::kInternal,
                fmt::format("filter {} gave no verdict or no reply status", filter->name()));
@@ -232,15 +248,12 @@ class ExchangeRunner {
       co_return co_await SendAnswer();
     }
 
-    if (req_.expect_continue) req_.headers.Remove("expect");
-    if (body_buffered_ && req_.framing == http::BodyFraming::kChunked) {
+    if (body_buffered_ && chunked_in_) {
       // The whole body is here: it goes upstream with its length (any trailer is dropped).
-      req_.framing = http::BodyFraming::kContentLength;
-      req_.content_length = body_.size();
+      chunked_in_ = false;
       req_.headers.Set("content-length", std::to_string(body_.size()));
     }
-    if (req_.framing == http::BodyFraming::kChunked)
-      req_.headers.Add("transfer-encoding", "chunked");
+    if (chunked_in_) req_.headers.Add("transfer-encoding", "chunked");
     http::AppendRequestHead(upstream_head_, req_.method, req_.target, req_.headers);
     if (req_.method == "HEAD") response_parser_.ExpectNoBody();
 
@@ -259,7 +272,6 @@ class ExchangeRunner {
         co_return co_await SendAnswer();
       }
       conn_ = std::move(*conn);
-      s_.handle_->upstream = &conn_->socket;  // so a final shutdown can cancel it
       upstream_deadline_.emplace(w_.io(), conn_->socket);
       if (!upstream_started_) {
         upstream_started_ = true;
@@ -291,9 +303,10 @@ class ExchangeRunner {
         co_return co_await UpstreamFailed();
       }
     }
-    co_return co_await StreamResponse();
+    co_await StreamResponse();
   }
 
+ private:
   bool PickEndpoint() {
     if (service_->endpoints.empty() || !service_->lb) return false;
     upstream::PickContext pick;
@@ -304,7 +317,7 @@ class ExchangeRunner {
       }
       pick.endpoints = service_->load;
     } else if (cfg.lb == config::LbPolicy::kHash) {
-      std::string_view key = s_.client_ip_;
+      std::string_view key = request_.peer().ip;
       if (cfg.hash_on.kind == config::HashOn::Kind::kHeader) {
         key = req_.headers.Get(cfg.hash_on.header).value_or("");
       }
@@ -318,67 +331,59 @@ class ExchangeRunner {
     return true;
   }
 
-  // Sends the head and the whole request body. kRetry: the connection was a reused one that
+  // Writes what `out` gathered to the upstream. kRetry: the connection was a reused one that
   // failed before anything could have reached the upstream, and the request can be replayed.
-  Task<SendResult> SendRequest() {
-    const bool replayable = req_.framing == http::BodyFraming::kNone || body_buffered_;
-    if (ShouldContinue()) {
-      continue_sent_ = true;
-      if (!co_await s_.WriteToClient(kContinue)) co_return ClientGone();
-    }
-    WriteList out;
-    out.Head(upstream_head_);
-    if (body_buffered_) out.Body(body_);
-    const bool chunked = req_.framing == http::BodyFraming::kChunked;
-    for (;;) {
-      std::size_t consumed = 0;
-      if (!s_.parser_.message_done() && !s_.in_.empty()) {
-        auto n = s_.parser_.Feed(s_.in_.data());
-        if (!n)
-          co_return Failed(ErrorCode::kInvalidArgument, reply::kBadRequest, n.error().message());
-        consumed = *n;
-        if (limits_.max_body_bytes != 0 && s_.parser_.body_bytes() > limits_.max_body_bytes) {
-          co_return BodyTooLarge();
-        }
-        out.Body(s_.parser_.body_chunks(), chunked);
-        if (chunked && s_.parser_.message_done()) out.LastChunk();
+  Task<SendResult> WriteUpstream(const WriteList& out) {
+    auto [ec, written] = co_await asio::async_write(conn_->socket, out.buffers(), kNoThrow);
+    if (ec) {
+      const bool replayable = !has_body_ || body_buffered_;
+      if (conn_->reused && replayable && !upstream_deadline_->expired()) {
+        co_return SendResult::kRetry;
       }
-      if (!out.empty()) {
-        auto [ec, written] = co_await asio::async_write(conn_->socket, out.buffers(), kNoThrow);
-        if (ec) {
-          if (conn_->reused && replayable && !upstream_deadline_->expired()) {
-            co_return SendResult::kRetry;
-          }
-          co_return UpstreamIoFailed("upstream failed");
-        }
-        bytes_received_ += out.body_bytes();
-      }
-      s_.parser_.body_chunks().clear();
-      s_.in_.Consume(consumed);
-      out.Clear();
-      if (s_.parser_.message_done()) co_return SendResult::kSent;
-      if (!co_await s_.ReadMore()) co_return ClientGone();
+      co_return UpstreamIoFailed("upstream failed");
     }
+    bytes_received_ += out.body_bytes();
+    co_return SendResult::kSent;
   }
 
-  SendResult BodyTooLarge() {
-    return Failed(
-        ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
-        fmt::format("request body exceeds the limit of {} bytes", limits_.max_body_bytes));
+  // Sends the head and the whole request body: the body as the client sends it, piece by piece
+  // (the head goes with the first piece), or the body the chain buffered.
+  Task<SendResult> SendRequest() {
+    WriteList out;
+    out.Head(upstream_head_);
+    if (body_buffered_ || !has_body_) {
+      out.Body(body_);
+      // WriteUpstream's steps inline: every GET takes this path, and a nested coroutine frame
+      // costs more than the lines.
+      auto [ec, written] = co_await asio::async_write(conn_->socket, out.buffers(), kNoThrow);
+      if (ec) {
+        if (conn_->reused && !upstream_deadline_->expired()) co_return SendResult::kRetry;
+        co_return UpstreamIoFailed("upstream failed");
+      }
+      bytes_received_ += out.body_bytes();
+      co_return SendResult::kSent;
+    }
+    for (;;) {
+      auto piece = co_await request_.ReadSome();
+      if (!piece) co_return BodyReadFailed(piece.error());
+      const bool end = piece->empty() || request_.body_complete();
+      out.Body(*piece, chunked_in_);
+      if (end && chunked_in_) out.LastChunk();
+      if (!out.empty()) {
+        const SendResult sent = co_await WriteUpstream(out);
+        if (sent != SendResult::kSent) co_return sent;
+        out.Clear();
+      }
+      if (end) co_return SendResult::kSent;
+    }
   }
 
   SendResult FilterBodyTooLarge(std::uint64_t bytes) {
-    const bool known = req_.framing == http::BodyFraming::kContentLength;
+    const bool known = !chunked_in_;
     return Failed(ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
                   fmt::format("request body of {}{} bytes exceeds the {} bytes filter {} reads",
                               known ? "" : "over ", known ? bytes : chain_->body_limit(),
                               chain_->body_limit(), chain_->body_reader()->name()));
-  }
-
-  // Expect: 100-continue: Ferry asks for the body once it is going to read it, unless the body
-  // is here already. (A plain call: no coroutine frame on the common path.)
-  bool ShouldContinue() const {
-    return req_.expect_continue && !continue_sent_ && !s_.parser_.message_done() && s_.in_.empty();
   }
 
   // Reads the whole request body into body_, for the chain's filters that read it
@@ -386,42 +391,23 @@ class ExchangeRunner {
   // not come.
   Task<bool> BufferBody() {
     const std::uint64_t limit = chain_->body_limit();
-    if (req_.framing == http::BodyFraming::kContentLength) {
-      if (req_.content_length > limit) {
-        FilterBodyTooLarge(req_.content_length);
+    if (const auto size = request_.body_size()) {
+      if (*size > limit) {
+        FilterBodyTooLarge(*size);
         co_return false;
       }
-      body_.reserve(req_.content_length);
-    }
-    if (ShouldContinue()) {
-      continue_sent_ = true;
-      if (!co_await s_.WriteToClient(kContinue)) {
-        ClientGone();
-        co_return false;
-      }
+      body_.reserve(*size);
     }
     for (;;) {
-      if (!s_.parser_.message_done() && !s_.in_.empty()) {
-        auto n = s_.parser_.Feed(s_.in_.data());
-        if (!n) {
-          Failed(ErrorCode::kInvalidArgument, reply::kBadRequest, n.error().message());
-          co_return false;
-        }
-        for (std::string_view chunk : s_.parser_.body_chunks()) body_.append(chunk);
-        s_.parser_.body_chunks().clear();
-        s_.in_.Consume(*n);
-        if (limits_.max_body_bytes != 0 && body_.size() > limits_.max_body_bytes) {
-          BodyTooLarge();
-          co_return false;
-        }
-        if (body_.size() > limit) {
-          FilterBodyTooLarge(body_.size());
-          co_return false;
-        }
+      auto piece = co_await request_.ReadSome();
+      if (!piece) {
+        BodyReadFailed(piece.error());
+        co_return false;
       }
-      if (s_.parser_.message_done()) break;
-      if (!co_await s_.ReadMore()) {
-        ClientGone();
+      if (piece->empty()) break;
+      for (std::string_view p : *piece) body_.append(p);
+      if (body_.size() > limit) {
+        FilterBodyTooLarge(body_.size());
         co_return false;
       }
     }
@@ -443,20 +429,19 @@ class ExchangeRunner {
         upstream_in_.Consume(*n);
         const int status = response_parser_.response().status;
         if (status >= 100 && status < 200 && status != 101) {
-          // An interim response (103 Early Hints, 100 Continue): the final one follows. A proxy
-          // forwards the 1xx it did not ask for to HTTP/1.1 clients (RFC 9110 15.2), never to
-          // HTTP/1.0 ones; a 100 after Ferry's own 100 Continue would only repeat it.
-          const bool forward = req_.version_minor >= 1 && !(status == 100 && continue_sent_);
-          if (forward) {
-            http::ResponseHead& interim = response_parser_.response();
-            http::RemoveHopByHop(interim.headers);
-            interim_head_.clear();
-            http::AppendResponseHead(interim_head_, status, interim.reason, interim.headers);
-          }
+          // An interim response (103 Early Hints, 100 Continue): the final one follows. The
+          // server forwards it to HTTP/1.1 clients (RFC 9110 15.2), not to HTTP/1.0 ones nor a
+          // 100 after its own 100 Continue.
+          http::ResponseHead& interim = response_parser_.response();
+          http::RemoveHopByHop(interim.headers);
+          interim_reason_ = interim.reason;
+          interim_head_.status = status;
+          interim_head_.reason = interim_reason_;
+          interim_head_.headers = interim.headers;
           response_parser_.Reset();
           if (req_.method == "HEAD") response_parser_.ExpectNoBody();
           scanner.Reset();
-          if (forward && !co_await s_.WriteToClient(interim_head_)) co_return ClientGone();
+          if (!co_await response_.WriteInterim(interim_head_)) co_return ClientGone();
           continue;
         }
         co_return SendResult::kSent;
@@ -471,8 +456,7 @@ class ExchangeRunner {
       auto [ec, n] = co_await conn_->socket.async_read_some(
           asio::buffer(upstream_in_.WritePtr(), upstream_in_.WriteSpace()), kNoThrow);
       if (ec) {
-        if (!any_byte && conn_->reused &&
-            (req_.framing == http::BodyFraming::kNone || body_buffered_) &&
+        if (!any_byte && conn_->reused && (!has_body_ || body_buffered_) &&
             !upstream_deadline_->expired() && ec != asio::error::operation_aborted) {
           co_return SendResult::kRetry;
         }
@@ -489,83 +473,85 @@ class ExchangeRunner {
   }
 
   // Answers what went wrong before the response started (failure_).
-  Task<bool> UpstreamFailed() {
-    const bool client_timed_out = s_.deadline_.expired();
+  Task<void> UpstreamFailed() {
     DropConnection();
-    if (client_timed_out) {
-      // The request body did not arrive within request_timeout: a short grace to say so.
-      s_.deadline_.Arm(std::chrono::seconds(1));
-      Answer(ErrorCode::kRequestTimeout, reply::kRequestTimeout,
-             "request not received within request_timeout");
-      co_return co_await SendAnswer();
-    }
-    if (!failure_ || failure_->code() == ErrorCode::kCancelled) co_return false;  // no one to tell
+    if (!failure_ || failure_->code() == ErrorCode::kCancelled) co_return;  // no one to tell
     if (failure_->code() == ErrorCode::kDeadlineExceeded) {
       service_series_->timeouts->Add(w_.slot());
     }
     Answer(failure_->code(), failure_code_, failure_->message());
-    co_return co_await SendAnswer();
+    co_await SendAnswer();
   }
 
-  Task<bool> StreamResponse() {
+  // The length the client is told for the upstream's response: its Content-Length, none for a
+  // streamed body (the server then chunks it, or reads until close to HTTP/1.0).
+  std::optional<std::uint64_t> ResponseBodySize(http::ResponseHead& resp) const {
+    switch (resp.framing) {
+      case http::BodyFraming::kContentLength:
+        return resp.content_length;
+      case http::BodyFraming::kChunked:
+      case http::BodyFraming::kUntilClose:
+        return std::nullopt;
+      case http::BodyFraming::kNone:
+        break;
+    }
+    // No body: a HEAD response or a 1xx/204/304 keeps the length it declared.
+    if (auto declared = resp.headers.Get("content-length")) {
+      std::uint64_t value = 0;
+      const auto [end, ec] =
+          std::from_chars(declared->data(), declared->data() + declared->size(), value);
+      if (ec == std::errc() && end == declared->data() + declared->size()) return value;
+    }
+    if (req_.method == "HEAD") return std::nullopt;
+    return 0;
+  }
+
+  Task<void> StreamResponse() {
     http::ResponseHead& resp = response_parser_.response();
     status_ = resp.status;
     upstream_status_ = resp.status;
-    FilterContext context{req_, *route_, s_.client_ip_, request_id_, body_, s_.reply_, clock_};
+    FilterContext context{req_, *route_, request_.peer().ip, request_id_, body_, reply_, clock_};
     const auto& filters = chain_->filters();
     for (auto it = filters.rbegin(); it != filters.rend(); ++it) (*it)->OnResponse(context, resp);
 
     http::RemoveHopByHop(resp.headers);
-    bool client_keep = req_.keep_alive && !w_.draining();
-    bool chunked_out = false;
-    if (resp.framing == http::BodyFraming::kChunked ||
-        resp.framing == http::BodyFraming::kUntilClose) {
-      if (req_.version_minor >= 1) {
-        chunked_out = true;
-        resp.headers.Add("transfer-encoding", "chunked");
-      } else {
-        client_keep = false;
-      }
-    }
-    if (!client_keep) {
-      resp.headers.Add("connection", "close");
-    } else if (req_.version_minor == 0) {
-      resp.headers.Add("connection", "keep-alive");
-    }
-    std::string head;
-    http::AppendResponseHead(head, resp.status, resp.reason, resp.headers);
-    response_started_ = true;
+    const std::optional<std::uint64_t> size = ResponseBodySize(resp);
+    // The server writes the length (a 204 or 304 keeps the one the upstream sent).
+    if (resp.status != 204 && resp.status != 304) resp.headers.Remove("content-length");
+    out_head_.status = resp.status;
+    out_head_.reason = resp.reason;
+    std::swap(out_head_.headers, resp.headers);
+    response_.WriteHead(out_head_, size);  // goes out with the first body bytes
 
-    WriteList out;
-    out.Head(head);
     for (;;) {
       std::size_t consumed = 0;
       if (!upstream_in_.empty() && !response_parser_.message_done()) {
         auto n = response_parser_.Feed(upstream_in_.data());
         if (!n) {
           CutShort("upstream_malformed", n.error().message());
+          response_.Abort();
           DropConnection();
-          co_return false;  // the response already started: all we can do is cut it
+          co_return;  // the response already started: all we can do is cut it
         }
         consumed = *n;
-        out.Body(response_parser_.body_chunks(), chunked_out);
-      }
-      if (chunked_out && response_parser_.message_done()) out.LastChunk();
-      if (!out.empty()) {
-        if (!co_await WriteToClient(out)) {
-          DropConnection();
-          co_return false;
+        const std::span<const std::string_view> chunks(response_parser_.body_chunks());
+        std::uint64_t bytes = 0;
+        for (std::string_view c : chunks) bytes += c.size();
+        if (bytes > 0) {
+          if (!co_await response_.WriteBody(chunks)) {
+            DropConnection();
+            co_return;
+          }
+          bytes_sent_ += bytes;
         }
-        bytes_sent_ += out.body_bytes();
       }
       response_parser_.body_chunks().clear();
       upstream_in_.Consume(consumed);
-      out.Clear();
       if (response_parser_.message_done()) break;
       auto [ec, n] = co_await conn_->socket.async_read_some(
           asio::buffer(upstream_in_.WritePtr(), upstream_in_.WriteSpace()), kNoThrow);
       if (ec == asio::error::eof && response_parser_.FinishOnEof()) {
-        continue;  // the until-close body ended: the loop writes its last chunk, once
+        continue;  // the until-close body ended
       }
       if (ec) {
         if (upstream_deadline_->expired()) {
@@ -574,20 +560,21 @@ class ExchangeRunner {
         } else {
           CutShort("upstream_closed", "upstream prematurely closed connection");
         }
+        response_.Abort();
         DropConnection();
-        co_return false;
+        co_return;
       }
       upstream_in_.Commit(n);
     }
     // Reuse the upstream connection only after a clean, complete exchange.
     upstream_deadline_.reset();
-    if (resp.keep_alive && upstream_in_.empty() && s_.parser_.message_done()) {
+    if (resp.keep_alive && upstream_in_.empty()) {
       ReleaseConnection();
     } else {
       DropConnection();
     }
     upstream_in_.Release();
-    co_return client_keep&& s_.parser_.message_done();
+    // (The server ends the response: a chunked body's last chunk, or a head still waiting.)
   }
 
   // The response was cut short by the upstream after its head went to the client (nginx's
@@ -601,22 +588,16 @@ class ExchangeRunner {
         why, method_, original_target_, endpoint_->id, route_->service, bytes_sent_, request_id_);
   }
 
-  Task<bool> WriteToClient(const WriteList& out) {
-    if (s_.deadline_.expired()) co_return false;
-    auto [ec, n] = co_await asio::async_write(s_.socket_, out.buffers(), kNoThrow);
-    co_return !ec;
-  }
-
   void ReleaseConnection() {
-    s_.handle_->upstream = nullptr;
     if (conn_) endpoint_->pool.Release(std::move(conn_));
   }
   void DropConnection() {
-    s_.handle_->upstream = nullptr;
     upstream_deadline_.reset();
     if (conn_) endpoint_->pool.Discard(std::move(conn_));
   }
 
+ public:
+  // Logs and counts the exchange (a plain call).
   void Finish() {
     DropConnection();  // no-op after a clean exchange; a cancelled one is never pooled
     const auto end = clock_.now();
@@ -647,19 +628,20 @@ class ExchangeRunner {
       e.request_id = request_id_;
       e.listener = listener_.config->name;
       e.route = route_ ? std::string_view(route_->name) : std::string_view();
-      e.client = s_.client_address_;
+      e.client = request_.peer().address;
       e.error = cut_short_;
       log->Write(e);
     }
   }
 
-  Session& s_;
+ private:
   WorkerState& w_;
   const Clock& clock_;
   std::shared_ptr<const Snapshot> snapshot_;  // keeps every plan below (and chain_) alive
   const ListenerPlan& listener_;
-  http::RequestHead& req_;
-  const config::Limits& limits_;
+  server::Request& request_;
+  server::Response& response_;
+  http::RequestHead& req_;  // the request's head, as it will be sent upstream
   runtime::ReadBuffer upstream_in_;
   http::Parser response_parser_;
   const config::Route* route_ = nullptr;
@@ -671,7 +653,11 @@ class ExchangeRunner {
   std::unique_ptr<upstream::UpstreamConnection> conn_;
   std::optional<runtime::Deadline<tcp::socket>> upstream_deadline_;
   std::string upstream_head_;
-  std::string interim_head_;  // a 1xx response on its way to the client
+  server::ResponseHead out_head_;      // the response head to the client
+  server::ResponseHead interim_head_;  // a 1xx response on its way to the client
+  std::string interim_reason_;
+  LocalReply reply_;  // a local reply (a filter's or Ferry's error), and its head
+  server::ResponseHead reply_head_;
   std::string request_id_;
   std::string method_;
   std::string original_target_;
@@ -686,16 +672,25 @@ class ExchangeRunner {
   int status_ = 0;
   int upstream_status_ = 0;
   std::string_view cut_short_;  // the access log's "error" mark (CutShort); empty if none
-  bool response_started_ = false;
-  bool continue_sent_ = false;
+  bool has_body_ = false;       // the request has a body (declared, or chunked)
+  bool chunked_in_ = false;     // it is streamed without a declared length
   bool upstream_started_ = false;
   bool body_buffered_ = false;
 };
 
-Task<bool> Session::Exchange(const std::shared_ptr<const Snapshot>& snapshot,
-                             const ListenerPlan& listener) {
-  ExchangeRunner runner(*this, snapshot, listener);
-  co_return co_await runner.Run();
+Task<void> ListenerHandler::Serve(server::Request& request, server::Response& response) {
+  // The snapshot is taken when a request starts, so a reload applies from the next request on
+  // every connection, and the exchange keeps the one it started with.
+  std::shared_ptr<const Snapshot> snapshot = worker_.snapshot();
+  auto listener = snapshot->listeners.find(listener_);
+  if (listener == snapshot->listeners.end()) {  // removed by a reload: the connection ends
+    response.Abort();
+    co_return;
+  }
+  ExchangeRunner runner(worker_, std::move(snapshot), listener->second, request, response);
+  runner.Start();
+  co_await runner.Proxy();
+  runner.Finish();
 }
 
 }  // namespace ferry::proxy

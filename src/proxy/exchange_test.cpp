@@ -231,6 +231,7 @@ services:
     state_.ApplySnapshot(Build(factories));
     listener_ = std::make_shared<tcp::acceptor>(
         io(), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    listen_at_ = listener_->local_endpoint();  // (the worker takes the acceptor over)
     state_.StartListener("main", listener_);
   }
 
@@ -241,7 +242,7 @@ services:
   std::string Fetch(std::string request) {
     std::string response;
     bool done = false;
-    asio::co_spawn(io(), Client(listener_->local_endpoint(), std::move(request), &response, &done),
+    asio::co_spawn(io(), Client(listen_at_, std::move(request), &response, &done),
                    asio::detached);
     const auto until = std::chrono::steady_clock::now() + 10s;
     while (!done && std::chrono::steady_clock::now() < until) io().run_one_for(100ms);
@@ -250,7 +251,7 @@ services:
   }
 
   void TearDown() override {
-    // Every session must end while the worker state lives (they unregister from it).
+    // Every connection must end while the worker state lives (its handler is the state's).
     state_.StopAllListeners();
     state_.CloseAll();
     error_code ignored;
@@ -274,6 +275,7 @@ services:
   WorkerState state_{worker_, metrics_, nullptr, clock_};
   std::shared_ptr<const config::Config> config_;
   std::shared_ptr<tcp::acceptor> listener_;
+  tcp::endpoint listen_at_;
   std::uint64_t generation_ = 0;
 };
 

@@ -9,6 +9,10 @@
 #include "core/result.hpp"
 #include "proxy/filter.hpp"
 
+namespace ferry::server {
+struct ResponseHead;
+}  // namespace ferry::server
+
 namespace ferry::proxy {
 
 // The stable JSON codes of the proxy path. The table code each goes with (its status):
@@ -35,10 +39,14 @@ inline constexpr std::string_view kInternal = "internal";
 // code, `code` the stable JSON code.
 void MakeErrorReply(LocalReply& out, const Error& error, std::string_view code,
                     std::string_view request_id);
+// The same for a status the server chose (its own answers: a bad head, a limit).
+void MakeErrorReply(LocalReply& out, int status, std::string_view code, std::string_view message,
+                    std::string_view request_id);
 
-// The whole HTTP/1.1 response (head and body) for a local reply; `head_request`: the request
-// was HEAD, so the body is left out (its content-length stays).
-std::string RenderLocalReply(const LocalReply& reply, std::string_view request_id, bool close,
-                             bool head_request = false);
+// The head of a local reply as the server sends it: the reply's fields, except framing and
+// hop-by-hop ones and x-request-id, then x-request-id. The server adds content-length (none
+// with a 1xx, 204 or 304) and connection, and leaves the body out in answer to HEAD.
+void MakeReplyHead(const LocalReply& reply, std::string_view request_id,
+                   server::ResponseHead& head);
 
 }  // namespace ferry::proxy

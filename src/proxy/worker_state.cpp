@@ -5,7 +5,9 @@
 
 #include <algorithm>
 
-#include "proxy/session.hpp"
+#include "proxy/listener_handler.hpp"
+#include "runtime/acceptor.hpp"
+#include "server/server.hpp"
 
 namespace ferry::proxy {
 namespace {
@@ -18,27 +20,14 @@ tcp::endpoint ToTcp(const ResolvedEndpoint& e) {
   return tcp::endpoint(asio::ip::make_address(e.ip), e.port);
 }
 
-// Accepts connections on one listener until its acceptor is closed.
-Task<void> AcceptLoop(WorkerState& worker, std::string listener,
-                      std::shared_ptr<tcp::acceptor> acceptor) {
-  asio::steady_timer backoff(worker.io());
-  while (acceptor->is_open()) {
-    auto [ec, socket] = co_await acceptor->async_accept(kNoThrow);
-    if (ec == asio::error::operation_aborted || !acceptor->is_open()) break;
-    if (ec) {
-      // Out of descriptors or memory: pause instead of spinning on the error.
-      spdlog::warn("listener {}: accept: {}", listener, ec.message());
-      backoff.expires_after(std::chrono::milliseconds(50));
-      co_await backoff.async_wait(kNoThrow);
-      continue;
-    }
-    if (worker.draining()) break;
-    asio::co_spawn(worker.io(), ServeConnection(worker, listener, std::move(socket)),
-                   asio::detached);
-  }
-}
-
 }  // namespace
+
+struct WorkerState::ListenerServer {
+  ListenerServer(WorkerState& worker, const std::string& name, const server::ServerOptions& o)
+      : handler(worker, name), server(worker.io(), o, handler) {}
+  ListenerHandler handler;
+  server::Server server;  // after the handler it calls
+};
 
 Endpoint::Endpoint(asio::io_context& io, const ResolvedEndpoint& e, const upstream::PoolSettings& s)
     : id(e.id), pool(io, ToTcp(e), s) {}
@@ -100,6 +89,11 @@ void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot) {
   }
   services_ = std::move(next);
   snapshot_ = std::move(snapshot);
+  for (auto& [name, served] : listeners_) {
+    if (auto it = snapshot_->listeners.find(name); it != snapshot_->listeners.end()) {
+      served->server.SetOptions(ServerOptionsOf(it->second.config->limits));
+    }
+  }
 }
 
 ServiceState* WorkerState::Service(const std::string& name) {
@@ -135,49 +129,46 @@ std::string WorkerState::NewRequestId() {
 }
 
 void WorkerState::StartListener(const std::string& name, std::shared_ptr<tcp::acceptor> acceptor) {
-  listeners_[name] = acceptor;
-  asio::co_spawn(io(), AcceptLoop(*this, name, std::move(acceptor)), asio::detached);
+  StopListener(name);
+  server::ServerOptions options;
+  if (snapshot_) {
+    if (auto it = snapshot_->listeners.find(name); it != snapshot_->listeners.end()) {
+      options = ServerOptionsOf(it->second.config->limits);
+    }
+  }
+  auto served = std::make_unique<ListenerServer>(*this, name, options);
+  served->server.Listen(std::make_unique<runtime::Acceptor>(std::move(*acceptor)));
+  if (draining_) served->server.Drain();
+  listeners_.emplace(name, std::move(served));
 }
 
 void WorkerState::StopListener(const std::string& name) {
   auto it = listeners_.find(name);
   if (it == listeners_.end()) return;
-  error_code ignored;
-  it->second->close(ignored);
+  it->second->server.Drain();
+  stopped_.push_back(std::move(it->second));
   listeners_.erase(it);
 }
 
 void WorkerState::StopAllListeners() {
-  for (auto& [name, acceptor] : listeners_) {
-    error_code ignored;
-    acceptor->close(ignored);
-  }
-  listeners_.clear();
+  while (!listeners_.empty()) StopListener(listeners_.begin()->first);
 }
 
-WorkerState::ConnectionHandle WorkerState::Register(tcp::socket& socket) {
-  connections_.push_front({&socket, false});
-  return connections_.begin();
+std::size_t WorkerState::connection_count() const {
+  std::size_t count = 0;
+  for (const auto& [name, served] : listeners_) count += served->server.connection_count();
+  for (const auto& served : stopped_) count += served->server.connection_count();
+  return count;
 }
-
-void WorkerState::Unregister(ConnectionHandle handle) { connections_.erase(handle); }
 
 void WorkerState::StartDrain() {
   draining_ = true;
   StopAllListeners();
-  for (ClientConnection& c : connections_) {
-    error_code ignored;
-    if (c.idle) c.socket->cancel(ignored);  // wakes the idle wait, which then closes
-  }
 }
 
 void WorkerState::CloseAll() {
-  for (ClientConnection& c : connections_) {
-    error_code ignored;
-    c.socket->shutdown(tcp::socket::shutdown_both, ignored);
-    c.socket->cancel(ignored);
-    if (c.upstream != nullptr) c.upstream->cancel(ignored);
-  }
+  for (auto& [name, served] : listeners_) served->server.Close();
+  for (auto& served : stopped_) served->server.Close();
 }
 
 void WorkerState::StartMaintenance() {
@@ -193,12 +184,14 @@ void WorkerState::Maintain() {
   if (access_log_) access_log_->Flush();
   // After a burst of connections has closed, hand the freed memory back to the OS: glibc keeps
   // freed heap in its arenas otherwise, and RSS would stay at the burst's peak.
-  connections_peak_ = std::max(connections_peak_, connections_.size());
-  if (connections_peak_ >= connections_.size() + 256 &&
-      connections_.size() < connections_peak_ / 2) {
+  const std::size_t connections = connection_count();
+  connections_peak_ = std::max(connections_peak_, connections);
+  if (connections_peak_ >= connections + 256 && connections < connections_peak_ / 2) {
     ::malloc_trim(0);
-    connections_peak_ = connections_.size();
+    connections_peak_ = connections;
   }
+  // A stopped listener's server goes once its last connection has ended.
+  std::erase_if(stopped_, [](const auto& served) { return served->server.connection_count() == 0; });
   // (The pools stamp their idle connections with steady_clock themselves, so their sweep
   // reads it too, not the injected clock.)
   const auto now = std::chrono::steady_clock::now();

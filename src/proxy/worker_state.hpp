@@ -1,13 +1,12 @@
 // Everything one worker owns for the proxy path: its current config snapshot (with each route's
 // filter chain), per-service load balancers and upstream connection pools, the I/O buffer pool,
-// the access-log writer, the clock it reads time from, and the registry of its client
-// connections (for graceful drain).
+// the access-log writer, the clock it reads time from, and a server (src/server) per listener,
+// whose connections it drains and closes.
 // Thread safety: used only on the worker's own thread. Other threads reach it through
 // runtime::Worker::Post (ApplySnapshot, StartDrain, listener changes).
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -52,28 +51,20 @@ class WorkerState {
   void ApplySnapshot(std::shared_ptr<const Snapshot> snapshot);
   void SetAccessLog(std::shared_ptr<observability::AccessLogSink> sink);
 
-  // Starts the accept loop of a listener on this worker (the acceptor is already listening).
+  // Serves a listener on this worker (the acceptor, taken over, is already listening), with
+  // the limits of the listener in the current snapshot.
   void StartListener(const std::string& name, std::shared_ptr<tcp::acceptor> acceptor);
-  // Stops accepting on a listener (connections already accepted go on).
+  // Stops a listener: no more accepts, idle connections close now and the others after their
+  // current exchange.
   void StopListener(const std::string& name);
   void StopAllListeners();
   // Graceful shutdown: stop accepting, close idle keep-alive connections now, and close the
   // others after their current exchange.
   void StartDrain();
-  // Ends every connection now (the drain time is over): client and upstream sockets are
-  // cancelled, so each session finishes promptly on this thread.
+  // Ends every connection now (the drain time is over): their tasks, upstream waits included,
+  // are cancelled and finish promptly on this thread.
   void CloseAll();
-  std::size_t connection_count() const { return connections_.size(); }
-
-  // Client connection registry, for drain. Register returns a handle to mark idle/busy.
-  struct ClientConnection {
-    tcp::socket* socket;
-    bool idle;
-    tcp::socket* upstream = nullptr;  // the upstream connection of the exchange in progress
-  };
-  using ConnectionHandle = std::list<ClientConnection>::iterator;
-  ConnectionHandle Register(tcp::socket& socket);
-  void Unregister(ConnectionHandle handle);
+  std::size_t connection_count() const;
 
   ServiceState* Service(const std::string& name);
   // The ferry_local_replies_total series of `code`. Ferry's own codes are resolved up front; a
@@ -101,8 +92,9 @@ class WorkerState {
   const Clock& clock_;
   std::map<std::string, ServiceState> services_;
   std::vector<std::pair<std::string, observability::Counter*>> reply_counters_;  // filters' codes
-  std::map<std::string, std::shared_ptr<tcp::acceptor>> listeners_;
-  std::list<ClientConnection> connections_;
+  struct ListenerServer;  // a listener's handler and server (worker_state.cpp)
+  std::map<std::string, std::unique_ptr<ListenerServer>> listeners_;
+  std::vector<std::unique_ptr<ListenerServer>> stopped_;  // until their connections end
   runtime::BufferPool buffers_;
   std::unique_ptr<observability::AccessLogWriter> access_log_;
   upstream::Xoshiro256 random_;

@@ -20,24 +20,22 @@
 
 namespace ferry::server {
 
-struct RequestHead {
-  std::string method;  // "GET"
-  std::string target;  // "/v1/queues/q/messages?max=10": origin form, or as the client sent it
-  http::Headers headers;
-  std::string_view path() const { return http::TargetPath(target); }
-  std::string_view query() const { return http::TargetQuery(target); }
-};
+// The head a handler sees carries no framing (http/message.hpp), so routing and filters work
+// the same for every protocol.
+using RequestHead = http::RequestHead;
 
 struct ResponseHead {
   int status = 200;
   http::Headers headers;  // the handler's fields; the server adds the framing ones
+  std::string_view reason;  // the reason phrase; empty: the standard one (a proxy keeps its
+                            // upstream's). Only read while WriteHead/Send renders the head.
 };
 
 class Request {
  public:
   virtual ~Request() = default;
-  RequestHead& head() { return head_; }
-  const RequestHead& head() const { return head_; }
+  RequestHead& head() { return *head_; }
+  const RequestHead& head() const { return *head_; }
   const runtime::Peer& peer() const { return *peer_; }
   // The body's length when declared (0: no body); nullopt when it is streamed (chunked).
   virtual std::optional<std::uint64_t> body_size() const = 0;
@@ -49,6 +47,9 @@ class Request {
   // The whole body, up to max_bytes (and the server's limit): a view of the connection's buffer
   // when it came whole, else of a copy. Errors as ReadSome; a longer body is kResourceExhausted.
   virtual Task<Result<std::string_view>> ReadWhole(std::uint64_t max_bytes) = 0;
+  // The body has been read to its end: the last ReadSome returned its last bytes (the next
+  // returns the empty end at once). True from the start for a request without a body.
+  virtual bool body_complete() const = 0;
   // The client closed or reset its side (asked without reading): a long wait checks it.
   virtual bool ClientGone() = 0;
   // The client waits for a go-ahead before it sends its body (HTTP/1.1 Expect: 100-continue):
@@ -56,7 +57,8 @@ class Request {
   bool expects_continue() const { return expects_continue_; }
 
  protected:
-  RequestHead head_;
+  RequestHead own_head_;                // a head the implementation fills in...
+  RequestHead* head_ = &own_head_;      // ...or one it owns elsewhere (the codec's, in place)
   bool expects_continue_ = false;
   const runtime::Peer* peer_ = nullptr;
 };
@@ -65,16 +67,26 @@ class Response {
  public:
   virtual ~Response() = default;
   // The final head. body_size: the length when known, nullopt to stream the body (chunked; an
-  // HTTP/1.0 client gets it until close). The head may wait to go out with the first body
-  // bytes. false: the head was written already; the handler should return.
-  virtual Task<bool> WriteHead(const ResponseHead& head, std::optional<std::uint64_t> body_size) = 0;
-  // Body bytes (gathered into one write). false: the client is gone or too slow; return.
+  // HTTP/1.0 client gets it until close). Nothing is written yet: the head goes out with the
+  // first body bytes, or when the response ends. false: a head was given already; return.
+  virtual bool WriteHead(const ResponseHead& head, std::optional<std::uint64_t> body_size) = 0;
+  // An interim (1xx) response ahead of the final one (103 Early Hints, an upstream's 100
+  // Continue). Not sent to an HTTP/1.0 client, nor a 100 after the server's own 100 Continue.
+  // false: the client is gone; return.
+  virtual Task<bool> WriteInterim(const ResponseHead& head) = 0;
+  // Body bytes (gathered into one write, with the head if it still waits). false: the client
+  // is gone or too slow; return.
   virtual Task<bool> WriteBody(std::span<const std::string_view> pieces) = 0;
-  // Ends the response (the last chunk of a streamed body).
+  // Ends the response (the last chunk of a streamed body). A handler that returns without it
+  // has its response ended by the server, the same way.
   virtual Task<bool> Finish() = 0;
   // Head and whole body in one write.
   virtual Task<bool> Send(const ResponseHead& head, std::string_view body) = 0;
   virtual bool head_written() const = 0;
+  // Cuts the response short: the connection closes without ending the body, so the client
+  // sees a truncated response rather than a complete-looking one (an upstream that failed
+  // mid-body). The handler should return.
+  virtual void Abort() = 0;
 };
 
 // Serves requests: called once per request, in order on a connection. It answers through
@@ -84,6 +96,14 @@ class Handler {
  public:
   virtual ~Handler() = default;
   virtual Task<void> Serve(Request& request, Response& response) = 0;
+  // The server's own answers (a malformed head, a limit, a failed body read the handler left
+  // unanswered) are made here: `head` comes empty, the server adds framing. The default is
+  // ErrorJson with content-type application/json; the proxy adds its request id.
+  virtual void MakeError(int status, std::string_view code, std::string_view message,
+                         ResponseHead& head, std::string& body);
+  // A connection was accepted / has ended (for connection counters).
+  virtual void ConnectionOpened() {}
+  virtual void ConnectionClosed() {}
 };
 
 // The JSON error body every Ferry API answers with, newline-terminated:

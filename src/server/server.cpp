@@ -21,6 +21,12 @@
 namespace ferry::server {
 
 
+void Handler::MakeError(int status, std::string_view code, std::string_view message,
+                        ResponseHead& head, std::string& body) {
+  head.headers.Add("content-type", "application/json");
+  body = ErrorJson(status, code, message);
+}
+
 std::string ErrorJson(int status, std::string_view code, std::string_view message) {
   std::string body = R"({"error":{"code":")";
   observability::AppendJsonStringContent(code, body);
@@ -68,7 +74,7 @@ void AppendNumber(std::string& out, std::uint64_t value) {
 // RFC 9112 rules llhttp leaves to its caller (as the proxy checks them): exactly one Host in an
 // HTTP/1.1 request (3.2), no Transfer-Encoding in an HTTP/1.0 one (6.1), and no Connection
 // naming a field that frames or routes the request (RFC 9110 7.6.1).
-const char* CheckFraming(const http::RequestHead& request) {
+const char* CheckFraming(const http::Http1RequestHead& request) {
   int hosts = 0;
   bool connection_names_framing = false;
   request.headers.ForEach([&](const http::Headers::Field& f) {
@@ -104,8 +110,12 @@ class Connection final : public Request, public Response {
     peer_ = &stream_->peer();
     server_->connections.push_front(this);
     handle_ = server_->connections.begin();
+    server_->handler.ConnectionOpened();
   }
-  ~Connection() override { server_->connections.erase(handle_); }
+  ~Connection() override {
+    server_->connections.erase(handle_);
+    server_->handler.ConnectionClosed();
+  }
 
   static Task<void> Run(std::shared_ptr<Server::State> server,
                         std::unique_ptr<runtime::Stream> stream) {
@@ -131,14 +141,20 @@ class Connection final : public Request, public Response {
   }
   Task<Result<std::span<const std::string_view>>> ReadSome() override;
   Task<Result<std::string_view>> ReadWhole(std::uint64_t max_bytes) override;
+  bool body_complete() const override { return parser_.message_done(); }
   bool ClientGone() override { return stream_->PeerGone(); }
 
   // --- Response
-  Task<bool> WriteHead(const ResponseHead& head, std::optional<std::uint64_t> body_size) override;
+  bool WriteHead(const ResponseHead& head, std::optional<std::uint64_t> body_size) override;
+  Task<bool> WriteInterim(const ResponseHead& head) override;
   Task<bool> WriteBody(std::span<const std::string_view> pieces) override;
   Task<bool> Finish() override;
   Task<bool> Send(const ResponseHead& head, std::string_view body) override;
   bool head_written() const override { return head_written_; }
+  void Abort() override {
+    write_failed_ = true;  // nothing more is written: the connection closes as it is
+    close_after_ = true;
+  }
 
  private:
   enum class HeadResult { kReady, kClosed, kReplied };
@@ -189,6 +205,7 @@ class Connection final : public Request, public Response {
   bool write_failed_ = false;
   std::size_t pending_consume_ = 0;  // bytes of in_ the last body views point into
   std::string head_out_;
+  std::string interim_out_;  // a 1xx head (WriteInterim)
   std::string size_line_;
   std::string whole_;  // ReadWhole's copy of a body that came in pieces
   int error_status_ = 0;  // a body read failed with this answer (0: none)
@@ -242,7 +259,11 @@ Task<void> Connection::Serve() {
       }
       co_await SendError();
     } else if (!finished_ && !write_failed_) {
-      co_await Finish();
+      if (head_pending_ || chunked_out_) {
+        co_await Finish();
+      } else {
+        finished_ = true;  // all is written: no coroutine frame for the common case
+      }
     }
     ++served_;
     ConsumePending();
@@ -314,7 +335,7 @@ Task<Connection::HeadResult> Connection::ReadHead() {
 }
 
 void Connection::StartExchange() {
-  http::RequestHead& parsed = parser_.request();
+  http::Http1RequestHead& parsed = parser_.request();
   framing_ = parsed.framing;
   content_length_ = parsed.content_length;
   http10_ = parsed.version_minor == 0;
@@ -322,13 +343,11 @@ void Connection::StartExchange() {
   expect_continue_ = parsed.expect_continue && !http10_;
   expects_continue_ = expect_continue_ && !parser_.message_done();
   head_only_ = parsed.method == "HEAD";
-  // The handler's head: the parsed strings are swapped, not copied (the parser gets the last
-  // exchange's storage back for the next head).
-  std::swap(head_.method, parsed.method);
-  std::swap(head_.target, parsed.target);
-  std::swap(head_.headers, parsed.headers);
-  http::RemoveHopByHop(head_.headers);
-  head_.headers.Remove("expect");
+  // The handler sees the parser's head in place, framing fields out (the parser keeps its
+  // storage for the next head).
+  head_ = &parsed;
+  http::RemoveHopByHop(parsed.headers);
+  if (parsed.expect_continue) parsed.headers.Remove("expect");  // (other expectations pass)
   continue_sent_ = false;
   head_written_ = false;
   head_pending_ = false;
@@ -343,8 +362,8 @@ void Connection::StartExchange() {
 void Connection::PrepareError(int status, std::string_view code, std::string message) {
   error_head_.status = status;
   error_head_.headers.Clear();
-  error_head_.headers.Add("content-type", "application/json");
-  error_body_ = ErrorJson(status, code, message);
+  error_body_.clear();
+  server_->handler.MakeError(status, code, message, error_head_, error_body_);
   close_after_ = true;
 }
 
@@ -473,8 +492,8 @@ Task<Result<std::string_view>> Connection::ReadWhole(std::uint64_t max_bytes) {
   co_return std::string_view(whole_);
 }
 
-Task<bool> Connection::WriteHead(const ResponseHead& head, std::optional<std::uint64_t> body_size) {
-  if (head_written_) co_return false;
+bool Connection::WriteHead(const ResponseHead& head, std::optional<std::uint64_t> body_size) {
+  if (head_written_) return false;
   head_written_ = true;
   const int status = head.status;
   no_body_out_ = head_only_ || status == 204 || status == 304 || status < 200;
@@ -483,7 +502,9 @@ Task<bool> Connection::WriteHead(const ResponseHead& head, std::optional<std::ui
   if (server_->draining) close_after_ = true;
   if (!keep_alive_) close_after_ = true;
   head_out_.clear();
-  http::AppendResponseHead(head_out_, status, http::ReasonPhrase(status), head.headers);
+  http::AppendResponseHead(head_out_, status,
+                           head.reason.empty() ? http::ReasonPhrase(status) : head.reason,
+                           head.headers);
   head_out_.resize(head_out_.size() - 2);  // the blank line: framing fields go first
   if (status != 204 && status != 304 && status >= 200) {
     if (body_size) {
@@ -504,7 +525,23 @@ Task<bool> Connection::WriteHead(const ResponseHead& head, std::optional<std::ui
   }
   head_out_.append("\r\n");
   head_pending_ = true;
-  co_return !write_failed_;
+  return !write_failed_;
+}
+
+Task<bool> Connection::WriteInterim(const ResponseHead& head) {
+  if (head_written_ || write_failed_) co_return false;
+  if (http10_) co_return true;  // RFC 9110 15.2: never to an HTTP/1.0 client
+  if (head.status == 100) {
+    if (continue_sent_) co_return true;  // it would only repeat ours
+    continue_sent_ = true;
+  }
+  interim_out_.clear();
+  http::AppendResponseHead(interim_out_, head.status,
+                           head.reason.empty() ? http::ReasonPhrase(head.status) : head.reason,
+                           head.headers);
+  const std::array<asio::const_buffer, 1> buffers{
+      asio::buffer(interim_out_.data(), interim_out_.size())};
+  co_return co_await WriteOut(buffers);
 }
 
 Task<bool> Connection::WriteBody(std::span<const std::string_view> pieces) {
@@ -528,7 +565,18 @@ Task<bool> Connection::WriteBody(std::span<const std::string_view> pieces) {
   }
   if (out.empty()) co_return true;
   head_pending_ = false;
-  co_return co_await WriteOut(std::span<const asio::const_buffer>(out.data(), out.size()));
+  // WriteOut's steps, inline: this is every response's write, and a nested coroutine frame
+  // costs more than the lines.
+  if (deadline_.expired()) {
+    write_failed_ = true;
+    co_return false;
+  }
+  ArmIo();
+  auto [ec, n] = co_await asio::async_write(
+      *stream_, std::span<const asio::const_buffer>(out.data(), out.size()), kNoThrow);
+  DisarmIo();
+  if (ec) write_failed_ = true;
+  co_return !ec;
 }
 
 Task<bool> Connection::Finish() {
@@ -543,10 +591,11 @@ Task<bool> Connection::Finish() {
 }
 
 Task<bool> Connection::Send(const ResponseHead& head, std::string_view body) {
-  if (!co_await WriteHead(head, body.size())) co_return false;
+  if (!WriteHead(head, body.size())) co_return false;
   const std::array<std::string_view, 1> pieces{body};
-  if (!co_await WriteBody(pieces)) co_return false;
-  co_return co_await Finish();
+  const bool ok = co_await WriteBody(pieces);  // head and body in one write
+  finished_ = ok;  // a body of known length has no end marker
+  co_return ok;
 }
 
 Task<void> Connection::Linger() {

@@ -65,7 +65,7 @@ class TestHandler : public Handler {
   Task<void> Pieces(Request& request, Response& response) {
     head_.status = 200;
     head_.headers.Clear();
-    co_await response.WriteHead(head_, std::nullopt);
+    response.WriteHead(head_, std::nullopt);
     for (;;) {
       auto piece = co_await request.ReadSome();
       if (!piece || piece->empty()) break;

@@ -21,7 +21,7 @@
 namespace {
 
 // What the caller can observe of one parse, written out so two parses can be compared.
-void Describe(const ferry::http::RequestHead& h, std::string* out) {
+void Describe(const ferry::http::Http1RequestHead& h, std::string* out) {
   *out += h.method + ' ' + h.target + " 1." + std::to_string(h.version_minor) + '\n';
   h.headers.ForEach([out](const ferry::http::Headers::Field& f) {
     out->append(f.name).append(": ").append(f.value).append("\n");
