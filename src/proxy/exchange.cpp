@@ -1,89 +1,80 @@
 // One proxied request/response exchange, as the server's handler: route, the route's filters,
-// pick an endpoint, send the request (streaming its body from the server's Request), read the
-// response (streaming its body back through the server's Response), log and count it.
-// What goes wrong before the response starts is a ferry::Error whose code's HTTP status
-// (core/error.cpp) is the status of the JSON reply.
+// then the upstream half through the service's upstream::Cluster (Send: endpoint pick, pooled
+// connection, the keep-alive race retry, the route's timeout as the deadline), the request body
+// streamed from the server's Request and the response body streamed back through its Response;
+// log and count it. What goes wrong before the response starts is a ferry::Error whose code's
+// HTTP status (core/error.cpp) is the status of the JSON reply.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <array>
 #include <charconv>
-#include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <optional>
 #include <span>
 #include <string>
-#include <vector>
 
-#include "http/head_scanner.hpp"
-#include "http/parser.hpp"
 #include "http/serializer.hpp"
 #include "proxy/filter_wait.hpp"
 #include "proxy/listener_handler.hpp"
 #include "proxy/local_reply.hpp"
-#include "runtime/deadline.hpp"
-#include "runtime/read_buffer.hpp"
+#include "upstream/cluster.hpp"
 
 namespace ferry::proxy {
 namespace {
 
 using TimePoint = std::chrono::steady_clock::time_point;
 
-// Upstream heads are bounded like client heads; an upstream that sends more is broken.
-constexpr http::HeadLimits kUpstreamHeadLimits{64 * 1024, 256};
-
-// A gather list for one write: an optional head, body chunks, and chunked framing around them.
-class WriteList {
+// The client's request body as the upstream client reads it: the server's Request, piece by
+// piece, never whole. It cannot start again once a byte was read (those bytes are gone), so the
+// keep-alive race is retried only before that. A read error is kept for the exchange to answer.
+class ClientBody final : public upstream::BodySource {
  public:
-  void Head(std::string_view head) {
-    if (!head.empty()) bufs_.emplace_back(head.data(), head.size());
-  }
-  // A whole body, buffered (not chunked: its length is known).
-  void Body(std::string_view body) {
-    if (body.empty()) return;
-    bufs_.emplace_back(body.data(), body.size());
-    body_bytes_ += body.size();
-  }
-  // Adds body chunks; with `chunked` they go out as one chunk whose size line is kept here.
-  void Body(std::span<const std::string_view> chunks, bool chunked) {
-    std::size_t total = 0;
-    for (std::string_view c : chunks) total += c.size();
-    if (total == 0) return;
-    if (chunked) {
-      size_line_.clear();
-      http::AppendChunkSize(size_line_, total);
-      bufs_.emplace_back(size_line_.data(), size_line_.size());
+  ClientBody(server::Request& request, std::optional<std::uint64_t> size)
+      : request_(request), size_(size) {}
+  std::optional<std::uint64_t> length() const override { return size_; }
+  Task<Result<std::string_view>> Read() override {
+    for (;;) {
+      while (next_ < pieces_.size()) {
+        const std::string_view piece = pieces_[next_++];
+        if (!piece.empty()) co_return piece;
+      }
+      if (ended_) co_return std::string_view();
+      read_any_ = true;
+      auto got = co_await request_.ReadSome();
+      if (!got) {
+        error_ = got.error();
+        co_return tl::unexpected(got.error());
+      }
+      if (got->empty()) ended_ = true;
+      pieces_ = *got;
+      next_ = 0;
+      for (std::string_view p : pieces_) bytes_ += p.size();
     }
-    for (std::string_view c : chunks) {
-      if (!c.empty()) bufs_.emplace_back(c.data(), c.size());
-    }
-    if (chunked) bufs_.emplace_back(http::kCrlf.data(), http::kCrlf.size());
-    body_bytes_ += total;
   }
-  void LastChunk() { bufs_.emplace_back(http::kLastChunk.data(), http::kLastChunk.size()); }
-  // A view, so the write operation copies two words rather than the list.
-  std::span<const asio::const_buffer> buffers() const { return {bufs_.data(), bufs_.size()}; }
-  bool empty() const { return bufs_.empty(); }
-  std::uint64_t body_bytes() const { return body_bytes_; }
-  void Clear() {
-    bufs_.clear();
-    body_bytes_ = 0;
-  }
+  bool Rewind() override { return !read_any_; }
+
+  const std::optional<Error>& error() const { return error_; }
+  std::uint64_t bytes() const { return bytes_; }
 
  private:
-  boost::container::small_vector<asio::const_buffer, 8> bufs_;  // no allocation in the usual case
-  std::string size_line_;
-  std::uint64_t body_bytes_ = 0;
+  server::Request& request_;
+  std::optional<std::uint64_t> size_;
+  std::span<const std::string_view> pieces_;
+  std::size_t next_ = 0;
+  std::uint64_t bytes_ = 0;
+  std::optional<Error> error_;
+  bool read_any_ = false;
+  bool ended_ = false;
 };
 
 }  // namespace
 
-// The state of one exchange, so each phase can be its own small coroutine.
-class ExchangeRunner {
+// The state of one exchange, so each phase can be its own small coroutine. It is the upstream
+// request's InterimSink: 1xx responses go on to the client as they come.
+class ExchangeRunner final : public upstream::InterimSink {
  public:
   ExchangeRunner(WorkerState& worker, std::shared_ptr<const Snapshot> snapshot,
-                 const ListenerPlan& listener, server::Request& request,
-                 server::Response& response)
+                 const ListenerPlan& listener, server::Request& request, server::Response& response)
       : w_(worker),
         clock_(w_.clock()),
         snapshot_(std::move(snapshot)),
@@ -91,8 +82,7 @@ class ExchangeRunner {
         request_(request),
         response_(response),
         req_(request.head()),
-        upstream_in_(w_.buffers()),
-        response_parser_(http::Parser::Kind::kResponse) {}
+        client_body_(request, request.body_size()) {}
 
   // The exchange's start (a plain call); then Proxy, then Finish.
   void Start() {
@@ -108,8 +98,6 @@ class ExchangeRunner {
   }
 
  private:
-  enum class SendResult { kSent, kRetry, kFailed };
-
   // Prepares the JSON error reply (a plain call: GCC 12 miscompiles temporaries with
   // destructors inside co_await expressions, so none are built there); its status is the
   // table's for `error`.
@@ -129,15 +117,12 @@ class ExchangeRunner {
     co_await response_.Send(reply_head_, reply_.body);
   }
   // Records why the exchange cannot go on (UpstreamFailed answers it).
-  SendResult Failed(ErrorCode error, std::string_view code, std::string message) {
+  void Failed(ErrorCode error, std::string_view code, std::string message) {
     failure_.emplace(error, std::move(message));
     failure_code_ = code;
-    return SendResult::kFailed;
   }
-  // The client went away: there is no one to answer.
-  SendResult ClientGone() { return Failed(ErrorCode::kCancelled, {}, "the client went away"); }
   // Reading the request body failed (the server's Request says why).
-  SendResult BodyReadFailed(const Error& error) {
+  void BodyReadFailed(const Error& error) {
     switch (error.code()) {
       case ErrorCode::kResourceExhausted:
         return Failed(ErrorCode::kResourceExhausted, reply::kBodyTooLarge, error.message());
@@ -146,19 +131,38 @@ class ExchangeRunner {
       case ErrorCode::kDeadlineExceeded:
         return Failed(ErrorCode::kRequestTimeout, reply::kRequestTimeout,
                       "request not received within request_timeout");
-      default:
-        return ClientGone();
+      default:  // the client went away: there is no one to answer
+        return Failed(ErrorCode::kCancelled, {}, "the client went away");
     }
   }
-  // An upstream read or write failed: a timeout if the route's deadline passed, else `message`.
-  SendResult UpstreamIoFailed(std::string message) {
-    if (upstream_deadline_ && upstream_deadline_->expired()) return RouteTimedOut();
-    return Failed(ErrorCode::kConnectionClosed, reply::kBadUpstreamResponse, std::move(message));
+  void RouteTimedOut() {
+    Failed(ErrorCode::kDeadlineExceeded, reply::kUpstreamTimeout,
+           fmt::format("upstream {} did not answer within {}", route_->service,
+                       FormatDuration(route_->timeout)));
   }
-  SendResult RouteTimedOut() {
-    return Failed(ErrorCode::kDeadlineExceeded, reply::kUpstreamTimeout,
-                  fmt::format("upstream {} did not answer within {}", route_->service,
-                              FormatDuration(route_->timeout)));
+  // Maps what Cluster::Send failed with to the proxy's replies and counters.
+  void SendFailed(const Error& error) {
+    if (const auto& body_error = client_body_.error()) return BodyReadFailed(*body_error);
+    switch (error.code()) {
+      case ErrorCode::kUnavailable:
+        return Failed(ErrorCode::kUnavailable, reply::kNoHealthyEndpoint,
+                      "no healthy endpoint for service " + route_->service);
+      case ErrorCode::kResourceExhausted:
+        // The pool's own limit is, to the client, an upstream that is unavailable for now.
+        service_series_->connect_failures->Add(w_.slot());
+        return Failed(ErrorCode::kUnavailable, reply::kUpstreamOverloaded, error.message());
+      case ErrorCode::kConnectFailed:
+        service_series_->connect_failures->Add(w_.slot());
+        return Failed(ErrorCode::kConnectFailed, reply::kUpstreamConnectFailed, error.message());
+      case ErrorCode::kDeadlineExceeded:
+        return RouteTimedOut();
+      case ErrorCode::kCancelled:
+        return Failed(ErrorCode::kCancelled, {}, error.message());
+      case ErrorCode::kUpstreamProtocol:
+        return Failed(ErrorCode::kUpstreamProtocol, reply::kBadUpstreamResponse, error.message());
+      default:
+        return Failed(ErrorCode::kConnectionClosed, reply::kBadUpstreamResponse, error.message());
+    }
   }
 
   // RFC 9112 3.2.2: an absolute-form target (`GET http://host/path`, what `curl -x` and other
@@ -206,19 +210,18 @@ class ExchangeRunner {
     const RoutePlan& route_plan = listener_.route_plans[*route_index];
     route_series_ = &route_plan.series;
     chain_ = &route_plan.filters;  // from the snapshot this exchange keeps, for both directions
-    service_ = w_.Service(route_->service);
-    if (route_plan.service == nullptr || service_ == nullptr) {
+    if (route_plan.service == nullptr || w_.Service(route_->service) == nullptr) {
       Answer(ErrorCode::kUnavailable, reply::kNoHealthyEndpoint,
              "service " + route_->service + " is not available");
       co_return co_await SendAnswer();
     }
-    service_series_ = &route_plan.service->series;
+    service_plan_ = route_plan.service;
+    service_series_ = &service_plan_->series;
 
     // (The server took the hop-by-hop fields and Expect out of the head.)
     req_.target = routing::RouteTable::RewriteTarget(*route_, req_.target);
     const std::optional<std::uint64_t> body_size = request_.body_size();
     has_body_ = !body_size || *body_size > 0;
-    chunked_in_ = !body_size;
     if (chain_->body_limit() != 0 && has_body_) {
       if (!co_await BufferBody()) co_return co_await UpstreamFailed();
     }
@@ -242,148 +245,87 @@ class ExchangeRunner {
       co_return co_await SendAnswer();
     }
 
-    if (!PickEndpoint()) {
+    // The service's cluster as of now (a filter may have waited across a reload; one that
+    // removed the service leaves the exchange without an upstream).
+    ServiceState* service = w_.Service(route_->service);
+    if (service == nullptr || !service->cluster) {
       Answer(ErrorCode::kUnavailable, reply::kNoHealthyEndpoint,
-             "no healthy endpoint for service " + route_->service);
+             "service " + route_->service + " is not available");
       co_return co_await SendAnswer();
     }
-
-    if (body_buffered_ && chunked_in_) {
-      // The whole body is here: it goes upstream with its length (any trailer is dropped).
-      chunked_in_ = false;
-      req_.headers.Set("content-length", std::to_string(body_.size()));
+    PrepareUpstreamRequest();
+    const TimePoint deadline =
+        route_->timeout.count() > 0 ? upstream_start_ + route_->timeout : TimePoint::max();
+    auto got = co_await service->cluster->Send(upstream_, deadline);
+    RestoreRequestHead();
+    if (upstream_.keepalive_retries > 0) {
+      service_series_->keepalive_race_retries->Add(w_.slot(), upstream_.keepalive_retries);
     }
-    if (chunked_in_) req_.headers.Add("transfer-encoding", "chunked");
-    http::AppendRequestHead(upstream_head_, req_.method, req_.target, req_.headers);
-    if (req_.method == "HEAD") response_parser_.ExpectNoBody();
-
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      // (No co_await inside a conditional expression: GCC 12 miscompiles it.)
-      auto conn = co_await endpoint_->pool.Acquire(/*fresh_only=*/attempt > 0);
-      if (!conn) {
-        service_series_->connect_failures->Add(w_.slot());
-        // The pool's own limit (resource_exhausted) is, to the client, an upstream that is
-        // unavailable for now; any other failure to connect is connect_failed.
-        if (conn.error().code() == ErrorCode::kResourceExhausted) {
-          Answer(ErrorCode::kUnavailable, reply::kUpstreamOverloaded, conn.error().message());
-          co_return co_await SendAnswer();
-        }
-        Answer(ErrorCode::kConnectFailed, reply::kUpstreamConnectFailed, conn.error().message());
-        co_return co_await SendAnswer();
-      }
-      conn_ = std::move(*conn);
-      upstream_deadline_.emplace(w_.io(), conn_->socket);
-      if (!upstream_started_) {
-        upstream_started_ = true;
-        upstream_start_ = clock_.now();
-        upstream_deadline_->Arm(route_->timeout);
-      } else if (route_->timeout.count() > 0) {
-        // The retry gets what is left of the route's budget; none left is a timeout now.
-        const Duration left = route_->timeout - (clock_.now() - upstream_start_);
-        if (left.count() <= 0) {
-          RouteTimedOut();
-          co_return co_await UpstreamFailed();
-        }
-        upstream_deadline_->Arm(left);
-      }
-      const SendResult sent = co_await SendRequest();
-      if (sent == SendResult::kSent) {
-        const SendResult head = co_await ReadResponseHead();
-        if (head == SendResult::kSent) break;
-        if (head == SendResult::kFailed) co_return co_await UpstreamFailed();
-      } else if (sent == SendResult::kFailed) {
-        co_return co_await UpstreamFailed();
-      }
-      // The pooled connection was closed under us before any response byte: the one retry
-      // that is always safe, on a fresh connection.
-      service_series_->keepalive_race_retries->Add(w_.slot());
-      DropConnection();
-      if (attempt == 1) {
-        UpstreamIoFailed("upstream closed the connection without responding");
-        co_return co_await UpstreamFailed();
-      }
+    if (!got) {
+      SendFailed(got.error());
+      co_return co_await UpstreamFailed();
     }
+    response_in_ = std::move(*got);
     co_await StreamResponse();
   }
 
+  // --- upstream::InterimSink: an interim response (103 Early Hints, 100 Continue) ahead of the
+  // final one. The server forwards it to HTTP/1.1 clients (RFC 9110 15.2), not to HTTP/1.0 ones
+  // nor a 100 after its own 100 Continue.
+  Task<bool> OnInterim(int status, std::string_view reason, const http::Headers& headers) override {
+    interim_reason_.assign(reason);
+    interim_head_.status = status;
+    interim_head_.reason = interim_reason_;
+    interim_head_.headers = headers;
+    http::RemoveHopByHop(interim_head_.headers);
+    const bool sent = co_await response_.WriteInterim(interim_head_);
+    co_return sent;
+  }
+
  private:
-  bool PickEndpoint() {
-    if (service_->endpoints.empty() || !service_->lb) return false;
-    upstream::PickContext pick;
-    const config::Service& cfg = *service_->plan->config;
-    if (cfg.lb == config::LbPolicy::kLeastRequest) {
-      for (std::size_t i = 0; i < service_->endpoints.size(); ++i) {
-        service_->load[i].in_flight = service_->endpoints[i]->in_flight;
-      }
-      pick.endpoints = service_->load;
-    } else if (cfg.lb == config::LbPolicy::kHash) {
+  // The upstream request: the client's head (moved in, moved back after Send, so the server
+  // keeps its storage), its body as the chain left it, the hash key, this runner for 1xx.
+  void PrepareUpstreamRequest() {
+    std::swap(upstream_.method, req_.method);
+    std::swap(upstream_.target, req_.target);
+    std::swap(upstream_.headers, req_.headers);
+    if (body_buffered_) {
+      // The whole body is here: it goes upstream with its length (any trailer is dropped), and
+      // can be sent again after the keep-alive race.
+      buffered_body_ = upstream::StringBody(body_);
+      upstream_.body = &buffered_body_;
+      bytes_received_ = body_.size();
+    } else if (has_body_ || upstream_.headers.Has("content-length")) {
+      upstream_.body = &client_body_;  // (a declared empty body keeps its content-length: 0)
+    }
+    upstream_.interim = this;
+    const config::Service& service = *service_plan_->config;
+    if (service.lb == config::LbPolicy::kHash) {
       std::string_view key = request_.peer().ip;
-      if (cfg.hash_on.kind == config::HashOn::Kind::kHeader) {
-        key = req_.headers.Get(cfg.hash_on.header).value_or("");
+      if (service.hash_on.kind == config::HashOn::Kind::kHeader) {
+        key = upstream_.headers.Get(service.hash_on.header).value_or("");
       }
-      pick.hash_key = upstream::HashKey(key);
+      upstream_.hash_key = upstream::HashKey(key);
     }
-    const auto index = service_->lb->Pick(pick);
-    if (!index) return false;
-    endpoint_ = service_->endpoints[*index];
-    ++endpoint_->in_flight;
+    upstream_start_ = clock_.now();
     service_series_->in_flight->Add(w_.slot(), 1);
-    return true;
+    sent_ = true;
+  }
+  // The head back where the server (and the response side's filters) see it.
+  void RestoreRequestHead() {
+    std::swap(upstream_.method, req_.method);
+    std::swap(upstream_.target, req_.target);
+    std::swap(upstream_.headers, req_.headers);
+    endpoint_ = upstream_.endpoint;
+    if (!body_buffered_) bytes_received_ = client_body_.bytes();
   }
 
-  // Writes what `out` gathered to the upstream. kRetry: the connection was a reused one that
-  // failed before anything could have reached the upstream, and the request can be replayed.
-  Task<SendResult> WriteUpstream(const WriteList& out) {
-    auto [ec, written] = co_await asio::async_write(conn_->socket, out.buffers(), kNoThrow);
-    if (ec) {
-      const bool replayable = !has_body_ || body_buffered_;
-      if (conn_->reused && replayable && !upstream_deadline_->expired()) {
-        co_return SendResult::kRetry;
-      }
-      co_return UpstreamIoFailed("upstream failed");
-    }
-    bytes_received_ += out.body_bytes();
-    co_return SendResult::kSent;
-  }
-
-  // Sends the head and the whole request body: the body as the client sends it, piece by piece
-  // (the head goes with the first piece), or the body the chain buffered.
-  Task<SendResult> SendRequest() {
-    WriteList out;
-    out.Head(upstream_head_);
-    if (body_buffered_ || !has_body_) {
-      out.Body(body_);
-      // WriteUpstream's steps inline: every GET takes this path, and a nested coroutine frame
-      // costs more than the lines.
-      auto [ec, written] = co_await asio::async_write(conn_->socket, out.buffers(), kNoThrow);
-      if (ec) {
-        if (conn_->reused && !upstream_deadline_->expired()) co_return SendResult::kRetry;
-        co_return UpstreamIoFailed("upstream failed");
-      }
-      bytes_received_ += out.body_bytes();
-      co_return SendResult::kSent;
-    }
-    for (;;) {
-      auto piece = co_await request_.ReadSome();
-      if (!piece) co_return BodyReadFailed(piece.error());
-      const bool end = piece->empty() || request_.body_complete();
-      out.Body(*piece, chunked_in_);
-      if (end && chunked_in_) out.LastChunk();
-      if (!out.empty()) {
-        const SendResult sent = co_await WriteUpstream(out);
-        if (sent != SendResult::kSent) co_return sent;
-        out.Clear();
-      }
-      if (end) co_return SendResult::kSent;
-    }
-  }
-
-  SendResult FilterBodyTooLarge(std::uint64_t bytes) {
-    const bool known = !chunked_in_;
-    return Failed(ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
-                  fmt::format("request body of {}{} bytes exceeds the {} bytes filter {} reads",
-                              known ? "" : "over ", known ? bytes : chain_->body_limit(),
-                              chain_->body_limit(), chain_->body_reader()->name()));
+  void FilterBodyTooLarge(std::uint64_t bytes) {
+    const bool known = request_.body_size().has_value();
+    Failed(ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
+           fmt::format("request body of {}{} bytes exceeds the {} bytes filter {} reads",
+                       known ? "" : "over ", known ? bytes : chain_->body_limit(),
+                       chain_->body_limit(), chain_->body_reader()->name()));
   }
 
   // Reads the whole request body into body_, for the chain's filters that read it
@@ -415,66 +357,8 @@ class ExchangeRunner {
     co_return true;
   }
 
-  // Reads until the final (non-1xx) response head is parsed.
-  Task<SendResult> ReadResponseHead() {
-    http::HeadScanner scanner(kUpstreamHeadLimits);
-    bool any_byte = false;
-    for (;;) {
-      const auto state = scanner.Scan(upstream_in_.data());
-      if (state == http::HeadScanner::State::kComplete) {
-        if (scanner.tabs()) response_parser_.HeadHasTabs();
-        auto n = response_parser_.Feed(upstream_in_.data().substr(0, scanner.head_size()));
-        if (!n) co_return BadResponse(n.error().message());
-        if (!response_parser_.head_done()) co_return BadResponse("incomplete response head");
-        upstream_in_.Consume(*n);
-        const int status = response_parser_.response().status;
-        if (status >= 100 && status < 200 && status != 101) {
-          // An interim response (103 Early Hints, 100 Continue): the final one follows. The
-          // server forwards it to HTTP/1.1 clients (RFC 9110 15.2), not to HTTP/1.0 ones nor a
-          // 100 after its own 100 Continue.
-          http::ResponseHead& interim = response_parser_.response();
-          http::RemoveHopByHop(interim.headers);
-          interim_reason_ = interim.reason;
-          interim_head_.status = status;
-          interim_head_.reason = interim_reason_;
-          interim_head_.headers = interim.headers;
-          response_parser_.Reset();
-          if (req_.method == "HEAD") response_parser_.ExpectNoBody();
-          scanner.Reset();
-          if (!co_await response_.WriteInterim(interim_head_)) co_return ClientGone();
-          continue;
-        }
-        co_return SendResult::kSent;
-      }
-      if (state == http::HeadScanner::State::kMalformed) co_return BadResponse(scanner.error());
-      if (state != http::HeadScanner::State::kIncomplete) {
-        co_return BadResponse("response head too large");
-      }
-      if (upstream_in_.full() && !upstream_in_.Grow(kUpstreamHeadLimits.max_bytes + 4)) {
-        co_return BadResponse("response head too large");
-      }
-      auto [ec, n] = co_await conn_->socket.async_read_some(
-          asio::buffer(upstream_in_.WritePtr(), upstream_in_.WriteSpace()), kNoThrow);
-      if (ec) {
-        if (!any_byte && conn_->reused && (!has_body_ || body_buffered_) &&
-            !upstream_deadline_->expired() && ec != asio::error::operation_aborted) {
-          co_return SendResult::kRetry;
-        }
-        co_return UpstreamIoFailed(any_byte ? "upstream closed the connection mid-response"
-                                            : "upstream closed the connection without responding");
-      }
-      any_byte = true;
-      upstream_in_.Commit(n);
-    }
-  }
-
-  SendResult BadResponse(std::string message) {
-    return Failed(ErrorCode::kUpstreamProtocol, reply::kBadUpstreamResponse, std::move(message));
-  }
-
   // Answers what went wrong before the response started (failure_).
   Task<void> UpstreamFailed() {
-    DropConnection();
     if (!failure_ || failure_->code() == ErrorCode::kCancelled) co_return;  // no one to tell
     if (failure_->code() == ErrorCode::kDeadlineExceeded) {
       service_series_->timeouts->Add(w_.slot());
@@ -485,29 +369,28 @@ class ExchangeRunner {
 
   // The length the client is told for the upstream's response: its Content-Length, none for a
   // streamed body (the server then chunks it, or reads until close to HTTP/1.0).
-  std::optional<std::uint64_t> ResponseBodySize(http::ResponseHead& resp) const {
-    switch (resp.framing) {
-      case http::BodyFraming::kContentLength:
-        return resp.content_length;
-      case http::BodyFraming::kChunked:
-      case http::BodyFraming::kUntilClose:
-        return std::nullopt;
-      case http::BodyFraming::kNone:
-        break;
-    }
-    // No body: a HEAD response or a 1xx/204/304 keeps the length it declared.
+  std::optional<std::uint64_t> ResponseBodySize(const http::ResponseHead& resp) const {
+    const bool no_body = method_ == "HEAD" || resp.status == 204 || resp.status == 304;
+    if (!no_body) return response_in_.body.length();
+    // No body: a HEAD response or a 204/304 keeps the length it declared.
     if (auto declared = resp.headers.Get("content-length")) {
       std::uint64_t value = 0;
       const auto [end, ec] =
           std::from_chars(declared->data(), declared->data() + declared->size(), value);
       if (ec == std::errc() && end == declared->data() + declared->size()) return value;
     }
-    if (req_.method == "HEAD") return std::nullopt;
+    if (method_ == "HEAD") return std::nullopt;
     return 0;
   }
 
   Task<void> StreamResponse() {
-    http::ResponseHead& resp = response_parser_.response();
+    http::ResponseHead& resp = response_head_;
+    resp.status = response_in_.status;
+    resp.reason = std::move(response_in_.reason);
+    std::swap(resp.headers, response_in_.headers);
+    const std::optional<std::uint64_t> length = response_in_.body.length();
+    resp.framing = length ? http::BodyFraming::kContentLength : http::BodyFraming::kChunked;
+    resp.content_length = length.value_or(0);
     status_ = resp.status;
     upstream_status_ = resp.status;
     FilterContext context{req_, *route_, request_.peer().ip, request_id_, body_, reply_, clock_};
@@ -523,57 +406,31 @@ class ExchangeRunner {
     std::swap(out_head_.headers, resp.headers);
     response_.WriteHead(out_head_, size);  // goes out with the first body bytes
 
+    // The body piece by piece as it arrives, never whole; the connection goes back to its pool
+    // when the body reader reaches the end.
     for (;;) {
-      std::size_t consumed = 0;
-      if (!upstream_in_.empty() && !response_parser_.message_done()) {
-        auto n = response_parser_.Feed(upstream_in_.data());
-        if (!n) {
-          CutShort("upstream_malformed", n.error().message());
-          response_.Abort();
-          DropConnection();
-          co_return;  // the response already started: all we can do is cut it
-        }
-        consumed = *n;
-        const std::span<const std::string_view> chunks(response_parser_.body_chunks());
-        std::uint64_t bytes = 0;
-        for (std::string_view c : chunks) bytes += c.size();
-        if (bytes > 0) {
-          if (!co_await response_.WriteBody(chunks)) {
-            DropConnection();
-            co_return;
-          }
-          bytes_sent_ += bytes;
-        }
-      }
-      response_parser_.body_chunks().clear();
-      upstream_in_.Consume(consumed);
-      if (response_parser_.message_done()) break;
-      auto [ec, n] = co_await conn_->socket.async_read_some(
-          asio::buffer(upstream_in_.WritePtr(), upstream_in_.WriteSpace()), kNoThrow);
-      if (ec == asio::error::eof && response_parser_.FinishOnEof()) {
-        continue;  // the until-close body ended
-      }
-      if (ec) {
-        if (upstream_deadline_->expired()) {
+      auto piece = co_await response_in_.body.ReadSome();
+      if (!piece) {
+        // The response already started: all we can do is cut it.
+        const ErrorCode code = piece.error().code();
+        if (code == ErrorCode::kDeadlineExceeded) {
           service_series_->timeouts->Add(w_.slot());
           CutShort("upstream_timeout", "upstream timed out");
+        } else if (code == ErrorCode::kUpstreamProtocol) {
+          CutShort("upstream_malformed", piece.error().message());
         } else {
           CutShort("upstream_closed", "upstream prematurely closed connection");
         }
         response_.Abort();
-        DropConnection();
         co_return;
       }
-      upstream_in_.Commit(n);
+      if (piece->empty()) break;
+      const std::string_view bytes = *piece;
+      const std::span<const std::string_view> pieces(&bytes, 1);
+      const bool written = co_await response_.WriteBody(pieces);
+      if (!written) co_return;  // the client is gone: the reader, dropped, closes the upstream
+      bytes_sent_ += bytes.size();
     }
-    // Reuse the upstream connection only after a clean, complete exchange.
-    upstream_deadline_.reset();
-    if (resp.keep_alive && upstream_in_.empty()) {
-      ReleaseConnection();
-    } else {
-      DropConnection();
-    }
-    upstream_in_.Release();
     // (The server ends the response: a chunked body's last chunk, or a head still waiting.)
   }
 
@@ -585,24 +442,16 @@ class ExchangeRunner {
     spdlog::error(
         "{} while sending the response: {} {} from {} (service {}, {} body bytes sent, "
         "request_id {})",
-        why, method_, original_target_, endpoint_->id, route_->service, bytes_sent_, request_id_);
-  }
-
-  void ReleaseConnection() {
-    if (conn_) endpoint_->pool.Release(std::move(conn_));
-  }
-  void DropConnection() {
-    upstream_deadline_.reset();
-    if (conn_) endpoint_->pool.Discard(std::move(conn_));
+        why, method_, original_target_, endpoint_ ? endpoint_->id : std::string(), route_->service,
+        bytes_sent_, request_id_);
   }
 
  public:
   // Logs and counts the exchange (a plain call).
   void Finish() {
-    DropConnection();  // no-op after a clean exchange; a cancelled one is never pooled
+    response_in_.body = upstream::BodyReader();  // an unfinished body closes its connection
     const auto end = clock_.now();
-    if (endpoint_) {
-      --endpoint_->in_flight;
+    if (sent_) {
       service_series_->in_flight->Add(w_.slot(), -1);
       if (upstream_status_ != 0) {
         service_series_->requests[StatusClass(upstream_status_)]->Add(w_.slot());
@@ -642,17 +491,17 @@ class ExchangeRunner {
   server::Request& request_;
   server::Response& response_;
   http::RequestHead& req_;  // the request's head, as it will be sent upstream
-  runtime::ReadBuffer upstream_in_;
-  http::Parser response_parser_;
   const config::Route* route_ = nullptr;
   const FilterChain* chain_ = nullptr;  // the route's, in snapshot_
   const RouteSeries* route_series_ = nullptr;
+  const ServicePlan* service_plan_ = nullptr;  // in snapshot_
   const ServiceSeries* service_series_ = nullptr;
-  ServiceState* service_ = nullptr;
-  std::shared_ptr<Endpoint> endpoint_;
-  std::unique_ptr<upstream::UpstreamConnection> conn_;
-  std::optional<runtime::Deadline<tcp::socket>> upstream_deadline_;
-  std::string upstream_head_;
+  ClientBody client_body_;
+  upstream::StringBody buffered_body_{std::string_view()};
+  upstream::Request upstream_;                          // what Cluster::Send sends
+  upstream::Response response_in_;                      // what it got back
+  std::shared_ptr<const upstream::Endpoint> endpoint_;  // the endpoint picked (access log)
+  http::ResponseHead response_head_;   // the upstream's head, as the response filters see it
   server::ResponseHead out_head_;      // the response head to the client
   server::ResponseHead interim_head_;  // a 1xx response on its way to the client
   std::string interim_reason_;
@@ -673,9 +522,8 @@ class ExchangeRunner {
   int upstream_status_ = 0;
   std::string_view cut_short_;  // the access log's "error" mark (CutShort); empty if none
   bool has_body_ = false;       // the request has a body (declared, or chunked)
-  bool chunked_in_ = false;     // it is streamed without a declared length
-  bool upstream_started_ = false;
   bool body_buffered_ = false;
+  bool sent_ = false;  // handed to the cluster (counted in flight)
 };
 
 Task<void> ListenerHandler::Serve(server::Request& request, server::Response& response) {

@@ -15,15 +15,15 @@
 #include "proxy/filter_registry.hpp"
 #include "proxy/proxy_metrics.hpp"
 #include "routing/route_table.hpp"
+#include "upstream/endpoints.hpp"
 #include "upstream/resolver.hpp"
 
 namespace ferry::proxy {
 
-struct ResolvedEndpoint {
-  std::string id;  // "127.0.0.1:7001", unique within the service
-  std::string ip;  // literal address to connect to
-  std::uint16_t port = 0;
-};
+// One resolved address of a service: id "127.0.0.1:7001" (unique within the service), the
+// literal ip to connect to, the port. The upstream client's own type, so a worker hands the
+// snapshot's list to its Cluster as it is.
+using ResolvedEndpoint = upstream::ResolvedAddress;
 
 struct ServicePlan {
   const config::Service* config = nullptr;

@@ -10,27 +10,12 @@
 #include "server/server.hpp"
 
 namespace ferry::proxy {
-namespace {
-
-upstream::PoolSettings PoolSettingsOf(const config::Service& s) {
-  return {s.max_connections_per_endpoint, s.connect_timeout, s.pool_idle_timeout};
-}
-
-tcp::endpoint ToTcp(const ResolvedEndpoint& e) {
-  return tcp::endpoint(asio::ip::make_address(e.ip), e.port);
-}
-
-}  // namespace
-
 struct WorkerState::ListenerServer {
   ListenerServer(WorkerState& worker, const std::string& name, const server::ServerOptions& o)
       : handler(worker, name), server(worker.io(), o, handler) {}
   ListenerHandler handler;
   server::Server server;  // after the handler it calls
 };
-
-Endpoint::Endpoint(asio::io_context& io, const ResolvedEndpoint& e, const upstream::PoolSettings& s)
-    : id(e.id), pool(io, ToTcp(e), s) {}
 
 WorkerState::WorkerState(runtime::Worker& worker, ProxyMetrics& metrics,
                          std::shared_ptr<observability::AccessLogSink> access_log,
@@ -56,35 +41,21 @@ void WorkerState::SetAccessLog(std::shared_ptr<observability::AccessLogSink> sin
 }
 
 void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot) {
+  // The node resolves host names (off the event loops) into the snapshot; each worker's
+  // cluster takes that list rather than resolving again.
   std::map<std::string, ServiceState> next;
   for (const auto& [name, plan] : snapshot->services) {
+    upstream::ClusterOptions options =
+        upstream::ClusterOptions::FromService(*plan.config, random_.Next());
+    options.clock = &clock_;
     ServiceState state;
     state.plan = &plan;
-    std::vector<upstream::EndpointInfo> infos;
-    const upstream::PoolSettings settings = PoolSettingsOf(*plan.config);
-    auto old = services_.find(name);
-    for (const ResolvedEndpoint& e : plan.endpoints) {
-      std::shared_ptr<Endpoint> kept;
-      if (old != services_.end()) {
-        for (const auto& ep : old->second.endpoints) {
-          if (ep->id == e.id) kept = ep;
-        }
-      }
-      if (kept) {
-        kept->pool.set_settings(settings);
-      } else {
-        kept = std::make_shared<Endpoint>(io(), e, settings);
-      }
-      state.endpoints.push_back(std::move(kept));
-      infos.push_back({e.id});
+    if (auto old = services_.find(name); old != services_.end()) {
+      state.cluster = std::move(old->second.cluster);
+    } else {
+      state.cluster = upstream::Cluster::Create(io(), options, nullptr, {});
     }
-    state.load.resize(state.endpoints.size());
-    auto lb = upstream::LoadBalancer::Create(plan.config->lb, infos, random_.Next());
-    if (!lb) {
-      spdlog::error("service {}: {}", name, lb.error().message());
-      continue;
-    }
-    state.lb = std::move(*lb);
+    state.cluster->Update(std::move(options), plan.endpoints);
     next.emplace(name, std::move(state));
   }
   services_ = std::move(next);
@@ -191,15 +162,16 @@ void WorkerState::Maintain() {
     connections_peak_ = connections;
   }
   // A stopped listener's server goes once its last connection has ended.
-  std::erase_if(stopped_, [](const auto& served) { return served->server.connection_count() == 0; });
+  std::erase_if(stopped_,
+                [](const auto& served) { return served->server.connection_count() == 0; });
   // (The pools stamp their idle connections with steady_clock themselves, so their sweep
   // reads it too, not the injected clock.)
   const auto now = std::chrono::steady_clock::now();
   for (auto& [name, state] : services_) {
+    state.cluster->Sweep(now);
     std::int64_t open = 0;
-    for (auto& ep : state.endpoints) {
-      ep->pool.Sweep(now);
-      open += static_cast<std::int64_t>(ep->pool.open());
+    for (const auto& endpoint : state.cluster->endpoints()) {
+      open += static_cast<std::int64_t>(endpoint->pool->open());
     }
     state.plan->series.connections->Set(slot(), open);
   }

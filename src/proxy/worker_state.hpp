@@ -1,5 +1,6 @@
 // Everything one worker owns for the proxy path: its current config snapshot (with each route's
-// filter chain), per-service load balancers and upstream connection pools, the I/O buffer pool,
+// filter chain), an upstream client (upstream::Cluster: load balancer, connection pools,
+// endpoint health) per service, fed with the snapshot's resolved endpoints, the I/O buffer pool,
 // the access-log writer, the clock it reads time from, and a server (src/server) per listener,
 // whose connections it drains and closes.
 // Thread safety: used only on the worker's own thread. Other threads reach it through
@@ -17,23 +18,16 @@
 #include "proxy/snapshot.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "runtime/worker.hpp"
-#include "upstream/connection_pool.hpp"
+#include "upstream/cluster.hpp"
 #include "upstream/load_balancer.hpp"
 
 namespace ferry::proxy {
 
-struct Endpoint {
-  Endpoint(asio::io_context& io, const ResolvedEndpoint& e, const upstream::PoolSettings& s);
-  std::string id;
-  upstream::ConnectionPool pool;
-  std::uint32_t in_flight = 0;
-};
-
 struct ServiceState {
   const ServicePlan* plan = nullptr;
-  std::vector<std::shared_ptr<Endpoint>> endpoints;  // indexed like plan->endpoints
-  std::vector<upstream::EndpointState> load;         // scratch for least_request picks
-  std::unique_ptr<upstream::LoadBalancer> lb;
+  // The service's upstream client on this worker: kept across reloads (Cluster::Update with
+  // the new snapshot's endpoints keeps the pools and health of those that stay).
+  std::shared_ptr<upstream::Cluster> cluster;
 };
 
 class WorkerState {
@@ -45,9 +39,9 @@ class WorkerState {
               const Clock& clock = SystemClock());
   ~WorkerState();
 
-  // Installs a new snapshot: load balancers are rebuilt, connection pools of endpoints that
-  // stay are kept. Exchanges in flight keep the snapshot (and so the filter chains) they
-  // started with.
+  // Installs a new snapshot: each service's cluster takes its resolved endpoints (load
+  // balancers are rebuilt, connection pools and health of endpoints that stay are kept). Exchanges
+  // in flight keep the snapshot (and so the filter chains) they started with.
   void ApplySnapshot(std::shared_ptr<const Snapshot> snapshot);
   void SetAccessLog(std::shared_ptr<observability::AccessLogSink> sink);
 

@@ -36,16 +36,19 @@ Cluster::Cluster(asio::io_context& io, ClusterOptions options, std::shared_ptr<R
       resolver_(std::move(resolver)),
       resolve_on_(std::move(resolve_on)),
       buffers_(std::make_shared<runtime::BufferPool>(16)),
+      clock_(options_.clock != nullptr ? options_.clock : &SystemClock()),
       uses_dns_(NeedsResolution(options_.addresses)) {}
 
 Cluster::~Cluster() = default;
 
 void Cluster::ResolveNow() {
+  if (fed_ || !resolver_) return;
   Apply(ResolveHosts(*resolver_, options_.addresses));
   next_resolve_ = Clock::now() + options_.resolve_interval;
 }
 
 void Cluster::Refresh(TimePoint now) {
+  if (fed_) return;
   if (!uses_dns_) {
     if (!resolved_once_) ResolveNow();  // literals only: nothing blocks
     return;
@@ -74,16 +77,30 @@ void Cluster::Apply(const ResolvedHosts& round) {
                     std::equal(addresses.begin(), addresses.end(), endpoints_.begin(),
                                [](const auto& a, const auto& e) { return a.id == e->id; });
   if (same) return;
+  SetEndpoints(addresses);
+  std::string ids;
+  for (const ResolvedAddress& a : addresses) ids += (ids.empty() ? "" : ", ") + a.id;
+  spdlog::info("upstream {}: endpoints {}", options_.name, ids.empty() ? "none" : ids);
+}
+
+void Cluster::Update(ClusterOptions options, const std::vector<ResolvedAddress>& endpoints) {
+  fed_ = true;
+  resolved_once_ = true;
+  const ferry::Clock* clock = options.clock != nullptr ? options.clock : &SystemClock();
+  options_ = std::move(options);
+  clock_ = clock;
+  for (const auto& endpoint : endpoints_) endpoint->pool->set_settings(options_.pool);
+  SetEndpoints(endpoints);
+}
+
+void Cluster::SetEndpoints(const std::vector<ResolvedAddress>& addresses) {
   endpoints_ = MergeEndpoints(endpoints_, addresses, [&](const ResolvedAddress& a) {
     return std::make_shared<Endpoint>(a, StreamPool::Create(io_, a.ip, a.port, options_.pool));
   });
   load_.assign(endpoints_.size(), {});
   std::vector<EndpointInfo> infos;
-  std::string ids;
-  for (const ResolvedAddress& a : addresses) {
-    infos.push_back({a.id});
-    ids += (ids.empty() ? "" : ", ") + a.id;
-  }
+  infos.reserve(addresses.size());
+  for (const ResolvedAddress& a : addresses) infos.push_back({a.id});
   // The hash ring depends only on endpoint ids, so the keys of surviving endpoints stay put.
   auto lb = LoadBalancer::Create(options_.lb, infos, options_.seed);
   if (lb) {
@@ -92,7 +109,6 @@ void Cluster::Apply(const ResolvedHosts& round) {
     lb_.reset();
     spdlog::warn("upstream {}: {}", options_.name, lb.error().message());
   }
-  spdlog::info("upstream {}: endpoints {}", options_.name, ids.empty() ? "none" : ids);
 }
 
 void Cluster::Sweep(TimePoint now) {
@@ -118,6 +134,8 @@ std::shared_ptr<Endpoint> Cluster::Pick(const Request& request) {
 Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
   const std::shared_ptr<Cluster> self = shared_from_this();  // held across the suspensions
   const std::shared_ptr<Endpoint> endpoint = Pick(request);
+  request.endpoint = endpoint;
+  request.keepalive_retries = 0;
   if (!endpoint) {
     ++stats_.failed;
     co_return Fail(ErrorCode::kUnavailable,
@@ -137,7 +155,7 @@ Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
   if (!request.headers.Has("host")) request.headers.Add("host", endpoint->id);
 
   for (int attempt = 0;; ++attempt) {
-    const TimePoint now = Clock::now();
+    const TimePoint now = clock_->now();
     if (now >= deadline) {
       ++stats_.failed;
       co_return Fail(ErrorCode::kDeadlineExceeded,
@@ -151,12 +169,13 @@ Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
         co_return tl::unexpected(lease.error());
       endpoint->health.Failed(Clock::now());
       // The request's own deadline cut the connect short: that is the deadline's error.
-      if (Clock::now() >= deadline) {
+      if (clock_->now() >= deadline) {
         co_return Fail(ErrorCode::kDeadlineExceeded, lease.error().message());
       }
       co_return tl::unexpected(lease.error());
     }
-    AttemptResult got = co_await ExchangeHttp1(io_, *lease, request, deadline, buffers_, in_flight);
+    AttemptResult got =
+        co_await ExchangeHttp1(io_, *lease, request, deadline, *clock_, buffers_, in_flight);
     if (got.response) {
       got.response->endpoint = endpoint;
       ++stats_.sent;  // its endpoint's success is counted when the body has been read
@@ -165,6 +184,7 @@ Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
     if (got.may_retry && attempt == 0 && (request.body == nullptr || request.body->Rewind())) {
       // The keep-alive race: the upstream closed the idle connection as it was taken.
       ++stats_.keepalive_retries;
+      ++request.keepalive_retries;
       spdlog::debug("upstream {}: {}; sending again on a new connection", endpoint->id,
                     got.response.error().message());
       continue;

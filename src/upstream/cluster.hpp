@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "runtime/asio.hpp"
 #include "upstream/endpoint.hpp"
@@ -48,6 +49,9 @@ struct ClusterOptions {
   PoolSettings pool;
   Duration resolve_interval = std::chrono::seconds(30);  // host names only
   std::uint64_t seed = 0;  // the load balancer's (give each event loop its own)
+  // Where Send reads the time for its deadline (a FakeClock in tests); null: SystemClock().
+  // Must outlive the cluster.
+  const Clock* clock = nullptr;
 
   // From a service of the config (endpoints, lb, pool settings, resolve interval).
   static ClusterOptions FromService(const config::Service& service, std::uint64_t seed);
@@ -82,6 +86,12 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   void Refresh(TimePoint now);
   // Closes idle connections past the pool's idle timeout.
   void Sweep(TimePoint now);
+  // Takes endpoints resolved elsewhere (the proxy's config snapshot, whose node resolves
+  // names off the event loops) with new options (a config reload): the endpoints that stay keep
+  // their pools (with the new pool settings), health and requests in flight; new ones get a
+  // pool; the load balancer is rebuilt for the options' policy and seed. A cluster fed this way
+  // no longer resolves by itself (Refresh does nothing); create it with a null resolver.
+  void Update(ClusterOptions options, const std::vector<ResolvedAddress>& endpoints);
 
   // See the header comment. `request` must stay alive until Send completes; Send sets its
   // framing headers and a host if it has none. `deadline` bounds the whole exchange, including
@@ -96,6 +106,7 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   Cluster(asio::io_context& io, ClusterOptions options, std::shared_ptr<Resolver> resolver,
           asio::any_io_executor resolve_on);
   void Apply(const ResolvedHosts& round);
+  void SetEndpoints(const std::vector<ResolvedAddress>& addresses);
   std::shared_ptr<Endpoint> Pick(const Request& request);
 
   asio::io_context& io_;
@@ -107,7 +118,9 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   std::vector<EndpointState> load_;  // scratch for least_request picks
   std::unique_ptr<LoadBalancer> lb_;
   ClusterStats stats_;
+  const Clock* clock_;
   bool uses_dns_ = false;
+  bool fed_ = false;  // endpoints come from Update
   bool resolving_ = false;
   bool resolved_once_ = false;
   TimePoint next_resolve_{};

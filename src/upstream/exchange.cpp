@@ -10,11 +10,7 @@ Task<Result<std::string_view>> StringBody::Read() {
   co_return data_;
 }
 
-Task<Result<std::string_view>> BodyReader::ReadSome() {
-  if (source_ == nullptr) co_return std::string_view();
-  auto piece = co_await source_->Read();
-  co_return piece;
-}
+Task<Result<std::string_view>> BodyReader::NoBody() { co_return std::string_view(); }
 
 Task<Result<std::string>> BodyReader::ReadAll(std::uint64_t max_bytes) {
   std::string body;

@@ -61,6 +61,8 @@ class InterimSink {
                                const http::Headers& headers) = 0;
 };
 
+struct Endpoint;  // endpoint.hpp
+
 struct Request {
   std::string method = "GET";
   std::string target = "/";  // origin form: "/path?query"
@@ -73,6 +75,11 @@ struct Request {
   InterimSink* interim = nullptr;  // null: 1xx responses are skipped
   // For a kHash load balancer: HashKey() of what the service hashes on.
   std::uint64_t hash_key = 0;
+
+  // Set by Send, for the caller's logs and metrics: the endpoint picked (null if none was),
+  // and how often the request was sent again after the keep-alive race (0 or 1).
+  std::shared_ptr<const Endpoint> endpoint;
+  std::uint32_t keepalive_retries = 0;
 };
 
 // The body of a response, read as it arrives. Implemented per protocol (HTTP/1.1 today).
@@ -92,7 +99,11 @@ class BodyReader {
   // The next piece of the body, a view valid until the next call; empty at the end (and then
   // the connection is back in its pool, if it may be reused). Errors: kDeadlineExceeded (the
   // Send deadline passed), kConnectionClosed (cut short), kUpstreamProtocol, kCancelled.
-  Task<Result<std::string_view>> ReadSome();
+  // (Not a coroutine itself: it hands out the source's, so a piece costs one frame.)
+  Task<Result<std::string_view>> ReadSome() {
+    if (source_ == nullptr) return NoBody();
+    return source_->Read();
+  }
   // The whole body; kResourceExhausted if it is longer than max_bytes (the connection closed).
   Task<Result<std::string>> ReadAll(std::uint64_t max_bytes);
   // Reads the body to its end and drops it, so the connection can be reused; past max_bytes
@@ -107,6 +118,7 @@ class BodyReader {
   }
 
  private:
+  static Task<Result<std::string_view>> NoBody();
   void Abandon() {
     source_.reset();  // closes the connection
     abandoned_ = true;
@@ -114,8 +126,6 @@ class BodyReader {
   std::unique_ptr<Source> source_;
   bool abandoned_ = false;
 };
-
-struct Endpoint;  // endpoint.hpp
 
 struct Response {
   // The endpoint that answered (its id for access logs, its health for outlier detection).

@@ -40,8 +40,10 @@ class Http1Exchange final : public BodyReader::Source {
     in_.Consume(in_.size());
   }
 
-  bool Arm(Clock::time_point deadline) {
-    const auto left = deadline - Clock::now();
+  // The deadline is on `clock` (the caller's, maybe a fake one); the timer counts the time left.
+  bool Arm(Clock::time_point deadline, const ferry::Clock& clock) {
+    if (deadline == Clock::time_point::max()) return true;  // none
+    const auto left = deadline - clock.now();
     if (left.count() <= 0) return false;
     deadline_->Arm(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
     return true;
@@ -283,11 +285,12 @@ class Http1Exchange final : public BodyReader::Source {
 
 Task<AttemptResult> ExchangeHttp1(asio::io_context& io, StreamPool::Lease& lease,
                                   const Request& request, Clock::time_point deadline,
+                                  const ferry::Clock& clock,
                                   const std::shared_ptr<runtime::BufferPool>& buffers,
                                   InFlight& in_flight) {
   auto exchange = std::make_unique<Http1Exchange>(io, std::move(lease), buffers, InFlight());
   AttemptResult out;
-  if (!exchange->Arm(deadline)) {
+  if (!exchange->Arm(deadline, clock)) {
     out.response =
         Fail(ErrorCode::kDeadlineExceeded, "deadline passed before the request was sent");
     co_return out;

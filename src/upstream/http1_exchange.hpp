@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "runtime/asio.hpp"
 #include "runtime/buffer_pool.hpp"
@@ -27,10 +28,11 @@ struct AttemptResult {
 // Sends `request` (its framing headers set by the caller) on the lease's connection and reads
 // the response head (interim 1xx responses skipped). On success the response's body reader
 // takes over the lease and the in-flight count, and releases both when the body ends (or is
-// destroyed). `deadline` bounds the whole exchange, body reading included.
+// destroyed). `deadline` (on `clock`) bounds the whole exchange, body reading included.
 Task<AttemptResult> ExchangeHttp1(asio::io_context& io, StreamPool::Lease& lease,
                                   const Request& request,
                                   std::chrono::steady_clock::time_point deadline,
+                                  const Clock& clock,
                                   const std::shared_ptr<runtime::BufferPool>& buffers,
                                   InFlight& in_flight);
 

@@ -1,4 +1,4 @@
-// The settings of a pool of connections to one upstream endpoint (ConnectionPool, StreamPool),
+// The settings of a pool of connections to one upstream endpoint (StreamPool),
 // taken from a service's config. A value type.
 #pragma once
 

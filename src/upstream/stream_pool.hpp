@@ -4,7 +4,7 @@
 // connection with room left is "available"; available connections are kept LIFO (the warmest
 // first), and an idle one (no lease) holds no buffer and no pending operation: it is checked for
 // a close or stray bytes when taken (runtime::IdleConnectionUsable), and closed by Sweep() past
-// the idle timeout. The pool replaces ConnectionPool (tcp::socket) for new code.
+// the idle timeout.
 // Ownership: the pool is shared (Create): a lease keeps it alive, so an endpoint dropped by a
 // re-resolution can finish the exchanges it carries. Leases own their slot, not the stream.
 // Thread safety: one pool per event loop per endpoint, used only on that loop's thread.
