@@ -39,13 +39,15 @@ std::string ErrorJson(int status, std::string_view code, std::string_view messag
 }
 
 class Connection;
+struct Parked;
 
 struct Server::State {
   State(asio::io_context& io, ServerOptions o, Handler& h)
       : io(io),
         options(std::make_shared<const ServerOptions>(std::move(o))),
         handler(h),
-        tasks(io.get_executor()) {}
+        tasks(io.get_executor()),
+        sweep(io) {}
   asio::io_context& io;
   std::shared_ptr<const ServerOptions> options;
   Handler& handler;
@@ -53,8 +55,32 @@ struct Server::State {
   runtime::TaskGroup tasks;
   std::vector<std::unique_ptr<runtime::Acceptor>> acceptors;
   std::list<Connection*> connections;
+  std::list<Parked*> parked;  // idle connections without a coroutine (Park)
+  asio::steady_timer sweep;   // parks idle connections, times parked ones out
   bool draining = false;
 };
+
+// A parked connection: its stream waits for readability with a plain handler, which owns this
+// record; the server's list points at it until it resumes or is closed.
+struct Parked {
+  std::shared_ptr<Server::State> state;
+  std::unique_ptr<runtime::Stream> stream;
+  std::uint64_t served = 0;
+  std::chrono::steady_clock::time_point until;  // its idle timeout
+  std::list<Parked*>::iterator handle;
+  bool closed = false;  // taken off the list and closed (Drain, Close, timeout)
+
+  // Closes it now (the pending wait ends aborted later, and frees the record).
+  void CloseNow() {
+    closed = true;
+    state->parked.erase(handle);
+    stream->Close();
+    state->handler.ConnectionClosed();
+  }
+};
+
+void Park(std::shared_ptr<Server::State> state, std::unique_ptr<runtime::Stream> stream,
+          std::uint64_t served, Duration idle_timeout);
 
 namespace {
 
@@ -101,29 +127,43 @@ const char* CheckFraming(const http::Http1RequestHead& request) {
 // One client connection, and the Request and Response of its current exchange.
 class Connection final : public Request, public Response {
  public:
-  Connection(std::shared_ptr<Server::State> server, std::unique_ptr<runtime::Stream> stream)
+  // `served`: requests served before it parked (0: a new connection).
+  Connection(std::shared_ptr<Server::State> server, std::unique_ptr<runtime::Stream> stream,
+             std::uint64_t served)
       : server_(std::move(server)),
         stream_(std::move(stream)),
         deadline_(server_->io, *stream_),
         in_(server_->buffers),
-        parser_(http::Parser::Kind::kRequest) {
+        parser_(http::Parser::Kind::kRequest),
+        served_(served) {
     peer_ = &stream_->peer();
     server_->connections.push_front(this);
     handle_ = server_->connections.begin();
-    server_->handler.ConnectionOpened();
+    if (served_ == 0) server_->handler.ConnectionOpened();
   }
   ~Connection() override {
     server_->connections.erase(handle_);
-    server_->handler.ConnectionClosed();
+    if (!parking_) server_->handler.ConnectionClosed();
   }
 
   static Task<void> Run(std::shared_ptr<Server::State> server,
-                        std::unique_ptr<runtime::Stream> stream) {
-    Connection connection(std::move(server), std::move(stream));
+                        std::unique_ptr<runtime::Stream> stream, std::uint64_t served) {
+    Connection connection(server, std::move(stream), served);
     co_await connection.Serve();
+    if (connection.parking_) {
+      Park(std::move(server), std::move(connection.stream_), connection.served_,
+           connection.options_->idle_timeout);
+    }
   }
 
   bool idle() const { return idle_; }
+  // The sweep's tick: an idle connection seen idle at two ticks in a row parks.
+  void Tick() {
+    if (!idle_ || park_ || ++idle_ticks_ < 2) return;
+    park_ = true;
+    error_code ignored;
+    stream_->cancel(ignored);  // ends the idle wait; Serve then returns to park
+  }
   runtime::Stream& stream() { return *stream_; }
 
   // --- Request
@@ -187,6 +227,9 @@ class Connection final : public Request, public Response {
   std::shared_ptr<const ServerOptions> options_;  // this exchange's
   std::uint64_t served_ = 0;
   bool idle_ = false;
+  unsigned idle_ticks_ = 0;  // sweeps seen while idle (Tick)
+  bool park_ = false;        // the sweep asked it to park
+  bool parking_ = false;     // Serve returned to park: Run hands the stream over
 
   // This exchange.
   http::BodyFraming framing_ = http::BodyFraming::kNone;
@@ -225,9 +268,20 @@ Task<void> Connection::Serve() {
       if (served_ > 0) parser_.Release();
       if (server_->draining) break;
       idle_ = true;
+      idle_ticks_ = 0;
       deadline_.Arm(served_ == 0 ? options_->header_read_timeout : options_->idle_timeout);
       auto [ec] = co_await stream_->async_wait_readable(kNoThrow);
       idle_ = false;
+      if (park_) {
+        park_ = false;
+        if (ec == asio::error::operation_aborted && served_ > 0 && !server_->draining &&
+            !deadline_.expired()) {
+          deadline_.Disarm();
+          parking_ = true;  // Run hands the stream to Park
+          co_return;
+        }
+        if (!ec) continue;  // the next request came first: serve it
+      }
       if (ec || deadline_.expired()) break;
       options_ = server_->options;
     }
@@ -625,14 +679,57 @@ Task<void> AcceptLoop(std::shared_ptr<Server::State> state, runtime::Acceptor* a
       continue;
     }
     if (state->draining) break;
-    state->tasks.Spawn(Connection::Run(state, std::move(*stream)));
+    state->tasks.Spawn(Connection::Run(state, std::move(*stream), 0));
+  }
+}
+
+// Every park_after: idle connections tick (and park at their second), parked ones past their
+// idle timeout close.
+Task<void> SweepLoop(std::shared_ptr<Server::State> state) {
+  for (;;) {
+    const Duration every = state->options->park_after;
+    state->sweep.expires_after(every.count() > 0 ? every : std::chrono::seconds(1));
+    auto [ec] = co_await state->sweep.async_wait(kNoThrow);
+    if (ec || state->draining) co_return;
+    if (state->options->park_after.count() > 0) {
+      for (Connection* c : state->connections) c->Tick();
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = state->parked.begin(); it != state->parked.end();) {
+      Parked* p = *it++;
+      if (now >= p->until) p->CloseNow();
+    }
   }
 }
 
 }  // namespace
 
+void Park(std::shared_ptr<Server::State> state, std::unique_ptr<runtime::Stream> stream,
+          std::uint64_t served, Duration idle_timeout) {
+  auto owned = std::make_unique<Parked>();
+  Parked* p = owned.get();
+  p->state = std::move(state);
+  p->stream = std::move(stream);
+  p->served = served;
+  p->until = std::chrono::steady_clock::now() + idle_timeout;
+  p->state->parked.push_front(p);
+  p->handle = p->state->parked.begin();
+  p->stream->async_wait_readable([owned = std::move(owned)](const error_code& ec) mutable {
+    if (owned->closed) return;  // closed meanwhile: nothing left but the record
+    Server::State& s = *owned->state;
+    if (ec || s.draining) {
+      owned->CloseNow();
+      return;
+    }
+    s.parked.erase(owned->handle);
+    s.tasks.Spawn(Connection::Run(owned->state, std::move(owned->stream), owned->served));
+  });
+}
+
 Server::Server(asio::io_context& io, ServerOptions options, Handler& handler)
-    : state_(std::make_shared<State>(io, std::move(options), handler)) {}
+    : state_(std::make_shared<State>(io, std::move(options), handler)) {
+  state_->tasks.Spawn(SweepLoop(state_));
+}
 
 Server::~Server() { Close(); }
 
@@ -643,7 +740,7 @@ void Server::Listen(std::unique_ptr<runtime::Acceptor> acceptor) {
 }
 
 void Server::Serve(std::unique_ptr<runtime::Stream> stream) {
-  state_->tasks.Spawn(Connection::Run(state_, std::move(stream)));
+  state_->tasks.Spawn(Connection::Run(state_, std::move(stream), 0));
 }
 
 void Server::SetOptions(const ServerOptions& options) {
@@ -652,6 +749,8 @@ void Server::SetOptions(const ServerOptions& options) {
 
 void Server::Drain() {
   state_->draining = true;
+  state_->sweep.cancel();
+  while (!state_->parked.empty()) state_->parked.front()->CloseNow();
   for (auto& acceptor : state_->acceptors) acceptor->Close();
   for (Connection* c : state_->connections) {
     error_code ignored;
@@ -667,7 +766,11 @@ void Server::Close() {
 
 Task<void> Server::Wait() { return state_->tasks.Wait(); }
 
-std::size_t Server::connection_count() const { return state_->connections.size(); }
+std::size_t Server::connection_count() const {
+  return state_->connections.size() + state_->parked.size();
+}
+
+std::size_t Server::parked_count() const { return state_->parked.size(); }
 
 bool Server::draining() const { return state_->draining; }
 

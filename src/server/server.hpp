@@ -8,7 +8,8 @@
 //   413 body_too_large     a body over max_body_bytes (declared: before it is read)
 //   431 headers_too_large  a head over max_header_bytes or max_headers fields
 // Every accept loop and connection is a task of the server's TaskGroup: Drain and Close end
-// them, Wait waits for them.
+// them, Wait waits for them. A connection idle past park_after parks (no task, no coroutine:
+// the server keeps its stream and closes it at Drain, Close or its idle timeout).
 // Thread safety: one server per event loop; everything on that loop's thread. The server may be
 // destroyed while connections run (they hold its shared state); run the loop until Wait()
 // completes first to end them cleanly.
@@ -40,6 +41,11 @@ struct ServerOptions {
   // Without a request_timeout: each body read and each response write must end within this
   // (0: none); the handler's own waits (a long-poll) have no limit from the server.
   Duration io_timeout = std::chrono::seconds(60);
+  // A keep-alive connection idle this long (to twice as long: a sweep checks at this interval)
+  // parks: its coroutine, parser and timers are freed and only the stream and a small record
+  // wait for the next request, which resumes it on a new coroutine. Its idle timeout then
+  // counts from when it parked. 0: never park.
+  Duration park_after = std::chrono::seconds(1);
 };
 
 class Server {
@@ -62,7 +68,9 @@ class Server {
   void Close();
   // Completes when every accept loop and connection has ended.
   Task<void> Wait();
+  // Open connections, parked ones included.
   std::size_t connection_count() const;
+  std::size_t parked_count() const;
   bool draining() const;
 
   struct State;  // shared with the connections (server.cpp)

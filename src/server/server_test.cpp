@@ -47,7 +47,12 @@ class TestHandler : public Handler {
     }
   }
 
+  void ConnectionOpened() override { ++opened; }
+  void ConnectionClosed() override { ++closed; }
+
   int calls = 0;
+  int opened = 0;
+  int closed = 0;
   int last_head_fields = 0;
   bool saw_transfer_encoding = false;
   bool saw_expect = false;
@@ -367,6 +372,64 @@ TEST_F(ServerTest, CloseEndsAHandlerThatWaits) {
   asio::co_spawn(io_, server_->Wait(), [&](std::exception_ptr) { waited = true; });
   EXPECT_TRUE(RunUntil([&] { return waited; }, 1s));
   EXPECT_TRUE(RunUntil([&] { return eof_; }, 1s));
+}
+
+TEST_F(ServerTest, AnIdleConnectionParksAndResumesOnItsNextRequest) {
+  ServerOptions options;
+  options.park_after = 10ms;
+  Start(options);
+  Collect();
+  Send("GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return server_->parked_count() == 1; }));
+  EXPECT_NE(received_.find("GET /first\n"), std::string::npos) << received_;
+  EXPECT_EQ(server_->connection_count(), 1u);  // parked ones count
+  Send("GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return received_.find("GET /second\n") != std::string::npos; }));
+  EXPECT_EQ(handler_.calls, 2);
+  EXPECT_EQ(handler_.opened, 1);  // one connection, resumed: not opened again
+  EXPECT_EQ(handler_.closed, 0);
+  EXPECT_FALSE(eof_);
+  ASSERT_TRUE(RunUntil([&] { return server_->parked_count() == 1; }));  // parks again
+}
+
+TEST_F(ServerTest, AParkedConnectionClosesAtItsIdleTimeout) {
+  ServerOptions options;
+  options.park_after = 10ms;
+  options.idle_timeout = 100ms;
+  Start(options);
+  Collect();
+  Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return server_->parked_count() == 1; }));
+  ASSERT_TRUE(RunUntil([&] { return eof_; }));
+  EXPECT_EQ(server_->connection_count(), 0u);
+  EXPECT_EQ(handler_.closed, 1);
+}
+
+TEST_F(ServerTest, DrainClosesParkedConnections) {
+  ServerOptions options;
+  options.park_after = 10ms;
+  Start(options);
+  Collect();
+  Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(RunUntil([&] { return server_->parked_count() == 1; }));
+  server_->Drain();
+  EXPECT_EQ(server_->connection_count(), 0u);
+  EXPECT_EQ(handler_.closed, 1);
+  bool waited = false;
+  asio::co_spawn(io_, server_->Wait(), [&](std::exception_ptr) { waited = true; });
+  EXPECT_TRUE(RunUntil([&] { return eof_; }, 1s));
+  EXPECT_TRUE(RunUntil([&] { return waited; }, 1s));
+}
+
+TEST_F(ServerTest, ANewConnectionThatSendsNothingDoesNotPark) {
+  ServerOptions options;
+  options.park_after = 10ms;
+  options.header_read_timeout = 200ms;
+  Start(options);
+  Collect();
+  RunUntil([] { return false; }, 100ms);
+  EXPECT_EQ(server_->parked_count(), 0u);
+  ASSERT_TRUE(RunUntil([&] { return eof_; }));  // its header_read_timeout closes it
 }
 
 }  // namespace
