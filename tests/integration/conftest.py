@@ -196,7 +196,7 @@ def echo_pair(start_echo) -> tuple[Echo, Echo]:
 
 
 def read_http_message(conn: socket.socket, buf: bytearray) -> bytes | None:
-    """Reads one request (head + Content-Length body) from conn; None on EOF before a head."""
+    """Reads one request (head + Content-Length or chunked body) from conn; None on EOF."""
     while b"\r\n\r\n" not in buf:
         data = conn.recv(65536)
         if not data:
@@ -204,6 +204,14 @@ def read_http_message(conn: socket.socket, buf: bytearray) -> bytes | None:
         buf.extend(data)
     head_end = buf.index(b"\r\n\r\n") + 4
     head = bytes(buf[:head_end])
+    if re.search(rb"(?im)^transfer-encoding:.*chunked", head):
+        # A chunked body: read until the whole message is buffered, then take it off.
+        while (message := read_http_message_nonblocking(buf)) is None:
+            data = conn.recv(65536)
+            if not data:
+                return None
+            buf.extend(data)
+        return message
     m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
     length = int(m.group(1)) if m else 0
     while len(buf) < head_end + length:
