@@ -210,7 +210,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     const RoutePlan& route_plan = listener_.route_plans[*route_index];
     route_series_ = &route_plan.series;
     chain_ = &route_plan.filters;  // from the snapshot this exchange keeps, for both directions
-    if (route_plan.service == nullptr || w_.Service(route_->service) == nullptr) {
+    if (route_plan.service == nullptr) {
       Answer(ErrorCode::kUnavailable, reply::kNoHealthyEndpoint,
              "service " + route_->service + " is not available");
       co_return co_await SendAnswer();
@@ -256,8 +256,8 @@ class ExchangeRunner final : public upstream::InterimSink {
     PrepareUpstreamRequest();
     const TimePoint deadline =
         route_->timeout.count() > 0 ? upstream_start_ + route_->timeout : TimePoint::max();
-    auto got = co_await service->cluster->Send(upstream_, deadline);
-    RestoreRequestHead();
+    const Result<void> got = co_await service->cluster->Send(upstream_, deadline, response_in_);
+    AfterSend();
     if (upstream_.keepalive_retries > 0) {
       service_series_->keepalive_race_retries->Add(w_.slot(), upstream_.keepalive_retries);
     }
@@ -265,7 +265,6 @@ class ExchangeRunner final : public upstream::InterimSink {
       SendFailed(got.error());
       co_return co_await UpstreamFailed();
     }
-    response_in_ = std::move(*got);
     co_await StreamResponse();
   }
 
@@ -283,19 +282,18 @@ class ExchangeRunner final : public upstream::InterimSink {
   }
 
  private:
-  // The upstream request: the client's head (moved in, moved back after Send, so the server
-  // keeps its storage), its body as the chain left it, the hash key, this runner for 1xx.
+  // The upstream request: the client's head, lent as it is (Send frames it in place), its body as
+  // the chain left it, the hash key, this runner for 1xx.
   void PrepareUpstreamRequest() {
-    std::swap(upstream_.method, req_.method);
-    std::swap(upstream_.target, req_.target);
-    std::swap(upstream_.headers, req_.headers);
+    upstream_.head = &req_;
     if (body_buffered_) {
       // The whole body is here: it goes upstream with its length (any trailer is dropped), and
       // can be sent again after the keep-alive race.
       buffered_body_ = upstream::StringBody(body_);
       upstream_.body = &buffered_body_;
       bytes_received_ = body_.size();
-    } else if (has_body_ || upstream_.headers.Has("content-length")) {
+    } else if (has_body_ ||
+               (method_ != "GET" && method_ != "HEAD" && req_.headers.Has("content-length"))) {
       upstream_.body = &client_body_;  // (a declared empty body keeps its content-length: 0)
     }
     upstream_.interim = this;
@@ -303,7 +301,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     if (service.lb == config::LbPolicy::kHash) {
       std::string_view key = request_.peer().ip;
       if (service.hash_on.kind == config::HashOn::Kind::kHeader) {
-        key = upstream_.headers.Get(service.hash_on.header).value_or("");
+        key = req_.headers.Get(service.hash_on.header).value_or("");
       }
       upstream_.hash_key = upstream::HashKey(key);
     }
@@ -311,11 +309,8 @@ class ExchangeRunner final : public upstream::InterimSink {
     service_series_->in_flight->Add(w_.slot(), 1);
     sent_ = true;
   }
-  // The head back where the server (and the response side's filters) see it.
-  void RestoreRequestHead() {
-    std::swap(upstream_.method, req_.method);
-    std::swap(upstream_.target, req_.target);
-    std::swap(upstream_.headers, req_.headers);
+  // What Send says it did.
+  void AfterSend() {
     endpoint_ = upstream_.endpoint;
     if (!body_buffered_) bytes_received_ = client_body_.bytes();
   }
@@ -387,7 +382,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     http::ResponseHead& resp = response_head_;
     resp.status = response_in_.status;
     resp.reason = std::move(response_in_.reason);
-    std::swap(resp.headers, response_in_.headers);
+    resp.headers = std::move(response_in_.headers);  // (all three are this exchange's own)
     const std::optional<std::uint64_t> length = response_in_.body.length();
     resp.framing = length ? http::BodyFraming::kContentLength : http::BodyFraming::kChunked;
     resp.content_length = length.value_or(0);
@@ -403,13 +398,20 @@ class ExchangeRunner final : public upstream::InterimSink {
     if (resp.status != 204 && resp.status != 304) resp.headers.Remove("content-length");
     out_head_.status = resp.status;
     out_head_.reason = resp.reason;
-    std::swap(out_head_.headers, resp.headers);
+    out_head_.headers = std::move(resp.headers);
     response_.WriteHead(out_head_, size);  // goes out with the first body bytes
 
     // The body piece by piece as it arrives, never whole; the connection goes back to its pool
     // when the body reader reaches the end.
     for (;;) {
-      auto piece = co_await response_in_.body.ReadSome();
+      // What is buffered already comes without a coroutine frame (a small body usually came
+      // with its head); only a read from the upstream suspends.
+      Result<std::string_view> piece = std::string_view();
+      if (auto ready = response_in_.body.TryReadSome()) {
+        piece = *ready;
+      } else {
+        piece = co_await response_in_.body.ReadSome();
+      }
       if (!piece) {
         // The response already started: all we can do is cut it.
         const ErrorCode code = piece.error().code();

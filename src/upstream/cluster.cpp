@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "http/headers.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "upstream/http1_exchange.hpp"
 
@@ -132,6 +133,13 @@ std::shared_ptr<Endpoint> Cluster::Pick(const Request& request) {
 }
 
 Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
+  Response response;
+  const Result<void> sent = co_await Send(request, deadline, response);
+  if (!sent) co_return tl::unexpected(sent.error());
+  co_return response;
+}
+
+Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response& response) {
   const std::shared_ptr<Cluster> self = shared_from_this();  // held across the suspensions
   const std::shared_ptr<Endpoint> endpoint = Pick(request);
   request.endpoint = endpoint;
@@ -142,17 +150,32 @@ Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
                    fmt::format("no healthy endpoint for service {}", options_.name));
   }
   InFlight in_flight(endpoint);
-  // Send frames the body itself.
-  request.headers.Remove("content-length");
-  request.headers.Remove("transfer-encoding");
+  // Send frames the body itself. (One look at the fields first: most requests have no
+  // framing field to remove, and the scan is cheaper than two removals.)
+  bool framed = false;
+  bool has_host = false;
+  http::Headers& headers = request.sent_headers();
+  headers.ForEach([&](const http::Headers::Field& field) {
+    const std::size_t size = field.name.size();
+    if ((size == 14 && http::EqualsIgnoreCase(field.name, "content-length")) ||
+        (size == 17 && http::EqualsIgnoreCase(field.name, "transfer-encoding"))) {
+      framed = true;
+    } else if (size == 4 && http::EqualsIgnoreCase(field.name, "host")) {
+      has_host = true;
+    }
+  });
+  if (framed) {
+    headers.Remove("content-length");
+    headers.Remove("transfer-encoding");
+  }
   if (request.body != nullptr) {
     if (const auto length = request.body->length()) {
-      request.headers.Add("content-length", std::to_string(*length));
+      headers.Add("content-length", std::to_string(*length));
     } else {
-      request.headers.Add("transfer-encoding", "chunked");
+      headers.Add("transfer-encoding", "chunked");
     }
   }
-  if (!request.headers.Has("host")) request.headers.Add("host", endpoint->id);
+  if (!has_host) headers.Add("host", endpoint->id);
 
   for (int attempt = 0;; ++attempt) {
     const TimePoint now = clock_->now();
@@ -161,39 +184,61 @@ Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
       co_return Fail(ErrorCode::kDeadlineExceeded,
                      fmt::format("upstream {}: deadline passed before connecting", endpoint->id));
     }
-    const Duration left = std::chrono::duration_cast<Duration>(deadline - now);
-    auto lease = co_await endpoint->pool->Acquire(/*fresh_only=*/attempt > 0, left);
+    // A warm connection at once (no frame); else a new one.
+    StreamPool::Lease lease;
+    if (attempt == 0) lease = endpoint->pool->TryAcquire();
+    const bool connected = !lease;
     if (!lease) {
-      ++stats_.failed;
-      if (lease.error().code() != ErrorCode::kConnectFailed)
-        co_return tl::unexpected(lease.error());
-      endpoint->health.Failed(Clock::now());
-      // The request's own deadline cut the connect short: that is the deadline's error.
-      if (clock_->now() >= deadline) {
-        co_return Fail(ErrorCode::kDeadlineExceeded, lease.error().message());
+      const Duration left = std::chrono::duration_cast<Duration>(deadline - now);
+      auto made = co_await endpoint->pool->Acquire(/*fresh_only=*/attempt > 0, left);
+      if (!made) {
+        ++stats_.failed;
+        if (made.error().code() != ErrorCode::kConnectFailed) {
+          co_return tl::unexpected(made.error());
+        }
+        endpoint->health.Failed(Clock::now());
+        // The request's own deadline cut the connect short: that is the deadline's error.
+        if (clock_->now() >= deadline) {
+          co_return Fail(ErrorCode::kDeadlineExceeded, made.error().message());
+        }
+        co_return tl::unexpected(made.error());
       }
-      co_return tl::unexpected(lease.error());
+      lease = std::move(*made);
     }
-    AttemptResult got =
-        co_await ExchangeHttp1(io_, *lease, request, deadline, *clock_, buffers_, in_flight);
-    if (got.response) {
-      got.response->endpoint = endpoint;
-      ++stats_.sent;  // its endpoint's success is counted when the body has been read
-      co_return std::move(*got.response);
+    auto exchange = std::make_unique<Http1Exchange>(io_, std::move(lease), buffers_);
+    // (A connect took time: read the clock again after one.)
+    const TimePoint armed_at = connected ? clock_->now() : now;
+    if (!exchange->Arm(deadline, armed_at)) {
+      ++stats_.failed;
+      co_return Fail(
+          ErrorCode::kDeadlineExceeded,
+          fmt::format("upstream {}: deadline passed before the request was sent", endpoint->id));
     }
-    if (got.may_retry && attempt == 0 && (request.body == nullptr || request.body->Rewind())) {
+    const Result<void> got = co_await exchange->Run(request, response);
+    if (got) {
+      // The body reader takes the connection and the request in flight: the body's end gives
+      // them back (and counts the endpoint's success).
+      exchange->TakeInFlight(std::move(in_flight));
+      exchange->FinishIfEmpty();
+      response.body = BodyReader(std::move(exchange));
+      response.endpoint = endpoint;
+      ++stats_.sent;
+      co_return Ok();
+    }
+    if (exchange->may_retry() && attempt == 0 &&
+        (request.body == nullptr || request.body->Rewind())) {
       // The keep-alive race: the upstream closed the idle connection as it was taken.
       ++stats_.keepalive_retries;
       ++request.keepalive_retries;
       spdlog::debug("upstream {}: {}; sending again on a new connection", endpoint->id,
-                    got.response.error().message());
+                    got.error().message());
       continue;
     }
-    if (got.response.error().code() != ErrorCode::kCancelled) {
+    if (got.error().code() != ErrorCode::kCancelled) {
       endpoint->health.Failed(Clock::now());
     }
     ++stats_.failed;
-    co_return tl::unexpected(got.response.error());
+    co_return tl::unexpected(got.error());
   }
 }
 

@@ -97,6 +97,9 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   // framing headers and a host if it has none. `deadline` bounds the whole exchange, including
   // the reading of the response body.
   Task<Result<Response>> Send(Request& request, TimePoint deadline);
+  // The same, into `response` (the caller's: no Response is moved on the way back), for the
+  // proxy's request path. `response` must stay alive until Send completes.
+  Task<Result<void>> Send(Request& request, TimePoint deadline, Response& response);
 
   const std::string& name() const { return options_.name; }
   const std::vector<std::shared_ptr<Endpoint>>& endpoints() const { return endpoints_; }

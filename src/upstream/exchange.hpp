@@ -17,6 +17,7 @@
 
 #include "core/result.hpp"
 #include "http/headers.hpp"
+#include "http/message.hpp"
 #include "runtime/asio.hpp"
 
 namespace ferry::upstream {
@@ -71,6 +72,9 @@ struct Request {
   // endpoint's "ip:port") when there is none. Connection-specific fields are the caller's to
   // remove (http::RemoveHopByHop).
   http::Headers headers;
+  // A head the caller lends instead of method, target and headers above: used, and framed, in
+  // place, with no copy (a proxy forwards its client's head so). Must outlive Send.
+  http::RequestHead* head = nullptr;
   BodySource* body = nullptr;      // null: no body
   InterimSink* interim = nullptr;  // null: 1xx responses are skipped
   // For a kHash load balancer: HashKey() of what the service hashes on.
@@ -80,6 +84,12 @@ struct Request {
   // and how often the request was sent again after the keep-alive race (0 or 1).
   std::shared_ptr<const Endpoint> endpoint;
   std::uint32_t keepalive_retries = 0;
+
+  // What is sent: the lent head's, else the fields above.
+  std::string_view sent_method() const { return head != nullptr ? head->method : method; }
+  std::string_view sent_target() const { return head != nullptr ? head->target : target; }
+  http::Headers& sent_headers() { return head != nullptr ? head->headers : headers; }
+  const http::Headers& sent_headers() const { return head != nullptr ? head->headers : headers; }
 };
 
 // The body of a response, read as it arrives. Implemented per protocol (HTTP/1.1 today).
@@ -89,6 +99,9 @@ class BodyReader {
    public:
     virtual ~Source() = default;
     virtual Task<Result<std::string_view>> Read() = 0;
+    // What Read would give without waiting for I/O (a piece already buffered, the end, an
+    // error), or nullopt when it would have to wait. The default always waits.
+    virtual std::optional<Result<std::string_view>> TryRead() { return std::nullopt; }
     virtual bool done() const = 0;
     virtual std::optional<std::uint64_t> length() const = 0;
   };
@@ -103,6 +116,12 @@ class BodyReader {
   Task<Result<std::string_view>> ReadSome() {
     if (source_ == nullptr) return NoBody();
     return source_->Read();
+  }
+  // ReadSome's answer when it needs no I/O (a plain call, no coroutine frame); nullopt when
+  // it would wait: then co_await ReadSome().
+  std::optional<Result<std::string_view>> TryReadSome() {
+    if (source_ == nullptr) return Result<std::string_view>(std::string_view());
+    return source_->TryRead();
   }
   // The whole body; kResourceExhausted if it is longer than max_bytes (the connection closed).
   Task<Result<std::string>> ReadAll(std::uint64_t max_bytes);

@@ -1,39 +1,89 @@
 // Internal to src/upstream: one HTTP/1.1 exchange on a leased connection, with the codec of
 // src/http (serializer for the head, HeadScanner and Parser for the response). Cluster::Send
-// calls it once per attempt; an HTTP/2 exchange would sit beside it, on a shared connection.
+// makes one per attempt; an HTTP/2 exchange would sit beside it, on a shared connection.
+// Ownership: the exchange owns its lease; once the head is read it becomes the response's body
+// source (BodyReader), which gives the lease back when the body ends or is dropped.
 // Thread safety: the event loop of the lease's pool.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "core/clock.hpp"
 #include "core/result.hpp"
+#include "http/parser.hpp"
 #include "runtime/asio.hpp"
 #include "runtime/buffer_pool.hpp"
+#include "runtime/deadline.hpp"
+#include "runtime/read_buffer.hpp"
 #include "upstream/endpoint.hpp"
 #include "upstream/exchange.hpp"
 #include "upstream/stream_pool.hpp"
 
 namespace ferry::upstream {
 
-struct AttemptResult {
-  Result<Response> response = Fail(ErrorCode::kInternal, "no attempt");
-  // The connection was a reused one and failed before any response byte, neither by the
-  // deadline nor by a cancellation: the keep-alive race, worth one try on a fresh connection
-  // if the request can be sent again.
-  bool may_retry = false;
-};
+// Sends the request, reads the head, then serves as the response's body source.
+// Member order matters: the deadline (which points at the lease's stream) goes after the lease
+// (so it is destroyed first), and the read buffer after the buffer pool it borrows from.
+class Http1Exchange final : public BodyReader::Source {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
 
-// Sends `request` (its framing headers set by the caller) on the lease's connection and reads
-// the response head (interim 1xx responses skipped). On success the response's body reader
-// takes over the lease and the in-flight count, and releases both when the body ends (or is
-// destroyed). `deadline` (on `clock`) bounds the whole exchange, body reading included.
-Task<AttemptResult> ExchangeHttp1(asio::io_context& io, StreamPool::Lease& lease,
-                                  const Request& request,
-                                  std::chrono::steady_clock::time_point deadline,
-                                  const Clock& clock,
-                                  const std::shared_ptr<runtime::BufferPool>& buffers,
-                                  InFlight& in_flight);
+  Http1Exchange(asio::io_context& io, StreamPool::Lease lease,
+                std::shared_ptr<runtime::BufferPool> buffers);
+  ~Http1Exchange() override;
+
+  // One per request: their memory is recycled on each thread rather than given back to malloc.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size);
+
+  // Arms the deadline (`now` read on the caller's clock; TimePoint::max(): none); false if it
+  // has passed.
+  bool Arm(TimePoint deadline, TimePoint now);
+  // Sends `request` (its framing headers set by the caller) and reads the final response head
+  // into `out` (interim 1xx responses go to request.interim, or are skipped). On an error,
+  // may_retry() tells whether it is the keep-alive race: the connection was a reused one and
+  // failed before any response byte, neither by the deadline nor by a cancellation.
+  Task<Result<void>> Run(const Request& request, Response& out);
+  bool may_retry() const { return may_retry_; }
+  // Once the head is here: the body's end ends the request in flight (and counts a success).
+  void TakeInFlight(InFlight in_flight) { in_flight_ = std::move(in_flight); }
+  // An empty body is over with its head: the connection goes back at once.
+  void FinishIfEmpty() {
+    if (parser_.message_done() && !done_) Finish();
+  }
+
+  // --- BodyReader::Source
+  Task<Result<std::string_view>> Read() override;
+  std::optional<Result<std::string_view>> TryRead() override { return Step(); }
+  bool done() const override { return done_; }
+  std::optional<std::uint64_t> length() const override { return length_; }
+
+ private:
+  // Read without I/O: a piece, the end, an error, or nullopt when the socket must be read.
+  std::optional<Result<std::string_view>> Step();
+  void Finish();
+  Error Failed(Error error);
+  Error IoError(const error_code& ec, std::string_view what);
+  Error Protocol(std::string_view why);
+
+  StreamPool::Lease lease_;
+  std::shared_ptr<runtime::BufferPool> buffers_;
+  InFlight in_flight_;
+  runtime::ReadBuffer in_;
+  http::Parser parser_;
+  std::optional<runtime::Deadline<runtime::Stream>> deadline_;
+  std::optional<std::uint64_t> length_;
+  std::optional<Error> error_;
+  std::size_t next_chunk_ = 0;  // body_chunks() handed out so far
+  std::size_t consumed_ = 0;    // bytes of in_ the parser took for those chunks
+  bool keep_alive_ = false;
+  bool eof_ = false;
+  bool done_ = false;
+  bool may_retry_ = false;
+};
 
 }  // namespace ferry::upstream

@@ -101,6 +101,13 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
   co_return Lease(std::move(self), std::move(c));
 }
 
+StreamPool::Lease StreamPool::TryAcquire() {
+  std::shared_ptr<PooledConnection> c = TakeAvailable();
+  if (!c) return Lease();
+  ++c->active;
+  return Lease(shared_from_this(), std::move(c));
+}
+
 void StreamPool::Adopt(std::unique_ptr<runtime::Stream> stream, std::uint32_t capacity) {
   auto c = std::make_shared<PooledConnection>();
   c->stream = std::move(stream);

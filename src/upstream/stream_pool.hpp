@@ -31,6 +31,7 @@ struct PooledConnection {
   std::uint32_t active = 0;    // leases on it now
   std::uint64_t finished = 0;  // exchanges it finished cleanly (> 0: it is a reused one)
   bool closing = false;        // no new leases; closed when the last one ends
+  std::string scratch;         // an HTTP/1.1 exchange's request head (kept: its storage is reused)
   std::chrono::steady_clock::time_point idle_since{};
 };
 
@@ -51,6 +52,9 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
     // The connection finished an exchange before this one, so the peer may have closed it while
     // it sat idle (the keep-alive race): a failure before any response byte may be retried.
     bool reused() const { return reused_; }
+    // A string of the connection's own, for the exchange's request head (HTTP/1.1: one lease at a
+    // time, so it is the lease's alone), so a request head costs no allocation once it has grown.
+    std::string& scratch() const { return connection_->scratch; }
     // Ends the exchange: `reusable` if it ended cleanly and the connection may carry another;
     // false closes the connection (once no other lease uses it).
     void Release(bool reusable);
@@ -72,6 +76,9 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   // min(connect_timeout, `connect_within`). Errors: kResourceExhausted at max_connections,
   // kConnectFailed (refused, unreachable, timed out), kCancelled.
   Task<Result<Lease>> Acquire(bool fresh_only, Duration connect_within);
+  // A lease on an available connection that still looks usable, without suspending; an empty
+  // lease if there is none (then Acquire connects). The common case of Acquire, with no frame.
+  Lease TryAcquire();
   // Adds a connection made elsewhere, idle, able to carry `capacity` exchanges at once (an
   // HTTP/2 connection once its settings say how many streams; a test's in-memory stream).
   // It counts against max_connections like the pool's own.

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Instructions Ferry spends on proxied keep-alive GETs, counted by callgrind: steadier than any
+# timing on a shared machine, so it tells whether a change made the request path slower.
+#
+# usage: bench/proxy/callgrind.sh FERRY_BIN ECHO_BIN N [OUT]
+#   Starts ECHO_BIN (examples/echo_service) as the upstream and FERRY_BIN under callgrind with
+#   one worker and no access log, sends N GETs on one keep-alive connection, stops Ferry and
+#   prints callgrind's total instruction count (the "summary:" line). OUT, if given, keeps the
+#   callgrind file for callgrind_annotate.
+#   The start-up and shutdown cost cancels out in the difference of two runs, so the cost of one
+#   request is (Ir(N=2000) - Ir(N=1000)) / 1000:
+#     bench/proxy/callgrind.sh build/rel/src/app/ferry build/rel/examples/echo_service 1000
+#     bench/proxy/callgrind.sh build/rel/src/app/ferry build/rel/examples/echo_service 2000
+#   Use a release build (-O2 -DNDEBUG). Ports: PORT_BASE (default 17311) .. PORT_BASE+2.
+set -euo pipefail
+if [[ $# -lt 3 ]]; then
+  sed -n '2,14p' "$0" >&2
+  exit 2
+fi
+FERRY=$1
+ECHO=$2
+N=$3
+OUT=${4:-}
+BASE=${PORT_BASE:-17311}
+ORIGIN=$BASE ADMIN=$((BASE + 1)) PROXY=$((BASE + 2))
+command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
+
+DIR=$(mktemp -d)
+EP= FP=
+cleanup() {
+  [[ -n $FP ]] && kill "$FP" 2>/dev/null || true
+  [[ -n $EP ]] && kill "$EP" 2>/dev/null || true
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+"$ECHO" --listen "127.0.0.1:$ORIGIN" >/dev/null 2>&1 &
+EP=$!
+cat >"$DIR/ferry.yaml" <<YAML
+workers: 1
+admin: {listen: 127.0.0.1:$ADMIN}
+access_log: {enabled: false}
+listeners:
+  - name: bench
+    listen: 127.0.0.1:$PROXY
+    routes:
+      - match: {prefix: /}
+        service: origin
+services:
+  origin:
+    endpoints: [127.0.0.1:$ORIGIN]
+YAML
+valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" \
+  "$FERRY" run -c "$DIR/ferry.yaml" >/dev/null 2>"$DIR/ferry.err" &
+FP=$!
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$ADMIN/ready" && break
+  sleep 0.3
+done
+
+python3 - "$N" "$PROXY" <<'PY'
+import re, socket, sys
+n, port = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port))
+req = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+for _ in range(n):
+    s.sendall(req)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, _, body = buf.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+    while len(body) < length:
+        body += s.recv(65536)
+s.close()
+PY
+
+kill -TERM "$FP"
+wait "$FP" || true
+FP=
+grep -E "^summary|^totals" "$DIR/cg.out" | head -1
+[[ -n $OUT ]] && cp "$DIR/cg.out" "$OUT"
+exit 0
