@@ -58,6 +58,7 @@ struct Server::State {
   std::list<Parked*> parked;  // idle connections without a coroutine (Park)
   asio::steady_timer sweep;   // parks idle connections, times parked ones out
   bool draining = false;
+  bool detached = false;  // the Server is gone, and its handler may be: no more calls to it
 };
 
 // A parked connection: its stream waits for readability with a plain handler, which owns this
@@ -75,7 +76,7 @@ struct Parked {
     closed = true;
     state->parked.erase(handle);
     stream->Close();
-    state->handler.ConnectionClosed();
+    if (!state->detached) state->handler.ConnectionClosed();
   }
 };
 
@@ -143,7 +144,7 @@ class Connection final : public Request, public Response {
   }
   ~Connection() override {
     server_->connections.erase(handle_);
-    if (!parking_) server_->handler.ConnectionClosed();
+    if (!parking_ && !server_->detached) server_->handler.ConnectionClosed();
   }
 
   static Task<void> Run(std::shared_ptr<Server::State> server,
@@ -417,7 +418,12 @@ void Connection::PrepareError(int status, std::string_view code, std::string mes
   error_head_.status = status;
   error_head_.headers.Clear();
   error_body_.clear();
-  server_->handler.MakeError(status, code, message, error_head_, error_body_);
+  if (server_->detached) {
+    error_head_.headers.Add("content-type", "application/json");
+    error_body_ = ErrorJson(status, code, message);
+  } else {
+    server_->handler.MakeError(status, code, message, error_head_, error_body_);
+  }
   close_after_ = true;
 }
 
@@ -731,7 +737,10 @@ Server::Server(asio::io_context& io, ServerOptions options, Handler& handler)
   state_->tasks.Spawn(SweepLoop(state_));
 }
 
-Server::~Server() { Close(); }
+Server::~Server() {
+  Close();
+  state_->detached = true;  // frames that end later must not call the handler
+}
 
 void Server::Listen(std::unique_ptr<runtime::Acceptor> acceptor) {
   runtime::Acceptor* raw = acceptor.get();
