@@ -85,18 +85,26 @@ std::string WorkerState::NewRequestId() {
   // A random (version 4) UUID.
   const std::uint64_t hi = (random_.Next() & 0xffffffffffff0fffull) | 0x0000000000004000ull;
   const std::uint64_t lo = (random_.Next() & 0x3fffffffffffffffull) | 0x8000000000000000ull;
+  // 8-4-4-4-12 hex digits, each group written from its last digit back (no per-digit checks:
+  // one of these is made for every request without an id).
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(36, '-');
-  int pos = 0;
-  auto put = [&](std::uint64_t v, int nibbles) {
-    for (int i = nibbles - 1; i >= 0; --i) {
-      if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
-      id[static_cast<std::size_t>(pos++)] = kHex[(v >> (i * 4)) & 0xf];
+  char id[36];
+  auto put = [&](char* at, std::uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i) {
+      at[i] = kHex[v & 0xf];
+      v >>= 4;
     }
   };
-  put(hi, 16);
-  put(lo, 16);
-  return id;
+  put(id, hi >> 32, 8);
+  id[8] = '-';
+  put(id + 9, hi >> 16, 4);
+  id[13] = '-';
+  put(id + 14, hi, 4);
+  id[18] = '-';
+  put(id + 19, lo >> 48, 4);
+  id[23] = '-';
+  put(id + 24, lo, 12);
+  return std::string(id, sizeof(id));
 }
 
 void WorkerState::StartListener(const std::string& name, std::shared_ptr<tcp::acceptor> acceptor) {
