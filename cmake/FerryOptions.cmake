@@ -17,7 +17,7 @@ if(FERRY_SANITIZE)
                                                  -fno-sanitize-recover=all)
   target_link_options(ferry_options INTERFACE -fsanitize=${FERRY_SANITIZE})
   # clang 14's -fsanitize=function (part of `undefined`, clang only) fails to compile coroutine
-  # code ("Cannot represent a difference across sections", e.g. upstream/connection_pool.cpp).
+  # code ("Cannot represent a difference across sections", e.g. upstream/stream_pool.cpp).
   if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang" AND FERRY_SANITIZE MATCHES "undefined")
     target_compile_options(ferry_options INTERFACE -fno-sanitize=function)
   endif()

@@ -21,7 +21,6 @@
 #include "runtime/asio.hpp"
 #include "runtime/task_group.hpp"
 #include "server/server.hpp"
-#include "upstream/connection_pool.hpp"
 #include "upstream/resolver.hpp"
 
 namespace ferry::bus {
@@ -30,13 +29,6 @@ struct ApiResponse {
   int status = 200;
   std::string body;   // JSON
   std::string allow;  // a 405's Allow header (the methods of the path); empty otherwise
-};
-
-// What one HTTP exchange of a push delivery gave (push_delivery.cpp).
-struct PushExchange {
-  int status = 0;          // the response status; 0: no complete response head
-  bool reusable = false;   // the whole response was read and the subscriber keeps the connection
-  bool timed_out = false;  // the push timeout ended it
 };
 
 // {"error": {"code", "status", "message"}}: every error the bus API answers (bus_api.cpp).
@@ -156,16 +148,11 @@ class BusServiceImpl final : public BusService, public server::Handler {
   std::shared_ptr<PushTarget> StopPush(const std::string& inbox);
   Task<void> PushLoop(std::shared_ptr<PushTarget> target);
   Task<void> PushOne(std::shared_ptr<PushTarget> target, Delivery delivery);
-  // One request and its response on `socket`, all within `budget`.
-  Task<PushExchange> PushExchangeOn(tcp::socket& socket, const std::string& head,
-                                    const std::string& data, Duration budget);
   // Closes idle push connections past the service's pool_idle_timeout.
   void SweepPushConnections();
   // Starts a re-resolution, on resolve_pool_, of each push whose service names hosts by DNS and
   // whose resolve_interval has passed; the answer comes back to the bus thread.
   void ResolvePushEndpoints();
-  // Puts a resolution round into effect on the bus thread (pools of surviving endpoints kept).
-  void ApplyPushResolution(PushTarget& target, const ResolvedHosts& round);
 
   // The config the node runs now (a reload replaces it, on the bus thread): queues, topics,
   // config subscriptions and the services pushes go to.
