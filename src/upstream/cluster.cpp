@@ -186,7 +186,9 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
     }
     // A warm connection at once (no frame); else a new one.
     StreamPool::Lease lease;
-    if (attempt == 0) lease = endpoint->pool->TryAcquire();
+    // Without a body the request can always go again: the pool skips its liveness check on a
+    // connection just used (the keep-alive race retry below covers a close it would catch).
+    if (attempt == 0) lease = endpoint->pool->TryAcquire(/*replayable=*/request.body == nullptr);
     const bool connected = !lease;
     if (!lease) {
       const Duration left = std::chrono::duration_cast<Duration>(deadline - now);

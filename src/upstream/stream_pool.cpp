@@ -54,7 +54,7 @@ std::size_t StreamPool::idle() const {
                                                 [](const auto& c) { return c->active == 0; }));
 }
 
-std::shared_ptr<PooledConnection> StreamPool::TakeAvailable() {
+std::shared_ptr<PooledConnection> StreamPool::TakeAvailable(bool replayable) {
   const auto now = std::chrono::steady_clock::now();
   while (!available_.empty()) {
     std::shared_ptr<PooledConnection> c = available_.back();
@@ -64,7 +64,9 @@ std::shared_ptr<PooledConnection> StreamPool::TakeAvailable() {
       return c;
     }
     available_.pop_back();
-    if (now - c->idle_since < settings_.idle_timeout && runtime::IdleConnectionUsable(*c->stream)) {
+    const Duration idle = now - c->idle_since;
+    const bool trusted = replayable && idle < kTrustIdleFor;
+    if (idle < settings_.idle_timeout && (trusted || runtime::IdleConnectionUsable(*c->stream))) {
       if (c->capacity > 1) available_.push_back(c);
       return c;
     }
@@ -101,8 +103,8 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
   co_return Lease(std::move(self), std::move(c));
 }
 
-StreamPool::Lease StreamPool::TryAcquire() {
-  std::shared_ptr<PooledConnection> c = TakeAvailable();
+StreamPool::Lease StreamPool::TryAcquire(bool replayable) {
+  std::shared_ptr<PooledConnection> c = TakeAvailable(replayable);
   if (!c) return Lease();
   ++c->active;
   return Lease(shared_from_this(), std::move(c));

@@ -78,7 +78,13 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   Task<Result<Lease>> Acquire(bool fresh_only, Duration connect_within);
   // A lease on an available connection that still looks usable, without suspending; an empty
   // lease if there is none (then Acquire connects). The common case of Acquire, with no frame.
-  Lease TryAcquire();
+  // `replayable`: the caller can send the request again on a fresh connection if this one
+  // turns out closed (the keep-alive race retry), so a connection idle for less than
+  // kTrustIdleFor is taken without the check (a recv system call per request); longer idle
+  // ones are checked still, because an upstream may have said something at its idle timeout
+  // (a 408) that must not pass for the answer.
+  Lease TryAcquire(bool replayable = false);
+  static constexpr Duration kTrustIdleFor = std::chrono::milliseconds(500);
   // Adds a connection made elsewhere, idle, able to carry `capacity` exchanges at once (an
   // HTTP/2 connection once its settings say how many streams; a test's in-memory stream).
   // It counts against max_connections like the pool's own.
@@ -95,7 +101,7 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
 
  private:
   StreamPool(asio::io_context& io, std::string ip, std::uint16_t port, PoolSettings settings);
-  std::shared_ptr<PooledConnection> TakeAvailable();
+  std::shared_ptr<PooledConnection> TakeAvailable(bool replayable = false);
   void Return(const std::shared_ptr<PooledConnection>& connection, bool reusable);
   void Close(PooledConnection& connection);
 
