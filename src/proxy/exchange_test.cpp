@@ -242,8 +242,7 @@ services:
   std::string Fetch(std::string request) {
     std::string response;
     bool done = false;
-    asio::co_spawn(io(), Client(listen_at_, std::move(request), &response, &done),
-                   asio::detached);
+    asio::co_spawn(io(), Client(listen_at_, std::move(request), &response, &done), asio::detached);
     const auto until = std::chrono::steady_clock::now() + 10s;
     while (!done && std::chrono::steady_clock::now() < until) io().run_one_for(100ms);
     EXPECT_TRUE(done) << "no response within 10 s";

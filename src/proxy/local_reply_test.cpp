@@ -63,10 +63,9 @@ TEST(LocalReply, ServerErrorsTakeTheProxyShape) {
   LocalReply reply;
   MakeErrorReply(reply, 431, "headers_too_large", "too big", "rid");
   EXPECT_EQ(reply.status, 431);
-  EXPECT_EQ(reply.body,
-            R"({"error":{"code":"headers_too_large","status":431,"message":"too big"},)"
-            R"("request_id":"rid"})"
-            "\n");
+  EXPECT_EQ(reply.body, R"({"error":{"code":"headers_too_large","status":431,"message":"too big"},)"
+                        R"("request_id":"rid"})"
+                        "\n");
 }
 
 }  // namespace

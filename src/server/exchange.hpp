@@ -26,7 +26,7 @@ using RequestHead = http::RequestHead;
 
 struct ResponseHead {
   int status = 200;
-  http::Headers headers;  // the handler's fields; the server adds the framing ones
+  http::Headers headers;    // the handler's fields; the server adds the framing ones
   std::string_view reason;  // the reason phrase; empty: the standard one (a proxy keeps its
                             // upstream's). Only read while WriteHead/Send renders the head.
 };
@@ -57,8 +57,8 @@ class Request {
   bool expects_continue() const { return expects_continue_; }
 
  protected:
-  RequestHead own_head_;                // a head the implementation fills in...
-  RequestHead* head_ = &own_head_;      // ...or one it owns elsewhere (the codec's, in place)
+  RequestHead own_head_;            // a head the implementation fills in...
+  RequestHead* head_ = &own_head_;  // ...or one it owns elsewhere (the codec's, in place)
   bool expects_continue_ = false;
   const runtime::Peer* peer_ = nullptr;
 };

@@ -20,7 +20,6 @@
 
 namespace ferry::server {
 
-
 void Handler::MakeError(int status, std::string_view code, std::string_view message,
                         ResponseHead& head, std::string& body) {
   head.headers.Add("content-type", "application/json");
@@ -251,7 +250,7 @@ class Connection final : public Request, public Response {
   std::string head_out_;
   std::string interim_out_;  // a 1xx head (WriteInterim)
   std::string size_line_;
-  std::string whole_;  // ReadWhole's copy of a body that came in pieces
+  std::string whole_;     // ReadWhole's copy of a body that came in pieces
   int error_status_ = 0;  // a body read failed with this answer (0: none)
   std::string error_code_;
   std::string error_message_;
@@ -485,7 +484,8 @@ Task<Result<std::span<const std::string_view>>> Connection::ReadSome() {
   }
   if (expect_continue_ && !continue_sent_ && in_.empty() && !head_written_) {
     continue_sent_ = true;
-    const std::array<asio::const_buffer, 1> buffers{asio::buffer(kContinue.data(), kContinue.size())};
+    const std::array<asio::const_buffer, 1> buffers{
+        asio::buffer(kContinue.data(), kContinue.size())};
     if (!co_await WriteOut(buffers)) {
       co_return tl::unexpected(Error(ErrorCode::kConnectionClosed, "the client went away"));
     }
@@ -654,7 +654,7 @@ Task<bool> Connection::Send(const ResponseHead& head, std::string_view body) {
   if (!WriteHead(head, body.size())) co_return false;
   const std::array<std::string_view, 1> pieces{body};
   const bool ok = co_await WriteBody(pieces);  // head and body in one write
-  finished_ = ok;  // a body of known length has no end marker
+  finished_ = ok;                              // a body of known length has no end marker
   co_return ok;
 }
 

@@ -104,15 +104,15 @@ class ServerTest : public ::testing::Test {
   void Send(std::string_view bytes) { Send(*client_, bytes); }
   // Reads what the server writes on `client` into `into` until EOF (sets *eof).
   void Collect(runtime::Stream& client, std::string* into, bool* eof) {
-    client.async_read_some(asio::buffer(buf_), [this, &client, into, eof](error_code ec,
-                                                                          std::size_t n) {
-      if (ec) {
-        *eof = true;
-        return;
-      }
-      into->append(buf_, n);
-      Collect(client, into, eof);
-    });
+    client.async_read_some(asio::buffer(buf_),
+                           [this, &client, into, eof](error_code ec, std::size_t n) {
+                             if (ec) {
+                               *eof = true;
+                               return;
+                             }
+                             into->append(buf_, n);
+                             Collect(client, into, eof);
+                           });
   }
   void Collect() { Collect(*client_, &received_, &eof_); }
   template <typename Pred>
@@ -161,8 +161,9 @@ TEST_F(ServerTest, AnswersPipelinedRequestsInOrder) {
   Start();
   Collect();
   handler_.slow_for = 30ms;
-  Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /one HTTP/1.1\r\nHost: x\r\n\r\n"
-       "GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  Send(
+      "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /one HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   ASSERT_TRUE(RunUntil([&] { return eof_; }));
   const std::size_t slow = received_.find("slow\n");
   const std::size_t one = received_.find("GET /one\n");
@@ -262,7 +263,9 @@ TEST_F(ServerTest, AChunkedBodyOverTheLimitGets413) {
   options.max_body_bytes = 4;
   Start(options);
   Collect();
-  Send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+  Send(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
   ASSERT_TRUE(RunUntil([&] { return received_.find("}\n") != std::string::npos; }));
   EXPECT_EQ(received_.rfind("HTTP/1.1 413 ", 0), 0u) << received_;
 }
