@@ -57,8 +57,8 @@ class Request {
   bool expects_continue() const { return expects_continue_; }
 
  protected:
-  RequestHead own_head_;            // a head the implementation fills in...
-  RequestHead* head_ = &own_head_;  // ...or one it owns elsewhere (the codec's, in place)
+  RequestHead* head_ = nullptr;  // set by the implementation for each request (the server: the
+                                 // codec's head, in place)
   bool expects_continue_ = false;
   const runtime::Peer* peer_ = nullptr;
 };

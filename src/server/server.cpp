@@ -20,10 +20,20 @@
 
 namespace ferry::server {
 
-void Handler::MakeError(int status, std::string_view code, std::string_view message,
-                        ResponseHead& head, std::string& body) {
+namespace {
+
+// The default shape of the server's own answers (Handler::MakeError).
+void MakeJsonError(int status, std::string_view code, std::string_view message, ResponseHead& head,
+                   std::string& body) {
   head.headers.Add("content-type", "application/json");
   body = ErrorJson(status, code, message);
+}
+
+}  // namespace
+
+void Handler::MakeError(int status, std::string_view code, std::string_view message,
+                        ResponseHead& head, std::string& body) {
+  MakeJsonError(status, code, message, head, body);
 }
 
 std::string ErrorJson(int status, std::string_view code, std::string_view message) {
@@ -417,9 +427,8 @@ void Connection::PrepareError(int status, std::string_view code, std::string mes
   error_head_.status = status;
   error_head_.headers.Clear();
   error_body_.clear();
-  if (server_->detached) {
-    error_head_.headers.Add("content-type", "application/json");
-    error_body_ = ErrorJson(status, code, message);
+  if (server_->detached) {  // the handler may be gone
+    MakeJsonError(status, code, message, error_head_, error_body_);
   } else {
     server_->handler.MakeError(status, code, message, error_head_, error_body_);
   }
