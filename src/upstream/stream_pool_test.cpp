@@ -92,24 +92,18 @@ TEST(StreamPool, AnIdleConnectionThePeerClosedIsNotHandedOut) {
   EXPECT_EQ(f.pool->open(), 0u);
 }
 
-TEST(StreamPool, AReplayableRequestTakesAJustUsedConnectionUnchecked) {
-  Fixture f;
-  auto peer = f.Peer(1);
-  peer->Close();
-  // Just adopted (idle for less than kTrustIdleFor): no liveness check for a request that can
-  // go again, so the closed one is handed out (the caller's keep-alive race retry covers it)...
-  StreamPool::Lease lease = f.pool->TryAcquire(/*replayable=*/true);
-  EXPECT_TRUE(lease);
-}
-
-TEST(StreamPool, AnUnreplayableRequestGetsOnlyCheckedConnections) {
-  Fixture f;
-  auto peer = f.Peer(1);
-  peer->Close();
-  // ...while one that cannot go again gets only a connection that passes the check.
-  StreamPool::Lease lease = f.pool->TryAcquire(/*replayable=*/false);
-  EXPECT_FALSE(lease);
-  EXPECT_EQ(f.pool->open(), 0u);
+// A connection the peer closed, just used (idle for less than kTrustIdleFor): a request that
+// can go again takes it unchecked (its keep-alive race retry covers the close); one that
+// cannot gets only connections that pass the check.
+TEST(StreamPool, OnlyAReplayableRequestTakesAJustUsedConnectionUnchecked) {
+  for (const bool replayable : {true, false}) {
+    Fixture f;
+    auto peer = f.Peer(1);
+    peer->Close();
+    StreamPool::Lease lease = f.pool->TryAcquire(replayable);
+    EXPECT_EQ(static_cast<bool>(lease), replayable);
+    EXPECT_EQ(f.pool->open(), replayable ? 1u : 0u);
+  }
 }
 
 TEST(StreamPool, TheConnectionLimitIsResourceExhausted) {
