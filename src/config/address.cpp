@@ -110,3 +110,64 @@ Result<Address> ParseAddress(std::string_view text, AddressUse use) {
 }
 
 }  // namespace ferry::config
+
+namespace ferry::config {
+
+Result<IpNetwork> ParseIpNetwork(std::string_view text) {
+  IpNetwork net;
+  net.text.assign(text);
+  std::string_view host = text;
+  std::string_view bits;
+  if (const std::size_t slash = text.find('/'); slash != std::string_view::npos) {
+    host = text.substr(0, slash);
+    bits = text.substr(slash + 1);
+  }
+  const std::string h(host);
+  if (inet_pton(AF_INET, h.c_str(), net.bytes) == 1) {
+    net.v6 = false;
+  } else if (inet_pton(AF_INET6, h.c_str(), net.bytes) == 1) {
+    net.v6 = true;
+  } else {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("invalid network '{}': '{}' is not an IP address", text, host));
+  }
+  const int max_bits = net.v6 ? 128 : 32;
+  int prefix = max_bits;
+  if (text.find('/') != std::string_view::npos) {
+    const bool digits =
+        !bits.empty() && bits.size() <= 3 && std::all_of(bits.begin(), bits.end(), IsDigit);
+    prefix = digits ? std::stoi(std::string(bits)) : -1;
+    if (prefix < 0 || prefix > max_bits) {
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          fmt::format("invalid network '{}': the prefix length must be 0-{}", text, max_bits));
+    }
+  }
+  net.prefix = static_cast<std::uint8_t>(prefix);
+  // Keep only the network part, so Contains compares whole bytes and a tail.
+  for (int i = 0; i < 16; ++i) {
+    const int keep = std::clamp(prefix - i * 8, 0, 8);
+    net.bytes[i] &= static_cast<std::uint8_t>(keep == 0 ? 0 : (0xFF << (8 - keep)) & 0xFF);
+  }
+  return net;
+}
+
+bool IpNetwork::Contains(std::string_view ip) const {
+  const std::string h(ip);
+  std::uint8_t addr[16] = {};
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, h.c_str(), addr) != 1) {
+    // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d.
+    if (v6 || h.rfind("::ffff:", 0) != 0 || inet_pton(AF_INET, h.c_str() + 7, addr) != 1) {
+      return false;
+    }
+  }
+  for (int i = 0; i < 16; ++i) {
+    const int keep = std::clamp(static_cast<int>(prefix) - i * 8, 0, 8);
+    if (keep == 0) break;
+    const auto mask = static_cast<std::uint8_t>((0xFF << (8 - keep)) & 0xFF);
+    if ((addr[i] & mask) != bytes[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace ferry::config

@@ -16,6 +16,8 @@ enum class AddressUse {
 };
 
 Result<Address> ParseAddress(std::string_view text, AddressUse use);
+// "10.0.0.0/8", "fd00::/8", or a bare address (a /32 or /128). Host bits are cleared.
+Result<IpNetwork> ParseIpNetwork(std::string_view text);
 
 // True for a literal IPv4 ("10.0.0.1") or IPv6 ("::1", no brackets) address.
 bool IsIpLiteral(std::string_view host);

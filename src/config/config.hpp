@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -50,13 +51,145 @@ struct RouteMatch {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+// --- Resilience: named policies (`policies:`), attached to services and routes. A policy
+// written in the file is the `default` policy with the fields it writes replaced (field by
+// field, blocks key by key), so the loader hands every route a whole policy.
+
+// A condition `retry.on` names beside status codes.
+enum class RetryCondition {
+  kConnectFailure,  // no connection could be made (nothing was sent)
+  kReset,           // the connection closed or reset before a whole response head
+  kTryTimeout,      // try_timeout fired before the response head
+};
+
+struct RetryBackoff {  // exponential with full jitter: a wait is uniform in [0, min(max, i*m^n)]
+  Duration initial = std::chrono::milliseconds(25);
+  Duration max = seconds(1);  // >= initial
+  double multiplier = 2.0;    // >= 1, finite
+};
+
+struct RetryBudget {   // retries (and hedges) allowed: ratio of recent requests + a floor
+  double ratio = 0.2;  // 0..1 ("20%")
+  std::uint32_t min_per_second = 10;  // the floor
+};
+
+struct RetryPolicy {
+  std::uint32_t attempts = 2;  // tries in total, the first included; 1 = no retry; 1..10
+  RetryBackoff backoff;
+  std::vector<RetryCondition> on{RetryCondition::kConnectFailure, RetryCondition::kReset};
+  std::vector<int> on_status{502, 503};  // upstream statuses that are retried (the ints of `on`)
+  RetryBudget budget;
+  // Request bodies up to this size are kept so a try can be replayed; a larger body streams
+  // through and its request is not retried (once a byte of it was sent).
+  std::uint64_t replay_body_bytes = 64 * 1024;
+  bool operator==(const RetryPolicy&) const = default;
+};
+
+struct CircuitBreakerPolicy {            // per service, per node
+  double failure_ratio = 0.5;            // opens when failures/requests in the window reach it
+  std::uint32_t min_requests = 20;       // ...and the window saw at least this many
+  Duration window = seconds(10);         // sliding
+  Duration open_for = seconds(5);        // then half-open: trial requests go through
+  std::uint32_t half_open_requests = 1;  // trial requests at once while half-open
+  bool operator==(const CircuitBreakerPolicy&) const = default;
+};
+
+struct OutlierDetectionPolicy {            // per endpoint, per node
+  std::uint32_t consecutive_failures = 5;  // failures in a row that eject an endpoint
+  Duration base_ejection = seconds(30);    // ejection time = base * times ejected before + 1
+  Duration max_ejection = std::chrono::minutes(5);
+  double max_ejected = 0.5;  // share of a service's endpoints ejected at most
+  bool operator==(const OutlierDetectionPolicy&) const = default;
+};
+
+struct ConcurrencyPolicy {    // a bulkhead per service, per node
+  std::uint32_t max = 1000;   // requests in flight to the service
+  std::uint32_t queue = 100;  // waiting for a slot (bounded by the request's deadline); beyond:
+                              // 503 upstream_overloaded
+  bool operator==(const ConcurrencyPolicy&) const = default;
+};
+
+struct HedgePolicy {                               // idempotent requests only
+  Duration after = std::chrono::milliseconds(50);  // a second try if no response head by then
+  std::uint32_t max_extra = 1;                     // extra tries at most; 1..3
+  bool operator==(const HedgePolicy&) const = default;
+};
+
+struct Policy {
+  std::string name;                // its key under `policies:` ("default": the built-in one)
+  Duration timeout = seconds(15);  // the whole request, all tries and backoffs; for routes
+                                   // that do not write their own `timeout`
+  Duration try_timeout = Duration::zero();  // per try, to the response head; 0 = none
+  RetryPolicy retry;
+  std::optional<CircuitBreakerPolicy> circuit_breaker;  // default policy: none
+  std::optional<OutlierDetectionPolicy> outlier_detection = OutlierDetectionPolicy{};
+  std::optional<ConcurrencyPolicy> concurrency;  // default policy: none
+  std::optional<HedgePolicy> hedge;              // default policy: none
+  bool operator==(const Policy&) const = default;
+};
+
+// A token bucket per route, per node (`rate_limit:` of a route): 429 with Retry-After past it.
+struct RateLimit {
+  double rps = 0;           // tokens added per second; > 0
+  std::uint32_t burst = 0;  // bucket size; default max(1, ceil(rps))
+  bool per_key = false;     // false: one bucket for the route; true: one per `by` value
+  // What a bucket is per (the values of a service's `hash_on`); used when per_key.
+  struct By {
+    enum class Kind { kClientAddress, kHeader };
+    Kind kind = Kind::kClientAddress;
+    std::string header;  // lowercase header name when kind == kHeader
+    bool operator==(const By&) const = default;
+  } by;
+  bool operator==(const RateLimit&) const = default;
+};
+
+// Fault injection for tests and drills (`fault:` of a route).
+struct FaultAbort {
+  int status = 503;      // 200-599
+  double percent = 100;  // 0-100 of requests
+};
+struct FaultDelay {
+  Duration duration{};   // > 0
+  double percent = 100;  // 0-100 of requests
+};
+struct Fault {
+  std::optional<FaultAbort> abort;
+  std::optional<FaultDelay> delay;  // applied before the abort decision
+};
+
+// Idempotency keys on a route (`idempotency:`): needs Config::idempotency_store.
+struct Idempotency {
+  Duration ttl = std::chrono::hours(24);           // how long a first response is replayed
+  std::uint64_t max_response_bytes = 1024 * 1024;  // larger responses are not stored
+  std::string header = "idempotency-key";          // lowercase
+};
+
+// An IP network in CIDR notation ("10.0.0.0/8", "::1/128"; a bare address is a /32 or /128).
+struct IpNetwork {
+  std::string text;  // as written
+  bool v6 = false;
+  std::uint8_t bytes[16] = {};  // network address (first 4 for IPv4)
+  std::uint8_t prefix = 0;
+  // True when `ip` (a literal address, no port) is inside this network.
+  bool Contains(std::string_view ip) const;
+  bool operator==(const IpNetwork&) const = default;
+};
+
 struct Route {
   std::string name;  // "<listener>#<index>" unless given; unique
   RouteMatch match;
   std::string service;                        // key into Config::services
   std::optional<std::string> rewrite_prefix;  // replaces the matched prefix
-  Duration timeout = seconds(15);             // upstream: request sent to end of response;
-                                              // 0 = none
+  Duration timeout = seconds(15);             // upstream: request sent to end of response, all
+                                              // tries together; 0 = none. The route's own
+                                              // `timeout`, else its policy's
+  std::string policy = "default";  // key into Config::policies: the route's `policy`, else its
+                                   // service's, else "default"
+  // The upstream honours Idempotency-Key: a non-idempotent request carrying one may be retried.
+  bool retry_with_idempotency_key = false;
+  std::optional<RateLimit> rate_limit;
+  std::optional<Fault> fault;
+  std::optional<Idempotency> idempotency;
 };
 
 struct Listener {
@@ -64,6 +197,9 @@ struct Listener {
   Address listen;    // required, a literal IP; unique among listeners and admin (port 0 aside)
   Limits limits;
   std::vector<Route> routes;  // first match wins
+  // Clients whose x-ferry-deadline-ms is honoured (other Ferry nodes); from anyone else it is
+  // stripped. Empty: nobody's.
+  std::vector<IpNetwork> trust_deadline_from;
 };
 
 enum class LbPolicy {
@@ -80,6 +216,18 @@ struct HashOn {
   bool operator==(const HashOn&) const = default;
 };
 
+// Active health checks of a service's endpoints (`health:`): a GET of `path` every interval; a
+// 2xx is a pass. An endpoint is unhealthy after unhealthy_after failed checks in a row and
+// healthy again after healthy_after passes; load balancing skips unhealthy endpoints.
+struct HealthCheck {
+  std::string path = "/healthz";  // starts with '/'
+  Duration interval = seconds(10);
+  Duration timeout = seconds(1);  // < interval
+  std::uint32_t unhealthy_after = 3;
+  std::uint32_t healthy_after = 2;
+  bool operator==(const HealthCheck&) const = default;
+};
+
 struct Service {
   std::string name;                // its key under `services:`
   std::vector<Address> endpoints;  // at least one; DNS names are re-resolved
@@ -89,6 +237,8 @@ struct Service {
   std::uint32_t max_connections_per_endpoint = 1024;  // per worker
   Duration pool_idle_timeout = seconds(60);           // idle upstream keep-alive lifetime
   Duration resolve_interval = seconds(30);            // re-resolution of DNS names
+  std::string policy = "default";     // key into Config::policies; its routes' default
+  std::optional<HealthCheck> health;  // active health checks; none: only outlier detection
   bool operator==(const Service&) const = default;
 };
 
@@ -214,6 +364,12 @@ struct Bus {
   std::map<std::string, BusTopic> topics;
 };
 
+// Where idempotency records live (`idempotency_store:`): exactly one of the two.
+struct IdempotencyStore {
+  std::string data_dir;          // embedded (LMDB), created if missing; one per node
+  std::optional<Address> redis;  // a Redis server shared by several nodes
+};
+
 struct Config {
   std::string source_path;  // file the config came from ("" when loaded from a string)
   int workers = 0;          // 0 = one per core
@@ -223,6 +379,10 @@ struct Config {
   std::vector<Listener> listeners;
   std::map<std::string, Service> services;
   std::optional<Bus> bus;  // no `bus:` block: no bus on this node
+  // Always holds "default" (built in, or as the file overrides it) and every written policy,
+  // each whole (the default's fields where the file wrote none).
+  std::map<std::string, Policy> policies;
+  std::optional<IdempotencyStore> idempotency_store;  // required when a route sets idempotency
 };
 
 // Loads and validates. Every problem found is reported, one per line, as

@@ -25,8 +25,11 @@ const ErrorInfo& Describe(ErrorCode code) {
       {431, 8, false, "headers_too_large"},
       {507, 8, false, "insufficient_storage"},
       {429, 8, false, "full"},
+      {503, 14, false, "circuit_open"},
+      {429, 8, false, "rate_limited"},
+      {422, 9, false, "unprocessable"},
   };
-  static_assert(std::size(kTable) == static_cast<std::size_t>(ErrorCode::kFull) + 1,
+  static_assert(std::size(kTable) == static_cast<std::size_t>(ErrorCode::kUnprocessable) + 1,
                 "one row per ErrorCode, in the enum's order");
   return kTable[static_cast<int>(code)];
 }

@@ -32,6 +32,9 @@ enum class ErrorCode {
   kHeadersTooLarge,  // a request head over the size or field-count limit
   kNoSpace,          // the disk is full (ENOSPC): nothing was stored; passes once space is freed
   kFull,             // a queue or topic is at its byte limit: passes once consumers free space
+  kCircuitOpen,      // a service's circuit breaker is open: the upstream was not contacted
+  kRateLimited,      // a rate limit refused the request; passes after Retry-After
+  kUnprocessable,    // well-formed but refused (an idempotency key reused with another body)
 };
 
 struct ErrorInfo {
