@@ -1,6 +1,8 @@
 #include "proxy/filter_registry.hpp"
 
+#include "proxy/filters/fault.hpp"
 #include "proxy/filters/forwarding.hpp"
+#include "proxy/filters/rate_limit.hpp"
 
 namespace ferry::proxy {
 
@@ -16,6 +18,8 @@ void FilterChain::Add(std::unique_ptr<const Filter> filter) {
 std::span<const FilterFactory> BuiltinFilters() {
   static constexpr FilterFactory kFactories[] = {
       {"forwarding", &filters::MakeForwarding},  // every route
+      {"rate_limit", &filters::MakeRateLimit},   // before anything that costs
+      {"fault", &filters::MakeFault},
   };
   return kFactories;
 }
