@@ -119,15 +119,31 @@ void Cluster::Sweep(TimePoint now) {
 std::shared_ptr<Endpoint> Cluster::Pick(const Request& request) {
   if (!lb_ || endpoints_.empty()) return nullptr;
   PickContext pick;
-  if (options_.lb == config::LbPolicy::kLeastRequest) {
+  const bool least_request = options_.lb == config::LbPolicy::kLeastRequest;
+  if (options_.lb == config::LbPolicy::kHash) pick.hash_key = request.hash_key;
+  // The state Pick reads, filled only when something in it matters (the common case passes
+  // none: all healthy, none busy).
+  std::size_t avoided = endpoints_.size();
+  if (request.avoid != nullptr) {
+    for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+      if (endpoints_[i].get() == request.avoid) avoided = i;
+    }
+  }
+  const bool avoiding = avoided < endpoints_.size() && endpoints_.size() > 1;
+  if (least_request || avoiding) {
     for (std::size_t i = 0; i < endpoints_.size(); ++i) {
       load_[i].in_flight = endpoints_[i]->health.in_flight;
+      load_[i].healthy = true;
     }
     pick.endpoints = load_;
-  } else if (options_.lb == config::LbPolicy::kHash) {
-    pick.hash_key = request.hash_key;
   }
-  const auto index = lb_->Pick(pick);
+  std::optional<std::size_t> index;
+  if (avoiding) {
+    load_[avoided].healthy = false;
+    index = lb_->Pick(pick);
+    load_[avoided].healthy = true;
+  }
+  if (!index) index = lb_->Pick(pick);  // nothing else usable: the avoided one will do
   if (!index || *index >= endpoints_.size()) return nullptr;
   return endpoints_[*index];
 }

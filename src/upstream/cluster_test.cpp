@@ -554,6 +554,39 @@ TEST_F(ClusterTest, AHashKeyKeepsGoingToOneEndpoint) {
   EXPECT_EQ(answered_by[1].size(), 1u);
 }
 
+TEST_F(ClusterTest, AvoidPicksAnotherEndpointWhenThereIsOne) {
+  TestServer a(io_, [](const Seen&) { return Ok("a"); });
+  TestServer b(io_, [](const Seen&) { return Ok("b"); });
+  TestServer c(io_, [](const Seen&) { return Ok("c"); });
+  for (const config::LbPolicy lb : {config::LbPolicy::kRoundRobin, config::LbPolicy::kRandom,
+                                    config::LbPolicy::kLeastRequest, config::LbPolicy::kHash}) {
+    ClusterOptions options;
+    options.name = "svc";
+    options.addresses = {{"127.0.0.1", a.port()}, {"127.0.0.1", b.port()}, {"127.0.0.1", c.port()}};
+    options.lb = lb;
+    auto cluster = Cluster::Create(io_, options, std::make_shared<StaticResolver>(),
+                                   resolve_pool_.get_executor());
+    cluster->ResolveNow();
+    for (int i = 0; i < 12; ++i) {
+      const Endpoint* avoid = cluster->endpoints()[i % 3].get();
+      Request request;
+      request.avoid = avoid;
+      request.hash_key = HashKey("key-" + std::to_string(i % 2));
+      auto response = Await(io_, cluster->Send(request, Clock::now() + 2s));
+      ASSERT_TRUE(response) << response.error().message();
+      EXPECT_NE(response->endpoint.get(), avoid) << static_cast<int>(lb) << " " << i;
+      EXPECT_TRUE(Await(io_, response->body.Drain(1024)));
+    }
+  }
+  // The only endpoint is still used when it is the one to avoid.
+  auto single = Make({{"127.0.0.1", a.port()}});
+  Request request;
+  request.avoid = single->endpoints()[0].get();
+  const Got got = Await(io_, SendAndRead(*single, request, Clock::now() + 2s));
+  ASSERT_FALSE(got.error) << got.error->message();
+  EXPECT_EQ(got.body, "a");
+}
+
 TEST_F(ClusterTest, NoEndpointIsUnavailable) {
   auto resolver = std::make_shared<StaticResolver>();
   auto cluster = Make({{"nowhere.test", 80}}, resolver);

@@ -79,6 +79,9 @@ struct Request {
   InterimSink* interim = nullptr;  // null: 1xx responses are skipped
   // For a kHash load balancer: HashKey() of what the service hashes on.
   std::uint64_t hash_key = 0;
+  // An endpoint to stay away from (a retry after a try on it failed): Send picks another
+  // usable one when there is one, else this one (compared by pointer: a stale one is harmless).
+  const Endpoint* avoid = nullptr;
 
   // Set by Send, for the caller's logs and metrics: the endpoint picked (null if none was),
   // and how often the request was sent again after the keep-alive race (0 or 1).
