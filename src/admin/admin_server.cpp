@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "runtime/acceptor.hpp"
 
 namespace ferry::admin {
@@ -21,8 +23,12 @@ server::ServerOptions AdminOptions() {
 
 }  // namespace
 
-AdminServer::AdminServer(asio::io_context& io, std::map<std::string, AdminHandler> routes)
-    : io_(io), routes_(std::move(routes)), server_(io, AdminOptions(), *this) {}
+AdminServer::AdminServer(asio::io_context& io, std::map<std::string, AdminHandler> routes,
+                         std::map<std::string, AdminWriteHandler> write_routes)
+    : io_(io),
+      routes_(std::move(routes)),
+      write_routes_(std::move(write_routes)),
+      server_(io, AdminOptions(), *this) {}
 
 AdminServer::~AdminServer() { Stop(); }
 
@@ -53,7 +59,17 @@ void AdminServer::ServeConnection(std::unique_ptr<runtime::Stream> stream) {
   server_.Serve(std::move(stream));
 }
 
-AdminResponse AdminServer::Handle(std::string_view method, std::string_view path) const {
+AdminResponse AdminServer::Handle(std::string_view method, std::string_view path,
+                                  std::string_view body) const {
+  const auto write = std::find_if(write_routes_.begin(), write_routes_.end(), [&](const auto& r) {
+    return path.starts_with(r.first) && path.size() > r.first.size();
+  });
+  if (write != write_routes_.end()) {
+    if (method != "POST") {
+      return {405, "application/json", server::ErrorJson(405, "method_not_allowed", "use POST")};
+    }
+    return write->second(AdminRequest{method, path, body});
+  }
   auto it = routes_.find(std::string(path));
   if (it == routes_.end()) {
     return {404, "application/json",
@@ -66,7 +82,14 @@ AdminResponse AdminServer::Handle(std::string_view method, std::string_view path
 }
 
 Task<void> AdminServer::Serve(server::Request& request, server::Response& response) {
-  const AdminResponse answer = Handle(request.head().method, request.head().path());
+  std::string_view body;
+  if (request.head().method == "POST") {
+    // A failed read is answered by the server (400, 408, 413) once this returns.
+    auto read = co_await request.ReadWhole(AdminOptions().max_body_bytes);
+    if (!read) co_return;
+    body = *read;
+  }
+  const AdminResponse answer = Handle(request.head().method, request.head().path(), body);
   server::ResponseHead head;
   head.status = answer.status;
   head.headers.Add("content-type", answer.content_type);

@@ -1,5 +1,6 @@
 // The admin API on its own listener (loopback by default): GET /ready, /live, /metrics
-// (Prometheus text), /config (effective config as JSON), /stats (JSON). It runs on the main
+// (Prometheus text), /config (effective config as JSON), /stats (JSON), and the writes the node
+// registers (POST /breakers/<service>). It runs on the main
 // thread's event loop, never on a worker, so a busy proxy cannot starve it and it cannot slow
 // the proxy. Handlers are plain functions returning a body; src/server does the HTTP (limits,
 // timeouts, keep-alive, its own 400/408/413/431 answers).
@@ -27,9 +28,20 @@ struct AdminResponse {
 
 using AdminHandler = std::function<AdminResponse()>;
 
+// A write: POST to a path under a registered prefix, with its body (up to 64 KiB).
+struct AdminRequest {
+  std::string_view method;
+  std::string_view path;
+  std::string_view body;
+};
+using AdminWriteHandler = std::function<AdminResponse(const AdminRequest&)>;
+
 class AdminServer final : public server::Handler {
  public:
-  AdminServer(asio::io_context& io, std::map<std::string, AdminHandler> routes);
+  // routes: GET (and HEAD) of an exact path. write_routes: POST to any path that starts with
+  // the key (a prefix ending in '/'); other methods there are 405.
+  AdminServer(asio::io_context& io, std::map<std::string, AdminHandler> routes,
+              std::map<std::string, AdminWriteHandler> write_routes = {});
   ~AdminServer() override;
   // Binds and starts accepting. Errors: kIo if the address cannot be bound.
   Result<void> Start(const config::Address& listen);
@@ -41,12 +53,14 @@ class AdminServer final : public server::Handler {
   void ServeConnection(std::unique_ptr<runtime::Stream> stream);
 
   // The answer to one request: a plain call, so each route is testable without any I/O.
-  AdminResponse Handle(std::string_view method, std::string_view path) const;
+  AdminResponse Handle(std::string_view method, std::string_view path,
+                       std::string_view body = {}) const;
   Task<void> Serve(server::Request& request, server::Response& response) override;
 
  private:
   asio::io_context& io_;
   std::map<std::string, AdminHandler> routes_;
+  std::map<std::string, AdminWriteHandler> write_routes_;
   server::Server server_;
   std::string local_ip_;
   std::uint16_t local_port_ = 0;

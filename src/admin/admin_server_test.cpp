@@ -1,5 +1,6 @@
 #include "admin/admin_server.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -13,6 +14,16 @@ std::map<std::string, AdminHandler> Routes() {
   std::map<std::string, AdminHandler> routes;
   routes["/live"] = [] { return AdminResponse{200, "application/json", "{\"live\":true}\n"}; };
   routes["/metrics"] = [] { return AdminResponse{200, "text/plain", "ferry_up 1\n"}; };
+  routes["/things"] = [] { return AdminResponse{200, "application/json", "{}\n"}; };
+  return routes;
+}
+
+// Echoes what a write got.
+std::map<std::string, AdminWriteHandler> WriteRoutes() {
+  std::map<std::string, AdminWriteHandler> routes;
+  routes["/things/"] = [](const AdminRequest& r) {
+    return AdminResponse{200, "text/plain", fmt::format("{} {} [{}]", r.method, r.path, r.body)};
+  };
   return routes;
 }
 
@@ -41,10 +52,23 @@ TEST(AdminHandle, OtherMethodsThanGetAndHeadAre405) {
   EXPECT_EQ(admin.Handle("HEAD", "/live").status, 200);
 }
 
+TEST(AdminHandle, APostUnderAWritePrefixGoesToItsHandlerWithTheBody) {
+  asio::io_context io;
+  AdminServer admin(io, Routes(), WriteRoutes());
+  const AdminResponse r = admin.Handle("POST", "/things/a", "{}");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "POST /things/a [{}]");
+  EXPECT_EQ(admin.Handle("GET", "/things/a").status, 405);
+  EXPECT_EQ(admin.Handle("PUT", "/things/a").status, 405);
+  EXPECT_EQ(admin.Handle("POST", "/things").status, 405);  // the GET route
+  EXPECT_EQ(admin.Handle("GET", "/things").status, 200);
+  EXPECT_EQ(admin.Handle("POST", "/other/a").status, 404);
+}
+
 // Over an in-memory connection: what the server writes for the admin routes.
 class AdminOverStream : public ::testing::Test {
  protected:
-  AdminOverStream() : admin_(io_, Routes()) {
+  AdminOverStream() : admin_(io_, Routes(), WriteRoutes()) {
     auto [server_end, client_end] = runtime::MemoryStream::Pair(io_.get_executor());
     admin_.ServeConnection(std::move(server_end));
     client_ = std::move(client_end);
@@ -99,6 +123,13 @@ TEST_F(AdminOverStream, HeadHasTheLengthButNoBody) {
   ASSERT_TRUE(RunUntil([&] { return eof_; }));
   EXPECT_NE(received_.find("content-length: 14\r\n"), std::string::npos) << received_;
   EXPECT_EQ(received_.substr(received_.find("\r\n\r\n") + 4), "");
+}
+
+TEST_F(AdminOverStream, APostBodyReachesTheWriteHandler) {
+  Send("POST /things/x HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{\"mode\":\"open\"}");
+  ASSERT_TRUE(RunUntil([&] { return received_.find("]") != std::string::npos; }));
+  EXPECT_EQ(received_.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << received_;
+  EXPECT_NE(received_.find("POST /things/x [{\"mode\":\"open\"}]"), std::string::npos) << received_;
 }
 
 TEST_F(AdminOverStream, AnOversizedHeadGets431) {
