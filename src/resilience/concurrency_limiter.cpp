@@ -25,7 +25,7 @@ void ConcurrencyLimiter::Permit::Reset() {
 ConcurrencyLimiter::ConcurrencyLimiter(std::string service,
                                        std::optional<config::ConcurrencyPolicy> policy,
                                        observability::MetricsRegistry* registry)
-    : service_(std::move(service)), policy_(std::move(policy)) {
+    : service_(std::move(service)), limited_(policy.has_value()), policy_(std::move(policy)) {
   if (registry != nullptr) {
     slot_ = registry->main_slot();
     auto gauge = registry->AddGauge("ferry_upstream_concurrency_in_flight",
@@ -58,6 +58,7 @@ void ConcurrencyLimiter::PublishLocked() {
 }
 
 std::optional<ConcurrencyLimiter::Permit> ConcurrencyLimiter::TryAcquire() {
+  if (!limited_.load(std::memory_order_acquire)) return Permit();
   std::lock_guard lock(mutex_);
   if (!policy_) return Permit();
   if (in_flight_ >= policy_->max || !queue_.empty()) return std::nullopt;
@@ -158,6 +159,7 @@ void ConcurrencyLimiter::Reconfigure(std::optional<config::ConcurrencyPolicy> po
   {
     std::lock_guard lock(mutex_);
     policy_ = std::move(policy);
+    limited_.store(policy_.has_value(), std::memory_order_release);
     granted = GrantLocked();
     PublishLocked();
   }

@@ -12,6 +12,7 @@
 // life of the node); the registry's series must outlive the limiter.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -69,8 +70,9 @@ class ConcurrencyLimiter {
   // the queue full), kDeadlineExceeded (the deadline passed while queued), kCancelled (the
   // waiting task was cancelled).
   Task<Result<Permit>> Acquire(TimePoint deadline);
-  // A slot now, without waiting (and without queueing): nullopt when none is free or others
-  // wait already.
+  // A slot now, without waiting (and without queueing, or a coroutine frame: the request path
+  // tries this first): nullopt when none is free or others wait already. Without a limit it
+  // takes no lock.
   std::optional<Permit> TryAcquire();
 
   // A reload: a larger max lets waiters in at once; a smaller one lets nobody new in until the
@@ -91,6 +93,7 @@ class ConcurrencyLimiter {
   void PublishLocked();  // the in-flight gauge
 
   const std::string service_;
+  std::atomic<bool> limited_{false};  // policy_ is set (read without the lock)
   mutable std::mutex mutex_;
   std::optional<config::ConcurrencyPolicy> policy_;
   std::uint32_t in_flight_ = 0;
