@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "admin/admin_server.hpp"
+#include "app/upstream_health.hpp"
 #include "bus/api/bus_service.hpp"
 #include "config/config.hpp"
 #include "observability/access_log.hpp"
@@ -60,7 +61,8 @@ class Node {
         signals_(io_, SIGHUP, SIGTERM, SIGINT),
         watch_timer_(io_),
         drain_timer_(io_),
-        resolve_timer_(io_) {}
+        resolve_timer_(io_),
+        health_(io_, registry_) {}
 
   int Run() {
     (void)observability::RegisterProcessMetrics(registry_);
@@ -73,10 +75,12 @@ class Node {
       access_log_ = *sink;
     }
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_);
+    health_.Apply(*config_, *snapshot_);
     for (int i = 0; i < worker_count_; ++i) {
       workers_.push_back(std::make_unique<runtime::Worker>(i));
       states_.push_back(
           std::make_unique<proxy::WorkerState>(*workers_.back(), metrics_, access_log_));
+      states_.back()->SetHealthRegistry(&health_.registry());
       states_.back()->ApplySnapshot(snapshot_);
     }
     if (auto r = SyncListeners(*config_); !r) {
@@ -110,6 +114,7 @@ class Node {
     file_stamp_ = Stamp(config_path_);
     WatchConfigFile();
     ScheduleResolve();
+    health_.Start();
     io_.run();
     for (auto& w : workers_) w->Stop();
     for (auto& w : workers_) w->Join();
@@ -240,6 +245,7 @@ class Node {
     }
     config_ = *next;
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_);
+    health_.Apply(*config_, *snapshot_);
     const bool new_sink = sink != access_log_;
     access_log_ = sink;
     for (int i = 0; i < worker_count_; ++i) {
@@ -306,6 +312,7 @@ class Node {
       if (!proxy::SameEndpoints(*next, *snapshot_)) {
         ++generation_;
         snapshot_ = next;
+        health_.Apply(*config_, *snapshot_);
         spdlog::info("DNS: endpoints changed; generation {}", generation_);
         for (int i = 0; i < worker_count_; ++i) {
           workers_[i]->Post(
@@ -324,6 +331,7 @@ class Node {
     signals_.cancel();
     watch_timer_.cancel();
     resolve_timer_.cancel();
+    health_.Stop();
     drain_deadline_ = Clock::now() + config_->drain_time;
     for (int i = 0; i < worker_count_; ++i) {
       workers_[i]->Post([state = states_[i].get()] { state->StartDrain(); });
@@ -425,6 +433,7 @@ class Node {
   asio::steady_timer resolve_timer_;
   // A name that stops resolving keeps its last addresses (see LastGoodResolver).
   upstream::LastGoodResolver resolver_{std::make_shared<upstream::SystemResolver>()};
+  UpstreamHealth health_;  // ejection and health checks, node-wide
   std::shared_ptr<const proxy::Snapshot> snapshot_;
   std::shared_ptr<observability::AccessLogSink> access_log_;
   std::vector<std::unique_ptr<runtime::Worker>> workers_;

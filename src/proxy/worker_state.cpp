@@ -48,6 +48,7 @@ void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot) {
     upstream::ClusterOptions options =
         upstream::ClusterOptions::FromService(*plan.config, random_.Next());
     options.clock = &clock_;
+    if (health_ != nullptr) options.health = health_->Find(name);
     ServiceState state;
     state.plan = &plan;
     if (auto old = services_.find(name); old != services_.end()) {

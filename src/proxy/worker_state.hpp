@@ -20,6 +20,7 @@
 #include "runtime/worker.hpp"
 #include "upstream/cluster.hpp"
 #include "upstream/load_balancer.hpp"
+#include "upstream/service_health.hpp"
 
 namespace ferry::proxy {
 
@@ -44,6 +45,9 @@ class WorkerState {
   // in flight keep the snapshot (and so the filter chains) they started with.
   void ApplySnapshot(std::shared_ptr<const Snapshot> snapshot);
   void SetAccessLog(std::shared_ptr<observability::AccessLogSink> sink);
+  // The node's endpoint health per service (ejection, health checks), which the clusters of
+  // later snapshots share; must outlive the worker state. None: every endpoint is usable.
+  void SetHealthRegistry(upstream::HealthRegistry* registry) { health_ = registry; }
 
   // Serves a listener on this worker (the acceptor, taken over, is already listening), with
   // the limits of the listener in the current snapshot.
@@ -92,6 +96,7 @@ class WorkerState {
   runtime::BufferPool buffers_;
   std::unique_ptr<observability::AccessLogWriter> access_log_;
   upstream::Xoshiro256 random_;
+  upstream::HealthRegistry* health_ = nullptr;
   asio::steady_timer maintenance_timer_;
   std::size_t connections_peak_ = 0;  // since memory was last handed back to the OS
   bool draining_ = false;

@@ -98,6 +98,9 @@ void Cluster::SetEndpoints(const std::vector<ResolvedAddress>& addresses) {
   endpoints_ = MergeEndpoints(endpoints_, addresses, [&](const ResolvedAddress& a) {
     return std::make_shared<Endpoint>(a, StreamPool::Create(io_, a.ip, a.port, options_.pool));
   });
+  for (const auto& endpoint : endpoints_) {
+    endpoint->status = options_.health ? options_.health->Status(endpoint->id) : nullptr;
+  }
   load_.assign(endpoints_.size(), {});
   std::vector<EndpointInfo> infos;
   infos.reserve(addresses.size());
@@ -130,15 +133,20 @@ std::shared_ptr<Endpoint> Cluster::Pick(const Request& request) {
     }
   }
   const bool avoiding = avoided < endpoints_.size() && endpoints_.size() > 1;
-  if (least_request || avoiding) {
+  // Ejected and unhealthy endpoints are skipped (looked at one by one only while the service
+  // has some).
+  const bool screened = options_.health && options_.health->usable_hint() != 0;
+  if (least_request || avoiding || screened) {
+    const TimePoint now = screened ? clock_->now() : TimePoint{};
     for (std::size_t i = 0; i < endpoints_.size(); ++i) {
       load_[i].in_flight = endpoints_[i]->health.in_flight;
-      load_[i].healthy = true;
+      load_[i].healthy =
+          !screened || endpoints_[i]->status == nullptr || endpoints_[i]->status->Usable(now);
     }
     pick.endpoints = load_;
   }
   std::optional<std::size_t> index;
-  if (avoiding) {
+  if (avoiding && load_[avoided].healthy) {
     load_[avoided].healthy = false;
     index = lb_->Pick(pick);
     load_[avoided].healthy = true;
@@ -146,6 +154,15 @@ std::shared_ptr<Endpoint> Cluster::Pick(const Request& request) {
   if (!index) index = lb_->Pick(pick);  // nothing else usable: the avoided one will do
   if (!index || *index >= endpoints_.size()) return nullptr;
   return endpoints_[*index];
+}
+
+void Cluster::Report(Endpoint& endpoint, bool failed) {
+  if (!options_.health || !endpoint.status) return;
+  if (failed) {
+    options_.health->Failed(*endpoint.status, clock_->now());
+  } else {
+    options_.health->Succeeded(*endpoint.status);
+  }
 }
 
 Task<Result<Response>> Cluster::Send(Request& request, TimePoint deadline) {
@@ -215,6 +232,7 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
           co_return tl::unexpected(made.error());
         }
         endpoint->health.Failed(Clock::now());
+        Report(*endpoint, /*failed=*/true);
         // The request's own deadline cut the connect short: that is the deadline's error.
         if (clock_->now() >= deadline) {
           co_return Fail(ErrorCode::kDeadlineExceeded, made.error().message());
@@ -241,6 +259,7 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
       response.body = BodyReader(std::move(exchange));
       response.endpoint = endpoint;
       ++stats_.sent;
+      Report(*endpoint, /*failed=*/response.status >= 500);
       co_return Ok();
     }
     if (exchange->may_retry() && attempt == 0 &&
@@ -252,8 +271,11 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
                     got.error().message());
       continue;
     }
+    // A reset, a bad response or the deadline (a try timeout) counts against the endpoint; the
+    // caller cancelling (its client left) does not.
     if (got.error().code() != ErrorCode::kCancelled) {
       endpoint->health.Failed(Clock::now());
+      Report(*endpoint, /*failed=*/true);
     }
     ++stats_.failed;
     co_return tl::unexpected(got.error());

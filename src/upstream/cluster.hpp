@@ -35,6 +35,7 @@
 #include "upstream/load_balancer.hpp"
 #include "upstream/pool_settings.hpp"
 #include "upstream/resolver.hpp"
+#include "upstream/service_health.hpp"
 
 namespace ferry::runtime {
 class BufferPool;
@@ -52,6 +53,10 @@ struct ClusterOptions {
   // Where Send reads the time for its deadline (a FakeClock in tests); null: SystemClock().
   // Must outlive the cluster.
   const Clock* clock = nullptr;
+  // The service's node-wide endpoint health, shared by the node's clusters of the service: Send
+  // reports each outcome to it (outlier ejection) and Pick skips the endpoints it says are
+  // ejected or unhealthy. Null: every endpoint is usable.
+  std::shared_ptr<ServiceHealth> health;
 
   // From a service of the config (endpoints, lb, pool settings, resolve interval).
   static ClusterOptions FromService(const config::Service& service, std::uint64_t seed);
@@ -111,6 +116,8 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   void Apply(const ResolvedHosts& round);
   void SetEndpoints(const std::vector<ResolvedAddress>& addresses);
   std::shared_ptr<Endpoint> Pick(const Request& request);
+  // Tells the service's health how a try on `endpoint` went.
+  void Report(Endpoint& endpoint, bool failed);
 
   asio::io_context& io_;
   ClusterOptions options_;

@@ -16,6 +16,7 @@
 
 #include "runtime/acceptor.hpp"
 #include "runtime/connect.hpp"
+#include "upstream/health_checker.hpp"
 
 namespace ferry::upstream {
 namespace {
@@ -585,6 +586,106 @@ TEST_F(ClusterTest, AvoidPicksAnotherEndpointWhenThereIsOne) {
   const Got got = Await(io_, SendAndRead(*single, request, Clock::now() + 2s));
   ASSERT_FALSE(got.error) << got.error->message();
   EXPECT_EQ(got.body, "a");
+}
+
+TEST_F(ClusterTest, SkipsAnEjectedEndpointUntilItsEjectionEnds) {
+  TestServer good(io_, [](const Seen&) { return Ok("good"); });
+  TestServer bad(io_, [](const Seen&) {
+    return Reply{"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"};
+  });
+  FakeClock clock;
+  auto health = std::make_shared<ServiceHealth>("svc");
+  config::OutlierDetectionPolicy policy;
+  policy.consecutive_failures = 2;
+  policy.base_ejection = 30s;
+  health->SetOutlierDetection(policy);
+  ClusterOptions options;
+  options.name = "svc";
+  options.addresses = {{"127.0.0.1", good.port()}, {"127.0.0.1", bad.port()}};
+  options.clock = &clock;
+  options.health = health;
+  auto cluster = Cluster::Create(io_, options, std::make_shared<StaticResolver>(),
+                                 resolve_pool_.get_executor());
+  cluster->ResolveNow();
+  auto send = [&] {
+    Request request;
+    return Await(io_, SendAndRead(*cluster, request, clock.now() + 2s));
+  };
+  int failed = 0;
+  for (int i = 0; i < 4; ++i) failed += send().status == 500 ? 1 : 0;  // round robin
+  EXPECT_EQ(failed, 2);
+  EXPECT_EQ(health->counts(clock.now()).ejected, 1u);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(send().body, "good");
+  EXPECT_EQ(bad.seen().size(), 2u);
+  clock.Advance(30s);  // back
+  failed = 0;
+  for (int i = 0; i < 4; ++i) failed += send().status == 500 ? 1 : 0;
+  EXPECT_GE(failed, 1);
+  EXPECT_GE(bad.seen().size(), 3u);
+}
+
+TEST_F(ClusterTest, EndpointsFailingTheirHealthCheckAreSkippedAndNoneLeftIsUnavailable) {
+  TestServer a(io_, [](const Seen&) { return Ok("a"); });
+  TestServer b(io_, [](const Seen&) { return Ok("b"); });
+  auto health = std::make_shared<ServiceHealth>("svc");
+  auto cluster = Make({{"127.0.0.1", a.port()}, {"127.0.0.1", b.port()}});
+  ClusterOptions options;
+  options.name = "svc";
+  options.health = health;
+  const std::string a_id = "127.0.0.1:" + std::to_string(a.port());
+  const std::string b_id = "127.0.0.1:" + std::to_string(b.port());
+  cluster->Update(options, {{a_id, "127.0.0.1", a.port()}, {b_id, "127.0.0.1", b.port()}});
+  health->CheckResult(a_id, false, 1, 1);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Send(*cluster).body, "b");
+  health->CheckResult(b_id, false, 1, 1);
+  const Got none = Send(*cluster);
+  ASSERT_TRUE(none.error);
+  EXPECT_EQ(none.error->code(), ErrorCode::kUnavailable);
+  health->CheckResult(a_id, true, 1, 1);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Send(*cluster).body, "a");
+}
+
+TEST_F(ClusterTest, TheHealthCheckerMarksEndpointsByTheirHealthPath) {
+  bool b_fails = true;
+  TestServer a(io_, [](const Seen&) { return Ok("ok"); });
+  TestServer b(io_, [&](const Seen&) {
+    if (b_fails) return Reply{"HTTP/1.1 503 Sick\r\ncontent-length: 0\r\n\r\n"};
+    return Ok("ok");
+  });
+  auto health = std::make_shared<ServiceHealth>("svc");
+  const std::string a_id = "127.0.0.1:" + std::to_string(a.port());
+  const std::string b_id = "127.0.0.1:" + std::to_string(b.port());
+  health->SetEndpoints({a_id, b_id});
+  auto healthy = [&] { return health->counts(Clock::now()).healthy; };
+  HealthChecker checker(io_);
+  config::HealthCheck check;
+  check.path = "/ready";
+  check.interval = 20ms;
+  check.timeout = 500ms;
+  check.unhealthy_after = 2;
+  check.healthy_after = 2;
+  checker.Apply(
+      {{"svc", check, {{a_id, "127.0.0.1", a.port()}, {b_id, "127.0.0.1", b.port()}}, health}});
+  RunUntil(io_, [&] { return healthy() == 1; });
+  EXPECT_EQ(healthy(), 1u);
+  EXPECT_FALSE(health->Status(b_id)->Usable(Clock::now()));
+  ASSERT_FALSE(b.seen().empty());
+  EXPECT_EQ(b.seen()[0].head.rfind("GET /ready HTTP/1.1\r\n", 0), 0u) << b.seen()[0].head;
+
+  b_fails = false;
+  RunUntil(io_, [&] { return healthy() == 2; });
+  EXPECT_EQ(healthy(), 2u);
+  EXPECT_GE(health->counts(Clock::now()).checks_failed, 2u);
+
+  // Without the health block, the checks stop and their verdicts go.
+  b_fails = true;
+  RunUntil(io_, [&] { return healthy() == 1; });
+  checker.Apply({});
+  EXPECT_EQ(healthy(), 2u);
+  const std::size_t checks = b.seen().size();
+  RunUntil(
+      io_, [] { return false; }, 100ms);
+  EXPECT_LE(b.seen().size(), checks + 1);  // one may have been in flight
 }
 
 TEST_F(ClusterTest, NoEndpointIsUnavailable) {

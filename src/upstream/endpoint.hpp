@@ -1,6 +1,6 @@
-// One endpoint of a cluster (an "ip:port" of a service): its pool of connections and its
-// health as seen by the requests sent to it. Health is counted here for the resilience work to
-// come (outlier ejection, health checks); nothing ejects an endpoint yet.
+// One endpoint of a cluster (an "ip:port" of a service): its pool of connections, its health as
+// seen by this worker's requests, and its node-wide status (outlier ejection, health checks:
+// service_health.hpp), shared with the other workers' Endpoint of the same id.
 // Ownership: shared: the cluster holds its current endpoints, and a request in flight holds
 // its own, so a re-resolution may drop an endpoint while requests on it finish.
 // Thread safety: the event loop of its cluster only.
@@ -16,6 +16,8 @@
 #include "upstream/stream_pool.hpp"
 
 namespace ferry::upstream {
+
+struct EndpointStatus;  // service_health.hpp
 
 struct EndpointHealth {
   using TimePoint = std::chrono::steady_clock::time_point;
@@ -43,6 +45,8 @@ struct Endpoint {
   ResolvedAddress address;
   std::shared_ptr<StreamPool> pool;
   EndpointHealth health;
+  // Node-wide (ejection, health checks); null when the cluster has no ServiceHealth.
+  std::shared_ptr<EndpointStatus> status;
 };
 
 // Counts one request in flight on an endpoint for as long as it lives (movable: the response

@@ -1,0 +1,55 @@
+// The node's side of endpoint health: the registry of each service's ServiceHealth (outlier
+// ejection and health-check verdicts, shared by the workers' clusters, kept across reloads),
+// the one HealthChecker of the node, and a tick every second that notices the ejections that
+// ended and publishes the metrics (ferry_upstream_ejections_total,
+// ferry_upstream_endpoints_ejected, ferry_upstream_health_checks_total,
+// ferry_upstream_endpoints_healthy).
+// Thread safety: the node's main loop only (Apply, Start, Stop); registry() is safe anywhere.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+#include "observability/metrics_registry.hpp"
+#include "proxy/snapshot.hpp"
+#include "runtime/asio.hpp"
+#include "upstream/health_checker.hpp"
+#include "upstream/service_health.hpp"
+
+namespace ferry::app {
+
+class UpstreamHealth {
+ public:
+  UpstreamHealth(asio::io_context& io, observability::MetricsRegistry& metrics);
+
+  upstream::HealthRegistry& registry() { return registry_; }
+  // A new snapshot (start, reload, DNS change), before the workers get it: each service's
+  // outlier detection (its policy's) and endpoints, and the health checks to run.
+  void Apply(const config::Config& config, const proxy::Snapshot& snapshot);
+  void Start();
+  void Stop();
+
+ private:
+  void Tick();
+
+  struct Published {
+    std::shared_ptr<upstream::ServiceHealth> health;
+    upstream::ServiceHealthCounts counts;
+  };
+
+  asio::io_context& io_;
+  observability::MetricsRegistry& metrics_;
+  observability::CounterFamily* ejections_ = nullptr;
+  observability::GaugeFamily* ejected_ = nullptr;
+  observability::CounterFamily* checks_ = nullptr;
+  observability::GaugeFamily* healthy_ = nullptr;
+  upstream::HealthRegistry registry_;
+  upstream::HealthChecker checker_;
+  asio::steady_timer timer_;
+  std::map<std::string, Published> published_;
+  bool stopped_ = false;
+};
+
+}  // namespace ferry::app

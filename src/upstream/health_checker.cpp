@@ -1,0 +1,117 @@
+#include "upstream/health_checker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+#include "upstream/cluster.hpp"
+
+namespace ferry::upstream {
+
+// One service's checks: a one-endpoint cluster per endpoint and a timer for the rounds.
+struct HealthChecker::ServiceChecker {
+  explicit ServiceChecker(asio::io_context& context) : io(context), timer(context) {}
+
+  asio::io_context& io;
+  Target target;
+  std::map<std::string, std::shared_ptr<Cluster>> clusters;  // by endpoint id
+  asio::steady_timer timer;
+  bool stopped = false;
+};
+
+namespace {
+
+using Checker = HealthChecker::ServiceChecker;
+
+constexpr std::uint64_t kMaxBody = 64 * 1024;  // a larger body is not read: the connection closes
+
+Task<void> CheckOne(std::shared_ptr<Checker> self, std::shared_ptr<Cluster> cluster, std::string id,
+                    config::HealthCheck check, std::shared_ptr<ServiceHealth> health) {
+  Request request;
+  request.target = check.path;
+  request.headers.Add("user-agent", "ferry-health-check");
+  const auto deadline = std::chrono::steady_clock::now() + check.timeout;
+  bool passed = false;
+  auto response = co_await cluster->Send(request, deadline);
+  if (response) {
+    passed = response->status >= 200 && response->status < 300;
+    auto drained = co_await response->body.Drain(kMaxBody);
+    (void)drained;  // the status decides; a body cut short only costs the connection
+  } else {
+    spdlog::debug("upstream {}: health check of {}: {}", self->target.service, id,
+                  response.error().message());
+  }
+  if (!self->stopped) health->CheckResult(id, passed, check.unhealthy_after, check.healthy_after);
+}
+
+Task<void> RunChecks(std::shared_ptr<Checker> self) {
+  while (!self->stopped) {
+    for (const auto& [id, cluster] : self->clusters) {
+      asio::co_spawn(self->io, CheckOne(self, cluster, id, self->target.check, self->target.health),
+                     asio::detached);
+    }
+    // (Apply cancels the wait when the health block changes: the next round starts at once.)
+    self->timer.expires_after(self->target.check.interval);
+    auto [ec] = co_await self->timer.async_wait(kNoThrow);
+    (void)ec;
+  }
+}
+
+}  // namespace
+
+void HealthChecker::Apply(std::vector<Target> targets) {
+  std::set<std::string> wanted;
+  for (Target& target : targets) {
+    wanted.insert(target.service);
+    auto& checker = services_[target.service];
+    const bool fresh = checker == nullptr;
+    if (fresh) checker = std::make_shared<ServiceChecker>(io_);
+    const bool changed = !fresh && !(checker->target.check == target.check);
+    if (!fresh && checker->target.health != target.health) checker->target.health->ClearChecks();
+
+    std::set<std::string> ids;
+    for (const ResolvedAddress& endpoint : target.endpoints) {
+      ids.insert(endpoint.id);
+      auto& cluster = checker->clusters[endpoint.id];
+      ClusterOptions options;
+      options.name = target.service;
+      options.pool.max_connections = 2;
+      options.pool.connect_timeout = target.check.timeout;
+      if (!cluster) cluster = Cluster::Create(io_, options, nullptr, {});
+      cluster->Update(std::move(options), {endpoint});
+    }
+    std::erase_if(checker->clusters, [&](const auto& entry) { return !ids.contains(entry.first); });
+    checker->target = std::move(target);
+    if (fresh) {
+      spdlog::info(
+          "upstream {}: health checks of {} every {}ms", checker->target.service,
+          checker->target.check.path,
+          std::chrono::duration_cast<std::chrono::milliseconds>(checker->target.check.interval)
+              .count());
+      asio::co_spawn(io_, RunChecks(checker), asio::detached);
+    } else if (changed) {
+      checker->timer.cancel();
+    }
+  }
+  for (auto it = services_.begin(); it != services_.end();) {
+    if (wanted.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    it->second->stopped = true;
+    it->second->timer.cancel();
+    it->second->target.health->ClearChecks();
+    spdlog::info("upstream {}: health checks stopped", it->first);
+    it = services_.erase(it);
+  }
+}
+
+void HealthChecker::Stop() {
+  for (auto& [name, checker] : services_) {
+    checker->stopped = true;
+    checker->timer.cancel();
+  }
+  services_.clear();
+}
+
+}  // namespace ferry::upstream
