@@ -95,6 +95,7 @@ class Node {
         return 1;
       }
       bus_ = std::move(*bus);
+      bus_->SetHealthRegistry(&health_.registry());
       if (auto r = bus_->Start(); !r) {
         spdlog::error("bus: {}", r.error().message());
         return 1;

@@ -10,6 +10,10 @@
 #include "core/result.hpp"
 #include "observability/metrics_registry.hpp"
 
+namespace ferry::upstream {
+class HealthRegistry;
+}
+
 namespace ferry::bus {
 
 class BusService {
@@ -22,6 +26,10 @@ class BusService {
   // Opens the broker (recovering the logs), declares queues, topics and subscriptions from the
   // config, binds the API listener and starts the thread. Errors: kIo, kInvalidArgument.
   virtual Result<void> Start() = 0;
+  // The node's endpoint health (outlier ejection, health checks), which pushes share with the
+  // proxy: a push skips the endpoints it says are out, and its outcomes count there too. Call
+  // before Start; must outlive the bus. None: every endpoint is used.
+  virtual void SetHealthRegistry(upstream::HealthRegistry* registry) = 0;
   // Stops accepting, answers waiting long-polls with 204, closes the logs (syncing them) and
   // joins the thread.
   virtual void Stop() = 0;

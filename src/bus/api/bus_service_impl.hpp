@@ -62,6 +62,7 @@ class BusServiceImpl final : public BusService, public server::Handler {
                  std::size_t slot);
   ~BusServiceImpl() override;
   Result<void> Start() override;
+  void SetHealthRegistry(upstream::HealthRegistry* registry) override { health_ = registry; }
   void Stop() override;
   Result<void> Reload(std::shared_ptr<const config::Config> next) override;
   std::string listen_address() const override { return listen_address_; }
@@ -194,6 +195,7 @@ class BusServiceImpl final : public BusService, public server::Handler {
   std::vector<std::shared_ptr<PushTarget>> push_targets_;
   // getaddrinfo blocks: push re-resolution runs here, off the bus thread (joined in Stop).
   // A name that stops resolving keeps its last addresses (see upstream::LastGoodResolver).
+  upstream::HealthRegistry* health_ = nullptr;
   std::shared_ptr<upstream::Resolver> resolver_ =
       std::make_shared<upstream::LastGoodResolver>(std::make_shared<upstream::SystemResolver>());
   asio::thread_pool resolve_pool_{1};

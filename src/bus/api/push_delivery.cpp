@@ -19,6 +19,7 @@
 #include "core/units.hpp"
 #include "upstream/cluster.hpp"
 #include "upstream/load_balancer.hpp"
+#include "upstream/service_health.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -59,6 +60,7 @@ void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push,
     options.name = fmt::format("{} (bus push {})", push.service, inbox.ToString());
     // The connect is part of the delivery attempt, so it never outlasts the push timeout.
     options.pool.connect_timeout = std::min<Duration>(options.pool.connect_timeout, push.timeout);
+    if (health_ != nullptr) options.health = health_->Find(push.service);
     target->cluster =
         upstream::Cluster::Create(io_, std::move(options), resolver_, resolve_pool_.get_executor());
     // At start the bus thread resolves itself (Start waits for it anyway); later rounds run on
