@@ -17,6 +17,7 @@
 #include "app/upstream_health.hpp"
 #include "bus/api/bus_service.hpp"
 #include "config/config.hpp"
+#include "idempotency/node_store.hpp"
 #include "observability/access_log.hpp"
 #include "observability/json_text.hpp"
 #include "observability/metrics_registry.hpp"
@@ -74,6 +75,10 @@ class Node {
     } else {
       access_log_ = *sink;
     }
+    if (auto r = idempotency::ConfigureNodeStore(*config_, registry_); !r) {
+      spdlog::error("{}", r.error().message());
+      return 1;
+    }
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_);
     health_.Apply(*config_, *snapshot_);
     for (int i = 0; i < worker_count_; ++i) {
@@ -129,6 +134,8 @@ class Node {
     }
     states_.clear();  // flushes access logs
     workers_.clear();
+    snapshot_.reset();
+    idempotency::CloseNodeStore();
     spdlog::info("ferry stopped");
     return exit_code_;
   }
@@ -220,6 +227,11 @@ class Node {
     if (c.admin.listen.ToString() != config_->admin.listen.ToString()) {
       spdlog::warn("reload: 'admin.listen' changes only on restart");
     }
+    if (auto r = idempotency::ConfigureNodeStore(c, registry_); !r) {
+      metrics_.reload_failures.Add(registry_.main_slot());
+      spdlog::error("reload ({}) rejected; the running config stays: {}", why, r.error().message());
+      return;
+    }
     if (auto r = SyncListeners(c); !r) {
       metrics_.reload_failures.Add(registry_.main_slot());
       spdlog::error("reload ({}) rejected; the running config stays: {}", why, r.error().message());
@@ -250,11 +262,10 @@ class Node {
     const bool new_sink = sink != access_log_;
     access_log_ = sink;
     for (int i = 0; i < worker_count_; ++i) {
-      workers_[i]->Post(
-          [state = states_[i].get(), snap = snapshot_, sink, new_sink] {
-            if (new_sink) state->SetAccessLog(sink);
-            state->ApplySnapshot(snap);
-          });
+      workers_[i]->Post([state = states_[i].get(), snap = snapshot_, sink, new_sink] {
+        if (new_sink) state->SetAccessLog(sink);
+        state->ApplySnapshot(snap);
+      });
     }
     metrics_.reloads.Add(registry_.main_slot());
     spdlog::info("config reloaded ({}): generation {}", why, generation_);

@@ -112,6 +112,7 @@ class ExchangeRunner final : public upstream::InterimSink {
       response_.Abort();
       co_return;
     }
+    if (!observers_.empty()) co_await EndObservers(reply_.status);
     w_.LocalReplyCounter(reply_.code).Add(w_.slot());
     MakeReplyHead(reply_, request_id_, reply_head_);
     co_await response_.Send(reply_head_, reply_.body);
@@ -225,7 +226,8 @@ class ExchangeRunner final : public upstream::InterimSink {
     if (chain_->body_limit() != 0 && has_body_) {
       if (!co_await BufferBody()) co_return co_await UpstreamFailed();
     }
-    FilterContext context{req_, *route_, request_.peer().ip, request_id_, body_, reply_, clock_};
+    FilterContext context{req_,   *route_, request_.peer().ip, request_id_, body_,
+                          reply_, clock_,  w_.slot(),          observers_};
     for (const auto& filter : chain_->filters()) {
       // Deciding at once is the common case: no coroutine frame for it.
       Verdict verdict = filter->OnRequest(context);
@@ -388,7 +390,8 @@ class ExchangeRunner final : public upstream::InterimSink {
     resp.content_length = length.value_or(0);
     status_ = resp.status;
     upstream_status_ = resp.status;
-    FilterContext context{req_, *route_, request_.peer().ip, request_id_, body_, reply_, clock_};
+    FilterContext context{req_,   *route_, request_.peer().ip, request_id_, body_,
+                          reply_, clock_,  w_.slot(),          observers_};
     const auto& filters = chain_->filters();
     for (auto it = filters.rbegin(); it != filters.rend(); ++it) (*it)->OnResponse(context, resp);
 
@@ -400,6 +403,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     out_head_.reason = resp.reason;
     out_head_.headers = std::move(resp.headers);
     response_.WriteHead(out_head_, size);  // goes out with the first body bytes
+    for (auto& observer : observers_) observer->OnHead(out_head_.status, out_head_.headers);
 
     // The body piece by piece as it arrives, never whole; the connection goes back to its pool
     // when the body reader reaches the end.
@@ -428,12 +432,31 @@ class ExchangeRunner final : public upstream::InterimSink {
       }
       if (piece->empty()) break;
       const std::string_view bytes = *piece;
+      if (!observers_.empty()) {
+        for (auto& observer : observers_) observer->OnBody(bytes);
+        if (length && bytes_sent_ + bytes.size() >= *length) co_await EndObservers(0);
+      }
       const std::span<const std::string_view> pieces(&bytes, 1);
       const bool written = co_await response_.WriteBody(pieces);
       if (!written) co_return;  // the client is gone: the reader, dropped, closes the upstream
       bytes_sent_ += bytes.size();
     }
+    if (!observers_.empty()) co_await EndObservers(0);
     // (The server ends the response: a chunked body's last chunk, or a head still waiting.)
+  }
+
+  // Ends the filters' observers (filter_wait.hpp), once: local_status 0 for a whole upstream
+  // response, else the status of the local reply about to go out.
+  Task<void> EndObservers(int local_status) {
+    auto observers = std::move(observers_);
+    observers_.clear();
+    for (auto& observer : observers) {
+      if (local_status == 0) {
+        co_await observer->OnComplete();
+      } else {
+        co_await observer->OnLocalReply(local_status);
+      }
+    }
   }
 
   // The response was cut short by the upstream after its head went to the client (nginx's
@@ -512,8 +535,9 @@ class ExchangeRunner final : public upstream::InterimSink {
   std::string request_id_;
   std::string method_;
   std::string original_target_;
-  std::string body_;              // the whole request body when the chain reads it (body_buffered_)
-  std::optional<Error> failure_;  // why the exchange could not go on (UpstreamFailed)
+  std::string body_;  // the whole request body when the chain reads it (body_buffered_)
+  std::vector<std::unique_ptr<ResponseObserver>> observers_;  // the chain's (filter_wait.hpp)
+  std::optional<Error> failure_;   // why the exchange could not go on (UpstreamFailed)
   std::string_view failure_code_;  // its JSON code
   TimePoint start_{};
   TimePoint upstream_start_{};

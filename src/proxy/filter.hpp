@@ -45,6 +45,8 @@ struct LocalReply {
   }
 };
 
+class ResponseObserver;  // filter_wait.hpp
+
 // What a filter may read and change about one exchange.
 struct FilterContext {
   http::RequestHead& request;  // as it will be sent upstream (target already rewritten)
@@ -55,6 +57,10 @@ struct FilterContext {
                                 // (Filter::body_limit); empty otherwise
   LocalReply& reply;            // what a filter returning Verdict::kReply answers with
   const Clock& clock;           // the proxy's clock (a fake one in tests)
+  std::size_t slot;             // the worker's metric slot (a filter's counters: Add(slot))
+  // A filter that must see how the exchange ends (the response it stores, or that there was
+  // none) adds an observer here in OnRequest or Wait; the exchange owns it from then on.
+  std::vector<std::unique_ptr<ResponseObserver>>& observers;
 
   // Starts the local reply; the filter then adds headers and a body and returns kReply.
   LocalReply& Answer(int status, std::string_view code = {}) {

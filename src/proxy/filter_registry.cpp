@@ -1,5 +1,6 @@
 #include "proxy/filter_registry.hpp"
 
+#include "idempotency/idempotency_filter.hpp"
 #include "proxy/filters/fault.hpp"
 #include "proxy/filters/forwarding.hpp"
 #include "proxy/filters/rate_limit.hpp"
@@ -20,6 +21,7 @@ std::span<const FilterFactory> BuiltinFilters() {
       {"forwarding", &filters::MakeForwarding},  // every route
       {"rate_limit", &filters::MakeRateLimit},   // before anything that costs
       {"fault", &filters::MakeFault},
+      {"idempotency", &idempotency::MakeIdempotency},  // last: it writes a marker
   };
   return kFactories;
 }

@@ -19,4 +19,23 @@ class WaitingFilter : public Filter {
   virtual Task<Verdict> Wait(FilterContext& context) const = 0;
 };
 
+// Follows one exchange to its end for a filter that must see the response whole (the
+// idempotency filter stores it). A filter adds one to FilterContext::observers; the exchange
+// owns it and calls it on its worker: OnHead and OnBody as the upstream's response goes to the
+// client, then either OnComplete or OnLocalReply. Both are awaited before the client can have
+// the whole answer (before the last byte of the response, or before the local reply), so a
+// client that read a whole response finds what the observer did with it already done. An
+// exchange that ends otherwise (the response cut short, the client gone) calls neither.
+class ResponseObserver {
+ public:
+  virtual ~ResponseObserver() = default;
+  // The response head as it goes to the client (after every OnResponse; no framing fields).
+  virtual void OnHead(int status, const http::Headers& headers) = 0;
+  virtual void OnBody(std::string_view piece) = 0;
+  // The whole upstream response went through OnHead and OnBody.
+  virtual Task<void> OnComplete() = 0;
+  // Ferry answers with a local reply instead (an upstream failure or a later filter's reply).
+  virtual Task<void> OnLocalReply(int status) = 0;
+};
+
 }  // namespace ferry::proxy
