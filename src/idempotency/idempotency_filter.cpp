@@ -20,7 +20,7 @@ using proxy::Verdict;
 constexpr std::size_t kMaxKey = 255;
 // A marker's lease outlasts the route's timeout by this much (the store's own writes, a
 // response still streaming when the timeout fires).
-constexpr Duration kLeaseMargin = std::chrono::seconds(10);
+constexpr Duration kLeaseMargin = std::chrono::seconds(5);
 
 std::int64_t UnixMs(const Clock& clock) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock.wall().time_since_epoch())

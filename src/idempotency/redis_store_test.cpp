@@ -1,6 +1,7 @@
 // Runs a real redis-server (Debian's, from scripts/install-deps) on 127.0.0.1, stopped by PID.
 #include "idempotency/redis_store.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -41,6 +42,9 @@ class RedisStoreTest : public ::testing::Test {
     server_.port = FreePort();
     pid_ = ::fork();
     if (pid_ == 0) {
+      const int null = ::open("/dev/null", O_WRONLY);  // (its log is not the test's)
+      ::dup2(null, 1);
+      ::dup2(null, 2);
       const std::string port = std::to_string(server_.port);
       ::execl("/usr/bin/redis-server", "redis-server", "--bind", "127.0.0.1", "--port",
               port.c_str(), "--save", "", "--appendonly", "no", "--dir", dir_.c_str(),

@@ -178,6 +178,36 @@ class BodyCheck final : public Filter {
   }
 };
 
+// What the Watch filter's observers saw, in order.
+std::vector<std::string> watched;
+
+class WatchObserver final : public ResponseObserver {
+ public:
+  void OnHead(int status, const http::Headers& headers) override {
+    watched.push_back("head " + std::to_string(status) + " " +
+                      std::string(headers.Get("server").value_or("-")));
+  }
+  void OnBody(std::string_view piece) override { watched.push_back("body " + std::string(piece)); }
+  Task<void> OnComplete() override {
+    watched.push_back("complete");
+    co_return;
+  }
+  Task<void> OnLocalReply(int status) override {
+    watched.push_back("local " + std::to_string(status));
+    co_return;
+  }
+};
+
+// Follows every exchange to its end (as the idempotency filter does).
+class Watch final : public Filter {
+ public:
+  std::string_view name() const override { return "watch"; }
+  Verdict OnRequest(FilterContext& context) const override {
+    context.observers.push_back(std::make_unique<WatchObserver>());
+    return Verdict::kContinue;
+  }
+};
+
 bool OnRoute(const config::Route& route, std::string_view name) { return route.name == name; }
 
 std::unique_ptr<const Filter> MakeTagV1(const config::Route& r, const config::Config&) {
@@ -196,12 +226,18 @@ std::unique_ptr<const Filter> MakeBodyCheck(const config::Route& r, const config
   return OnRoute(r, "filtered") ? std::make_unique<BodyCheck>() : nullptr;
 }
 
+std::unique_ptr<const Filter> MakeWatch(const config::Route& r, const config::Config&) {
+  return OnRoute(r, "filtered") ? std::make_unique<Watch>() : nullptr;
+}
+
 constexpr FilterFactory kV1[] = {{"forwarding", &filters::MakeForwarding},
                                  {"tag", &MakeTagV1},
                                  {"deny", &MakeDeny},
                                  {"token", &MakeToken},
                                  {"body_check", &MakeBodyCheck}};
 constexpr FilterFactory kV2[] = {{"forwarding", &filters::MakeForwarding}, {"tag", &MakeTagV2}};
+constexpr FilterFactory kWatch[] = {{"forwarding", &filters::MakeForwarding},
+                                    {"watch", &MakeWatch}};
 
 class ExchangeTest : public ::testing::Test {
  protected:
@@ -292,6 +328,27 @@ TEST_F(ExchangeTest, ChainRunsPerRoute) {
   ASSERT_EQ(upstream_.requests.size(), 1u);
   EXPECT_TRUE(Has(upstream_.requests[0], "x-forwarded-for: 127.0.0.1")) << upstream_.requests[0];
   EXPECT_FALSE(Has(upstream_.requests[0], "x-chain")) << upstream_.requests[0];
+}
+
+TEST_F(ExchangeTest, ObserverSeesTheWholeResponseThenItsEnd) {
+  Start(kWatch);
+  watched.clear();
+  const std::string r = Fetch(
+      "POST /f/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+      "Connection: close\r\n\r\nx");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 200 ")) << r;
+  EXPECT_EQ(watched, (std::vector<std::string>{"head 200 fake", "body ok", "complete"}));
+}
+
+TEST_F(ExchangeTest, ObserverHearsOfTheLocalReplyInstead) {
+  Start(kWatch);
+  watched.clear();
+  upstream_.on_request = [](Upstream& up) { up.hang_up = true; };
+  const std::string r = Fetch(
+      "POST /f/x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+      "Connection: close\r\n\r\nx");
+  EXPECT_TRUE(r.starts_with("HTTP/1.1 502 ")) << r;
+  EXPECT_EQ(watched, (std::vector<std::string>{"local 502"}));
 }
 
 TEST_F(ExchangeTest, SyncFilterAnswersWithStatusHeadersAndBody) {
