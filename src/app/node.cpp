@@ -427,6 +427,7 @@ class Node {
         services[name] = std::move(eps);
       }
       doc["services"] = std::move(services);
+      doc["endpoint_health"] = health_.ToJson();
       doc["metrics"] = registry_.RenderJson();
       return admin::AdminResponse{200, "application/json", observability::JsonText(doc) + "\n"};
     };

@@ -62,7 +62,29 @@ void UpstreamHealth::Apply(const config::Config& config, const proxy::Snapshot& 
     }
   }
   registry_.Retain(names);
+  checked_.clear();
+  for (const auto& target : targets) checked_.insert(target.service);
   if (!stopped_) checker_.Apply(std::move(targets));
+}
+
+boost::json::object UpstreamHealth::ToJson() const {
+  const auto now = std::chrono::steady_clock::now();
+  boost::json::object services;
+  for (const std::shared_ptr<upstream::ServiceHealth>& health : registry_.All()) {
+    boost::json::object endpoints;
+    for (const upstream::EndpointHealthView& view : health->endpoints(now)) {
+      boost::json::object e;
+      e["usable"] = view.ejected_for.count() == 0 && !view.check_failed;
+      e["ejected_for_ms"] =
+          std::chrono::duration_cast<std::chrono::milliseconds>(view.ejected_for).count();
+      e["times_ejected"] = view.times_ejected;
+      if (checked_.contains(health->service()))
+        e["health_check"] = view.check_failed ? "fail" : "pass";
+      endpoints[view.id] = std::move(e);
+    }
+    services[health->service()] = std::move(endpoints);
+  }
+  return services;
 }
 
 void UpstreamHealth::Start() {

@@ -7,8 +7,10 @@
 // Thread safety: the node's main loop only (Apply, Start, Stop); registry() is safe anywhere.
 #pragma once
 
+#include <boost/json.hpp>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "config/config.hpp"
@@ -30,6 +32,10 @@ class UpstreamHealth {
   void Apply(const config::Config& config, const proxy::Snapshot& snapshot);
   void Start();
   void Stop();
+  // For GET /stats: per service, per endpoint, whether it is usable, and why not:
+  // {"svc": {"10.0.0.7:8080": {"usable": false, "ejected_for_ms": 2500, "times_ejected": 1,
+  //  "health_check": "fail"}}} ("health_check": "pass" or "fail" only where checks run).
+  boost::json::object ToJson() const;
 
  private:
   void Tick();
@@ -49,6 +55,7 @@ class UpstreamHealth {
   upstream::HealthChecker checker_;
   asio::steady_timer timer_;
   std::map<std::string, Published> published_;
+  std::set<std::string> checked_;  // services with health checks
   bool stopped_ = false;
 };
 

@@ -173,6 +173,22 @@ ServiceHealthCounts ServiceHealth::counts(TimePoint now) const {
   return c;
 }
 
+std::vector<EndpointHealthView> ServiceHealth::endpoints(TimePoint now) const {
+  const std::lock_guard lock(mutex_);
+  std::vector<EndpointHealthView> views;
+  for (const auto& [id, status] : statuses_) {
+    EndpointHealthView view;
+    view.id = id;
+    const std::int64_t until = status->ejected_until.load(std::memory_order_relaxed);
+    if (Ticks(now) < until)
+      view.ejected_for = std::chrono::steady_clock::duration(until - Ticks(now));
+    view.times_ejected = status->times_ejected;
+    view.check_failed = status->check_failed.load(std::memory_order_relaxed);
+    views.push_back(std::move(view));
+  }
+  return views;
+}
+
 std::shared_ptr<ServiceHealth> HealthRegistry::For(const std::string& service) {
   const std::lock_guard lock(mutex_);
   auto& health = services_[service];

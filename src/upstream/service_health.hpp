@@ -64,6 +64,14 @@ struct ServiceHealthCounts {
   std::uint32_t endpoints = 0;  // endpoints known
 };
 
+// One endpoint as an operator sees it (GET /stats).
+struct EndpointHealthView {
+  std::string id;
+  std::chrono::steady_clock::duration ejected_for{};  // time left of its ejection; 0: not ejected
+  std::uint32_t times_ejected = 0;
+  bool check_failed = false;  // out because of its health check
+};
+
 class ServiceHealth {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
@@ -108,6 +116,7 @@ class ServiceHealth {
   std::uint32_t usable_hint() const { return unusable_.load(std::memory_order_relaxed); }
 
   ServiceHealthCounts counts(TimePoint now) const;
+  std::vector<EndpointHealthView> endpoints(TimePoint now) const;  // by id
 
  private:
   void ExpireLocked(TimePoint now);

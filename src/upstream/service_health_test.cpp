@@ -65,6 +65,20 @@ TEST_F(ServiceHealthTest, TheEjectionTimeGrowsWithEachEjectionUpToTheMaximum) {
   EXPECT_EQ(health_.counts(now_).ejections, 4u);
 }
 
+TEST_F(ServiceHealthTest, TheEndpointViewSaysWhyAnEndpointIsOut) {
+  Fail(*a_, 3);
+  health_.CheckResult("b", false, 1, 1);
+  const std::vector<EndpointHealthView> views = health_.endpoints(now_ + 4s);
+  ASSERT_EQ(views.size(), 4u);
+  EXPECT_EQ(views[0].id, "a");
+  EXPECT_EQ(views[0].ejected_for, std::chrono::steady_clock::duration(6s));
+  EXPECT_EQ(views[0].times_ejected, 1u);
+  EXPECT_FALSE(views[0].check_failed);
+  EXPECT_EQ(views[1].ejected_for.count(), 0);
+  EXPECT_TRUE(views[1].check_failed);
+  EXPECT_FALSE(views[2].check_failed);
+}
+
 TEST_F(ServiceHealthTest, AQuietMaxEjectionForgetsEarlierEjections) {
   Fail(*a_, 3);
   now_ += 10s;

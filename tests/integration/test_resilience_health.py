@@ -112,6 +112,10 @@ def test_a_failing_endpoint_is_ejected_for_its_ejection_time_and_then_gets_traff
     assert ferry.metric("ferry_upstream_ejections_total", service="svc") == 1
     assert ferry.metric("ferry_upstream_endpoints_ejected", service="svc") == 1
     assert "ejected for 3s after 3 failures in a row" in ferry.log_text()
+    view = ferry.stats()["endpoint_health"]["svc"]
+    assert not view[bad.address]["usable"]
+    assert 0 < view[bad.address]["ejected_for_ms"] <= 3000
+    assert all(view[u.address]["usable"] for u in good)
 
     # When its time is over it gets traffic again (and is ejected again, for longer).
     def back():
@@ -152,6 +156,10 @@ def test_an_endpoint_failing_its_health_check_is_skipped_until_it_passes_again(
         assert get(ferry)[0] == 200
     assert sick.count() == before
     assert ferry.metric("ferry_upstream_health_checks_total", service="svc", result="fail") >= 2
+    view = ferry.stats()["endpoint_health"]["svc"]
+    assert view[sick.address]["health_check"] == "fail" and not view[sick.address]["usable"]
+    assert view[ups[1].address] == {"usable": True, "ejected_for_ms": 0, "times_ejected": 0,
+                                     "health_check": "pass"}
     assert "is unhealthy" in ferry.log_text()
 
     sick.health_status = 200
