@@ -286,3 +286,25 @@ def test_redis_gone_refuses_keyed_requests(start_ferry, py_upstream, redis_serve
     assert (status, code_of(body)) == (503, "idempotency_store_unavailable")
     assert post(ferry.port(), None)[0] == 201  # requests without a key go on
     assert upstream.count == 2
+
+
+def test_keys_are_per_route_and_survive_a_reload(start_ferry, py_upstream, tmp_path):
+    upstream = CountingUpstream(py_upstream)
+    config = idem_config(upstream, {"data_dir": str(tmp_path / "idem")}, workers=2)
+    config["listeners"][0]["routes"] = [
+        {"name": "refund", "match": {"prefix": "/refund"}, "service": "svc",
+         "idempotency": {"ttl": "1h"}},
+        config["listeners"][0]["routes"][0],
+    ]
+    ferry = start_ferry(config)
+    assert post(ferry.port(), "order-10")[0] == 201
+    assert post(ferry.port(), "order-10", path="/refund")[0] == 201  # another route: another key
+    assert upstream.count == 2
+
+    config["listeners"][0]["routes"][1]["idempotency"] = {"ttl": "2h"}
+    ferry.reload(config)
+    assert ferry.metric("ferry_config_reload_failures_total") == 0
+    status, headers, body = post(ferry.port(), "order-10")
+    assert status == 201 and headers["idempotency-replayed"] == "true"
+    assert body == b'{"charge": 1, "pad": ""}'
+    assert upstream.count == 2
