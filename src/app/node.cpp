@@ -79,7 +79,8 @@ class Node {
       spdlog::error("{}", r.error().message());
       return 1;
     }
-    snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_);
+    snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_,
+                                     proxy::BuiltinFilters(), &resilience_);
     health_.Apply(*config_, *snapshot_);
     for (int i = 0; i < worker_count_; ++i) {
       workers_.push_back(std::make_unique<runtime::Worker>(i));
@@ -257,7 +258,8 @@ class Node {
       }
     }
     config_ = *next;
-    snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_);
+    snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_,
+                                     proxy::BuiltinFilters(), &resilience_);
     health_.Apply(*config_, *snapshot_);
     const bool new_sink = sink != access_log_;
     access_log_ = sink;
@@ -320,7 +322,8 @@ class Node {
     resolve_timer_.expires_after(every);
     resolve_timer_.async_wait([this](const error_code& ec) {
       if (ec) return;
-      auto next = proxy::BuildSnapshot(config_, resolver_, metrics_, generation_ + 1);
+      auto next = proxy::BuildSnapshot(config_, resolver_, metrics_, generation_ + 1,
+                                       proxy::BuiltinFilters(), &resilience_);
       if (!proxy::SameEndpoints(*next, *snapshot_)) {
         ++generation_;
         snapshot_ = next;
@@ -447,6 +450,8 @@ class Node {
   // A name that stops resolving keeps its last addresses (see LastGoodResolver).
   upstream::LastGoodResolver resolver_{std::make_shared<upstream::SystemResolver>()};
   UpstreamHealth health_;  // ejection and health checks, node-wide
+  // Per-service resilience state (retry budgets, ...): the node's, kept across reloads.
+  resilience::ServiceRegistry resilience_;
   std::shared_ptr<const proxy::Snapshot> snapshot_;
   std::shared_ptr<observability::AccessLogSink> access_log_;
   std::vector<std::unique_ptr<runtime::Worker>> workers_;

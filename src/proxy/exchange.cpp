@@ -17,6 +17,7 @@
 #include "proxy/filter_wait.hpp"
 #include "proxy/listener_handler.hpp"
 #include "proxy/local_reply.hpp"
+#include "resilience/client.hpp"
 #include "upstream/cluster.hpp"
 
 namespace ferry::proxy {
@@ -138,8 +139,9 @@ class ExchangeRunner final : public upstream::InterimSink {
   }
   void RouteTimedOut() {
     Failed(ErrorCode::kDeadlineExceeded, reply::kUpstreamTimeout,
-           fmt::format("upstream {} did not answer within {}", route_->service,
-                       FormatDuration(route_->timeout)));
+           fmt::format("upstream {} did not answer within {}{}", route_->service,
+                       FormatDuration(timeout_),
+                       caller_deadline_ ? " (the caller's x-ferry-deadline-ms)" : ""));
   }
   // Maps what Cluster::Send failed with to the proxy's replies and counters.
   void SendFailed(const Error& error) {
@@ -156,6 +158,9 @@ class ExchangeRunner final : public upstream::InterimSink {
         service_series_->connect_failures->Add(w_.slot());
         return Failed(ErrorCode::kConnectFailed, reply::kUpstreamConnectFailed, error.message());
       case ErrorCode::kDeadlineExceeded:
+        if (report_.try_timed_out) {
+          return Failed(ErrorCode::kDeadlineExceeded, reply::kUpstreamTimeout, error.message());
+        }
         return RouteTimedOut();
       case ErrorCode::kCancelled:
         return Failed(ErrorCode::kCancelled, {}, error.message());
@@ -209,6 +214,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     }
     route_ = &listener_.routes.route(*route_index);
     const RoutePlan& route_plan = listener_.route_plans[*route_index];
+    policy_ = route_plan.policy;
     route_series_ = &route_plan.series;
     chain_ = &route_plan.filters;  // from the snapshot this exchange keeps, for both directions
     if (route_plan.service == nullptr) {
@@ -224,7 +230,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     const std::optional<std::uint64_t> body_size = request_.body_size();
     has_body_ = !body_size || *body_size > 0;
     if (chain_->body_limit() != 0 && has_body_) {
-      if (!co_await BufferBody()) co_return co_await UpstreamFailed();
+      if (!co_await BufferBody(chain_->body_limit())) co_return co_await UpstreamFailed();
     }
     FilterContext context{req_,   *route_, request_.peer().ip, request_id_, body_,
                           reply_, clock_,  w_.slot(),          observers_};
@@ -255,10 +261,23 @@ class ExchangeRunner final : public upstream::InterimSink {
              "service " + route_->service + " is not available");
       co_return co_await SendAnswer();
     }
+    // A body small enough to be sent again is read whole first (a larger or chunked one
+    // streams, and its request is not retried once a byte of it went).
+    if (has_body_ && !body_buffered_ && body_size &&
+        *body_size <= policy_->retry.replay_body_bytes &&
+        (policy_->retry.attempts > 1 || policy_->hedge)) {
+      if (!co_await BufferBody(*body_size)) co_return co_await UpstreamFailed();
+    }
     PrepareUpstreamRequest();
-    const TimePoint deadline =
-        route_->timeout.count() > 0 ? upstream_start_ + route_->timeout : TimePoint::max();
-    const Result<void> got = co_await service->cluster->Send(upstream_, deadline, response_in_);
+    const TimePoint deadline = Deadline();
+    resilience::RequestFacts facts;
+    const bool has_key = req_.headers.Has("idempotency-key");
+    facts.idempotent = resilience::IsIdempotent(method_, has_key);
+    facts.key_honoured = has_key && route_->retry_with_idempotency_key;
+    resilience::Client client(*service->cluster, *service_plan_->state, *policy_, clock_,
+                              w_.random(), service_series_->resilience, w_.slot());
+    const Result<void> got =
+        co_await client.Send(upstream_, facts, deadline, response_in_, report_);
     AfterSend();
     if (upstream_.keepalive_retries > 0) {
       service_series_->keepalive_race_retries->Add(w_.slot(), upstream_.keepalive_retries);
@@ -311,6 +330,31 @@ class ExchangeRunner final : public upstream::InterimSink {
     service_series_->in_flight->Add(w_.slot(), 1);
     sent_ = true;
   }
+  // The request's total deadline: the route's timeout from when the upstream half started, or
+  // what a trusted caller said is left (x-ferry-deadline-ms, kept by the forwarding filter only
+  // from trusted networks), from when the request came, whichever ends first.
+  TimePoint Deadline() {
+    timeout_ = route_->timeout;
+    TimePoint deadline =
+        route_->timeout.count() > 0 ? upstream_start_ + route_->timeout : TimePoint::max();
+    const auto header = req_.headers.Get(resilience::kDeadlineHeader);
+    if (!header) return deadline;
+    std::uint64_t ms = 0;
+    const auto [end, ec] = std::from_chars(header->data(), header->data() + header->size(), ms);
+    if (ec != std::errc() || end != header->data() + header->size()) {
+      req_.headers.Remove(resilience::kDeadlineHeader);  // not a number: ignored
+      return deadline;
+    }
+    ms = std::min<std::uint64_t>(ms, 24ull * 3600 * 1000);
+    const TimePoint theirs = start_ + std::chrono::milliseconds(ms);
+    if (theirs < deadline) {
+      deadline = theirs;
+      timeout_ = std::chrono::milliseconds(ms);
+      caller_deadline_ = true;
+    }
+    return deadline;
+  }
+
   // What Send says it did.
   void AfterSend() {
     endpoint_ = upstream_.endpoint;
@@ -328,8 +372,7 @@ class ExchangeRunner final : public upstream::InterimSink {
   // Reads the whole request body into body_, for the chain's filters that read it
   // (FilterChain::body_limit); false (with failure_ set) if it is too long, malformed or does
   // not come.
-  Task<bool> BufferBody() {
-    const std::uint64_t limit = chain_->body_limit();
+  Task<bool> BufferBody(std::uint64_t limit) {
     if (const auto size = request_.body_size()) {
       if (*size > limit) {
         FilterBodyTooLarge(*size);
@@ -520,6 +563,8 @@ class ExchangeRunner final : public upstream::InterimSink {
   const FilterChain* chain_ = nullptr;  // the route's, in snapshot_
   const RouteSeries* route_series_ = nullptr;
   const ServicePlan* service_plan_ = nullptr;  // in snapshot_
+  const config::Policy* policy_ = nullptr;     // the route's, in snapshot_
+  resilience::SendReport report_;              // what the tries came to
   const ServiceSeries* service_series_ = nullptr;
   ClientBody client_body_;
   upstream::StringBody buffered_body_{std::string_view()};
@@ -541,6 +586,7 @@ class ExchangeRunner final : public upstream::InterimSink {
   std::string_view failure_code_;  // its JSON code
   TimePoint start_{};
   TimePoint upstream_start_{};
+  Duration timeout_{};  // the one that bounds the upstream half (route's or caller's)
   std::chrono::system_clock::time_point wall_start_{};
   std::uint64_t bytes_received_ = 0;
   std::uint64_t bytes_sent_ = 0;
@@ -549,7 +595,8 @@ class ExchangeRunner final : public upstream::InterimSink {
   std::string_view cut_short_;  // the access log's "error" mark (CutShort); empty if none
   bool has_body_ = false;       // the request has a body (declared, or chunked)
   bool body_buffered_ = false;
-  bool sent_ = false;  // handed to the cluster (counted in flight)
+  bool sent_ = false;             // handed to the cluster (counted in flight)
+  bool caller_deadline_ = false;  // the caller's x-ferry-deadline-ms is the tighter one
 };
 
 Task<void> ListenerHandler::Serve(server::Request& request, server::Response& response) {

@@ -57,6 +57,22 @@ ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
                                  "Requests sent again on a fresh connection after a pooled one "
                                  "turned out closed (the keep-alive race).",
                                  {"service"}))),
+      tries_(
+          Must(r.AddCounter("ferry_upstream_tries_total",
+                            "Upstream tries sent: first tries, retries and hedges.", {"service"}))),
+      policy_retries_(Must(r.AddCounter(
+          "ferry_upstream_retries_total",
+          "Retries by the route's policy, by what the try before came to (connect_failure, "
+          "reset, try_timeout, or the status code).",
+          {"service", "reason"}))),
+      budget_exhausted_(
+          Must(r.AddCounter("ferry_upstream_retry_budget_exhausted_total",
+                            "Retries and hedges refused by the service's retry budget; the "
+                            "try's own failure was answered.",
+                            {"service"}))),
+      hedges_(Must(r.AddCounter("ferry_upstream_hedges_total",
+                                "Hedged tries started (no response head within hedge.after).",
+                                {"service"}))),
       connections_(Must(r.AddGauge("ferry_upstream_connections",
                                    "Upstream connections open (idle and in use).", {"service"}))),
       in_flight_(Must(r.AddGauge("ferry_upstream_requests_in_flight",
@@ -92,6 +108,11 @@ ServiceSeries ProxyMetrics::ForService(const std::string& service) {
   s.keepalive_race_retries = &retries_.Get(service);
   s.connections = &connections_.Get(service);
   s.in_flight = &in_flight_.Get(service);
+  s.resilience.tries = &tries_.Get(service);
+  s.resilience.budget_exhausted = &budget_exhausted_.Get(service);
+  s.resilience.hedges = &hedges_.Get(service);
+  s.resilience.retries = &policy_retries_;
+  s.resilience.service = service;  // (the caller's string: the snapshot's config key)
   return s;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "observability/metrics_registry.hpp"
+#include "resilience/client_metrics.hpp"
 
 namespace ferry::proxy {
 
@@ -34,6 +35,7 @@ struct ServiceSeries {
   observability::Counter* keepalive_race_retries;
   observability::Gauge* connections;  // open upstream connections
   observability::Gauge* in_flight;
+  resilience::ClientMetrics resilience;  // tries, retries, budget refusals, hedges
 };
 
 class ProxyMetrics {
@@ -59,6 +61,10 @@ class ProxyMetrics {
   observability::CounterFamily& connect_failures_;
   observability::CounterFamily& timeouts_;
   observability::CounterFamily& retries_;
+  observability::CounterFamily& tries_;
+  observability::CounterFamily& policy_retries_;
+  observability::CounterFamily& budget_exhausted_;
+  observability::CounterFamily& hedges_;
   observability::GaugeFamily& connections_;
   observability::GaugeFamily& in_flight_;
   observability::CounterFamily& local_replies_;

@@ -6,11 +6,26 @@
 #include <algorithm>
 
 namespace ferry::proxy {
+namespace {
+
+// The built-in default policy, for a config without `policies` (made by hand in tests; the
+// loader always fills in "default").
+const config::Policy& DefaultPolicy() {
+  static const config::Policy policy = [] {
+    config::Policy p;
+    p.name = "default";
+    return p;
+  }();
+  return policy;
+}
+
+}  // namespace
 
 std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Config> config,
                                               upstream::Resolver& resolver, ProxyMetrics& metrics,
                                               std::uint64_t generation,
-                                              std::span<const FilterFactory> filters) {
+                                              std::span<const FilterFactory> filters,
+                                              resilience::ServiceRegistry* services) {
   auto snap = std::make_shared<Snapshot>();
   snap->config = config;
   snap->generation = generation;
@@ -18,6 +33,8 @@ std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Conf
     ServicePlan plan;
     plan.config = &service;
     plan.series = metrics.ForService(name);
+    plan.state =
+        services != nullptr ? services->Get(name) : std::make_shared<resilience::ServiceState>();
     for (const config::Address& a : service.endpoints) {
       auto ips = resolver.Resolve(a.host);
       if (!ips) {
@@ -47,6 +64,8 @@ std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Conf
       auto it = snap->services.find(r.service);
       route.service = it == snap->services.end() ? nullptr : &it->second;
       route.filters = BuildFilterChain(r, *config, filters);
+      auto policy = config->policies.find(r.policy);
+      route.policy = policy != config->policies.end() ? &policy->second : &DefaultPolicy();
     }
     snap->listeners.emplace(l.name, std::move(plan));
   }

@@ -14,6 +14,7 @@
 #include "config/config.hpp"
 #include "proxy/filter_registry.hpp"
 #include "proxy/proxy_metrics.hpp"
+#include "resilience/service_state.hpp"
 #include "routing/route_table.hpp"
 #include "upstream/endpoints.hpp"
 #include "upstream/resolver.hpp"
@@ -29,12 +30,16 @@ struct ServicePlan {
   const config::Service* config = nullptr;
   std::vector<ResolvedEndpoint> endpoints;  // sorted by id; may be empty (503)
   ServiceSeries series;
+  // The node's per-service resilience state (retry budget, ...): the same object across
+  // reloads, shared by every worker.
+  std::shared_ptr<resilience::ServiceState> state;
 };
 
 struct RoutePlan {
   RouteSeries series;
-  const ServicePlan* service = nullptr;  // null if the route's service is not configured
-  FilterChain filters;                   // built from the route's config (filter_registry.hpp)
+  const ServicePlan* service = nullptr;    // null if the route's service is not configured
+  const config::Policy* policy = nullptr;  // the route's effective policy (never null)
+  FilterChain filters;                     // built from the route's config (filter_registry.hpp)
 };
 
 struct ListenerPlan {
@@ -54,11 +59,13 @@ struct Snapshot {
 // not resolve leaves its service with the endpoints that did, and is logged; the service
 // answers 503 while it has none. (The node's resolver is a LastGoodResolver: a name that
 // resolved once keeps its last addresses when it stops resolving.)
-// Each route's chain comes from `filters` (the built-in factories but in tests).
+// Each route's chain comes from `filters` (the built-in factories but in tests). Each service's
+// resilience state comes from `services` (the node's registry; null: new ones, for tests).
 std::shared_ptr<const Snapshot> BuildSnapshot(
     std::shared_ptr<const config::Config> config, upstream::Resolver& resolver,
     ProxyMetrics& metrics, std::uint64_t generation,
-    std::span<const FilterFactory> filters = BuiltinFilters());
+    std::span<const FilterFactory> filters = BuiltinFilters(),
+    resilience::ServiceRegistry* services = nullptr);
 
 // True if the two snapshots resolve every service to the same endpoints.
 bool SameEndpoints(const Snapshot& a, const Snapshot& b);

@@ -76,6 +76,7 @@ class WorkerState {
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   const Clock& clock() const { return clock_; }
   runtime::BufferPool& buffers() { return buffers_; }
+  upstream::RandomSource& random() { return random_; }
   ProxyMetrics* metrics() { return &metrics_; }
   observability::AccessLogWriter* access_log() { return access_log_.get(); }
   bool draining() const { return draining_; }

@@ -146,7 +146,15 @@ std::shared_ptr<Endpoint> Cluster::Pick(const Request& request) {
     pick.endpoints = load_;
   }
   std::optional<std::size_t> index;
-  if (avoiding && load_[avoided].healthy) {
+  if (avoiding && load_[avoided].healthy && options_.lb == config::LbPolicy::kRoundRobin) {
+    // The next usable one after the avoided one, leaving the round robin's turn alone: a
+    // retry that took a turn would line the next request up on the endpoint just avoided (with
+    // two endpoints and one failing, every first try would land on the failing one).
+    for (std::size_t step = 1; step < endpoints_.size() && !index; ++step) {
+      const std::size_t i = (avoided + step) % endpoints_.size();
+      if (load_[i].healthy) index = i;
+    }
+  } else if (avoiding && load_[avoided].healthy) {
     load_[avoided].healthy = false;
     index = lb_->Pick(pick);
     load_[avoided].healthy = true;
@@ -221,7 +229,10 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
     StreamPool::Lease lease;
     // Without a body the request can always go again: the pool skips its liveness check on a
     // connection just used (the keep-alive race retry below covers a close it would catch).
-    if (attempt == 0) lease = endpoint->pool->TryAcquire(/*replayable=*/request.body == nullptr);
+    if (attempt == 0) {
+      lease =
+          endpoint->pool->TryAcquire(/*replayable=*/request.body == nullptr && request.may_resend);
+    }
     const bool connected = !lease;
     if (!lease) {
       const Duration left = std::chrono::duration_cast<Duration>(deadline - now);
@@ -244,13 +255,20 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
     auto exchange = std::make_unique<Http1Exchange>(io_, std::move(lease), buffers_);
     // (A connect took time: read the clock again after one.)
     const TimePoint armed_at = connected ? clock_->now() : now;
-    if (!exchange->Arm(deadline, armed_at)) {
+    const TimePoint head_deadline = std::min(deadline, request.head_deadline);
+    if (!exchange->Arm(head_deadline, armed_at)) {
       ++stats_.failed;
       co_return Fail(
           ErrorCode::kDeadlineExceeded,
           fmt::format("upstream {}: deadline passed before the request was sent", endpoint->id));
     }
     const Result<void> got = co_await exchange->Run(request, response);
+    if (got && head_deadline != deadline && !exchange->Arm(deadline, clock_->now())) {
+      ++stats_.failed;  // (the try timeout is over: the body has the whole deadline)
+      co_return Fail(
+          ErrorCode::kDeadlineExceeded,
+          fmt::format("upstream {}: deadline passed with the response head", endpoint->id));
+    }
     if (got) {
       // The body reader takes the connection and the request in flight: the body's end gives
       // them back (and counts the endpoint's success).
@@ -262,7 +280,7 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
       Report(*endpoint, /*failed=*/response.status >= 500);
       co_return Ok();
     }
-    if (exchange->may_retry() && attempt == 0 &&
+    if (exchange->may_retry() && attempt == 0 && request.may_resend &&
         (request.body == nullptr || request.body->Rewind())) {
       // The keep-alive race: the upstream closed the idle connection as it was taken.
       ++stats_.keepalive_retries;

@@ -9,6 +9,7 @@
 // Thread safety: owned by one coroutine on one event loop.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -82,6 +83,15 @@ struct Request {
   // An endpoint to stay away from (a retry after a try on it failed): Send picks another
   // usable one when there is one, else this one (compared by pointer: a stale one is harmless).
   const Endpoint* avoid = nullptr;
+  // The keep-alive race retry may send the request again after it was written (the method is
+  // idempotent, or the upstream honours its Idempotency-Key); false: only a request that was
+  // never written goes again.
+  bool may_resend = true;
+  // Until the response head: a try timeout (resilience), earlier than Send's deadline, which
+  // still bounds the body. Past it the try ends with kDeadlineExceeded and its connection is
+  // closed. max: none.
+  std::chrono::steady_clock::time_point head_deadline =
+      std::chrono::steady_clock::time_point::max();
 
   // Set by Send, for the caller's logs and metrics: the endpoint picked (null if none was),
   // and how often the request was sent again after the keep-alive race (0 or 1).

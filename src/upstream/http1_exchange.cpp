@@ -57,7 +57,10 @@ Http1Exchange::~Http1Exchange() {
 }
 
 bool Http1Exchange::Arm(TimePoint deadline, TimePoint now) {
-  if (deadline == TimePoint::max()) return true;  // none
+  if (deadline == TimePoint::max()) {  // none (or no more: a try timeout ended with the head)
+    deadline_->Disarm();
+    return true;
+  }
   const auto left = deadline - now;
   if (left.count() <= 0) return false;
   deadline_->Arm(std::chrono::duration_cast<std::chrono::nanoseconds>(left));

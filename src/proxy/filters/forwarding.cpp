@@ -11,8 +11,14 @@ Verdict Forwarding::OnRequest(FilterContext& context) const {
   // line a trusted front proxy added is as likely to be the second as the first.
   std::string forwarded_for;
   int forwarded_lines = 0;
+  // (Looked up only for a request that carries a deadline: most have no x-ferry-* field.)
+  int trusted = -1;  // unknown yet
   h.ForEach([&](const http::Headers::Field& f) {
     if (f.name.size() > 8 && http::EqualsIgnoreCase(f.name.substr(0, 8), "x-ferry-")) {
+      if (http::EqualsIgnoreCase(f.name, "x-ferry-deadline-ms")) {
+        if (trusted < 0) trusted = TrustsDeadlineOf(context.client_ip) ? 1 : 0;
+        if (trusted == 1) return;
+      }
       h.Remove(f.name);
     } else if (http::EqualsIgnoreCase(f.name, "x-forwarded-for")) {
       ++forwarded_lines;
@@ -35,7 +41,21 @@ Verdict Forwarding::OnRequest(FilterContext& context) const {
   return Verdict::kContinue;
 }
 
-std::unique_ptr<const Filter> MakeForwarding(const config::Route&, const config::Config&) {
+bool Forwarding::TrustsDeadlineOf(std::string_view client_ip) const {
+  for (const config::IpNetwork& network : trust_deadline_from_) {
+    if (network.Contains(client_ip)) return true;
+  }
+  return false;
+}
+
+std::unique_ptr<const Filter> MakeForwarding(const config::Route& route,
+                                             const config::Config& config) {
+  // The listener the route belongs to (the route is one of its routes, in the same config).
+  for (const config::Listener& listener : config.listeners) {
+    for (const config::Route& r : listener.routes) {
+      if (&r == &route) return std::make_unique<Forwarding>(listener.trust_deadline_from);
+    }
+  }
   return std::make_unique<Forwarding>();
 }
 

@@ -1,10 +1,14 @@
 // Adds the forwarding headers upstreams expect from a proxy: x-forwarded-for (the client's
 // address appended to any list the client sent), x-forwarded-proto, x-request-id (kept if the
 // client sent one, generated otherwise), and strips Ferry's own x-ferry-* headers, which only
-// other Ferry hops may send. On every route; it decides at once and reads no body.
+// other Ferry hops may send: x-ferry-deadline-ms stays when the client's address is inside the
+// listener's `trust_deadline_from` networks (the exchange then honours it). On every route; it
+// decides at once and reads no body.
 #pragma once
 
 #include <memory>
+#include <string_view>
+#include <vector>
 
 #include "proxy/filter.hpp"
 
@@ -12,8 +16,15 @@ namespace ferry::proxy::filters {
 
 class Forwarding final : public Filter {
  public:
+  Forwarding() = default;
+  explicit Forwarding(std::vector<config::IpNetwork> trust_deadline_from)
+      : trust_deadline_from_(std::move(trust_deadline_from)) {}
   std::string_view name() const override { return "forwarding"; }
   Verdict OnRequest(FilterContext& context) const override;
+
+ private:
+  bool TrustsDeadlineOf(std::string_view client_ip) const;
+  std::vector<config::IpNetwork> trust_deadline_from_;
 };
 
 // The factory (filter_registry.cpp): every route gets the filter; it has no settings.

@@ -1,0 +1,85 @@
+// The resilience pipeline around upstream::Cluster::Send, with the same shape of call:
+//
+//   deadline ► tries (retry rules, budget, backoff) ► [guard: breaker ► bulkhead] ► try timeout
+//
+// Send makes the first try and, while the retry rules (retry_rules.hpp) and the service's retry
+// budget allow it, retries after a backoff, each retry avoiding the endpoint just tried. Every
+// try carries the time left of the request's deadline upstream as `x-ferry-deadline-ms`, and
+// ends at the policy's `try_timeout` if no response head came by then (its connection closed).
+// When no retry is allowed the last try's own result is returned (a 503 response stays a
+// response). Hedging (policy.hedge; idempotent requests without a body): when a try has no
+// response head after `hedge.after`, a second try goes to another endpoint (if the budget
+// allows); the first good response wins, the other try is cancelled and its connection closed.
+// A hedged try pair counts as one try of `attempts`; one extra try at most (max_extra > 1 is
+// taken as 1). A Client is a few references made per exchange: nothing is allocated when the
+// first try succeeds.
+// Thread safety: the worker's event loop; the ServiceState it reads is node-wide (atomics).
+// Lifetimes: everything passed in must outlive Send; `request` and `response` as for
+// Cluster::Send.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string_view>
+
+#include "config/config.hpp"
+#include "core/clock.hpp"
+#include "resilience/client_metrics.hpp"
+#include "resilience/retry_rules.hpp"
+#include "resilience/service_state.hpp"
+#include "runtime/asio.hpp"
+#include "upstream/cluster.hpp"
+#include "upstream/load_balancer.hpp"
+
+namespace ferry::resilience {
+
+// The header that carries the time left to the next hop, in relative milliseconds.
+inline constexpr std::string_view kDeadlineHeader = "x-ferry-deadline-ms";
+
+// What became of one Send, for the exchange's logs and replies.
+struct SendReport {
+  std::uint32_t tries = 0;
+  bool budget_exhausted = false;
+  bool try_timed_out = false;  // the last try ended by try_timeout
+};
+
+class Client {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  Client(upstream::Cluster& cluster, ServiceState& state, const config::Policy& policy,
+         const Clock& clock, upstream::RandomSource& random, const ClientMetrics& metrics,
+         std::size_t slot)
+      : cluster_(cluster),
+        state_(state),
+        policy_(policy),
+        clock_(clock),
+        random_(random),
+        metrics_(metrics),
+        slot_(slot) {}
+
+  // `facts` says what the request allows (retry_rules.hpp); `deadline` is the request's total
+  // (TimePoint::max(): none). request.may_resend is set from `facts`.
+  Task<Result<void>> Send(upstream::Request& request, const RequestFacts& facts, TimePoint deadline,
+                          upstream::Response& response, SendReport& report);
+
+ private:
+  struct Race;
+  // One try, or a hedged pair of tries, into `response`.
+  Task<Result<void>> Hedged(upstream::Request& request, TimePoint deadline,
+                            upstream::Response& response, SendReport& report);
+  Task<Result<void>> RaceTry(upstream::Request& request, const upstream::Request* primary,
+                             TimePoint deadline, upstream::Response& response, Race& race);
+  void CountRetry(const TryFacts& t);
+  Task<void> Discard(upstream::Response& response, TimePoint deadline);
+
+  upstream::Cluster& cluster_;
+  ServiceState& state_;
+  const config::Policy& policy_;
+  const Clock& clock_;
+  upstream::RandomSource& random_;
+  const ClientMetrics& metrics_;
+  std::size_t slot_;
+};
+
+}  // namespace ferry::resilience
