@@ -66,11 +66,13 @@ struct RetryBackoff {  // exponential with full jitter: a wait is uniform in [0,
   Duration initial = std::chrono::milliseconds(25);
   Duration max = seconds(1);  // >= initial
   double multiplier = 2.0;    // >= 1, finite
+  bool operator==(const RetryBackoff&) const = default;
 };
 
 struct RetryBudget {   // retries (and hedges) allowed: ratio of recent requests + a floor
   double ratio = 0.2;  // 0..1 ("20%")
   std::uint32_t min_per_second = 10;  // the floor
+  bool operator==(const RetryBudget&) const = default;
 };
 
 struct RetryPolicy {
@@ -147,14 +149,17 @@ struct RateLimit {
 struct FaultAbort {
   int status = 503;      // 200-599
   double percent = 100;  // 0-100 of requests
+  bool operator==(const FaultAbort&) const = default;
 };
 struct FaultDelay {
   Duration duration{};   // > 0
   double percent = 100;  // 0-100 of requests
+  bool operator==(const FaultDelay&) const = default;
 };
 struct Fault {
   std::optional<FaultAbort> abort;
   std::optional<FaultDelay> delay;  // applied before the abort decision
+  bool operator==(const Fault&) const = default;
 };
 
 // Idempotency keys on a route (`idempotency:`): needs Config::idempotency_store.
@@ -162,6 +167,7 @@ struct Idempotency {
   Duration ttl = std::chrono::hours(24);           // how long a first response is replayed
   std::uint64_t max_response_bytes = 1024 * 1024;  // larger responses are not stored
   std::string header = "idempotency-key";          // lowercase
+  bool operator==(const Idempotency&) const = default;
 };
 
 // An IP network in CIDR notation ("10.0.0.0/8", "::1/128"; a bare address is a /32 or /128).
@@ -368,6 +374,7 @@ struct Bus {
 struct IdempotencyStore {
   std::string data_dir;          // embedded (LMDB), created if missing; one per node
   std::optional<Address> redis;  // a Redis server shared by several nodes
+  bool operator==(const IdempotencyStore&) const = default;
 };
 
 struct Config {
