@@ -23,6 +23,39 @@ constexpr std::int64_t kMaxPushConcurrency = kMaxBusPushConcurrency;
 // The log's sync thread sleeps in whole milliseconds: a shorter interval would be 0, a busy loop.
 constexpr Duration kMinSyncInterval = std::chrono::milliseconds(1);
 
+class BackoffReader : private StrictReader {
+ public:
+  explicit BackoffReader(Diagnostics& diags) : StrictReader(diags) {}
+
+  void Read(const Field& field, Duration& initial_out, Duration& max_out, double& multiplier) {
+    MapReader map(field, d_);
+    auto initial = map.Take("initial");
+    auto max = map.Take("max");
+    bool initial_ok = true;
+    bool max_ok = true;
+    if (initial) {
+      auto value = Positive(*initial);
+      if (value) initial_out = *value;
+      initial_ok = value.has_value();
+    }
+    if (max) {
+      auto value = ReadDuration(*max, d_);
+      if (value) max_out = *value;
+      max_ok = value.has_value();
+    }
+    if (initial_ok && max_ok) {
+      if (auto problem =
+              BusBackoffProblem({"max", max_out, max ? "" : ", the default"},
+                                {"initial", initial_out, initial ? "" : ", the default"})) {
+        Error(max ? *max : *initial, *problem);
+      }
+    }
+    Assign(map, "multiplier", multiplier,
+           [&](const Field& f) { return ReadNumber(f, kMinBusBackoffMultiplier, d_); });
+    map.Finish();
+  }
+};
+
 class BusReader : private StrictReader {
  public:
   explicit BusReader(Diagnostics& diags) : StrictReader(diags) {}
@@ -197,36 +230,11 @@ class BusReader : private StrictReader {
     Assign(map, "max_deliveries", delivery.max_deliveries, [&](const Field& f) {
       return ReadInt(f, 0, std::numeric_limits<std::uint32_t>::max(), d_);
     });
-    if (auto backoff = map.Take("backoff")) ReadBackoff(*backoff, delivery.backoff);
+    if (auto backoff = map.Take("backoff")) {
+      ReadBackoff(*backoff, delivery.backoff.initial, delivery.backoff.max,
+                  delivery.backoff.multiplier, d_);
+    }
     return lease;
-  }
-
-  void ReadBackoff(const Field& field, BusBackoff& backoff) {
-    MapReader map(field, d_);
-    auto initial = map.Take("initial");
-    auto max = map.Take("max");
-    bool initial_ok = true;
-    bool max_ok = true;
-    if (initial) {
-      auto value = Positive(*initial);
-      if (value) backoff.initial = *value;
-      initial_ok = value.has_value();
-    }
-    if (max) {
-      auto value = ReadDuration(*max, d_);
-      if (value) backoff.max = *value;
-      max_ok = value.has_value();
-    }
-    if (initial_ok && max_ok) {
-      if (auto problem =
-              BusBackoffProblem({"max", backoff.max, max ? "" : ", the default"},
-                                {"initial", backoff.initial, initial ? "" : ", the default"})) {
-        Error(max ? *max : *initial, *problem);
-      }
-    }
-    Assign(map, "multiplier", backoff.multiplier,
-           [&](const Field& f) { return ReadNumber(f, kMinBusBackoffMultiplier, d_); });
-    map.Finish();
   }
 
   // The storage keys sit flat in a queue's or topic's map.
@@ -358,5 +366,10 @@ class BusReader : private StrictReader {
 }  // namespace
 
 BusBlock ReadBus(const Field& field, Diagnostics& diags) { return BusReader(diags).Read(field); }
+
+void ReadBackoff(const Field& field, Duration& initial, Duration& max, double& multiplier,
+                 Diagnostics& diags) {
+  BackoffReader(diags).Read(field, initial, max, multiplier);
+}
 
 }  // namespace ferry::config::internal

@@ -29,4 +29,10 @@ struct BusBlock {
 
 BusBlock ReadBus(const Field& field, Diagnostics& diags);
 
+// A `backoff:` map (initial > 0, max >= initial, multiplier >= 1) read over the values already
+// in place (a value not written is called "the default" in messages). The bus's delivery
+// backoff and a retry policy's backoff share these keys and rules.
+void ReadBackoff(const Field& field, Duration& initial, Duration& max, double& multiplier,
+                 Diagnostics& diags);
+
 }  // namespace ferry::config::internal

@@ -162,13 +162,13 @@ TEST(ConfigLoad, HashOnClientAddress) {
 TEST(ConfigErrors, UnknownKey) {
   EXPECT_EQ(Errors("listeners:\n  - name: web\n    listen: 127.0.0.1:8080\n    colour: blue\n"),
             "t.yaml:4:5: listeners[0]: unknown key 'colour' (expected one of: name, listen, "
-            "limits, routes)");
+            "limits, trust_deadline_from, routes)");
 }
 
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(Errors("tracing: {}\n"),
             "t.yaml:1:1: unknown top-level key 'tracing' (expected one of: workers, drain_time, "
-            "admin, access_log, services, listeners, bus)");
+            "admin, access_log, policies, services, listeners, bus, idempotency_store)");
 }
 
 TEST(ConfigErrors, WrongType) {
@@ -423,9 +423,9 @@ TEST(ConfigToJson, BatchDurabilityHasNoSyncInterval) {
 
 TEST(ConfigToJson, DefaultsAreExplicit) {
   const std::string json = ToJson(Config{});
-  EXPECT_EQ(json,
-            R"({"workers":0,"drain_time":"5s","admin":{"listen":"127.0.0.1:9901"},)"
-            R"("access_log":{"enabled":false,"path":"stdout"},"listeners":[],"services":{}})");
+  EXPECT_EQ(json, R"({"workers":0,"drain_time":"5s","admin":{"listen":"127.0.0.1:9901"},)"
+                  R"("access_log":{"enabled":false,"path":"stdout"},"policies":{},"listeners":[],)"
+                  R"("services":{}})");
 }
 
 // --- The files under examples/configs and tests/config/invalid --------------------------------

@@ -1,5 +1,7 @@
 // ToJson: the effective config as JSON, for the admin API's `GET /config`. The
 // output uses the config file's own keys and units, so it loads back as an equal config.
+#include <fmt/format.h>
+
 #include <boost/json.hpp>
 #include <cmath>
 
@@ -53,13 +55,120 @@ json::object MatchJson(const RouteMatch& match) {
   return out;
 }
 
-json::object RouteJson(const Route& route) {
-  json::object out{{"name", route.name},
-                   {"match", MatchJson(route.match)},
-                   {"service", route.service},
-                   {"timeout", Text(route.timeout)}};
-  if (route.rewrite_prefix) out["rewrite_prefix"] = *route.rewrite_prefix;
+// Boost.JSON writes every double with an exponent ("2E0"): write whole numbers as integers.
+json::value Number(double value) {
+  if (std::trunc(value) == value && std::abs(value) < 1e15) {
+    return static_cast<std::int64_t>(value);
+  }
+  return value;
+}
+
+// Ratios as the file writes them: "20%".
+json::string Percent(double ratio) { return json::string(fmt::format("{:.6g}%", ratio * 100)); }
+
+json::value KeyJson(bool header, const std::string& name) {
+  if (header) return json::object{{"header", name}};
+  return "client_address";
+}
+
+json::object RateLimitJson(const RateLimit& limit) {
+  json::object out{{"rps", Number(limit.rps)}, {"burst", limit.burst}};
+  if (limit.per_key) {
+    out["by"] = KeyJson(limit.by.kind == RateLimit::By::Kind::kHeader, limit.by.header);
+  }
   return out;
+}
+
+json::object FaultJson(const Fault& fault) {
+  json::object out;
+  if (fault.abort) {
+    out["abort"] =
+        json::object{{"status", fault.abort->status}, {"percent", Number(fault.abort->percent)}};
+  }
+  if (fault.delay) {
+    out["delay"] = json::object{{"duration", Text(fault.delay->duration)},
+                                {"percent", Number(fault.delay->percent)}};
+  }
+  return out;
+}
+
+json::object RouteJson(const Route& route) {
+  json::object out{
+      {"name", route.name},       {"match", MatchJson(route.match)},
+      {"service", route.service}, {"timeout", Text(route.timeout)},
+      {"policy", route.policy},   {"retry_with_idempotency_key", route.retry_with_idempotency_key}};
+  if (route.rewrite_prefix) out["rewrite_prefix"] = *route.rewrite_prefix;
+  if (route.rate_limit) out["rate_limit"] = RateLimitJson(*route.rate_limit);
+  if (route.fault) out["fault"] = FaultJson(*route.fault);
+  if (route.idempotency) {
+    out["idempotency"] = json::object{{"ttl", Text(route.idempotency->ttl)},
+                                      {"max_response_bytes", route.idempotency->max_response_bytes},
+                                      {"header", route.idempotency->header}};
+  }
+  return out;
+}
+
+std::string_view ConditionName(RetryCondition condition) {
+  switch (condition) {
+    case RetryCondition::kConnectFailure:
+      return "connect_failure";
+    case RetryCondition::kReset:
+      return "reset";
+    case RetryCondition::kTryTimeout:
+      return "try_timeout";
+  }
+  return "reset";
+}
+
+json::object RetryJson(const RetryPolicy& retry) {
+  json::array on;
+  for (RetryCondition c : retry.on) on.emplace_back(ConditionName(c));
+  for (int status : retry.on_status) on.emplace_back(status);
+  return {{"attempts", retry.attempts},
+          {"backoff", json::object{{"initial", Text(retry.backoff.initial)},
+                                   {"max", Text(retry.backoff.max)},
+                                   {"multiplier", Number(retry.backoff.multiplier)}}},
+          {"on", std::move(on)},
+          {"budget", json::object{{"ratio", Percent(retry.budget.ratio)},
+                                  {"min_per_second", retry.budget.min_per_second}}},
+          {"replay_body_bytes", retry.replay_body_bytes}};
+}
+
+// A block switched off shows as false, as the file would write it.
+template <typename T, typename ToJson>
+json::value Switchable(const std::optional<T>& block, ToJson to_json) {
+  if (!block) return false;
+  return to_json(*block);
+}
+
+json::object PolicyJson(const Policy& policy) {
+  return {{"timeout", Text(policy.timeout)},
+          {"try_timeout", Text(policy.try_timeout)},
+          {"retry", RetryJson(policy.retry)},
+          {"circuit_breaker", Switchable(policy.circuit_breaker,
+                                         [](const CircuitBreakerPolicy& b) {
+                                           return json::object{
+                                               {"failure_ratio", Percent(b.failure_ratio)},
+                                               {"min_requests", b.min_requests},
+                                               {"window", Text(b.window)},
+                                               {"open_for", Text(b.open_for)},
+                                               {"half_open_requests", b.half_open_requests}};
+                                         })},
+          {"outlier_detection", Switchable(policy.outlier_detection,
+                                           [](const OutlierDetectionPolicy& o) {
+                                             return json::object{
+                                                 {"consecutive_failures", o.consecutive_failures},
+                                                 {"base_ejection", Text(o.base_ejection)},
+                                                 {"max_ejection", Text(o.max_ejection)},
+                                                 {"max_ejected", Percent(o.max_ejected)}};
+                                           })},
+          {"concurrency", Switchable(policy.concurrency,
+                                     [](const ConcurrencyPolicy& c) {
+                                       return json::object{{"max", c.max}, {"queue", c.queue}};
+                                     })},
+          {"hedge", Switchable(policy.hedge, [](const HedgePolicy& h) {
+             return json::object{{"after", Text(h.after)}, {"max_extra", h.max_extra}};
+           })}};
 }
 
 json::object ServiceJson(const Service& service) {
@@ -72,21 +181,18 @@ json::object ServiceJson(const Service& service) {
                    {"pool_idle_timeout", Text(service.pool_idle_timeout)},
                    {"resolve_interval", Text(service.resolve_interval)}};
   if (service.lb == LbPolicy::kHash) {
-    if (service.hash_on.kind == HashOn::Kind::kHeader) {
-      out["hash_on"] = json::object{{"header", service.hash_on.header}};
-    } else {
-      out["hash_on"] = "client_address";
-    }
+    out["hash_on"] = KeyJson(service.hash_on.kind == HashOn::Kind::kHeader, service.hash_on.header);
+  }
+  out["policy"] = service.policy;
+  if (service.health) {
+    const HealthCheck& h = *service.health;
+    out["health"] = json::object{{"path", h.path},
+                                 {"interval", Text(h.interval)},
+                                 {"timeout", Text(h.timeout)},
+                                 {"unhealthy_after", h.unhealthy_after},
+                                 {"healthy_after", h.healthy_after}};
   }
   return out;
-}
-
-// Boost.JSON writes every double with an exponent ("2E0"): write whole multipliers as integers.
-json::value Number(double value) {
-  if (std::trunc(value) == value && std::abs(value) < 1e15) {
-    return static_cast<std::int64_t>(value);
-  }
-  return value;
 }
 
 json::object PushJson(const BusPush& push) {
@@ -175,11 +281,16 @@ std::string ToJson(const Config& config) {
   for (const Listener& l : config.listeners) {
     json::array routes;
     for (const Route& r : l.routes) routes.emplace_back(RouteJson(r));
+    json::array trusted;
+    for (const IpNetwork& n : l.trust_deadline_from) trusted.emplace_back(n.text);
     listeners.emplace_back(json::object{{"name", l.name},
                                         {"listen", l.listen.ToString()},
                                         {"limits", LimitsJson(l.limits)},
+                                        {"trust_deadline_from", std::move(trusted)},
                                         {"routes", std::move(routes)}});
   }
+  json::object policies;
+  for (const auto& [name, policy] : config.policies) policies[name] = PolicyJson(policy);
   json::object services;
   for (const auto& [name, service] : config.services) services[name] = ServiceJson(service);
   json::object root{{"workers", config.workers},
@@ -187,9 +298,18 @@ std::string ToJson(const Config& config) {
                     {"admin", json::object{{"listen", config.admin.listen.ToString()}}},
                     {"access_log", json::object{{"enabled", config.access_log.enabled},
                                                 {"path", config.access_log.path}}},
+                    {"policies", std::move(policies)},
                     {"listeners", std::move(listeners)},
                     {"services", std::move(services)}};
   if (config.bus) root["bus"] = BusJson(*config.bus);
+  if (config.idempotency_store) {
+    const IdempotencyStore& store = *config.idempotency_store;
+    if (store.redis) {
+      root["idempotency_store"] = json::object{{"redis", store.redis->ToString()}};
+    } else {
+      root["idempotency_store"] = json::object{{"data_dir", store.data_dir}};
+    }
+  }
   return json::serialize(root);
 }
 

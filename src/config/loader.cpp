@@ -12,6 +12,7 @@
 #include "config/address.hpp"
 #include "config/bus_loader.hpp"
 #include "config/config.hpp"
+#include "config/policy_loader.hpp"
 #include "config/yaml_reader.hpp"
 
 namespace ferry::config {
@@ -48,14 +49,6 @@ bool IsName(std::string_view s, bool allow_hash) {
   return std::all_of(s.begin(), s.end(), [&](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ||
            (allow_hash && c == '#');
-  });
-}
-
-// An HTTP header field name (RFC 9110 token).
-bool IsToken(std::string_view s) {
-  constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
-  return !s.empty() && std::all_of(s.begin(), s.end(), [&](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || kExtra.find(c) != std::string_view::npos;
   });
 }
 
@@ -105,6 +98,7 @@ class Loader : private internal::StrictReader {
     Assign(top, "drain_time", config_.drain_time, durations);
     if (auto admin = top.Take("admin")) ReadAdmin(*admin);
     if (auto log = top.Take("access_log")) ReadAccessLog(*log);
+    ReadPolicies(top.Take("policies"));
     // Services first, so that routes can be checked against them in one pass at the end.
     if (auto services = top.Take("services")) ReadServices(*services);
     if (auto listeners = top.Take("listeners")) {
@@ -114,6 +108,10 @@ class Loader : private internal::StrictReader {
     }
     // After the listeners, so that its listen address is checked against theirs.
     if (auto bus = top.Take("bus")) ReadBusBlock(*bus);
+    if (auto store = top.Take("idempotency_store")) {
+      store_written_ = true;
+      config_.idempotency_store = internal::ReadIdempotencyStore(*store, d_);
+    }
     top.Finish();
   }
 
@@ -159,6 +157,9 @@ class Loader : private internal::StrictReader {
       }
     }
     if (auto limits = map.Take("limits")) ReadLimits(*limits, listener.limits);
+    if (auto trusted = map.Take("trust_deadline_from")) {
+      listener.trust_deadline_from = internal::ReadNetworks(*trusted, d_);
+    }
     if (auto routes = map.Take("routes")) {
       if (auto items = ReadSequence(*routes, d_)) {
         for (std::size_t i = 0; i < items->size(); ++i) {
@@ -220,8 +221,27 @@ class Loader : private internal::StrictReader {
         route.rewrite_prefix = *text;
       }
     }
-    Assign(map, "timeout", route.timeout, [&](const Field& f) { return ReadDuration(f, d_); });
+    RouteNote note;
+    if (auto timeout = map.Take("timeout")) {
+      note.timeout_written = true;
+      if (auto value = ReadDuration(*timeout, d_)) route.timeout = *value;
+    }
+    if (auto policy = map.Take("policy")) {
+      if (auto name = ReadString(*policy, d_)) {
+        note.policy = *name;
+        policy_references_.push_back({*name, policy->mark, policy->path});
+      }
+    }
+    Assign(map, "retry_with_idempotency_key", route.retry_with_idempotency_key,
+           [&](const Field& f) { return ReadBool(f, d_); });
+    if (auto limit = map.Take("rate_limit")) route.rate_limit = internal::ReadRateLimit(*limit, d_);
+    if (auto fault = map.Take("fault")) route.fault = internal::ReadFault(*fault, d_);
+    if (auto idempotency = map.Take("idempotency")) {
+      route.idempotency = internal::ReadIdempotency(*idempotency, d_);
+      note.idempotency = idempotency;
+    }
     map.Finish();
+    route_notes_.push_back(std::move(note));
     return route;
   }
 
@@ -259,7 +279,7 @@ class Loader : private internal::StrictReader {
       std::set<std::string> seen;
       for (const auto& entry : header_map.TakeAll()) {
         const std::string name = Lower(entry.key);
-        if (!IsToken(entry.key)) {
+        if (!internal::IsHeaderName(entry.key)) {
           d_.Add(entry.key_mark,
                  internal::Describe(*headers, fmt::format("invalid header name '{}'", entry.key)));
         } else if (!seen.insert(name).second) {
@@ -359,7 +379,7 @@ class Loader : private internal::StrictReader {
     if (auto hash_on = map.Take("hash_on")) {
       if (!wants_hash) {
         Error(*hash_on, "hash_on is only used with lb: hash");
-      } else if (auto parsed = ReadHashOn(*hash_on)) {
+      } else if (auto parsed = internal::ReadRequestKey(*hash_on, "hash_on", d_)) {
         service.hash_on = *parsed;
       }
     } else if (wants_hash) {
@@ -373,33 +393,14 @@ class Loader : private internal::StrictReader {
            [&](const Field& f) { return Positive(f); });
     Assign(map, "resolve_interval", service.resolve_interval,
            [&](const Field& f) { return Positive(f); });
-    map.Finish();
-  }
-
-  std::optional<HashOn> ReadHashOn(const Field& field) {
-    constexpr std::string_view kExpected = "hash_on must be client_address or {header: NAME}";
-    if (field.node.IsScalar()) {
-      if (field.node.Scalar() == "client_address") return HashOn{};
-      Error(field, fmt::format("{}, got '{}'", kExpected, field.node.Scalar()));
-      return std::nullopt;
-    }
-    if (!field.node.IsMap()) {
-      Error(field, kExpected);
-      return std::nullopt;
-    }
-    MapReader map(field, d_);
-    std::optional<HashOn> out;
-    if (auto header = Require(map, field, "header")) {
-      if (auto name = ReadString(*header, d_)) {
-        if (IsToken(*name)) {
-          out = HashOn{HashOn::Kind::kHeader, Lower(*name)};
-        } else {
-          Error(*header, fmt::format("invalid header name '{}'", *name));
-        }
+    if (auto policy = map.Take("policy")) {
+      if (auto name = ReadString(*policy, d_)) {
+        service.policy = *name;
+        policy_references_.push_back({*name, policy->mark, policy->path});
       }
     }
+    if (auto health = map.Take("health")) service.health = internal::ReadHealthCheck(*health, d_);
     map.Finish();
-    return out;
   }
 
   void CheckUnique(std::vector<Seen>& seen, const std::string& name, const YAML::Mark& mark,
@@ -472,7 +473,62 @@ class Loader : private internal::StrictReader {
     }
   }
 
+  // Policy names are known once `policies:` is read; the file may write it anywhere.
+  void ReadPolicies(const std::optional<Field>& field) {
+    std::vector<std::pair<std::string, Field>> written;
+    if (field) {
+      MapReader map(*field, d_);
+      for (const auto& entry : map.TakeAll()) {
+        if (IsName(entry.key, false)) {
+          written.emplace_back(entry.key, entry.value);
+        } else {
+          d_.Add(entry.key_mark,
+                 internal::Describe(*field, fmt::format("invalid policy name '{}': use letters, "
+                                                        "digits, '_', '.' and '-', starting with "
+                                                        "a letter or digit",
+                                                        entry.key)));
+        }
+      }
+    }
+    config_.policies = internal::ReadPolicies(written, d_);
+  }
+
+  // A route's policy is its own, else its service's, else the default; its timeout is its own,
+  // else its policy's. Routes are in route_notes_'s order.
+  void ResolveRoutes() {
+    std::size_t i = 0;
+    for (Listener& listener : config_.listeners) {
+      for (Route& route : listener.routes) {
+        const RouteNote& note = route_notes_.at(i++);
+        if (note.policy) {
+          route.policy = *note.policy;
+        } else if (auto service = config_.services.find(route.service);
+                   service != config_.services.end()) {
+          route.policy = service->second.policy;
+        }
+        auto policy = config_.policies.find(route.policy);
+        if (!note.timeout_written && policy != config_.policies.end()) {
+          route.timeout = policy->second.timeout;
+        }
+        if (note.idempotency && !config_.idempotency_store && !store_written_) {
+          Error(*note.idempotency,
+                "idempotency needs a top-level idempotency_store: {data_dir: DIR} or {redis: "
+                "HOST:PORT}");
+        }
+      }
+    }
+  }
+
   void CheckReferences() {
+    ResolveRoutes();
+    for (const internal::ServiceReference& ref : policy_references_) {
+      if (config_.policies.count(ref.name) != 0) continue;
+      std::vector<std::string> names;
+      for (const auto& [name, policy] : config_.policies) names.push_back(name);
+      d_.Add(ref.mark, internal::Describe(Field{YAML::Node(), ref.mark, ref.path},
+                                          fmt::format("unknown policy '{}' (defined policies: {})",
+                                                      ref.name, fmt::join(names, ", "))));
+    }
     for (const internal::ServiceReference& ref : service_references_) {
       if (config_.services.count(ref.name) != 0) continue;
       std::vector<std::string> names;
@@ -491,6 +547,15 @@ class Loader : private internal::StrictReader {
   std::vector<Seen> route_names_;
   std::vector<std::pair<Seen, std::string>> listen_addresses_;
   std::vector<internal::ServiceReference> service_references_;  // routes' and pushes' services
+  // What ReadRoute saw that is resolved once the whole file is read; one per route, in order.
+  struct RouteNote {
+    bool timeout_written = false;
+    std::optional<std::string> policy;  // as written
+    std::optional<Field> idempotency;   // where it is written
+  };
+  std::vector<RouteNote> route_notes_;
+  std::vector<internal::ServiceReference> policy_references_;  // services' and routes' policies
+  bool store_written_ = false;  // idempotency_store is written (maybe invalid)
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 
@@ -286,6 +287,49 @@ std::optional<std::uint64_t> ReadSize(const Field& field, std::uint64_t max, Dia
     return std::nullopt;
   }
   return *parsed;
+}
+
+std::optional<double> ReadRatio(const Field& field, Diagnostics& diags) {
+  const ScalarKind kind = field.node.IsScalar() ? Classify(field.node) : ScalarKind::kNull;
+  if (kind != ScalarKind::kString && kind != ScalarKind::kInt && kind != ScalarKind::kFloat) {
+    WrongType(field, "a ratio like 20% (or a number from 0 to 1)", diags);
+    return std::nullopt;
+  }
+  auto parsed = ParseRatio(field.node.Scalar());
+  if (!parsed) {
+    diags.Add(field.mark, Describe(field, parsed.error().message()));
+    return std::nullopt;
+  }
+  return *parsed;
+}
+
+bool IsHeaderName(std::string_view name) {
+  constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return !name.empty() && std::all_of(name.begin(), name.end(), [&](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || kExtra.find(c) != std::string_view::npos;
+  });
+}
+
+std::optional<std::string> ReadHeaderName(const Field& field, Diagnostics& diags) {
+  auto name = ReadString(field, diags);
+  if (!name) return std::nullopt;
+  if (!IsHeaderName(*name)) {
+    diags.Add(field.mark, Describe(field, fmt::format("invalid header name '{}'", *name)));
+    return std::nullopt;
+  }
+  std::transform(name->begin(), name->end(), name->begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return name;
+}
+
+bool IsIntegerScalar(const Field& field) {
+  return field.node.IsScalar() && Classify(field.node) == ScalarKind::kInt;
+}
+
+bool IsFalseScalar(const Field& field) {
+  if (!field.node.IsScalar() || field.node.Tag() != "?") return false;
+  const std::string& s = field.node.Scalar();
+  return s == "false" || s == "False" || s == "FALSE";
 }
 
 void StrictReader::Error(const Field& field, std::string_view message) {

@@ -92,6 +92,15 @@ std::optional<double> ReadNumber(const Field& field, double min, Diagnostics& di
 std::optional<Duration> ReadDuration(const Field& field, Diagnostics& diags);
 // Sizes are integers (bytes) or strings with units ("64KiB"), at most max.
 std::optional<std::uint64_t> ReadSize(const Field& field, std::uint64_t max, Diagnostics& diags);
+// Ratios are percentages ("20%") or plain numbers from 0 to 1 (0.2).
+std::optional<double> ReadRatio(const Field& field, Diagnostics& diags);
+// An HTTP header field name (an RFC 9110 token), returned in lowercase.
+std::optional<std::string> ReadHeaderName(const Field& field, Diagnostics& diags);
+bool IsHeaderName(std::string_view name);
+// True when the field is a plain scalar that YAML resolves to an integer (`502`, not `"502"`).
+bool IsIntegerScalar(const Field& field);
+// True when the field is a plain `false` (a block switched off).
+bool IsFalseScalar(const Field& field);
 
 // What the config readers (loader.cpp, bus_loader.cpp) share: errors reported at a field, and
 // the usual shapes of a read. Derive from it; it holds only the Diagnostics it reports to.
