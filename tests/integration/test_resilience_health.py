@@ -235,3 +235,23 @@ def test_bus_pushes_skip_an_endpoint_the_node_found_unhealthy(start_bus, py_upst
                "every message to be acked by push")
     assert sick.count() == before
     assert good.count() >= 10
+
+
+def test_health_checks_follow_endpoints_added_and_removed_by_a_reload(start_ferry, py_upstream):
+    a, b = CountingUpstream(py_upstream), CountingUpstream(py_upstream)
+    c = CountingUpstream(py_upstream, health_status=503)
+    health = {"path": "/healthz", "interval": "200ms", "timeout": "150ms", "unhealthy_after": 1,
+              "healthy_after": 1}
+    ferry = start_ferry(config_with([a, b], health=health))
+    wait_until(lambda: a.checks() >= 1 and b.checks() >= 1, 10, what="the first health checks")
+
+    ferry.reload(config_with([a, c], health=health))
+    wait_until(lambda: c.checks() >= 1 and not ferry.stats()["endpoint_health"]["svc"].get(
+        c.address, {}).get("usable", True), 10, what="the new endpoint to be checked and found out")
+    assert set(ferry.stats()["endpoint_health"]["svc"]) == {a.address, c.address}
+    for _ in range(6):
+        assert get(ferry)[0] == 200
+    assert c.count() == 0
+    b_checks = b.checks()
+    time.sleep(0.6)  # three intervals
+    assert b.checks() <= b_checks + 1  # (one may have been in flight)
