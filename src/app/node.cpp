@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "admin/admin_server.hpp"
+#include "admin/breakers.hpp"
 #include "app/upstream_health.hpp"
 #include "bus/api/bus_service.hpp"
 #include "config/config.hpp"
@@ -79,6 +80,7 @@ class Node {
       spdlog::error("{}", r.error().message());
       return 1;
     }
+    resilience_.Configure(*config_);
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_,
                                      proxy::BuiltinFilters(), &resilience_);
     health_.Apply(*config_, *snapshot_);
@@ -94,8 +96,8 @@ class Node {
       return 1;
     }
     if (config_->bus) {
-      auto bus =
-          bus::BusService::Create(*config_, registry_, static_cast<std::size_t>(worker_count_));
+      auto bus = bus::BusService::Create(*config_, registry_,
+                                         static_cast<std::size_t>(worker_count_), &resilience_);
       if (!bus) {
         spdlog::error("bus: {}", bus.error().message());
         return 1;
@@ -107,7 +109,7 @@ class Node {
         return 1;
       }
     }
-    admin_ = std::make_unique<admin::AdminServer>(io_, AdminRoutes());
+    admin_ = std::make_unique<admin::AdminServer>(io_, AdminRoutes(), AdminWriteRoutes());
     if (auto r = admin_->Start(config_->admin.listen); !r) {
       spdlog::error("admin: {}", r.error().message());
       return 1;
@@ -258,6 +260,7 @@ class Node {
       }
     }
     config_ = *next;
+    resilience_.Configure(*config_);  // breakers and limits keep their state
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_,
                                      proxy::BuiltinFilters(), &resilience_);
     health_.Apply(*config_, *snapshot_);
@@ -434,6 +437,17 @@ class Node {
       doc["metrics"] = registry_.RenderJson();
       return admin::AdminResponse{200, "application/json", observability::JsonText(doc) + "\n"};
     };
+    routes[std::string(admin::kBreakersPath)] = [this] {
+      return admin::ListBreakers(resilience_.Breakers(*config_));
+    };
+    return routes;
+  }
+
+  std::map<std::string, admin::AdminWriteHandler> AdminWriteRoutes() {
+    std::map<std::string, admin::AdminWriteHandler> routes;
+    routes[std::string(admin::kBreakersPrefix)] = [this](const admin::AdminRequest& request) {
+      return admin::SetBreakerMode(request, resilience_.Breakers(*config_));
+    };
     return routes;
   }
 
@@ -450,8 +464,9 @@ class Node {
   // A name that stops resolving keeps its last addresses (see LastGoodResolver).
   upstream::LastGoodResolver resolver_{std::make_shared<upstream::SystemResolver>()};
   UpstreamHealth health_;  // ejection and health checks, node-wide
-  // Per-service resilience state (retry budgets, ...): the node's, kept across reloads.
-  resilience::ServiceRegistry resilience_;
+  // Per-service resilience state (retry budgets, breakers, concurrency limits): the node's,
+  // kept across reloads, shared by the workers and the bus.
+  resilience::ServiceRegistry resilience_{&registry_};
   std::shared_ptr<const proxy::Snapshot> snapshot_;
   std::shared_ptr<observability::AccessLogSink> access_log_;
   std::vector<std::unique_ptr<runtime::Worker>> workers_;

@@ -151,9 +151,12 @@ class ExchangeRunner final : public upstream::InterimSink {
         return Failed(ErrorCode::kUnavailable, reply::kNoHealthyEndpoint,
                       "no healthy endpoint for service " + route_->service);
       case ErrorCode::kResourceExhausted:
-        // The pool's own limit is, to the client, an upstream that is unavailable for now.
-        service_series_->connect_failures->Add(w_.slot());
+        // The pool's own limit, or the service's concurrency limit, is to the client an
+        // upstream that is unavailable for now.
+        if (!report_.overloaded) service_series_->connect_failures->Add(w_.slot());
         return Failed(ErrorCode::kUnavailable, reply::kUpstreamOverloaded, error.message());
+      case ErrorCode::kCircuitOpen:
+        return Failed(ErrorCode::kCircuitOpen, reply::kCircuitOpen, error.message());
       case ErrorCode::kConnectFailed:
         service_series_->connect_failures->Add(w_.slot());
         return Failed(ErrorCode::kConnectFailed, reply::kUpstreamConnectFailed, error.message());

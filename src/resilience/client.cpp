@@ -51,8 +51,25 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
                                 ? now + policy_.try_timeout
                                 : TimePoint::max();
 
-    // --- before each try: the guard's breaker and bulkhead decide here (fail fast, or wait
-    // for a slot within the deadline).
+    // Before each try: the breaker (fail fast, the upstream not contacted), then a slot of the
+    // concurrency limit (waiting within the deadline).
+    const Admission admission = state_.breaker.Allow();
+    if (admission == Admission::kRejected) {
+      co_return Fail(ErrorCode::kCircuitOpen,
+                     fmt::format("the circuit breaker of service {} is open", cluster_.name()));
+    }
+    report.permit.Reset();  // the previous try's
+    if (auto slot = state_.limiter.TryAcquire()) {
+      report.permit = std::move(*slot);
+    } else {
+      auto waited = co_await state_.limiter.Acquire(deadline);
+      if (!waited) {
+        state_.breaker.Cancel(admission);
+        report.overloaded = waited.error().code() == ErrorCode::kResourceExhausted;
+        co_return tl::unexpected(waited.error());
+      }
+      report.permit = std::move(*waited);
+    }
 
     Result<void> got = Ok();
     if (hedging) {
@@ -69,8 +86,17 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
     t.status = got ? response.status : 0;
     report.try_timed_out = try_timed_out;
 
-    // --- after each try: the guard records the outcome (IsFailure(t.outcome, t.status)) for
-    // the breaker and outlier detection, and gives the bulkhead's slot back.
+    // After each try: its outcome to the breaker. A try that taught nothing about the service
+    // (no endpoint, the request's own deadline, cancelled) gives a trial slot back instead.
+    switch (t.outcome) {
+      case Outcome::kNoEndpoint:
+      case Outcome::kDeadline:
+      case Outcome::kCancelled:
+        state_.breaker.Cancel(admission);
+        break;
+      default:
+        state_.breaker.Record(admission, IsFailure(t.outcome, t.status));
+    }
 
     if (t.outcome == Outcome::kResponse && (t.status == 429 || t.status == 503)) {
       if (auto value = response.headers.Get("retry-after")) t.retry_after = ParseRetryAfter(*value);
@@ -98,6 +124,7 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
     }
     CountRetry(t);
     if (got) co_await Discard(response, deadline);
+    report.permit.Reset();  // not held through the backoff
     request.avoid = request.endpoint.get();
     if (decision.wait.count() > 0) {
       asio::steady_timer timer(co_await asio::this_coro::executor);

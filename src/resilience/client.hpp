@@ -41,6 +41,10 @@ struct SendReport {
   std::uint32_t tries = 0;
   bool budget_exhausted = false;
   bool try_timed_out = false;  // the last try ended by try_timeout
+  bool overloaded = false;     // the service's concurrency limit refused the request
+  // The slot of the service's concurrency limit the last try holds: kept until the response
+  // is done with (its body streamed), then dropped with the report.
+  ConcurrencyLimiter::Permit permit;
 };
 
 class Client {
