@@ -96,14 +96,15 @@ class Node {
       return 1;
     }
     if (config_->bus) {
-      auto bus = bus::BusService::Create(*config_, registry_,
-                                         static_cast<std::size_t>(worker_count_), &resilience_);
+      auto bus =
+          bus::BusService::Create(*config_, registry_, static_cast<std::size_t>(worker_count_));
       if (!bus) {
         spdlog::error("bus: {}", bus.error().message());
         return 1;
       }
       bus_ = std::move(*bus);
       bus_->SetHealthRegistry(&health_.registry());
+      bus_->SetServiceRegistry(&resilience_);
       if (auto r = bus_->Start(); !r) {
         spdlog::error("bus: {}", r.error().message());
         return 1;

@@ -13,6 +13,9 @@
 namespace ferry::upstream {
 class HealthRegistry;
 }
+namespace ferry::resilience {
+class ServiceRegistry;
+}
 
 namespace ferry::bus {
 
@@ -30,6 +33,11 @@ class BusService {
   // proxy: a push skips the endpoints it says are out, and its outcomes count there too. Call
   // before Start; must outlive the bus. None: every endpoint is used.
   virtual void SetHealthRegistry(upstream::HealthRegistry* registry) = 0;
+  // The node's per-service resilience state, which pushes share with the proxy: a push waits
+  // while its service's circuit breaker is open, its outcomes count there, and it takes a slot
+  // of the service's concurrency limit. Call before Start; must outlive the bus. None: pushes
+  // without them.
+  virtual void SetServiceRegistry(resilience::ServiceRegistry* registry) = 0;
   // Stops accepting, answers waiting long-polls with 204, closes the logs (syncing them) and
   // joins the thread.
   virtual void Stop() = 0;

@@ -18,10 +18,15 @@
 #include "bus/broker.hpp"
 #include "http/message.hpp"
 #include "observability/metric_family.hpp"
+#include "resilience/circuit_breaker.hpp"
 #include "runtime/asio.hpp"
 #include "runtime/task_group.hpp"
 #include "server/server.hpp"
 #include "upstream/resolver.hpp"
+
+namespace ferry::resilience {
+class ServiceRegistry;
+}  // namespace ferry::resilience
 
 namespace ferry::bus {
 
@@ -63,6 +68,7 @@ class BusServiceImpl final : public BusService, public server::Handler {
   ~BusServiceImpl() override;
   Result<void> Start() override;
   void SetHealthRegistry(upstream::HealthRegistry* registry) override { health_ = registry; }
+  void SetServiceRegistry(resilience::ServiceRegistry* registry) override { services_ = registry; }
   void Stop() override;
   Result<void> Reload(std::shared_ptr<const config::Config> next) override;
   std::string listen_address() const override { return listen_address_; }
@@ -148,7 +154,8 @@ class BusServiceImpl final : public BusService, public server::Handler {
   // the stopped push (null if none ran).
   std::shared_ptr<PushTarget> StopPush(const std::string& inbox);
   Task<void> PushLoop(std::shared_ptr<PushTarget> target);
-  Task<void> PushOne(std::shared_ptr<PushTarget> target, Delivery delivery);
+  Task<void> PushOne(std::shared_ptr<PushTarget> target, Delivery delivery,
+                     resilience::Admission admission);
   // Closes idle push connections past the service's pool_idle_timeout.
   void SweepPushConnections();
   // Starts a re-resolution, on resolve_pool_, of each push whose service names hosts by DNS and
@@ -164,6 +171,9 @@ class BusServiceImpl final : public BusService, public server::Handler {
   const config::Bus& bus_;  // started_with_'s
   observability::MetricsRegistry& registry_;
   std::size_t slot_;
+  // The node's per-service resilience state (breakers, concurrency limits), shared with the
+  // proxy; null in tests of the bus alone.
+  resilience::ServiceRegistry* services_ = nullptr;
   BusMetrics metrics_{};
   std::map<std::pair<Destination::Kind, std::string>, PublishSeries, std::less<>> publish_series_;
   PublishSeries& SeriesFor(const Destination& to);

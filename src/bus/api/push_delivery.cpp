@@ -8,6 +8,12 @@
 // endpoints and load-balancing policy, keep-alive pools per endpoint, and host names resolved
 // again every resolve_interval off the bus thread (on resolve_pool_), keeping the pools of
 // endpoints that stay.
+// The service's node-wide resilience state (resilience::ServiceState, shared with the proxy)
+// applies to pushes as to requests, except retries and hedges: the circuit breaker is asked
+// before a delivery is received, so while it is open nothing is received (no lease, no attempt
+// spent: the messages wait) and the push resumes when it closes (half-open: the trial
+// deliveries it admits); each push's result is recorded with the breaker; a push takes a slot of
+// the service's concurrency limit (waiting within its timeout; refused: a failed delivery).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -17,6 +23,8 @@
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/api/cloudevents.hpp"
 #include "core/units.hpp"
+#include "resilience/outcome.hpp"
+#include "resilience/service_state.hpp"
 #include "upstream/cluster.hpp"
 #include "upstream/load_balancer.hpp"
 #include "upstream/service_health.hpp"
@@ -28,6 +36,9 @@ namespace {
 // beyond this the connection is closed instead.
 constexpr std::uint64_t kMaxDrainedBody = 1024 * 1024;
 
+// How often a push paused by an open breaker looks again (a closing breaker tells nobody).
+constexpr auto kBreakerPoll = std::chrono::milliseconds(100);
+
 }  // namespace
 
 struct BusServiceImpl::PushTarget {
@@ -37,6 +48,10 @@ struct BusServiceImpl::PushTarget {
   // The service's upstream client; null when the service is unknown. A delivery in flight
   // holds the target, so the cluster (and the pools of its endpoints) outlive a stop.
   std::shared_ptr<upstream::Cluster> cluster;
+  // The service's node-wide breaker and concurrency limit (null without a service registry:
+  // tests of the bus alone).
+  std::shared_ptr<resilience::ServiceState> guard;
+  bool paused = false;          // the breaker is open: nothing is received (logged once per pause)
   std::uint32_t in_flight = 0;  // deliveries being pushed
   bool receiving = false;  // a Receive is out: its deliveries count as in flight when they come
   std::unique_ptr<asio::steady_timer> slot_freed;  // cancelled when a push finishes
@@ -66,6 +81,7 @@ void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push,
     // At start the bus thread resolves itself (Start waits for it anyway); later rounds run on
     // resolve_pool_ (ResolvePushEndpoints).
     target->cluster->ResolveNow();
+    if (services_ != nullptr) target->guard = services_->Get(push.service);
   }
   target->slot_freed = std::make_unique<asio::steady_timer>(io_);
   push_targets_.push_back(target);
@@ -155,8 +171,34 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
       co_await target->slot_freed->async_wait(kNoThrow);
       continue;
     }
+    std::size_t wanted = target->push.concurrency - target->in_flight;
+    // The breaker first: a delivery is received only with its admission in hand, so an open
+    // breaker spends no lease and no attempt (half-open admits its trials only).
+    std::vector<resilience::Admission> admissions;
+    if (target->guard) {
+      resilience::CircuitBreaker& breaker = target->guard->breaker;
+      while (admissions.size() < wanted) {
+        const resilience::Admission a = breaker.Allow();
+        if (a == resilience::Admission::kRejected) break;
+        admissions.push_back(a);
+      }
+      if (admissions.empty()) {
+        if (!target->paused) {
+          target->paused = true;
+          spdlog::info("bus push {}: paused while the circuit breaker of service {} is open", key,
+                       target->push.service);
+        }
+        target->slot_freed->expires_after(kBreakerPoll);
+        co_await target->slot_freed->async_wait(kNoThrow);
+        continue;
+      }
+      if (target->paused) {
+        target->paused = false;
+        spdlog::info("bus push {}: resumed", key);
+      }
+      wanted = admissions.size();
+    }
     const std::uint64_t seen = Notifications(key);
-    const std::size_t wanted = target->push.concurrency - target->in_flight;
     const auto start = [this, &target, wanted](auto done) {
       broker_->Receive(target->inbox, wanted, std::move(done));
     };
@@ -166,6 +208,13 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
     // Stopped meanwhile (replaced, or turned off): what came is still pushed below, by this
     // target, as deliveries in flight; a push that replaced it waits for them.
     if (target->stopped) target->slot_freed->cancel();
+    // Admissions for deliveries that did not come are given back (a trial's slot).
+    const std::size_t came = got ? got->size() : 0;
+    if (target->guard) {
+      for (std::size_t i = came; i < admissions.size(); ++i) {
+        target->guard->breaker.Cancel(admissions[i]);
+      }
+    }
     if (!got) {
       if (got.error().code() == ErrorCode::kNotFound) {
         // Deleted (a DELETE stops the push before it deletes: a guard).
@@ -182,14 +231,17 @@ Task<void> BusServiceImpl::PushLoop(std::shared_ptr<PushTarget> target) {
       continue;
     }
     const auto now = std::chrono::system_clock::now();
+    std::size_t next = 0;
     for (Delivery& d : *got) {
+      const resilience::Admission admission =
+          next < admissions.size() ? admissions[next++] : resilience::Admission::kAllowed;
       metrics_.deliveries->Get(key, "push").Add(slot_);
       if (d.attempt == 1) {
         metrics_.end_to_end->Get(key).Observe(
             slot_, std::chrono::duration<double>(now - d.message.published_at).count());
       }
       ++target->in_flight;
-      push_tasks_.Spawn(PushOne(target, std::move(d)));
+      push_tasks_.Spawn(PushOne(target, std::move(d), admission));
     }
   }
 }
@@ -208,13 +260,36 @@ std::uint64_t PushHashKey(const config::Service& service, const Delivery& delive
   return upstream::HashKey(key);
 }
 
+// A failure for the service's breaker, as for proxied requests: no connection, a reset, no
+// answer within the push timeout (a push's only timeout: its try timeout), or a 5xx.
+bool PushFailed(const Result<upstream::Response>& response, int status) {
+  if (response) return resilience::IsFailure(resilience::Outcome::kResponse, status);
+  const Result<void> tried = tl::unexpected(response.error());
+  const bool timed_out = response.error().code() == ErrorCode::kDeadlineExceeded;
+  return resilience::IsFailure(resilience::Classify(tried, timed_out), 0);
+}
+
 }  // namespace
 
-Task<void> BusServiceImpl::PushOne(std::shared_ptr<PushTarget> target, Delivery delivery) {
+Task<void> BusServiceImpl::PushOne(std::shared_ptr<PushTarget> target, Delivery delivery,
+                                   resilience::Admission admission) {
   const std::string key = target->inbox.ToString();
   int status = 0;  // 0: no response
   bool timed_out = false;
-  if (target->cluster) {
+  bool overloaded = false;
+  const auto deadline = std::chrono::steady_clock::now() + target->push.timeout;
+  resilience::ConcurrencyLimiter::Permit permit;
+  if (target->guard) {
+    auto slot = co_await target->guard->limiter.Acquire(deadline);
+    if (slot) {
+      permit = std::move(*slot);
+    } else {
+      overloaded = true;
+      target->guard->breaker.Cancel(admission);
+      spdlog::debug("bus push {}: {}", key, slot.error().message());
+    }
+  }
+  if (target->cluster && !overloaded) {
     upstream::Request request;
     request.method = "POST";
     request.target = target->push.path;
@@ -225,7 +300,6 @@ Task<void> BusServiceImpl::PushOne(std::shared_ptr<PushTarget> target, Delivery 
     }
     upstream::StringBody body(delivery.message.data);
     request.body = &body;
-    const auto deadline = std::chrono::steady_clock::now() + target->push.timeout;
     auto response = co_await target->cluster->Send(request, deadline);
     if (response) {
       status = response->status;
@@ -240,11 +314,17 @@ Task<void> BusServiceImpl::PushOne(std::shared_ptr<PushTarget> target, Delivery 
       timed_out = response.error().code() == ErrorCode::kDeadlineExceeded;
       spdlog::debug("bus push {}: {}", key, response.error().message());
     }
+    if (target->guard) {
+      target->guard->breaker.Record(admission, PushFailed(response, status));
+    }
   }
+  permit.Reset();
   const bool delivered = status >= 200 && status < 300;
-  metrics_.push_results->Get(key, delivered   ? "acked"
-                                  : timed_out ? "timeout"
-                                              : "failed")
+  metrics_.push_results
+      ->Get(key, delivered    ? "acked"
+                 : timed_out  ? "timeout"
+                 : overloaded ? "overloaded"
+                              : "failed")
       .Add(slot_);
   std::vector<std::string> receipts{delivery.receipt};
   if (delivered) {
