@@ -86,8 +86,9 @@ start_service() {
 }
 
 # start_echo NAME: an echo_service instance on a port the kernel picks; sets echo_address.
+# start_echo NAME [ADDRESS]: ADDRESS defaults to 127.0.0.1:0.
 start_echo() {
-  start_service "$1" "$ECHO_BIN" --listen 127.0.0.1:0 --name "$1"
+  start_service "$1" "$ECHO_BIN" --listen "${2:-127.0.0.1:0}" --name "$1"
   echo_address=$service_address
 }
 
@@ -590,6 +591,151 @@ grep -q '"time":"2020-01-02T03:04:05Z"' "$work/audit.jsonl" || fail "the produce
 grep -q '"ledger_ref":12345678901234567890123' "$work/audit.jsonl" ||
   fail "the data was not delivered byte for byte: $(cat "$work/audit.jsonl")"
 good "the producer's time and data arrive unchanged; the 'event' member is the clean CloudEvent"
+
+stop_pid "$ferry_pid"
+
+# ---------------------------------------------------------------------------------------------
+# Resilience: a second Ferry with policies, in front of its own instances.
+start_echo shop-1; shop1=$echo_address
+start_echo shop-2; shop2=$echo_address; shop2_pid=$service_pid
+start_echo shop-3; shop3=$echo_address
+stock_port=$(free_port)
+start_echo stock-1 "127.0.0.1:$stock_port"; stock1=$echo_address; stock_pid=$service_pid
+pay_port=$(free_port)
+start_service payments-http "$ORDER_BIN" --role payment --listen "127.0.0.1:$pay_port" \
+  --name payments-http
+r_port=$(free_port)
+r_admin=$(free_port)
+r_base=http://127.0.0.1:$r_port
+r_admin_url=http://127.0.0.1:$r_admin
+r_config=$work/ferry-resilience.yaml
+cat >"$r_config" <<YAML
+workers: 2
+admin: {listen: 127.0.0.1:$r_admin}
+policies:
+  shop:
+    retry: {attempts: 3, on: [connect_failure, reset, 502, 503]}
+  stock:
+    circuit_breaker: {failure_ratio: 50%, min_requests: 5, window: 10s, open_for: 2s}
+    retry: {attempts: 1}
+idempotency_store: {data_dir: $work/idempotency}
+listeners:
+  - name: public
+    listen: 127.0.0.1:$r_port
+    routes:
+      - {match: {prefix: /shop/}, service: shop, rewrite_prefix: /}
+      - {match: {prefix: /stock/}, service: stock, rewrite_prefix: /}
+      - match: {prefix: /payments}
+        service: payments
+        idempotency: {ttl: 1h}
+services:
+  shop: {endpoints: [$shop1, $shop2, $shop3], policy: shop}
+  stock: {endpoints: [$stock1], policy: stock}
+  payments: {endpoints: [127.0.0.1:$pay_port]}
+YAML
+"$FERRY_BIN" run -c "$r_config" >"$work/ferry-resilience.log" 2>&1 &
+ferry_pid=$!
+pids+=("$ferry_pid")
+ferry_log=$work/ferry-resilience.log
+ready=
+for _ in $(seq 100); do
+  kill -0 "$ferry_pid" 2>/dev/null || fail "ferry exited at start"
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' "$r_admin_url/ready")" = 200 ]; then ready=1; break; fi
+  sleep 0.1
+done
+[ -n "$ready" ] || fail "ferry's admin /ready did not answer 200 within 10 s"
+say ""
+say "A second Ferry ($r_base) with resilience policies:"
+sed -n '/^policies:/,/^idempotency_store/p' "$r_config" | indent
+
+# ---------------------------------------------------------------------------------------------
+step "17. An instance dies mid-traffic, and the clients see no error"
+say "600 GETs go to the shop service (three instances) from 4 clients; after about a third of"
+say "them, shop-2 is killed. A request that meets the dead instance (connection refused or"
+say "reset) is retried on another one; outlier detection then takes shop-2 out of rotation."
+cat >"$work/traffic.py" <<'PY'
+# GETs URL COUNT times from CLIENTS threads, each a keep-alive connection; prints the statuses.
+import collections, http.client, sys, threading, urllib.parse
+url, count, clients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+u = urllib.parse.urlsplit(url)
+statuses = collections.Counter()
+lock = threading.Lock()
+def client(n):
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    for _ in range(n):
+        try:
+            conn.request("GET", u.path)
+            r = conn.getresponse()
+            r.read()
+            status = r.status
+        except OSError as e:
+            status = type(e).__name__
+            conn.close()
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        with lock:
+            statuses[status] += 1
+threads = [threading.Thread(target=client, args=(count // clients,)) for _ in range(clients)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("statuses", dict(statuses))
+PY
+python3 "$work/traffic.py" "$r_base/shop/items" 600 4 >"$work/traffic.txt" 2>&1 &
+traffic_pid=$!
+pids+=("$traffic_pid")
+sleep 0.3
+shown "kill -9 <shop-2>"
+kill -9 "$shop2_pid"
+wait "$shop2_pid" 2>/dev/null || true
+forget "$shop2_pid"
+wait "$traffic_pid" || true
+forget "$traffic_pid"
+indent <"$work/traffic.txt"
+grep -q '^statuses {200: 600}$' "$work/traffic.txt" || fail "clients saw errors: $(cat "$work/traffic.txt")"
+retries=$(curl -s "$r_admin_url/metrics" | awk '/^ferry_upstream_retries_total/ {s += $2} END {print s + 0}')
+say "ferry_upstream_retries_total: $retries"
+[ "$retries" -gt 0 ] || fail "no request was retried: shop-2 died after the traffic, not during it"
+good "600 of 600 answered 200 although an instance died under them"
+
+# ---------------------------------------------------------------------------------------------
+step "18. A circuit breaker opens, fails fast, and closes when the service heals"
+say "The stock service has one instance. It is stopped: after 5 failed calls its breaker opens,"
+say "and Ferry answers 503 circuit_open at once, without calling it."
+stop_pid "$stock_pid"
+codes=()
+for _ in $(seq 8); do
+  codes+=("$(curl -s -o "$work/stock.json" -w '%{http_code}' "$r_base/stock/items")")
+done
+say "statuses: ${codes[*]}"
+grep -q '"circuit_open"' "$work/stock.json" || fail "the breaker did not open: $(cat "$work/stock.json")"
+shown "curl $r_admin_url/breakers"
+curl -s "$r_admin_url/breakers" | indent
+say "stock-1 starts again; after open_for (2s) a trial call goes through and closes the breaker."
+start_echo stock-1 "127.0.0.1:$stock_port"
+sleep 2.5
+status=$(curl -s -o /dev/null -w '%{http_code}' "$r_base/stock/items")
+say "status $status"
+[ "$status" = 200 ] || fail "the breaker did not close"
+curl -s "$r_admin_url/breakers" | indent
+good "open while the service was down, closed again once it answered"
+
+# ---------------------------------------------------------------------------------------------
+step "19. A payment retried by its client is charged once"
+say "The client sends a payment with an Idempotency-Key, loses the answer, and sends it again."
+say "Ferry stored the first answer (durably, before the payment ran) and replays it."
+body='{"order_id": "o-2001", "amount": 42}'
+for attempt in 1 2; do
+  shown "curl -X POST $r_base/payments -H 'Idempotency-Key: pay-o-2001' -d '$body'"
+  curl -s -D "$work/pay-$attempt.head" -o "$work/pay-$attempt.json" -X POST "$r_base/payments" \
+    -H 'Idempotency-Key: pay-o-2001' -H 'content-type: application/json' -d "$body"
+  say "$(head -1 "$work/pay-$attempt.head" | tr -d '\r')  $(cat "$work/pay-$attempt.json")"
+  grep -i '^idempotency-replayed' "$work/pay-$attempt.head" | tr -d '\r' | indent
+done
+grep -qi '^idempotency-replayed: true' "$work/pay-2.head" || fail "the second answer was not a replay"
+charged=$(grep -c 'o-2001.*charged' "$work/payments-http.log" || true)
+say "payments-http charged o-2001 $charged time(s):"
+grep 'o-2001' "$work/payments-http.log" | indent
+[ "$charged" = 1 ] || fail "charged $charged times"
+good "two requests, one charge: the repeat got the stored answer"
 
 stop_pid "$ferry_pid"
 printf '\n%sDemo done.%s Stopping the services; nothing started by the demo is left running.\n' \
