@@ -11,28 +11,9 @@ import signal
 import threading
 import time
 
-import subprocess
-
 import pytest
-import yaml
 
-from conftest import (FERRY_BIN, basic_config, free_port, read_http_message, require_tool,
-                      wait_until)
-
-
-def _loader_reads_idempotency() -> bool:
-    """Until the config loader reads `idempotency:` and `idempotency_store:` (being written in
-    parallel), these tests cannot start Ferry with them."""
-    config = basic_config(["127.0.0.1:1"], routes=[{"service": "svc", "idempotency": {"ttl": "1h"}}])
-    config["idempotency_store"] = {"data_dir": "/tmp/ferry-idempotency-probe"}
-    proc = subprocess.run([str(FERRY_BIN), "validate", "-c", "/dev/stdin"],
-                          input=yaml.safe_dump(config).encode(), capture_output=True)
-    return proc.returncode == 0
-
-
-if FERRY_BIN.exists() and not _loader_reads_idempotency():
-    pytest.skip("LOUD SKIP: the config loader does not read idempotency keys yet",
-                allow_module_level=True)
+from conftest import (basic_config, free_port, read_http_message, require_tool, wait_until)
 
 
 class CountingUpstream:
