@@ -61,7 +61,7 @@ fuzz: deps
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS)
 	mkdir -p build/fuzz/fuzz-http1 build/fuzz/fuzz-http_client build/fuzz/fuzz-bus_segment \
-	  build/fuzz/fuzz-bus_record build/fuzz/fuzz-bus_json_span
+	  build/fuzz/fuzz-bus_record build/fuzz/fuzz-bus_json_span build/fuzz/fuzz-idempotency_record
 	build/fuzz/tests/http1_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  build/fuzz/fuzz-http1 tests/fuzz/corpus/http1
 	build/fuzz/tests/http_client_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
@@ -72,6 +72,8 @@ fuzz: deps
 	  build/fuzz/fuzz-bus_record tests/fuzz/corpus/bus_record
 	build/fuzz/tests/bus_json_span_fuzz -max_total_time=$(FUZZ_SECONDS) \
 	  build/fuzz/fuzz-bus_json_span tests/fuzz/corpus/bus_json_span
+	build/fuzz/tests/idempotency_record_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	  build/fuzz/fuzz-idempotency_record tests/fuzz/corpus/idempotency_record
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
