@@ -5,32 +5,12 @@ health path fails is skipped until it passes again; none left is 503 no_healthy_
 The upstreams are Python servers that count the requests they get, apart from health checks.
 """
 
-import subprocess
 import threading
 import time
 
-import pytest
-import yaml
-
 from bus_support import fast_queue, start_bus  # noqa: F401 - fixture
-from conftest import (FERRY_BIN, assert_error_json, basic_config, http_get, ok_response,
+from conftest import (assert_error_json, basic_config, http_get, ok_response,
                       read_http_message, wait_until)
-
-
-def _loader_reads_health_keys() -> bool:
-    """Until the config loader reads `policies:` and a service's `health:` (being written in
-    parallel), these tests cannot start Ferry with them."""
-    config = basic_config(["127.0.0.1:1"], service_extra={"policy": "p", "health": {
-        "path": "/healthz", "interval": "1s", "timeout": "100ms"}})
-    config["policies"] = {"p": {"outlier_detection": {"consecutive_failures": 3}}}
-    proc = subprocess.run([str(FERRY_BIN), "validate", "-c", "/dev/stdin"],
-                          input=yaml.safe_dump(config).encode(), capture_output=True)
-    return proc.returncode == 0
-
-
-if FERRY_BIN.exists() and not _loader_reads_health_keys():
-    pytest.skip("LOUD SKIP: the config loader does not read policies and health yet",
-                allow_module_level=True)
 
 
 class CountingUpstream:
