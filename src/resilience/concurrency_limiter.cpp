@@ -68,6 +68,8 @@ std::optional<ConcurrencyLimiter::Permit> ConcurrencyLimiter::TryAcquire() {
 }
 
 Task<Result<ConcurrencyLimiter::Permit>> ConcurrencyLimiter::Acquire(TimePoint deadline) {
+  if (!limited_.load(std::memory_order_acquire)) co_return Permit();
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
   std::shared_ptr<Waiter> waiter;
   {
     std::lock_guard lock(mutex_);
@@ -84,7 +86,7 @@ Task<Result<ConcurrencyLimiter::Permit>> ConcurrencyLimiter::Acquire(TimePoint d
                                  "concurrency limit)",
                                  service_, in_flight_, queue_.size()));
     }
-    waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor);
+    waiter = std::make_shared<Waiter>(executor);
     queue_.push_back(waiter);
   }
 
