@@ -12,9 +12,12 @@
 #     bench/proxy/callgrind.sh build/rel/src/app/ferry build/rel/examples/echo_service 1000
 #     bench/proxy/callgrind.sh build/rel/src/app/ferry build/rel/examples/echo_service 2000
 #   Use a release build (-O2 -DNDEBUG). Ports: PORT_BASE (default 17311) .. PORT_BASE+2.
+#   POLICY=standard gives the service the issue's standard resilience policy (timeouts, retries
+#   under a budget, breaker, outlier detection, bulkhead, hedging); unset, the config has no
+#   policy keys at all (the built-in default policy).
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
-  sed -n '2,14p' "$0" >&2
+  sed -n '2,17p' "$0" >&2
   exit 2
 fi
 FERRY=$1
@@ -50,6 +53,24 @@ services:
   origin:
     endpoints: [127.0.0.1:$ORIGIN]
 YAML
+if [[ ${POLICY:-} == standard ]]; then
+  cat >>"$DIR/ferry.yaml" <<'YAML'
+    policy: standard
+policies:
+  standard:
+    timeout: 2s
+    try_timeout: 500ms
+    retry:
+      attempts: 3
+      backoff: {initial: 25ms, max: 1s}
+      on: [connect_failure, reset, try_timeout, 502, 503, 504]
+      budget: {ratio: 20%, min_per_second: 10}
+    circuit_breaker: {failure_ratio: 50%, min_requests: 20, window: 10s, open_for: 5s}
+    outlier_detection: {consecutive_failures: 5, base_ejection: 30s, max_ejected: 50%}
+    concurrency: {max: 1000, queue: 100}
+    hedge: {after: 50ms, max_extra: 1}
+YAML
+fi
 valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" \
   "$FERRY" run -c "$DIR/ferry.yaml" >/dev/null 2>"$DIR/ferry.err" &
 FP=$!
