@@ -32,12 +32,9 @@ constexpr std::string_view kAbandonScript = R"(
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1]))";
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
 }  // namespace
+
+void RedisStore::ReplyDeleter::operator()(redisReply* r) const { freeReplyObject(r); }
 
 Result<std::unique_ptr<RedisStore>> RedisStore::Open(const config::Address& server) {
   std::unique_ptr<RedisStore> store(new RedisStore(server));
@@ -83,50 +80,48 @@ void RedisStore::Give(redisContext* context) {
   idle_.push_back(context);
 }
 
-// Runs EVAL script 1 key args... on a pooled connection; a broken connection is dropped.
-namespace {
-template <std::size_t N>
-Result<Reply> Eval(redisContext* c, const config::Address& server, std::string_view script,
-                   std::string_view key, const std::array<std::string_view, N>& args) {
-  std::array<const char*, N + 4> argv{};
-  std::array<std::size_t, N + 4> lens{};
-  const std::string_view fixed[] = {"EVAL", script, "1", key};
-  for (std::size_t i = 0; i < 4; ++i) {
-    argv[i] = fixed[i].data();
-    lens[i] = fixed[i].size();
+// EVAL script 1 key args... on a pooled connection; a connection that broke is dropped, one
+// that carried an error reply goes back to the pool.
+Result<RedisStore::Reply> RedisStore::Eval(std::string_view script, std::string_view key,
+                                           std::initializer_list<std::string_view> args) {
+  auto c = Take();
+  if (!c) return tl::unexpected(c.error());
+  constexpr std::size_t kMaxArgs = 8;
+  std::array<const char*, kMaxArgs> argv{};
+  std::array<std::size_t, kMaxArgs> lens{};
+  std::size_t n = 0;
+  const auto add = [&](std::string_view arg) {
+    argv[n] = arg.data();
+    lens[n++] = arg.size();
+  };
+  const std::string full_key = std::string(kPrefix) + std::string(key);
+  for (std::string_view fixed :
+       {std::string_view("EVAL"), script, std::string_view("1"), std::string_view(full_key)}) {
+    add(fixed);
   }
-  for (std::size_t i = 0; i < N; ++i) {
-    argv[4 + i] = args[i].data();
-    lens[4 + i] = args[i].size();
-  }
+  for (std::string_view arg : args) add(arg);
   Reply reply(static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
+      redisCommandArgv(*c, static_cast<int>(n), argv.data(), lens.data())));
   if (!reply) {
-    return Fail(ErrorCode::kUnavailable,
-                fmt::format("idempotency store redis {}: {}", server.ToString(), c->errstr));
+    Error error(ErrorCode::kUnavailable,
+                fmt::format("idempotency store redis {}: {}", server_.ToString(), (*c)->errstr));
+    redisFree(*c);
+    return tl::unexpected(std::move(error));
   }
+  Give(*c);
   if (reply->type == REDIS_REPLY_ERROR) {
-    return Fail(ErrorCode::kIo, fmt::format("idempotency store redis {}: {}", server.ToString(),
+    return Fail(ErrorCode::kIo, fmt::format("idempotency store redis {}: {}", server_.ToString(),
                                             std::string_view(reply->str, reply->len)));
   }
   return reply;
 }
-}  // namespace
 
 Result<BeginResult> RedisStore::Begin(std::string_view key, const Record& marker,
                                       std::int64_t now_ms) {
-  auto c = Take();
-  if (!c) return tl::unexpected(c.error());
-  const std::string k = std::string(kPrefix) + std::string(key);
   const std::string bytes = Encode(marker);
   const std::string token = std::to_string(marker.token);
   const std::string expires = std::to_string(marker.expires_at_ms);
-  auto reply = Eval<3>(*c, server_, kBeginScript, k, {bytes, token, expires});
-  if (!reply && (*c)->err != 0) {
-    redisFree(*c);
-    return tl::unexpected(reply.error());
-  }
-  Give(*c);
+  auto reply = Eval(kBeginScript, key, {bytes, token, expires});
   if (!reply) return tl::unexpected(reply.error());
   if ((*reply)->type == REDIS_REPLY_NIL) return BeginResult{};  // kStarted
   if ((*reply)->type != REDIS_REPLY_STRING) {
@@ -144,33 +139,17 @@ Result<BeginResult> RedisStore::Begin(std::string_view key, const Record& marker
 }
 
 Result<bool> RedisStore::Complete(std::string_view key, const Record& done) {
-  auto c = Take();
-  if (!c) return tl::unexpected(c.error());
-  const std::string k = std::string(kPrefix) + std::string(key);
   const std::string bytes = Encode(done);
   const std::string token = std::to_string(done.token);
   const std::string expires = std::to_string(done.expires_at_ms);
-  auto reply = Eval<3>(*c, server_, kCompleteScript, k, {token, bytes, expires});
-  if (!reply && (*c)->err != 0) {
-    redisFree(*c);
-    return tl::unexpected(reply.error());
-  }
-  Give(*c);
+  auto reply = Eval(kCompleteScript, key, {token, bytes, expires});
   if (!reply) return tl::unexpected(reply.error());
   return (*reply)->type == REDIS_REPLY_INTEGER && (*reply)->integer == 1;
 }
 
 Result<bool> RedisStore::Abandon(std::string_view key, std::uint64_t token) {
-  auto c = Take();
-  if (!c) return tl::unexpected(c.error());
-  const std::string k = std::string(kPrefix) + std::string(key);
   const std::string t = std::to_string(token);
-  auto reply = Eval<1>(*c, server_, kAbandonScript, k, {t});
-  if (!reply && (*c)->err != 0) {
-    redisFree(*c);
-    return tl::unexpected(reply.error());
-  }
-  Give(*c);
+  auto reply = Eval(kAbandonScript, key, {t});
   if (!reply) return tl::unexpected(reply.error());
   return (*reply)->type == REDIS_REPLY_INTEGER && (*reply)->integer == 1;
 }

@@ -8,6 +8,7 @@
 // Thread safety: any thread.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "idempotency/store.hpp"
 
 struct redisContext;
+struct redisReply;
 
 namespace ferry::idempotency {
 
@@ -32,8 +34,15 @@ class RedisStore final : public Store {
 
  private:
   explicit RedisStore(config::Address server) : server_(std::move(server)) {}
+  struct ReplyDeleter {
+    void operator()(redisReply* r) const;
+  };
+  using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
   Result<redisContext*> Take();
   void Give(redisContext* context);
+  Result<Reply> Eval(std::string_view script, std::string_view key,
+                     std::initializer_list<std::string_view> args);
 
   config::Address server_;
   std::mutex mutex_;
