@@ -407,6 +407,13 @@ class ExchangeRunner final : public upstream::InterimSink {
       service_series_->timeouts->Add(w_.slot());
     }
     Answer(failure_->code(), failure_code_, failure_->message());
+    if (failure_->code() == ErrorCode::kCircuitOpen && report_.retry_after.count() > 0) {
+      // When the breaker will let a trial through (whole seconds, rounded up).
+      const auto seconds = std::chrono::ceil<std::chrono::seconds>(report_.retry_after).count();
+      char digits[24];
+      const auto end = std::to_chars(digits, digits + sizeof(digits), seconds).ptr;
+      reply_.headers.Add("retry-after", std::string_view(digits, end - digits));
+    }
     co_await SendAnswer();
   }
 

@@ -132,6 +132,17 @@ Admission CircuitBreaker::AllowSlow() {
   return Admission::kTrial;
 }
 
+Duration CircuitBreaker::OpenTimeLeft() const {
+  std::lock_guard lock(mutex_);
+  if (mode_ != BreakerMode::kAuto ||
+      state_.load(std::memory_order_relaxed) != BreakerState::kOpen) {
+    return Duration::zero();
+  }
+  const Duration open_for = policy_ ? policy_->open_for : Duration::zero();
+  const Duration left = open_for - (clock_.now() - opened_at_);
+  return left > Duration::zero() ? left : Duration::zero();
+}
+
 bool CircuitBreaker::WouldAllow() const {
   if (state_.load(std::memory_order_acquire) == BreakerState::kClosed) return true;
   std::lock_guard lock(mutex_);

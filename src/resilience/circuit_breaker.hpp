@@ -88,6 +88,10 @@ class CircuitBreaker {
   // open_for ends), forced open, or half-open with every trial slot taken. For callers that
   // pause instead of failing (bus push delivery).
   bool WouldAllow() const;
+  // How long until an open breaker lets a trial through (the rest of open_for), for a
+  // Retry-After; zero when it is not open by itself (closed, half-open, or forced open, which
+  // ends when an operator says so).
+  Duration OpenTimeLeft() const;
 
   // A reload: the new policy applies from now on; the state (and, if the window is unchanged,
   // its counts) stays.

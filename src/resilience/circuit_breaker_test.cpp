@@ -100,6 +100,21 @@ TEST(CircuitBreaker, HalfOpenAfterOpenForLetsOneTrialThroughAndItsSuccessCloses)
   EXPECT_EQ(b.state(), BreakerState::kClosed);
 }
 
+TEST(CircuitBreaker, OpenTimeLeftIsTheRestOfOpenForWhileOpenByItself) {
+  FakeClock clock;
+  CircuitBreaker b("svc", Policy(), clock, nullptr);
+  EXPECT_EQ(b.OpenTimeLeft(), 0s);  // closed
+  for (int i = 0; i < 4; ++i) Try(b, true);
+  ASSERT_EQ(b.state(), BreakerState::kOpen);
+  EXPECT_EQ(b.OpenTimeLeft(), 5s);
+  clock.Advance(3s);
+  EXPECT_EQ(b.OpenTimeLeft(), 2s);
+  clock.Advance(3s);
+  EXPECT_EQ(b.OpenTimeLeft(), 0s);  // a trial may go now
+  b.SetMode(BreakerMode::kForcedOpen);
+  EXPECT_EQ(b.OpenTimeLeft(), 0s);  // open until an operator says otherwise: no promise
+}
+
 TEST(CircuitBreaker, AFailedTrialReopensForAnotherOpenFor) {
   FakeClock clock;
   CircuitBreaker b("svc", Policy(), clock, nullptr);

@@ -55,6 +55,7 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
     // concurrency limit (waiting within the deadline).
     const Admission admission = state_.breaker.Allow();
     if (admission == Admission::kRejected) {
+      report.retry_after = state_.breaker.OpenTimeLeft();
       co_return Fail(ErrorCode::kCircuitOpen,
                      fmt::format("the circuit breaker of service {} is open", cluster_.name()));
     }

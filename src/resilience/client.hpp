@@ -42,6 +42,7 @@ struct SendReport {
   bool budget_exhausted = false;
   bool try_timed_out = false;  // the last try ended by try_timeout
   bool overloaded = false;     // the service's concurrency limit refused the request
+  Duration retry_after{};      // the breaker refused it: the rest of its open time (0: unknown)
   // The slot of the service's concurrency limit the last try holds: kept until the response
   // is done with (its body streamed), then dropped with the report.
   ConcurrencyLimiter::Permit permit;

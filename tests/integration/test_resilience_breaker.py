@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from bus_support import BusNode, fast_queue
-from conftest import basic_config, read_http_message, wait_until
+from conftest import basic_config, curl, read_http_message, wait_until
 
 
 class Upstream:
@@ -291,3 +291,20 @@ def test_pushes_open_the_breaker_pause_and_resume_after_a_trial(start_ferry, py_
     assert breakers(bus.ferry)["sub"]["state"] == "closed"
     assert bus.ferry.metric("ferry_circuit_breaker_transitions_total", service="sub",
                             to="half_open") >= 1
+
+
+def test_circuit_open_says_when_a_trial_will_go_through(start_ferry, py_upstream):
+    u = Upstream(failing=True)
+    up = py_upstream(u.handler)
+    ferry = start_ferry(breaker_config(up.address, breaker=dict(BREAKER, open_for="30s")))
+    for _ in range(5):
+        assert get(ferry.url("/x"))[0] == 500
+    r = curl(ferry.url("/x"))
+    assert r.status == 503, r.body
+    # The rest of open_for, in whole seconds rounded up: 30 unless the test was very slow.
+    assert 20 <= int(r.headers["retry-after"]) <= 30, r.headers
+    # Forced open has no end the breaker knows of: no Retry-After.
+    assert admin_post(ferry, "/breakers/svc", b'{"mode": "open"}')[0] == 200
+    r = curl(ferry.url("/x"))
+    assert r.status == 503, r.body
+    assert "retry-after" not in r.headers, r.headers
