@@ -10,9 +10,10 @@ namespace ferry::upstream {
 
 // One service's checks: a one-endpoint cluster per endpoint and a timer for the rounds.
 struct HealthChecker::ServiceChecker {
-  explicit ServiceChecker(asio::io_context& context) : io(context), timer(context) {}
+  ServiceChecker(asio::io_context& context, runtime::TaskGroup& group)
+      : tasks(group), timer(context) {}
 
-  asio::io_context& io;
+  runtime::TaskGroup& tasks;  // the HealthChecker's: outlives every loop it runs (Stop ends them)
   Target target;
   std::map<std::string, std::shared_ptr<Cluster>> clusters;  // by endpoint id
   asio::steady_timer timer;
@@ -47,8 +48,7 @@ Task<void> CheckOne(std::shared_ptr<Checker> self, std::shared_ptr<Cluster> clus
 Task<void> RunChecks(std::shared_ptr<Checker> self) {
   while (!self->stopped) {
     for (const auto& [id, cluster] : self->clusters) {
-      asio::co_spawn(self->io, CheckOne(self, cluster, id, self->target.check, self->target.health),
-                     asio::detached);
+      self->tasks.Spawn(CheckOne(self, cluster, id, self->target.check, self->target.health));
     }
     // (Apply cancels the wait when the health block changes: the next round starts at once.)
     self->timer.expires_after(self->target.check.interval);
@@ -65,7 +65,7 @@ void HealthChecker::Apply(std::vector<Target> targets) {
     wanted.insert(target.service);
     auto& checker = services_[target.service];
     const bool fresh = checker == nullptr;
-    if (fresh) checker = std::make_shared<ServiceChecker>(io_);
+    if (fresh) checker = std::make_shared<ServiceChecker>(io_, tasks_);
     const bool changed = !fresh && !(checker->target.check == target.check);
     if (!fresh && checker->target.health != target.health) checker->target.health->ClearChecks();
 
@@ -88,7 +88,7 @@ void HealthChecker::Apply(std::vector<Target> targets) {
           checker->target.check.path,
           std::chrono::duration_cast<std::chrono::milliseconds>(checker->target.check.interval)
               .count());
-      asio::co_spawn(io_, RunChecks(checker), asio::detached);
+      tasks_.Spawn(RunChecks(checker));
     } else if (changed) {
       checker->timer.cancel();
     }
@@ -107,11 +107,9 @@ void HealthChecker::Apply(std::vector<Target> targets) {
 }
 
 void HealthChecker::Stop() {
-  for (auto& [name, checker] : services_) {
-    checker->stopped = true;
-    checker->timer.cancel();
-  }
+  for (auto& [name, checker] : services_) checker->stopped = true;
   services_.clear();
+  tasks_.CancelAll();  // the loops' waits and the checks in flight end now
 }
 
 }  // namespace ferry::upstream

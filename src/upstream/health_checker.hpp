@@ -6,8 +6,8 @@
 // and endpoints start being checked, removed ones stop, a changed health block applies from the
 // next round; a service that loses its health block has its verdicts cleared.
 // Thread safety: the event loop `io` only (the node's main loop). Ownership: each service's
-// checking loop holds its own state; Stop() (or the destructor) ends the loops, a check in
-// flight ends by its timeout.
+// checking loop holds its own state; the loops and their checks are tasks of the checker's
+// TaskGroup, so Stop() (or the destructor) cancels them all, checks in flight included.
 #pragma once
 
 #include <map>
@@ -17,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "runtime/asio.hpp"
+#include "runtime/task_group.hpp"
 #include "upstream/endpoints.hpp"
 #include "upstream/service_health.hpp"
 
@@ -31,7 +32,7 @@ class HealthChecker {
     std::shared_ptr<ServiceHealth> health;
   };
 
-  explicit HealthChecker(asio::io_context& io) : io_(io) {}
+  explicit HealthChecker(asio::io_context& io) : io_(io), tasks_(io.get_executor()) {}
   ~HealthChecker() { Stop(); }
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
@@ -44,6 +45,7 @@ class HealthChecker {
 
  private:
   asio::io_context& io_;
+  runtime::TaskGroup tasks_;  // the checking loops and the checks in flight
   std::map<std::string, std::shared_ptr<ServiceChecker>> services_;
 };
 
