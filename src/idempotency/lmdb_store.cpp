@@ -123,20 +123,25 @@ Result<BeginResult> LmdbStore::Begin(std::string_view key, const Record& marker,
   return result;
 }
 
+Result<bool> LmdbStore::HoldsMarker(MDB_txn* txn, MDB_val& key, std::uint64_t token) const {
+  MDB_val value{};
+  const int rc = mdb_get(txn, dbi_, &key, &value);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) return tl::unexpected(Failed("read", rc));
+  const std::optional<Record> existing = Decode(View(value));
+  return existing && existing->state == Record::State::kInFlight && existing->token == token;
+}
+
 Result<bool> LmdbStore::Complete(std::string_view key, const Record& done) {
   const std::string k = StoredKey(key);
   WriteTxn txn(env_);
   if (txn.rc() != 0) return tl::unexpected(Failed("begin", txn.rc()));
-  MDB_val mk = Val(k), mv{};
-  int rc = mdb_get(txn.get(), dbi_, &mk, &mv);
-  if (rc == MDB_NOTFOUND) return false;
-  if (rc != 0) return tl::unexpected(Failed("read", rc));
-  const std::optional<Record> existing = Decode(View(mv));
-  if (!existing || existing->state != Record::State::kInFlight || existing->token != done.token) {
-    return false;
-  }
+  MDB_val mk = Val(k);
+  const Result<bool> owned = HoldsMarker(txn.get(), mk, done.token);
+  if (!owned || !*owned) return owned;
   const std::string bytes = Encode(done);
-  mv = Val(bytes);
+  MDB_val mv = Val(bytes);
+  int rc = 0;
   if (rc = mdb_put(txn.get(), dbi_, &mk, &mv, 0); rc != 0)
     return tl::unexpected(Failed("write", rc));
   if (rc = txn.Commit(); rc != 0) return tl::unexpected(Failed("commit", rc));
@@ -147,14 +152,10 @@ Result<bool> LmdbStore::Abandon(std::string_view key, std::uint64_t token) {
   const std::string k = StoredKey(key);
   WriteTxn txn(env_);
   if (txn.rc() != 0) return tl::unexpected(Failed("begin", txn.rc()));
-  MDB_val mk = Val(k), mv{};
-  int rc = mdb_get(txn.get(), dbi_, &mk, &mv);
-  if (rc == MDB_NOTFOUND) return false;
-  if (rc != 0) return tl::unexpected(Failed("read", rc));
-  const std::optional<Record> existing = Decode(View(mv));
-  if (!existing || existing->state != Record::State::kInFlight || existing->token != token) {
-    return false;
-  }
+  MDB_val mk = Val(k);
+  const Result<bool> owned = HoldsMarker(txn.get(), mk, token);
+  if (!owned || !*owned) return owned;
+  int rc = 0;
   if (rc = mdb_del(txn.get(), dbi_, &mk, nullptr); rc != 0)
     return tl::unexpected(Failed("delete", rc));
   if (rc = txn.Commit(); rc != 0) return tl::unexpected(Failed("commit", rc));

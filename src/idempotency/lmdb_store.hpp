@@ -12,6 +12,8 @@
 #include "idempotency/store.hpp"
 
 struct MDB_env;
+struct MDB_txn;
+struct MDB_val;
 
 namespace ferry::idempotency {
 
@@ -32,6 +34,9 @@ class LmdbStore final : public Store {
   LmdbStore(std::string dir, MDB_env* env, unsigned int dbi)
       : dir_(std::move(dir)), env_(env), dbi_(dbi) {}
   Error Failed(std::string_view what, int rc) const;
+  // Whether `key` holds the in-flight marker written with `token` (the exchange that may
+  // complete or abandon it).
+  Result<bool> HoldsMarker(MDB_txn* txn, MDB_val& key, std::uint64_t token) const;
 
   std::string dir_;
   MDB_env* env_;
