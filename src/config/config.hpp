@@ -181,6 +181,134 @@ struct IpNetwork {
   bool operator==(const IpNetwork&) const = default;
 };
 
+// --- Security (docs/security.md): TLS, the mesh, JWT, API keys, CORS, authorization.
+
+enum class TlsVersion { k1_2, k1_3 };  // written "1.2", "1.3" (quoted: a bare 1.3 is a number)
+
+// A certificate (PEM; the file may carry the chain after the leaf) and its private key (PEM; the
+// file must not be readable by group or others).
+struct TlsCertificate {
+  std::string cert;
+  std::string key;
+  bool operator==(const TlsCertificate&) const = default;
+};
+
+// A listener's `tls:`: the word `mesh` (the node's mesh certificate; every client must present
+// a valid mesh certificate) or a map.
+struct ListenerTls {
+  bool mesh = false;
+  // `cert`/`key` is the first entry; `certificates:` lists more. A client's SNI picks the entry
+  // whose certificate names it (SAN DNS names, wildcards as TLS allows); else the first.
+  std::vector<TlsCertificate> certificates;
+  TlsVersion min_version = TlsVersion::k1_2;
+  std::string ciphers;    // TLS 1.2 cipher list (OpenSSL syntax); "" = Ferry's modern default
+  std::string client_ca;  // a CA bundle: clients must present a certificate it verifies; ""
+                          // = no client certificates asked for (mesh: the mesh CA)
+  bool session_resumption = true;  // session tickets (keys rotated in memory) and a session cache
+  bool operator==(const ListenerTls&) const = default;
+};
+
+// A service's `tls:`: the word `mesh` (mutual TLS with the node's mesh certificate; the server
+// must prove it is this service: spiffe://DOMAIN/service/NAME) or a map.
+struct ServiceTls {
+  bool mesh = false;
+  std::string ca;                       // CA bundle (several roots); "" = the system's
+  std::string server_name;              // SNI and the name verified; "" = the endpoint's host
+  std::vector<std::string> pin_sha256;  // base64 SHA-256 of the server's SubjectPublicKeyInfo;
+                                        // when set, the server's key must be one of these
+  std::optional<TlsCertificate> client_certificate;  // mutual TLS outside the mesh
+  TlsVersion min_version = TlsVersion::k1_2;
+  bool operator==(const ServiceTls&) const = default;
+};
+
+// Renewal of the node's mesh certificate from `ferry ca serve`.
+struct MeshRenewal {
+  std::string url;         // the CA service, https://HOST:PORT
+  std::string token_file;  // a one-time bootstrap token, for when the node has no valid
+                           // certificate yet
+  std::string service;     // the identity asked for: spiffe://DOMAIN/service/SERVICE
+  bool operator==(const MeshRenewal&) const = default;
+};
+
+// The node's mesh identity (`mesh:`). Files are re-read when they change.
+struct Mesh {
+  std::string cert;  // the node's workload certificate (URI SAN spiffe://DOMAIN/service/NAME)
+  std::string key;
+  std::string ca;  // the mesh CA bundle
+  std::optional<MeshRenewal> renew;
+  bool operator==(const Mesh&) const = default;
+};
+
+// A JWT issuer (`auth: {jwt: {NAME: ...}}`).
+struct JwtProvider {
+  std::string name;                     // its key under auth.jwt
+  std::string issuer;                   // `iss` must equal it
+  std::vector<std::string> audiences;   // `aud` must hold one of these; empty = not checked
+  std::string jwks;                     // a file path or an https:// URL
+  std::vector<std::string> algorithms;  // accepted `alg`s; empty = every asymmetric one
+  std::string secret_file;              // HS256 only, and only with this set (the file's bytes)
+  Duration clock_skew = seconds(60);
+  Duration jwks_refresh = std::chrono::minutes(10);  // re-fetch interval of a URL's JWKS
+  std::string cookie;                                // also take the token from this cookie
+  // Claims forwarded to the upstream: claim name -> header name (lowercase).
+  std::vector<std::pair<std::string, std::string>> forward_claims;
+  bool operator==(const JwtProvider&) const = default;
+};
+
+struct Auth {
+  std::map<std::string, JwtProvider> jwt;
+  bool operator==(const Auth&) const = default;
+};
+
+// A route's `auth:`.
+struct RouteAuth {
+  std::string jwt;  // key into Config::auth.jwt
+  bool operator==(const RouteAuth&) const = default;
+};
+
+struct ApiKey {
+  std::string name;    // who holds it: logged and checked by authorization as the caller
+  std::string sha256;  // hex SHA-256 of the key (the key itself is never written)
+  bool operator==(const ApiKey&) const = default;
+};
+
+// A route's `api_keys:`.
+struct ApiKeys {
+  std::string header = "x-api-key";  // lowercase
+  std::vector<ApiKey> keys;
+  bool operator==(const ApiKeys&) const = default;
+};
+
+// A route's `cors:`.
+struct Cors {
+  std::vector<std::string> allow_origins;  // exact origins, or "*"
+  std::vector<std::string> allow_methods;  // empty = the route's methods, else GET, HEAD, POST
+  std::vector<std::string> allow_headers;  // lowercase
+  std::vector<std::string> expose_headers;
+  bool allow_credentials = false;  // not with "*"
+  Duration max_age = std::chrono::minutes(10);
+  bool operator==(const Cors&) const = default;
+};
+
+// One rule of `authorization:`. Each field that is set must match; the first rule that matches
+// decides. A rule applies to the routes it names (all routes when it names none).
+struct AuthzRule {
+  bool allow = true;                 // written `allow:` or `deny:`
+  std::vector<std::string> callers;  // SPIFFE IDs or API key names; a trailing '*' is a prefix
+  std::vector<std::string> routes;   // route names
+  std::vector<std::string> paths;    // exact, or a prefix with a trailing '*'
+  std::vector<std::string> methods;  // uppercase
+  std::vector<std::pair<std::string, std::string>> claims;  // JWT claim equals (or, for an
+                                                            // array claim, holds) the value
+  bool operator==(const AuthzRule&) const = default;
+};
+
+struct Authorization {
+  bool default_allow = false;  // for a request no rule matches, on a route some rule applies to
+  std::vector<AuthzRule> rules;
+  bool operator==(const Authorization&) const = default;
+};
+
 struct Route {
   std::string name;  // "<listener>#<index>" unless given; unique
   RouteMatch match;
@@ -196,6 +324,9 @@ struct Route {
   std::optional<RateLimit> rate_limit;
   std::optional<Fault> fault;
   std::optional<Idempotency> idempotency;
+  std::optional<RouteAuth> auth;    // JWT authentication
+  std::optional<ApiKeys> api_keys;  // API key authentication
+  std::optional<Cors> cors;
 };
 
 struct Listener {
@@ -206,6 +337,7 @@ struct Listener {
   // Clients whose x-ferry-deadline-ms is honoured (other Ferry nodes); from anyone else it is
   // stripped. Empty: nobody's.
   std::vector<IpNetwork> trust_deadline_from;
+  std::optional<ListenerTls> tls;  // none: plain TCP
 };
 
 enum class LbPolicy {
@@ -245,6 +377,7 @@ struct Service {
   Duration resolve_interval = seconds(30);            // re-resolution of DNS names
   std::string policy = "default";     // key into Config::policies; its routes' default
   std::optional<HealthCheck> health;  // active health checks; none: only outlier detection
+  std::optional<ServiceTls> tls;      // none: plain TCP
   bool operator==(const Service&) const = default;
 };
 
@@ -390,6 +523,9 @@ struct Config {
   // each whole (the default's fields where the file wrote none).
   std::map<std::string, Policy> policies;
   std::optional<IdempotencyStore> idempotency_store;  // required when a route sets idempotency
+  std::optional<Mesh> mesh;  // required when a listener or service says tls: mesh
+  Auth auth;
+  std::optional<Authorization> authorization;  // none: no authorization step
 };
 
 // Loads and validates. Every problem found is reported, one per line, as

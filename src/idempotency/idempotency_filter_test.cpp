@@ -40,6 +40,7 @@ class IdempotencyFilterTest : public ::testing::Test {
     std::string body;
     proxy::LocalReply reply;
     std::vector<std::unique_ptr<proxy::ResponseObserver>> observers;
+    proxy::CallerIdentity caller;
     Verdict verdict = Verdict::kContinue;
   };
 
@@ -70,8 +71,8 @@ class IdempotencyFilterTest : public ::testing::Test {
     e->head.target = "/pay";
     if (!key.empty()) e->head.headers.Add("Idempotency-Key", key);
     e->body = std::move(body);
-    FilterContext context{e->head,  route_, "127.0.0.1", "rid",       e->body,
-                          e->reply, clock_, 0,           e->observers};
+    FilterContext context{e->head,  route_, "127.0.0.1", "rid",        e->body,
+                          e->reply, clock_, 0,           e->observers, e->caller};
     e->verdict = filter_->OnRequest(context);
     if (e->verdict == Verdict::kWait) Run(RunWait(filter_.get(), &context, &e->verdict));
     return e;

@@ -236,7 +236,7 @@ class ExchangeRunner final : public upstream::InterimSink {
       if (!co_await BufferBody(chain_->body_limit())) co_return co_await UpstreamFailed();
     }
     FilterContext context{req_,   *route_, request_.peer().ip, request_id_, body_,
-                          reply_, clock_,  w_.slot(),          observers_};
+                          reply_, clock_,  w_.slot(),          observers_,  caller_};
     for (const auto& filter : chain_->filters()) {
       // Deciding at once is the common case: no coroutine frame for it.
       Verdict verdict = filter->OnRequest(context);
@@ -444,7 +444,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     status_ = resp.status;
     upstream_status_ = resp.status;
     FilterContext context{req_,   *route_, request_.peer().ip, request_id_, body_,
-                          reply_, clock_,  w_.slot(),          observers_};
+                          reply_, clock_,  w_.slot(),          observers_,  caller_};
     const auto& filters = chain_->filters();
     for (auto it = filters.rbegin(); it != filters.rend(); ++it) (*it)->OnResponse(context, resp);
 
@@ -592,6 +592,7 @@ class ExchangeRunner final : public upstream::InterimSink {
   std::string original_target_;
   std::string body_;  // the whole request body when the chain reads it (body_buffered_)
   std::vector<std::unique_ptr<ResponseObserver>> observers_;  // the chain's (filter_wait.hpp)
+  CallerIdentity caller_;                                     // who the filters found is calling
   std::optional<Error> failure_;   // why the exchange could not go on (UpstreamFailed)
   std::string_view failure_code_;  // its JSON code
   TimePoint start_{};

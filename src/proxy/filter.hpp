@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config.hpp"
@@ -47,6 +48,17 @@ struct LocalReply {
 
 class ResponseObserver;  // filter_wait.hpp
 
+// Who is calling, as far as Ferry has verified it: the TLS client's mesh identity (from its
+// certificate, set before the chain runs) and what authentication filters found (JWT, API key).
+// Authorization reads it; the forwarding filter sends `peer` upstream as x-ferry-caller.
+struct CallerIdentity {
+  std::string_view peer;  // verified SPIFFE ID of the mesh client ("" if none)
+  std::string api_key;    // name of the API key that authenticated ("" if none)
+  bool jwt = false;       // a JWT was verified; its claims follow
+  // String, number and boolean claims as text; an array claim is one pair per element.
+  std::vector<std::pair<std::string, std::string>> claims;
+};
+
 // What a filter may read and change about one exchange.
 struct FilterContext {
   http::RequestHead& request;  // as it will be sent upstream (target already rewritten)
@@ -61,6 +73,7 @@ struct FilterContext {
   // A filter that must see how the exchange ends (the response it stores, or that there was
   // none) adds an observer here in OnRequest or Wait; the exchange owns it from then on.
   std::vector<std::unique_ptr<ResponseObserver>>& observers;
+  CallerIdentity& caller;  // filled on the way; kept for the response filters
 
   // Starts the local reply; the filter then adds headers and a body and returns kReply.
   LocalReply& Answer(int status, std::string_view code = {}) {

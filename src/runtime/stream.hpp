@@ -32,9 +32,10 @@ namespace ferry::runtime {
 
 // The other end of a connection, as far as it is known ("" and 0 if not).
 struct Peer {
-  std::string ip;      // "10.0.0.7", "::1"
+  std::string ip;  // "10.0.0.7", "::1"
   std::uint16_t port = 0;
-  std::string address;  // "10.0.0.7:5123", "[::1]:5123": the access log's client
+  std::string address;   // "10.0.0.7:5123", "[::1]:5123": the access log's client
+  std::string identity;  // the SPIFFE ID of a verified mesh client certificate ("" if none)
 };
 
 class Stream {
@@ -89,7 +90,9 @@ class Stream {
       return tcp_->async_wait(tcp::socket::wait_read, std::forward<Token>(token));
     }
     return asio::async_initiate<Token, void(error_code)>(
-        [](auto handler, Stream* self) { self->StartWaitReadable(WaitHandler(std::move(handler))); },
+        [](auto handler, Stream* self) {
+          self->StartWaitReadable(WaitHandler(std::move(handler)));
+        },
         token, this);
   }
 

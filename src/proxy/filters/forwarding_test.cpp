@@ -18,7 +18,9 @@ http::RequestHead Forward(const Forwarding& filter, std::string_view client_ip) 
   config::Route route;
   LocalReply reply;
   std::vector<std::unique_ptr<ResponseObserver>> observers;
-  FilterContext context{head, route, client_ip, "rid", {}, reply, SystemClock(), 0, observers};
+  CallerIdentity caller;
+  FilterContext context{head,  route,         client_ip, "rid",     {},
+                        reply, SystemClock(), 0,         observers, caller};
   EXPECT_EQ(filter.OnRequest(context), Verdict::kContinue);
   return head;
 }
