@@ -274,6 +274,21 @@ json::object BusJson(const Bus& bus) {
   return out;
 }
 
+// A listener's tls: "mesh" or its map. Key files are paths, not secrets: shown as written.
+json::value ListenerTlsJson(const ListenerTls& tls) {
+  if (tls.mesh) return "mesh";
+  json::array certificates;
+  for (const TlsCertificate& c : tls.certificates) {
+    certificates.emplace_back(json::object{{"cert", c.cert}, {"key", c.key}});
+  }
+  json::object out{{"certificates", std::move(certificates)},
+                   {"min_version", tls.min_version == TlsVersion::k1_3 ? "1.3" : "1.2"},
+                   {"session_resumption", tls.session_resumption}};
+  if (!tls.ciphers.empty()) out["ciphers"] = tls.ciphers;
+  if (!tls.client_ca.empty()) out["client_ca"] = tls.client_ca;
+  return out;
+}
+
 }  // namespace
 
 std::string ToJson(const Config& config) {
@@ -283,11 +298,13 @@ std::string ToJson(const Config& config) {
     for (const Route& r : l.routes) routes.emplace_back(RouteJson(r));
     json::array trusted;
     for (const IpNetwork& n : l.trust_deadline_from) trusted.emplace_back(n.text);
-    listeners.emplace_back(json::object{{"name", l.name},
-                                        {"listen", l.listen.ToString()},
-                                        {"limits", LimitsJson(l.limits)},
-                                        {"trust_deadline_from", std::move(trusted)},
-                                        {"routes", std::move(routes)}});
+    json::object listener{{"name", l.name},
+                          {"listen", l.listen.ToString()},
+                          {"limits", LimitsJson(l.limits)},
+                          {"trust_deadline_from", std::move(trusted)},
+                          {"routes", std::move(routes)}};
+    if (l.tls) listener["tls"] = ListenerTlsJson(*l.tls);
+    listeners.emplace_back(std::move(listener));
   }
   json::object policies;
   for (const auto& [name, policy] : config.policies) policies[name] = PolicyJson(policy);

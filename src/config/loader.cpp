@@ -13,6 +13,7 @@
 #include "config/bus_loader.hpp"
 #include "config/config.hpp"
 #include "config/policy_loader.hpp"
+#include "config/tls_loader.hpp"
 #include "config/yaml_reader.hpp"
 
 namespace ferry::config {
@@ -113,6 +114,11 @@ class Loader : private internal::StrictReader {
       config_.idempotency_store = internal::ReadIdempotencyStore(*store, d_);
     }
     top.Finish();
+    if (!config_.mesh) {
+      for (const Field& f : mesh_users_) {
+        Error(f, "tls: mesh needs a mesh: block (the node's mesh certificate, key and CA)");
+      }
+    }
   }
 
   void ReadAdmin(const Field& field) {
@@ -159,6 +165,10 @@ class Loader : private internal::StrictReader {
     if (auto limits = map.Take("limits")) ReadLimits(*limits, listener.limits);
     if (auto trusted = map.Take("trust_deadline_from")) {
       listener.trust_deadline_from = internal::ReadNetworks(*trusted, d_);
+    }
+    if (auto tls = map.Take("tls")) {
+      listener.tls = internal::ReadListenerTls(*tls, d_);
+      if (listener.tls && listener.tls->mesh) mesh_users_.push_back(*tls);
     }
     if (auto routes = map.Take("routes")) {
       if (auto items = ReadSequence(*routes, d_)) {
@@ -555,7 +565,8 @@ class Loader : private internal::StrictReader {
   };
   std::vector<RouteNote> route_notes_;
   std::vector<internal::ServiceReference> policy_references_;  // services' and routes' policies
-  bool store_written_ = false;  // idempotency_store is written (maybe invalid)
+  std::vector<Field> mesh_users_;  // the `tls: mesh` fields, checked once `mesh:` is read
+  bool store_written_ = false;     // idempotency_store is written (maybe invalid)
 };
 
 }  // namespace

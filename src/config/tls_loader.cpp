@@ -1,0 +1,98 @@
+#include "config/tls_loader.hpp"
+
+#include <fmt/format.h>
+
+namespace ferry::config::internal {
+
+namespace {
+
+class TlsReader : public StrictReader {
+ public:
+  explicit TlsReader(Diagnostics& diags) : StrictReader(diags) {}
+
+  std::optional<ListenerTls> ReadListenerTls(const Field& field) {
+    if (field.node.IsScalar()) {
+      if (field.node.Scalar() == "mesh") return ListenerTls{.mesh = true};
+      Error(field, fmt::format("tls must be mesh or a map with cert and key, got '{}'",
+                               field.node.Scalar()));
+      return std::nullopt;
+    }
+    MapReader map(field, d_);
+    if (!map.ok()) return std::nullopt;
+    ListenerTls tls;
+    auto cert = map.Take("cert");
+    auto key = map.Take("key");
+    if (cert || key) {
+      if (!cert || !key) {
+        Error(field, "cert and key go together");
+      } else if (auto pair = ReadPair(*cert, *key)) {
+        tls.certificates.push_back(*pair);
+      }
+    }
+    if (auto list = map.Take("certificates")) {
+      if (auto items = ReadSequence(*list, d_)) {
+        for (const Field& item : *items) {
+          MapReader entry(item, d_);
+          auto c = Require(entry, item, "cert");
+          auto k = Require(entry, item, "key");
+          if (c && k) {
+            if (auto pair = ReadPair(*c, *k)) tls.certificates.push_back(*pair);
+          }
+          entry.Finish();
+        }
+      }
+    }
+    if (tls.certificates.empty() && map.ok()) {
+      Error(field, "tls needs a certificate: cert and key, or certificates: [{cert, key}]");
+    }
+    Assign(map, "min_version", tls.min_version, [&](const Field& f) { return ReadVersion(f); });
+    Assign(map, "ciphers", tls.ciphers, [&](const Field& f) { return NonEmpty(f); });
+    Assign(map, "client_ca", tls.client_ca, [&](const Field& f) { return NonEmpty(f); });
+    Assign(map, "session_resumption", tls.session_resumption,
+           [&](const Field& f) { return ReadBool(f, d_); });
+    map.Finish();
+    return tls;
+  }
+
+ private:
+  std::optional<std::string> NonEmpty(const Field& field) {
+    auto text = ReadString(field, d_);
+    if (text && text->empty()) {
+      Error(field, "must not be empty");
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  std::optional<TlsCertificate> ReadPair(const Field& cert, const Field& key) {
+    auto c = NonEmpty(cert);
+    auto k = NonEmpty(key);
+    if (!c || !k) return std::nullopt;
+    return TlsCertificate{*c, *k};
+  }
+
+  std::optional<TlsVersion> ReadVersion(const Field& field) {
+    if (field.node.IsScalar() && field.node.Tag() == "?") {
+      // A plain 1.2 is a number to YAML: say how to write it.
+      const std::string& text = field.node.Scalar();
+      if (text == "1.2" || text == "1.3") {
+        Error(field, fmt::format("write the version as a quoted string: \"{}\"", text));
+        return std::nullopt;
+      }
+    }
+    auto text = ReadString(field, d_);
+    if (!text) return std::nullopt;
+    if (*text == "1.2") return TlsVersion::k1_2;
+    if (*text == "1.3") return TlsVersion::k1_3;
+    Error(field, fmt::format("min_version must be \"1.2\" or \"1.3\", got '{}'", *text));
+    return std::nullopt;
+  }
+};
+
+}  // namespace
+
+std::optional<ListenerTls> ReadListenerTls(const Field& field, Diagnostics& diags) {
+  return TlsReader(diags).ReadListenerTls(field);
+}
+
+}  // namespace ferry::config::internal
