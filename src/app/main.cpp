@@ -1,5 +1,6 @@
 // ferry: the command line. Exit codes (app/exit_code.hpp): 0 ok, 1 bad config or runtime
-// failure, 2 bad usage. The bus commands (publish, consume, dlq) live in bus_cli.cpp.
+// failure, 2 bad usage. The bus commands (publish, consume, dlq) live in bus_cli.cpp, the CA's
+// (ca init, ca issue) in ca_cli.cpp.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "app/bus_cli.hpp"
+#include "app/ca_cli.hpp"
 #include "app/exit_code.hpp"
 #include "app/node.hpp"
 #include "config/config.hpp"
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("version", "Print the version.");
   ferry::app::BusCli bus_cli(app);
+  ferry::app::CaCli ca_cli(app);
 
   try {
     app.parse(argc, argv);
@@ -70,6 +73,7 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("validate")) return Validate(config_path);
   if (bus_cli.Selected()) return bus_cli.Run();
+  if (ca_cli.Selected()) return ca_cli.Run();
   spdlog::set_level(spdlog::level::from_str(log_level));
   return ferry::app::RunNode(config_path);
 }
