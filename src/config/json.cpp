@@ -289,6 +289,16 @@ json::value ListenerTlsJson(const ListenerTls& tls) {
   return out;
 }
 
+json::object MeshJson(const Mesh& mesh) {
+  json::object out{{"cert", mesh.cert}, {"key", mesh.key}, {"ca", mesh.ca}};
+  if (mesh.renew) {
+    json::object renew{{"url", mesh.renew->url}, {"service", mesh.renew->service}};
+    if (!mesh.renew->token_file.empty()) renew["token_file"] = mesh.renew->token_file;
+    out["renew"] = std::move(renew);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string ToJson(const Config& config) {
@@ -327,6 +337,7 @@ std::string ToJson(const Config& config) {
       root["idempotency_store"] = json::object{{"data_dir", store.data_dir}};
     }
   }
+  if (config.mesh) root["mesh"] = MeshJson(*config.mesh);
   return json::serialize(root);
 }
 

@@ -113,8 +113,12 @@ class Loader : private internal::StrictReader {
       store_written_ = true;
       config_.idempotency_store = internal::ReadIdempotencyStore(*store, d_);
     }
+    if (auto mesh = top.Take("mesh")) {
+      mesh_written_ = true;
+      config_.mesh = internal::ReadMesh(*mesh, d_);
+    }
     top.Finish();
-    if (!config_.mesh) {
+    if (!mesh_written_) {
       for (const Field& f : mesh_users_) {
         Error(f, "tls: mesh needs a mesh: block (the node's mesh certificate, key and CA)");
       }
@@ -565,6 +569,7 @@ class Loader : private internal::StrictReader {
   };
   std::vector<RouteNote> route_notes_;
   std::vector<internal::ServiceReference> policy_references_;  // services' and routes' policies
+  bool mesh_written_ = false;      // `mesh:` is written (maybe invalid: then that is the error)
   std::vector<Field> mesh_users_;  // the `tls: mesh` fields, checked once `mesh:` is read
   bool store_written_ = false;     // idempotency_store is written (maybe invalid)
 };

@@ -54,7 +54,47 @@ class TlsReader : public StrictReader {
     return tls;
   }
 
+  std::optional<Mesh> ReadMesh(const Field& field) {
+    MapReader map(field, d_);
+    if (!map.ok()) return std::nullopt;
+    Mesh mesh;
+    bool ok = true;
+    for (auto [key, out] : {std::pair<const char*, std::string*>{"cert", &mesh.cert},
+                            {"key", &mesh.key},
+                            {"ca", &mesh.ca}}) {
+      auto value = Require(map, field, key);
+      auto path = value ? NonEmpty(*value) : std::nullopt;
+      ok = ok && path.has_value();
+      if (path) *out = *path;
+    }
+    if (auto renew = map.Take("renew")) mesh.renew = ReadRenewal(*renew);
+    map.Finish();
+    if (!ok) return std::nullopt;
+    return mesh;
+  }
+
  private:
+  std::optional<MeshRenewal> ReadRenewal(const Field& field) {
+    MapReader map(field, d_);
+    if (!map.ok()) return std::nullopt;
+    MeshRenewal renew;
+    if (auto url = Require(map, field, "url")) {
+      if (auto text = ReadString(*url, d_)) {
+        if (!text->starts_with("https://")) {
+          Error(*url, fmt::format("renew.url '{}' must be an https:// URL", *text));
+        } else {
+          renew.url = *text;
+        }
+      }
+    }
+    Assign(map, "token_file", renew.token_file, [&](const Field& f) { return NonEmpty(f); });
+    if (auto service = Require(map, field, "service")) {
+      if (auto text = NonEmpty(*service)) renew.service = *text;
+    }
+    map.Finish();
+    return renew;
+  }
+
   std::optional<std::string> NonEmpty(const Field& field) {
     auto text = ReadString(field, d_);
     if (text && text->empty()) {
@@ -93,6 +133,10 @@ class TlsReader : public StrictReader {
 
 std::optional<ListenerTls> ReadListenerTls(const Field& field, Diagnostics& diags) {
   return TlsReader(diags).ReadListenerTls(field);
+}
+
+std::optional<Mesh> ReadMesh(const Field& field, Diagnostics& diags) {
+  return TlsReader(diags).ReadMesh(field);
 }
 
 }  // namespace ferry::config::internal

@@ -18,5 +18,7 @@ namespace ferry::config::internal {
 // `tls: mesh` or `tls: {cert, key, certificates: [{cert, key}], min_version, ciphers,
 // client_ca, session_resumption}`.
 std::optional<ListenerTls> ReadListenerTls(const Field& field, Diagnostics& diags);
+// `mesh: {cert, key, ca, renew: {url, service, token_file}}`.
+std::optional<Mesh> ReadMesh(const Field& field, Diagnostics& diags);
 
 }  // namespace ferry::config::internal
