@@ -14,6 +14,7 @@
 #include "app/exit_code.hpp"
 #include "app/node.hpp"
 #include "config/config.hpp"
+#include "tls/listener_contexts.hpp"
 
 namespace {
 
@@ -25,6 +26,11 @@ int Validate(const std::string& path) {
   auto config = ferry::config::LoadFile(path);
   if (!config) {
     fmt::print(stderr, "{}\n", config.error().message());
+    return kExitFailure;
+  }
+  // The certificate and key files, as the node would load them at start.
+  if (auto tls = ferry::tls::ListenerContexts().Sync(**config); !tls) {
+    fmt::print(stderr, "{}: {}\n", path, tls.error().message());
     return kExitFailure;
   }
   fmt::print("{}: ok ({} listener(s), {} service(s))\n", path, (*config)->listeners.size(),

@@ -27,6 +27,7 @@
 #include "proxy/worker_state.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/worker.hpp"
+#include "tls/listener_contexts.hpp"
 #include "upstream/resolver.hpp"
 
 namespace ferry::app {
@@ -91,6 +92,11 @@ class Node {
       states_.back()->SetHealthRegistry(&health_.registry());
       states_.back()->ApplySnapshot(snapshot_);
     }
+    if (auto r = tls_.Sync(*config_); !r) {
+      spdlog::error("{}", r.error().message());
+      return 1;
+    }
+    for (auto& state : states_) state->SetListenerTls(tls_.contexts());
     if (auto r = SyncListeners(*config_); !r) {
       spdlog::error("{}", r.error().message());
       return 1;
@@ -236,6 +242,20 @@ class Node {
       spdlog::error("reload ({}) rejected; the running config stays: {}", why, r.error().message());
       return;
     }
+    // Before the listeners start: a new TLS listener must never accept without its context.
+    auto tls = tls_.Sync(c);
+    if (!tls) {
+      metrics_.reload_failures.Add(registry_.main_slot());
+      spdlog::error("reload ({}) rejected; the running config stays: {}", why,
+                    tls.error().message());
+      return;
+    }
+    for (const std::string& warning : *tls) spdlog::error("reload ({}): {}", why, warning);
+    for (int i = 0; i < worker_count_; ++i) {
+      workers_[i]->Post([state = states_[i].get(), contexts = tls_.contexts()]() mutable {
+        state->SetListenerTls(std::move(contexts));
+      });
+    }
     if (auto r = SyncListeners(c); !r) {
       metrics_.reload_failures.Add(registry_.main_slot());
       spdlog::error("reload ({}) rejected; the running config stays: {}", why, r.error().message());
@@ -309,6 +329,8 @@ class Node {
         Reload("file changed");
         watcher_loaded_ = now;
         watcher_loaded_at_ = Clock::now();
+      } else if (tls_.FilesChanged()) {
+        Reload("a TLS certificate, key or CA file changed");
       }
       WatchConfigFile();
     });
@@ -472,6 +494,7 @@ class Node {
   std::shared_ptr<observability::AccessLogSink> access_log_;
   std::vector<std::unique_ptr<runtime::Worker>> workers_;
   std::vector<std::unique_ptr<proxy::WorkerState>> states_;
+  tls::ListenerContexts tls_;  // the listeners' TLS contexts, rebuilt when their files change
   std::map<std::string, OpenListener> listeners_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<bus::BusService> bus_;

@@ -235,6 +235,8 @@ class ExchangeRunner final : public upstream::InterimSink {
     if (chain_->body_limit() != 0 && has_body_) {
       if (!co_await BufferBody(chain_->body_limit())) co_return co_await UpstreamFailed();
     }
+    // Only a certificate the TLS handshake verified names the caller (never a header).
+    caller_.peer = request_.peer().identity;
     FilterContext context{req_,   *route_, request_.peer().ip, request_id_, body_,
                           reply_, clock_,  w_.slot(),          observers_,  caller_};
     for (const auto& filter : chain_->filters()) {

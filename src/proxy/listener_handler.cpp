@@ -23,6 +23,10 @@ void ListenerHandler::ConnectionClosed() {
   worker_.metrics()->downstream_active.Add(worker_.slot(), -1);
 }
 
+void ListenerHandler::HandshakeFailed() {
+  worker_.metrics()->tls_handshake_failures.Add(worker_.slot());
+}
+
 server::ServerOptions ServerOptionsOf(const config::Limits& limits) {
   server::ServerOptions options;
   options.max_header_bytes = static_cast<std::size_t>(limits.max_header_bytes);

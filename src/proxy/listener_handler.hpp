@@ -25,6 +25,7 @@ class ListenerHandler final : public server::Handler {
                  server::ResponseHead& head, std::string& body) override;
   void ConnectionOpened() override;
   void ConnectionClosed() override;
+  void HandshakeFailed() override;
 
   const std::string& listener() const { return listener_; }
 

@@ -48,10 +48,11 @@ class ProxyMetrics {
   // of local_reply.hpp are resolved up front; another code takes the registry lock once.
   observability::Counter& LocalReply(std::string_view code);
 
-  observability::Gauge& downstream_active;   // open client connections
-  observability::Counter& downstream_total;  // accepted client connections
-  observability::Counter& reloads;           // config reloads applied
-  observability::Counter& reload_failures;   // reloads rejected (the old config stayed)
+  observability::Gauge& downstream_active;         // open client connections
+  observability::Counter& downstream_total;        // accepted client connections
+  observability::Counter& reloads;                 // config reloads applied
+  observability::Counter& reload_failures;         // reloads rejected (the old config stayed)
+  observability::Counter& tls_handshake_failures;  // client TLS handshakes failed or timed out
 
  private:
   observability::CounterFamily& route_requests_;

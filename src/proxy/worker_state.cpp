@@ -61,11 +61,27 @@ void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot) {
   }
   services_ = std::move(next);
   snapshot_ = std::move(snapshot);
-  for (auto& [name, served] : listeners_) {
+  ApplyServerOptions();
+}
+
+void WorkerState::SetListenerTls(ListenerTlsContexts contexts) {
+  tls_ = std::move(contexts);
+  ApplyServerOptions();
+}
+
+server::ServerOptions WorkerState::ServerOptionsFor(const std::string& name) const {
+  server::ServerOptions options;
+  if (snapshot_) {
     if (auto it = snapshot_->listeners.find(name); it != snapshot_->listeners.end()) {
-      served->server.SetOptions(ServerOptionsOf(it->second.config->limits));
+      options = ServerOptionsOf(it->second.config->limits);
     }
   }
+  if (auto it = tls_.find(name); it != tls_.end()) options.tls = it->second;
+  return options;
+}
+
+void WorkerState::ApplyServerOptions() {
+  for (auto& [name, served] : listeners_) served->server.SetOptions(ServerOptionsFor(name));
 }
 
 ServiceState* WorkerState::Service(const std::string& name) {
@@ -110,13 +126,7 @@ std::string WorkerState::NewRequestId() {
 
 void WorkerState::StartListener(const std::string& name, std::shared_ptr<tcp::acceptor> acceptor) {
   StopListener(name);
-  server::ServerOptions options;
-  if (snapshot_) {
-    if (auto it = snapshot_->listeners.find(name); it != snapshot_->listeners.end()) {
-      options = ServerOptionsOf(it->second.config->limits);
-    }
-  }
-  auto served = std::make_unique<ListenerServer>(*this, name, options);
+  auto served = std::make_unique<ListenerServer>(*this, name, ServerOptionsFor(name));
   served->server.Listen(std::make_unique<runtime::Acceptor>(std::move(*acceptor)));
   if (draining_) served->server.Drain();
   listeners_.emplace(name, std::move(served));

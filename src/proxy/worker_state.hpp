@@ -18,11 +18,19 @@
 #include "proxy/snapshot.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "runtime/worker.hpp"
+#include "server/server.hpp"
 #include "upstream/cluster.hpp"
 #include "upstream/load_balancer.hpp"
 #include "upstream/service_health.hpp"
 
+namespace ferry::tls {
+class ServerContext;
+}
+
 namespace ferry::proxy {
+
+// Listener name -> its TLS context (listeners without `tls:` are absent).
+using ListenerTlsContexts = std::map<std::string, std::shared_ptr<const tls::ServerContext>>;
 
 struct ServiceState {
   const ServicePlan* plan = nullptr;
@@ -44,6 +52,10 @@ class WorkerState {
   // balancers are rebuilt, connection pools and health of endpoints that stay are kept). Exchanges
   // in flight keep the snapshot (and so the filter chains) they started with.
   void ApplySnapshot(std::shared_ptr<const Snapshot> snapshot);
+  // The TLS context of each listener with `tls:` (by name): applies to new connections of the
+  // listeners running now and of those started later. The node sets it before it starts a
+  // listener or applies a snapshot that needs it.
+  void SetListenerTls(ListenerTlsContexts contexts);
   void SetAccessLog(std::shared_ptr<observability::AccessLogSink> sink);
   // The node's endpoint health per service (ejection, health checks), which the clusters of
   // later snapshots share; must outlive the worker state. None: every endpoint is usable.
@@ -82,12 +94,15 @@ class WorkerState {
   bool draining() const { return draining_; }
 
  private:
+  server::ServerOptions ServerOptionsFor(const std::string& name) const;
+  void ApplyServerOptions();
   void StartMaintenance();
   void Maintain();
 
   runtime::Worker& worker_;
   ProxyMetrics& metrics_;
   std::shared_ptr<const Snapshot> snapshot_;
+  ListenerTlsContexts tls_;
   const Clock& clock_;
   std::map<std::string, ServiceState> services_;
   std::vector<std::pair<std::string, observability::Counter*>> reply_counters_;  // filters' codes

@@ -104,6 +104,8 @@ class Handler {
   // A connection was accepted / has ended (for connection counters).
   virtual void ConnectionOpened() {}
   virtual void ConnectionClosed() {}
+  // A TLS handshake failed or timed out (the connection was closed; no request was read).
+  virtual void HandshakeFailed() {}
 };
 
 // The JSON error body every Ferry API answers with, newline-terminated:

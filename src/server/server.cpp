@@ -17,6 +17,7 @@
 #include "runtime/deadline.hpp"
 #include "runtime/read_buffer.hpp"
 #include "runtime/task_group.hpp"
+#include "tls/server_context.hpp"
 
 namespace ferry::server {
 
@@ -681,6 +682,24 @@ Task<void> Connection::Linger() {
 
 namespace {
 
+// A TLS connection: the handshake (under the header-read timeout, as a first request's head
+// is), then the connection as any other. A failed handshake closes it, counted and logged at
+// debug (scanners and plaintext clients make them all day).
+Task<void> HandshakeThenRun(std::shared_ptr<Server::State> state,
+                            std::unique_ptr<runtime::Stream> lower,
+                            std::shared_ptr<const tls::ServerContext> tls) {
+  const std::string client = lower->peer().address;
+  auto stream =
+      co_await tls::ServerHandshake(std::move(lower), *tls, state->options->header_read_timeout);
+  if (!stream) {
+    if (!state->detached) state->handler.HandshakeFailed();
+    spdlog::debug("TLS handshake from {} failed: {}", client, stream.error().message());
+    co_return;
+  }
+  if (state->draining) co_return;
+  co_await Connection::Run(state, std::move(*stream), 0);
+}
+
 Task<void> AcceptLoop(std::shared_ptr<Server::State> state, runtime::Acceptor* acceptor) {
   asio::steady_timer backoff(state->io);
   for (;;) {
@@ -694,7 +713,11 @@ Task<void> AcceptLoop(std::shared_ptr<Server::State> state, runtime::Acceptor* a
       continue;
     }
     if (state->draining) break;
-    state->tasks.Spawn(Connection::Run(state, std::move(*stream), 0));
+    if (std::shared_ptr<const tls::ServerContext> tls = state->options->tls) {
+      state->tasks.Spawn(HandshakeThenRun(state, std::move(*stream), std::move(tls)));
+    } else {
+      state->tasks.Spawn(Connection::Run(state, std::move(*stream), 0));
+    }
   }
 }
 

@@ -25,6 +25,10 @@
 #include "runtime/stream.hpp"
 #include "server/exchange.hpp"
 
+namespace ferry::tls {
+class ServerContext;
+}
+
 namespace ferry::server {
 
 struct ServerOptions {
@@ -46,6 +50,10 @@ struct ServerOptions {
   // wait for the next request, which resumes it on a new coroutine. Its idle timeout then
   // counts from when it parked. 0: never park.
   Duration park_after = std::chrono::seconds(1);
+  // TLS on this server's connections: each accepted connection's handshake must end within
+  // header_read_timeout, else it is closed (counted by Handler::HandshakeFailed). A new
+  // context (a reload) applies to new connections. None: plain TCP.
+  std::shared_ptr<const tls::ServerContext> tls;
 };
 
 class Server {

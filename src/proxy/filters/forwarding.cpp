@@ -36,7 +36,8 @@ Verdict Forwarding::OnRequest(FilterContext& context) const {
     forwarded_for.append(context.client_ip);
     h.Set("x-forwarded-for", forwarded_for);
   }
-  h.Set("x-forwarded-proto", "http");
+  h.Set("x-forwarded-proto", https_ ? "https" : "http");
+  if (!context.caller.peer.empty()) h.Set("x-ferry-caller", context.caller.peer);
   if (!h.Has("x-request-id")) h.Add("x-request-id", context.request_id);
   return Verdict::kContinue;
 }
@@ -53,7 +54,9 @@ std::unique_ptr<const Filter> MakeForwarding(const config::Route& route,
   // The listener the route belongs to (the route is one of its routes, in the same config).
   for (const config::Listener& listener : config.listeners) {
     for (const config::Route& r : listener.routes) {
-      if (&r == &route) return std::make_unique<Forwarding>(listener.trust_deadline_from);
+      if (&r == &route) {
+        return std::make_unique<Forwarding>(listener.trust_deadline_from, listener.tls.has_value());
+      }
     }
   }
   return std::make_unique<Forwarding>();

@@ -8,8 +8,10 @@
 namespace ferry::proxy::filters {
 namespace {
 
-// Runs the filter on a request with the given x-ferry-* fields from `client_ip`.
-http::RequestHead Forward(const Forwarding& filter, std::string_view client_ip) {
+// Runs the filter on a request with the given x-ferry-* fields from `client_ip` (whose verified
+// SPIFFE ID is `peer`, if any).
+http::RequestHead Forward(const Forwarding& filter, std::string_view client_ip,
+                          std::string_view peer = {}) {
   http::RequestHead head;
   head.method = "GET";
   head.target = "/";
@@ -19,6 +21,7 @@ http::RequestHead Forward(const Forwarding& filter, std::string_view client_ip) 
   LocalReply reply;
   std::vector<std::unique_ptr<ResponseObserver>> observers;
   CallerIdentity caller;
+  caller.peer = peer;
   FilterContext context{head,  route,         client_ip, "rid",     {},
                         reply, SystemClock(), 0,         observers, caller};
   EXPECT_EQ(filter.OnRequest(context), Verdict::kContinue);
@@ -31,6 +34,22 @@ TEST(Forwarding, StripsFerryHeadersFromUntrustedClients) {
   EXPECT_FALSE(head.headers.Has("x-ferry-deadline-ms"));
   EXPECT_FALSE(head.headers.Has("x-ferry-caller"));
   EXPECT_EQ(head.headers.Get("x-forwarded-for"), "10.1.2.3");
+}
+
+TEST(Forwarding, CallerIsTheVerifiedPeerOnly) {
+  const Forwarding filter;
+  const http::RequestHead head = Forward(filter, "10.1.2.3", "spiffe://mesh.test/service/orders");
+  EXPECT_EQ(head.headers.Get("x-ferry-caller"), "spiffe://mesh.test/service/orders");
+  int callers = 0;
+  head.headers.ForEach(
+      [&](const http::Headers::Field& f) { callers += f.name == "x-ferry-caller"; });
+  EXPECT_EQ(callers, 1);  // the spoofed one is gone
+}
+
+TEST(Forwarding, ProtoSaysHttpsOnTlsListeners) {
+  EXPECT_EQ(Forward(Forwarding(), "10.1.2.3").headers.Get("x-forwarded-proto"), "http");
+  EXPECT_EQ(Forward(Forwarding({}, /*https=*/true), "10.1.2.3").headers.Get("x-forwarded-proto"),
+            "https");
 }
 
 TEST(Forwarding, KeepsTheDeadlineOfATrustedNetworkOnly) {
