@@ -89,6 +89,7 @@ results=$work/results.tsv
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }
 
 origin_port=$(free_port)
+listen_port=0
 mkdir -p "$work/origin/origin-tmp"
 render "$here/nginx-origin.conf" "$work/origin/nginx.conf"
 nginx -p "$work/origin/" -e "$work/origin/startup-error.log" -c "$work/origin/nginx.conf" \

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <cstring>
 #include <optional>
 
@@ -24,9 +25,19 @@ constexpr std::size_t kMaxWriteBytes = 64 * 1024;
 // Gathered buffers up to this size are copied into one record instead of one record each.
 constexpr std::size_t kCoalesceBytes = 16 * 1024;
 
+// Completes an operation from its initiating function: never inline (Asio's rule), so posted.
 template <typename Handler, typename... Args>
 void Complete(const asio::any_io_executor& ex, Handler handler, Args... args) {
   asio::post(ex, asio::append(std::move(handler), args...));
+}
+
+// Completes an operation from a lower stream's completion handler, i.e. on the handler's own
+// event loop: inline (one trip through the loop's queue fewer on every read and write). The
+// caller has taken the handler out of its slot first: the resumed coroutine may start the next
+// operation at once.
+template <typename Handler, typename... Args>
+void CompleteNow(Handler handler, Args... args) {
+  asio::dispatch(asio::append(std::move(handler), args...));
 }
 
 // OpenSSL's reason for the last failure on this thread, cleared after.
@@ -81,9 +92,11 @@ struct TlsStream::Impl : std::enable_shared_from_this<Impl> {
   std::optional<IoHandler> write_op;
   std::size_t write_bytes = 0;  // plaintext the pending write op took
 
-  void ContinueRead();
+  // `initiating`: called from StartRead (completions must be posted), not from a handler.
+  void ContinueRead(bool initiating);
   void ReadLower();
-  void FinishRead(error_code ec, std::size_t n);
+  void FinishRead(error_code ec, std::size_t n, bool initiating);
+  void FinishWrite(error_code ec, std::size_t n);
   void PumpWrite();
   void OnLowerWrite(error_code ec);
 };
@@ -147,20 +160,20 @@ const BIO_METHOD* StreamBioMethod() {
 
 }  // namespace
 
-void TlsStream::Impl::ContinueRead() {
+void TlsStream::Impl::ContinueRead(bool initiating) {
   std::size_t n = 0;
   ERR_clear_error();
   const int r = SSL_read_ex(ssl, read_buffer.data(), read_buffer.size(), &n);
   // Reading may make records to send (TLS 1.3 key update answers, alerts).
   if (!pending.empty()) PumpWrite();
-  if (r == 1) return FinishRead({}, n);
+  if (r == 1) return FinishRead({}, n, initiating);
   switch (SSL_get_error(ssl, r)) {
     case SSL_ERROR_WANT_READ:
       return ReadLower();
     case SSL_ERROR_ZERO_RETURN:  // close_notify
-      return FinishRead(asio::error::eof, 0);
+      return FinishRead(asio::error::eof, 0, initiating);
     default:
-      return FinishRead(SslErrorCode(), 0);
+      return FinishRead(SslErrorCode(), 0, initiating);
   }
 }
 
@@ -171,15 +184,24 @@ void TlsStream::Impl::ReadLower() {
       asio::buffer(input.get(), kInputBytes),
       asio::bind_cancellation_slot(slot, [self = shared_from_this()](error_code ec, std::size_t n) {
         if (!self->read_op) return;
-        if (ec) return self->FinishRead(ec, 0);
+        if (ec) return self->FinishRead(ec, 0, /*initiating=*/false);
         self->input_end = n;
-        self->ContinueRead();
+        self->ContinueRead(/*initiating=*/false);
       }));
 }
 
-void TlsStream::Impl::FinishRead(error_code ec, std::size_t n) {
-  Complete(ex, std::move(*read_op), ec, n);
+void TlsStream::Impl::FinishRead(error_code ec, std::size_t n, bool initiating) {
+  IoHandler handler = std::move(*read_op);
   read_op.reset();
+  if (initiating) return Complete(ex, std::move(handler), ec, n);
+  CompleteNow(std::move(handler), ec, n);
+}
+
+// Only ever reached from OnLowerWrite: a write op exists only while its records are written.
+void TlsStream::Impl::FinishWrite(error_code ec, std::size_t n) {
+  IoHandler handler = std::move(*write_op);
+  write_op.reset();
+  CompleteNow(std::move(handler), ec, n);
 }
 
 void TlsStream::Impl::PumpWrite() {
@@ -189,10 +211,7 @@ void TlsStream::Impl::PumpWrite() {
       lower_shut = true;
       lower->ShutdownSend();
     }
-    if (write_op) {
-      Complete(ex, std::move(*write_op), error_code(), write_bytes);
-      write_op.reset();
-    }
+    if (write_op) FinishWrite(error_code(), write_bytes);
     return;
   }
   std::swap(pending, sending);
@@ -212,10 +231,7 @@ void TlsStream::Impl::OnLowerWrite(error_code ec) {
   if (ec) {
     write_error = ec;
     pending.clear();
-    if (write_op) {
-      Complete(ex, std::move(*write_op), ec, std::size_t{0});
-      write_op.reset();
-    }
+    if (write_op) FinishWrite(ec, 0);
     return;
   }
   PumpWrite();
@@ -242,7 +258,7 @@ void TlsStream::StartRead(asio::mutable_buffer buffer, IoHandler handler) {
   if (buffer.size() == 0) return Complete(s.ex, std::move(handler), error_code(), std::size_t{0});
   s.read_buffer = buffer;
   s.read_op.emplace(std::move(handler));
-  s.ContinueRead();
+  s.ContinueRead(/*initiating=*/true);
 }
 
 void TlsStream::StartWrite(const ConstBuffers& buffers, IoHandler handler) {

@@ -101,6 +101,24 @@ def test_https_reaches_the_echo_service_with_forwarded_proto_https(start_ferry, 
     assert "x-ferry-caller" not in headers  # not a mesh client: never set, spoof stripped
 
 
+def test_large_bodies_both_ways_over_tls(start_ferry, echo, site, tmp_path):
+    import zlib
+    pki, cert, key = site
+    ferry = start_ferry(tls_config(echo.port, {"cert": str(cert), "key": str(key)}))
+    payload = os.urandom(8 * 1024 * 1024)
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(payload)
+    r = curl_https(ferry.port(), pki.ca, "/upload", "--data-binary", f"@{upload}")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["received"] == len(payload)
+    assert got["crc32"] == zlib.crc32(payload)
+    out = tmp_path / "download.bin"
+    r = curl_https(ferry.port(), pki.ca, f"/bytes/{6 * 1024 * 1024}", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size == 6 * 1024 * 1024
+
+
 def test_alpn_http11_is_negotiated(start_ferry, echo, site):
     pki, cert, key = site
     ferry = start_ferry(tls_config(echo.port, {"cert": str(cert), "key": str(key)}))
