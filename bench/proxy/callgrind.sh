@@ -15,9 +15,11 @@
 #   POLICY=standard gives the service the issue's standard resilience policy (timeouts, retries
 #   under a budget, breaker, outlier detection, bulkhead, hedging); unset, the config has no
 #   policy keys at all (the built-in default policy).
+#   TLS=1 puts TLS on the listener (TLS 1.3, ECDSA P-256 certificate made here by openssl) and
+#   the client speaks TLS: the handshake cancels out in the difference like start-up does.
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
-  sed -n '2,17p' "$0" >&2
+  sed -n '2,19p' "$0" >&2
   exit 2
 fi
 FERRY=$1
@@ -53,6 +55,12 @@ services:
   origin:
     endpoints: [127.0.0.1:$ORIGIN]
 YAML
+if [[ ${TLS:-} == 1 ]]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$DIR/site.key" \
+    -out "$DIR/site.pem" -subj /CN=localhost -days 2 2>/dev/null
+  chmod 600 "$DIR/site.key"
+  sed -i "s|    listen: 127.0.0.1:$PROXY|&\n    tls: {cert: $DIR/site.pem, key: $DIR/site.key}|" "$DIR/ferry.yaml"
+fi
 if [[ ${POLICY:-} == standard ]]; then
   cat >>"$DIR/ferry.yaml" <<'YAML'
     policy: standard
@@ -79,10 +87,15 @@ for _ in $(seq 100); do
   sleep 0.3
 done
 
-python3 - "$N" "$PROXY" <<'PY'
-import re, socket, sys
+python3 - "$N" "$PROXY" "${TLS:-}" <<'PY'
+import re, socket, ssl, sys
 n, port = int(sys.argv[1]), int(sys.argv[2])
 s = socket.create_connection(("127.0.0.1", port))
+if sys.argv[3] == "1":
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    s = context.wrap_socket(s)
 req = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
 for _ in range(n):
     s.sendall(req)
