@@ -168,7 +168,7 @@ TEST(ConfigErrors, UnknownKey) {
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(Errors("tracing: {}\n"),
             "t.yaml:1:1: unknown top-level key 'tracing' (expected one of: workers, drain_time, "
-            "admin, access_log, policies, services, listeners, bus, idempotency_store, mesh)");
+            "admin, access_log, policies, services, listeners, bus, idempotency_store, mesh, auth)");
 }
 
 TEST(ConfigErrors, WrongType) {

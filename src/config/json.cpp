@@ -92,6 +92,25 @@ json::object FaultJson(const Fault& fault) {
   return out;
 }
 
+// A provider as written; secret_file shows its path only (the secret is never in the config).
+json::object JwtProviderJson(const JwtProvider& provider) {
+  json::array audiences(provider.audiences.begin(), provider.audiences.end());
+  json::object out{{"issuer", provider.issuer},
+                   {"audiences", std::move(audiences)},
+                   {"clock_skew", Text(provider.clock_skew)},
+                   {"jwks_refresh", Text(provider.jwks_refresh)}};
+  if (!provider.jwks.empty()) out["jwks"] = provider.jwks;
+  if (!provider.algorithms.empty()) {
+    out["algorithms"] = json::array(provider.algorithms.begin(), provider.algorithms.end());
+  }
+  if (!provider.secret_file.empty()) out["secret_file"] = provider.secret_file;
+  if (!provider.cookie.empty()) out["cookie"] = provider.cookie;
+  json::object forward;
+  for (const auto& [claim, header] : provider.forward_claims) forward[claim] = header;
+  out["forward_claims"] = std::move(forward);
+  return out;
+}
+
 json::object RouteJson(const Route& route) {
   json::object out{
       {"name", route.name},       {"match", MatchJson(route.match)},
@@ -100,6 +119,7 @@ json::object RouteJson(const Route& route) {
   if (route.rewrite_prefix) out["rewrite_prefix"] = *route.rewrite_prefix;
   if (route.rate_limit) out["rate_limit"] = RateLimitJson(*route.rate_limit);
   if (route.fault) out["fault"] = FaultJson(*route.fault);
+  if (route.auth) out["auth"] = json::object{{"jwt", route.auth->jwt}};
   if (route.idempotency) {
     out["idempotency"] = json::object{{"ttl", Text(route.idempotency->ttl)},
                                       {"max_response_bytes", route.idempotency->max_response_bytes},
@@ -329,6 +349,11 @@ std::string ToJson(const Config& config) {
                     {"listeners", std::move(listeners)},
                     {"services", std::move(services)}};
   if (config.bus) root["bus"] = BusJson(*config.bus);
+  if (!config.auth.jwt.empty()) {
+    json::object jwt;
+    for (const auto& [name, provider] : config.auth.jwt) jwt[name] = JwtProviderJson(provider);
+    root["auth"] = json::object{{"jwt", std::move(jwt)}};
+  }
   if (config.idempotency_store) {
     const IdempotencyStore& store = *config.idempotency_store;
     if (store.redis) {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "config/address.hpp"
+#include "config/auth_loader.hpp"
 #include "config/bus_loader.hpp"
 #include "config/config.hpp"
 #include "config/policy_loader.hpp"
@@ -117,6 +118,7 @@ class Loader : private internal::StrictReader {
       mesh_written_ = true;
       config_.mesh = internal::ReadMesh(*mesh, d_);
     }
+    if (auto auth = top.Take("auth")) config_.auth = internal::ReadAuth(*auth, d_);
     top.Finish();
     if (!mesh_written_) {
       for (const Field& f : mesh_users_) {
@@ -250,6 +252,10 @@ class Loader : private internal::StrictReader {
            [&](const Field& f) { return ReadBool(f, d_); });
     if (auto limit = map.Take("rate_limit")) route.rate_limit = internal::ReadRateLimit(*limit, d_);
     if (auto fault = map.Take("fault")) route.fault = internal::ReadFault(*fault, d_);
+    if (auto auth = map.Take("auth")) {
+      route.auth = internal::ReadRouteAuth(*auth, d_);
+      if (route.auth) provider_references_.push_back({route.auth->jwt, auth->mark, auth->path});
+    }
     if (auto idempotency = map.Take("idempotency")) {
       route.idempotency = internal::ReadIdempotency(*idempotency, d_);
       note.idempotency = idempotency;
@@ -543,6 +549,16 @@ class Loader : private internal::StrictReader {
                                           fmt::format("unknown policy '{}' (defined policies: {})",
                                                       ref.name, fmt::join(names, ", "))));
     }
+    for (const internal::ServiceReference& ref : provider_references_) {
+      if (config_.auth.jwt.count(ref.name) != 0) continue;
+      std::vector<std::string> names;
+      for (const auto& [name, provider] : config_.auth.jwt) names.push_back(name);
+      d_.Add(ref.mark,
+             internal::Describe(
+                 Field{YAML::Node(), ref.mark, ref.path + ".jwt"},
+                 fmt::format("unknown JWT provider '{}' (defined under auth.jwt: {})", ref.name,
+                             names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")))));
+    }
     for (const internal::ServiceReference& ref : service_references_) {
       if (config_.services.count(ref.name) != 0) continue;
       std::vector<std::string> names;
@@ -568,8 +584,9 @@ class Loader : private internal::StrictReader {
     std::optional<Field> idempotency;   // where it is written
   };
   std::vector<RouteNote> route_notes_;
-  std::vector<internal::ServiceReference> policy_references_;  // services' and routes' policies
-  bool mesh_written_ = false;      // `mesh:` is written (maybe invalid: then that is the error)
+  std::vector<internal::ServiceReference> policy_references_;    // services' and routes' policies
+  std::vector<internal::ServiceReference> provider_references_;  // routes' auth.jwt
+  bool mesh_written_ = false;  // `mesh:` is written (maybe invalid: then that is the error)
   std::vector<Field> mesh_users_;  // the `tls: mesh` fields, checked once `mesh:` is read
   bool store_written_ = false;     // idempotency_store is written (maybe invalid)
 };
