@@ -15,7 +15,10 @@
 
 #include "admin/admin_server.hpp"
 #include "admin/breakers.hpp"
+#include "app/http_client.hpp"
 #include "app/upstream_health.hpp"
+#include "auth/jwks_updater.hpp"
+#include "auth/provider.hpp"
 #include "bus/api/bus_service.hpp"
 #include "config/config.hpp"
 #include "idempotency/node_store.hpp"
@@ -42,6 +45,23 @@ struct FileStamp {
   std::int64_t mtime_ns = 0;
   bool operator==(const FileStamp&) const = default;
 };
+
+// A JWKS URL's body, for the JWKS updater (its thread): http:// only until the client speaks
+// TLS (the loader refuses https:// JWKS URLs meanwhile). A 200 is the JWKS; anything else fails.
+Result<std::string> FetchJwks(const std::string& text) {
+  auto url = ParseUrl(text);
+  if (!url) return tl::unexpected(url.error());
+  HttpRequest request;
+  request.target = url->path.empty() ? "/" : url->path;
+  request.headers.emplace_back("accept", "application/json, application/jwk-set+json");
+  url->path.clear();
+  auto response = Send(*url, request, std::chrono::seconds(3));
+  if (!response) return tl::unexpected(response.error());
+  if (response->status != 200) {
+    return Fail(ErrorCode::kUnavailable, fmt::format("HTTP status {}", response->status));
+  }
+  return std::move(response->body);
+}
 
 FileStamp Stamp(const std::string& path) {
   struct stat st {};
@@ -82,9 +102,20 @@ class Node {
       return 1;
     }
     resilience_.Configure(*config_);
+    if (auto family = registry_.AddCounter(
+            "ferry_jwt_verifications_total",
+            "Bearer tokens checked by the jwt filter, by provider and result: ok, missing, "
+            "jwks_unavailable, or why the token was refused.",
+            {"provider", "result"})) {
+      auth::SetVerificationCounters(*family);
+    }
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_,
                                      proxy::BuiltinFilters(), &resilience_);
     health_.Apply(*config_, *snapshot_);
+    // The snapshot's jwt filters made the providers: load their JWKS once before serving (a
+    // file is then ready for the first request), then keep them current on the updater's thread.
+    jwks_.RunOnce();
+    jwks_.Start();
     for (int i = 0; i < worker_count_; ++i) {
       workers_.push_back(std::make_unique<runtime::Worker>(i));
       states_.push_back(
@@ -132,6 +163,7 @@ class Node {
     ScheduleResolve();
     health_.Start();
     io_.run();
+    jwks_.Stop();
     for (auto& w : workers_) w->Stop();
     for (auto& w : workers_) w->Join();
     if (bus_) bus_->Stop();  // closes (and syncs) the bus logs
@@ -478,6 +510,7 @@ class Node {
   std::shared_ptr<const config::Config> config_;
   int worker_count_;
   observability::MetricsRegistry registry_;
+  auth::JwksUpdater jwks_{&FetchJwks};
   proxy::ProxyMetrics metrics_;
   asio::io_context io_{1};
   asio::signal_set signals_;

@@ -219,7 +219,9 @@ class AuthReader : private StrictReader {
     if (source.empty()) {
       Error(field, "must not be empty (a file path or an https:// URL)");
     } else if (source.starts_with("http://")) {
-      if (!IsLoopbackHost(UrlHost(source))) {
+      if (source.find_first_of("?#") != std::string::npos) {
+        Error(field, "a JWKS URL with a query or fragment is not supported");
+      } else if (!IsLoopbackHost(UrlHost(source))) {
         Error(field, "a JWKS over http:// is only allowed from a loopback address; use https://");
       }
     } else if (source.starts_with("https://")) {

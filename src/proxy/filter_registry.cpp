@@ -3,6 +3,7 @@
 #include "idempotency/idempotency_filter.hpp"
 #include "proxy/filters/fault.hpp"
 #include "proxy/filters/forwarding.hpp"
+#include "proxy/filters/jwt.hpp"
 #include "proxy/filters/rate_limit.hpp"
 
 namespace ferry::proxy {
@@ -20,6 +21,7 @@ std::span<const FilterFactory> BuiltinFilters() {
   static constexpr FilterFactory kFactories[] = {
       {"forwarding", &filters::MakeForwarding},  // every route
       {"rate_limit", &filters::MakeRateLimit},   // before anything that costs
+      {"jwt", &filters::MakeJwt},                // authentication, before what needs a caller
       {"fault", &filters::MakeFault},
       {"idempotency", &idempotency::MakeIdempotency},  // last: it writes a marker
   };

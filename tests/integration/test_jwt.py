@@ -1,0 +1,287 @@
+"""JWT authentication against the real binary (docs/security.md#jwt-authentication): tokens are
+made here with PyJWT and `cryptography` (python3-jwt, python3-cryptography), sent with curl.
+A valid token reaches the echo service with its claims forwarded as headers; a missing one gets
+401 with WWW-Authenticate; every forged or wrong token gets 401 invalid_token; the JWKS rotates
+(from a file and from an http:// URL, with the re-fetch on an unknown kid); a JWKS that cannot
+be had at start makes the route answer 503 jwks_unavailable until it appears."""
+
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from conftest import assert_error_json, basic_config, curl, wait_until
+
+ISSUER = "https://idp.example"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Key:
+    def __init__(self, kid: str, kind: str = "rsa"):
+        self.kid = kid
+        if kind == "rsa":
+            self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            self.alg = "RS256"
+            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key())
+        else:
+            self.private = ec.generate_private_key(ec.SECP256R1())
+            self.alg = "ES256"
+            jwk = jwt.algorithms.ECAlgorithm.to_jwk(self.private.public_key())
+        self.jwk = dict(json.loads(jwk), kid=kid, use="sig")
+
+    def public_pem(self) -> bytes:
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def token(self, *, kid: str | None = None, alg: str | None = None, **claims) -> str:
+        payload = {"iss": ISSUER, "aud": "api", "sub": "alice", "roles": ["admin", "dev"],
+                   "exp": int(time.time()) + 300}
+        payload.update(claims)
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(payload, self.private, algorithm=alg or self.alg,
+                          headers={"kid": kid or self.kid})
+
+
+def jwks(*keys: Key) -> str:
+    return json.dumps({"keys": [k.jwk for k in keys]})
+
+
+def unsigned(header: dict, payload: dict, signature: bytes = b"") -> str:
+    return (b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode()) + "." +
+            b64(signature))
+
+
+def hs256(header: dict, payload: dict, secret: bytes) -> str:
+    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode())
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(mac)
+
+
+class JwksServer:
+    """Serves a JWKS over http:// on loopback, in this process; counts its requests."""
+
+    def __init__(self):
+        self.body = None  # None: answer 500
+        self.requests = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests += 1
+                body = server.body
+                if body is None:
+                    self.send_response(500)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def jwks_server():
+    server = JwksServer()
+    yield server
+    server.close()
+
+
+def config(echo, jwks_source: str, **provider_extra) -> dict:
+    c = basic_config([echo.address], routes=[
+        {"match": {"prefix": "/api/"}, "service": "svc", "auth": {"jwt": "idp"}},
+        {"match": {"prefix": "/open/"}, "service": "svc"}])
+    provider = {"issuer": ISSUER, "audiences": ["api", "other"], "jwks": jwks_source,
+                "clock_skew": "5s", "cookie": "session",
+                "forward_claims": {"sub": "x-user", "roles": "x-roles"}}
+    provider.update(provider_extra)
+    c["auth"] = {"jwt": {"idp": provider}}
+    return c
+
+
+def get(ferry, token: str | None = None, *args: str, path: str = "/api/x"):
+    headers = ["-H", f"Authorization: Bearer {token}"] if token is not None else []
+    return curl(ferry.url(path), *headers, *args)
+
+
+def assert_invalid(r, what: str):
+    assert r.status == 401, (what, r.status, r.body)
+    assert_error_json(r.body, 401, "jwt_invalid")
+    challenge = r.headers.get("www-authenticate", "")
+    assert challenge.startswith('Bearer realm="idp", error="invalid_token", error_description="'), (
+        what, challenge)
+
+
+@pytest.fixture
+def keys():
+    return {"r1": Key("r1"), "e1": Key("e1", "ec"), "r2": Key("r2")}
+
+
+def test_a_valid_token_reaches_the_upstream_with_its_claims(start_ferry, echo, tmp_path, keys):
+    path = tmp_path / "jwks.json"
+    path.write_text(jwks(keys["r1"], keys["e1"]))
+    ferry = start_ferry(config(echo, str(path)))
+    token = keys["r1"].token()
+    r = get(ferry, token, "-H", "X-User: mallory")
+    assert r.status == 200, r.body
+    seen = r.json()["headers"]
+    assert seen["x-user"] == "alice"  # the client's own x-user was replaced
+    assert seen["x-roles"] == "admin,dev"
+    assert seen["authorization"] == f"Bearer {token}"  # forwarded: the upstream may relay it
+    # ES256, the scheme in another case, and the cookie.
+    r = curl(ferry.url("/api/x"), "-H", f"authorization: bEARER {keys['e1'].token(sub='bob')}")
+    assert r.status == 200, r.body
+    assert r.json()["headers"]["x-user"] == "bob"
+    r = curl(ferry.url("/api/x"), "-H", f"Cookie: theme=dark; session={keys['r1'].token(sub='carol')}")
+    assert r.status == 200, r.body
+    assert r.json()["headers"]["x-user"] == "carol"
+    assert ferry.metric("ferry_jwt_verifications_total", provider="idp", result="ok") == 3
+    # A route without auth needs no token.
+    assert curl(ferry.url("/open/x")).status == 200
+
+
+def test_a_missing_token_is_401_with_www_authenticate(start_ferry, echo, tmp_path, keys):
+    path = tmp_path / "jwks.json"
+    path.write_text(jwks(keys["r1"]))
+    ferry = start_ferry(config(echo, str(path)))
+    for args in ([], ["-H", "Authorization: Basic YWxpY2U6c2VjcmV0"], ["-H", "Authorization: Bearer"]):
+        r = curl(ferry.url("/api/x"), *args)
+        assert r.status == 401, (args, r.body)
+        assert r.headers["www-authenticate"] == 'Bearer realm="idp"', args
+        doc = assert_error_json(r.body, 401, "jwt_missing")
+        assert doc["request_id"] == r.headers["x-request-id"]
+    assert ferry.metric("ferry_jwt_verifications_total", provider="idp", result="missing") == 3
+    assert ferry.metric("ferry_local_replies_total", code="jwt_missing") == 3
+
+
+def test_every_forged_or_wrong_token_is_refused(start_ferry, echo, tmp_path, keys):
+    path = tmp_path / "jwks.json"
+    path.write_text(jwks(keys["r1"], keys["e1"]))
+    ferry = start_ferry(config(echo, str(path)))
+    r1 = keys["r1"]
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": "api", "sub": "alice", "exp": now + 300}
+    good = r1.token()
+    head, payload, signature = good.split(".")
+    forged = {
+        "alg none": unsigned({"alg": "none", "kid": "r1"}, claims),
+        "alg confusion (HS256 with the RSA public key)":
+            hs256({"alg": "HS256", "kid": "r1"}, claims, r1.public_pem()),
+        "expired": r1.token(exp=now - 3600),
+        "not yet valid": r1.token(nbf=now + 3600),
+        "wrong issuer": r1.token(iss="https://evil.example"),
+        "wrong audience": r1.token(aud="someone-else"),
+        "no exp": r1.token(exp=None),
+        "bad signature": Key("r1").token(),  # same kid, another key
+        "payload swapped": head + "." + b64(json.dumps(dict(claims, sub="root")).encode()) + "." +
+                           signature,
+        "unknown kid": Key("zz").token(),
+        "ES256 header on the RSA key": r1.token(alg="RS256", kid="e1"),
+        "crit": jwt.encode(claims, r1.private, algorithm="RS256",
+                           headers={"kid": "r1", "crit": ["exp"]}),
+        "truncated": good[: len(good) - 20],
+        "two parts": head + "." + payload,
+        "garbage": "not-a-token",
+        "padding": good + "==",
+    }
+    for what, token in forged.items():
+        assert_invalid(get(ferry, token), what)
+    assert ferry.metric("ferry_local_replies_total", code="jwt_invalid") == len(forged)
+    for result in ("bad_algorithm", "expired", "not_yet_valid", "wrong_issuer", "wrong_audience",
+                   "bad_signature", "unknown_kid", "no_fitting_key", "unknown_crit", "malformed"):
+        assert ferry.metric("ferry_jwt_verifications_total", provider="idp", result=result) >= 1, result
+    assert get(ferry, good).status == 200  # and the good one still passes
+
+
+def test_jwks_file_rotation(start_ferry, echo, tmp_path, keys):
+    path = tmp_path / "jwks.json"
+    path.write_text(jwks(keys["r1"]))
+    ferry = start_ferry(config(echo, str(path)))
+    old, new = keys["r1"].token(), keys["r2"].token()
+    assert get(ferry, old).status == 200
+    assert_invalid(get(ferry, new), "new key not published yet")
+    path.write_text(jwks(keys["r1"], keys["r2"]))  # the provider publishes the next key
+    wait_until(lambda: get(ferry, new).status == 200, 5, what="the new key to be accepted")
+    assert get(ferry, old).status == 200
+    path.write_text(jwks(keys["r2"]))  # and retires the old one
+    wait_until(lambda: get(ferry, old).status == 401, 5, what="the old key to be refused")
+    assert_invalid(get(ferry, old), "retired key")
+    assert get(ferry, new).status == 200
+
+
+def test_jwks_url_rotation_refetches_on_an_unknown_kid(start_ferry, echo, jwks_server, keys):
+    jwks_server.body = jwks(keys["r1"])
+    ferry = start_ferry(config(echo, jwks_server.url, jwks_refresh="10m"))
+    old, new = keys["r1"].token(), keys["r2"].token()
+    assert get(ferry, old).status == 200
+    fetches = jwks_server.requests
+    assert fetches == 1
+    jwks_server.body = jwks(keys["r2"])  # rotated at the provider: r1 gone, r2 in
+    # The first token with kid r2 is refused (unknown kid) and asks for a re-fetch, which comes
+    # at most once per 10 s; a storm of unknown kids does not become a storm of fetches.
+    started = time.monotonic()
+    wait_until(lambda: get(ferry, new).status == 200, 20, interval=0.2,
+               what="the re-fetched JWKS to accept the new kid")
+    assert time.monotonic() - started < 15
+    assert jwks_server.requests == fetches + 1
+    assert_invalid(get(ferry, old), "the key the provider removed")
+
+
+def test_jwks_unavailable_at_start_is_503_until_it_appears(start_ferry, echo, tmp_path, keys):
+    path = tmp_path / "later.json"
+    ferry = start_ferry(config(echo, str(path)))  # the file is not there: Ferry starts anyway
+    token = keys["r1"].token()
+    r = get(ferry, token)
+    assert r.status == 503, r.body
+    doc = assert_error_json(r.body, 503, "jwks_unavailable")
+    assert "idp" in doc["error"]["message"]
+    assert curl(ferry.url("/open/x")).status == 200  # other routes are not affected
+    path.write_text("{not json")  # a broken JWKS changes nothing
+    time.sleep(1.5)
+    assert get(ferry, token).status == 503
+    path.write_text(jwks(keys["r1"]))
+    wait_until(lambda: get(ferry, token).status == 200, 5, what="the JWKS file to be loaded")
+    assert "jwks_unavailable" in ferry.log_text()
+
+
+def test_jwks_url_down_at_start_recovers_with_backoff(start_ferry, echo, jwks_server, keys):
+    jwks_server.body = None  # 500s
+    ferry = start_ferry(config(echo, jwks_server.url))
+    token = keys["r1"].token()
+    r = get(ferry, token)
+    assert r.status == 503, r.body
+    assert_error_json(r.body, 503, "jwks_unavailable")
+    time.sleep(3)
+    tries = jwks_server.requests
+    assert 2 <= tries <= 4, tries  # at start, then after 1 s and 2 s: backing off, not spinning
+    jwks_server.body = jwks(keys["r1"])
+    wait_until(lambda: get(ferry, token).status == 200, 15, interval=0.2,
+               what="the JWKS URL to be fetched again")
