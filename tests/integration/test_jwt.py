@@ -285,3 +285,40 @@ def test_jwks_url_down_at_start_recovers_with_backoff(start_ferry, echo, jwks_se
     jwks_server.body = jwks(keys["r1"])
     wait_until(lambda: get(ferry, token).status == 200, 15, interval=0.2,
                what="the JWKS URL to be fetched again")
+
+
+def test_hs256_only_with_the_configured_secret(start_ferry, echo, tmp_path, keys):
+    secret = "s3cret-" + "x" * 40  # printable, so GET /config can be searched for it
+    secret_path = tmp_path / "hs256.key"
+    secret_path.write_text(secret)
+    secret_path.chmod(0o600)
+    path = tmp_path / "jwks.json"
+    path.write_text(jwks(keys["r1"]))
+    ferry = start_ferry(config(echo, str(path), algorithms=["RS256", "HS256"],
+                               secret_file=str(secret_path)))
+    claims = {"iss": ISSUER, "aud": "api", "sub": "svc", "exp": int(time.time()) + 300}
+    r = get(ferry, jwt.encode(claims, secret, algorithm="HS256"))
+    assert r.status == 200, r.body
+    assert r.json()["headers"]["x-user"] == "svc"
+    assert_invalid(get(ferry, jwt.encode(claims, "another-secret-" + "y" * 40, algorithm="HS256")),
+                   "HS256 with another secret")
+    assert_invalid(get(ferry, hs256({"alg": "HS256", "kid": "r1"}, claims,
+                                    keys["r1"].public_pem())), "HS256 with the RSA public key")
+    assert get(ferry, keys["r1"].token()).status == 200  # RS256 still works beside it
+    status, body = ferry.admin("/config")
+    assert status == 200
+    assert str(secret_path).encode() in body  # the path shows ...
+    assert secret.encode() not in body  # ... the secret never
+
+
+def test_a_reload_keeps_the_loaded_keys(start_ferry, echo, tmp_path, keys):
+    path = tmp_path / "jwks.json"
+    path.write_text(jwks(keys["r1"]))
+    ferry = start_ferry(config(echo, str(path)))
+    assert get(ferry, keys["r1"].token()).status == 200
+    # The JWKS file goes away (the keys loaded stay), and a reload changes the provider: the new
+    # provider starts with the keys of the old one (same source), so there is no 503 window.
+    path.unlink()
+    ferry.reload(config(echo, str(path), audiences=["api", "mobile"]))
+    assert get(ferry, keys["r1"].token(aud="mobile")).status == 200
+    assert get(ferry, keys["r1"].token()).status == 200
