@@ -2,12 +2,13 @@
 
 #include <fmt/format.h>
 
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <charconv>
+#include <memory>
 
 #include "resilience/backoff.hpp"
+#include "runtime/io_watch.hpp"
+#include "runtime/task_group.hpp"
 
 namespace ferry::resilience {
 namespace {
@@ -21,6 +22,38 @@ double Unit(upstream::RandomSource& random) {
 constexpr std::uint64_t kDrainBytes = 16 * 1024;
 
 }  // namespace
+
+// The second try of a hedge, run as a task of its own group (the first runs in place).
+struct Client::HedgeTry {
+  explicit HedgeTry(asio::any_io_executor executor) : tasks(std::move(executor)) {}
+  // Only its Abort is used: the first try's good answer ends this one.
+  struct Watch final : runtime::IoWatch {
+    void OnNotice() override {}
+  };
+  Watch watch;
+  upstream::Request request;
+  upstream::Response response;
+  Result<void> result = Ok();
+  bool done = false;
+  bool won = false;  // a good answer while the first try still ran: the first was aborted
+  runtime::TaskGroup tasks;
+};
+
+// The watch on a hedged request's first try: its notice (from the try's own socket deadline
+// timer, at hedge.after) starts the hedge.
+struct Client::Hedge final : runtime::IoWatch {
+  Hedge(Client& c, upstream::Request& r, TimePoint d, SendReport& rep, asio::any_io_executor e)
+      : client(c), first(r), deadline(d), report(rep), executor(std::move(e)) {}
+  void OnNotice() override { client.StartHedge(*this); }
+
+  Client& client;
+  upstream::Request& first;
+  TimePoint deadline;
+  SendReport& report;
+  asio::any_io_executor executor;
+  std::unique_ptr<HedgeTry> second;  // set once the hedge started
+  bool first_done = false;           // the first try's Send returned
+};
 
 Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& facts,
                                 TimePoint deadline, upstream::Response& response,
@@ -74,7 +107,15 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
 
     Result<void> got = Ok();
     if (hedging) {
-      got = co_await Hedged(request, deadline, response, report);
+      // The first try in place, watched: only if it is still without a response head at
+      // hedge.after does the watch's notice start a second try (StartHedge).
+      Hedge hedge(*this, request, deadline, report, co_await asio::this_coro::executor);
+      hedge.NoticeAt(std::chrono::steady_clock::now() + policy_.hedge->after);
+      request.watch = &hedge;
+      got = co_await cluster_.Send(request, deadline, response);
+      request.watch = nullptr;
+      hedge.first_done = true;
+      if (hedge.second) got = co_await FinishHedge(hedge, got, request, response);
     } else {
       got = co_await cluster_.Send(request, deadline, response);
     }
@@ -136,98 +177,67 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
   }
 }
 
-// The two tries of a hedge, on one event loop: which are still running, and whether the hedge
-// started (a first try that fails before then ends the race: the retry loop goes on).
-struct Client::Race {
-  int running = 2;
-  bool hedge_started = false;
-  SendReport* report = nullptr;
-};
-
-namespace {
-
-// Waits until the race's other try ends (it cancels this one), or the deadline.
-Task<void> WaitForTheOther(Client::TimePoint deadline) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  if (deadline == Client::TimePoint::max()) {
-    timer.expires_after(std::chrono::hours(24));
-  } else {
-    timer.expires_at(deadline);
-  }
-  const auto [ec] = co_await timer.async_wait(kNoThrow);
-  (void)ec;
-}
-
-}  // namespace
-
-Task<Result<void>> Client::RaceTry(upstream::Request& request, const upstream::Request* primary,
-                                   TimePoint deadline, upstream::Response& response, Race& race) {
-  // A try of a race sees the cancellation when the other wins, as error codes (not thrown).
-  co_await asio::this_coro::throw_if_cancelled(false);
-  const bool is_hedge = primary != nullptr;
-  if (is_hedge) {
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    timer.expires_after(policy_.hedge->after);
-    const auto [ec] = co_await timer.async_wait(kNoThrow);
-    if (ec) {  // the first try ended before the hedge was due
-      --race.running;
-      co_return Fail(ErrorCode::kCancelled, "hedge not needed");
-    }
-    if (!state_.retry_budget.TryWithdraw(clock_.now(), policy_.retry.budget)) {
-      race.report->budget_exhausted = true;
-      metrics_.budget_exhausted->Add(slot_);
-      --race.running;
-      co_await WaitForTheOther(deadline);
-      co_return Fail(ErrorCode::kCancelled, "hedge refused by the retry budget");
-    }
-    race.hedge_started = true;
-    request.avoid = primary->endpoint.get();
-    metrics_.hedges->Add(slot_);
-    metrics_.tries->Add(slot_);
-    ++race.report->tries;
-  }
-  const Result<void> got = co_await cluster_.Send(request, deadline, response);
+bool Client::Good(const Result<void>& got, const upstream::Response& response) const {
+  if (!got) return false;
   TryFacts t;
-  t.outcome = Classify(got, false);
-  t.status = got ? response.status : 0;
-  const bool good = got && !RetryOn(policy_.retry, t);
-  --race.running;
-  if (!good && race.running > 0 && race.hedge_started) {
-    co_await WaitForTheOther(deadline);  // the other may still bring a good response
-  }
-  co_return got;
+  t.outcome = Outcome::kResponse;
+  t.status = response.status;
+  return !RetryOn(policy_.retry, t);
 }
 
-Task<Result<void>> Client::Hedged(upstream::Request& request, TimePoint deadline,
-                                  upstream::Response& response, SendReport& report) {
-  Race race;
-  race.report = &report;
-  upstream::Request hedge;
-  hedge.head = request.head;
-  hedge.method = request.method;
-  hedge.target = request.target;
-  hedge.headers = request.headers;
-  hedge.hash_key = request.hash_key;
-  hedge.may_resend = request.may_resend;
-  hedge.head_deadline = request.head_deadline;
-  upstream::Response hedge_response;
-  const auto executor = co_await asio::this_coro::executor;
-  auto [order, e1, first, e2, second] =
-      co_await asio::experimental::make_parallel_group(
-          asio::co_spawn(executor, RaceTry(request, nullptr, deadline, response, race),
-                         asio::deferred),
-          asio::co_spawn(executor, RaceTry(hedge, &request, deadline, hedge_response, race),
-                         asio::deferred))
-          .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-  if (e1 || e2) co_return Fail(ErrorCode::kInternal, "a hedged try threw");
-  if (order[0] == 0) {
-    response.endpoint = request.endpoint;  // (Send set it; the hedge's response is dropped)
-    co_return first;
+void Client::StartHedge(Hedge& hedge) {
+  if (hedge.first_done || hedge.second) return;
+  if (!state_.retry_budget.TryWithdraw(clock_.now(), policy_.retry.budget)) {
+    hedge.report.budget_exhausted = true;
+    metrics_.budget_exhausted->Add(slot_);
+    return;  // the first try goes on alone
   }
-  // The hedge won: its response and endpoint are the request's.
-  response = std::move(hedge_response);
-  request.endpoint = hedge.endpoint;
-  co_return second;
+  auto second = std::make_unique<HedgeTry>(hedge.executor);
+  const upstream::Request& first = hedge.first;
+  upstream::Request& request = second->request;
+  request.head = first.head;  // (lent to both: Send frames it once, before the first try)
+  request.method = first.method;
+  request.target = first.target;
+  request.headers = first.headers;
+  request.hash_key = first.hash_key;
+  request.may_resend = first.may_resend;
+  request.head_deadline = first.head_deadline;
+  request.avoid = first.endpoint.get();
+  request.watch = &second->watch;
+  metrics_.hedges->Add(slot_);
+  metrics_.tries->Add(slot_);
+  ++hedge.report.tries;
+  hedge.second = std::move(second);
+  hedge.second->tasks.Spawn(RunHedge(hedge));  // (may run at once, up to its first wait)
+}
+
+Task<void> Client::RunHedge(Hedge& hedge) {
+  HedgeTry& second = *hedge.second;
+  second.result = co_await cluster_.Send(second.request, hedge.deadline, second.response);
+  second.done = true;
+  if (!hedge.first_done && Good(second.result, second.response)) {
+    second.won = true;
+    hedge.Abort();  // the first try ends with kCancelled, its connection closed
+  }
+}
+
+Task<Result<void>> Client::FinishHedge(Hedge& hedge, const Result<void>& first,
+                                       upstream::Request& request, upstream::Response& response) {
+  HedgeTry& second = *hedge.second;
+  bool take_second = false;
+  if (second.won) {
+    take_second = true;  // it answered well first (the first try was aborted, or came too late)
+  } else if (Good(first, response) || (!first && first.error().code() == ErrorCode::kCancelled)) {
+    second.watch.Abort();  // the first answered well, or the request itself was cancelled
+  } else {
+    take_second = !second.done;  // two failures: the later one, as the caller would wait for it
+  }
+  co_await second.tasks.Wait();  // (the hedge's frame refers to `hedge`: it must end first)
+  if (!take_second) co_return first;
+  // The hedge's answer is the request's; the first's response, if any, goes with its connection.
+  response = std::move(second.response);
+  request.endpoint = second.request.endpoint;
+  co_return second.result;
 }
 
 void Client::CountRetry(const TryFacts& t) {

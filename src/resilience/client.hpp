@@ -9,7 +9,11 @@
 // When no retry is allowed the last try's own result is returned (a 503 response stays a
 // response). Hedging (policy.hedge; idempotent requests without a body): when a try has no
 // response head after `hedge.after`, a second try goes to another endpoint (if the budget
-// allows); the first good response wins, the other try is cancelled and its connection closed.
+// allows); the first good response wins, the other try is aborted and its connection closed.
+// The hedge is lazy: the first try runs in place, as without hedging, watched by a
+// runtime::IoWatch whose notice comes from the try's own socket deadline timer; only that
+// notice spawns the second try (on a TaskGroup of its own). A try that answers before
+// `hedge.after` costs no spawn, no extra timer and no allocation.
 // A hedged try pair counts as one try of `attempts`; one extra try at most (max_extra > 1 is
 // taken as 1). A Client is a few references made per exchange: nothing is allocated when the
 // first try succeeds.
@@ -69,12 +73,17 @@ class Client {
                           upstream::Response& response, SendReport& report);
 
  private:
-  struct Race;
-  // One try, or a hedged pair of tries, into `response`.
-  Task<Result<void>> Hedged(upstream::Request& request, TimePoint deadline,
-                            upstream::Response& response, SendReport& report);
-  Task<Result<void>> RaceTry(upstream::Request& request, const upstream::Request* primary,
-                             TimePoint deadline, upstream::Response& response, Race& race);
+  struct Hedge;     // the watch on a hedged first try, and the hedge once started
+  struct HedgeTry;  // the second try
+  // The watch's notice: the first try has no response head after hedge.after.
+  void StartHedge(Hedge& hedge);
+  Task<void> RunHedge(Hedge& hedge);
+  // After the first try of a started hedge (`first` its result): which answer is the request's
+  // (into `request`'s endpoint and `response`); the loser is aborted and its connection closed.
+  Task<Result<void>> FinishHedge(Hedge& hedge, const Result<void>& first,
+                                 upstream::Request& request, upstream::Response& response);
+  // A try's answer that ends the request: a response no retry rule asks to retry.
+  bool Good(const Result<void>& got, const upstream::Response& response) const;
   void CountRetry(const TryFacts& t);
   Task<void> Discard(upstream::Response& response, TimePoint deadline);
 

@@ -10,7 +10,8 @@
 namespace ferry::runtime {
 
 Task<Result<std::unique_ptr<Stream>>> Connect(asio::io_context& io, const std::string& ip,
-                                              std::uint16_t port, Duration timeout) {
+                                              std::uint16_t port, Duration timeout,
+                                              IoWatch* watch) {
   error_code parse_error;
   const asio::ip::address address = asio::ip::make_address(ip, parse_error);
   if (parse_error) {
@@ -25,9 +26,13 @@ Task<Result<std::unique_ptr<Stream>>> Connect(asio::io_context& io, const std::s
   {
     Deadline<tcp::socket> deadline(io, socket);
     deadline.Arm(timeout);
+    if (watch != nullptr) deadline.Watch(watch);
     auto [connect_error] = co_await socket.async_connect(endpoint, kNoThrow);
     ec = connect_error;
     timed_out = deadline.expired();
+  }
+  if (watch != nullptr && watch->aborted()) {
+    co_return Fail(ErrorCode::kCancelled, "connect to " + where + " aborted");
   }
   if (ec) {
     if (timed_out) {

@@ -11,6 +11,7 @@
 #include "core/result.hpp"
 #include "core/units.hpp"
 #include "runtime/asio.hpp"
+#include "runtime/io_watch.hpp"
 #include "runtime/stream.hpp"
 
 namespace ferry::runtime {
@@ -20,9 +21,11 @@ namespace ferry::runtime {
 // TCP_NODELAY set and knows its peer.
 // Errors: kConnectFailed (refused, unreachable, reset, or the timeout passed: the message says
 // which; nothing was sent), kInvalidArgument (ip is not an address), kCancelled (the awaiting
-// coroutine was cancelled).
+// coroutine was cancelled, or `watch` aborted the connect).
+// `watch` (optional) watches the connect: its notice may come while it waits, its Abort ends it.
 Task<Result<std::unique_ptr<Stream>>> Connect(asio::io_context& io, const std::string& ip,
-                                              std::uint16_t port, Duration timeout);
+                                              std::uint16_t port, Duration timeout,
+                                              IoWatch* watch = nullptr);
 
 // For a connection that sat idle in a pool: false if the peer closed or reset it, or sent bytes
 // nobody asked for (an HTTP/1 peer that did is out of step: the connection is unusable). Reads

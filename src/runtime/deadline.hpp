@@ -6,6 +6,8 @@
 // state and its generation number make such a stale handler a no-op. The handler captures
 // `this` only to re-wait, which it does only while state->socket is set, i.e. while the
 // Deadline exists.
+// A Deadline may also watch an IoWatch (io_watch.hpp): the same timer then wakes at the watch's
+// notice time too, and the watch's Abort cancels this socket.
 // Thread safety: owned by one coroutine on one worker.
 #pragma once
 
@@ -14,6 +16,7 @@
 #include <memory>
 
 #include "runtime/asio.hpp"
+#include "runtime/io_watch.hpp"
 
 namespace ferry::runtime {
 
@@ -25,7 +28,9 @@ class Deadline {
   Deadline(asio::io_context& io, Socket& socket)
       : timer_(io), state_(std::make_shared<State>(State{&socket})) {}
   ~Deadline() {
+    if (state_->watch != nullptr) state_->watch->Detach(state_->socket);
     state_->socket = nullptr;
+    state_->watch = nullptr;
     timer_.cancel();
   }
   Deadline(const Deadline&) = delete;
@@ -40,11 +45,21 @@ class Deadline {
       Disarm();
       return;
     }
-    const Clock::time_point at = Clock::now() + d;
-    state_->deadline = at;
-    if (state_->waiting && state_->wait_until <= at) return;  // fires early, then re-waits
-    if (state_->waiting) timer_.cancel();  // the new deadline is earlier: start over
-    Wait(at);
+    state_->deadline = Clock::now() + d;
+    Schedule();
+  }
+  // Watches `watch` (null: stops watching): its notice is given from this timer, its Abort
+  // cancels this socket. Armed or not, the notice comes at its time.
+  void Watch(IoWatch* watch) {
+    State& st = *state_;
+    if (st.watch != nullptr) st.watch->Detach(st.socket);
+    st.watch = watch;
+    if (watch == nullptr) return;
+    watch->Attach(st.socket, [](void* socket) {
+      error_code ignored;
+      static_cast<Socket*>(socket)->cancel(ignored);
+    });
+    Schedule();
   }
   void Disarm() { state_->deadline = Clock::time_point::max(); }
   bool expired() const { return state_->expired; }
@@ -55,9 +70,26 @@ class Deadline {
     Clock::time_point deadline = Clock::time_point::max();  // max: disarmed
     Clock::time_point wait_until{};                         // when the pending wait ends
     std::uint64_t generation = 0;                           // of the pending wait
+    IoWatch* watch = nullptr;                               // its notice wakes the timer too
     bool waiting = false;
     bool expired = false;
   };
+
+  // The next time the timer must wake: the deadline, or the watch's notice if earlier.
+  static Clock::time_point NextWake(const State& st) {
+    if (st.watch == nullptr) return st.deadline;
+    const Clock::time_point notice = st.watch->notice_due();
+    return notice < st.deadline ? notice : st.deadline;
+  }
+  // Makes the pending wait end no later than NextWake.
+  void Schedule() {
+    State& st = *state_;
+    const Clock::time_point at = NextWake(st);
+    if (at == Clock::time_point::max()) return;  // nothing to wake for (a stale wait is harmless)
+    if (st.waiting && st.wait_until <= at) return;  // fires early, then re-waits
+    if (st.waiting) timer_.cancel();                // the new time is earlier: start over
+    Wait(at);
+  }
 
   void Wait(Clock::time_point at) {
     State& st = *state_;
@@ -68,11 +100,16 @@ class Deadline {
     timer_.async_wait([this, state = state_, generation](const error_code&) {
       if (state->generation != generation) return;  // superseded by a newer wait
       state->waiting = false;
-      if (state->socket == nullptr) return;                     // the Deadline is gone
-      if (state->deadline == Clock::time_point::max()) return;  // disarmed meanwhile
+      if (state->socket == nullptr) return;  // the Deadline is gone
       const Clock::time_point now = Clock::now();
-      if (now < state->deadline) {
-        Wait(state->deadline);  // re-armed later meanwhile: wait for the rest
+      if (state->watch != nullptr && now >= state->watch->notice_due()) {
+        state->watch->Notice();
+        if (state->socket == nullptr) return;  // (defensive: OnNotice must not end us)
+      }
+      const Clock::time_point next = NextWake(*state);
+      if (next == Clock::time_point::max()) return;  // disarmed, no notice to come
+      if (now < next) {
+        Wait(next);  // re-armed later meanwhile, or the deadline after a notice: the rest
         return;
       }
       state->expired = true;

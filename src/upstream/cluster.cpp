@@ -236,7 +236,12 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
     const bool connected = !lease;
     if (!lease) {
       const Duration left = std::chrono::duration_cast<Duration>(deadline - now);
-      auto made = co_await endpoint->pool->Acquire(/*fresh_only=*/attempt > 0, left);
+      auto made = co_await endpoint->pool->Acquire(/*fresh_only=*/attempt > 0, left, request.watch);
+      if (made && request.watch != nullptr && request.watch->aborted()) {
+        ++stats_.failed;  // (the fresh connection goes with the lease, unused)
+        co_return Fail(ErrorCode::kCancelled,
+                       fmt::format("upstream {}: the try was aborted", endpoint->id));
+      }
       if (!made) {
         ++stats_.failed;
         if (made.error().code() != ErrorCode::kConnectFailed) {
@@ -262,7 +267,18 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
           ErrorCode::kDeadlineExceeded,
           fmt::format("upstream {}: deadline passed before the request was sent", endpoint->id));
     }
-    const Result<void> got = co_await exchange->Run(request, response);
+    if (request.watch != nullptr) exchange->Watch(request.watch);
+    Result<void> got = co_await exchange->Run(request, response);
+    if (request.watch != nullptr) {
+      exchange->Watch(nullptr);  // (the exchange lives on as the body's reader)
+      if (request.watch->aborted()) {
+        // Whatever the try got, it lost: the caller has another answer. (Its connection goes
+        // with the exchange; the endpoint is not blamed.)
+        ++stats_.failed;
+        co_return Fail(ErrorCode::kCancelled,
+                       fmt::format("upstream {}: the try was aborted", endpoint->id));
+      }
+    }
     if (got && head_deadline != deadline && !exchange->Arm(deadline, clock_->now())) {
       ++stats_.failed;  // (the try timeout is over: the body has the whole deadline)
       co_return Fail(

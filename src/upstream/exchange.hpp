@@ -21,6 +21,10 @@
 #include "http/message.hpp"
 #include "runtime/asio.hpp"
 
+namespace ferry::runtime {
+class IoWatch;  // runtime/io_watch.hpp
+}
+
 namespace ferry::upstream {
 
 // A request body, read piece by piece as it is sent.
@@ -92,6 +96,11 @@ struct Request {
   // closed. max: none.
   std::chrono::steady_clock::time_point head_deadline =
       std::chrono::steady_clock::time_point::max();
+  // Watches the try from outside Send until its response head (null: none; the resilience
+  // client's hedging): the connect's and the exchange's socket deadlines give its notice, and
+  // its Abort ends the try with kCancelled (the connection closed, the endpoint not blamed).
+  // Must outlive Send.
+  runtime::IoWatch* watch = nullptr;
 
   // Set by Send, for the caller's logs and metrics: the endpoint picked (null if none was),
   // and how often the request was sent again after the keep-alive race (0 or 1).

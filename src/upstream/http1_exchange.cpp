@@ -99,6 +99,7 @@ Task<Result<void>> Http1Exchange::Run(const Request& request, Response& out) {
       }
     }
     if (count > 0) {
+      if (auto aborted = Aborted(request)) co_return tl::unexpected(*aborted);
       const std::span<const asio::const_buffer> list(buffers.data(), count);
       auto [ec, written] = co_await asio::async_write(lease_.stream(), list, kNoThrow);
       if (ec) {
@@ -167,6 +168,7 @@ Task<Result<void>> Http1Exchange::Run(const Request& request, Response& out) {
         (in_.full() && !in_.Grow(kHeadLimits.max_bytes + 4))) {
       co_return tl::unexpected(Protocol("response head too large"));
     }
+    if (auto aborted = Aborted(request)) co_return tl::unexpected(*aborted);
     auto [ec, n] = co_await lease_.stream().async_read_some(
         asio::buffer(in_.WritePtr(), in_.WriteSpace()), kNoThrow);
     if (ec) {
@@ -259,6 +261,12 @@ Error Http1Exchange::IoError(const error_code& ec, std::string_view what) {
   }
   return Error(ErrorCode::kConnectionClosed,
                fmt::format("upstream {}: {}: {}", where, what, ec.message()));
+}
+
+std::optional<Error> Http1Exchange::Aborted(const Request& request) const {
+  if (request.watch == nullptr || !request.watch->aborted()) return std::nullopt;
+  return Error(ErrorCode::kCancelled,
+               fmt::format("upstream {}: the try was aborted", lease_.stream().peer().address));
 }
 
 Error Http1Exchange::Protocol(std::string_view why) {

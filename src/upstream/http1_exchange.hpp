@@ -18,6 +18,7 @@
 #include "runtime/asio.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "runtime/deadline.hpp"
+#include "runtime/io_watch.hpp"
 #include "runtime/read_buffer.hpp"
 #include "upstream/endpoint.hpp"
 #include "upstream/exchange.hpp"
@@ -43,6 +44,9 @@ class Http1Exchange final : public BodyReader::Source {
   // Arms the deadline (`now` read on the caller's clock; TimePoint::max(): none); false if it
   // has passed.
   bool Arm(TimePoint deadline, TimePoint now);
+  // Lets `watch` (null: none) watch the socket until the response head (runtime::IoWatch): its
+  // notice comes from this exchange's deadline timer, its Abort ends Run with kCancelled.
+  void Watch(runtime::IoWatch* watch) { deadline_->Watch(watch); }
   // Sends `request` (its framing headers set by the caller) and reads the final response head
   // into `out` (interim 1xx responses go to request.interim, or are skipped). On an error,
   // may_retry() tells whether it is the keep-alive race: the connection was a reused one and
@@ -69,6 +73,9 @@ class Http1Exchange final : public BodyReader::Source {
   Error Failed(Error error);
   Error IoError(const error_code& ec, std::string_view what);
   Error Protocol(std::string_view why);
+  // The request's watch aborted the try (checked before each I/O: an abort can come while no
+  // I/O is pending).
+  std::optional<Error> Aborted(const Request& request) const;
 
   StreamPool::Lease lease_;
   std::shared_ptr<runtime::BufferPool> buffers_;

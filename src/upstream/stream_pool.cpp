@@ -75,7 +75,8 @@ std::shared_ptr<PooledConnection> StreamPool::TakeAvailable(bool replayable) {
   return nullptr;
 }
 
-Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration connect_within) {
+Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration connect_within,
+                                                    runtime::IoWatch* watch) {
   // The lease holds the pool; so does this frame while it connects.
   std::shared_ptr<StreamPool> self = shared_from_this();
   if (!fresh_only) {
@@ -91,7 +92,7 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
   }
   ++open_;  // counts against the limit while connecting
   const Duration timeout = std::min(settings_.connect_timeout, connect_within);
-  auto stream = co_await runtime::Connect(io_, ip_, port_, timeout);
+  auto stream = co_await runtime::Connect(io_, ip_, port_, timeout, watch);
   if (!stream) {
     --open_;
     co_return tl::unexpected(stream.error());

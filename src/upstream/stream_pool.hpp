@@ -19,6 +19,7 @@
 
 #include "core/result.hpp"
 #include "runtime/asio.hpp"
+#include "runtime/io_watch.hpp"
 #include "runtime/stream.hpp"
 #include "upstream/pool_settings.hpp"
 
@@ -75,7 +76,9 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   // fresh_only always a new one (the retry after the keep-alive race). The connect takes at most
   // min(connect_timeout, `connect_within`). Errors: kResourceExhausted at max_connections,
   // kConnectFailed (refused, unreachable, timed out), kCancelled.
-  Task<Result<Lease>> Acquire(bool fresh_only, Duration connect_within);
+  // `watch` (optional) watches the connect (runtime::Connect).
+  Task<Result<Lease>> Acquire(bool fresh_only, Duration connect_within,
+                              runtime::IoWatch* watch = nullptr);
   // A lease on an available connection that still looks usable, without suspending; an empty
   // lease if there is none (then Acquire connects). The common case of Acquire, with no frame.
   // `replayable`: the caller can send the request again on a fresh connection if this one
