@@ -48,6 +48,8 @@ bool NumberOf(const json::value& value, double& out) {
 
 }  // namespace
 
+static_assert(static_cast<std::size_t>(JwtError::kAudience) + 1 == kJwtErrorCount);
+
 std::string_view JwtErrorName(JwtError error) {
   switch (error) {
     case JwtError::kMalformed:

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -29,6 +30,7 @@ enum class JwtError {
   kIssuer,        // iss is not the provider's
   kAudience,      // aud holds none of the provider's audiences
 };
+inline constexpr std::size_t kJwtErrorCount = 10;  // the values above
 
 // snake_case name of a reason ("bad_signature"), the metric label.
 std::string_view JwtErrorName(JwtError error);

@@ -33,7 +33,7 @@ class JwtFilter final : public Filter {
   Verdict OnRequest(FilterContext& context) const override;
 
   // Outcomes, the `result` label: ok, missing, jwks_unavailable, then one per auth::JwtError.
-  static constexpr std::size_t kOutcomes = 13;
+  static constexpr std::size_t kOutcomes = 3 + auth::kJwtErrorCount;
 
  private:
   void Count(FilterContext& context, std::size_t outcome) const;
