@@ -42,15 +42,14 @@ struct Client::HedgeTry {
 // The watch on a hedged request's first try: its notice (from the try's own socket deadline
 // timer, at hedge.after) starts the hedge.
 struct Client::Hedge final : runtime::IoWatch {
-  Hedge(Client& c, upstream::Request& r, TimePoint d, SendReport& rep, asio::any_io_executor e)
-      : client(c), first(r), deadline(d), report(rep), executor(std::move(e)) {}
+  Hedge(Client& c, upstream::Request& r, TimePoint d, SendReport& rep)
+      : client(c), first(r), deadline(d), report(rep) {}
   void OnNotice() override { client.StartHedge(*this); }
 
   Client& client;
   upstream::Request& first;
   TimePoint deadline;
   SendReport& report;
-  asio::any_io_executor executor;
   std::unique_ptr<HedgeTry> second;  // set once the hedge started
   bool first_done = false;           // the first try's Send returned
 };
@@ -109,7 +108,7 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
     if (hedging) {
       // The first try in place, watched: only if it is still without a response head at
       // hedge.after does the watch's notice start a second try (StartHedge).
-      Hedge hedge(*this, request, deadline, report, co_await asio::this_coro::executor);
+      Hedge hedge(*this, request, deadline, report);
       hedge.NoticeAt(std::chrono::steady_clock::now() + policy_.hedge->after);
       request.watch = &hedge;
       got = co_await cluster_.Send(request, deadline, response);
@@ -192,7 +191,7 @@ void Client::StartHedge(Hedge& hedge) {
     metrics_.budget_exhausted->Add(slot_);
     return;  // the first try goes on alone
   }
-  auto second = std::make_unique<HedgeTry>(hedge.executor);
+  auto second = std::make_unique<HedgeTry>(cluster_.io().get_executor());
   const upstream::Request& first = hedge.first;
   upstream::Request& request = second->request;
   request.head = first.head;  // (lent to both: Send frames it once, before the first try)

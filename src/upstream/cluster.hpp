@@ -107,6 +107,8 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   Task<Result<void>> Send(Request& request, TimePoint deadline, Response& response);
 
   const std::string& name() const { return options_.name; }
+  // The event loop the cluster belongs to (a caller that spawns a try of its own, e.g. a hedge).
+  asio::io_context& io() const { return io_; }
   const std::vector<std::shared_ptr<Endpoint>>& endpoints() const { return endpoints_; }
   const ClusterStats& stats() const { return stats_; }
 
