@@ -23,10 +23,14 @@ AdminResponse BadRequest(std::string_view message) {
 
 }  // namespace
 
-AdminResponse ListBreakers(const std::vector<resilience::CircuitBreaker*>& breakers) {
+boost::json::object DescribeBreakers(const std::vector<resilience::CircuitBreaker*>& breakers) {
   boost::json::object doc;
   for (const resilience::CircuitBreaker* b : breakers) doc[b->service()] = Describe(*b);
-  return {200, "application/json", boost::json::serialize(doc) + "\n"};
+  return doc;
+}
+
+AdminResponse ListBreakers(const std::vector<resilience::CircuitBreaker*>& breakers) {
+  return {200, "application/json", boost::json::serialize(DescribeBreakers(breakers)) + "\n"};
 }
 
 AdminResponse SetBreakerMode(const AdminRequest& request,

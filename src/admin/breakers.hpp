@@ -7,9 +7,11 @@
 //                             shows it. 404 not_found for a service not in the config, 400
 //                             bad_request for any other body.
 // "configured": the service's policy has a circuit_breaker (else it only opens when forced).
+// GET /stats carries the same object as "circuit_breakers" (DescribeBreakers).
 // Thread safety: plain functions over breakers that are themselves thread-safe.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <vector>
 
 #include "admin/admin_server.hpp"
@@ -20,6 +22,8 @@ namespace ferry::admin {
 inline constexpr std::string_view kBreakersPath = "/breakers";
 inline constexpr std::string_view kBreakersPrefix = "/breakers/";
 
+// {"<service>": {"state", "mode", "configured"}, ...}: GET /breakers' body, and /stats' part.
+boost::json::object DescribeBreakers(const std::vector<resilience::CircuitBreaker*>& breakers);
 AdminResponse ListBreakers(const std::vector<resilience::CircuitBreaker*>& breakers);
 AdminResponse SetBreakerMode(const AdminRequest& request,
                              const std::vector<resilience::CircuitBreaker*>& breakers);

@@ -35,6 +35,14 @@ TEST_F(Breakers, ListShowsEachServicesStateAndMode) {
   EXPECT_EQ(doc.at("beta").at("configured"), false);
 }
 
+TEST_F(Breakers, DescribeIsWhatListAnswers) {
+  a_.SetMode(resilience::BreakerMode::kForcedOpen);
+  const boost::json::object doc = DescribeBreakers(All());
+  EXPECT_EQ(doc.at("alpha").at("state"), "open");
+  EXPECT_EQ(doc.at("beta").at("state"), "closed");
+  EXPECT_EQ(boost::json::value(doc), boost::json::parse(ListBreakers(All()).body));
+}
+
 TEST_F(Breakers, PostSetsTheMode) {
   AdminResponse r = Post("/breakers/alpha", R"({"mode": "open"})");
   EXPECT_EQ(r.status, 200) << r.body;

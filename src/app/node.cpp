@@ -489,6 +489,7 @@ class Node {
       }
       doc["services"] = std::move(services);
       doc["endpoint_health"] = health_.ToJson();
+      doc["circuit_breakers"] = admin::DescribeBreakers(resilience_.Breakers(*config_));
       doc["metrics"] = registry_.RenderJson();
       return admin::AdminResponse{200, "application/json", observability::JsonText(doc) + "\n"};
     };

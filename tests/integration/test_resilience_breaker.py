@@ -103,6 +103,7 @@ def test_breaker_opens_fails_fast_and_closes_once_the_upstream_heals(start_ferry
     assert ferry.metric("ferry_circuit_breaker_transitions_total", service="svc", to="open") == 1
     assert ferry.metric("ferry_local_replies_total", code="circuit_open") == 10
     assert breakers(ferry)["svc"] == {"state": "open", "mode": "auto", "configured": True}
+    assert ferry.stats()["circuit_breakers"]["svc"]["state"] == "open"
     assert "circuit breaker svc: closed -> open" in ferry.log_text()
 
     # Healed: after open_for a trial goes through, its success closes the breaker.
@@ -118,6 +119,7 @@ def test_breaker_opens_fails_fast_and_closes_once_the_upstream_heals(start_ferry
     assert ferry.metric("ferry_circuit_breaker_transitions_total", service="svc",
                         to="closed") == 1
     assert breakers(ferry)["svc"]["state"] == "closed"
+    assert ferry.stats()["circuit_breakers"]["svc"]["state"] == "closed"
 
 
 def test_a_failed_trial_opens_it_again(start_ferry, py_upstream):
