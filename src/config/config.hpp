@@ -489,6 +489,12 @@ enum class BusBackend {
   kEmbedded,  // the segmented log under data_dir (src/bus/engine, src/bus/log)
 };
 
+// Who may use the bus API (`bus.api`): its authentication; authorization is the top-level
+// `authorization:` rules that name the bus's operations (bus.publish, ...) or no route.
+struct BusApi {
+  std::optional<ApiKeys> api_keys;  // every request needs one of these keys
+};
+
 struct Bus {
   BusBackend backend = BusBackend::kEmbedded;
   Address listen{"127.0.0.1", 8081};  // the bus API; a literal IP, not a listener's or admin's
@@ -501,6 +507,7 @@ struct Bus {
   std::uint64_t state_checkpoint_bytes = 1024 * 1024;
   std::map<std::string, BusQueue> queues;
   std::map<std::string, BusTopic> topics;
+  BusApi api;
 };
 
 // Where idempotency records live (`idempotency_store:`): exactly one of the two.

@@ -168,7 +168,8 @@ TEST(ConfigErrors, UnknownKey) {
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(Errors("tracing: {}\n"),
             "t.yaml:1:1: unknown top-level key 'tracing' (expected one of: workers, drain_time, "
-            "admin, access_log, policies, services, listeners, bus, idempotency_store, mesh, auth)");
+            "admin, access_log, policies, services, listeners, bus, idempotency_store, mesh, auth, "
+            "authorization)");
 }
 
 TEST(ConfigErrors, WrongType) {
@@ -456,7 +457,13 @@ TEST(ConfigFiles, EveryExampleRoundTripsThroughToJson) {
   for (const auto& file : YamlFiles("/examples/configs")) {
     auto loaded = LoadFile(file.string());
     ASSERT_TRUE(loaded) << loaded.error().message();
-    const std::string json = ToJson(**loaded);
+    // GET /config shows API keys by name only: without their hashes they cannot load again, so
+    // the round trip is of everything else (ConfigAccess tests what ToJson shows of them).
+    Config config = **loaded;
+    for (Listener& listener : config.listeners) {
+      for (Route& route : listener.routes) route.api_keys.reset();
+    }
+    const std::string json = ToJson(config);
     auto again = LoadString(json, file.filename().string() + ".json");
     ASSERT_TRUE(again) << again.error().message();
     EXPECT_EQ(ToJson(**again), json) << file;

@@ -111,6 +111,47 @@ json::object JwtProviderJson(const JwtProvider& provider) {
   return out;
 }
 
+json::array Strings(const std::vector<std::string>& values) {
+  json::array out;
+  for (const std::string& v : values) out.emplace_back(v);
+  return out;
+}
+
+// The keys' names only: a hash is not the key, but nothing about a key is the page's business.
+json::object ApiKeysJson(const ApiKeys& keys) {
+  json::array names;
+  for (const ApiKey& key : keys.keys) names.emplace_back(json::object{{"name", key.name}});
+  return json::object{{"header", keys.header}, {"keys", std::move(names)}};
+}
+
+json::object CorsJson(const Cors& cors) {
+  return json::object{{"allow_origins", Strings(cors.allow_origins)},
+                      {"allow_methods", Strings(cors.allow_methods)},
+                      {"allow_headers", Strings(cors.allow_headers)},
+                      {"expose_headers", Strings(cors.expose_headers)},
+                      {"allow_credentials", cors.allow_credentials},
+                      {"max_age", Text(cors.max_age)}};
+}
+
+json::object AuthorizationJson(const Authorization& authorization) {
+  json::array rules;
+  for (const AuthzRule& rule : authorization.rules) {
+    json::object body;
+    if (!rule.callers.empty()) body["callers"] = Strings(rule.callers);
+    if (!rule.routes.empty()) body["routes"] = Strings(rule.routes);
+    if (!rule.paths.empty()) body["paths"] = Strings(rule.paths);
+    if (!rule.methods.empty()) body["methods"] = Strings(rule.methods);
+    if (!rule.claims.empty()) {
+      json::object claims;
+      for (const auto& [name, value] : rule.claims) claims[name] = value;
+      body["claims"] = std::move(claims);
+    }
+    rules.emplace_back(json::object{{rule.allow ? "allow" : "deny", std::move(body)}});
+  }
+  return json::object{{"default", authorization.default_allow ? "allow" : "deny"},
+                      {"rules", std::move(rules)}};
+}
+
 json::object RouteJson(const Route& route) {
   json::object out{
       {"name", route.name},       {"match", MatchJson(route.match)},
@@ -125,6 +166,8 @@ json::object RouteJson(const Route& route) {
                                       {"max_response_bytes", route.idempotency->max_response_bytes},
                                       {"header", route.idempotency->header}};
   }
+  if (route.api_keys) out["api_keys"] = ApiKeysJson(*route.api_keys);
+  if (route.cors) out["cors"] = CorsJson(*route.cors);
   return out;
 }
 
@@ -354,6 +397,7 @@ std::string ToJson(const Config& config) {
     for (const auto& [name, provider] : config.auth.jwt) jwt[name] = JwtProviderJson(provider);
     root["auth"] = json::object{{"jwt", std::move(jwt)}};
   }
+  if (config.authorization) root["authorization"] = AuthorizationJson(*config.authorization);
   if (config.idempotency_store) {
     const IdempotencyStore& store = *config.idempotency_store;
     if (store.redis) {

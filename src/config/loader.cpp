@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/access_loader.hpp"
 #include "config/address.hpp"
 #include "config/auth_loader.hpp"
 #include "config/bus_loader.hpp"
@@ -119,6 +120,11 @@ class Loader : private internal::StrictReader {
       config_.mesh = internal::ReadMesh(*mesh, d_);
     }
     if (auto auth = top.Take("auth")) config_.auth = internal::ReadAuth(*auth, d_);
+    if (auto authorization = top.Take("authorization")) {
+      auto block = internal::ReadAuthorization(*authorization, d_);
+      config_.authorization = std::move(block.authorization);
+      authz_routes_ = std::move(block.routes);
+    }
     top.Finish();
     if (!mesh_written_) {
       for (const Field& f : mesh_users_) {
@@ -217,6 +223,11 @@ class Loader : private internal::StrictReader {
     if (auto name_field = map.Take("name")) {
       if (auto name = ReadName(*name_field, true)) {
         route.name = *name;
+        if (internal::IsBusOperation(*name)) {
+          Error(*name_field, fmt::format("'{}' names a bus API operation in authorization rules: "
+                                         "choose another route name",
+                                         *name));
+        }
         CheckUnique(route_names_, route.name, name_field->mark, *name_field, "route name");
       }
     } else if (!listener.empty()) {
@@ -260,6 +271,18 @@ class Loader : private internal::StrictReader {
       route.idempotency = internal::ReadIdempotency(*idempotency, d_);
       note.idempotency = idempotency;
     }
+    if (auto keys = map.Take("api_keys")) {
+      route.api_keys = internal::ReadApiKeys(*keys, d_);
+      const RateLimit* limit = route.rate_limit ? &*route.rate_limit : nullptr;
+      if (route.api_keys && limit != nullptr && limit->per_key &&
+          limit->by.kind == RateLimit::By::Kind::kHeader &&
+          limit->by.header == route.api_keys->header) {
+        Error(*keys, fmt::format("the key header '{}' is removed once the key is checked, before "
+                                 "the rate limit runs: its by: {{header}} would see none",
+                                 limit->by.header));
+      }
+    }
+    if (auto cors = map.Take("cors")) route.cors = internal::ReadCors(*cors, d_);
     map.Finish();
     route_notes_.push_back(std::move(note));
     return route;
@@ -541,6 +564,7 @@ class Loader : private internal::StrictReader {
 
   void CheckReferences() {
     ResolveRoutes();
+    CheckAuthorizationRoutes();
     for (const internal::ServiceReference& ref : policy_references_) {
       if (config_.policies.count(ref.name) != 0) continue;
       std::vector<std::string> names;
@@ -571,7 +595,27 @@ class Loader : private internal::StrictReader {
     }
   }
 
+  // Every route an authorization rule names is a route of the file or a bus API operation.
+  void CheckAuthorizationRoutes() {
+    std::set<std::string> names;
+    for (const Listener& listener : config_.listeners) {
+      for (const Route& route : listener.routes) names.insert(route.name);
+    }
+    for (const internal::ServiceReference& ref : authz_routes_) {
+      if (names.count(ref.name) != 0 || internal::IsBusOperation(ref.name)) continue;
+      d_.Add(ref.mark,
+             internal::Describe(
+                 Field{YAML::Node(), ref.mark, ref.path},
+                 fmt::format("unknown route '{}' (routes: {}; bus API operations: "
+                             "{})",
+                             ref.name,
+                             names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")),
+                             fmt::join(internal::kBusOperations, ", "))));
+    }
+  }
+
   Config config_;
+  std::vector<internal::ServiceReference> authz_routes_;  // route names authorization rules write
   std::optional<YAML::Mark> admin_mark_;
   std::vector<Seen> listener_names_;
   std::vector<Seen> route_names_;
