@@ -1,6 +1,7 @@
 #include "proxy/filter_registry.hpp"
 
 #include "idempotency/idempotency_filter.hpp"
+#include "proxy/filters/api_keys.hpp"
 #include "proxy/filters/fault.hpp"
 #include "proxy/filters/forwarding.hpp"
 #include "proxy/filters/jwt.hpp"
@@ -22,6 +23,7 @@ std::span<const FilterFactory> BuiltinFilters() {
       {"forwarding", &filters::MakeForwarding},  // every route
       {"rate_limit", &filters::MakeRateLimit},   // before anything that costs
       {"jwt", &filters::MakeJwt},                // authentication, before what needs a caller
+      {"api_keys", &filters::MakeApiKeys},       // authentication too: a route with both needs both
       {"fault", &filters::MakeFault},
       {"idempotency", &idempotency::MakeIdempotency},  // last: it writes a marker
   };
