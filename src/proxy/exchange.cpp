@@ -114,6 +114,14 @@ class ExchangeRunner final : public upstream::InterimSink {
       co_return;
     }
     if (!observers_.empty()) co_await EndObservers(reply_.status);
+    if (chain_ != nullptr) {
+      FilterContext context{req_,   *route_, request_.peer().ip, request_id_, body_,
+                            reply_, clock_,  w_.slot(),          observers_,  caller_};
+      const auto& filters = chain_->filters();
+      for (auto it = filters.rbegin(); it != filters.rend(); ++it) {
+        (*it)->OnLocalReply(context, reply_);
+      }
+    }
     w_.LocalReplyCounter(reply_.code).Add(w_.slot());
     MakeReplyHead(reply_, request_id_, reply_head_);
     co_await response_.Send(reply_head_, reply_.body);

@@ -105,6 +105,11 @@ class Filter {
   // headers. Runs for the filters of the chain in reverse order, for upstream responses only
   // (a local reply is made whole by whoever makes it).
   virtual void OnResponse(FilterContext&, http::ResponseHead&) const {}
+  // A local reply about to go to the client (a filter's, this one's included, or Ferry's own
+  // error once the route is known): a filter may change its headers (CORS adds its own, so a
+  // page can read a 401). Runs for every filter of the chain in reverse order, whether or not
+  // its OnRequest ran.
+  virtual void OnLocalReply(FilterContext&, LocalReply&) const {}
 };
 
 // The filters of one route, in the order their OnRequest runs.

@@ -2,6 +2,7 @@
 
 #include "idempotency/idempotency_filter.hpp"
 #include "proxy/filters/api_keys.hpp"
+#include "proxy/filters/cors.hpp"
 #include "proxy/filters/fault.hpp"
 #include "proxy/filters/forwarding.hpp"
 #include "proxy/filters/jwt.hpp"
@@ -21,6 +22,7 @@ void FilterChain::Add(std::unique_ptr<const Filter> filter) {
 std::span<const FilterFactory> BuiltinFilters() {
   static constexpr FilterFactory kFactories[] = {
       {"forwarding", &filters::MakeForwarding},  // every route
+      {"cors", &filters::MakeCors},              // first to answer: preflights carry no credentials
       {"rate_limit", &filters::MakeRateLimit},   // before anything that costs
       {"jwt", &filters::MakeJwt},                // authentication, before what needs a caller
       {"api_keys", &filters::MakeApiKeys},       // authentication too: a route with both needs both

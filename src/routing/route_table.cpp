@@ -33,8 +33,14 @@ std::optional<std::size_t> RouteTable::Match(const http::RequestHead& request) c
     if (m.path && path != *m.path) continue;
     if (m.prefix && !path.starts_with(*m.prefix)) continue;
     if (!m.methods.empty()) {
+      // A CORS preflight asks about the method in Access-Control-Request-Method: on a route
+      // with cors it matches as that method would, so the route's cors filter answers it.
+      std::string_view method = request.method;
+      if (c.route->cors && method == "OPTIONS" && request.headers.Has("origin")) {
+        method = request.headers.Get("access-control-request-method").value_or(method);
+      }
       bool any = false;
-      for (const std::string& method : m.methods) any = any || method == request.method;
+      for (const std::string& allowed : m.methods) any = any || allowed == method;
       if (!any) continue;
     }
     if (!c.host.empty()) {

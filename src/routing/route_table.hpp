@@ -18,7 +18,9 @@ class RouteTable {
   RouteTable() = default;
   explicit RouteTable(const std::vector<config::Route>& routes);
 
-  // Index of the first route matching the request, or nullopt (404).
+  // Index of the first route matching the request, or nullopt (404). A CORS preflight
+  // (OPTIONS with Origin and Access-Control-Request-Method) matches a route with cors whose
+  // methods hold the method it asks about.
   std::optional<std::size_t> Match(const http::RequestHead& request) const;
   const config::Route& route(std::size_t index) const { return *routes_[index].route; }
   std::size_t size() const { return routes_.size(); }

@@ -57,6 +57,27 @@ TEST(RouteTable, MatchesHostMethodsAndHeaders) {
   EXPECT_EQ(t.Match(no_header), std::nullopt);
 }
 
+TEST(RouteTable, APreflightMatchesACorsRouteByTheMethodItAsksAbout) {
+  config::Route with_cors = Prefix("/api/", "api");
+  with_cors.match.methods = {"PUT"};
+  with_cors.cors = config::Cors{};
+  config::Route without = Prefix("/plain/", "plain");
+  without.match.methods = {"PUT"};
+  std::vector<config::Route> routes = {with_cors, without};
+  RouteTable t(routes);
+  auto preflight = Request("OPTIONS", "/api/items");
+  preflight.headers.Add("Origin", "https://app.example.com");
+  preflight.headers.Add("Access-Control-Request-Method", "PUT");
+  EXPECT_EQ(t.Match(preflight), 0u);
+  auto other_method = preflight;
+  other_method.headers.Set("access-control-request-method", "DELETE");
+  EXPECT_EQ(t.Match(other_method), std::nullopt);
+  // Without cors on the route, OPTIONS is just a method the route does not take.
+  auto plain = preflight;
+  plain.target = "/plain/items";
+  EXPECT_EQ(t.Match(plain), std::nullopt);
+}
+
 TEST(RouteTable, RewritesPrefix) {
   config::Route r = Prefix("/api/catalog/", "catalog");
   r.rewrite_prefix = "/";
