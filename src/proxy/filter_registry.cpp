@@ -2,6 +2,7 @@
 
 #include "idempotency/idempotency_filter.hpp"
 #include "proxy/filters/api_keys.hpp"
+#include "proxy/filters/authorization.hpp"
 #include "proxy/filters/cors.hpp"
 #include "proxy/filters/fault.hpp"
 #include "proxy/filters/forwarding.hpp"
@@ -26,6 +27,7 @@ std::span<const FilterFactory> BuiltinFilters() {
       {"rate_limit", &filters::MakeRateLimit},   // before anything that costs
       {"jwt", &filters::MakeJwt},                // authentication, before what needs a caller
       {"api_keys", &filters::MakeApiKeys},       // authentication too: a route with both needs both
+      {"authorization", &filters::MakeAuthorization},  // on what authentication verified
       {"fault", &filters::MakeFault},
       {"idempotency", &idempotency::MakeIdempotency},  // last: it writes a marker
   };

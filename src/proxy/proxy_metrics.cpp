@@ -82,7 +82,8 @@ ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
       in_flight_(Must(r.AddGauge("ferry_upstream_requests_in_flight",
                                  "Upstream requests sent and not yet finished.", {"service"}))),
       local_replies_(Must(r.AddCounter("ferry_local_replies_total",
-                                       "Responses Ferry made itself, by error code.", {"code"}))) {
+                                       "Responses Ferry made itself, by error code.", {"code"}))),
+      authz_decisions_(r) {
   for (std::string_view code :
        {reply::kNoRoute, reply::kBadRequest, reply::kHeadersTooLarge, reply::kBodyTooLarge,
         reply::kRequestTimeout, reply::kUpstreamConnectFailed, reply::kBadUpstreamResponse,

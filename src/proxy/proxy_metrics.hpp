@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "access/authz_metrics.hpp"
 #include "observability/metrics_registry.hpp"
 #include "resilience/client_metrics.hpp"
 
@@ -70,6 +71,9 @@ class ProxyMetrics {
   observability::GaugeFamily& in_flight_;
   observability::CounterFamily& local_replies_;
   std::vector<std::pair<std::string, observability::Counter*>> known_replies_;
+  // ferry_authz_decisions_total, the node's while these metrics live: the authorization
+  // filters' factories find it (access/authz_metrics.hpp).
+  access::NodeAuthzDecisions authz_decisions_;
 };
 
 }  // namespace ferry::proxy
