@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "config/access_loader.hpp"
 #include "config/address.hpp"
 #include "config/bus_rules.hpp"
 
@@ -112,6 +113,11 @@ class BusReader : private StrictReader {
              }
              return value;
            });
+    if (auto api = map.Take("api")) {
+      MapReader api_map(*api, d_);
+      if (auto keys = api_map.Take("api_keys")) out_.bus.api.api_keys = ReadApiKeys(*keys, d_);
+      api_map.Finish();
+    }
     if (auto queues = map.Take("queues")) {
       for (auto& [name, value] : Named(*queues, "queue")) {
         BusQueue queue;

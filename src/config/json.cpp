@@ -334,6 +334,7 @@ json::object BusJson(const Bus& bus) {
   out["state_checkpoint_bytes"] = bus.state_checkpoint_bytes;
   out["queues"] = std::move(queues);
   out["topics"] = std::move(topics);
+  if (bus.api.api_keys) out["api"] = json::object{{"api_keys", ApiKeysJson(*bus.api.api_keys)}};
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <future>
 
+#include "access/authz_metrics.hpp"
 #include "bus/api/bus_service_impl.hpp"
 #include "bus/broker_factory.hpp"
 #include "runtime/acceptor.hpp"
@@ -60,6 +61,7 @@ BusServiceImpl::BusServiceImpl(const config::Config& config,
       maintenance_timer_(io_),
       stop_timer_(io_) {
   auto& r = registry_;
+  access_ = std::make_unique<const BusAccess>(*config_, access::RegisterAuthzDecisions(r));
   metrics_.published = &Must(r.AddCounter("ferry_bus_published_total",
                                           "Publishes answered, by destination and result "
                                           "(stored, duplicate, rejected).",
@@ -169,6 +171,8 @@ Result<void> BusServiceImpl::Reload(std::shared_ptr<const config::Config> next) 
     }
     WarnUnappliedReload(*next->bus);
     config_ = std::move(next);
+    access_ =
+        std::make_unique<const BusAccess>(*config_, access::RegisterAuthzDecisions(registry_));
     declared.set_value(Declare());
   });
   return result.get();
@@ -268,10 +272,11 @@ Task<void> BusServiceImpl::Serve(server::Request& request, server::Response& res
   std::swap(head.target, in.target);
   std::swap(head.headers, in.headers);
   ApiResponse answer;
-  std::optional<ApiResponse> early;
+  // Who calls is known from the head: a refused request is answered before its body is read.
+  std::optional<ApiResponse> early = access_->Admit(head, request.peer().identity, slot_);
   // Expect: 100-continue (RFC 9110, 10.1.1): an answer the body cannot change is given at once,
   // instead of the 100 (reading the body sends the 100).
-  if (request.expects_continue()) early = AnswerBeforeBody(head);
+  if (!early && request.expects_continue()) early = AnswerBeforeBody(head);
   bool answered = true;
   if (early) {
     answer = std::move(*early);
@@ -294,6 +299,9 @@ Task<void> BusServiceImpl::Serve(server::Request& request, server::Response& res
   out.status = answer.status;
   if (answer.status != 204) out.headers.Add("content-type", "application/json");
   if (!answer.allow.empty()) out.headers.Add("allow", answer.allow);
+  if (!answer.www_authenticate.empty()) {
+    out.headers.Add("www-authenticate", answer.www_authenticate);
+  }
   if (answer.status == 204) answer.body.clear();
   co_await response.Send(out, answer.body);
 }

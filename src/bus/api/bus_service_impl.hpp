@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "bus/api/bus_access.hpp"
 #include "bus/api/bus_service.hpp"
 #include "bus/api/cloudevents.hpp"
 #include "bus/api/push_endpoints.hpp"
@@ -32,8 +33,9 @@ namespace ferry::bus {
 
 struct ApiResponse {
   int status = 200;
-  std::string body;   // JSON
-  std::string allow;  // a 405's Allow header (the methods of the path); empty otherwise
+  std::string body;              // JSON
+  std::string allow;             // a 405's Allow header (the methods of the path); empty otherwise
+  std::string www_authenticate;  // a 401's WWW-Authenticate header; empty otherwise
 };
 
 // {"error": {"code", "status", "message"}}: every error the bus API answers (bus_api.cpp).
@@ -165,6 +167,8 @@ class BusServiceImpl final : public BusService, public server::Handler {
   // The config the node runs now (a reload replaces it, on the bus thread): queues, topics,
   // config subscriptions and the services pushes go to.
   std::shared_ptr<const config::Config> config_;
+  // Who may use the API, as config_ says (bus_access.hpp); rebuilt with it at each reload.
+  std::unique_ptr<const BusAccess> access_;
   // The config the bus started with, for what only a restart changes (listen, data_dir,
   // durability and the other log settings).
   const std::shared_ptr<const config::Config> started_with_;
