@@ -271,17 +271,7 @@ class Loader : private internal::StrictReader {
       route.idempotency = internal::ReadIdempotency(*idempotency, d_);
       note.idempotency = idempotency;
     }
-    if (auto keys = map.Take("api_keys")) {
-      route.api_keys = internal::ReadApiKeys(*keys, d_);
-      const RateLimit* limit = route.rate_limit ? &*route.rate_limit : nullptr;
-      if (route.api_keys && limit != nullptr && limit->per_key &&
-          limit->by.kind == RateLimit::By::Kind::kHeader &&
-          limit->by.header == route.api_keys->header) {
-        Error(*keys, fmt::format("the key header '{}' is removed once the key is checked, before "
-                                 "the rate limit runs: its by: {{header}} would see none",
-                                 limit->by.header));
-      }
-    }
+    if (auto keys = map.Take("api_keys")) route.api_keys = internal::ReadApiKeys(*keys, d_);
     if (auto cors = map.Take("cors")) route.cors = internal::ReadCors(*cors, d_);
     map.Finish();
     route_notes_.push_back(std::move(note));
@@ -630,7 +620,7 @@ class Loader : private internal::StrictReader {
   std::vector<RouteNote> route_notes_;
   std::vector<internal::ServiceReference> policy_references_;    // services' and routes' policies
   std::vector<internal::ServiceReference> provider_references_;  // routes' auth.jwt
-  bool mesh_written_ = false;  // `mesh:` is written (maybe invalid: then that is the error)
+  bool mesh_written_ = false;      // `mesh:` is written (maybe invalid: then that is the error)
   std::vector<Field> mesh_users_;  // the `tls: mesh` fields, checked once `mesh:` is read
   bool store_written_ = false;     // idempotency_store is written (maybe invalid)
 };
