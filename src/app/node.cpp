@@ -30,6 +30,7 @@
 #include "proxy/worker_state.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/worker.hpp"
+#include "tls/client_context.hpp"
 #include "tls/listener_contexts.hpp"
 #include "upstream/resolver.hpp"
 
@@ -109,6 +110,13 @@ class Node {
             {"provider", "result"})) {
       auth::SetVerificationCounters(*family);
     }
+    // Upstream TLS before anything connects: a service whose context cannot be made (a missing
+    // file, a key others can read) stops the start.
+    if (auto r = client_tls_.Apply(*config_); !r) {
+      spdlog::error("upstream TLS: {}", r.error().message());
+      return 1;
+    }
+    health_.SetClientTls(&client_tls_);
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_,
                                      proxy::BuiltinFilters(), &resilience_);
     health_.Apply(*config_, *snapshot_);
@@ -121,6 +129,7 @@ class Node {
       states_.push_back(
           std::make_unique<proxy::WorkerState>(*workers_.back(), metrics_, access_log_));
       states_.back()->SetHealthRegistry(&health_.registry());
+      states_.back()->SetClientTls(&client_tls_);
       states_.back()->ApplySnapshot(snapshot_);
     }
     if (auto r = tls_.Sync(*config_); !r) {
@@ -141,6 +150,7 @@ class Node {
       }
       bus_ = std::move(*bus);
       bus_->SetHealthRegistry(&health_.registry());
+      bus_->SetClientTls(&client_tls_);
       bus_->SetServiceRegistry(&resilience_);
       if (auto r = bus_->Start(); !r) {
         spdlog::error("bus: {}", r.error().message());
@@ -274,6 +284,12 @@ class Node {
       spdlog::error("reload ({}) rejected; the running config stays: {}", why, r.error().message());
       return;
     }
+    if (auto r = client_tls_.Apply(c); !r) {
+      metrics_.reload_failures.Add(registry_.main_slot());
+      spdlog::error("reload ({}) rejected; the running config stays: upstream TLS: {}", why,
+                    r.error().message());
+      return;
+    }
     // Before the listeners start: a new TLS listener must never accept without its context.
     auto tls = tls_.Sync(c);
     if (!tls) {
@@ -363,6 +379,10 @@ class Node {
         watcher_loaded_at_ = Clock::now();
       } else if (tls_.FilesChanged()) {
         Reload("a TLS certificate, key or CA file changed");
+      } else {
+        // The files upstream TLS is made from (mesh certificates among them): changed ones
+        // give their services a new context for new connections; a stat per file when not.
+        (void)client_tls_.Apply(*config_);
       }
       WatchConfigFile();
     });
@@ -520,7 +540,8 @@ class Node {
   asio::steady_timer resolve_timer_;
   // A name that stops resolving keeps its last addresses (see LastGoodResolver).
   upstream::LastGoodResolver resolver_{std::make_shared<upstream::SystemResolver>()};
-  UpstreamHealth health_;  // ejection and health checks, node-wide
+  UpstreamHealth health_;              // ejection and health checks, node-wide
+  tls::ClientTlsRegistry client_tls_;  // upstream TLS per service, node-wide
   // Per-service resilience state (retry budgets, breakers, concurrency limits): the node's,
   // kept across reloads, shared by the workers and the bus.
   resilience::ServiceRegistry resilience_{&registry_};

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "tls/client_context.hpp"
+
 namespace ferry::app {
 namespace {
 
@@ -58,7 +60,8 @@ void UpstreamHealth::Apply(const config::Config& config, const proxy::Snapshot& 
     for (const auto& endpoint : plan.endpoints) ids.push_back(endpoint.id);
     health->SetEndpoints(ids);
     if (plan.config->health) {
-      targets.push_back({name, *plan.config->health, plan.endpoints, health});
+      targets.push_back({name, *plan.config->health, plan.endpoints, health,
+                         client_tls_ != nullptr ? client_tls_->Find(name) : nullptr});
     }
   }
   registry_.Retain(names);

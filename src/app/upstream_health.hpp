@@ -20,6 +20,10 @@
 #include "upstream/health_checker.hpp"
 #include "upstream/service_health.hpp"
 
+namespace ferry::tls {
+class ClientTlsRegistry;
+}  // namespace ferry::tls
+
 namespace ferry::app {
 
 class UpstreamHealth {
@@ -27,6 +31,8 @@ class UpstreamHealth {
   UpstreamHealth(asio::io_context& io, observability::MetricsRegistry& metrics);
 
   upstream::HealthRegistry& registry() { return registry_; }
+  // The node's upstream TLS, for health checks of services with `tls:`. Must outlive this.
+  void SetClientTls(const tls::ClientTlsRegistry* registry) { client_tls_ = registry; }
   // A new snapshot (start, reload, DNS change), before the workers get it: each service's
   // outlier detection (its policy's) and endpoints, and the health checks to run.
   void Apply(const config::Config& config, const proxy::Snapshot& snapshot);
@@ -57,6 +63,7 @@ class UpstreamHealth {
   std::map<std::string, Published> published_;
   std::set<std::string> checked_;  // services with health checks
   bool stopped_ = false;
+  const tls::ClientTlsRegistry* client_tls_ = nullptr;
 };
 
 }  // namespace ferry::app

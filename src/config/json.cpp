@@ -234,6 +234,24 @@ json::object PolicyJson(const Policy& policy) {
            })}};
 }
 
+// A service's tls: "mesh" or its map (paths and public pins: nothing to redact).
+json::value ServiceTlsJson(const ServiceTls& tls) {
+  if (tls.mesh) return "mesh";
+  json::object out{{"min_version", tls.min_version == TlsVersion::k1_3 ? "1.3" : "1.2"}};
+  if (!tls.ca.empty()) out["ca"] = tls.ca;
+  if (!tls.server_name.empty()) out["server_name"] = tls.server_name;
+  if (!tls.pin_sha256.empty()) {
+    json::array pins;
+    for (const auto& pin : tls.pin_sha256) pins.emplace_back(pin);
+    out["pin_sha256"] = std::move(pins);
+  }
+  if (tls.client_certificate) {
+    out["client_certificate"] =
+        json::object{{"cert", tls.client_certificate->cert}, {"key", tls.client_certificate->key}};
+  }
+  return out;
+}
+
 json::object ServiceJson(const Service& service) {
   json::array endpoints;
   for (const auto& e : service.endpoints) endpoints.emplace_back(e.ToString());
@@ -255,6 +273,7 @@ json::object ServiceJson(const Service& service) {
                                  {"unhealthy_after", h.unhealthy_after},
                                  {"healthy_after", h.healthy_after}};
   }
+  if (service.tls) out["tls"] = ServiceTlsJson(*service.tls);
   return out;
 }
 

@@ -433,6 +433,10 @@ class Loader : private internal::StrictReader {
       }
     }
     if (auto health = map.Take("health")) service.health = internal::ReadHealthCheck(*health, d_);
+    if (auto tls = map.Take("tls")) {
+      service.tls = internal::ReadServiceTls(*tls, d_);
+      if (service.tls && service.tls->mesh) mesh_users_.push_back(*tls);
+    }
     map.Finish();
   }
 

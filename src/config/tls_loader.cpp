@@ -6,6 +6,18 @@ namespace ferry::config::internal {
 
 namespace {
 
+// 32 bytes in base64: 43 characters and one '=' of padding.
+bool IsBase64Sha256(const std::string& text) {
+  if (text.size() != 44 || text[43] != '=') return false;
+  for (std::size_t i = 0; i < 43; ++i) {
+    const char c = text[i];
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '+' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 class TlsReader : public StrictReader {
  public:
   explicit TlsReader(Diagnostics& diags) : StrictReader(diags) {}
@@ -50,6 +62,56 @@ class TlsReader : public StrictReader {
     Assign(map, "client_ca", tls.client_ca, [&](const Field& f) { return NonEmpty(f); });
     Assign(map, "session_resumption", tls.session_resumption,
            [&](const Field& f) { return ReadBool(f, d_); });
+    map.Finish();
+    return tls;
+  }
+
+  std::optional<ServiceTls> ReadServiceTls(const Field& field) {
+    const char* expected =
+        "tls must be mesh or a map (ca, server_name, pin_sha256, client_certificate, "
+        "min_version)";
+    if (field.node.IsScalar()) {
+      if (field.node.Scalar() == "mesh") return ServiceTls{.mesh = true};
+      Error(field, fmt::format("{}, got '{}'", expected, field.node.Scalar()));
+      return std::nullopt;
+    }
+    MapReader map(field, d_);
+    if (!map.ok()) return std::nullopt;
+    ServiceTls tls;
+    Assign(map, "ca", tls.ca, [&](const Field& f) { return NonEmpty(f); });
+    if (auto name = map.Take("server_name")) {
+      if (auto text = NonEmpty(*name)) {
+        if (text->find_first_of(" /") != std::string::npos) {
+          Error(*name, fmt::format("server_name '{}' is not a host name or address", *text));
+        } else {
+          tls.server_name = *text;
+        }
+      }
+    }
+    if (auto pins = map.Take("pin_sha256")) {
+      if (auto items = ReadSequence(*pins, d_)) {
+        if (items->empty()) Error(*pins, "pin_sha256 needs at least one pin (or leave it out)");
+        for (const Field& item : *items) {
+          auto text = ReadString(item, d_);
+          if (!text) continue;
+          if (!IsBase64Sha256(*text)) {
+            Error(item, fmt::format("'{}' is not a base64 SHA-256 of a public key (44 "
+                                    "characters ending in '=')",
+                                    *text));
+            continue;
+          }
+          tls.pin_sha256.push_back(*text);
+        }
+      }
+    }
+    if (auto client = map.Take("client_certificate")) {
+      MapReader pair(*client, d_);
+      auto c = Require(pair, *client, "cert");
+      auto k = Require(pair, *client, "key");
+      if (c && k) tls.client_certificate = ReadPair(*c, *k);
+      pair.Finish();
+    }
+    Assign(map, "min_version", tls.min_version, [&](const Field& f) { return ReadVersion(f); });
     map.Finish();
     return tls;
   }
@@ -133,6 +195,10 @@ class TlsReader : public StrictReader {
 
 std::optional<ListenerTls> ReadListenerTls(const Field& field, Diagnostics& diags) {
   return TlsReader(diags).ReadListenerTls(field);
+}
+
+std::optional<ServiceTls> ReadServiceTls(const Field& field, Diagnostics& diags) {
+  return TlsReader(diags).ReadServiceTls(field);
 }
 
 std::optional<Mesh> ReadMesh(const Field& field, Diagnostics& diags) {

@@ -18,6 +18,9 @@ namespace ferry::config::internal {
 // `tls: mesh` or `tls: {cert, key, certificates: [{cert, key}], min_version, ciphers,
 // client_ca, session_resumption}`.
 std::optional<ListenerTls> ReadListenerTls(const Field& field, Diagnostics& diags);
+// `tls: mesh` or `tls: {ca, server_name, pin_sha256: [...], client_certificate: {cert, key},
+// min_version}` of a service.
+std::optional<ServiceTls> ReadServiceTls(const Field& field, Diagnostics& diags);
 // `mesh: {cert, key, ca, renew: {url, service, token_file}}`.
 std::optional<Mesh> ReadMesh(const Field& field, Diagnostics& diags);
 

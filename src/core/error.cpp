@@ -28,8 +28,9 @@ const ErrorInfo& Describe(ErrorCode code) {
       {503, 14, false, "circuit_open"},
       {429, 8, false, "rate_limited"},
       {422, 9, false, "unprocessable"},
+      {502, 14, true, "tls_failed"},
   };
-  static_assert(std::size(kTable) == static_cast<std::size_t>(ErrorCode::kUnprocessable) + 1,
+  static_assert(std::size(kTable) == static_cast<std::size_t>(ErrorCode::kTlsFailed) + 1,
                 "one row per ErrorCode, in the enum's order");
   return kTable[static_cast<int>(code)];
 }

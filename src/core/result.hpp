@@ -35,6 +35,8 @@ enum class ErrorCode {
   kCircuitOpen,      // a service's circuit breaker is open: the upstream was not contacted
   kRateLimited,      // a rate limit refused the request; passes after Retry-After
   kUnprocessable,    // well-formed but refused (an idempotency key reused with another body)
+  kTlsFailed,        // a TLS handshake failed or the peer is not who it must be (chain, name,
+                     // pin, mesh identity): nothing was sent, so another endpoint may be tried
 };
 
 struct ErrorInfo {

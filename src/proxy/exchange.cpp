@@ -168,6 +168,9 @@ class ExchangeRunner final : public upstream::InterimSink {
       case ErrorCode::kConnectFailed:
         service_series_->connect_failures->Add(w_.slot());
         return Failed(ErrorCode::kConnectFailed, reply::kUpstreamConnectFailed, error.message());
+      case ErrorCode::kTlsFailed:
+        service_series_->connect_failures->Add(w_.slot());
+        return Failed(ErrorCode::kTlsFailed, reply::kUpstreamTlsFailed, error.message());
       case ErrorCode::kDeadlineExceeded:
         if (report_.try_timed_out) {
           return Failed(ErrorCode::kDeadlineExceeded, reply::kUpstreamTimeout, error.message());

@@ -18,9 +18,9 @@ namespace ferry::proxy {
 // The stable JSON codes of the proxy path. The table code each goes with (its status):
 // no_route: not_found (404); bad_request: invalid_argument (400); headers_too_large (431);
 // body_too_large: resource_exhausted (413); request_timeout (408); upstream_connect_failed:
-// connect_failed (502); bad_upstream_response: upstream_protocol or connection_closed (502);
-// no_healthy_endpoint and upstream_overloaded: unavailable (503); circuit_open (503);
-// upstream_timeout: deadline_exceeded (504); internal (500).
+// connect_failed (502); upstream_tls_failed: tls_failed (502); bad_upstream_response:
+// upstream_protocol or connection_closed (502); no_healthy_endpoint and upstream_overloaded:
+// unavailable (503); circuit_open (503); upstream_timeout: deadline_exceeded (504); internal (500).
 namespace reply {
 inline constexpr std::string_view kNoRoute = "no_route";
 inline constexpr std::string_view kBadRequest = "bad_request";
@@ -28,6 +28,7 @@ inline constexpr std::string_view kHeadersTooLarge = "headers_too_large";
 inline constexpr std::string_view kBodyTooLarge = "body_too_large";
 inline constexpr std::string_view kRequestTimeout = "request_timeout";
 inline constexpr std::string_view kUpstreamConnectFailed = "upstream_connect_failed";
+inline constexpr std::string_view kUpstreamTlsFailed = "upstream_tls_failed";
 inline constexpr std::string_view kBadUpstreamResponse = "bad_upstream_response";
 inline constexpr std::string_view kNoHealthyEndpoint = "no_healthy_endpoint";
 inline constexpr std::string_view kUpstreamOverloaded = "upstream_overloaded";

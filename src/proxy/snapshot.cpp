@@ -43,7 +43,7 @@ std::shared_ptr<const Snapshot> BuildSnapshot(std::shared_ptr<const config::Conf
       }
       for (const std::string& ip : *ips) {
         config::Address resolved{ip, a.port};
-        plan.endpoints.push_back({resolved.ToString(), ip, a.port});
+        plan.endpoints.push_back({resolved.ToString(), ip, a.port, a.host});
       }
     }
     std::sort(plan.endpoints.begin(), plan.endpoints.end(),

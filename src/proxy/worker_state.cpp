@@ -8,6 +8,7 @@
 #include "proxy/listener_handler.hpp"
 #include "runtime/acceptor.hpp"
 #include "server/server.hpp"
+#include "tls/client_context.hpp"
 
 namespace ferry::proxy {
 struct WorkerState::ListenerServer {
@@ -49,6 +50,7 @@ void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot) {
         upstream::ClusterOptions::FromService(*plan.config, random_.Next());
     options.clock = &clock_;
     if (health_ != nullptr) options.health = health_->Find(name);
+    if (client_tls_ != nullptr) options.pool.tls = client_tls_->Find(name);
     ServiceState state;
     state.plan = &plan;
     if (auto old = services_.find(name); old != services_.end()) {

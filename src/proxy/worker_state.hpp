@@ -24,8 +24,9 @@
 #include "upstream/service_health.hpp"
 
 namespace ferry::tls {
+class ClientTlsRegistry;
 class ServerContext;
-}
+}  // namespace ferry::tls
 
 namespace ferry::proxy {
 
@@ -60,6 +61,8 @@ class WorkerState {
   // The node's endpoint health per service (ejection, health checks), which the clusters of
   // later snapshots share; must outlive the worker state. None: every endpoint is usable.
   void SetHealthRegistry(upstream::HealthRegistry* registry) { health_ = registry; }
+  // The node's upstream TLS per service (null: every service plain TCP). Must outlive this.
+  void SetClientTls(const tls::ClientTlsRegistry* registry) { client_tls_ = registry; }
 
   // Serves a listener on this worker (the acceptor, taken over, is already listening), with
   // the limits of the listener in the current snapshot.
@@ -113,6 +116,7 @@ class WorkerState {
   std::unique_ptr<observability::AccessLogWriter> access_log_;
   upstream::Xoshiro256 random_;
   upstream::HealthRegistry* health_ = nullptr;
+  const tls::ClientTlsRegistry* client_tls_ = nullptr;
   asio::steady_timer maintenance_timer_;
   std::size_t connections_peak_ = 0;  // since memory was last handed back to the OS
   bool draining_ = false;

@@ -6,6 +6,7 @@ Outcome Classify(const Result<void>& tried, bool try_timed_out) {
   if (tried) return Outcome::kResponse;
   switch (tried.error().code()) {
     case ErrorCode::kConnectFailed:
+    case ErrorCode::kTlsFailed:
       return Outcome::kConnectFailure;
     case ErrorCode::kConnectionClosed:
       return Outcome::kReset;

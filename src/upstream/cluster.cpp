@@ -96,7 +96,8 @@ void Cluster::Update(ClusterOptions options, const std::vector<ResolvedAddress>&
 
 void Cluster::SetEndpoints(const std::vector<ResolvedAddress>& addresses) {
   endpoints_ = MergeEndpoints(endpoints_, addresses, [&](const ResolvedAddress& a) {
-    return std::make_shared<Endpoint>(a, StreamPool::Create(io_, a.ip, a.port, options_.pool));
+    return std::make_shared<Endpoint>(a,
+                                      StreamPool::Create(io_, a.ip, a.port, options_.pool, a.host));
   });
   for (const auto& endpoint : endpoints_) {
     endpoint->status = options_.health ? options_.health->Status(endpoint->id) : nullptr;
@@ -244,7 +245,8 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
       }
       if (!made) {
         ++stats_.failed;
-        if (made.error().code() != ErrorCode::kConnectFailed) {
+        if (made.error().code() != ErrorCode::kConnectFailed &&
+            made.error().code() != ErrorCode::kTlsFailed) {
           co_return tl::unexpected(made.error());
         }
         endpoint->health.Failed(Clock::now());

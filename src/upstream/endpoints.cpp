@@ -30,7 +30,7 @@ std::vector<ResolvedAddress> CombineResolved(const std::vector<config::Address>&
     for (const std::string& ip : *round[i]) {
       std::string id = config::Address{ip, a.port}.ToString();
       if (std::any_of(out.begin(), out.end(), [&](const auto& x) { return x.id == id; })) continue;
-      out.push_back({std::move(id), ip, a.port});
+      out.push_back({std::move(id), ip, a.port, a.host});
     }
   }
   return out;

@@ -22,6 +22,8 @@ struct ResolvedAddress {
   std::string id;
   std::string ip;
   std::uint16_t port = 0;
+  std::string host;  // as configured: the DNS name it came from, or the IP (TLS: SNI and the
+                     // name the server's certificate must carry); "" = ip
 };
 
 // One round: per configured address (indexed like `addresses`) its IPs, or nullopt when the

@@ -77,6 +77,7 @@ void HealthChecker::Apply(std::vector<Target> targets) {
       options.name = target.service;
       options.pool.max_connections = 2;
       options.pool.connect_timeout = target.check.timeout;
+      options.pool.tls = target.tls;  // a check speaks to the endpoint as the proxy does
       if (!cluster) cluster = Cluster::Create(io_, options, nullptr, {});
       cluster->Update(std::move(options), {endpoint});
     }

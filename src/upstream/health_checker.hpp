@@ -19,6 +19,7 @@
 #include "runtime/asio.hpp"
 #include "runtime/task_group.hpp"
 #include "upstream/endpoints.hpp"
+#include "upstream/pool_settings.hpp"
 #include "upstream/service_health.hpp"
 
 namespace ferry::upstream {
@@ -30,6 +31,7 @@ class HealthChecker {
     config::HealthCheck check;
     std::vector<ResolvedAddress> endpoints;
     std::shared_ptr<ServiceHealth> health;
+    std::shared_ptr<tls::ClientTls> tls;  // the service's upstream TLS; null: plain TCP
   };
 
   explicit HealthChecker(asio::io_context& io) : io_(io), tasks_(io.get_executor()) {}

@@ -1,11 +1,13 @@
 #include "upstream/stream_pool.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
 #include "config/config.hpp"
 #include "runtime/connect.hpp"
+#include "tls/client_context.hpp"
 
 namespace ferry::upstream {
 
@@ -37,13 +39,25 @@ void StreamPool::Lease::Release(bool reusable) {
 }
 
 std::shared_ptr<StreamPool> StreamPool::Create(asio::io_context& io, std::string ip,
-                                               std::uint16_t port, PoolSettings settings) {
-  return std::shared_ptr<StreamPool>(new StreamPool(io, std::move(ip), port, settings));
+                                               std::uint16_t port, PoolSettings settings,
+                                               std::string host) {
+  return std::shared_ptr<StreamPool>(
+      new StreamPool(io, std::move(ip), port, std::move(settings), std::move(host)));
 }
 
 StreamPool::StreamPool(asio::io_context& io, std::string ip, std::uint16_t port,
-                       PoolSettings settings)
-    : io_(io), ip_(std::move(ip)), port_(port), settings_(settings) {}
+                       PoolSettings settings, std::string host)
+    : io_(io),
+      ip_(std::move(ip)),
+      port_(port),
+      host_(host.empty() ? ip_ : std::move(host)),
+      settings_(std::move(settings)) {}
+
+bool StreamPool::SameTls(const PooledConnection& connection) const {
+  if (settings_.tls == nullptr) return connection.tls == nullptr;
+  return connection.tls == settings_.tls.get() &&
+         connection.tls_generation == settings_.tls->generation();
+}
 
 StreamPool::~StreamPool() {
   for (const auto& c : available_) c->stream->Close();
@@ -64,6 +78,10 @@ std::shared_ptr<PooledConnection> StreamPool::TakeAvailable(bool replayable) {
       return c;
     }
     available_.pop_back();
+    if (!SameTls(*c)) {
+      Close(*c);
+      continue;
+    }
     const Duration idle = now - c->idle_since;
     const bool trusted = replayable && idle < kTrustIdleFor;
     if (idle < settings_.idle_timeout && (trusted || runtime::IdleConnectionUsable(*c->stream))) {
@@ -92,7 +110,25 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
   }
   ++open_;  // counts against the limit while connecting
   const Duration timeout = std::min(settings_.connect_timeout, connect_within);
+  const auto started = std::chrono::steady_clock::now();
   auto stream = co_await runtime::Connect(io_, ip_, port_, timeout, watch);
+  // The TLS handshake, with what is left of the connect timeout. The holder and its context
+  // are taken now: a swap while this connection is made applies to the next one.
+  std::shared_ptr<tls::ClientTls> tls = settings_.tls;
+  std::uint64_t tls_generation = 0;
+  if (stream && tls != nullptr) {
+    std::shared_ptr<const tls::ClientContext> context = tls->Current();
+    tls_generation = tls->generation();
+    const Duration spent = std::chrono::steady_clock::now() - started;
+    const Duration left = std::max<Duration>(timeout - spent, std::chrono::milliseconds(1));
+    const std::string where = config::Address{ip_, port_}.ToString();
+    stream = co_await context->Handshake(std::move(*stream), host_, where, left);
+    // Each refused server is logged with the reason (a misconfiguration or an impostor:
+    // someone must look), as the client's 502 says too.
+    if (!stream && stream.error().code() == ErrorCode::kTlsFailed) {
+      spdlog::warn("upstream {}: {}", host_, stream.error().message());
+    }
+  }
   if (!stream) {
     --open_;
     co_return tl::unexpected(stream.error());
@@ -100,6 +136,8 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
   ++connects_;
   auto c = std::make_shared<PooledConnection>();
   c->stream = std::move(*stream);
+  c->tls = tls.get();
+  c->tls_generation = tls_generation;
   c->active = 1;
   co_return Lease(std::move(self), std::move(c));
 }
@@ -116,6 +154,8 @@ void StreamPool::Adopt(std::unique_ptr<runtime::Stream> stream, std::uint32_t ca
   c->stream = std::move(stream);
   c->capacity = std::max<std::uint32_t>(capacity, 1);
   c->idle_since = std::chrono::steady_clock::now();
+  c->tls = settings_.tls.get();  // the caller made it with the current settings
+  c->tls_generation = settings_.tls ? settings_.tls->generation() : 0;
   ++open_;
   available_.push_back(std::move(c));
 }

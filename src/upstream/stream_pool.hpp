@@ -34,6 +34,10 @@ struct PooledConnection {
   bool closing = false;        // no new leases; closed when the last one ends
   std::string scratch;         // an HTTP/1.1 exchange's request head (kept: its storage is reused)
   std::chrono::steady_clock::time_point idle_since{};
+  // The TLS it was made with (PoolSettings::tls and its generation then): a connection whose
+  // TLS settings were replaced since is not reused.
+  const tls::ClientTls* tls = nullptr;
+  std::uint64_t tls_generation = 0;
 };
 
 class StreamPool : public std::enable_shared_from_this<StreamPool> {
@@ -66,8 +70,10 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
     bool reused_ = false;
   };
 
+  // `host`: the endpoint's configured host (a DNS name, or the IP), for TLS; "" = ip.
   static std::shared_ptr<StreamPool> Create(asio::io_context& io, std::string ip,
-                                            std::uint16_t port, PoolSettings settings);
+                                            std::uint16_t port, PoolSettings settings,
+                                            std::string host = "");
   ~StreamPool();
   StreamPool(const StreamPool&) = delete;
   StreamPool& operator=(const StreamPool&) = delete;
@@ -75,8 +81,9 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   // A lease on an available connection that still looks usable, or on a new one; with
   // fresh_only always a new one (the retry after the keep-alive race). The connect takes at most
   // min(connect_timeout, `connect_within`). Errors: kResourceExhausted at max_connections,
-  // kConnectFailed (refused, unreachable, timed out), kCancelled.
-  // `watch` (optional) watches the connect (runtime::Connect).
+  // kConnectFailed (refused, unreachable, timed out: the TLS handshake included), kTlsFailed
+  // (the handshake failed or the server is not the one the service's tls: names), kCancelled.
+  // `watch` (optional) watches the TCP connect (runtime::Connect), not the TLS handshake.
   Task<Result<Lease>> Acquire(bool fresh_only, Duration connect_within,
                               runtime::IoWatch* watch = nullptr);
   // A lease on an available connection that still looks usable, without suspending; an empty
@@ -103,7 +110,10 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   std::uint16_t port() const { return port_; }
 
  private:
-  StreamPool(asio::io_context& io, std::string ip, std::uint16_t port, PoolSettings settings);
+  StreamPool(asio::io_context& io, std::string ip, std::uint16_t port, PoolSettings settings,
+             std::string host);
+  // False if the connection was made with TLS settings other than the current ones.
+  bool SameTls(const PooledConnection& connection) const;
   std::shared_ptr<PooledConnection> TakeAvailable(bool replayable = false);
   void Return(const std::shared_ptr<PooledConnection>& connection, bool reusable);
   void Close(PooledConnection& connection);
@@ -111,6 +121,7 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   asio::io_context& io_;
   std::string ip_;
   std::uint16_t port_;
+  std::string host_;
   PoolSettings settings_;
   // Connections with room for another lease, the most recently returned last.
   std::vector<std::shared_ptr<PooledConnection>> available_;

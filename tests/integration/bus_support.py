@@ -139,16 +139,17 @@ def start_bus(start_ferry, tmp_path):
     """start_bus(bus_block, services=None) -> BusNode: Ferry with admin and bus on loopback.
 
     bus_block is the `bus:` map without listen/data_dir (port 0 and a temp dir are filled in
-    unless given).
+    unless given); extra: more top-level blocks of the config (e.g. mesh).
     """
 
-    def start(bus: dict, services: dict | None = None) -> BusNode:
+    def start(bus: dict, services: dict | None = None, extra: dict | None = None) -> BusNode:
         bus = dict(bus)
         bus.setdefault("listen", "127.0.0.1:0")
         bus.setdefault("data_dir", str(tmp_path / "bus-data"))
         config = {"admin": {"listen": "127.0.0.1:0"}, "bus": bus}
         if services:
             config["services"] = services
+        config.update(extra or {})  # other top-level blocks (mesh:, ...)
         return BusNode(start_ferry, config, start_ferry(config))
 
     return start

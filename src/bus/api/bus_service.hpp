@@ -13,6 +13,9 @@
 namespace ferry::upstream {
 class HealthRegistry;
 }
+namespace ferry::tls {
+class ClientTlsRegistry;
+}  // namespace ferry::tls
 namespace ferry::resilience {
 class ServiceRegistry;
 }
@@ -38,6 +41,9 @@ class BusService {
   // of the service's concurrency limit. Call before Start; must outlive the bus. None: pushes
   // without them.
   virtual void SetServiceRegistry(resilience::ServiceRegistry* registry) = 0;
+  // The node's upstream TLS per service: a push to a service with `tls:` is made over it (a
+  // mesh service over mutual TLS). Call before Start; must outlive the bus. None: plain TCP.
+  virtual void SetClientTls(const tls::ClientTlsRegistry* registry) = 0;
   // Stops accepting, answers waiting long-polls with 204, closes the logs (syncing them) and
   // joins the thread.
   virtual void Stop() = 0;

@@ -71,6 +71,7 @@ class BusServiceImpl final : public BusService, public server::Handler {
   Result<void> Start() override;
   void SetHealthRegistry(upstream::HealthRegistry* registry) override { health_ = registry; }
   void SetServiceRegistry(resilience::ServiceRegistry* registry) override { services_ = registry; }
+  void SetClientTls(const tls::ClientTlsRegistry* registry) override { client_tls_ = registry; }
   void Stop() override;
   Result<void> Reload(std::shared_ptr<const config::Config> next) override;
   std::string listen_address() const override { return listen_address_; }
@@ -178,6 +179,7 @@ class BusServiceImpl final : public BusService, public server::Handler {
   // The node's per-service resilience state (breakers, concurrency limits), shared with the
   // proxy; null in tests of the bus alone.
   resilience::ServiceRegistry* services_ = nullptr;
+  const tls::ClientTlsRegistry* client_tls_ = nullptr;
   BusMetrics metrics_{};
   std::map<std::pair<Destination::Kind, std::string>, PublishSeries, std::less<>> publish_series_;
   PublishSeries& SeriesFor(const Destination& to);

@@ -25,6 +25,7 @@
 #include "core/units.hpp"
 #include "resilience/outcome.hpp"
 #include "resilience/service_state.hpp"
+#include "tls/client_context.hpp"
 #include "upstream/cluster.hpp"
 #include "upstream/load_balancer.hpp"
 #include "upstream/service_health.hpp"
@@ -76,6 +77,7 @@ void BusServiceImpl::StartPush(const Inbox& inbox, const config::BusPush& push,
     // The connect is part of the delivery attempt, so it never outlasts the push timeout.
     options.pool.connect_timeout = std::min<Duration>(options.pool.connect_timeout, push.timeout);
     if (health_ != nullptr) options.health = health_->Find(push.service);
+    if (client_tls_ != nullptr) options.pool.tls = client_tls_->Find(push.service);
     target->cluster =
         upstream::Cluster::Create(io_, std::move(options), resolver_, resolve_pool_.get_executor());
     // At start the bus thread resolves itself (Start waits for it anyway); later rounds run on
