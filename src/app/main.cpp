@@ -14,6 +14,7 @@
 #include "app/exit_code.hpp"
 #include "app/node.hpp"
 #include "config/config.hpp"
+#include "tls/client_context.hpp"
 #include "tls/listener_contexts.hpp"
 
 namespace {
@@ -31,6 +32,11 @@ int Validate(const std::string& path) {
   // The certificate and key files, as the node would load them at start.
   if (auto tls = ferry::tls::ListenerContexts().Sync(**config); !tls) {
     fmt::print(stderr, "{}: {}\n", path, tls.error().message());
+    return kExitFailure;
+  }
+  // And the files of the services' tls: (CA bundles, client certificates, the mesh's).
+  if (auto upstream = ferry::tls::ClientTlsRegistry().Apply(**config); !upstream) {
+    fmt::print(stderr, "{}: upstream TLS: {}\n", path, upstream.error().message());
     return kExitFailure;
   }
   fmt::print("{}: ok ({} listener(s), {} service(s))\n", path, (*config)->listeners.size(),

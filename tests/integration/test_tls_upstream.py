@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+import yaml
 
 from bus_support import fast_queue, start_bus  # noqa: F401 - fixture
 from conftest import FERRY_BIN, assert_error_json, basic_config, curl, require_tool, wait_until
@@ -228,7 +229,6 @@ def test_a_key_others_can_read_stops_the_start(pki, tmp_path, processes):
     config = basic_config(["127.0.0.1:9"], service_extra={"tls": {
         "ca": pki.path("root.pem"),
         "client_certificate": {"cert": pki.path("api.pem"), "key": pki.path("api.key")}}})
-    import yaml
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
     r = subprocess.run([str(FERRY_BIN), "run", "-c", str(path)], capture_output=True, text=True,
@@ -315,3 +315,19 @@ def test_bus_push_delivers_over_mesh_tls(mesh, upstreams, start_bus):
     hook = next(q for q in up.requests if q["path"] == "/hook")
     assert hook["client"] == ["spiffe://example.org/service/gateway"]
 
+
+
+def test_validate_checks_the_files_of_a_services_tls(pki, tmp_path):
+    config = basic_config(["127.0.0.1:9"], service_extra={"tls": {
+        "ca": str(tmp_path / "missing-roots.pem")}})
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump(config))
+    r = subprocess.run([str(FERRY_BIN), "validate", "-c", str(path)], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "missing-roots.pem" in r.stderr
+    config["services"]["svc"]["tls"]["ca"] = pki.path("root.pem")
+    path.write_text(yaml.safe_dump(config))
+    r = subprocess.run([str(FERRY_BIN), "validate", "-c", str(path)], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r.stdout + r.stderr
