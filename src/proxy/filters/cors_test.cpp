@@ -26,8 +26,8 @@ config::Cors AppCors() {
   return cors;
 }
 
-std::unique_ptr<Exchange> Call(const CorsFilter& filter, std::string method, std::string_view origin,
-                              std::string_view asked_method = {}) {
+std::unique_ptr<Exchange> Call(const CorsFilter& filter, std::string method,
+                               std::string_view origin, std::string_view asked_method = {}) {
   auto e = std::make_unique<Exchange>();
   e->head.method = std::move(method);
   e->head.target = "/items";
