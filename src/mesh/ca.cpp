@@ -7,11 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
 
+#include "mesh/atomic_file.hpp"
 #include "mesh/openssl_ptr.hpp"
 #include "mesh/spiffe.hpp"
 
@@ -34,46 +36,6 @@ Result<PkeyPtr> NewKey() {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   if (!key) return Fail(ErrorCode::kInternal, "key generation: " + TakeOpenSslError());
   return key;
-}
-
-// Writes `bytes` to `path` through a temporary file in the same directory and a rename, with
-// `mode` from the start (a key is never readable by others, not even for a moment).
-// `exclusive`: fail with kAlreadyExists if `path` exists.
-Result<void> WriteFileAtomically(const std::string& path, const std::string& bytes, mode_t mode,
-                                 bool exclusive) {
-  std::string temp = path + ".tmp";
-  ::unlink(temp.c_str());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return Fail(ErrorCode::kIo, fmt::format("{}: {}", temp, std::strerror(errno)));
-  // The umask may have taken bits away, never added any; set exactly `mode`.
-  bool ok = ::fchmod(fd, mode) == 0;
-  std::size_t done = 0;
-  while (ok && done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<std::size_t>(n);
-  }
-  ok = ok && ::fsync(fd) == 0;
-  int saved = errno;
-  ::close(fd);
-  if (ok && exclusive) {
-    // link() fails if the target exists: no window in which another `init` could be replaced.
-    ok = ::link(temp.c_str(), path.c_str()) == 0;
-    saved = errno;
-    ::unlink(temp.c_str());
-    if (!ok && saved == EEXIST) {
-      return Fail(ErrorCode::kAlreadyExists, fmt::format("{} exists", path));
-    }
-  } else if (ok) {
-    ok = ::rename(temp.c_str(), path.c_str()) == 0;
-    saved = errno;
-  }
-  if (!ok) {
-    ::unlink(temp.c_str());
-    return Fail(ErrorCode::kIo, fmt::format("{}: {}", path, std::strerror(saved)));
-  }
-  return Ok();
 }
 
 Result<std::string> CertPem(X509* cert) {
@@ -155,35 +117,6 @@ Result<Ptr> ReadPem(const std::string& path, ReadFn read, const char* what) {
   return object;
 }
 
-struct LoadedCa {
-  X509Ptr cert;
-  PkeyPtr key;
-  std::string trust_domain;
-};
-
-Result<LoadedCa> LoadCa(const std::string& dir) {
-  LoadedCa ca;
-  auto cert = ReadPem<X509Ptr>(PathIn(dir, kCaCert), PEM_read_bio_X509, "certificate");
-  if (!cert) return tl::unexpected(cert.error());
-  auto key = ReadPem<PkeyPtr>(PathIn(dir, kCaKey), PEM_read_bio_PrivateKey, "private key");
-  if (!key) return tl::unexpected(key.error());
-  if (X509_check_private_key(cert->get(), key->get()) != 1) {
-    ERR_clear_error();
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("{}: the key does not match {}", PathIn(dir, kCaKey), kCaCert));
-  }
-  auto id = ParseSpiffeId(SpiffeIdOf(cert->get()));
-  if (!id || !id->path.empty()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                fmt::format("{}: not a Ferry mesh root (no URI SAN spiffe://DOMAIN)",
-                            PathIn(dir, kCaCert)));
-  }
-  ca.cert = std::move(*cert);
-  ca.key = std::move(*key);
-  ca.trust_domain = id->trust_domain;
-  return ca;
-}
-
 Result<void> CheckTtl(Duration ttl) {
   if (ttl < std::chrono::seconds(1) || ttl > kMaxTtl) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -243,6 +176,106 @@ Result<void> InitCa(const std::string& dir, const std::string& trust_domain, Dur
   return WriteFileAtomically(PathIn(dir, kCaCert), *cert_pem, 0644, true);
 }
 
+Duration BackdateFor(Duration ttl) { return std::min<Duration>(kBackdate, ttl / 4); }
+
+struct Authority::Impl {
+  std::string dir;
+  X509Ptr cert;
+  PkeyPtr key;
+  std::string trust_domain;
+};
+
+Authority::Authority(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Authority::Authority(Authority&&) noexcept = default;
+Authority& Authority::operator=(Authority&&) noexcept = default;
+Authority::~Authority() = default;
+
+const std::string& Authority::dir() const { return impl_->dir; }
+const std::string& Authority::trust_domain() const { return impl_->trust_domain; }
+
+Result<Authority> Authority::Load(const std::string& dir) {
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  auto cert = ReadPem<X509Ptr>(PathIn(dir, kCaCert), PEM_read_bio_X509, "certificate");
+  if (!cert) return tl::unexpected(cert.error());
+  auto key = ReadPem<PkeyPtr>(PathIn(dir, kCaKey), PEM_read_bio_PrivateKey, "private key");
+  if (!key) return tl::unexpected(key.error());
+  if (X509_check_private_key(cert->get(), key->get()) != 1) {
+    ERR_clear_error();
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}: the key does not match {}", PathIn(dir, kCaKey), kCaCert));
+  }
+  auto id = ParseSpiffeId(SpiffeIdOf(cert->get()));
+  if (!id || !id->path.empty()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                fmt::format("{}: not a Ferry mesh root (no URI SAN spiffe://DOMAIN)",
+                            PathIn(dir, kCaCert)));
+  }
+  impl->cert = std::move(*cert);
+  impl->key = std::move(*key);
+  impl->trust_domain = id->trust_domain;
+  return Authority(std::move(impl));
+}
+
+Result<SignedLeaf> Authority::Sign(const LeafSpec& spec, EVP_PKEY* public_key) const {
+  if (auto ok = CheckTtl(spec.ttl); !ok) return tl::unexpected(ok.error());
+  X509* root = impl_->cert.get();
+  // A leaf never outlives its root: a verifier would refuse it from then on anyway.
+  const ASN1_TIME* ca_end = X509_get0_notAfter(root);
+  if (X509_cmp_time(ca_end, nullptr) <= 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                fmt::format("the CA in {} has expired", impl_->dir));
+  }
+  auto now = SystemClock::now();
+  SignedLeaf out;
+  out.not_after = std::chrono::time_point_cast<std::chrono::seconds>(now + spec.ttl);
+  struct tm ca_end_tm {};
+  if (ASN1_TIME_to_tm(ca_end, &ca_end_tm) == 1) {
+    auto end = SystemClock::from_time_t(timegm(&ca_end_tm));
+    if (end < out.not_after) out.not_after = end;
+  }
+  std::string san;
+  auto add_san = [&san](const std::string& kind, const std::string& value) {
+    // A comma would start another SAN in OpenSSL's config syntax: refuse it, never pass it on.
+    if (value.empty() || value.find_first_of(",\n") != std::string::npos) return false;
+    if (!san.empty()) san += ",";
+    san += kind + ":" + value;
+    return true;
+  };
+  bool sans_ok = spec.spiffe_id.empty() || add_san("URI", spec.spiffe_id);
+  for (const std::string& name : spec.dns_names) sans_ok = sans_ok && add_san("DNS", name);
+  for (const std::string& ip : spec.ip_addresses) sans_ok = sans_ok && add_san("IP", ip);
+  if (!sans_ok || san.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "a leaf needs SANs without commas");
+  }
+  const char* eku = spec.client_auth ? "serverAuth,clientAuth" : "serverAuth";
+
+  X509Ptr cert(X509_new());
+  bool ok = cert && X509_set_version(cert.get(), X509_VERSION_3) == 1 &&
+            SetRandomSerial(cert.get()) &&
+            SetName(X509_get_subject_name(cert.get()), impl_->trust_domain, spec.common_name) &&
+            X509_set_issuer_name(cert.get(), X509_get_subject_name(root)) == 1 &&
+            SetValidity(cert.get(), now - BackdateFor(spec.ttl), out.not_after) &&
+            X509_set_pubkey(cert.get(), public_key) == 1 &&
+            AddExtension(cert.get(), root, NID_basic_constraints, "critical,CA:FALSE") &&
+            AddExtension(cert.get(), root, NID_key_usage, "critical,digitalSignature") &&
+            AddExtension(cert.get(), root, NID_ext_key_usage, eku) &&
+            AddExtension(cert.get(), root, NID_subject_key_identifier, "hash") &&
+            AddExtension(cert.get(), root, NID_authority_key_identifier, "keyid:always") &&
+            AddExtension(cert.get(), root, NID_subject_alt_name, san.c_str()) &&
+            X509_sign(cert.get(), impl_->key.get(), EVP_sha256()) > 0;
+  if (!ok) return Fail(ErrorCode::kInternal, "signing: " + TakeOpenSslError());
+  BignumPtr serial(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr));
+  char* hex = serial ? BN_bn2hex(serial.get()) : nullptr;
+  if (hex == nullptr) return Fail(ErrorCode::kInternal, "serial: " + TakeOpenSslError());
+  out.serial = hex;
+  OPENSSL_free(hex);
+  auto pem = CertPem(cert.get());
+  if (!pem) return tl::unexpected(pem.error());
+  out.cert_pem = std::move(*pem);
+  return out;
+}
+
 Result<Issued> IssueService(const std::string& dir, const std::string& service, Duration ttl) {
   if (!IsValidServiceName(service)) {
     return Fail(ErrorCode::kInvalidArgument,
@@ -251,53 +284,29 @@ Result<Issued> IssueService(const std::string& dir, const std::string& service, 
                             service));
   }
   if (auto ok = CheckTtl(ttl); !ok) return tl::unexpected(ok.error());
-  auto ca = LoadCa(dir);
+  auto ca = Authority::Load(dir);
   if (!ca) return tl::unexpected(ca.error());
-
   auto key = NewKey();
   if (!key) return tl::unexpected(key.error());
   Issued issued;
   issued.cert_path = PathIn(dir, service + ".pem");
   issued.key_path = PathIn(dir, service + ".key");
-  issued.spiffe_id = ServiceId(ca->trust_domain, service);
-  auto now = SystemClock::now();
-  issued.not_after = std::chrono::time_point_cast<std::chrono::seconds>(now + ttl);
-  // A leaf never outlives its root: a verifier would refuse it from then on anyway.
-  const ASN1_TIME* ca_end = X509_get0_notAfter(ca->cert.get());
-  if (X509_cmp_time(ca_end, nullptr) <= 0) {
-    return Fail(ErrorCode::kFailedPrecondition, fmt::format("the CA in {} has expired", dir));
-  }
-  struct tm ca_end_tm {};
-  if (ASN1_TIME_to_tm(ca_end, &ca_end_tm) == 1) {
-    auto end = SystemClock::from_time_t(timegm(&ca_end_tm));
-    if (end < issued.not_after) issued.not_after = end;
-  }
-
-  X509Ptr cert(X509_new());
-  std::string san = "URI:" + issued.spiffe_id;
-  bool ok =
-      cert && X509_set_version(cert.get(), X509_VERSION_3) == 1 && SetRandomSerial(cert.get()) &&
-      SetName(X509_get_subject_name(cert.get()), ca->trust_domain, service) &&
-      X509_set_issuer_name(cert.get(), X509_get_subject_name(ca->cert.get())) == 1 &&
-      SetValidity(cert.get(), now - kBackdate, issued.not_after) &&
-      X509_set_pubkey(cert.get(), key->get()) == 1 &&
-      AddExtension(cert.get(), ca->cert.get(), NID_basic_constraints, "critical,CA:FALSE") &&
-      AddExtension(cert.get(), ca->cert.get(), NID_key_usage, "critical,digitalSignature") &&
-      AddExtension(cert.get(), ca->cert.get(), NID_ext_key_usage, "serverAuth,clientAuth") &&
-      AddExtension(cert.get(), ca->cert.get(), NID_subject_key_identifier, "hash") &&
-      AddExtension(cert.get(), ca->cert.get(), NID_authority_key_identifier, "keyid:always") &&
-      AddExtension(cert.get(), ca->cert.get(), NID_subject_alt_name, san.c_str()) &&
-      X509_sign(cert.get(), ca->key.get(), EVP_sha256()) > 0;
-  if (!ok) return Fail(ErrorCode::kInternal, "signing: " + TakeOpenSslError());
+  issued.spiffe_id = ServiceId(ca->trust_domain(), service);
+  LeafSpec spec;
+  spec.common_name = service;
+  spec.spiffe_id = issued.spiffe_id;
+  spec.ttl = ttl;
+  auto signed_leaf = ca->Sign(spec, key->get());
+  if (!signed_leaf) return tl::unexpected(signed_leaf.error());
+  issued.not_after = signed_leaf->not_after;
 
   auto key_pem = KeyPem(key->get());
   if (!key_pem) return tl::unexpected(key_pem.error());
-  auto cert_pem = CertPem(cert.get());
-  if (!cert_pem) return tl::unexpected(cert_pem.error());
   if (auto written = WriteFileAtomically(issued.key_path, *key_pem, 0600, false); !written) {
     return tl::unexpected(written.error());
   }
-  if (auto written = WriteFileAtomically(issued.cert_path, *cert_pem, 0644, false); !written) {
+  if (auto written = WriteFileAtomically(issued.cert_path, signed_leaf->cert_pem, 0644, false);
+      !written) {
     return tl::unexpected(written.error());
   }
   return issued;

@@ -147,5 +147,57 @@ TEST_F(CaTest, LeafNeverOutlivesTheRoot) {
   EXPECT_EQ(ASN1_TIME_compare(X509_get0_notAfter(leaf.get()), X509_get0_notAfter(root.get())), 0);
 }
 
+TEST_F(CaTest, AuthoritySignsAServerLeafWithNamesAndNoIdentity) {
+  ASSERT_TRUE(InitCa(dir_, "example.org"));
+  auto ca = Authority::Load(dir_);
+  ASSERT_TRUE(ca) << ca.error().message();
+  EXPECT_EQ(ca->trust_domain(), "example.org");
+  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  LeafSpec spec;
+  spec.common_name = "ferry-ca";
+  spec.dns_names = {"localhost"};
+  spec.ip_addresses = {"127.0.0.1"};
+  spec.client_auth = false;
+  auto leaf = ca->Sign(spec, key.get());
+  ASSERT_TRUE(leaf) << leaf.error().message();
+  EXPECT_FALSE(leaf->serial.empty());
+  BioPtr bio(BIO_new_mem_buf(leaf->cert_pem.data(), static_cast<int>(leaf->cert_pem.size())));
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  ASSERT_TRUE(cert);
+  EXPECT_EQ(SpiffeIdOf(cert.get()), "");
+  EXPECT_EQ(X509_check_ip_asc(cert.get(), "127.0.0.1", 0), 1);
+  EXPECT_EQ(X509_check_host(cert.get(), "localhost", 9, 0, nullptr), 1);
+  EXPECT_EQ(X509_check_purpose(cert.get(), X509_PURPOSE_SSL_SERVER, 0), 1);
+  EXPECT_NE(X509_check_purpose(cert.get(), X509_PURPOSE_SSL_CLIENT, 0), 1);
+}
+
+TEST_F(CaTest, AuthorityRefusesASanThatWouldSmuggleAnother) {
+  ASSERT_TRUE(InitCa(dir_, "example.org"));
+  auto ca = Authority::Load(dir_);
+  ASSERT_TRUE(ca);
+  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+  LeafSpec spec;
+  spec.common_name = "a";
+  spec.spiffe_id = "spiffe://example.org/service/a,URI:spiffe://example.org/service/admin";
+  EXPECT_FALSE(ca->Sign(spec, key.get()));
+}
+
+TEST_F(CaTest, AShortLivedLeafIsBackdatedByAQuarterOfItsLife) {
+  EXPECT_EQ(BackdateFor(std::chrono::hours(24)), kBackdate);
+  EXPECT_EQ(BackdateFor(std::chrono::seconds(20)), std::chrono::seconds(5));
+  ASSERT_TRUE(InitCa(dir_, "example.org"));
+  auto issued = IssueService(dir_, "a", std::chrono::seconds(20));
+  ASSERT_TRUE(issued);
+  auto leaf = ReadCert(issued->cert_path);
+  int days = 0;
+  int seconds = 0;
+  ASSERT_EQ(ASN1_TIME_diff(&days, &seconds, X509_get0_notBefore(leaf.get()),
+                           X509_get0_notAfter(leaf.get())),
+            1);
+  EXPECT_EQ(days, 0);
+  EXPECT_GE(seconds, 24);
+  EXPECT_LE(seconds, 26);
+}
+
 }  // namespace
 }  // namespace ferry::mesh
