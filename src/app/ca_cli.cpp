@@ -6,10 +6,12 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "app/ca_server.hpp"
 #include "app/exit_code.hpp"
 #include "core/units.hpp"
 #include "mesh/ca.hpp"
 #include "mesh/spiffe.hpp"
+#include "mesh/token_store.hpp"
 
 namespace ferry::app {
 namespace {
@@ -52,8 +54,10 @@ const CLI::Validator& ServiceCheck() {
 
 CaCli::CaCli(CLI::App& app) {
   ca_ = app.add_subcommand("ca",
-                           "The mesh's certificate authority: make a root, issue "
-                           "workload certificates (docs/security.md).");
+                           "The mesh's certificate authority: make a root, issue workload "
+                           "certificates, hand out bootstrap tokens, serve renewals "
+                           "(docs/security.md).");
+
   ca_->require_subcommand(1);
 
   init_ = ca_->add_subcommand("init", "Make a root CA in DIR (ca.pem, ca.key); never overwrites.");
@@ -76,6 +80,36 @@ CaCli::CaCli(CLI::App& app) {
   issue_->add_option("--ttl", issue_ttl_, "Life of the certificate")
       ->check(TtlCheck())
       ->capture_default_str();
+
+  token_ = ca_->add_subcommand(
+      "token",
+      "Print a one-time bootstrap token for NAME: a node without a certificate gets its first "
+      "one from `ferry ca serve` with it (mesh.renew.token_file). DIR keeps only its hash.");
+  token_->add_option("--dir", dir_, "Directory of the CA (made by `ferry ca init`)")->required();
+  token_->add_option("--service", service_, "The service the token is for")
+      ->required()
+      ->check(ServiceCheck());
+  token_->add_option("--ttl", token_ttl_, "How long the token may be used (once)")
+      ->check(TtlCheck())
+      ->capture_default_str();
+
+  serve_ = ca_->add_subcommand(
+      "serve",
+      "Run the CA as an HTTPS service (POST /v1/sign with a PEM CSR): nodes renew their "
+      "certificates with their current one, or get a first one with a bootstrap token. Runs "
+      "until SIGTERM or SIGINT.");
+  serve_->add_option("--dir", dir_, "Directory of the CA (made by `ferry ca init`)")->required();
+  serve_->add_option("--listen", listen_, "Address to listen on, IP:PORT (port 0: any; logged)")
+      ->required();
+  serve_->add_option("--ttl", serve_ttl_, "Life of the certificates it signs")
+      ->check(TtlCheck())
+      ->capture_default_str();
+  serve_->add_option("--cert", cert_,
+                     "The server's certificate (PEM); default: one the CA issues itself at start "
+                     "(DIR/serve.pem) naming the listen address");
+  serve_->add_option("--key", key_, "The server certificate's key (mode 0600)");
+  serve_->add_option("--name", names_,
+                     "Another DNS name or IP for the issued server certificate (repeatable)");
 }
 
 bool CaCli::Selected() const { return ca_->parsed(); }
@@ -83,6 +117,8 @@ bool CaCli::Selected() const { return ca_->parsed(); }
 int CaCli::Run() {
   if (init_->parsed()) return Init();
   if (issue_->parsed()) return Issue();
+  if (token_->parsed()) return Token();
+  if (serve_->parsed()) return Serve();
   return kExitUsage;
 }
 
@@ -108,6 +144,33 @@ int CaCli::Issue() {
              std::chrono::time_point_cast<std::chrono::seconds>(issued->not_after),
              issued->key_path);
   return kExitOk;
+}
+
+int CaCli::Token() {
+  auto token = mesh::TokenStore(dir_).Create(service_, *ParseDuration(token_ttl_));
+  if (!token) {
+    fmt::print(stderr, "ferry ca token: {}\n", token.error().message());
+    return kExitFailure;
+  }
+  // The token alone on stdout, for `> token_file`; what it is for on stderr.
+  fmt::print("{}\n", *token);
+  fmt::print(stderr, "a one-time token for service {}, valid for {}\n", service_, token_ttl_);
+  return kExitOk;
+}
+
+int CaCli::Serve() {
+  if (cert_.empty() != key_.empty()) {
+    fmt::print(stderr, "ferry ca serve: --cert and --key go together\n");
+    return kExitUsage;
+  }
+  CaServeOptions options;
+  options.dir = dir_;
+  options.listen = listen_;
+  options.ttl = *ParseDuration(serve_ttl_);
+  options.cert = cert_;
+  options.key = key_;
+  options.names = names_;
+  return RunCaServer(options);
 }
 
 }  // namespace ferry::app

@@ -1,6 +1,6 @@
 // ferry: the command line. Exit codes (app/exit_code.hpp): 0 ok, 1 bad config or runtime
 // failure, 2 bad usage. The bus commands (publish, consume, dlq) live in bus_cli.cpp, the CA's
-// (ca init, ca issue) in ca_cli.cpp.
+// (ca init, issue, token, serve) in ca_cli.cpp.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 

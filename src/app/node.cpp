@@ -15,6 +15,7 @@
 
 #include "admin/admin_server.hpp"
 #include "admin/breakers.hpp"
+#include "app/cert_renewer.hpp"
 #include "app/http_client.hpp"
 #include "app/upstream_health.hpp"
 #include "auth/jwks_updater.hpp"
@@ -38,6 +39,9 @@ namespace ferry::app {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// How long a start waits for a first mesh certificate from `ferry ca serve` (retrying).
+constexpr Duration kBootstrapPatience = std::chrono::seconds(30);
 
 // Identity of a config file on disk, to notice edits (including replace-by-rename).
 struct FileStamp {
@@ -110,6 +114,16 @@ class Node {
             {"provider", "result"})) {
       auth::SetVerificationCounters(*family);
     }
+    // A node that renews its mesh certificate from `ferry ca serve` and has none yet (or an
+    // expired one) gets it now, with its bootstrap token, before any TLS context reads it.
+    RegisterRenewalMetrics();
+    if (config_->mesh && config_->mesh->renew) {
+      renewer_ = std::make_unique<CertRenewer>(*config_->mesh);
+      if (auto r = renewer_->EnsureCertificate(kBootstrapPatience); !r) {
+        spdlog::error("mesh.renew: no certificate: {}", r.error().message());
+        return 1;
+      }
+    }
     // Upstream TLS before anything connects: a service whose context cannot be made (a missing
     // file, a key others can read) stops the start.
     if (auto r = client_tls_.Apply(*config_); !r) {
@@ -172,7 +186,9 @@ class Node {
     WatchConfigFile();
     ScheduleResolve();
     health_.Start();
+    if (renewer_) renewer_->Start();
     io_.run();
+    if (renewer_) renewer_->Stop();
     jwks_.Stop();
     for (auto& w : workers_) w->Stop();
     for (auto& w : workers_) w->Join();
@@ -200,6 +216,33 @@ class Node {
   }
   Result<std::shared_ptr<observability::AccessLogSink>> OpenAccessLog(const config::Config& c) {
     return OpenAccessLog(c, registry_);
+  }
+
+  // Counted whether or not the node renews (a reload may add mesh.renew).
+  void RegisterRenewalMetrics() {
+    (void)registry_.AddCallbackCounter(
+        "ferry_mesh_renewals_total",
+        "Mesh certificates this node got from ferry ca serve (mesh.renew).",
+        [this] { return renewer_ ? static_cast<double>(renewer_->renewals()) : 0.0; });
+    (void)registry_.AddCallbackCounter(
+        "ferry_mesh_renewal_failures_total",
+        "Failed attempts to get a mesh certificate from ferry ca serve (retried with backoff).",
+        [this] { return renewer_ ? static_cast<double>(renewer_->failures()) : 0.0; });
+    (void)registry_.AddCallbackGauge(
+        "ferry_mesh_certificate_expiry_seconds",
+        "Unix time at which the renewed mesh certificate ends (0 without mesh.renew).",
+        [this] { return renewer_ ? renewer_->expiry() : 0.0; });
+  }
+
+  // A reload's mesh.renew: applied to the running renewer, or a renewer started for it.
+  void UpdateRenewer() {
+    const bool renew = config_->mesh && config_->mesh->renew;
+    if (renewer_) {
+      renewer_->Update(renew ? config_->mesh : std::nullopt);
+    } else if (renew) {
+      renewer_ = std::make_unique<CertRenewer>(*config_->mesh);
+      renewer_->Start();
+    }
   }
 
   // Per-worker acceptors of one listener, with the address they are bound to.
@@ -329,6 +372,7 @@ class Node {
       }
     }
     config_ = *next;
+    UpdateRenewer();
     resilience_.Configure(*config_);  // breakers and limits keep their state
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_,
                                      proxy::BuiltinFilters(), &resilience_);
@@ -542,6 +586,8 @@ class Node {
   upstream::LastGoodResolver resolver_{std::make_shared<upstream::SystemResolver>()};
   UpstreamHealth health_;              // ejection and health checks, node-wide
   tls::ClientTlsRegistry client_tls_;  // upstream TLS per service, node-wide
+  // Renews the mesh certificate (mesh.renew); null without one.
+  std::unique_ptr<CertRenewer> renewer_;
   // Per-service resilience state (retry budgets, breakers, concurrency limits): the node's,
   // kept across reloads, shared by the workers and the bus.
   resilience::ServiceRegistry resilience_{&registry_};

@@ -196,7 +196,8 @@ std::vector<std::string> FilesOf(const config::ListenerTls& tls,
 }
 
 Result<std::shared_ptr<const ServerContext>> ServerContext::Create(
-    const config::ListenerTls& tls, const std::optional<config::Mesh>& mesh) {
+    const config::ListenerTls& tls, const std::optional<config::Mesh>& mesh,
+    ClientCertificates client_certificates) {
   auto impl = std::make_unique<Impl>();
   impl->files = FilesOf(tls, mesh);
   std::vector<config::TlsCertificate> certificates = tls.certificates;
@@ -248,7 +249,9 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::Create(
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   } else if (!client_ca.empty()) {
     if (auto r = LoadCa(ctx, client_ca, "client_ca"); !r) return tl::unexpected(r.error());
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    const bool required = client_certificates == ClientCertificates::kRequired;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (required ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                       nullptr);
   }
 
   static const unsigned char kSessionContext[] = "ferry";

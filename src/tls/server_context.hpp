@@ -25,12 +25,19 @@ struct ssl_ctx_st;
 
 namespace ferry::tls {
 
+// With a client_ca: must every client present a certificate, or may it come without one (a
+// certificate it presents must still verify)? `ferry ca serve` admits both: a node renewing
+// with its certificate and one bootstrapping with a token.
+enum class ClientCertificates { kRequired, kOptional };
+
 class ServerContext {
  public:
   // Loads the certificate, key and CA files (a key file readable by group or others is
   // refused). Errors name the file: kNotFound, kFailedPrecondition, kInvalidArgument.
+  // `client_certificates` applies to tls.client_ca (the mesh always requires one).
   static Result<std::shared_ptr<const ServerContext>> Create(
-      const config::ListenerTls& tls, const std::optional<config::Mesh>& mesh);
+      const config::ListenerTls& tls, const std::optional<config::Mesh>& mesh,
+      ClientCertificates client_certificates = ClientCertificates::kRequired);
   ~ServerContext();
   ServerContext(const ServerContext&) = delete;
   ServerContext& operator=(const ServerContext&) = delete;
