@@ -77,7 +77,9 @@ Result<config::TlsCertificate> IssueServerCertificate(const mesh::Authority& ca,
     char host[256] = {};
     if (::gethostname(host, sizeof(host) - 1) == 0 && config::IsDnsName(host)) add(host);
   } else {
-    add(config::CanonicalHost(listen.host));
+    const std::string host = config::CanonicalHost(listen.host);
+    add(host);
+    if (host.starts_with("127.") || host == "::1") add("localhost");
   }
   for (const std::string& name : names) add(name);
   // A key and a CSR, made the way a node makes its own; the CSR's identity is not used.

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <vector>
 
 #include "app/http_client.hpp"
 #include "config/address.hpp"
@@ -144,15 +145,23 @@ Task<void> PostOverTls(asio::io_context& io, const tls::ClientContext& tls, std:
   out->response = std::move(reader.response());
 }
 
-// Runs PostOverTls on an event loop of its own, to the end.
+// Runs PostOverTls on an event loop of its own, to the end. `interruptible` is told how to end
+// the loop early (from another thread) while it runs, and nothing afterwards.
 Result<HttpResponse> Post(const tls::ClientContext& tls, const std::string& ip, const CaUrl& url,
-                          std::string request) {
+                          std::string request, CertRenewer::Interruptible& interruptible) {
   asio::io_context io{1};
   PostResult result;
+  if (!interruptible.Begin([&io] { io.stop(); })) {
+    return Fail(ErrorCode::kCancelled, "the node is stopping");
+  }
   {
     runtime::TaskGroup tasks(io.get_executor());
     tasks.Spawn(PostOverTls(io, tls, ip, url.host, url.port, std::move(request), &result));
     io.run();
+  }
+  interruptible.End();
+  if (io.stopped() && !result.response && result.response.error().code() == ErrorCode::kInternal) {
+    return Fail(ErrorCode::kCancelled, "the node is stopping");
   }
   return std::move(result.response);
 }
@@ -228,11 +237,11 @@ Result<mesh::CertificateInfo> CertRenewer::Renew(const config::Mesh& mesh) {
   auto context = tls::ClientContext::Create("ferry-ca", tls, nullptr);
   if (!context) return tl::unexpected(context.error());
 
-  std::string ip = url->host;
-  if (!config::IsIpLiteral(ip)) {
-    auto addresses = upstream::SystemResolver().Resolve(url->host);
-    if (!addresses) return tl::unexpected(addresses.error());
-    ip = addresses->front();
+  std::vector<std::string> addresses{url->host};
+  if (!config::IsIpLiteral(url->host)) {
+    auto resolved = upstream::SystemResolver().Resolve(url->host);
+    if (!resolved) return tl::unexpected(resolved.error());
+    addresses = std::move(*resolved);
   }
   auto made = mesh::MakeKeyAndCsr(identity);
   if (!made) return tl::unexpected(made.error());
@@ -246,7 +255,13 @@ Result<mesh::CertificateInfo> CertRenewer::Renew(const config::Mesh& mesh) {
   bytes += fmt::format("content-length: {}\r\nconnection: close\r\n\r\n", request.body.size());
   bytes += request.body;
 
-  auto response = Post(**context, ip, *url, std::move(bytes));
+  // Each address of the name in turn, while connections are refused (localhost: ::1, then
+  // 127.0.0.1); any other failure is the answer.
+  Result<HttpResponse> response = Fail(ErrorCode::kUnavailable, "no address");
+  for (const std::string& ip : addresses) {
+    response = Post(**context, ip, *url, bytes, interruptible_);
+    if (response || response.error().code() != ErrorCode::kConnectFailed) break;
+  }
   if (!response) {
     return Fail(response.error().code(),
                 fmt::format("{}: {}", renew.url, response.error().message()));
@@ -330,12 +345,31 @@ void CertRenewer::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
+bool CertRenewer::Interruptible::Begin(std::function<void()> interrupt) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return false;
+  interrupt_ = std::move(interrupt);
+  return true;
+}
+
+void CertRenewer::Interruptible::End() {
+  std::lock_guard lock(mutex_);
+  interrupt_ = nullptr;
+}
+
+void CertRenewer::Interruptible::Interrupt() {
+  std::lock_guard lock(mutex_);
+  stopping_ = true;
+  if (interrupt_) interrupt_();
+}
+
 void CertRenewer::Stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
+  interruptible_.Interrupt();  // an exchange in flight ends now, not at its timeout
   if (thread_.joinable()) thread_.join();
 }
 

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -62,6 +63,21 @@ class CertRenewer {
   // When a certificate valid from not_before to not_after is renewed: at 2/3 of its life.
   static std::chrono::system_clock::time_point RenewAt(const mesh::CertificateInfo& info);
 
+  // The exchange in flight, so that Stop ends it at once rather than at its timeout.
+  class Interruptible {
+   public:
+    // false once interrupted (do not start); else `interrupt` may be called until End.
+    bool Begin(std::function<void()> interrupt);
+    void End();
+    // Calls the current `interrupt`, and makes every later Begin return false.
+    void Interrupt();
+
+   private:
+    std::mutex mutex_;
+    std::function<void()> interrupt_;
+    bool stopping_ = false;
+  };
+
  private:
   // The current certificate when it is usable for `identity` now; nullopt otherwise.
   std::optional<mesh::CertificateInfo> Current(const config::Mesh& mesh,
@@ -75,6 +91,7 @@ class CertRenewer {
   bool stopping_ = false;             // under mutex_
   bool updated_ = false;              // under mutex_: Update was called; plan again
   std::thread thread_;
+  Interruptible interruptible_;
   std::atomic<std::uint64_t> renewals_{0};
   std::atomic<std::uint64_t> failures_{0};
   std::atomic<double> expiry_{0};

@@ -172,6 +172,43 @@ TEST(ServerContext, MeshAdmitsOnlyItsTrustDomain) {
   EXPECT_FALSE(*o.server);
 }
 
+TEST(ServerContext, OptionalClientCertificatesAdmitNoneButVerifyOne) {
+  TempDir dir;
+  Issued ca = Issue("ca", "", nullptr);
+  Issued other_ca = Issue("other ca", "", nullptr);
+  config::ListenerTls tls;
+  tls.certificates = {dir.Write("srv", Issue("srv", "DNS:srv.test", &ca))};
+  tls.client_ca = dir.WriteCa("ca", ca);
+  auto ctx = ServerContext::Create(tls, std::nullopt, ClientCertificates::kOptional);
+  ASSERT_TRUE(ctx) << ctx.error().message();
+
+  Ctx none = Client();
+  Outcome anonymous = Handshake(**ctx, none.get());
+  ASSERT_TRUE(anonymous.server && *anonymous.server);
+  EXPECT_EQ(anonymous.server->value()->peer().identity, "");
+
+  Issued orders = Issue("orders", "URI:spiffe://mesh.test/service/orders", &ca);
+  Ctx good = Client(&orders);
+  Outcome ok = Handshake(**ctx, good.get());
+  ASSERT_TRUE(ok.server && *ok.server);
+  EXPECT_EQ(ok.server->value()->peer().identity, "spiffe://mesh.test/service/orders");
+
+  Issued stranger = Issue("stranger", "URI:spiffe://mesh.test/service/orders", &other_ca);
+  Issued expired = Issue("expired", "URI:spiffe://mesh.test/service/orders", &ca, -7200, -3600);
+  for (const Issued* bad : {&stranger, &expired}) {
+    Ctx client = Client(bad);
+    Outcome o = Handshake(**ctx, client.get());
+    ASSERT_TRUE(o.server.has_value());
+    EXPECT_FALSE(*o.server);
+  }
+  // Required (the default): no certificate, no connection.
+  auto required = ServerContext::Create(tls, std::nullopt);
+  ASSERT_TRUE(required);
+  Outcome refused = Handshake(**required, none.get());
+  ASSERT_TRUE(refused.server.has_value());
+  EXPECT_FALSE(*refused.server);
+}
+
 TEST(ServerContext, RefusesAKeyOthersCanReadAndAKeyThatDoesNotFit) {
   TempDir dir;
   Issued ca = Issue("ca", "", nullptr);

@@ -301,6 +301,8 @@ def test_a_short_lived_certificate_is_renewed_before_expiry_without_dropping_con
     ca = start_ca(ca_dir, ttl="24s")
     token_file = tmp_path / "orders.token"
     token_file.write_text(token(ca_dir, "orders"))
+    # By name: the CA's own certificate names localhost for its loopback address.
+    ca.url = f"https://localhost:{ca.port}"
     ferry = start_ferry(node_config(tmp_path, echo.port, ca, token_file=token_file))
     ferry_ca("issue", "--dir", str(ca_dir), "--service", "web")
     web = (ca_dir / "web.pem", ca_dir / "web.key")
