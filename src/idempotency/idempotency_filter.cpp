@@ -39,10 +39,29 @@ std::uint64_t NewToken() {
   return token;
 }
 
-// The caller's identity, when the exchange authenticated one: it scopes keys, so two callers
-// never share a key. Nothing authenticates yet (the security filters will set it); never the
-// source address, which changes behind NATs and load balancers.
-std::string_view CallerIdentity(const FilterContext&) { return {}; }
+// The caller's identity, when the exchange authenticated one (the filters before this one: the
+// mesh peer's SPIFFE ID, the API key's name, the JWT's issuer and subject): it scopes keys, so
+// two callers never share a key. Each part is tagged and length-prefixed, so no value can pass
+// for another. Never the source address, which changes behind NATs and load balancers.
+std::string CallerScope(const FilterContext& context) {
+  const proxy::CallerIdentity& caller = context.caller;
+  std::string scope;
+  const auto add = [&scope](std::string_view tag, std::string_view value) {
+    fmt::format_to(std::back_inserter(scope), "{}{}:{}", tag, value.size(), value);
+  };
+  if (!caller.peer.empty()) add("peer", caller.peer);
+  if (!caller.api_key.empty()) add("key", caller.api_key);
+  if (caller.jwt) {
+    std::string_view issuer, subject;
+    for (const auto& [name, value] : caller.claims) {
+      if (name == "iss") issuer = value;
+      if (name == "sub") subject = value;
+    }
+    add("iss", issuer);
+    add("sub", subject);
+  }
+  return scope;
+}
 
 // The store's key: route, caller and the client's key, each with its length (no separator
 // can be forged by a key).
@@ -166,7 +185,7 @@ Task<Verdict> IdempotencyFilter::Wait(FilterContext& context) const {
     JsonError(context, 503, "idempotency_store_unavailable", "no idempotency store is open");
     co_return Verdict::kReply;
   }
-  const std::string scoped = ScopedKey(route_name_, CallerIdentity(context), key);
+  const std::string scoped = ScopedKey(route_name_, CallerScope(context), key);
   const std::int64_t now_ms = UnixMs(context.clock);
   Record marker;
   marker.fingerprint = Fingerprint(context.request.method, context.request.target, context.body);

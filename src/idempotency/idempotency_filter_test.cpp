@@ -67,6 +67,7 @@ class IdempotencyFilterTest : public ::testing::Test {
   std::unique_ptr<Exchange> Send(std::string_view key, std::string body = "{\"amount\":1}",
                                  std::string method = "POST") {
     auto e = std::make_unique<Exchange>();
+    e->caller = caller_;
     e->head.method = std::move(method);
     e->head.target = "/pay";
     if (!key.empty()) e->head.headers.Add("Idempotency-Key", key);
@@ -93,6 +94,7 @@ class IdempotencyFilterTest : public ::testing::Test {
   std::shared_ptr<AsyncStore> store_;
   config::Route route_;
   std::unique_ptr<IdempotencyFilter> filter_;
+  proxy::CallerIdentity caller_;  // who the next Send comes from (set by the auth filters)
 };
 
 TEST_F(IdempotencyFilterTest, RequestsWithoutAKeyOrSafeOnesPassAtOnce) {
@@ -119,6 +121,34 @@ TEST_F(IdempotencyFilterTest, FirstGoesOnRepeatsWaitThenReplay) {
   EXPECT_EQ(after->reply.headers.Get("content-type"), "text/plain");
   EXPECT_EQ(after->reply.headers.Get("idempotency-replayed"), "true");
   EXPECT_EQ(Send("\"k1\"")->reply.status, 201);  // the draft's quoted form: the same key
+}
+
+TEST_F(IdempotencyFilterTest, KeysAreScopedByTheAuthenticatedCaller) {
+  caller_.jwt = true;
+  caller_.claims = {{"iss", "https://idp"}, {"sub", "alice"}};
+  auto alice = Send("shared");
+  ASSERT_EQ(alice->verdict, Verdict::kContinue);
+  Respond(*alice, 201, "alice charged");
+
+  caller_.claims = {{"iss", "https://idp"}, {"sub", "bob"}};  // same key, another user: runs
+  auto bob = Send("shared");
+  ASSERT_EQ(bob->verdict, Verdict::kContinue);
+  Respond(*bob, 201, "bob charged");
+
+  caller_ = {};
+  caller_.peer = "spiffe://mesh.local/service/orders";  // a mesh peer: its own scope too
+  auto peer = Send("shared");
+  ASSERT_EQ(peer->verdict, Verdict::kContinue);
+  Respond(*peer, 201, "orders charged");
+
+  caller_ = {};  // anonymous: yet another scope
+  EXPECT_EQ(Send("shared")->verdict, Verdict::kContinue);
+
+  caller_.jwt = true;
+  caller_.claims = {{"iss", "https://idp"}, {"sub", "alice"}};  // alice again: her replay
+  auto again = Send("shared");
+  ASSERT_EQ(again->verdict, Verdict::kReply);
+  EXPECT_EQ(again->reply.body, "alice charged");
 }
 
 TEST_F(IdempotencyFilterTest, OtherBodyIs422) {

@@ -291,7 +291,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     facts.idempotent = resilience::IsIdempotent(method_, has_key);
     facts.key_honoured = has_key && route_->retry_with_idempotency_key;
     resilience::Client client(*service->cluster, *service_plan_->state, *policy_, clock_,
-                              w_.random(), service_series_->resilience, w_.slot());
+                              w_.random(), w_.notices(), service_series_->resilience, w_.slot());
     const Result<void> got =
         co_await client.Send(upstream_, facts, deadline, response_in_, report_);
     AfterSend();

@@ -26,6 +26,7 @@ WorkerState::WorkerState(runtime::Worker& worker, ProxyMetrics& metrics,
       clock_(clock),
       random_(0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(worker.id() + 1) ^
               static_cast<std::uint64_t>(clock.now().time_since_epoch().count())),
+      notices_(worker.io()),
       maintenance_timer_(worker.io()) {
   SetAccessLog(std::move(access_log));
   StartMaintenance();

@@ -17,6 +17,7 @@
 #include "observability/access_log.hpp"
 #include "proxy/snapshot.hpp"
 #include "runtime/buffer_pool.hpp"
+#include "runtime/notice_board.hpp"
 #include "runtime/worker.hpp"
 #include "server/server.hpp"
 #include "upstream/cluster.hpp"
@@ -92,6 +93,8 @@ class WorkerState {
   const Clock& clock() const { return clock_; }
   runtime::BufferPool& buffers() { return buffers_; }
   upstream::RandomSource& random() { return random_; }
+  // The notices of this worker's watched upstream tries (the resilience client's hedges).
+  runtime::NoticeBoard& notices() { return notices_; }
   ProxyMetrics* metrics() { return &metrics_; }
   observability::AccessLogWriter* access_log() { return access_log_.get(); }
   bool draining() const { return draining_; }
@@ -115,6 +118,7 @@ class WorkerState {
   runtime::BufferPool buffers_;
   std::unique_ptr<observability::AccessLogWriter> access_log_;
   upstream::Xoshiro256 random_;
+  runtime::NoticeBoard notices_;
   upstream::HealthRegistry* health_ = nullptr;
   const tls::ClientTlsRegistry* client_tls_ = nullptr;
   asio::steady_timer maintenance_timer_;

@@ -8,6 +8,7 @@
 
 #include "resilience/backoff.hpp"
 #include "runtime/io_watch.hpp"
+#include "runtime/notice_board.hpp"
 #include "runtime/task_group.hpp"
 
 namespace ferry::resilience {
@@ -39,8 +40,8 @@ struct Client::HedgeTry {
   runtime::TaskGroup tasks;
 };
 
-// The watch on a hedged request's first try: its notice (from the try's own socket deadline
-// timer, at hedge.after) starts the hedge.
+// The watch on a hedged request's first try: its notice (from the worker's NoticeBoard, at
+// hedge.after) starts the hedge.
 struct Client::Hedge final : runtime::IoWatch {
   Hedge(Client& c, upstream::Request& r, TimePoint d, SendReport& rep)
       : client(c), first(r), deadline(d), report(rep) {}
@@ -110,9 +111,11 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
       // hedge.after does the watch's notice start a second try (StartHedge).
       Hedge hedge(*this, request, deadline, report);
       hedge.NoticeAt(std::chrono::steady_clock::now() + policy_.hedge->after);
+      notices_.Post(hedge);
       request.watch = &hedge;
       got = co_await cluster_.Send(request, deadline, response);
       request.watch = nullptr;
+      hedge.Withdraw();
       hedge.first_done = true;
       if (hedge.second) got = co_await FinishHedge(hedge, got, request, response);
     } else {

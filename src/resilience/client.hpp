@@ -11,7 +11,7 @@
 // response head after `hedge.after`, a second try goes to another endpoint (if the budget
 // allows); the first good response wins, the other try is aborted and its connection closed.
 // The hedge is lazy: the first try runs in place, as without hedging, watched by a
-// runtime::IoWatch whose notice comes from the try's own socket deadline timer; only that
+// runtime::IoWatch whose notice comes from the worker's NoticeBoard (one timer); only that
 // notice spawns the second try (on a TaskGroup of its own). A try that answers before
 // `hedge.after` costs no spawn, no extra timer and no allocation.
 // A hedged try pair counts as one try of `attempts`; one extra try at most (max_extra > 1 is
@@ -32,6 +32,7 @@
 #include "resilience/retry_rules.hpp"
 #include "resilience/service_state.hpp"
 #include "runtime/asio.hpp"
+#include "runtime/notice_board.hpp"
 #include "upstream/cluster.hpp"
 #include "upstream/load_balancer.hpp"
 
@@ -57,13 +58,14 @@ class Client {
   using TimePoint = std::chrono::steady_clock::time_point;
 
   Client(upstream::Cluster& cluster, ServiceState& state, const config::Policy& policy,
-         const Clock& clock, upstream::RandomSource& random, const ClientMetrics& metrics,
-         std::size_t slot)
+         const Clock& clock, upstream::RandomSource& random, runtime::NoticeBoard& notices,
+         const ClientMetrics& metrics, std::size_t slot)
       : cluster_(cluster),
         state_(state),
         policy_(policy),
         clock_(clock),
         random_(random),
+        notices_(notices),
         metrics_(metrics),
         slot_(slot) {}
 
@@ -92,6 +94,7 @@ class Client {
   const config::Policy& policy_;
   const Clock& clock_;
   upstream::RandomSource& random_;
+  runtime::NoticeBoard& notices_;  // the hedges' notices
   const ClientMetrics& metrics_;
   std::size_t slot_;
 };

@@ -122,7 +122,7 @@ class HedgeTest : public ::testing::Test {
 
   static Task<void> SendOne(HedgeTest* self, RequestFacts facts, Got* got) {
     Client client(*self->cluster_, self->state_, self->policy_, SystemClock(), self->random_,
-                  self->metrics_, 0);
+                  self->notices_, self->metrics_, 0);
     upstream::Request request;
     request.method = facts.idempotent ? "GET" : "POST";
     upstream::Response response;
@@ -162,6 +162,7 @@ class HedgeTest : public ::testing::Test {
   ServiceState state_;
   config::Policy policy_;
   upstream::Xoshiro256 random_{7};
+  runtime::NoticeBoard notices_{io_};
   observability::Counter tries_, budget_exhausted_, hedges_;
   ClientMetrics metrics_;
 };

@@ -6,8 +6,8 @@
 // state and its generation number make such a stale handler a no-op. The handler captures
 // `this` only to re-wait, which it does only while state->socket is set, i.e. while the
 // Deadline exists.
-// A Deadline may also watch an IoWatch (io_watch.hpp): the same timer then wakes at the watch's
-// notice time too, and the watch's Abort cancels this socket.
+// A Deadline may also watch an IoWatch (io_watch.hpp): the watch's Abort then cancels this
+// socket (its notice comes from the worker's NoticeBoard, not from this timer).
 // Thread safety: owned by one coroutine on one worker.
 #pragma once
 
@@ -48,8 +48,7 @@ class Deadline {
     state_->deadline = Clock::now() + d;
     Schedule();
   }
-  // Watches `watch` (null: stops watching): its notice is given from this timer, its Abort
-  // cancels this socket. Armed or not, the notice comes at its time.
+  // Watches `watch` (null: stops watching): its Abort cancels this socket.
   void Watch(IoWatch* watch) {
     State& st = *state_;
     if (st.watch != nullptr) st.watch->Detach(st.socket);
@@ -59,7 +58,6 @@ class Deadline {
       error_code ignored;
       static_cast<Socket*>(socket)->cancel(ignored);
     });
-    Schedule();
   }
   void Disarm() { state_->deadline = Clock::time_point::max(); }
   bool expired() const { return state_->expired; }
@@ -70,21 +68,15 @@ class Deadline {
     Clock::time_point deadline = Clock::time_point::max();  // max: disarmed
     Clock::time_point wait_until{};                         // when the pending wait ends
     std::uint64_t generation = 0;                           // of the pending wait
-    IoWatch* watch = nullptr;                               // its notice wakes the timer too
+    IoWatch* watch = nullptr;                               // its Abort cancels the socket
     bool waiting = false;
     bool expired = false;
   };
 
-  // The next time the timer must wake: the deadline, or the watch's notice if earlier.
-  static Clock::time_point NextWake(const State& st) {
-    if (st.watch == nullptr) return st.deadline;
-    const Clock::time_point notice = st.watch->notice_due();
-    return notice < st.deadline ? notice : st.deadline;
-  }
-  // Makes the pending wait end no later than NextWake.
+  // Makes the pending wait end no later than the deadline.
   void Schedule() {
     State& st = *state_;
-    const Clock::time_point at = NextWake(st);
+    const Clock::time_point at = st.deadline;
     if (at == Clock::time_point::max()) return;  // nothing to wake for (a stale wait is harmless)
     if (st.waiting && st.wait_until <= at) return;  // fires early, then re-waits
     if (st.waiting) timer_.cancel();                // the new time is earlier: start over
@@ -102,14 +94,10 @@ class Deadline {
       state->waiting = false;
       if (state->socket == nullptr) return;  // the Deadline is gone
       const Clock::time_point now = Clock::now();
-      if (state->watch != nullptr && now >= state->watch->notice_due()) {
-        state->watch->Notice();
-        if (state->socket == nullptr) return;  // (defensive: OnNotice must not end us)
-      }
-      const Clock::time_point next = NextWake(*state);
-      if (next == Clock::time_point::max()) return;  // disarmed, no notice to come
+      const Clock::time_point next = state->deadline;
+      if (next == Clock::time_point::max()) return;  // disarmed
       if (now < next) {
-        Wait(next);  // re-armed later meanwhile, or the deadline after a notice: the rest
+        Wait(next);  // re-armed later meanwhile: the rest
         return;
       }
       state->expired = true;

@@ -1,13 +1,14 @@
 // A watch over the I/O of one operation (an upstream try) by a caller that is busy elsewhere
 // meanwhile (the resilience client's lazy hedge: the first try runs in place, a second one starts
-// only if the first is slow). The runtime::Deadline over the socket the operation waits on calls
-// OnNotice once when the notice time passes, from its own timer: a watch costs no timer of its
-// own, so a try that answers in time pays next to nothing for being watched. Abort ends the
-// operation: its pending I/O ends with operation_aborted, and aborted() tells the code between
-// two I/O calls to stop there (an abort can land while no I/O is pending).
-// Thread safety: the event loop of the watched socket only. Lifetime: a Deadline watching it
-// holds a pointer until it is destroyed or Watch(nullptr) is called on it: the watch must
-// outlive that.
+// only if the first is slow). The worker's NoticeBoard (notice_board.hpp) calls OnNotice once
+// when the notice time passes, from one coarse timer it shares with every watch of the worker:
+// a watch costs no timer of its own, so a try that answers in time pays a list link and unlink
+// for being watched. A runtime::Deadline over the socket the operation waits on makes Abort end
+// the operation: its pending I/O ends with operation_aborted, and aborted() tells the code
+// between two I/O calls to stop there (an abort can land while no I/O is pending).
+// Thread safety: the worker's event loop only. Lifetime: a Deadline watching it holds a pointer
+// until it is destroyed or Watch(nullptr) is called on it: the watch must outlive that. A watch
+// leaves its NoticeBoard when destroyed (or on Withdraw).
 #pragma once
 
 #include <chrono>
@@ -16,20 +17,45 @@ namespace ferry::runtime {
 
 template <typename Socket>
 class Deadline;
+class NoticeBoard;
 
-class IoWatch {
+// A node of a NoticeBoard's intrusive, circular list (the board holds the sentinel): unlinking
+// needs neither the board nor a search.
+class NoticeLink {
+ public:
+  NoticeLink() = default;
+  NoticeLink(const NoticeLink&) = delete;
+  NoticeLink& operator=(const NoticeLink&) = delete;
+  ~NoticeLink() { Unlink(); }
+
+ protected:
+  bool linked() const { return next_ != nullptr; }
+  void Unlink() {
+    if (next_ == nullptr) return;
+    prev_->next_ = next_;
+    next_->prev_ = prev_;
+    prev_ = next_ = nullptr;
+  }
+
+ private:
+  friend class NoticeBoard;
+  NoticeLink* prev_ = nullptr;
+  NoticeLink* next_ = nullptr;
+};
+
+class IoWatch : private NoticeLink {
  public:
   // steady_clock's, as runtime::Deadline's (not the injectable core Clock: a timer's time).
   using TimePoint = std::chrono::steady_clock::time_point;
 
   IoWatch() = default;
-  IoWatch(const IoWatch&) = delete;
-  IoWatch& operator=(const IoWatch&) = delete;
 
-  // When OnNotice is due (the default, max: never). Set before the watched I/O starts.
+  // When OnNotice is due (the default, max: never). Set before posting the watch on a board.
   void NoticeAt(TimePoint at) { notice_at_ = at; }
   // The notice still to come: its time, or max once it was given (or if none was asked for).
   TimePoint notice_due() const { return noticed_ ? TimePoint::max() : notice_at_; }
+  // Takes the watch off its board: no notice comes any more (the watched operation ended).
+  void Withdraw() { Unlink(); }
   // Ends the watched operation: the socket's pending operation (if one is) ends with
   // operation_aborted, and the code that watches aborted() starts no more I/O. Idempotent.
   void Abort() {
@@ -40,14 +66,15 @@ class IoWatch {
 
  protected:
   ~IoWatch() = default;
-  // Once, on the event loop, from a timer's handler, when the notice time passed while the
-  // watched operation still ran. It must not destroy the watched operation's objects itself
-  // (spawn or post what it starts).
+  // Once, on the event loop, from the board's timer, when the notice time passed before the
+  // watch was withdrawn. It must not destroy the watched operation's objects, nor end another
+  // watch, itself (spawn or post what it starts).
   virtual void OnNotice() = 0;
 
  private:
   template <typename Socket>
   friend class Deadline;
+  friend class NoticeBoard;
   void Notice() {
     noticed_ = true;
     OnNotice();

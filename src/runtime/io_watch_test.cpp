@@ -1,6 +1,6 @@
-// IoWatch on a runtime::Deadline over an in-memory stream: the notice comes from the deadline's
-// timer without ending the I/O, the deadline still ends it later, Abort ends it as a
-// cancellation (not a timeout), and a detached watch hears nothing.
+// IoWatch on a NoticeBoard and a runtime::Deadline over an in-memory stream: the notice comes
+// from the board's timer without ending the I/O, the deadline still ends it later, Abort ends it
+// as a cancellation (not a timeout), a withdrawn or detached watch hears nothing.
 #include "runtime/io_watch.hpp"
 
 #include <gtest/gtest.h>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "runtime/deadline.hpp"
+#include "runtime/notice_board.hpp"
 #include "runtime/stream.hpp"
 
 namespace ferry::runtime {
@@ -60,12 +61,14 @@ Task<void> WriteAfter(asio::io_context& io, Stream& s, std::chrono::milliseconds
 
 TEST(IoWatch, NoticeComesAtItsTimeAndTheReadGoesOn) {
   asio::io_context io;
+  NoticeBoard board(io);
   auto [a, b] = MemoryStream::Pair(io.get_executor());
   Deadline<Stream> deadline(io, *a);
   deadline.Arm(5s);
   CountingWatch watch;
   const auto started = SteadyClock::now();
   watch.NoticeAt(started + 30ms);
+  board.Post(watch);
   deadline.Watch(&watch);
   ReadResult read;
   asio::co_spawn(io, ReadOnce(*a, &read), asio::detached);
@@ -83,11 +86,13 @@ TEST(IoWatch, NoticeComesAtItsTimeAndTheReadGoesOn) {
 
 TEST(IoWatch, TheDeadlineStillEndsTheReadAfterTheNotice) {
   asio::io_context io;
+  NoticeBoard board(io);
   auto [a, b] = MemoryStream::Pair(io.get_executor());
   Deadline<Stream> deadline(io, *a);
   CountingWatch watch;
   const auto started = SteadyClock::now();
   watch.NoticeAt(started + 20ms);
+  board.Post(watch);
   deadline.Watch(&watch);
   deadline.Arm(80ms);
   ReadResult read;
@@ -100,25 +105,57 @@ TEST(IoWatch, TheDeadlineStillEndsTheReadAfterTheNotice) {
   EXPECT_GE(read.at - started, 80ms);
 }
 
-TEST(IoWatch, ANoticeLaterThanTheDeadlineIsNeverGiven) {
+TEST(NoticeBoard, AWithdrawnOrDestroyedWatchHearsNothing) {
   asio::io_context io;
-  auto [a, b] = MemoryStream::Pair(io.get_executor());
-  Deadline<Stream> deadline(io, *a);
-  CountingWatch watch;
-  watch.NoticeAt(SteadyClock::now() + 200ms);
-  deadline.Watch(&watch);
-  deadline.Arm(30ms);
-  ReadResult read;
-  asio::co_spawn(io, ReadOnce(*a, &read), asio::detached);
-  io.run_for(100ms);
-  ASSERT_TRUE(read.done);
-  EXPECT_TRUE(deadline.expired());
-  // The deadline passed first; the watch stays attached until detached, but nothing waits on
-  // the socket any more.
-  deadline.Watch(nullptr);
+  NoticeBoard board(io);
+  CountingWatch withdrawn;
+  withdrawn.NoticeAt(SteadyClock::now() + 20ms);
+  board.Post(withdrawn);
+  {
+    CountingWatch gone;
+    gone.NoticeAt(SteadyClock::now() + 10ms);
+    board.Post(gone);
+  }  // unlinks itself: the board's wake-up at 10 ms finds only `withdrawn`, not yet due
+  withdrawn.Withdraw();
+  io.run_for(80ms);
+  EXPECT_EQ(withdrawn.notices, 0);
+}
+
+TEST(NoticeBoard, EachWatchHearsOnceInTheOrderOfItsTime) {
+  asio::io_context io;
+  NoticeBoard board(io);
+  const auto started = SteadyClock::now();
+  CountingWatch late, early, middle;
+  late.NoticeAt(started + 90ms);  // posted first: the timer then moves up for the others
+  board.Post(late);
+  early.NoticeAt(started + 20ms);
+  board.Post(early);
+  middle.NoticeAt(started + 50ms);
+  board.Post(middle);
+  RunUntil(io, [&] { return late.notices > 0; });
   io.restart();
-  io.run_for(250ms);
+  io.run_for(30ms);  // nothing more comes
+  EXPECT_EQ(early.notices, 1);
+  EXPECT_EQ(middle.notices, 1);
+  EXPECT_EQ(late.notices, 1);
+  EXPECT_GE(early.at - started, 20ms);
+  EXPECT_GE(middle.at - started, 50ms);
+  EXPECT_GE(late.at - started, 90ms);
+  EXPECT_LT(early.at, middle.at);
+  EXPECT_LT(middle.at, late.at);
+}
+
+TEST(NoticeBoard, ABoardDestroyedFirstLeavesItsWatchesUnlinked) {
+  asio::io_context io;
+  CountingWatch watch;
+  {
+    NoticeBoard board(io);
+    watch.NoticeAt(SteadyClock::now() + 10ms);
+    board.Post(watch);
+  }
+  io.run_for(40ms);  // the cancelled wait's handler runs and does nothing
   EXPECT_EQ(watch.notices, 0);
+  watch.Withdraw();  // (a no-op now)
 }
 
 TEST(IoWatch, AbortEndsThePendingReadAsACancellation) {
@@ -140,11 +177,10 @@ TEST(IoWatch, AbortEndsThePendingReadAsACancellation) {
   EXPECT_EQ(watch.notices, 0);
 }
 
-TEST(IoWatch, ADetachedWatchHearsNothingAndAbortsNothing) {
+TEST(IoWatch, ADetachedWatchAbortsNothing) {
   asio::io_context io;
   auto [a, b] = MemoryStream::Pair(io.get_executor());
   CountingWatch watch;
-  watch.NoticeAt(SteadyClock::now() + 20ms);
   ReadResult read;
   {
     Deadline<Stream> deadline(io, *a);
@@ -152,8 +188,7 @@ TEST(IoWatch, ADetachedWatchHearsNothingAndAbortsNothing) {
     deadline.Watch(&watch);
     deadline.Watch(nullptr);
     asio::co_spawn(io, ReadOnce(*a, &read), asio::detached);
-    io.run_for(60ms);
-    EXPECT_EQ(watch.notices, 0);
+    io.run_for(20ms);
     watch.Abort();  // no socket attached: only the flag
     asio::co_spawn(io, WriteAfter(io, *b, 1ms), asio::detached);
     io.restart();
@@ -161,7 +196,7 @@ TEST(IoWatch, ADetachedWatchHearsNothingAndAbortsNothing) {
   }
   ASSERT_TRUE(read.done);
   EXPECT_FALSE(read.ec) << read.ec.message();
-  EXPECT_EQ(watch.notices, 0);
+  EXPECT_TRUE(watch.aborted());
 }
 
 }  // namespace

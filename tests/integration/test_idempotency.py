@@ -4,6 +4,7 @@ whatever the number of repeats, their concurrency, a kill -9 of Ferry, or the Fe
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
@@ -61,11 +62,11 @@ def idem_config(upstream, store, *, workers=4, timeout=None, idempotency=None):
     return config
 
 
-def post(port, key, body=b'{"amount": 10}', path="/pay", timeout=20.0):
+def post(port, key, body=b'{"amount": 10}', path="/pay", timeout=20.0, extra=None):
     """One POST on a connection of its own: (status, headers, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", **(extra or {})}
         if key is not None:
             headers["Idempotency-Key"] = key
         conn.request("POST", path, body=body, headers=headers)
@@ -188,6 +189,28 @@ def test_same_key_other_body_is_422(start_ferry, py_upstream, tmp_path):
     assert post(ferry.port(), "order-4", b'{"amount": 10}', path="/pay/other")[0] == 422
     assert upstream.count == 1
     assert ferry.metric("ferry_idempotency_conflicts_total", route="pay", reason="mismatch") == 2
+
+
+def test_keys_are_scoped_by_the_authenticated_caller(start_ferry, py_upstream, tmp_path):
+    # Two partners (API keys) that happen to send the same Idempotency-Key each get their own
+    # charge; each one's repeat is a replay of its own.
+    upstream = CountingUpstream(py_upstream)
+    config = idem_config(upstream, {"data_dir": str(tmp_path / "idem")}, workers=1)
+    config["listeners"][0]["routes"][0]["api_keys"] = {"keys": [
+        {"name": name, "sha256": hashlib.sha256(key.encode()).hexdigest()}
+        for name, key in (("acme", "acme-key-1"), ("globex", "globex-key-2"))]}
+    ferry = start_ferry(config)
+    acme = {"x-api-key": "acme-key-1"}
+    globex = {"x-api-key": "globex-key-2"}
+    first = post(ferry.port(), "order-9", extra=acme)
+    other = post(ferry.port(), "order-9", extra=globex)
+    assert (first[0], other[0]) == (201, 201)
+    assert first[1]["x-charge"] != other[1]["x-charge"]
+    assert upstream.count == 2
+    again = post(ferry.port(), "order-9", extra=acme)
+    assert again[1].get("idempotency-replayed") == "true"
+    assert again[1]["x-charge"] == first[1]["x-charge"]
+    assert upstream.count == 2
 
 
 def test_requests_without_a_key_or_with_other_keys_run_each_time(start_ferry, py_upstream,
