@@ -345,3 +345,27 @@ def test_failed_renewals_are_counted_and_retried(start_ferry, ca_dir, echo, tmp_
                what="two failed renewals")
     assert ferry.metric("ferry_mesh_renewals_total") == 0
     assert "renewal failed" in ferry.log_text()
+
+
+
+def test_a_reload_that_adds_renew_starts_renewing(start_ca, start_ferry, ca_dir, echo, tmp_path):
+    ca = start_ca(ca_dir)
+    node = tmp_path / "node"
+    node.mkdir()
+    # 12 s (backdated 3 s): due for renewal 7 s after it is made.
+    ferry_ca("issue", "--dir", str(ca_dir), "--service", "orders", "--ttl", "12s")
+    for suffix in ("pem", "key"):
+        (node / f"orders.{suffix}").write_bytes((ca_dir / f"orders.{suffix}").read_bytes())
+    os.chmod(node / "orders.key", 0o600)
+    config = node_config(tmp_path, echo.port, ca)
+    renew = config["mesh"].pop("renew")
+    ferry = start_ferry(config)
+    first = serial_of_pem(node / "orders.pem")
+
+    config["mesh"]["renew"] = renew
+    ferry.reload(config)
+    assert ferry.metric("ferry_config_reload_failures_total") == 0
+    wait_until(lambda: ferry.metric("ferry_mesh_renewals_total") == 1, 30,
+               what="the renewer the reload started")
+    assert serial_of_pem(node / "orders.pem") != first
+    assert "by certificate" in ca.process.log_text()
