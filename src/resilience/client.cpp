@@ -24,10 +24,10 @@ constexpr std::uint64_t kDrainBytes = 16 * 1024;
 
 }  // namespace
 
-// The second try of a hedge, run as a task of its own group (the first runs in place).
+// An extra try of a hedge, run as a task of its own group (the first runs in place).
 struct Client::HedgeTry {
   explicit HedgeTry(asio::any_io_executor executor) : tasks(std::move(executor)) {}
-  // Only its Abort is used: the first try's good answer ends this one.
+  // Only its Abort is used: another try's good answer ends this one.
   struct Watch final : runtime::IoWatch {
     void OnNotice() override {}
   };
@@ -35,24 +35,32 @@ struct Client::HedgeTry {
   upstream::Request request;
   upstream::Response response;
   Result<void> result = Ok();
-  bool done = false;
-  bool won = false;  // a good answer while the first try still ran: the first was aborted
+  std::uint32_t finished = 0;  // when its Send returned, in the hedge's order (0: still runs)
   runtime::TaskGroup tasks;
 };
 
-// The watch on a hedged request's first try: its notice (from the worker's NoticeBoard, at
-// hedge.after) starts the hedge.
+// The watch on a hedged request's first try: each notice (from the worker's NoticeBoard, every
+// hedge.after while no try answered well) starts one extra try, up to hedge.max_extra.
 struct Client::Hedge final : runtime::IoWatch {
   Hedge(Client& c, upstream::Request& r, TimePoint d, SendReport& rep)
       : client(c), first(r), deadline(d), report(rep) {}
   void OnNotice() override { client.StartHedge(*this); }
+  // Ends every extra try still running but `keep` (null: all).
+  void AbortExtras(const HedgeTry* keep) {
+    for (auto& extra : extras) {
+      if (extra.get() != keep && extra->finished == 0) extra->watch.Abort();
+    }
+  }
 
   Client& client;
   upstream::Request& first;
   TimePoint deadline;
   SendReport& report;
-  std::unique_ptr<HedgeTry> second;  // set once the hedge started
-  bool first_done = false;           // the first try's Send returned
+  std::vector<std::unique_ptr<HedgeTry>> extras;  // in the order they started
+  HedgeTry* winner = nullptr;                     // the extra whose good answer ended the others
+  std::uint32_t finished = 0;                     // Sends returned so far, the first try's included
+  std::uint32_t first_finished = 0;  // the first try's place in that order (0: still runs)
+  bool first_good = false;  // the first try's answer is the request's (or it was cancelled)
 };
 
 Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& facts,
@@ -116,8 +124,8 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
       got = co_await cluster_.Send(request, deadline, response);
       request.watch = nullptr;
       hedge.Withdraw();
-      hedge.first_done = true;
-      if (hedge.second) got = co_await FinishHedge(hedge, got, request, response);
+      hedge.first_finished = ++hedge.finished;
+      if (!hedge.extras.empty()) got = co_await FinishHedge(hedge, got, request, response);
     } else {
       got = co_await cluster_.Send(request, deadline, response);
     }
@@ -188,58 +196,77 @@ bool Client::Good(const Result<void>& got, const upstream::Response& response) c
 }
 
 void Client::StartHedge(Hedge& hedge) {
-  if (hedge.first_done || hedge.second) return;
+  if (hedge.first_finished != 0 || hedge.winner != nullptr ||
+      hedge.extras.size() >= policy_.hedge->max_extra) {
+    return;
+  }
   if (!state_.retry_budget.TryWithdraw(clock_.now(), policy_.retry.budget)) {
     hedge.report.budget_exhausted = true;
     metrics_.budget_exhausted->Add(slot_);
-    return;  // the first try goes on alone
+    return;  // the tries running go on alone
   }
-  auto second = std::make_unique<HedgeTry>(cluster_.io().get_executor());
+  auto extra = std::make_unique<HedgeTry>(cluster_.io().get_executor());
   const upstream::Request& first = hedge.first;
-  upstream::Request& request = second->request;
-  request.head = first.head;  // (lent to both: Send frames it once, before the first try)
+  upstream::Request& request = extra->request;
+  request.head = first.head;  // (lent to every try: Send frames it once, before the first)
   request.method = first.method;
   request.target = first.target;
   request.headers = first.headers;
   request.hash_key = first.hash_key;
   request.may_resend = first.may_resend;
   request.head_deadline = first.head_deadline;
-  request.avoid = first.endpoint.get();
-  request.watch = &second->watch;
+  // Away from the try started last (round robin moves on from the others anyway).
+  request.avoid =
+      hedge.extras.empty() ? first.endpoint.get() : hedge.extras.back()->request.endpoint.get();
+  request.watch = &extra->watch;
   metrics_.hedges->Add(slot_);
   metrics_.tries->Add(slot_);
   ++hedge.report.tries;
-  hedge.second = std::move(second);
-  hedge.second->tasks.Spawn(RunHedge(hedge));  // (may run at once, up to its first wait)
+  HedgeTry& started = *extra;
+  hedge.extras.push_back(std::move(extra));
+  started.tasks.Spawn(RunHedge(hedge, started));  // (may run at once, up to its first wait)
+  if (hedge.extras.size() < policy_.hedge->max_extra) {
+    hedge.NoticeAt(std::chrono::steady_clock::now() + policy_.hedge->after);
+    notices_.Post(hedge);  // the next extra, if still no good answer by then
+  }
 }
 
-Task<void> Client::RunHedge(Hedge& hedge) {
-  HedgeTry& second = *hedge.second;
-  second.result = co_await cluster_.Send(second.request, hedge.deadline, second.response);
-  second.done = true;
-  if (!hedge.first_done && Good(second.result, second.response)) {
-    second.won = true;
-    hedge.Abort();  // the first try ends with kCancelled, its connection closed
+Task<void> Client::RunHedge(Hedge& hedge, HedgeTry& extra) {
+  extra.result = co_await cluster_.Send(extra.request, hedge.deadline, extra.response);
+  extra.finished = ++hedge.finished;
+  if (hedge.winner == nullptr && Good(extra.result, extra.response) &&
+      !(hedge.first_finished != 0 && hedge.first_good)) {
+    hedge.winner = &extra;
+    if (hedge.first_finished == 0) hedge.Abort();  // kCancelled, its connection closed
+    hedge.AbortExtras(&extra);
   }
 }
 
 Task<Result<void>> Client::FinishHedge(Hedge& hedge, const Result<void>& first,
                                        upstream::Request& request, upstream::Response& response) {
-  HedgeTry& second = *hedge.second;
-  bool take_second = false;
-  if (second.won) {
-    take_second = true;  // it answered well first (the first try was aborted, or came too late)
-  } else if (Good(first, response) || (!first && first.error().code() == ErrorCode::kCancelled)) {
-    second.watch.Abort();  // the first answered well, or the request itself was cancelled
-  } else {
-    take_second = !second.done;  // two failures: the later one, as the caller would wait for it
+  if (hedge.winner == nullptr &&
+      (Good(first, response) || (!first && first.error().code() == ErrorCode::kCancelled))) {
+    hedge.first_good = true;
+    hedge.AbortExtras(nullptr);  // the first answered well, or the request itself was cancelled
   }
-  co_await second.tasks.Wait();  // (the hedge's frame refers to `hedge`: it must end first)
-  if (!take_second) co_return first;
-  // The hedge's answer is the request's; the first's response, if any, goes with its connection.
-  response = std::move(second.response);
-  request.endpoint = second.request.endpoint;
-  co_return second.result;
+  // The extras' frames refer to `hedge`: they must end first. An extra that answers well while
+  // the others still run ends them (RunHedge).
+  for (auto& extra : hedge.extras) co_await extra->tasks.Wait();
+  HedgeTry* take = hedge.winner;
+  if (take == nullptr && !hedge.first_good) {
+    // Every try failed: the one that ended last, as the caller would have waited for it.
+    for (auto& extra : hedge.extras) {
+      if (extra->finished > hedge.first_finished &&
+          (take == nullptr || extra->finished > take->finished)) {
+        take = extra.get();
+      }
+    }
+  }
+  if (take == nullptr) co_return first;
+  // That extra's answer is the request's; the first's response, if any, goes with its connection.
+  response = std::move(take->response);
+  request.endpoint = take->request.endpoint;
+  co_return take->result;
 }
 
 void Client::CountRetry(const TryFacts& t) {

@@ -8,18 +8,17 @@
 // ends at the policy's `try_timeout` if no response head came by then (its connection closed).
 // When no retry is allowed the last try's own result is returned (a 503 response stays a
 // response). Hedging (policy.hedge; idempotent requests without a body): when a try has no
-// response head after `hedge.after`, a second try goes to another endpoint (if the budget
-// allows); the first good response wins, the other try is aborted and its connection closed.
+// response head after `hedge.after`, an extra try goes to another endpoint (if the budget
+// allows), and another after each further `hedge.after`, up to `hedge.max_extra`; the first
+// good response wins, the other tries are aborted and their connections closed.
 // The hedge is lazy: the first try runs in place, as without hedging, watched by a
 // runtime::IoWatch whose notice comes from the worker's NoticeBoard (one timer); only that
-// notice spawns the second try (on a TaskGroup of its own). A try that answers before
+// notice spawns an extra try (on a TaskGroup of its own). A try that answers before
 // `hedge.after` costs no spawn, no extra timer and no allocation.
-// A hedged try pair counts as one try of `attempts`; one extra try at most (max_extra > 1 is
-// taken as 1). A Client is a few references made per exchange: nothing is allocated when the
-// first try succeeds.
-// Thread safety: the worker's event loop; the ServiceState it reads is node-wide (atomics).
-// Lifetimes: everything passed in must outlive Send; `request` and `response` as for
-// Cluster::Send.
+// A hedged try and its extras count as one try of `attempts`. A Client is a few references made per
+// exchange: nothing is allocated when the first try succeeds. Thread safety: the worker's event
+// loop; the ServiceState it reads is node-wide (atomics). Lifetimes: everything passed in must
+// outlive Send; `request` and `response` as for Cluster::Send.
 #pragma once
 
 #include <chrono>
@@ -76,10 +75,10 @@ class Client {
 
  private:
   struct Hedge;     // the watch on a hedged first try, and the hedge once started
-  struct HedgeTry;  // the second try
+  struct HedgeTry;  // an extra try
   // The watch's notice: the first try has no response head after hedge.after.
   void StartHedge(Hedge& hedge);
-  Task<void> RunHedge(Hedge& hedge);
+  Task<void> RunHedge(Hedge& hedge, HedgeTry& extra);
   // After the first try of a started hedge (`first` its result): which answer is the request's
   // (into `request`'s endpoint and `response`); the loser is aborted and its connection closed.
   Task<Result<void>> FinishHedge(Hedge& hedge, const Result<void>& first,

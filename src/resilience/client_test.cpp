@@ -203,6 +203,24 @@ TEST_F(HedgeTest, ASlowFirstTryIsHedgedAndTheLoserAbortedWhicheverTryWins) {
   EXPECT_EQ(medium.closed_unanswered(), 0);
 }
 
+TEST_F(HedgeTest, MaxExtraStartsOneMoreTryEveryAfterAndTheLosersAreAborted) {
+  // Every endpoint answers after 600 ms: the first try (started first) wins; by then one extra
+  // started at 50 ms and another at 100 ms, both aborted when the first answered.
+  policy_.hedge->max_extra = 2;
+  DelayedUpstream a(io_, "a", 600ms), b(io_, "b", 600ms), c(io_, "c", 600ms);
+  Use({a.address(), b.address(), c.address()});
+  const Got got = Send();
+  ASSERT_TRUE(got.result) << got.result.error().message();
+  EXPECT_EQ(got.status, 200);
+  EXPECT_EQ(got.report.tries, 3u);
+  EXPECT_LT(got.took, 3s);
+  EXPECT_EQ(hedges_.Value(), 2u);
+  EXPECT_EQ(a.requests() + b.requests() + c.requests(), 3);
+  RunUntil(
+      [&] { return a.closed_unanswered() + b.closed_unanswered() + c.closed_unanswered() == 2; },
+      2s);
+}
+
 TEST_F(HedgeTest, TheRetryBudgetCanRefuseTheHedge) {
   policy_.retry.budget.ratio = 0;
   policy_.retry.budget.min_per_second = 0;

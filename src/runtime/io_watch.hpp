@@ -50,8 +50,12 @@ class IoWatch : private NoticeLink {
 
   IoWatch() = default;
 
-  // When OnNotice is due (the default, max: never). Set before posting the watch on a board.
-  void NoticeAt(TimePoint at) { notice_at_ = at; }
+  // When OnNotice is due (the default, max: never). Set before posting the watch on a board;
+  // setting it again (and posting again) asks for one more notice.
+  void NoticeAt(TimePoint at) {
+    notice_at_ = at;
+    noticed_ = false;
+  }
   // The notice still to come: its time, or max once it was given (or if none was asked for).
   TimePoint notice_due() const { return noticed_ ? TimePoint::max() : notice_at_; }
   // Takes the watch off its board: no notice comes any more (the watched operation ended).
