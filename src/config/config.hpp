@@ -245,6 +245,7 @@ struct JwtProvider {
   std::string issuer;                   // `iss` must equal it
   std::vector<std::string> audiences;   // `aud` must hold one of these; empty = not checked
   std::string jwks;                     // a file path or an https:// URL
+  std::string jwks_ca;                  // CA bundle for an https:// jwks; "" = the system's
   std::vector<std::string> algorithms;  // accepted `alg`s; empty = every asymmetric one
   std::string secret_file;              // HS256 only, and only with this set (the file's bytes)
   Duration clock_skew = seconds(60);
@@ -383,6 +384,7 @@ struct Service {
 
 struct Admin {
   Address listen{"127.0.0.1", 9901};
+  std::optional<ListenerTls> tls;  // none: plain TCP
 };
 
 struct AccessLog {
@@ -493,11 +495,13 @@ enum class BusBackend {
 // `authorization:` rules that name the bus's operations (bus.publish, ...) or no route.
 struct BusApi {
   std::optional<ApiKeys> api_keys;  // every request needs one of these keys
+  std::optional<RouteAuth> auth;    // every request needs a valid JWT of this provider
 };
 
 struct Bus {
   BusBackend backend = BusBackend::kEmbedded;
   Address listen{"127.0.0.1", 8081};  // the bus API; a literal IP, not a listener's or admin's
+  std::optional<ListenerTls> tls;     // TLS on the bus API; none: plain TCP
   std::string data_dir;               // required, not empty
   BusDurability durability = BusDurability::kBatch;
   Duration sync_interval = seconds(1);                // kInterval only; >= 1ms
