@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "app/exit_code.hpp"
+#include "app/verified_send.hpp"
 #include "bus/api/json_span.hpp"
 #include "core/units.hpp"
 #include "observability/json_text.hpp"
@@ -58,11 +59,16 @@ const CLI::Validator& UrlCheck() {
   return check;
 }
 
-void AddUrlOption(CLI::App* command, std::string& url) {
+void AddUrlOption(CLI::App* command, std::string& url, std::string& ca) {
   command->add_option("--url", url, kUrlHelp)
       ->envname("FERRY_BUS_URL")
       ->check(UrlCheck())
       ->capture_default_str();
+  command
+      ->add_option("--ca", ca,
+                   "CA bundle that verifies an https:// --url (default: the system's store)")
+      ->envname("FERRY_BUS_CA")
+      ->check(CLI::ExistingFile);
 }
 
 // --queue, --topic and (for commands that read an inbox) --subscription, checked together once
@@ -103,8 +109,9 @@ boost::json::array ToJsonArray(const std::vector<std::string>& items) {
 
 // Sends one request; prints why and returns nullopt when there is no 2xx answer.
 std::optional<HttpResponse> Call(std::string_view command, const Url& url,
-                                 const HttpRequest& request, std::chrono::milliseconds timeout) {
-  auto response = Send(url, request, timeout);
+                                 const HttpRequest& request, std::chrono::milliseconds timeout,
+                                 const std::string& ca) {
+  auto response = SendVerified(url, request, timeout, ca);
   if (!response) {
     fmt::print(stderr, "ferry {}: {}\n", command, response.error().message());
     if (response.error().code() == ErrorCode::kUnavailable) {
@@ -223,7 +230,7 @@ BusCli::BusCli(CLI::App& app) {
       "--key it is sent as a CloudEvent in binary mode (ce-* headers; --type defaults to " +
       std::string(kDefaultType) + ", --source to " + kDefaultSource +
       ", the id to a random UUID); else as a plain body. Prints the JSON answer.");
-  AddUrlOption(publish_, url_text_);
+  AddUrlOption(publish_, url_text_, ca_file_);
   AddTargetOptions(publish_, publish_options_.target, /*with_subscription=*/false);
   data_option_ = publish_->add_option("-d,--data", data_, "The message data");
   publish_->add_option("-f,--file", file_, "Read the message data from this file")
@@ -247,7 +254,7 @@ BusCli::BusCli(CLI::App& app) {
   consume_->footer(
       "Each line has the id, receipt, attempt, the CloudEvents attributes and the data. Without "
       "--ack or --nack the messages stay leased until the lease runs out, then are redelivered.");
-  AddUrlOption(consume_, url_text_);
+  AddUrlOption(consume_, url_text_, ca_file_);
   AddTargetOptions(consume_, target_, /*with_subscription=*/true);
   consume_->add_option("-n,--max", max_, "At most this many messages (default 10)")
       ->check(CLI::Range(1, 1000));
@@ -261,7 +268,7 @@ BusCli::BusCli(CLI::App& app) {
   dlq_->require_subcommand(1);
   dlq_list_ = dlq_->add_subcommand(
       "list", "Print the dead letters as JSON lines (with attempts and reason), oldest first.");
-  AddUrlOption(dlq_list_, url_text_);
+  AddUrlOption(dlq_list_, url_text_, ca_file_);
   AddTargetOptions(dlq_list_, target_, /*with_subscription=*/true);
   dlq_list_->add_option("-n,--max", max_, "At most this many (default 100)")
       ->check(CLI::Range(1, 1000));
@@ -269,7 +276,7 @@ BusCli::BusCli(CLI::App& app) {
       "replay",
       "Put dead letters back for delivery (all of them, or those given with --id); "
       "de-duplication does not block them. Prints {\"replayed\": N}.");
-  AddUrlOption(dlq_replay_, url_text_);
+  AddUrlOption(dlq_replay_, url_text_, ca_file_);
   AddTargetOptions(dlq_replay_, target_, /*with_subscription=*/true);
   dlq_replay_->add_option("--id", ids_, "Replay only these message ids (repeatable)");
 }
@@ -306,7 +313,7 @@ int BusCli::Publish() {
     body = std::move(text).str();
   }
   const HttpRequest request = BuildPublishRequest(publish_options_, std::move(body), NewEventId);
-  auto answer = Call("publish", MustParseUrl(url_text_), request, kRequestTimeout);
+  auto answer = Call("publish", MustParseUrl(url_text_), request, kRequestTimeout, ca_file_);
   if (!answer) return kExitFailure;
   fmt::print("{}", answer->body);
   if (answer->body.empty() || answer->body.back() != '\n') fmt::print("\n");
@@ -321,7 +328,7 @@ int BusCli::Consume() {
       JoinForQuery(inbox + "/messages", "max", std::to_string(max_ > 0 ? max_ : 10), true);
   request.target = JoinForQuery(request.target, "wait", wait_, false);
   const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*ParseDuration(wait_));
-  auto answer = Call("consume", url, request, wait + kRequestTimeout);
+  auto answer = Call("consume", url, request, wait + kRequestTimeout, ca_file_);
   if (!answer) return kExitFailure;
   if (answer->status == 204) {
     fmt::print(stderr, "ferry consume: no message within {}\n", wait_);
@@ -343,7 +350,7 @@ int BusCli::Consume() {
   boost::json::object body;
   body["receipts"] = ToJsonArray(receipts);
   const char* verb = ack_ ? "ack" : "nack";
-  if (!Call("consume", url, JsonPost(inbox + "/" + verb, body), kRequestTimeout)) {
+  if (!Call("consume", url, JsonPost(inbox + "/" + verb, body), kRequestTimeout, ca_file_)) {
     return kExitFailure;
   }
   fmt::print(stderr, "ferry consume: {}ed {} message(s)\n", verb, receipts.size());
@@ -354,7 +361,7 @@ int BusCli::ListDeadLetters() {
   HttpRequest request;
   request.target = JoinForQuery(InboxPath(target_) + "/dead-letters", "max",
                                 std::to_string(max_ > 0 ? max_ : 100), true);
-  auto answer = Call("dlq list", MustParseUrl(url_text_), request, kRequestTimeout);
+  auto answer = Call("dlq list", MustParseUrl(url_text_), request, kRequestTimeout, ca_file_);
   if (!answer) return kExitFailure;
   auto dead = ArrayField("dlq list", answer->body, "dead_letters");
   if (!dead) return kExitFailure;
@@ -366,8 +373,9 @@ int BusCli::ListDeadLetters() {
 int BusCli::ReplayDeadLetters() {
   boost::json::object body;
   if (!ids_.empty()) body["ids"] = ToJsonArray(ids_);
-  auto answer = Call("dlq replay", MustParseUrl(url_text_),
-                     JsonPost(InboxPath(target_) + "/dead-letters/replay", body), kRequestTimeout);
+  auto answer =
+      Call("dlq replay", MustParseUrl(url_text_),
+           JsonPost(InboxPath(target_) + "/dead-letters/replay", body), kRequestTimeout, ca_file_);
   if (!answer) return kExitFailure;
   fmt::print("{}", answer->body);
   if (answer->body.empty() || answer->body.back() != '\n') fmt::print("\n");

@@ -84,6 +84,7 @@ class BusCli {
   CLI::App* dlq_replay_ = nullptr;
 
   std::string url_text_ = "http://127.0.0.1:8081";
+  std::string ca_file_;  // --ca: verifies an https:// --url; "" = the system's store
   PublishOptions publish_options_;
   CLI::Option* data_option_ = nullptr;
   std::string data_;  // --data (may be given and empty)

@@ -4,6 +4,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -13,6 +16,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <memory>
 
 namespace ferry::app {
 namespace {
@@ -122,6 +126,119 @@ Result<Socket> Connect(const Url& url, Clock::time_point deadline) {
   return Fail(ErrorCode::kUnavailable, "cannot connect to " + url.HostHeader() + ": " + last_error);
 }
 
+// The exchange's byte pipe: the socket, or TLS over it. Each call waits at most until the
+// deadline (SO_SNDTIMEO / SO_RCVTIMEO set to what is left before each call).
+class Channel {
+ public:
+  enum class Status {
+    kData,     // `n` bytes moved
+    kClosed,   // the peer closed (plain: FIN or reset; TLS: close_notify)
+    kTimeout,  // the deadline passed
+    kError,    // `error` says why
+  };
+  struct Io {
+    Status status = Status::kError;
+    std::size_t n = 0;
+    std::string error;
+  };
+
+  Channel(int fd, Clock::time_point deadline) : fd_(fd), deadline_(deadline) {}
+  ~Channel() { SSL_free(ssl_); }
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  // The TLS handshake, then the caller's check of the verified server.
+  Result<void> StartTls(const TlsSettings& tls, const std::string& where) {
+    ERR_clear_error();
+    ssl_ = SSL_new(tls.context);
+    if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1) {
+      return Fail(ErrorCode::kInternal, "SSL_new: " + TakeError());
+    }
+    if (!tls.server_name.empty()) SSL_set_tlsext_host_name(ssl_, tls.server_name.c_str());
+    for (;;) {
+      if (!SetTimeout(fd_, SO_RCVTIMEO, deadline_) || !SetTimeout(fd_, SO_SNDTIMEO, deadline_)) {
+        return Fail(ErrorCode::kDeadlineExceeded, "TLS handshake with " + where + " timed out");
+      }
+      const int rc = SSL_connect(ssl_);
+      if (rc == 1) break;
+      const int error = SSL_get_error(ssl_, rc);
+      if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) continue;
+      std::string why;
+      if (const long verify = SSL_get_verify_result(ssl_); verify != X509_V_OK) {  // NOLINT
+        why = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+        ERR_clear_error();
+      } else {
+        why = TakeError();
+      }
+      return Fail(ErrorCode::kTlsFailed, "TLS handshake with " + where + ": " + why);
+    }
+    if (tls.check_peer) {
+      if (auto ok = tls.check_peer(ssl_); !ok) {
+        return Fail(ErrorCode::kTlsFailed, where + ": " + ok.error().message());
+      }
+    }
+    return Ok();
+  }
+
+  Io Write(std::string_view data) {
+    if (!SetTimeout(fd_, SO_SNDTIMEO, deadline_)) return {Status::kTimeout};
+    if (ssl_ != nullptr) return Tls(SSL_write(ssl_, data.data(), Size(data.size())));
+    const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+    return Plain(n, errno);
+  }
+
+  Io Read(char* buffer, std::size_t size) {
+    if (!SetTimeout(fd_, SO_RCVTIMEO, deadline_)) return {Status::kTimeout};
+    if (ssl_ != nullptr) return Tls(SSL_read(ssl_, buffer, Size(size)));
+    const ssize_t n = ::recv(fd_, buffer, size, 0);
+    const int error = errno;
+    // A reset after the whole answer is as good as a close; the reader tells.
+    if (n < 0 && error == ECONNRESET) return {Status::kClosed};
+    return Plain(n, error);
+  }
+
+ private:
+  static int Size(std::size_t n) { return static_cast<int>(std::min<std::size_t>(n, 1 << 20)); }
+
+  static std::string TakeError() {
+    const unsigned long code = ERR_get_error();  // NOLINT(google-runtime-int)
+    ERR_clear_error();
+    if (code == 0) return errno != 0 ? std::strerror(errno) : "the connection was closed";
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    return text;
+  }
+
+  Io Plain(ssize_t n, int error) const {
+    if (n > 0) return {Status::kData, static_cast<std::size_t>(n)};
+    if (n == 0) return {Status::kClosed};
+    if (error == EINTR) return {Status::kData, 0};
+    if (error == EAGAIN || error == EWOULDBLOCK) {
+      return {Clock::now() >= deadline_ ? Status::kTimeout : Status::kData, 0};
+    }
+    return {Status::kError, 0, std::strerror(error)};
+  }
+
+  Io Tls(int rc) {
+    if (rc > 0) return {Status::kData, static_cast<std::size_t>(rc)};
+    switch (SSL_get_error(ssl_, rc)) {
+      case SSL_ERROR_WANT_READ:
+      case SSL_ERROR_WANT_WRITE:  // the socket timed out (or a TLS record is not whole yet)
+        return {Clock::now() >= deadline_ ? Status::kTimeout : Status::kData, 0};
+      case SSL_ERROR_ZERO_RETURN:
+        return {Status::kClosed};
+      default:
+        // An end without close_notify is an error here: a body framed by the close could
+        // have been cut short by anyone on the path. Framed bodies end before it is read.
+        return {Status::kError, 0, "TLS: " + TakeError()};
+    }
+  }
+
+  int fd_;
+  Clock::time_point deadline_;
+  ssl_st* ssl_ = nullptr;
+};
+
 }  // namespace
 
 std::string Url::HostHeader() const {
@@ -129,7 +246,7 @@ std::string Url::HostHeader() const {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-std::string Url::ToString() const { return "http://" + HostHeader() + path; }
+std::string Url::ToString() const { return (https ? "https://" : "http://") + HostHeader() + path; }
 
 Result<Url> ParseUrl(std::string_view text) {
   const auto bad = [&](std::string_view why) {
@@ -137,10 +254,12 @@ Result<Url> ParseUrl(std::string_view text) {
                 "invalid URL '" + std::string(text) + "': " + std::string(why));
   };
   std::string_view rest = text;
+  Url url;
   if (const std::size_t scheme_end = rest.find("://"); scheme_end != std::string_view::npos) {
     const std::string scheme = Lower(rest.substr(0, scheme_end));
-    if (scheme == "https") return bad("https is not supported; use http:// on loopback");
-    if (scheme != "http") return bad("the scheme must be http");
+    if (scheme != "http" && scheme != "https") return bad("the scheme must be http or https");
+    url.https = scheme == "https";
+    url.port = url.https ? 443 : 80;
     rest.remove_prefix(scheme_end + 3);
   }
   if (rest.find_first_of("?#") != std::string_view::npos) {
@@ -148,7 +267,6 @@ Result<Url> ParseUrl(std::string_view text) {
   }
   const std::size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
-  Url url;
   if (slash != std::string_view::npos) {
     url.path = std::string(rest.substr(slash));
     while (!url.path.empty() && url.path.back() == '/') url.path.pop_back();
@@ -298,11 +416,19 @@ ResponseReader::State ResponseReader::Finish() {
 }
 
 Result<HttpResponse> Send(const Url& url, const HttpRequest& request,
-                          std::chrono::milliseconds timeout) {
+                          std::chrono::milliseconds timeout, const TlsSettings* tls) {
+  if (url.https && (tls == nullptr || tls->context == nullptr)) {
+    return Fail(ErrorCode::kInvalidArgument, url.ToString() + ": https needs TLS settings");
+  }
   const auto deadline = Clock::now() + timeout;
   auto socket = Connect(url, deadline);
   if (!socket) return tl::unexpected(socket.error());
-  const int fd = socket->fd();
+  Channel channel(socket->fd(), deadline);
+  if (url.https) {
+    if (auto started = channel.StartTls(*tls, url.HostHeader()); !started) {
+      return tl::unexpected(started.error());
+    }
+  }
 
   std::string out = request.method + " " + url.path + request.target +
                     " HTTP/1.1\r\nhost: " + url.HostHeader() + "\r\n";
@@ -320,33 +446,29 @@ Result<HttpResponse> Send(const Url& url, const HttpRequest& request,
   };
   std::string_view pending = out;
   while (!pending.empty()) {
-    if (!SetTimeout(fd, SO_SNDTIMEO, deadline)) return timed_out();
-    const ssize_t n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return timed_out();
-    if (n <= 0) {
+    const Channel::Io io = channel.Write(pending);
+    if (io.status == Channel::Status::kTimeout) return timed_out();
+    if (io.status != Channel::Status::kData) {
       return Fail(ErrorCode::kConnectionClosed,
-                  "sending to " + url.HostHeader() + ": " + std::strerror(errno));
+                  "sending to " + url.HostHeader() + ": " +
+                      (io.error.empty() ? std::string("the connection was closed") : io.error));
     }
-    pending.remove_prefix(static_cast<std::size_t>(n));
+    pending.remove_prefix(io.n);
   }
 
   ResponseReader reader(request.method == "HEAD");
   std::string buffer(kReadPiece, '\0');
   for (;;) {
-    if (!SetTimeout(fd, SO_RCVTIMEO, deadline)) return timed_out();
-    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
-    const int error = errno;
-    if (n < 0 && error == EINTR) continue;
-    if (n < 0 && (error == EAGAIN || error == EWOULDBLOCK)) return timed_out();
-    if (n < 0 && error != ECONNRESET) {
+    const Channel::Io io = channel.Read(buffer.data(), buffer.size());
+    if (io.status == Channel::Status::kTimeout) return timed_out();
+    if (io.status == Channel::Status::kError) {
       return Fail(ErrorCode::kConnectionClosed,
-                  "reading from " + url.HostHeader() + ": " + std::strerror(error));
+                  "reading from " + url.HostHeader() + ": " + io.error);
     }
-    // A reset after the whole answer is as good as a close.
-    const ResponseReader::State state =
-        n > 0 ? reader.Read(std::string_view(buffer.data(), static_cast<std::size_t>(n)))
-              : reader.Finish();
+    if (io.status == Channel::Status::kData && io.n == 0) continue;
+    const ResponseReader::State state = io.status == Channel::Status::kData
+                                            ? reader.Read(std::string_view(buffer.data(), io.n))
+                                            : reader.Finish();
     if (state == ResponseReader::State::kComplete) return std::move(reader.response());
     if (state == ResponseReader::State::kError) {
       const Error& why = reader.error();

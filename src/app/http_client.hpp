@@ -1,15 +1,20 @@
-// A small blocking HTTP/1.1 client over POSIX sockets, for the CLI's bus commands and the
-// example services: one request per connection (`Connection: close`), responses read with the
-// project's own HTTP codec (src/http, no second parser), and one deadline for the whole
-// exchange (connect, write, every read). No Asio, no shared state: thread-safe as long as
-// callers do not share arguments. Failures are returned, never thrown: kInvalidArgument (bad
-// URL), kUnavailable (cannot resolve or connect), kDeadlineExceeded, kConnectionClosed (the peer
-// left mid-response), kUpstreamProtocol (not a valid HTTP/1.x response).
+// A small blocking HTTP/1.1 client over POSIX sockets, for the CLI's bus commands, the JWKS
+// fetch and the example services: one request per connection (`Connection: close`), responses
+// read with the project's own HTTP codec (src/http, no second parser), and one deadline for the
+// whole exchange (connect, TLS handshake, write, every read). https:// URLs run TLS (OpenSSL)
+// over the socket with a context and a peer check the caller gives (TlsSettings; app/
+// verified_send.hpp makes them from a CA bundle). No Asio, no shared state: thread-safe as long
+// as callers do not share arguments. Failures are returned, never thrown: kInvalidArgument (bad
+// URL, an https:// URL without TlsSettings), kUnavailable (cannot resolve or connect),
+// kDeadlineExceeded, kTlsFailed (the handshake failed or the server is not the one expected),
+// kConnectionClosed (the peer left mid-response), kUpstreamProtocol (not a valid HTTP/1.x
+// response).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,21 +24,34 @@
 #include "http/head_scanner.hpp"
 #include "http/parser.hpp"
 
+struct ssl_ctx_st;
+struct ssl_st;
+
 namespace ferry::app {
 
-// An http:// URL as the client uses it: "http://127.0.0.1:8081/prefix".
+// A URL as the client uses it: "http://127.0.0.1:8081/prefix", "https://idp.example/jwks".
 struct Url {
   std::string host;         // a name or an IP; an IPv6 address without its brackets
-  std::uint16_t port = 80;  // from the URL, else 80
+  std::uint16_t port = 80;  // from the URL, else 80 (443 for https)
   std::string path;         // "" or a prefix starting with '/' and not ending in one
+  bool https = false;       // TLS over the connection
 
   std::string HostHeader() const;  // "host:port", IPv6 in brackets
-  std::string ToString() const;    // "http://host:port/path"
+  std::string ToString() const;    // "http[s]://host:port/path"
 };
 
-// "http://host[:port][/path]"; the scheme may be left out. https, user info, a query or a
-// fragment are kInvalidArgument with a message that says why.
+// "http[s]://host[:port][/path]"; the scheme may be left out (http). Another scheme, user
+// info, a query or a fragment are kInvalidArgument with a message that says why.
 Result<Url> ParseUrl(std::string_view text);
+
+// What Send needs for an https:// URL. The context holds the roots, versions and ALPN and must
+// verify the chain (SSL_VERIFY_PEER); check_peer then says whether the verified server is the
+// one wanted (its name, pins): its error, kTlsFailed, fails the exchange.
+struct TlsSettings {
+  ssl_ctx_st* context = nullptr;  // not owned; outlives the call
+  std::string server_name;        // SNI; "" sends none (an IP address)
+  std::function<Result<void>(ssl_st*)> check_peer;
+};
 
 // Percent-encodes everything but RFC 3986 unreserved characters, for one path segment or one
 // query value.
@@ -103,8 +121,9 @@ class ResponseReader {
 };
 
 // Sends `request` to `url` and reads the whole response, all within `timeout`. Name resolution
-// (getaddrinfo) is not bounded by it; numeric addresses need none.
+// (getaddrinfo) is not bounded by it; numeric addresses need none. `tls` is required for an
+// https:// URL and ignored for http://.
 Result<HttpResponse> Send(const Url& url, const HttpRequest& request,
-                          std::chrono::milliseconds timeout);
+                          std::chrono::milliseconds timeout, const TlsSettings* tls = nullptr);
 
 }  // namespace ferry::app

@@ -41,11 +41,26 @@ TEST(ParseUrl, TakesBracketedIpv6) {
   EXPECT_EQ(url->HostHeader(), "[::1]:9000");
 }
 
+TEST(ParseUrl, TakesHttpsWithPort443ByDefault) {
+  auto url = ParseUrl("HTTPS://idp.example/keys");
+  ASSERT_TRUE(url) << url.error().message();
+  EXPECT_TRUE(url->https);
+  EXPECT_EQ(url->port, 443);
+  EXPECT_EQ(url->ToString(), "https://idp.example:443/keys");
+  EXPECT_FALSE(ParseUrl("http://h")->https);
+  EXPECT_EQ(ParseUrl("https://h:8443")->port, 8443);
+}
+
+TEST(Send, AnHttpsUrlWithoutTlsSettingsIsRefusedBeforeConnecting) {
+  auto response = Send(*ParseUrl("https://127.0.0.1:1/"), HttpRequest{}, std::chrono::seconds(1));
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST(ParseUrl, RejectsWhatItCannotUse) {
-  for (const char* bad :
-       {"https://127.0.0.1:8081", "ftp://h", "http://", "http://:80", "http://h:", "http://h:0",
-        "http://h:65536", "http://h:80x", "http://::1:80", "http://[::1", "http://[::1]x",
-        "http://u@h:80", "http://h/x?y=1", "http://h/#f"}) {
+  for (const char* bad : {"ftp://h", "https://", "http://", "http://:80", "http://h:", "http://h:0",
+                          "http://h:65536", "http://h:80x", "http://::1:80", "http://[::1",
+                          "http://[::1]x", "http://u@h:80", "http://h/x?y=1", "http://h/#f"}) {
     auto url = ParseUrl(bad);
     EXPECT_FALSE(url) << bad;
     if (!url) {

@@ -12,6 +12,7 @@
 #include "app/bus_cli.hpp"
 #include "app/ca_cli.hpp"
 #include "app/exit_code.hpp"
+#include "app/jwks_fetch.hpp"
 #include "app/node.hpp"
 #include "config/config.hpp"
 #include "tls/client_context.hpp"
@@ -37,6 +38,10 @@ int Validate(const std::string& path) {
   // And the files of the services' tls: (CA bundles, client certificates, the mesh's).
   if (auto upstream = ferry::tls::ClientTlsRegistry().Apply(**config); !upstream) {
     fmt::print(stderr, "{}: upstream TLS: {}\n", path, upstream.error().message());
+    return kExitFailure;
+  }
+  if (auto cas = ferry::app::CheckJwksCas(**config); !cas) {
+    fmt::print(stderr, "{}: {}\n", path, cas.error().message());
     return kExitFailure;
   }
   fmt::print("{}: ok ({} listener(s), {} service(s))\n", path, (*config)->listeners.size(),

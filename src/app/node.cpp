@@ -16,7 +16,7 @@
 #include "admin/admin_server.hpp"
 #include "admin/breakers.hpp"
 #include "app/cert_renewer.hpp"
-#include "app/http_client.hpp"
+#include "app/jwks_fetch.hpp"
 #include "app/upstream_health.hpp"
 #include "auth/jwks_updater.hpp"
 #include "auth/provider.hpp"
@@ -50,23 +50,6 @@ struct FileStamp {
   std::int64_t mtime_ns = 0;
   bool operator==(const FileStamp&) const = default;
 };
-
-// A JWKS URL's body, for the JWKS updater (its thread): http:// only until the client speaks
-// TLS (the loader refuses https:// JWKS URLs meanwhile). A 200 is the JWKS; anything else fails.
-Result<std::string> FetchJwks(const std::string& text) {
-  auto url = ParseUrl(text);
-  if (!url) return tl::unexpected(url.error());
-  HttpRequest request;
-  request.target = url->path.empty() ? "/" : url->path;
-  request.headers.emplace_back("accept", "application/json, application/jwk-set+json");
-  url->path.clear();
-  auto response = Send(*url, request, std::chrono::seconds(3));
-  if (!response) return tl::unexpected(response.error());
-  if (response->status != 200) {
-    return Fail(ErrorCode::kUnavailable, fmt::format("HTTP status {}", response->status));
-  }
-  return std::move(response->body);
-}
 
 FileStamp Stamp(const std::string& path) {
   struct stat st {};
@@ -131,6 +114,10 @@ class Node {
       return 1;
     }
     health_.SetClientTls(&client_tls_);
+    if (auto r = CheckJwksCas(*config_); !r) {
+      spdlog::error("{}", r.error().message());
+      return 1;
+    }
     snapshot_ = proxy::BuildSnapshot(config_, resolver_, metrics_, ++generation_,
                                      proxy::BuiltinFilters(), &resilience_);
     health_.Apply(*config_, *snapshot_);
@@ -323,6 +310,11 @@ class Node {
       spdlog::warn("reload: 'admin.listen' changes only on restart");
     }
     if (auto r = idempotency::ConfigureNodeStore(c, registry_); !r) {
+      metrics_.reload_failures.Add(registry_.main_slot());
+      spdlog::error("reload ({}) rejected; the running config stays: {}", why, r.error().message());
+      return;
+    }
+    if (auto r = CheckJwksCas(c); !r) {
       metrics_.reload_failures.Add(registry_.main_slot());
       spdlog::error("reload ({}) rejected; the running config stays: {}", why, r.error().message());
       return;

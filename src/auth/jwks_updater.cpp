@@ -109,7 +109,7 @@ void JwksUpdater::UpdateUrl(Provider& provider, std::chrono::steady_clock::time_
   if (!due && !early) return;
   if (due) provider.TakeRefetchWish();
   state.last_attempt = now;
-  auto body = fetch_(provider.config().jwks);
+  auto body = fetch_(provider.config());
   std::string error;
   if (!body) {
     error = fmt::format("fetching {}: {}", provider.config().jwks, body.error().message());

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "config/config.hpp"
 #include "core/clock.hpp"
 #include "core/result.hpp"
 
@@ -24,9 +25,9 @@ class Provider;
 
 class JwksUpdater {
  public:
-  // Fetches a JWKS URL: the body of a 200 response, or an error. Blocking; bounded by its own
-  // timeout.
-  using Fetch = std::function<Result<std::string>(const std::string& url)>;
+  // Fetches the JWKS URL of a provider (its `jwks`, verified with its `jwks_ca` when https):
+  // the body of a 200 response, or an error. Blocking; bounded by its own timeout.
+  using Fetch = std::function<Result<std::string>(const config::JwtProvider& provider)>;
 
   explicit JwksUpdater(Fetch fetch, const Clock& clock = SystemClock());
   ~JwksUpdater();

@@ -29,7 +29,7 @@ std::string KidOf(const Provider& provider) {
 
 class FakeFetch {
  public:
-  Result<std::string> operator()(const std::string&) {
+  Result<std::string> operator()(const config::JwtProvider&) {
     ++calls;
     if (body.empty()) return Fail(ErrorCode::kUnavailable, "connection refused");
     return body;
@@ -50,7 +50,7 @@ config::JwtProvider ProviderConfig(std::string name, std::string jwks) {
 TEST(JwksUpdater, FetchesAUrlWithBackoffRefreshAndRateLimitedRefetch) {
   FakeFetch fetch;
   FakeClock clock;
-  JwksUpdater updater([&](const std::string& url) { return fetch(url); }, clock);
+  JwksUpdater updater([&](const config::JwtProvider& p) { return fetch(p); }, clock);
   auto provider = ProviderFor(ProviderConfig("url-idp", "http://127.0.0.1:1/jwks"));
 
   updater.RunOnce();  // at start: fails
@@ -96,7 +96,7 @@ TEST(JwksUpdater, RereadsAFileWhenItChanges) {
   std::filesystem::remove(path);
   FakeFetch fetch;
   FakeClock clock;
-  JwksUpdater updater([&](const std::string& url) { return fetch(url); }, clock);
+  JwksUpdater updater([&](const config::JwtProvider& p) { return fetch(p); }, clock);
   auto provider = ProviderFor(ProviderConfig("file-idp", path));
 
   updater.RunOnce();  // no file yet

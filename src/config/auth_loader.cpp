@@ -160,6 +160,17 @@ class AuthReader : private StrictReader {
     } else if (!only_hmac) {
       Error(field, "missing required key 'jwks' (a file path or an https:// URL)");
     }
+    if (auto ca = map.Take("jwks_ca")) {
+      if (auto path = ReadString(*ca, d_)) {
+        // The file is read when the node starts (and by ferry validate), like certificates.
+        provider.jwks_ca = *path;
+        if (path->empty()) {
+          Error(*ca, "must not be empty (a CA bundle file), or be left out");
+        } else if (!provider.jwks.starts_with("https://")) {
+          Error(*ca, "jwks_ca verifies an https:// jwks server; this provider's jwks is not one");
+        }
+      }
+    }
     Assign(map, "clock_skew", provider.clock_skew,
            [&](const Field& f) { return ReadDuration(f, d_); });
     Assign(map, "jwks_refresh", provider.jwks_refresh, [&](const Field& f) {
@@ -218,17 +229,18 @@ class AuthReader : private StrictReader {
   void CheckJwksSource(const Field& field, const std::string& source) {
     if (source.empty()) {
       Error(field, "must not be empty (a file path or an https:// URL)");
-    } else if (source.starts_with("http://")) {
+    } else if (source.starts_with("http://") || source.starts_with("https://")) {
       if (source.find_first_of("?#") != std::string::npos) {
         Error(field, "a JWKS URL with a query or fragment is not supported");
-      } else if (!IsLoopbackHost(UrlHost(source))) {
+      } else if (source.substr(0, source.find('/', source.find("://") + 3)).find('@') !=
+                 std::string::npos) {
+        Error(field, "a JWKS URL with user info is not supported");
+      } else if (UrlHost(source).empty()) {
+        Error(field, "the JWKS URL has no host");
+      } else if (source.starts_with("http://") && !IsLoopbackHost(UrlHost(source))) {
+        // Keys fetched in the clear could be swapped on the way; a local agent is the exception.
         Error(field, "a JWKS over http:// is only allowed from a loopback address; use https://");
       }
-    } else if (source.starts_with("https://")) {
-      // The JWKS fetcher speaks plain HTTP/1.1 only until the upstream TLS client is there.
-      Error(field,
-            "https:// JWKS URLs are not supported by this build yet: give a file path "
-            "(re-read when it changes) or an http:// URL on a loopback address");
     } else if (source.find("://") != std::string::npos) {
       Error(field, "a JWKS is a file path or an https:// URL");
     }

@@ -106,6 +106,33 @@ TEST(AuthConfig, JwksSourcesAreChecked) {
                 .find("only allowed from a loopback address"),
             std::string::npos);
   EXPECT_TRUE(LoadString(Routes("auth: {jwt: {idp: {issuer: i, jwks: 'http://127.0.0.1:1/j'}}}")));
+  EXPECT_TRUE(LoadString(Routes("auth: {jwt: {idp: {issuer: i, jwks: 'https://idp.example/j'}}}")));
+  EXPECT_NE(ErrorOf(Routes("auth: {jwt: {idp: {issuer: i, jwks: 'https://idp.example/j?v=1'}}}"))
+                .find("query or fragment"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(Routes("auth: {jwt: {idp: {issuer: i, jwks: 'https://u@idp.example/j'}}}"))
+                .find("user info"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(Routes("auth: {jwt: {idp: {issuer: i, jwks: 'https:///j'}}}")).find("no host"),
+            std::string::npos);
+}
+
+TEST(AuthConfig, JwksCaGoesWithAnHttpsJwks) {
+  const std::string ca = "/etc/ferry/idp-ca.pem";  // read at start, not by the loader
+  auto loaded =
+      LoadString(Routes("auth: {jwt: {idp: {issuer: i, jwks: 'https://idp.example/j', "
+                        "jwks_ca: '" +
+                        ca + "'}}}"));
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  EXPECT_EQ((*loaded)->auth.jwt.at("idp").jwks_ca, ca);
+  EXPECT_NE(ToJson(**loaded).find("\"jwks_ca\":\"" + ca + "\""), std::string::npos);
+  EXPECT_NE(ErrorOf(Routes("auth: {jwt: {idp: {issuer: i, jwks: /j, jwks_ca: '" + ca + "'}}}"))
+                .find("jwks_ca verifies an https:// jwks server"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(Routes("auth: {jwt: {idp: {issuer: i, jwks: 'https://idp.example/j', "
+                           "jwks_ca: ''}}}"))
+                .find("must not be empty"),
+            std::string::npos);
 }
 
 TEST(AuthConfig, ClaimsAreNotForwardedAsFerrysHeaders) {

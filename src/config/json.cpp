@@ -100,6 +100,7 @@ json::object JwtProviderJson(const JwtProvider& provider) {
                    {"clock_skew", Text(provider.clock_skew)},
                    {"jwks_refresh", Text(provider.jwks_refresh)}};
   if (!provider.jwks.empty()) out["jwks"] = provider.jwks;
+  if (!provider.jwks_ca.empty()) out["jwks_ca"] = provider.jwks_ca;
   if (!provider.algorithms.empty()) {
     out["algorithms"] = json::array(provider.algorithms.begin(), provider.algorithms.end());
   }

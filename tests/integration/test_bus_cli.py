@@ -177,7 +177,8 @@ def test_subscription_dead_letters(node):
     ["publish", "-q", "a", "-d", "x", "-f", "/etc/hostname"],  # two data sources
     ["publish", "-q", "a", "-f", "/no/such/file"],
     ["publish", "-q", "a", "-d", "x", "--delay", "soon"],
-    ["publish", "-q", "a", "-d", "x", "--url", "https://127.0.0.1:1"],
+    ["publish", "-q", "a", "-d", "x", "--url", "ftp://127.0.0.1:1"],
+    ["publish", "-q", "a", "-d", "x", "--ca", "/no/such/ca.pem"],
     ["publish", "-q", "a", "-d", "x", "--url", "http://127.0.0.1:99999"],
     ["consume"],
     ["consume", "-t", "orders"],                               # a topic needs a subscription
