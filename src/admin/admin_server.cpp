@@ -32,6 +32,12 @@ AdminServer::AdminServer(asio::io_context& io, std::map<std::string, AdminHandle
 
 AdminServer::~AdminServer() { Stop(); }
 
+void AdminServer::SetTls(std::shared_ptr<const tls::ServerContext> context) {
+  server::ServerOptions options = AdminOptions();
+  options.tls = std::move(context);
+  server_.SetOptions(options);
+}
+
 Result<void> AdminServer::Start(const config::Address& listen) {
   auto acceptor = runtime::Acceptor::Open(io_, listen, /*reuse_port=*/false, 128);
   if (!acceptor) return tl::unexpected(acceptor.error());

@@ -43,6 +43,9 @@ class AdminServer final : public server::Handler {
   AdminServer(asio::io_context& io, std::map<std::string, AdminHandler> routes,
               std::map<std::string, AdminWriteHandler> write_routes = {});
   ~AdminServer() override;
+  // TLS on connections accepted from now on (`admin.tls`); null: plain TCP. Call before Start
+  // for the first connections to have it; a reload calls it again with the new context.
+  void SetTls(std::shared_ptr<const tls::ServerContext> context);
   // Binds and starts accepting. Errors: kIo if the address cannot be bound.
   Result<void> Start(const config::Address& listen);
   // Stops accepting and ends the open connections.

@@ -153,12 +153,14 @@ class Node {
       bus_->SetHealthRegistry(&health_.registry());
       bus_->SetClientTls(&client_tls_);
       bus_->SetServiceRegistry(&resilience_);
+      bus_->SetListenerTls(tls_.Find(tls::ListenerContexts::kBusContext));
       if (auto r = bus_->Start(); !r) {
         spdlog::error("bus: {}", r.error().message());
         return 1;
       }
     }
     admin_ = std::make_unique<admin::AdminServer>(io_, AdminRoutes(), AdminWriteRoutes());
+    admin_->SetTls(tls_.Find(tls::ListenerContexts::kAdminContext));
     if (auto r = admin_->Start(config_->admin.listen); !r) {
       spdlog::error("admin: {}", r.error().message());
       return 1;
@@ -339,6 +341,8 @@ class Node {
         state->SetListenerTls(std::move(contexts));
       });
     }
+    admin_->SetTls(tls_.Find(tls::ListenerContexts::kAdminContext));
+    if (bus_) bus_->SetListenerTls(tls_.Find(tls::ListenerContexts::kBusContext));
     if (auto r = SyncListeners(c); !r) {
       metrics_.reload_failures.Add(registry_.main_slot());
       spdlog::error("reload ({}) rejected; the running config stays: {}", why, r.error().message());

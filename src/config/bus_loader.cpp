@@ -10,6 +10,7 @@
 #include "config/access_loader.hpp"
 #include "config/address.hpp"
 #include "config/bus_rules.hpp"
+#include "config/tls_loader.hpp"
 
 namespace ferry::config::internal {
 namespace {
@@ -83,6 +84,10 @@ class BusReader : private StrictReader {
           Error(*listen, address.error().message());
         }
       }
+    }
+    if (auto tls = map.Take("tls")) {
+      out_.bus.tls = ReadListenerTls(*tls, d_);
+      if (out_.bus.tls && out_.bus.tls->mesh) out_.mesh_tls = *tls;
     }
     if (auto dir = Require(map, field, "data_dir")) {
       auto text = ReadString(*dir, d_);

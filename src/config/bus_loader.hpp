@@ -25,6 +25,7 @@ struct BusBlock {
   std::optional<Field> listen;  // where bus.listen is written; none: it takes its default
   bool listen_valid = true;     // false: bus.listen was written but is not an address
   std::vector<ServiceReference> push_services;  // every push.service, in file order
+  std::optional<Field> mesh_tls;                // `tls: mesh` of the bus, which needs a mesh: block
 };
 
 BusBlock ReadBus(const Field& field, Diagnostics& diags);

@@ -202,10 +202,9 @@ TEST(BusConfigErrors, EmptyDataDir) {
 
 TEST(BusConfigErrors, UnknownKey) {
   EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  fsync: always\n"),
-            "t.yaml:3:3: bus: unknown key 'fsync' (expected one of: backend, listen, data_dir, "
-            "durability, sync_interval, dedupe_window, segment_bytes, state_checkpoint_bytes, api, "
-            "queues, "
-            "topics)");
+            "t.yaml:3:3: bus: unknown key 'fsync' (expected one of: backend, listen, tls, "
+            "data_dir, durability, sync_interval, dedupe_window, segment_bytes, "
+            "state_checkpoint_bytes, api, queues, topics)");
 }
 
 TEST(BusConfigErrors, UnknownBackend) {

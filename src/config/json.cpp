@@ -320,6 +320,8 @@ json::object SubscriptionJson(const BusSubscription& subscription) {
   return out;
 }
 
+json::value ListenerTlsJson(const ListenerTls& tls);
+
 json::object BusJson(const Bus& bus) {
   json::object queues;
   for (const auto& [name, queue] : bus.queues) {
@@ -352,6 +354,7 @@ json::object BusJson(const Bus& bus) {
   out["dedupe_window"] = Text(bus.dedupe_window);
   out["segment_bytes"] = bus.segment_bytes;
   out["state_checkpoint_bytes"] = bus.state_checkpoint_bytes;
+  if (bus.tls) out["tls"] = ListenerTlsJson(*bus.tls);
   out["queues"] = std::move(queues);
   out["topics"] = std::move(topics);
   if (bus.api.api_keys) out["api"] = json::object{{"api_keys", ApiKeysJson(*bus.api.api_keys)}};
@@ -404,9 +407,11 @@ std::string ToJson(const Config& config) {
   for (const auto& [name, policy] : config.policies) policies[name] = PolicyJson(policy);
   json::object services;
   for (const auto& [name, service] : config.services) services[name] = ServiceJson(service);
+  json::object admin{{"listen", config.admin.listen.ToString()}};
+  if (config.admin.tls) admin["tls"] = ListenerTlsJson(*config.admin.tls);
   json::object root{{"workers", config.workers},
                     {"drain_time", Text(config.drain_time)},
-                    {"admin", json::object{{"listen", config.admin.listen.ToString()}}},
+                    {"admin", std::move(admin)},
                     {"access_log", json::object{{"enabled", config.access_log.enabled},
                                                 {"path", config.access_log.path}}},
                     {"policies", std::move(policies)},

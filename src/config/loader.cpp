@@ -141,6 +141,10 @@ class Loader : private internal::StrictReader {
         admin_mark_ = listen->mark;
       }
     }
+    if (auto tls = admin.Take("tls")) {
+      config_.admin.tls = internal::ReadListenerTls(*tls, d_);
+      if (config_.admin.tls && config_.admin.tls->mesh) mesh_users_.push_back(*tls);
+    }
     admin.Finish();
   }
 
@@ -481,6 +485,7 @@ class Loader : private internal::StrictReader {
     internal::BusBlock block = internal::ReadBus(field, d_);
     for (auto& ref : block.push_services) service_references_.push_back(std::move(ref));
     if (block.listen_valid) CheckBusListenAddress(block.bus.listen, block.listen, field);
+    if (block.mesh_tls) mesh_users_.push_back(*block.mesh_tls);
     config_.bus = std::move(block.bus);
   }
 

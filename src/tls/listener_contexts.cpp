@@ -22,40 +22,57 @@ std::vector<ListenerContexts::FileStamp> ListenerContexts::Stamps(
 }
 
 Result<std::vector<std::string>> ListenerContexts::Sync(const config::Config& config) {
+  // Every listener with tls: the key of its context, how messages name it, its settings.
+  struct Wanted {
+    std::string key;
+    std::string label;
+    const config::ListenerTls* tls;
+  };
+  std::vector<Wanted> wanted;
+  for (const config::Listener& listener : config.listeners) {
+    if (listener.tls)
+      wanted.push_back({listener.name, "listener " + listener.name, &*listener.tls});
+  }
+  if (config.admin.tls) wanted.push_back({kAdminContext, "admin", &*config.admin.tls});
+  if (config.bus && config.bus->tls) wanted.push_back({kBusContext, "bus", &*config.bus->tls});
+
   std::vector<std::string> warnings;
   std::map<std::string, Entry> entries;
   Map contexts;
-  for (const config::Listener& listener : config.listeners) {
-    if (!listener.tls) continue;
+  for (const Wanted& want : wanted) {
     Entry entry;
-    entry.tls = *listener.tls;
+    entry.tls = *want.tls;
     if (entry.tls.mesh) entry.mesh = config.mesh;
     entry.files = FilesOf(entry.tls, entry.mesh);
     entry.stamps = Stamps(entry.files);
-    auto old = entries_.find(listener.name);
-    const bool have_old = old != entries_.end() && contexts_.count(listener.name) > 0;
+    auto old = entries_.find(want.key);
+    const bool have_old = old != entries_.end() && contexts_.count(want.key) > 0;
     if (have_old && old->second.tls == entry.tls && old->second.mesh == entry.mesh &&
         old->second.stamps == entry.stamps) {
-      contexts[listener.name] = contexts_.at(listener.name);
-      entries[listener.name] = std::move(entry);
+      contexts[want.key] = contexts_.at(want.key);
+      entries[want.key] = std::move(entry);
       continue;
     }
     auto built = ServerContext::Create(entry.tls, entry.mesh);
     if (built) {
-      contexts[listener.name] = std::move(*built);
+      contexts[want.key] = std::move(*built);
     } else if (have_old) {
-      warnings.push_back(fmt::format("listener {}: {}; it keeps its current certificate",
-                                     listener.name, built.error().message()));
-      contexts[listener.name] = contexts_.at(listener.name);
+      warnings.push_back(fmt::format("{}: {}; it keeps its current certificate", want.label,
+                                     built.error().message()));
+      contexts[want.key] = contexts_.at(want.key);
     } else {
-      return Fail(built.error().code(),
-                  fmt::format("listener {}: {}", listener.name, built.error().message()));
+      return Fail(built.error().code(), fmt::format("{}: {}", want.label, built.error().message()));
     }
-    entries[listener.name] = std::move(entry);
+    entries[want.key] = std::move(entry);
   }
   entries_ = std::move(entries);
   contexts_ = std::move(contexts);
   return warnings;
+}
+
+std::shared_ptr<const ServerContext> ListenerContexts::Find(const std::string& key) const {
+  auto it = contexts_.find(key);
+  return it == contexts_.end() ? nullptr : it->second;
 }
 
 bool ListenerContexts::FilesChanged() const {

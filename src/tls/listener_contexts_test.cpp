@@ -92,5 +92,46 @@ TEST(ListenerContexts, ABrokenFileWithoutAnOldContextFails) {
   EXPECT_NE(r.error().message().find("listener web"), std::string::npos);
 }
 
+TEST(ListenerContexts, TheAdminAndBusListenersHaveContextsOfTheirOwn) {
+  Files files;
+  Issued ca = Issue("ca", "", nullptr);
+  files.Write(Issue("a", "DNS:a.test", &ca));
+  config::Config c = files.Config();
+  c.admin.tls = c.listeners[0].tls;
+  c.bus.emplace();
+  c.bus->tls = c.listeners[0].tls;
+  ListenerContexts contexts;
+  ASSERT_TRUE(contexts.Sync(c));
+  ASSERT_EQ(contexts.contexts().size(), 3u);
+  const auto admin = contexts.Find(ListenerContexts::kAdminContext);
+  const auto bus = contexts.Find(ListenerContexts::kBusContext);
+  ASSERT_NE(admin, nullptr);
+  ASSERT_NE(bus, nullptr);
+  EXPECT_NE(admin, bus);
+  EXPECT_EQ(contexts.Find("plain"), nullptr);
+
+  // Their files are watched like a listener's; a broken one keeps the old context, named.
+  files.Write(Issue("a", "DNS:a.test", &ca));
+  EXPECT_TRUE(contexts.FilesChanged());
+  ASSERT_TRUE(contexts.Sync(c));
+  EXPECT_NE(contexts.Find(ListenerContexts::kAdminContext), admin);
+  const auto renewed = contexts.Find(ListenerContexts::kAdminContext);
+  std::ofstream(files.path + "/site.pem", std::ios::trunc) << "half a certificate\n";
+  auto kept = contexts.Sync(c);
+  ASSERT_TRUE(kept);
+  ASSERT_EQ(kept->size(), 3u);
+  EXPECT_EQ((*kept)[1].rfind("admin: ", 0), 0u) << (*kept)[1];
+  EXPECT_EQ((*kept)[2].rfind("bus: ", 0), 0u) << (*kept)[2];
+  EXPECT_EQ(contexts.Find(ListenerContexts::kAdminContext), renewed);
+
+  // Without tls: none.
+  c.admin.tls.reset();
+  c.bus->tls.reset();
+  files.Write(Issue("a", "DNS:a.test", &ca));
+  ASSERT_TRUE(contexts.Sync(c));
+  EXPECT_EQ(contexts.Find(ListenerContexts::kAdminContext), nullptr);
+  EXPECT_EQ(contexts.Find(ListenerContexts::kBusContext), nullptr);
+}
+
 }  // namespace
 }  // namespace ferry::tls

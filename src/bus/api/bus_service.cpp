@@ -178,11 +178,25 @@ Result<void> BusServiceImpl::Reload(std::shared_ptr<const config::Config> next) 
   return result.get();
 }
 
+void BusServiceImpl::SetListenerTls(std::shared_ptr<const tls::ServerContext> context) {
+  if (!server_ || !thread_.joinable()) {
+    listener_tls_ = std::move(context);
+    return;
+  }
+  asio::post(io_, [this, context = std::move(context)] {
+    server::ServerOptions options = ApiServerOptions();
+    options.tls = context;
+    if (server_) server_->SetOptions(options);
+  });
+}
+
 Result<void> BusServiceImpl::Start() {
   auto acceptor = runtime::Acceptor::Open(io_, bus_.listen, /*reuse_port=*/false, 1024);
   if (!acceptor) return tl::unexpected(acceptor.error());
   listen_address_ = (*acceptor)->local_address();
-  server_ = std::make_unique<server::Server>(io_, ApiServerOptions(), *this);
+  server::ServerOptions options = ApiServerOptions();
+  options.tls = listener_tls_;
+  server_ = std::make_unique<server::Server>(io_, options, *this);
   work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       io_.get_executor());
   // The broker is created and used only on the bus thread.

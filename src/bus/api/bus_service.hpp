@@ -15,6 +15,7 @@ class HealthRegistry;
 }
 namespace ferry::tls {
 class ClientTlsRegistry;
+class ServerContext;
 }  // namespace ferry::tls
 namespace ferry::resilience {
 class ServiceRegistry;
@@ -44,6 +45,10 @@ class BusService {
   // The node's upstream TLS per service: a push to a service with `tls:` is made over it (a
   // mesh service over mutual TLS). Call before Start; must outlive the bus. None: plain TCP.
   virtual void SetClientTls(const tls::ClientTlsRegistry* registry) = 0;
+  // TLS on the API's connections (`bus.tls`); null: plain TCP. Before Start it is what the
+  // first connections get; after, from the main thread, new connections get it (a reload, a
+  // certificate changed on disk) and open ones keep theirs.
+  virtual void SetListenerTls(std::shared_ptr<const tls::ServerContext> context) = 0;
   // Stops accepting, answers waiting long-polls with 204, closes the logs (syncing them) and
   // joins the thread.
   virtual void Stop() = 0;

@@ -72,6 +72,7 @@ class BusServiceImpl final : public BusService, public server::Handler {
   void SetHealthRegistry(upstream::HealthRegistry* registry) override { health_ = registry; }
   void SetServiceRegistry(resilience::ServiceRegistry* registry) override { services_ = registry; }
   void SetClientTls(const tls::ClientTlsRegistry* registry) override { client_tls_ = registry; }
+  void SetListenerTls(std::shared_ptr<const tls::ServerContext> context) override;
   void Stop() override;
   Result<void> Reload(std::shared_ptr<const config::Config> next) override;
   std::string listen_address() const override { return listen_address_; }
@@ -180,6 +181,8 @@ class BusServiceImpl final : public BusService, public server::Handler {
   // proxy; null in tests of the bus alone.
   resilience::ServiceRegistry* services_ = nullptr;
   const tls::ClientTlsRegistry* client_tls_ = nullptr;
+  // The API listener's TLS context until Start (then the server holds it).
+  std::shared_ptr<const tls::ServerContext> listener_tls_;
   BusMetrics metrics_{};
   std::map<std::pair<Destination::Kind, std::string>, PublishSeries, std::less<>> publish_series_;
   PublishSeries& SeriesFor(const Destination& to);
