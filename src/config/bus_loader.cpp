@@ -9,6 +9,7 @@
 
 #include "config/access_loader.hpp"
 #include "config/address.hpp"
+#include "config/auth_loader.hpp"
 #include "config/bus_rules.hpp"
 #include "config/tls_loader.hpp"
 
@@ -121,6 +122,12 @@ class BusReader : private StrictReader {
     if (auto api = map.Take("api")) {
       MapReader api_map(*api, d_);
       if (auto keys = api_map.Take("api_keys")) out_.bus.api.api_keys = ReadApiKeys(*keys, d_);
+      if (auto auth = api_map.Take("auth")) {
+        out_.bus.api.auth = ReadRouteAuth(*auth, d_);
+        if (out_.bus.api.auth) {
+          out_.jwt_provider = ServiceReference{out_.bus.api.auth->jwt, auth->mark, auth->path};
+        }
+      }
       api_map.Finish();
     }
     if (auto queues = map.Take("queues")) {

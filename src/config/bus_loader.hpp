@@ -26,6 +26,7 @@ struct BusBlock {
   bool listen_valid = true;     // false: bus.listen was written but is not an address
   std::vector<ServiceReference> push_services;  // every push.service, in file order
   std::optional<Field> mesh_tls;                // `tls: mesh` of the bus, which needs a mesh: block
+  std::optional<ServiceReference> jwt_provider;  // bus.api.auth.jwt, checked against auth.jwt
 };
 
 BusBlock ReadBus(const Field& field, Diagnostics& diags);

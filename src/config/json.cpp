@@ -357,7 +357,10 @@ json::object BusJson(const Bus& bus) {
   if (bus.tls) out["tls"] = ListenerTlsJson(*bus.tls);
   out["queues"] = std::move(queues);
   out["topics"] = std::move(topics);
-  if (bus.api.api_keys) out["api"] = json::object{{"api_keys", ApiKeysJson(*bus.api.api_keys)}};
+  json::object api;
+  if (bus.api.api_keys) api["api_keys"] = ApiKeysJson(*bus.api.api_keys);
+  if (bus.api.auth) api["auth"] = json::object{{"jwt", bus.api.auth->jwt}};
+  if (!api.empty()) out["api"] = std::move(api);
   return out;
 }
 

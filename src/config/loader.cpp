@@ -486,6 +486,7 @@ class Loader : private internal::StrictReader {
     for (auto& ref : block.push_services) service_references_.push_back(std::move(ref));
     if (block.listen_valid) CheckBusListenAddress(block.bus.listen, block.listen, field);
     if (block.mesh_tls) mesh_users_.push_back(*block.mesh_tls);
+    if (block.jwt_provider) provider_references_.push_back(std::move(*block.jwt_provider));
     config_.bus = std::move(block.bus);
   }
 

@@ -3,10 +3,49 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
+#include "auth/jwt_verifier.hpp"
+#include "auth/provider.hpp"
 #include "bus/api/bus_service_impl.hpp"
 #include "config/access_loader.hpp"
 
 namespace ferry::bus {
+
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The token of `Authorization: Bearer TOKEN` (the scheme case-insensitive); "" otherwise.
+std::string_view BearerToken(std::string_view value) {
+  value = Trim(value);
+  const std::size_t space = value.find_first_of(" \t");
+  if (space == std::string_view::npos) return {};
+  if (!http::EqualsIgnoreCase(value.substr(0, space), "bearer")) return {};
+  return Trim(value.substr(space + 1));
+}
+
+// error_description is a quoted-string: printable ASCII without '"' and '\'.
+std::string QuotedSafe(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    out.push_back(byte < 0x20 || byte > 0x7e || c == '"' || c == '\\' ? ' ' : c);
+  }
+  return out;
+}
+
+void CountJwt(const auth::Provider& provider, std::string_view result, std::size_t slot) {
+  if (auto* family = auth::VerificationCounters()) {
+    family->Get(provider.config().name, result).Add(slot);
+  }
+}
+
+}  // namespace
 
 std::string_view BusOperation(const http::RequestHead& request) {
   // /v1/queues/Q/..., /v1/topics/T/..., /v1/topics/T/subscriptions/S/...
@@ -51,6 +90,14 @@ BusAccess::BusAccess(const config::Config& config, observability::CounterFamily*
     keys_.emplace(*config.bus->api.api_keys);
     challenge_ = fmt::format("ApiKey header=\"{}\"", config.bus->api.api_keys->header);
   }
+  if (config.bus && config.bus->api.auth) {
+    // The loader guarantees the provider exists; one that does not must still not go open.
+    auto provider = config.auth.jwt.find(config.bus->api.auth->jwt);
+    config::JwtProvider missing;
+    missing.name = config.bus->api.auth->jwt;
+    missing.jwks = "/nonexistent/ferry/no-such-provider";
+    jwt_ = auth::ProviderFor(provider != config.auth.jwt.end() ? provider->second : missing);
+  }
   if (!config.authorization) return;
   for (std::string_view name : config::internal::kBusOperations) {
     access::AuthzPolicy policy(*config.authorization, name);
@@ -64,7 +111,7 @@ BusAccess::BusAccess(const config::Config& config, observability::CounterFamily*
   }
 }
 
-bool BusAccess::open() const { return !keys_ && operations_.empty(); }
+bool BusAccess::open() const { return !keys_ && !jwt_ && operations_.empty(); }
 
 std::optional<ApiResponse> BusAccess::Admit(const http::RequestHead& request, std::string_view peer,
                                             std::size_t slot) const {
@@ -83,6 +130,43 @@ std::optional<ApiResponse> BusAccess::Admit(const http::RequestHead& request, st
     }
     key_name = answer.name;
   }
+  std::vector<std::pair<std::string, std::string>> claims;
+  bool has_jwt = false;
+  if (jwt_) {
+    const std::string& realm = jwt_->config().name;
+    std::string_view token;
+    if (auto authorization = request.headers.Get("authorization")) {
+      token = BearerToken(*authorization);
+    }
+    if (token.empty()) {
+      CountJwt(*jwt_, "missing", slot);
+      ApiResponse r = ErrorReply(401, "jwt_missing",
+                                 "the bus API needs a bearer token (Authorization: Bearer)");
+      r.www_authenticate = fmt::format(R"(Bearer realm="{}")", realm);
+      return r;
+    }
+    std::shared_ptr<const auth::Jwks> keys = jwt_->keys();
+    if (jwt_->needs_jwks() && keys == nullptr) {
+      CountJwt(*jwt_, "jwks_unavailable", slot);
+      return ErrorReply(
+          503, "jwks_unavailable",
+          fmt::format("the keys of JWT provider '{}' could not be loaded yet; try again", realm));
+    }
+    auto verified = jwt_->verifier().Verify(token, keys.get(), std::chrono::system_clock::now());
+    if (!verified) {
+      const auth::JwtFailure& failure = verified.error();
+      if (failure.error == auth::JwtError::kUnknownKid) jwt_->WantRefetch();
+      CountJwt(*jwt_, auth::JwtErrorName(failure.error), slot);
+      ApiResponse r = ErrorReply(401, "jwt_invalid", "invalid bearer token: " + failure.message);
+      r.www_authenticate =
+          fmt::format(R"(Bearer realm="{}", error="invalid_token", error_description="{}")", realm,
+                      QuotedSafe(failure.message));
+      return r;
+    }
+    CountJwt(*jwt_, "ok", slot);
+    claims = std::move(verified->claims);
+    has_jwt = true;
+  }
   const std::string_view operation = BusOperation(request);
   for (const Operation& op : operations_) {
     if (op.name != operation) continue;
@@ -91,13 +175,14 @@ std::optional<ApiResponse> BusAccess::Admit(const http::RequestHead& request, st
     asked.method = request.method;
     asked.peer = peer;
     asked.api_key = key_name;
+    if (has_jwt) asked.claims = &claims;
     const access::AuthzDecision decision = op.policy.Decide(asked);
     observability::Counter* counter = decision.allow ? op.allowed : op.denied;
     if (counter != nullptr) counter->Add(slot);
     if (spdlog::should_log(spdlog::level::debug)) {
-      spdlog::debug("authorization: {} {} {} on {} by caller peer='{}' api_key='{}': {}",
+      spdlog::debug("authorization: {} {} {} on {} by caller peer='{}' api_key='{}' jwt={}: {}",
                     decision.allow ? "allowed" : "denied", asked.method, asked.path, operation,
-                    peer, key_name, access::AuthzPolicy::Describe(decision));
+                    peer, key_name, has_jwt, access::AuthzPolicy::Describe(decision));
     }
     if (decision.allow) return std::nullopt;
     return ErrorReply(403, "forbidden", "the authorization policy does not allow this request");
