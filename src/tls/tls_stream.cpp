@@ -62,7 +62,7 @@ error_code SslErrorCode() {
 
 }  // namespace
 
-struct TlsStream::Impl : std::enable_shared_from_this<Impl> {
+struct TlsStream::Impl : std::enable_shared_from_this<Impl>, runtime::RecordLayer {
   explicit Impl(std::unique_ptr<runtime::Stream> l)
       : lower(std::move(l)), ex(lower->get_executor()), input(new char[kInputBytes]) {}
   ~Impl() {
@@ -99,6 +99,19 @@ struct TlsStream::Impl : std::enable_shared_from_this<Impl> {
   void FinishWrite(error_code ec, std::size_t n);
   void PumpWrite();
   void OnLowerWrite(error_code ec);
+
+  // runtime::RecordLayer: the direct path of a TLS stream over a TcpStream.
+  Step Decrypt(asio::mutable_buffer out) override;
+  Step Encrypt(const runtime::GatherList& in) override;
+  asio::mutable_buffer InputSpace() override {
+    input_begin = input_end = 0;
+    return asio::buffer(input.get(), kInputBytes);
+  }
+  void Filled(std::size_t n) override { input_end = n; }
+  asio::const_buffer StartSending() override;
+  void Sent(error_code ec) override;
+  bool Sending() const override { return writing; }
+  bool HasBuffered() const override { return input_begin < input_end || SSL_has_pending(ssl) == 1; }
 };
 
 namespace {
@@ -236,7 +249,75 @@ void TlsStream::Impl::OnLowerWrite(error_code ec) {
   PumpWrite();
 }
 
+runtime::RecordLayer::Step TlsStream::Impl::Decrypt(asio::mutable_buffer out) {
+  if (closed) return {asio::error::bad_descriptor};
+  if (out.size() == 0) return {};
+  std::size_t n = 0;
+  // No ERR_clear_error first: see ContinueRead.
+  if (SSL_read_ex(ssl, out.data(), out.size(), &n) == 1) return {{}, n};
+  if (SSL_want_read(ssl)) return {{}, 0, /*need_input=*/true};
+  if ((SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0) return {asio::error::eof};
+  return {SslErrorCode()};
+}
+
+runtime::RecordLayer::Step TlsStream::Impl::Encrypt(const runtime::GatherList& buffers) {
+  if (closed || lower_shut || shutdown_requested) {
+    return {closed ? asio::error::bad_descriptor : asio::error::shut_down};
+  }
+  if (write_error) return {write_error};
+  std::size_t total = 0;
+  for (const asio::const_buffer& b : buffers) total += b.size();
+  if (total == 0) return {};
+  std::size_t taken = 0;  // (a write into our BIO never waits: failure is an error)
+  bool ok = true;
+  if (buffers.count > 1 && total <= kCoalesceBytes) {
+    coalesce.clear();
+    for (const asio::const_buffer& b : buffers) {
+      coalesce.append(static_cast<const char*>(b.data()), b.size());
+    }
+    ok = SSL_write_ex(ssl, coalesce.data(), coalesce.size(), &taken) == 1;
+  } else {
+    for (const asio::const_buffer& b : buffers) {
+      const std::size_t want = std::min(b.size(), kMaxWriteBytes - taken);
+      std::size_t wrote = 0;
+      ok = SSL_write_ex(ssl, b.data(), want, &wrote) == 1;
+      taken += wrote;
+      if (!ok || taken >= kMaxWriteBytes) break;
+    }
+  }
+  if (!ok && taken == 0) return {SslErrorCode()};
+  return {{}, taken};
+}
+
+asio::const_buffer TlsStream::Impl::StartSending() {
+  if (writing || pending.empty()) return {};
+  std::swap(pending, sending);
+  writing = true;
+  return asio::buffer(sending);
+}
+
+void TlsStream::Impl::Sent(error_code ec) {
+  writing = false;
+  sending.clear();
+  if (ec) {
+    write_error = ec;
+    pending.clear();
+    return;
+  }
+  // A ShutdownSend that came while these records were being sent.
+  if (pending.empty() && shutdown_requested && !lower_shut && !closed) {
+    lower_shut = true;
+    lower->ShutdownSend();
+  } else if (!pending.empty() && shutdown_requested) {
+    PumpWrite();
+  }
+}
+
 TlsStream::TlsStream(std::shared_ptr<Impl> impl) : Stream(impl->ex), impl_(std::move(impl)) {
+  if (tcp::socket* socket = TcpSocketOf(*impl_->lower)) {
+    impl_->socket = socket;
+    records_ = impl_;
+  }
   peer_ = impl_->lower->peer();
   if (X509* cert = SSL_get0_peer_certificate(impl_->ssl);
       cert != nullptr && SSL_get_verify_result(impl_->ssl) == X509_V_OK) {
@@ -262,36 +343,10 @@ void TlsStream::StartRead(asio::mutable_buffer buffer, IoHandler handler) {
 
 void TlsStream::StartWrite(const ConstBuffers& buffers, IoHandler handler) {
   Impl& s = *impl_;
-  if (s.closed || s.lower_shut || s.shutdown_requested) {
-    const error_code ec = s.closed ? asio::error::bad_descriptor : asio::error::shut_down;
-    return Complete(s.ex, std::move(handler), ec, std::size_t{0});
-  }
-  if (s.write_error) return Complete(s.ex, std::move(handler), s.write_error, std::size_t{0});
-  std::size_t total = 0;
-  for (const asio::const_buffer& b : buffers) total += b.size();
-  if (total == 0) return Complete(s.ex, std::move(handler), error_code(), std::size_t{0});
-
-  std::size_t taken = 0;  // (a write into our BIO never waits: failure is an error)
-  bool ok = true;
-  if (buffers.count > 1 && total <= kCoalesceBytes) {
-    s.coalesce.clear();
-    for (const asio::const_buffer& b : buffers) {
-      s.coalesce.append(static_cast<const char*>(b.data()), b.size());
-    }
-    ok = SSL_write_ex(s.ssl, s.coalesce.data(), s.coalesce.size(), &taken) == 1;
-  } else {
-    for (const asio::const_buffer& b : buffers) {
-      const std::size_t want = std::min(b.size(), kMaxWriteBytes - taken);
-      std::size_t wrote = 0;
-      ok = SSL_write_ex(s.ssl, b.data(), want, &wrote) == 1;
-      taken += wrote;
-      if (!ok || taken >= kMaxWriteBytes) break;
-    }
-  }
-  if (!ok && taken == 0) {
-    return Complete(s.ex, std::move(handler), SslErrorCode(), std::size_t{0});
-  }
-  s.write_bytes = taken;
+  const runtime::RecordLayer::Step step = s.Encrypt(buffers);
+  if (step.ec || step.bytes == 0)
+    return Complete(s.ex, std::move(handler), step.ec, std::size_t{0});
+  s.write_bytes = step.bytes;
   s.write_op.emplace(std::move(handler));
   s.PumpWrite();
 }

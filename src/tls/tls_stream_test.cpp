@@ -370,5 +370,78 @@ TEST(TlsStream, WorksOverTcp) {
   EXPECT_EQ(*end, asio::error::eof);
 }
 
+// Over TCP a TlsStream takes runtime::Stream's direct branch (composed operations with the
+// caller's handler, no virtual call): the same behaviours as over MemoryStream.
+TEST(TlsStream, DirectPathOverTcpCancelsWaitsAndCloses) {
+  asio::io_context io;
+  runtime::TaskGroup tasks(io.get_executor());
+  Pki pki;
+  Ctx sctx = ServerCtx(pki, false), cctx = ClientCtx(pki, false);
+  tcp::acceptor listening(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::uint16_t port = listening.local_endpoint().port();
+  runtime::Acceptor acceptor(std::move(listening));
+  StreamResult s, c;
+  tasks.Spawn(AcceptTls(&acceptor, sctx.get(), &s));
+  tasks.Spawn(ConnectTls(&io, port, cctx.get(), &c));
+  RunUntil(io, [&] { return s && c; });
+  ASSERT_TRUE(s && *s && c && *c);
+  runtime::Stream* server = s->value().get();
+  runtime::Stream* client = c->value().get();
+
+  // A pending read is cancelled by its task group and the stream stays usable.
+  runtime::TaskGroup readers(io.get_executor());
+  std::optional<error_code> got;
+  readers.Spawn(ReadOnce(server, &got));
+  RunUntil(
+      io, [] { return false; }, 50ms);
+  EXPECT_FALSE(got.has_value());
+  readers.CancelAll();
+  RunUntil(io, [&] { return got.has_value(); });
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(*got, asio::error::operation_aborted);
+
+  // Bytes already decrypted but not handed out: waiting for readability completes at once.
+  std::optional<error_code> wrote;
+  tasks.Spawn(WriteAll(client, "0123456789", &wrote));
+  char two[2];
+  std::optional<std::size_t> first;
+  server->async_read_some(asio::buffer(two),
+                          [&](error_code ec, std::size_t n) { first = ec ? 0 : n; });
+  RunUntil(io, [&] { return first.has_value(); });
+  ASSERT_EQ(first, 2u);
+  std::optional<error_code> ready;
+  server->async_wait_readable([&](error_code ec) { ready = ec; });
+  EXPECT_FALSE(ready.has_value());  // never completed inline
+  RunUntil(io, [&] { return ready.has_value(); });
+  ASSERT_TRUE(ready.has_value());
+  EXPECT_FALSE(*ready);
+  std::optional<std::size_t> rest;
+  char eight[8];
+  server->async_read_some(asio::buffer(eight),
+                          [&](error_code ec, std::size_t n) { rest = ec ? 0 : n; });
+  EXPECT_FALSE(rest.has_value());  // never completed inline
+  RunUntil(io, [&] { return rest.has_value(); });
+  ASSERT_EQ(rest, 8u);
+  EXPECT_EQ(std::string_view(eight, 8), "23456789");
+
+  // Close ends a pending read; the peer sees the connection end; writing fails after.
+  std::optional<error_code> pending, peer_end;
+  std::string ignored;
+  tasks.Spawn(ReadOnce(server, &pending));
+  tasks.Spawn(ReadUntilEof(client, &ignored, &peer_end));
+  RunUntil(
+      io, [] { return false; }, 20ms);
+  server->Close();
+  RunUntil(io, [&] { return pending.has_value() && peer_end.has_value(); });
+  ASSERT_TRUE(pending.has_value());
+  EXPECT_TRUE(*pending);
+  ASSERT_TRUE(peer_end.has_value());
+  std::optional<error_code> late;
+  tasks.Spawn(WriteAll(server, "late", &late));
+  RunUntil(io, [&] { return late.has_value(); });
+  ASSERT_TRUE(late.has_value());
+  EXPECT_TRUE(*late);
+}
+
 }  // namespace
 }  // namespace ferry::tls
