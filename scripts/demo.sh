@@ -535,6 +535,8 @@ step "15. A new subscription arrives with a config reload"
 say "An analytics team wants every order event. Add a subscription to the config file and send"
 say "SIGHUP: the bus declares it at once; the queue, the other subscriptions and their"
 say "messages are untouched."
+# (counted before the edit: the 1 s file watch may load the file before the SIGHUP does)
+reloads_before=$(curl -s "$admin_url/metrics" | awk '$1 == "ferry_config_reloads_total" {print $2}')
 python3 - "$config" <<'PY' || fail "could not edit the config"
 import os, sys
 path = sys.argv[1]
@@ -545,7 +547,6 @@ text = text.replace(line, line + "        analytics: {filter: {type: order.*}}  
 open(path + ".new", "w").write(text)
 os.replace(path + ".new", path)
 PY
-reloads_before=$(curl -s "$admin_url/metrics" | awk '$1 == "ferry_config_reloads_total" {print $2}')
 shown "kill -HUP $ferry_pid"
 kill -HUP "$ferry_pid"
 reloaded() {
