@@ -320,6 +320,11 @@ struct Route {
                                               // `timeout`, else its policy's
   std::string policy = "default";  // key into Config::policies: the route's `policy`, else its
                                    // service's, else "default"
+  // An upgraded connection (WebSocket) on this route is bounded by these instead of `timeout`
+  // and the listener's request_timeout: no byte either way for stream_idle_timeout ends it, and
+  // so does max_stream_duration from the 101 on. 0 = none.
+  Duration stream_idle_timeout = seconds(300);
+  Duration max_stream_duration{};
   // The upstream honours Idempotency-Key: a non-idempotent request carrying one may be retried.
   bool retry_with_idempotency_key = false;
   std::optional<RateLimit> rate_limit;

@@ -158,6 +158,8 @@ json::object RouteJson(const Route& route) {
       {"name", route.name},       {"match", MatchJson(route.match)},
       {"service", route.service}, {"timeout", Text(route.timeout)},
       {"policy", route.policy},   {"retry_with_idempotency_key", route.retry_with_idempotency_key}};
+  out["stream_idle_timeout"] = Text(route.stream_idle_timeout);
+  out["max_stream_duration"] = Text(route.max_stream_duration);
   if (route.rewrite_prefix) out["rewrite_prefix"] = *route.rewrite_prefix;
   if (route.rate_limit) out["rate_limit"] = RateLimitJson(*route.rate_limit);
   if (route.fault) out["fault"] = FaultJson(*route.fault);

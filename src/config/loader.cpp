@@ -257,6 +257,13 @@ class Loader : private internal::StrictReader {
       note.timeout_written = true;
       if (auto value = ReadDuration(*timeout, d_)) route.timeout = *value;
     }
+    // An upgraded connection's bounds (WebSocket), in place of timeout.
+    if (auto idle = map.Take("stream_idle_timeout")) {
+      if (auto value = ReadDuration(*idle, d_)) route.stream_idle_timeout = *value;
+    }
+    if (auto max = map.Take("max_stream_duration")) {
+      if (auto value = ReadDuration(*max, d_)) route.max_stream_duration = *value;
+    }
     if (auto policy = map.Take("policy")) {
       if (auto name = ReadString(*policy, d_)) {
         note.policy = *name;

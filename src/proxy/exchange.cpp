@@ -17,6 +17,8 @@
 #include "proxy/filter_wait.hpp"
 #include "proxy/listener_handler.hpp"
 #include "proxy/local_reply.hpp"
+#include "proxy/tunnel.hpp"
+#include "proxy/websocket.hpp"
 #include "resilience/client.hpp"
 #include "upstream/cluster.hpp"
 
@@ -302,6 +304,7 @@ class ExchangeRunner final : public upstream::InterimSink {
       SendFailed(got.error());
       co_return co_await UpstreamFailed();
     }
+    if (response_in_.status == 101) co_return co_await SwitchProtocols();
     co_await StreamResponse();
   }
 
@@ -323,6 +326,12 @@ class ExchangeRunner final : public upstream::InterimSink {
   // the chain left it, the hash key, this runner for 1xx.
   void PrepareUpstreamRequest() {
     upstream_.head = &req_;
+    if (!request_.upgrade().empty()) {
+      // The client's upgrade goes on (the server took its hop-by-hop fields out of the head):
+      // the one case they pass, as a new pair for this hop.
+      req_.headers.Set("connection", "upgrade");
+      req_.headers.Set("upgrade", request_.upgrade());
+    }
     if (body_buffered_) {
       // The whole body is here: it goes upstream with its length (any trailer is dropped), and
       // can be sent again after the keep-alive race.
@@ -509,6 +518,67 @@ class ExchangeRunner final : public upstream::InterimSink {
     }
     if (!observers_.empty()) co_await EndObservers(0);
     // (The server ends the response: a chunked body's last chunk, or a head still waiting.)
+  }
+
+  // A 101 from the upstream: checks it answers the upgrade the client asked for, sends the 101
+  // on, and relays bytes both ways until either side ends the tunnel. The upstream connection
+  // is taken out of its exchange here (BodyReader::TakeUpgraded) and closed with it, never
+  // pooled. The route's stream_idle_timeout and max_stream_duration bound it, not its timeout.
+  Task<void> SwitchProtocols() {
+    upstream_status_ = 101;
+    const std::string_view asked = request_.upgrade();
+    if (asked.empty()) {
+      Failed(ErrorCode::kUpstreamProtocol, reply::kBadUpstreamResponse,
+             fmt::format("upstream {} answered 101 to a request that asked for no upgrade",
+                         endpoint_ ? endpoint_->id : std::string()));
+      co_return co_await UpstreamFailed();
+    }
+    if (http::EqualsIgnoreCase(asked, "websocket")) {
+      const std::string expected =
+          WebSocketAccept(req_.headers.Get("sec-websocket-key").value_or(""));
+      const auto accept = response_in_.headers.Get("sec-websocket-accept");
+      if (!accept || *accept != expected) {
+        Failed(ErrorCode::kUpstreamProtocol, reply::kBadUpstreamResponse,
+               fmt::format("upstream {} answered the WebSocket handshake with a wrong "
+                           "Sec-WebSocket-Accept",
+                           endpoint_ ? endpoint_->id : std::string()));
+        co_return co_await UpstreamFailed();
+      }
+    }
+    status_ = 101;
+    http::ResponseHead& resp = response_head_;
+    resp.status = 101;
+    resp.headers = std::move(response_in_.headers);
+    FilterContext context{req_,   *route_, request_.peer().ip, request_id_, body_,
+                          reply_, clock_,  w_.slot(),          observers_,  caller_};
+    const auto& filters = chain_->filters();
+    for (auto it = filters.rbegin(); it != filters.rend(); ++it) (*it)->OnResponse(context, resp);
+    http::RemoveHopByHop(resp.headers);  // the server writes its own Connection and Upgrade
+    out_head_.status = 101;
+    out_head_.headers = std::move(resp.headers);
+    const upstream::Upgraded upstream_side = response_in_.body.TakeUpgraded();
+    if (upstream_side.stream == nullptr) {
+      Failed(ErrorCode::kUpstreamProtocol, reply::kBadUpstreamResponse,
+             "the upstream's 101 came without its connection");
+      co_return co_await UpstreamFailed();
+    }
+    const server::Upgraded client_side = co_await response_.SwitchProtocols(out_head_);
+    if (client_side.stream == nullptr) co_return;  // the client went
+    route_series_->websocket_total->Add(w_.slot());
+    route_series_->websocket_active->Add(w_.slot(), 1);
+    TunnelLimits limits;
+    limits.idle = route_->stream_idle_timeout;
+    limits.max_duration = route_->max_stream_duration;
+    const TunnelResult relayed = co_await RelayTunnel(
+        *client_side.stream, client_side.early, *upstream_side.stream, upstream_side.early, limits);
+    route_series_->websocket_active->Add(w_.slot(), -1);
+    bytes_received_ = relayed.to_upstream;
+    bytes_sent_ = relayed.to_client;
+    if (relayed.idle_timed_out) {
+      cut_short_ = "stream_idle_timeout";
+    } else if (relayed.max_duration_reached) {
+      cut_short_ = "max_stream_duration";
+    }
   }
 
   // Ends the filters' observers (filter_wait.hpp), once: local_status 0 for a whole upstream

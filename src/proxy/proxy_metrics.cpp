@@ -45,6 +45,13 @@ ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
       route_duration_(Must(r.AddHistogram("ferry_http_request_duration_seconds",
                                           "Time from the request head to the end of the response.",
                                           {"listener", "route"}))),
+      websocket_total_(Must(r.AddCounter(
+          "ferry_websocket_connections_total",
+          "WebSocket connections relayed (the upstream answered 101), by listener and route.",
+          {"listener", "route"}))),
+      websocket_active_(Must(r.AddGauge("ferry_websocket_connections_active",
+                                        "WebSocket connections open now, by listener and route.",
+                                        {"listener", "route"}))),
       upstream_requests_(Must(r.AddCounter("ferry_upstream_requests_total",
                                            "Upstream responses, by service and status class.",
                                            {"service", "code"}))),
@@ -99,6 +106,8 @@ RouteSeries ProxyMetrics::ForRoute(const std::string& listener, const std::strin
     s.requests[i] = &route_requests_.Get(listener, route, kClasses[i]);
   }
   s.duration = &route_duration_.Get(listener, route);
+  s.websocket_total = &websocket_total_.Get(listener, route);
+  s.websocket_active = &websocket_active_.Get(listener, route);
   return s;
 }
 

@@ -26,6 +26,8 @@ inline std::size_t StatusClass(int status) {
 struct RouteSeries {
   std::array<observability::Counter*, 5> requests;  // by status class
   observability::Histogram* duration;
+  observability::Counter* websocket_total;  // upgraded connections (tunnels) opened
+  observability::Gauge* websocket_active;   // tunnels open now
 };
 
 struct ServiceSeries {
@@ -58,6 +60,8 @@ class ProxyMetrics {
  private:
   observability::CounterFamily& route_requests_;
   observability::HistogramFamily& route_duration_;
+  observability::CounterFamily& websocket_total_;
+  observability::GaugeFamily& websocket_active_;
   observability::CounterFamily& upstream_requests_;
   observability::HistogramFamily& upstream_duration_;
   observability::CounterFamily& connect_failures_;

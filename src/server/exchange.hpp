@@ -55,12 +55,25 @@ class Request {
   // The client waits for a go-ahead before it sends its body (HTTP/1.1 Expect: 100-continue):
   // reading the body gives it; answering first refuses the body (the connection then closes).
   bool expects_continue() const { return expects_continue_; }
+  // The protocol an HTTP/1.1 client asked to switch to (its Upgrade field, when its Connection
+  // names `upgrade` and the request has no body), or empty. The head itself carries neither
+  // field (they are hop-by-hop); Response::SwitchProtocols takes the connection over.
+  std::string_view upgrade() const { return upgrade_; }
 
  protected:
   RequestHead* head_ = nullptr;  // set by the implementation for each request (the server: the
                                  // codec's head, in place)
   bool expects_continue_ = false;
+  std::string upgrade_;
   const runtime::Peer* peer_ = nullptr;
+};
+
+// A connection switched to another protocol (101): the handler's until it returns, and closed
+// by the server then. `early`: bytes the client sent past the request head, valid until the
+// stream is read.
+struct Upgraded {
+  runtime::Stream* stream = nullptr;  // null: the switch failed (the client is gone)
+  std::string_view early;
 };
 
 class Response {
@@ -87,6 +100,11 @@ class Response {
   // sees a truncated response rather than a complete-looking one (an upstream that failed
   // mid-body). The handler should return.
   virtual void Abort() = 0;
+  // Answers 101 Switching Protocols with `head`'s fields (the server adds Connection and
+  // Upgrade, to the protocol the request asked for) and hands the connection over: no timeout
+  // of the server bounds it from then on. Only for a request whose upgrade() is not empty and
+  // before any head; otherwise (and on a failed write) a null stream.
+  virtual Task<Upgraded> SwitchProtocols(const ResponseHead& head) = 0;
 };
 
 // Serves requests: called once per request, in order on a connection. It answers through

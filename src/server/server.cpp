@@ -202,6 +202,7 @@ class Connection final : public Request, public Response {
   Task<bool> Finish() override;
   Task<bool> Send(const ResponseHead& head, std::string_view body) override;
   bool head_written() const override { return head_written_; }
+  Task<Upgraded> SwitchProtocols(const ResponseHead& head) override;
   void Abort() override {
     write_failed_ = true;  // nothing more is written: the connection closes as it is
     close_after_ = true;
@@ -411,6 +412,19 @@ void Connection::StartExchange() {
   // The handler sees the parser's head in place, framing fields out (the parser keeps its
   // storage for the next head).
   head_ = &parsed;
+  // An upgrade is honoured only on HTTP/1.1 without a body (RFC 9110 7.8): the connection's
+  // next bytes then belong to the new protocol.
+  upgrade_.clear();
+  if (!http10_ && parser_.message_done()) {
+    const auto wanted = parsed.headers.Get("upgrade");
+    bool named = false;
+    parsed.headers.ForEach([&named](const http::Headers::Field& f) {
+      if (http::EqualsIgnoreCase(f.name, "connection") && http::HasToken(f.value, "upgrade")) {
+        named = true;
+      }
+    });
+    if (wanted && named && !wanted->empty()) upgrade_.assign(*wanted);
+  }
   http::RemoveHopByHop(parsed.headers);
   if (parsed.expect_continue) parsed.headers.Remove("expect");  // (other expectations pass)
   continue_sent_ = false;
@@ -658,6 +672,23 @@ Task<bool> Connection::Finish() {
   head_pending_ = false;
   if (out.empty()) co_return true;
   co_return co_await WriteOut(std::span<const asio::const_buffer>(out.data(), out.size()));
+}
+
+Task<Upgraded> Connection::SwitchProtocols(const ResponseHead& head) {
+  if (head_written_ || write_failed_ || upgrade_.empty()) co_return Upgraded{};
+  head_written_ = true;
+  finished_ = true;
+  close_after_ = true;  // the connection ends with the handler
+  head_out_.clear();
+  http::AppendResponseHead(head_out_, 101, http::ReasonPhrase(101), head.headers);
+  head_out_.resize(head_out_.size() - 2);
+  head_out_.append("connection: upgrade\r\nupgrade: ");
+  head_out_.append(upgrade_);
+  head_out_.append("\r\n\r\n");
+  const std::array<asio::const_buffer, 1> buffers{asio::buffer(head_out_.data(), head_out_.size())};
+  if (!co_await WriteOut(buffers)) co_return Upgraded{};
+  deadline_.Disarm();  // request_timeout bounded the request, not the new protocol
+  co_return Upgraded{stream_.get(), in_.data()};
 }
 
 Task<bool> Connection::Send(const ResponseHead& head, std::string_view body) {

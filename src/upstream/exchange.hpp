@@ -23,7 +23,8 @@
 
 namespace ferry::runtime {
 class IoWatch;  // runtime/io_watch.hpp
-}
+class Stream;   // runtime/stream.hpp
+}  // namespace ferry::runtime
 
 namespace ferry::upstream {
 
@@ -114,6 +115,15 @@ struct Request {
   const http::Headers& sent_headers() const { return head != nullptr ? head->headers : headers; }
 };
 
+// A 101 (Switching Protocols) response's connection, taken over (BodyReader::TakeUpgraded):
+// the stream and the bytes the upstream sent past the head (valid until the stream is read).
+// It is the taker's while the reader lives, never goes back to its pool, and closes with the
+// reader.
+struct Upgraded {
+  runtime::Stream* stream = nullptr;  // null: the response was not a 101
+  std::string_view early;
+};
+
 // The body of a response, read as it arrives. Implemented per protocol (HTTP/1.1 today).
 class BodyReader {
  public:
@@ -126,6 +136,8 @@ class BodyReader {
     virtual std::optional<Result<std::string_view>> TryRead() { return std::nullopt; }
     virtual bool done() const = 0;
     virtual std::optional<std::uint64_t> length() const = 0;
+    // The connection of a 101 response, once (see Upgraded); the default has none.
+    virtual Upgraded TakeUpgraded() { return {}; }
   };
 
   BodyReader() = default;
@@ -145,6 +157,9 @@ class BodyReader {
     if (source_ == nullptr) return Result<std::string_view>(std::string_view());
     return source_->TryRead();
   }
+  // A 101 response's connection, for the caller to relay the new protocol on: no deadline of
+  // Send bounds it any more. Once; an empty Upgraded for any other response.
+  Upgraded TakeUpgraded() { return source_ ? source_->TakeUpgraded() : Upgraded{}; }
   // The whole body; kResourceExhausted if it is longer than max_bytes (the connection closed).
   Task<Result<std::string>> ReadAll(std::uint64_t max_bytes);
   // Reads the body to its end and drops it, so the connection can be reused; past max_bytes

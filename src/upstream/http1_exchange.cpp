@@ -146,6 +146,10 @@ Task<Result<void>> Http1Exchange::Run(const Request& request, Response& out) {
       }
       http::ResponseHead& got = parser_.response();
       keep_alive_ = got.keep_alive;
+      if (status == 101) {  // the bytes after it are another protocol's (TakeUpgraded)
+        upgraded_ = true;
+        keep_alive_ = false;
+      }
       switch (got.framing) {
         case http::BodyFraming::kNone:
           length_ = 0;
@@ -223,6 +227,15 @@ Task<Result<std::string_view>> Http1Exchange::Read() {
     if (ec) co_return tl::unexpected(Failed(IoError(ec, "reading the response body")));
     in_.Commit(n);
   }
+}
+
+Upgraded Http1Exchange::TakeUpgraded() {
+  if (!upgraded_ || done_) return {};
+  done_ = true;  // no body: reading it gives the end, and the lease is never released to reuse
+  deadline_.reset();
+  if (in_flight_.endpoint() != nullptr) in_flight_.endpoint()->health.Succeeded();
+  in_flight_.End();
+  return Upgraded{&lease_.stream(), in_.data()};
 }
 
 void Http1Exchange::Finish() {

@@ -57,7 +57,7 @@ class Http1Exchange final : public BodyReader::Source {
   void TakeInFlight(InFlight in_flight) { in_flight_ = std::move(in_flight); }
   // An empty body is over with its head: the connection goes back at once.
   void FinishIfEmpty() {
-    if (parser_.message_done() && !done_) Finish();
+    if (parser_.message_done() && !done_ && !upgraded_) Finish();
   }
 
   // --- BodyReader::Source
@@ -65,6 +65,8 @@ class Http1Exchange final : public BodyReader::Source {
   std::optional<Result<std::string_view>> TryRead() override { return Step(); }
   bool done() const override { return done_; }
   std::optional<std::uint64_t> length() const override { return length_; }
+  // A 101's connection: the one place an upstream connection leaves the exchange's framing.
+  Upgraded TakeUpgraded() override;
 
  private:
   // Read without I/O: a piece, the end, an error, or nullopt when the socket must be read.
@@ -91,6 +93,7 @@ class Http1Exchange final : public BodyReader::Source {
   bool eof_ = false;
   bool done_ = false;
   bool may_retry_ = false;
+  bool upgraded_ = false;  // the response is a 101: the connection never goes back to the pool
 };
 
 }  // namespace ferry::upstream
