@@ -7,7 +7,7 @@ namespace {
 
 TEST(WebSocketAccept, MatchesTheRfcExample) {
   // RFC 6455 1.3's example handshake.
-  EXPECT_EQ(WebSocketAccept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaEhiOoN2rvHJ+yXSs=");
+  EXPECT_EQ(WebSocketAccept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 }
 
 TEST(WebSocketAccept, DiffersPerKey) {
