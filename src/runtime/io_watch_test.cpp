@@ -63,9 +63,9 @@ TEST(IoWatch, NoticeComesAtItsTimeAndTheReadGoesOn) {
   asio::io_context io;
   NoticeBoard board(io);
   auto [a, b] = MemoryStream::Pair(io.get_executor());
+  CountingWatch watch;  // outlives the deadline that watches it
   Deadline<Stream> deadline(io, *a);
   deadline.Arm(5s);
-  CountingWatch watch;
   const auto started = SteadyClock::now();
   watch.NoticeAt(started + 30ms);
   board.Post(watch);
@@ -88,8 +88,8 @@ TEST(IoWatch, TheDeadlineStillEndsTheReadAfterTheNotice) {
   asio::io_context io;
   NoticeBoard board(io);
   auto [a, b] = MemoryStream::Pair(io.get_executor());
+  CountingWatch watch;  // outlives the deadline that watches it
   Deadline<Stream> deadline(io, *a);
-  CountingWatch watch;
   const auto started = SteadyClock::now();
   watch.NoticeAt(started + 20ms);
   board.Post(watch);
@@ -161,9 +161,9 @@ TEST(NoticeBoard, ABoardDestroyedFirstLeavesItsWatchesUnlinked) {
 TEST(IoWatch, AbortEndsThePendingReadAsACancellation) {
   asio::io_context io;
   auto [a, b] = MemoryStream::Pair(io.get_executor());
+  CountingWatch watch;  // outlives the deadline that watches it
   Deadline<Stream> deadline(io, *a);
   deadline.Arm(5s);
-  CountingWatch watch;
   deadline.Watch(&watch);
   ReadResult read;
   asio::co_spawn(io, ReadOnce(*a, &read), asio::detached);
