@@ -11,18 +11,23 @@ from conftest import assert_error_json, wait_until
 from test_jwt import ISSUER, Key, jwks
 
 
-def _start(start_ferry, tmp_path, key, rules=None):
-    path = tmp_path / "jwks.json"
-    path.write_text(jwks(key))
+def _config(tmp_path, provider, rules=None):
     config = {
         "admin": {"listen": "127.0.0.1:0"},
-        "auth": {"jwt": {"idp": {"issuer": ISSUER, "audiences": ["api"], "jwks": str(path)}}},
+        "auth": {"jwt": {"idp": {"issuer": ISSUER, "audiences": ["api"], **provider}}},
         "bus": {"listen": "127.0.0.1:0", "data_dir": str(tmp_path / "bus-data"),
                 "queues": {"jobs": fast_queue(), "payments": fast_queue()},
                 "api": {"auth": {"jwt": "idp"}}},
     }
     if rules is not None:
         config["authorization"] = {"rules": rules}
+    return config
+
+
+def _start(start_ferry, tmp_path, key, rules=None, provider=None):
+    path = tmp_path / "jwks.json"
+    path.write_text(jwks(key))
+    config = _config(tmp_path, {"jwks": str(path), **(provider or {})}, rules)
     node = BusNode(start_ferry, config, start_ferry(config))
     # The JWKS updater loads the provider's keys within a tick of the bus starting; until
     # then its requests are answered 503 jwks_unavailable.
@@ -91,3 +96,29 @@ def test_authorization_rules_match_the_tokens_claims(start_ferry, tmp_path):
     assert [m["data"] for m in r.json()["messages"]] == ["a"]
     assert node.ferry.metric("ferry_authz_decisions_total", route="bus.publish",
                              decision="deny") == 2
+
+
+def test_the_providers_cookie_carries_the_token_when_no_bearer_header_came(start_ferry, tmp_path):
+    key = Key("r1")
+    node = _start(start_ferry, tmp_path, key, provider={"cookie": "session"})
+    c = node.client
+    r = c.publish("jobs", b"by cookie", headers={"cookie": f"theme=dark; session={key.token()}"})
+    assert r.status in (200, 201), r
+    r = c.publish("jobs", b"bad cookie", headers={"cookie": "session=abc.def"})
+    assert r.status == 401, r
+    assert_error_json(r.body, 401, "jwt_invalid")
+    r = c.request("GET", "/v1/queues/jobs/messages?max=10&wait=0s",
+                  headers={"cookie": f"session={key.token()}"})
+    assert r.status == 200, r
+    assert [m["data"] for m in r.json()["messages"]] == ["by cookie"]
+
+
+def test_before_the_keys_are_loaded_the_answer_is_503_with_retry_after(start_ferry, tmp_path):
+    key = Key("r1")
+    # A JWKS file that does not exist yet: the provider has no keys.
+    config = _config(tmp_path, {"jwks": str(tmp_path / "missing-jwks.json")})
+    node = BusNode(start_ferry, config, start_ferry(config))
+    r = node.client.publish("jobs", b"early", headers=_bearer(key.token()))
+    assert r.status == 503, r
+    assert_error_json(r.body, 503, "jwks_unavailable")
+    assert r.headers["retry-after"] == "1"

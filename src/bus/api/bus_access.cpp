@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "auth/bearer.hpp"
 #include "auth/jwt_verifier.hpp"
 #include "auth/provider.hpp"
 #include "bus/api/bus_service_impl.hpp"
@@ -13,31 +14,6 @@
 namespace ferry::bus {
 
 namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// The token of `Authorization: Bearer TOKEN` (the scheme case-insensitive); "" otherwise.
-std::string_view BearerToken(std::string_view value) {
-  value = Trim(value);
-  const std::size_t space = value.find_first_of(" \t");
-  if (space == std::string_view::npos) return {};
-  if (!http::EqualsIgnoreCase(value.substr(0, space), "bearer")) return {};
-  return Trim(value.substr(space + 1));
-}
-
-// error_description is a quoted-string: printable ASCII without '"' and '\'.
-std::string QuotedSafe(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    out.push_back(byte < 0x20 || byte > 0x7e || c == '"' || c == '\\' ? ' ' : c);
-  }
-  return out;
-}
 
 void CountJwt(const auth::Provider& provider, std::string_view result, std::size_t slot) {
   if (auto* family = auth::VerificationCounters()) {
@@ -134,23 +110,22 @@ std::optional<ApiResponse> BusAccess::Admit(const http::RequestHead& request, st
   bool has_jwt = false;
   if (jwt_) {
     const std::string& realm = jwt_->config().name;
-    std::string_view token;
-    if (auto authorization = request.headers.Get("authorization")) {
-      token = BearerToken(*authorization);
-    }
+    const std::string_view token = auth::RequestToken(request.headers, jwt_->config().cookie);
     if (token.empty()) {
       CountJwt(*jwt_, "missing", slot);
       ApiResponse r = ErrorReply(401, "jwt_missing",
                                  "the bus API needs a bearer token (Authorization: Bearer)");
-      r.www_authenticate = fmt::format(R"(Bearer realm="{}")", realm);
+      r.www_authenticate = auth::BearerChallenge(realm);
       return r;
     }
     std::shared_ptr<const auth::Jwks> keys = jwt_->keys();
     if (jwt_->needs_jwks() && keys == nullptr) {
       CountJwt(*jwt_, "jwks_unavailable", slot);
-      return ErrorReply(
+      ApiResponse r = ErrorReply(
           503, "jwks_unavailable",
           fmt::format("the keys of JWT provider '{}' could not be loaded yet; try again", realm));
+      r.retry_after = "1";
+      return r;
     }
     auto verified = jwt_->verifier().Verify(token, keys.get(), std::chrono::system_clock::now());
     if (!verified) {
@@ -158,9 +133,7 @@ std::optional<ApiResponse> BusAccess::Admit(const http::RequestHead& request, st
       if (failure.error == auth::JwtError::kUnknownKid) jwt_->WantRefetch();
       CountJwt(*jwt_, auth::JwtErrorName(failure.error), slot);
       ApiResponse r = ErrorReply(401, "jwt_invalid", "invalid bearer token: " + failure.message);
-      r.www_authenticate =
-          fmt::format(R"(Bearer realm="{}", error="invalid_token", error_description="{}")", realm,
-                      QuotedSafe(failure.message));
+      r.www_authenticate = auth::BearerChallenge(realm, failure.message);
       return r;
     }
     CountJwt(*jwt_, "ok", slot);

@@ -316,6 +316,7 @@ Task<void> BusServiceImpl::Serve(server::Request& request, server::Response& res
   if (!answer.www_authenticate.empty()) {
     out.headers.Add("www-authenticate", answer.www_authenticate);
   }
+  if (!answer.retry_after.empty()) out.headers.Add("retry-after", answer.retry_after);
   if (answer.status == 204) answer.body.clear();
   co_await response.Send(out, answer.body);
 }

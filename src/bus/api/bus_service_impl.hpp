@@ -36,6 +36,7 @@ struct ApiResponse {
   std::string body;              // JSON
   std::string allow;             // a 405's Allow header (the methods of the path); empty otherwise
   std::string www_authenticate;  // a 401's WWW-Authenticate header; empty otherwise
+  std::string retry_after;       // a 503's Retry-After header (seconds); empty otherwise
 };
 
 // {"error": {"code", "status", "message"}}: every error the bus API answers (bus_api.cpp).

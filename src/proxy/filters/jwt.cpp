@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "auth/bearer.hpp"
 #include "auth/jwt_verifier.hpp"
 #include "observability/metric_family.hpp"
 #include "observability/metric_series.hpp"
@@ -24,43 +25,6 @@ std::string_view OutcomeName(std::size_t outcome) {
   return auth::JwtErrorName(static_cast<auth::JwtError>(outcome - kFirstError));
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// The token of `Authorization: Bearer TOKEN`; "" for another scheme or none.
-std::string_view BearerToken(std::string_view value) {
-  value = Trim(value);
-  const std::size_t space = value.find_first_of(" \t");
-  if (space == std::string_view::npos) return {};
-  if (!http::EqualsIgnoreCase(value.substr(0, space), "bearer")) return {};
-  return Trim(value.substr(space + 1));
-}
-
-// The value of cookie `name` in the request's Cookie headers (RFC 6265 section 5.4); "" if none.
-std::string_view CookieValue(const http::Headers& headers, std::string_view name) {
-  std::string_view found;
-  headers.ForEach([&](const http::Headers::Field& field) {
-    if (!found.empty() || !http::EqualsIgnoreCase(field.name, "cookie")) return;
-    std::string_view rest = field.value;
-    while (!rest.empty() && found.empty()) {
-      const std::size_t end = rest.find(';');
-      std::string_view pair = Trim(rest.substr(0, end));
-      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
-      const std::size_t equals = pair.find('=');
-      if (equals == std::string_view::npos || Trim(pair.substr(0, equals)) != name) continue;
-      std::string_view value = Trim(pair.substr(equals + 1));
-      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-        value = value.substr(1, value.size() - 2);
-      }
-      found = value;
-    }
-  });
-  return found;
-}
-
 // A claim value may go into a header only without control characters (no header injection).
 bool SafeHeaderValue(std::string_view value) {
   for (const char c : value) {
@@ -68,16 +32,6 @@ bool SafeHeaderValue(std::string_view value) {
     if ((byte < 0x20 && byte != '\t') || byte == 0x7f) return false;
   }
   return true;
-}
-
-// error_description is a quoted-string: keep it to printable ASCII without '"' and '\'.
-std::string QuotedSafe(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    out.push_back(byte < 0x20 || byte > 0x7e || c == '"' || c == '\\' ? ' ' : c);
-  }
-  return out;
 }
 
 }  // namespace
@@ -96,18 +50,12 @@ void JwtFilter::Count(FilterContext& context, std::size_t outcome) const {
 
 Verdict JwtFilter::OnRequest(FilterContext& context) const {
   const config::JwtProvider& config = provider_->config();
-  std::string_view token;
-  if (auto authorization = context.request.headers.Get("authorization")) {
-    token = BearerToken(*authorization);
-  }
-  if (token.empty() && !config.cookie.empty()) {
-    token = CookieValue(context.request.headers, config.cookie);
-  }
+  const std::string_view token = auth::RequestToken(context.request.headers, config.cookie);
   if (token.empty()) {
     Count(context, kMissing);
     MakeErrorReply(context.reply, 401, "jwt_missing",
                    "this route needs a bearer token (Authorization: Bearer)", context.request_id);
-    context.reply.headers.Add("www-authenticate", fmt::format(R"(Bearer realm="{}")", config.name));
+    context.reply.headers.Add("www-authenticate", auth::BearerChallenge(config.name));
     return Verdict::kReply;
   }
   std::shared_ptr<const auth::Jwks> keys = provider_->keys();
@@ -127,10 +75,8 @@ Verdict JwtFilter::OnRequest(FilterContext& context) const {
     Count(context, kFirstError + static_cast<std::size_t>(failure.error));
     MakeErrorReply(context.reply, 401, "jwt_invalid", "invalid bearer token: " + failure.message,
                    context.request_id);
-    context.reply.headers.Add(
-        "www-authenticate",
-        fmt::format(R"(Bearer realm="{}", error="invalid_token", error_description="{}")",
-                    config.name, QuotedSafe(failure.message)));
+    context.reply.headers.Add("www-authenticate",
+                              auth::BearerChallenge(config.name, failure.message));
     return Verdict::kReply;
   }
   Count(context, kOk);
