@@ -8,7 +8,7 @@ import time
 
 from bus_support import BusNode, fast_queue
 from conftest import assert_error_json, wait_until
-from test_jwt import ISSUER, Key, jwks
+from jwt_support import ISSUER, Key, jwks
 
 
 def _config(tmp_path, provider, rules=None):

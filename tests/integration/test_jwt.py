@@ -5,108 +5,14 @@ A valid token reaches the echo service with its claims forwarded as headers; a m
 (from a file and from an http:// URL, with the re-fetch on an unknown kid); a JWKS that cannot
 be had at start makes the route answer 503 jwks_unavailable until it appears."""
 
-import base64
-import hashlib
-import hmac
-import http.server
 import json
-import threading
 import time
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from conftest import assert_error_json, basic_config, curl, wait_until
-
-ISSUER = "https://idp.example"
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class Key:
-    def __init__(self, kid: str, kind: str = "rsa"):
-        self.kid = kid
-        if kind == "rsa":
-            self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            self.alg = "RS256"
-            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key())
-        else:
-            self.private = ec.generate_private_key(ec.SECP256R1())
-            self.alg = "ES256"
-            jwk = jwt.algorithms.ECAlgorithm.to_jwk(self.private.public_key())
-        self.jwk = dict(json.loads(jwk), kid=kid, use="sig")
-
-    def public_pem(self) -> bytes:
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-    def token(self, *, kid: str | None = None, alg: str | None = None, **claims) -> str:
-        payload = {"iss": ISSUER, "aud": "api", "sub": "alice", "roles": ["admin", "dev"],
-                   "exp": int(time.time()) + 300}
-        payload.update(claims)
-        payload = {k: v for k, v in payload.items() if v is not None}
-        return jwt.encode(payload, self.private, algorithm=alg or self.alg,
-                          headers={"kid": kid or self.kid})
-
-
-def jwks(*keys: Key) -> str:
-    return json.dumps({"keys": [k.jwk for k in keys]})
-
-
-def unsigned(header: dict, payload: dict, signature: bytes = b"") -> str:
-    return (b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode()) + "." +
-            b64(signature))
-
-
-def hs256(header: dict, payload: dict, secret: bytes) -> str:
-    signing_input = b64(json.dumps(header).encode()) + "." + b64(json.dumps(payload).encode())
-    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return signing_input + "." + b64(mac)
-
-
-class JwksServer:
-    """Serves a JWKS over http:// on loopback, in this process; counts its requests."""
-
-    def __init__(self):
-        self.body = None  # None: answer 500
-        self.requests = 0
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests += 1
-                body = server.body
-                if body is None:
-                    self.send_response(500)
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                    return
-                data = body.encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
+from jwt_support import ISSUER, JwksServer, Key, b64, hs256, jwks, unsigned
 
 @pytest.fixture
 def jwks_server():

@@ -6,57 +6,17 @@ does not name the URL's host, is a failed fetch, so the routes answer 503 jwks_u
 `jwks_ca` the system's store is used (which does not hold the test CA); an unreadable jwks_ca
 stops the start and `ferry validate`."""
 
-import http.server
 import json
-import ssl
 import subprocess
-import threading
 import time
 
 import pytest
 import yaml
 
 from conftest import FERRY_BIN, assert_error_json, curl, wait_until
-from test_jwt import Key, assert_invalid, config, get, jwks
-from test_tls_upstream import Pki
-
-
-class HttpsJwksServer:
-    """Serves `body` as the JWKS over HTTPS on 127.0.0.1 (a thread); counts the requests that
-    got past the handshake."""
-
-    def __init__(self, cert, key):
-        self.body = None
-        self.requests = 0
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):  # noqa: N802 - the http.server API
-                server.requests += 1
-                data = (server.body or "").encode()
-                self.send_response(200 if server.body else 500)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from jwt_support import JwksServer, Key, jwks
+from test_jwt import assert_invalid, config, get
+from tls_support import Pki
 
 
 @pytest.fixture
@@ -77,7 +37,7 @@ def https_servers():
     made = []
 
     def start(pki, name):
-        server = HttpsJwksServer(pki.path(f"{name}.pem"), pki.path(f"{name}.key"))
+        server = JwksServer(pki.path(f"{name}.pem"), pki.path(f"{name}.key"))
         made.append(server)
         return server
 

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from conftest import FERRY_BIN, require_tool, wait_until
-from test_tls_upstream import Pki
+from tls_support import Pki
 
 
 def run(argv, **kw):

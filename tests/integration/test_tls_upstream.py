@@ -4,64 +4,18 @@ host name or IP, SNI, pins — and, with `tls: mesh`, calls it over mutual TLS w
 mesh certificate and checks the server's SPIFFE ID. Certificates come from `ferry ca` (mesh)
 and from the openssl command line (DNS and IP SANs)."""
 
-import base64
-import hashlib
 import http.server
 import json
 import os
-import ssl
 import subprocess
-import threading
 import time
 
 import pytest
 import yaml
 
 from bus_support import fast_queue, start_bus  # noqa: F401 - fixture
-from conftest import FERRY_BIN, assert_error_json, basic_config, curl, require_tool, wait_until
-
-
-def run(*argv):
-    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, f"{argv}: {r.stdout}{r.stderr}"
-    return r.stdout
-
-
-class Pki:
-    """A directory of certificates: make_ca(name), leaf(ca, name, san)."""
-
-    def __init__(self, d):
-        self.dir = d
-        self.openssl = require_tool("openssl")
-
-    def path(self, name):
-        return str(self.dir / name)
-
-    def make_ca(self, name):
-        run(self.openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-            "-nodes", "-keyout", self.path(f"{name}.key"), "-out", self.path(f"{name}.pem"),
-            "-subj", f"/CN={name}", "-days", "2",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-        return self.path(f"{name}.pem")
-
-    def leaf(self, ca, name, san):
-        key, csr, pem = self.path(f"{name}.key"), self.path(f"{name}.csr"), self.path(f"{name}.pem")
-        run(self.openssl, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", key, "-out", csr, "-subj", f"/CN={name}",
-            "-addext", f"subjectAltName={san}")
-        run(self.openssl, "x509", "-req", "-in", csr, "-CA", self.path(f"{ca}.pem"),
-            "-CAkey", self.path(f"{ca}.key"), "-CAcreateserial", "-days", "1",
-            "-copy_extensions", "copy", "-out", pem)
-        os.chmod(key, 0o600)
-        return pem, key
-
-    def pin(self, cert):
-        der = subprocess.run([self.openssl, "x509", "-in", cert, "-pubkey", "-noout"],
-                             capture_output=True, check=True).stdout
-        spki = subprocess.run([self.openssl, "pkey", "-pubin", "-outform", "der"], input=der,
-                              capture_output=True, check=True).stdout
-        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+from conftest import FERRY_BIN, assert_error_json, basic_config, curl, wait_until
+from tls_support import Pki, ThreadedServer, run, server_context
 
 
 class TlsUpstream:
@@ -71,12 +25,6 @@ class TlsUpstream:
     def __init__(self, cert, key, client_ca=None):
         self.snis = []
         self.requests = []
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        if client_ca:
-            ctx.load_verify_locations(client_ca)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.sni_callback = lambda sock, name, _ctx: self.snis.append(name)
         upstream = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -106,17 +54,13 @@ class TlsUpstream:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.address = f"127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        context = server_context(cert, key, client_ca, sni_seen=self.snis)
+        self.server = ThreadedServer(Handler, context)
+        self.port = self.server.port
+        self.address = self.server.address
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture
