@@ -339,18 +339,26 @@ Task<void> ConnectTls(asio::io_context* io, std::uint16_t port, SSL_CTX* ctx, St
   *out = co_await ClientHandshake(std::move(*lower), ctx, "server.test", 2s);
 }
 
+// Both ends of a TLS connection over loopback TCP once their handshakes are done (or failed).
+std::pair<StreamResult, StreamResult> HandshakeOverTcp(asio::io_context& io,
+                                                       runtime::TaskGroup& tasks, SSL_CTX* sctx,
+                                                       SSL_CTX* cctx) {
+  tcp::acceptor listening(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const std::uint16_t port = listening.local_endpoint().port();
+  runtime::Acceptor acceptor(std::move(listening));
+  StreamResult s, c;
+  tasks.Spawn(AcceptTls(&acceptor, sctx, &s));
+  tasks.Spawn(ConnectTls(&io, port, cctx, &c));
+  RunUntil(io, [&] { return s && c; });
+  return {std::move(s), std::move(c)};
+}
+
 TEST(TlsStream, WorksOverTcp) {
   asio::io_context io;
   runtime::TaskGroup tasks(io.get_executor());
   Pki pki;
   Ctx sctx = ServerCtx(pki, true), cctx = ClientCtx(pki, true);
-  tcp::acceptor listening(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  const std::uint16_t port = listening.local_endpoint().port();
-  runtime::Acceptor acceptor(std::move(listening));
-  StreamResult s, c;
-  tasks.Spawn(AcceptTls(&acceptor, sctx.get(), &s));
-  tasks.Spawn(ConnectTls(&io, port, cctx.get(), &c));
-  RunUntil(io, [&] { return s && c; });
+  auto [s, c] = HandshakeOverTcp(io, tasks, sctx.get(), cctx.get());
   ASSERT_TRUE(s && *s) << (s ? s->error().message() : "no result");
   ASSERT_TRUE(c && *c) << (c ? c->error().message() : "no result");
   runtime::Stream* server = s->value().get();
@@ -377,13 +385,7 @@ TEST(TlsStream, DirectPathOverTcpCancelsWaitsAndCloses) {
   runtime::TaskGroup tasks(io.get_executor());
   Pki pki;
   Ctx sctx = ServerCtx(pki, false), cctx = ClientCtx(pki, false);
-  tcp::acceptor listening(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  const std::uint16_t port = listening.local_endpoint().port();
-  runtime::Acceptor acceptor(std::move(listening));
-  StreamResult s, c;
-  tasks.Spawn(AcceptTls(&acceptor, sctx.get(), &s));
-  tasks.Spawn(ConnectTls(&io, port, cctx.get(), &c));
-  RunUntil(io, [&] { return s && c; });
+  auto [s, c] = HandshakeOverTcp(io, tasks, sctx.get(), cctx.get());
   ASSERT_TRUE(s && *s && c && *c);
   runtime::Stream* server = s->value().get();
   runtime::Stream* client = c->value().get();
