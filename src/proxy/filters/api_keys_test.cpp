@@ -2,19 +2,12 @@
 
 #include <gtest/gtest.h>
 
-#include "proxy/filter_wait.hpp"
+#include "proxy/filters/test_exchange.hpp"
 
 namespace ferry::proxy::filters {
 namespace {
 
-struct Exchange {
-  http::RequestHead head;
-  config::Route route;
-  LocalReply reply;
-  std::vector<std::unique_ptr<ResponseObserver>> observers;
-  CallerIdentity caller;
-  Verdict verdict = Verdict::kContinue;
-};
+using Exchange = TestExchange;
 
 config::ApiKeys Keys() {
   config::ApiKeys keys;
@@ -31,9 +24,7 @@ std::unique_ptr<Exchange> Call(const ApiKeysFilter& filter, const char* key) {
   e->head.target = "/orders";
   e->head.headers.Add("accept", "*/*");
   if (key != nullptr) e->head.headers.Add("X-Api-Key", key);
-  FilterContext context{e->head,  e->route,      "127.0.0.1", "rid-1",      {},
-                        e->reply, SystemClock(), 0,           e->observers, e->caller};
-  e->verdict = filter.OnRequest(context);
+  e->verdict = filter.OnRequest(e->context);
   return e;
 }
 

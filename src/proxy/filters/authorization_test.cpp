@@ -3,21 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "access/authz_metrics.hpp"
-#include "proxy/filter_wait.hpp"
+#include "proxy/filters/test_exchange.hpp"
 
 namespace ferry::proxy::filters {
 namespace {
 
-struct Exchange {
-  http::RequestHead head;
-  config::Route route;
-  LocalReply reply;
-  std::vector<std::unique_ptr<ResponseObserver>> observers;
-  CallerIdentity caller;
-  Verdict verdict = Verdict::kContinue;
-  FilterContext context{head,  route,         "127.0.0.1", "rid-1",   {},
-                        reply, SystemClock(), 0,           observers, caller};
-};
+using Exchange = TestExchange;
 
 // authorization: {rules: [deny DELETE, allow the web service and partner keys on orders]}
 config::Config Config() {
