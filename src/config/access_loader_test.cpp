@@ -2,18 +2,12 @@
 // shows them. The refusals are the files under tests/config/invalid (config_test.cpp).
 #include <gtest/gtest.h>
 
-#include "config/config.hpp"
+#include "config/load_for_test.hpp"
 
 namespace ferry::config {
 namespace {
 
 constexpr char kHash[] = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-std::shared_ptr<const Config> Load(const std::string& yaml) {
-  auto loaded = LoadString(yaml, "t.yaml");
-  EXPECT_TRUE(loaded) << (loaded ? "" : loaded.error().message());
-  return loaded ? *loaded : nullptr;
-}
 
 const std::string kService = "services:\n  s: {endpoints: [127.0.0.1:9000]}\n";
 

@@ -1,26 +1,12 @@
 // The `bus:` block: defaults, every key, and one test per kind of error with its exact message.
 #include <gtest/gtest.h>
 
-#include "config/config.hpp"
+#include "config/load_for_test.hpp"
 
 namespace ferry::config {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::shared_ptr<const Config> Load(const std::string& yaml) {
-  auto loaded = LoadString(yaml, "t.yaml");
-  EXPECT_TRUE(loaded) << (loaded ? "" : loaded.error().message());
-  return loaded ? *loaded : std::make_shared<const Config>();
-}
-
-std::string Errors(const std::string& yaml) {
-  auto loaded = LoadString(yaml, "t.yaml");
-  EXPECT_FALSE(loaded) << "loaded without error:\n" << yaml;
-  if (loaded) return "";
-  EXPECT_EQ(loaded.error().code(), ErrorCode::kInvalidArgument);
-  return loaded.error().message();
-}
 
 // A bus block with one queue whose body (indented six spaces) is given; the queue starts at
 // line 4, so its first key is on line 5.

@@ -7,25 +7,12 @@
 #include <regex>
 #include <sstream>
 
+#include "config/load_for_test.hpp"
+
 namespace ferry::config {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::shared_ptr<const Config> Load(const std::string& yaml) {
-  auto loaded = LoadString(yaml, "t.yaml");
-  EXPECT_TRUE(loaded) << (loaded ? "" : loaded.error().message());
-  return loaded ? *loaded : std::make_shared<const Config>();
-}
-
-// The whole error message of a load that must fail.
-std::string Errors(const std::string& yaml) {
-  auto loaded = LoadString(yaml, "t.yaml");
-  EXPECT_FALSE(loaded) << "loaded without error:\n" << yaml;
-  if (loaded) return "";
-  EXPECT_EQ(loaded.error().code(), ErrorCode::kInvalidArgument);
-  return loaded.error().message();
-}
 
 constexpr const char* kService = R"(
 services:

@@ -2,26 +2,12 @@
 // listeners, idempotency_store, and one test per kind of error with its exact message.
 #include <gtest/gtest.h>
 
-#include "config/config.hpp"
+#include "config/load_for_test.hpp"
 
 namespace ferry::config {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::shared_ptr<const Config> Load(const std::string& yaml) {
-  auto loaded = LoadString(yaml, "t.yaml");
-  EXPECT_TRUE(loaded) << (loaded ? "" : loaded.error().message());
-  return loaded ? *loaded : std::make_shared<const Config>();
-}
-
-std::string Errors(const std::string& yaml) {
-  auto loaded = LoadString(yaml, "t.yaml");
-  EXPECT_FALSE(loaded) << "loaded without error:\n" << yaml;
-  if (loaded) return "";
-  EXPECT_EQ(loaded.error().code(), ErrorCode::kInvalidArgument);
-  return loaded.error().message();
-}
 
 // `policies:` with one policy "p" whose body (indented four spaces) is given; its first key is
 // on line 3.
