@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "mesh/spiffe.hpp"
 #include "tls/private_key_file.hpp"
 #include "tls/tls_stream.hpp"
 
@@ -158,7 +159,7 @@ int VerifyMeshClient(X509_STORE_CTX* store, void* arg) {
   const auto* impl = static_cast<const ServerContext::Impl*>(arg);
   if (X509_verify_cert(store) != 1) return 0;
   X509* leaf = X509_STORE_CTX_get0_cert(store);
-  const std::string id = SpiffeId(leaf);
+  const std::string id = mesh::SpiffeIdOf(leaf);
   if (id.empty() || !id.starts_with(impl->trust_domain_prefix)) {
     X509_STORE_CTX_set_error(store, X509_V_ERR_PERMITTED_VIOLATION);
     return 0;
@@ -237,7 +238,7 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::Create(
   if (impl->certificates.size() > 1) SSL_CTX_set_cert_cb(ctx, PickCertificate, impl.get());
 
   if (tls.mesh) {
-    const std::string own = SpiffeId(impl->certificates[0].leaf.get());
+    const std::string own = mesh::SpiffeIdOf(impl->certificates[0].leaf.get());
     const auto slash = own.find('/', std::string_view("spiffe://").size());
     if (own.empty() || slash == std::string::npos) {
       return Fail(ErrorCode::kInvalidArgument,

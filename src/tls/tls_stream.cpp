@@ -12,6 +12,7 @@
 #include <cstring>
 #include <optional>
 
+#include "mesh/spiffe.hpp"
 #include "runtime/deadline.hpp"
 
 namespace ferry::tls {
@@ -321,7 +322,7 @@ TlsStream::TlsStream(std::shared_ptr<Impl> impl) : Stream(impl->ex), impl_(std::
   peer_ = impl_->lower->peer();
   if (X509* cert = SSL_get0_peer_certificate(impl_->ssl);
       cert != nullptr && SSL_get_verify_result(impl_->ssl) == X509_V_OK) {
-    peer_.identity = SpiffeId(cert);
+    peer_.identity = mesh::SpiffeIdOf(cert);
   }
 }
 
@@ -383,26 +384,6 @@ bool TlsStream::PeerGone() {
   if (impl_->closed) return true;
   if ((SSL_get_shutdown(impl_->ssl) & SSL_RECEIVED_SHUTDOWN) != 0) return true;
   return impl_->lower->PeerGone();
-}
-
-std::string SpiffeId(const x509_st* cert) {
-  std::string out;
-  auto* names =
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (names == nullptr) return out;
-  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
-    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
-    if (name->type != GEN_URI) continue;
-    const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
-    const std::string_view value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
-                                 static_cast<std::size_t>(ASN1_STRING_length(uri)));
-    if (value.starts_with("spiffe://")) {
-      out = value;
-      break;
-    }
-  }
-  GENERAL_NAMES_free(names);
-  return out;
 }
 
 namespace {

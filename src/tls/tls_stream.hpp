@@ -30,7 +30,6 @@
 
 struct ssl_st;
 struct ssl_ctx_st;
-struct x509_st;
 
 namespace ferry::tls {
 
@@ -71,8 +70,5 @@ Task<Result<std::unique_ptr<runtime::Stream>>> ServerHandshake(
 Task<Result<std::unique_ptr<runtime::Stream>>> ClientHandshake(
     std::unique_ptr<runtime::Stream> lower, ssl_ctx_st* ctx, std::string server_name,
     Duration timeout, VerifyHook verify = {});
-
-// The first URI SAN of `cert` that starts with "spiffe://", or "".
-std::string SpiffeId(const x509_st* cert);
 
 }  // namespace ferry::tls
