@@ -12,42 +12,13 @@
 #include "app/bus_cli.hpp"
 #include "app/ca_cli.hpp"
 #include "app/exit_code.hpp"
-#include "app/jwks_fetch.hpp"
 #include "app/node.hpp"
-#include "config/config.hpp"
-#include "tls/client_context.hpp"
-#include "tls/listener_contexts.hpp"
+#include "app/validate.hpp"
 
 namespace {
 
-using ferry::app::kExitFailure;
 using ferry::app::kExitOk;
 using ferry::app::kExitUsage;
-
-int Validate(const std::string& path) {
-  auto config = ferry::config::LoadFile(path);
-  if (!config) {
-    fmt::print(stderr, "{}\n", config.error().message());
-    return kExitFailure;
-  }
-  // The certificate and key files, as the node would load them at start.
-  if (auto tls = ferry::tls::ListenerContexts().Sync(**config); !tls) {
-    fmt::print(stderr, "{}: {}\n", path, tls.error().message());
-    return kExitFailure;
-  }
-  // And the files of the services' tls: (CA bundles, client certificates, the mesh's).
-  if (auto upstream = ferry::tls::ClientTlsRegistry().Apply(**config); !upstream) {
-    fmt::print(stderr, "{}: upstream TLS: {}\n", path, upstream.error().message());
-    return kExitFailure;
-  }
-  if (auto cas = ferry::app::CheckJwksCas(**config); !cas) {
-    fmt::print(stderr, "{}: {}\n", path, cas.error().message());
-    return kExitFailure;
-  }
-  fmt::print("{}: ok ({} listener(s), {} service(s))\n", path, (*config)->listeners.size(),
-             (*config)->services.size());
-  return kExitOk;
-}
 
 }  // namespace
 
@@ -88,7 +59,7 @@ int main(int argc, char** argv) {
     fmt::print("ferry {}\n", FERRY_VERSION);
     return kExitOk;
   }
-  if (app.got_subcommand("validate")) return Validate(config_path);
+  if (app.got_subcommand("validate")) return ferry::app::Validate(config_path);
   if (bus_cli.Selected()) return bus_cli.Run();
   if (ca_cli.Selected()) return ca_cli.Run();
   spdlog::set_level(spdlog::level::from_str(log_level));

@@ -104,6 +104,11 @@ def served_serial(port, client_cert, client_key):
     return x.stdout.strip().split("=")[-1]
 
 
+def validate(path):
+    return subprocess.run([str(FERRY_BIN), "validate", "-c", str(path)], capture_output=True,
+                          text=True, timeout=30)
+
+
 def node_config(tmp_path, echo_port, ca, *, service="orders", token_file=None, cert=None):
     node = tmp_path / "node"
     node.mkdir(exist_ok=True)
@@ -259,6 +264,18 @@ def test_a_node_with_a_token_and_no_certificate_gets_one_and_serves_mesh(
     token_file = tmp_path / "orders.token"
     token_file.write_text(token(ca_dir, "orders") + "\n")
     config = node_config(tmp_path, echo.port, ca, token_file=token_file)
+    # Before the first start there is no certificate: validate checks the CA bundle and the
+    # token file instead (without spending the token), and says so.
+    path = tmp_path / "node.yaml"
+    path.write_text(yaml.safe_dump(config))
+    r = validate(path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "the mesh certificate is not issued yet" in r.stdout
+    missing = dict(config, mesh=dict(config["mesh"], renew=dict(
+        config["mesh"]["renew"], token_file=str(tmp_path / "no.token"))))
+    path.write_text(yaml.safe_dump(missing))
+    r = validate(path)
+    assert r.returncode == 1 and "mesh.renew.token_file" in r.stderr, r.stdout + r.stderr
     ferry = start_ferry(config)
 
     cert, key = tmp_path / "node" / "orders.pem", tmp_path / "node" / "orders.key"
@@ -281,6 +298,10 @@ def test_a_node_with_a_token_and_no_certificate_gets_one_and_serves_mesh(
     assert ferry.metric("ferry_mesh_renewals_total") == 1
     assert ferry.metric("ferry_mesh_renewal_failures_total") == 0
     assert "by bootstrap token" in ca.process.log_text()
+    # With the certificate issued, validate loads it as a start does.
+    path.write_text(yaml.safe_dump(config))
+    r = validate(path)
+    assert r.returncode == 0 and "not issued yet" not in r.stdout, r.stdout + r.stderr
 
     # The token is spent: a second node with it does not start.
     (tmp_path / "second").mkdir()
