@@ -306,7 +306,7 @@ Result<mesh::CertificateInfo> CertRenewer::RenewOnce() {
   return renewed;
 }
 
-Result<void> CertRenewer::EnsureCertificate(Duration patience) {
+Result<void> CertRenewer::EnsureCertificate(Duration patience, const std::function<bool()>& stop) {
   std::optional<config::Mesh> mesh;
   {
     std::lock_guard lock(mutex_);
@@ -333,7 +333,13 @@ Result<void> CertRenewer::EnsureCertificate(Duration patience) {
     }
     spdlog::warn("mesh: getting a certificate failed ({}); again in {}", renewed.error().message(),
                  FormatDuration(backoff));
-    std::this_thread::sleep_for(backoff);
+    const auto retry_at = std::chrono::steady_clock::now() + backoff;
+    while (std::chrono::steady_clock::now() < retry_at) {
+      if (stop && stop()) return Fail(ErrorCode::kCancelled, "stopped while waiting for the CA");
+      std::this_thread::sleep_for(std::min<Duration>(std::chrono::milliseconds(100),
+                                                     retry_at - std::chrono::steady_clock::now()));
+    }
+    if (stop && stop()) return Fail(ErrorCode::kCancelled, "stopped while waiting for the CA");
     backoff = std::min(backoff * 2, kMaxBackoff);
   }
 }

@@ -43,8 +43,10 @@ class CertRenewer {
 
   // Blocking: when there is no usable certificate (missing, expired, not fitting its key, or
   // another identity), gets one with the bootstrap token, trying for up to `patience`. Ok when
-  // a usable certificate is there in the end; the last error otherwise.
-  Result<void> EnsureCertificate(Duration patience);
+  // a usable certificate is there in the end; the last error otherwise. `stop` is asked
+  // between tries (at least every 100 ms while it waits to try again): true gives up at once,
+  // kCancelled (a SIGTERM during a bootstrap must not wait out the patience).
+  Result<void> EnsureCertificate(Duration patience, const std::function<bool()>& stop = {});
 
   // One renewal now (blocking, any thread but the renewer's own while it runs): the new
   // certificate's description, or why it failed. Counts a renewal or a failure.

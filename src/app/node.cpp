@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -101,11 +102,7 @@ class Node {
     // expired one) gets it now, with its bootstrap token, before any TLS context reads it.
     RegisterRenewalMetrics();
     if (config_->mesh && config_->mesh->renew) {
-      renewer_ = std::make_unique<CertRenewer>(*config_->mesh);
-      if (auto r = renewer_->EnsureCertificate(kBootstrapPatience); !r) {
-        spdlog::error("mesh.renew: no certificate: {}", r.error().message());
-        return 1;
-      }
+      if (auto exit_code = GetFirstCertificate()) return *exit_code;
     }
     // Upstream TLS before anything connects: a service whose context cannot be made (a missing
     // file, a key others can read) stops the start.
@@ -383,6 +380,41 @@ class Node {
     }
     metrics_.reloads.Add(registry_.main_slot());
     spdlog::info("config reloaded ({}): generation {}", why, generation_);
+  }
+
+  // Makes the renewer and has it get a certificate when there is no usable one: nullopt to go
+  // on, or the exit code (0: a SIGTERM or SIGINT came meanwhile, which stops the start at once;
+  // a SIGHUP has nothing to reload yet).
+  std::optional<int> GetFirstCertificate() {
+    renewer_ = std::make_unique<CertRenewer>(*config_->mesh);
+    bool stop = false;
+    bool waiting = false;
+    auto stop_asked = [this, &stop, &waiting] {
+      if (!waiting) {
+        waiting = true;
+        signals_.async_wait([&stop, &waiting](const error_code& ec, int signal) {
+          waiting = false;
+          if (!ec && signal != SIGHUP) stop = true;
+        });
+      }
+      io_.restart();
+      io_.poll();
+      return stop;
+    };
+    auto got = renewer_->EnsureCertificate(kBootstrapPatience, stop_asked);
+    signals_.cancel();
+    io_.restart();
+    io_.poll();  // runs the cancelled wait's handler: nothing refers to `stop` after this
+    io_.restart();
+    if (stop) {
+      spdlog::info("stopped by a signal while getting the first mesh certificate");
+      return 0;
+    }
+    if (!got) {
+      spdlog::error("mesh.renew: no certificate: {}", got.error().message());
+      return 1;
+    }
+    return std::nullopt;
   }
 
   void WaitForSignal() {

@@ -12,11 +12,12 @@ import socket
 import ssl
 import subprocess
 import time
+import types
 
 import pytest
 import yaml
 
-from conftest import FERRY_BIN, assert_error_json, require_tool, wait_until
+from conftest import FERRY_BIN, assert_error_json, free_port, require_tool, wait_until
 
 
 def ferry_ca(*args, check=True):
@@ -390,3 +391,23 @@ def test_a_reload_that_adds_renew_starts_renewing(start_ca, start_ferry, ca_dir,
                what="the renewer the reload started")
     assert serial_of_pem(node / "orders.pem") != first
     assert "by certificate" in ca.process.log_text()
+
+
+def test_a_sigterm_while_waiting_for_an_unreachable_ca_stops_the_start_at_once(
+        processes, ca_dir, echo, tmp_path):
+    # The CA is not running: the node retries for up to 30 s; a SIGTERM must not wait that out.
+    token_file = tmp_path / "orders.token"
+    token_file.write_text(token(ca_dir, "orders") + "\n")
+    unreachable = types.SimpleNamespace(url=f"https://127.0.0.1:{free_port()}",
+                                        ca=ca_dir / "ca.pem")
+    path = tmp_path / "node.yaml"
+    path.write_text(yaml.safe_dump(node_config(tmp_path, echo.port, unreachable,
+                                               token_file=token_file)))
+    node = processes.start([str(FERRY_BIN), "run", "-c", str(path)], tmp_path / "node.log")
+    wait_until(lambda: "getting a certificate failed" in node.log_text(), 15,
+               what="the first failed try")
+    stopped_at = time.monotonic()
+    os.kill(node.pid, signal.SIGTERM)
+    assert node.wait(timeout=10) == 0, node.log_text()
+    assert time.monotonic() - stopped_at < 5, node.log_text()
+    assert "stopped by a signal" in node.log_text()
