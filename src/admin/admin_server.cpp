@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "observability/metric_series.hpp"
 #include "runtime/acceptor.hpp"
 
 namespace ferry::admin {
@@ -85,6 +86,10 @@ AdminResponse AdminServer::Handle(std::string_view method, std::string_view path
     return {405, "application/json", server::ErrorJson(405, "method_not_allowed", "use GET")};
   }
   return it->second();
+}
+
+void AdminServer::HandshakeFailed() {
+  if (handshake_failures_ != nullptr) handshake_failures_->Add(metrics_slot_);
 }
 
 Task<void> AdminServer::Serve(server::Request& request, server::Response& response) {

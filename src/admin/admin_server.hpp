@@ -18,6 +18,10 @@
 #include "runtime/asio.hpp"
 #include "server/server.hpp"
 
+namespace ferry::observability {
+class Counter;
+}  // namespace ferry::observability
+
 namespace ferry::admin {
 
 struct AdminResponse {
@@ -46,6 +50,12 @@ class AdminServer final : public server::Handler {
   // TLS on connections accepted from now on (`admin.tls`); null: plain TCP. Call before Start
   // for the first connections to have it; a reload calls it again with the new context.
   void SetTls(std::shared_ptr<const tls::ServerContext> context);
+  // Failed client TLS handshakes are added to `counter` in `slot` (server/handshake_failures.hpp;
+  // null: not counted).
+  void CountHandshakeFailures(observability::Counter* counter, std::size_t slot) {
+    handshake_failures_ = counter;
+    metrics_slot_ = slot;
+  }
   // Binds and starts accepting. Errors: kIo if the address cannot be bound.
   Result<void> Start(const config::Address& listen);
   // Stops accepting and ends the open connections.
@@ -59,6 +69,7 @@ class AdminServer final : public server::Handler {
   AdminResponse Handle(std::string_view method, std::string_view path,
                        std::string_view body = {}) const;
   Task<void> Serve(server::Request& request, server::Response& response) override;
+  void HandshakeFailed() override;
 
  private:
   asio::io_context& io_;
@@ -67,6 +78,8 @@ class AdminServer final : public server::Handler {
   server::Server server_;
   std::string local_ip_;
   std::uint16_t local_port_ = 0;
+  observability::Counter* handshake_failures_ = nullptr;
+  std::size_t metrics_slot_ = 0;
 };
 
 }  // namespace ferry::admin

@@ -32,6 +32,7 @@
 #include "proxy/worker_state.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/worker.hpp"
+#include "server/handshake_failures.hpp"
 #include "tls/client_context.hpp"
 #include "tls/listener_contexts.hpp"
 #include "upstream/resolver.hpp"
@@ -158,6 +159,7 @@ class Node {
     }
     admin_ = std::make_unique<admin::AdminServer>(io_, AdminRoutes(), AdminWriteRoutes());
     admin_->SetTls(tls_.Find(tls::ListenerContexts::kAdminContext));
+    admin_->CountHandshakeFailures(server::HandshakeFailures(registry_), registry_.main_slot());
     if (auto r = admin_->Start(config_->admin.listen); !r) {
       spdlog::error("admin: {}", r.error().message());
       return 1;

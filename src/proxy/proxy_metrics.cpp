@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "proxy/local_reply.hpp"
+#include "server/handshake_failures.hpp"
 
 namespace ferry::proxy {
 namespace {
@@ -35,10 +36,7 @@ ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
       reload_failures(Must(r.AddCounter("ferry_config_reload_failures_total",
                                         "Config reloads rejected; the running config stayed."))
                           .Get()),
-      tls_handshake_failures(
-          Must(r.AddCounter("ferry_tls_handshake_failures_total",
-                            "Client TLS handshakes on listeners that failed or timed out."))
-              .Get()),
+      tls_handshake_failures(*server::HandshakeFailures(r)),
       route_requests_(Must(r.AddCounter("ferry_http_requests_total",
                                         "Requests answered, by listener, route and status class.",
                                         {"listener", "route", "code"}))),

@@ -1,6 +1,7 @@
 """TLS on the admin API and the bus API (`admin.tls`, `bus.tls`: a listener's tls map, and
 `tls: mesh`), docs/security.md#tls-on-listeners: curl and openssl s_client reach both over TLS
-with the certificate verified; a plain HTTP request gets no answer; the bus CLI publishes and
+with the certificate verified; a plain HTTP request gets no answer and is counted as a failed
+handshake; the bus CLI publishes and
 consumes over https:// with --ca and refuses a server it cannot verify; a certificate replaced
 on disk is served to new connections without a restart; with `tls: mesh` a client without a
 mesh certificate is refused in the handshake."""
@@ -80,6 +81,14 @@ def test_admin_and_bus_answer_over_verified_tls(start_ferry, pki, tmp_path):
         r = run(["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}",
                  f"http://127.0.0.1:{port}/ready"])
         assert r.stdout in ("000", ""), r.stdout
+
+    def handshake_failures():
+        text = https(ferry.admin_port, "/metrics", ca).stdout
+        m = re.search(r"^ferry_tls_handshake_failures_total (\d+)", text, re.M)
+        return int(m.group(1)) if m else None
+
+    # Each of those two was a failed handshake, counted like a proxy listener's.
+    wait_until(lambda: handshake_failures() == 2, 10, what="one failed handshake on each API")
     # The bus API over TLS: curl publishes, the CLI (--ca) publishes and consumes.
     r = https(bus_port, "/v1/queues/jobs/messages", ca, "-X", "POST", "-H",
               "content-type: text/plain", "--data-binary", "from-curl")
@@ -95,6 +104,7 @@ def test_admin_and_bus_answer_over_verified_tls(start_ferry, pki, tmp_path):
     r = run([str(FERRY_BIN), "publish", "-q", "jobs", "-d", "x", "--url", url])
     assert r.returncode == 1
     assert "certificate verify failed" in r.stderr, r.stderr
+    wait_until(lambda: handshake_failures() == 3, 10, what="the refused CLI's handshake counted")
     ferry.process.stop()
 
 

@@ -10,6 +10,7 @@
 #include "bus/broker_factory.hpp"
 #include "runtime/acceptor.hpp"
 #include "runtime/stream.hpp"
+#include "server/handshake_failures.hpp"
 
 namespace ferry::bus {
 namespace {
@@ -57,6 +58,7 @@ BusServiceImpl::BusServiceImpl(const config::Config& config,
       bus_(*started_with_->bus),
       registry_(registry),
       slot_(slot),
+      handshake_failures_(server::HandshakeFailures(registry)),
       tick_timer_(io_),
       maintenance_timer_(io_),
       stop_timer_(io_) {
@@ -319,6 +321,10 @@ Task<void> BusServiceImpl::Serve(server::Request& request, server::Response& res
   if (!answer.retry_after.empty()) out.headers.Add("retry-after", answer.retry_after);
   if (answer.status == 204) answer.body.clear();
   co_await response.Send(out, answer.body);
+}
+
+void BusServiceImpl::HandshakeFailed() {
+  if (handshake_failures_ != nullptr) handshake_failures_->Add(slot_);
 }
 
 void BusServiceImpl::WatchInbox(const Inbox& inbox) {

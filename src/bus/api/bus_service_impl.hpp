@@ -110,6 +110,8 @@ class BusServiceImpl final : public BusService, public server::Handler {
   void WarnUnappliedReload(const config::Bus& next) const;
   // One API request, from src/server: the body read whole, Handle's answer written.
   Task<void> Serve(server::Request& request, server::Response& response) override;
+  // A failed client TLS handshake on the bus API's listener: ferry_tls_handshake_failures_total.
+  void HandshakeFailed() override;
   void ArmTick();
   void ArmMaintenance();
   void RefreshGauges();
@@ -178,6 +180,7 @@ class BusServiceImpl final : public BusService, public server::Handler {
   const config::Bus& bus_;  // started_with_'s
   observability::MetricsRegistry& registry_;
   std::size_t slot_;
+  observability::Counter* handshake_failures_;
   // The node's per-service resilience state (breakers, concurrency limits), shared with the
   // proxy; null in tests of the bus alone.
   resilience::ServiceRegistry* services_ = nullptr;
