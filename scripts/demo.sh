@@ -78,7 +78,7 @@ start_service() {
   pids+=("$service_pid")
   for _ in $(seq 50); do
     if grep -qE 'listening on|pulling' "$log"; then
-      service_address=$(sed -n 's/.* listening on //p' "$log")
+      service_address=$(sed -n 's/.*listening on //p' "$log")
       return 0
     fi
     sleep 0.1
@@ -958,6 +958,57 @@ status=$(curl -s -k -o /dev/null -w '%{http_code}' --cert "$mesh/gateway.pem" \
 say "a mesh call to the sidecar after the swap: $status"
 [ "$status" = 200 ] || fail "the sidecar did not serve after the renewal: $status"
 good "first certificate from a one-time token, renewed before expiry, swapped in while serving"
+
+# ---------------------------------------------------------------------------------------------
+step "24. A WebSocket conversation passes through the gateway"
+start_service chat-app /usr/bin/python3 "$repo/examples/chat_service/ws_echo_server.py"
+chat_app=$service_address
+ws_port=$(free_port)
+ws_admin=$(free_port)
+cat >"$work/ferry-ws.yaml" <<YAML
+workers: 1
+admin: {listen: 127.0.0.1:$ws_admin}
+listeners:
+  - name: web
+    listen: 127.0.0.1:$ws_port
+    routes:
+      # An upgraded connection is bounded by its idle time, not by the route's request timeout.
+      - {name: chat, match: {prefix: /chat}, service: chat-app, stream_idle_timeout: 60s}
+services:
+  chat-app: {endpoints: [$chat_app]}
+YAML
+"$FERRY_BIN" run -c "$work/ferry-ws.yaml" >"$work/ferry-ws.log" 2>&1 &
+pids+=($!)
+ferry_log=$work/ferry-ws.log
+up=
+for _ in $(seq 100); do
+  curl -sf -o /dev/null "http://127.0.0.1:$ws_admin/ready" && { up=1; break; }
+  sleep 0.1
+done
+[ -n "$up" ] || fail "the WebSocket gateway did not start"
+shown "a client opens ws://127.0.0.1:$ws_port/chat through Ferry and talks to the chat service"
+/usr/bin/python3 - "$ws_port" <<'PY' | indent || fail "the WebSocket conversation failed"
+import asyncio, sys
+import websockets.legacy.client as client
+
+async def main():
+    url = f"ws://127.0.0.1:{sys.argv[1]}/chat"
+    async with client.connect(url, ping_interval=None, compression=None) as ws:
+        for text in ["hello", "how are the orders today?"]:
+            await ws.send(text)
+            print(f"sent {text!r:30} got back {await ws.recv()!r}")
+        await ws.send(bytes([0, 1, 2, 255]))
+        print(f"sent {'4 binary bytes':30} got back {await ws.recv()!r}")
+        await asyncio.wait_for(await ws.ping(), 5)
+        print("a ping went through and its pong came back")
+
+asyncio.run(main())
+PY
+relayed=$(curl -s "http://127.0.0.1:$ws_admin/metrics" |
+  awk '/^ferry_websocket_connections_total\{/ {s += $2} END {print s + 0}')
+say "ferry_websocket_connections_total $relayed"
+[ "$relayed" = 1 ] || fail "the WebSocket was not counted: $relayed"
+good "a WebSocket upgraded through the gateway: text, binary and ping/pong relayed both ways"
 
 printf '\n%sDemo done.%s Stopping the services; nothing started by the demo is left running.\n' \
   "$bold$green" "$reset"

@@ -1,7 +1,7 @@
 """WebSocket over HTTP/1.1 through the proxy (docs/operations.md, WebSocket).
 
-Client and upstream are python3-websockets: the upstream is ws_echo_server.py, its own process,
-and the client connects through Ferry. A misbehaving upstream (a wrong Sec-WebSocket-Accept) is
+Client and upstream are python3-websockets: the upstream is
+examples/chat_service/ws_echo_server.py, its own process, and the client connects through Ferry. A misbehaving upstream (a wrong Sec-WebSocket-Accept) is
 a small Python server on a thread.
 """
 import asyncio
@@ -28,7 +28,7 @@ API_KEY = "ws-secret-key"
 @pytest.fixture
 def ws_echo(processes, tmp_path):
     """The WebSocket echo upstream: (process, "127.0.0.1:PORT")."""
-    p = processes.start([sys.executable, str(HERE / "ws_echo_server.py")], tmp_path / "ws.log")
+    p = processes.start([sys.executable, str(HERE.parents[1] / "examples" / "chat_service" / "ws_echo_server.py")], tmp_path / "ws.log")
 
     def bound():
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", p.log_text())

@@ -1,4 +1,5 @@
-"""A WebSocket echo server for test_websocket.py (python3-websockets), run as its own process.
+"""A WebSocket echo service (python3-websockets), run as its own process: the upstream of the
+demo's WebSocket step and of tests/integration/test_websocket.py.
 
     ws_echo_server.py          -> prints "listening on 127.0.0.1:PORT", serves until killed
 
