@@ -34,31 +34,9 @@ done
 
 source "$repo/bench/common/processes.sh"
 bench_workdir mesh
+source "$repo/bench/common/measure.sh"
 
-wait_http() {  # wait_http URL: until it answers 200, at most 10 s
-  for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-to_us() {  # wrk prints 812.00us, 1.23ms, 1.01s
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
-    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
-    else print v }'
-}
-
-# The origin.
-origin_port=$(free_port)
-mkdir -p "$work/origin/origin-tmp"
-sed -e "s/@ORIGIN_PORT@/$origin_port/g" "$repo/bench/proxy/nginx-origin.conf" \
-  >"$work/origin/nginx.conf"
-nginx -p "$work/origin/" -e "$work/origin/startup-error.log" -c "$work/origin/nginx.conf" \
-  -g 'daemon off;' &
-pids+=($!)
-wait_http "http://127.0.0.1:$origin_port/" || die "the nginx origin did not start"
+start_origin
 
 # The mesh CA and one workload certificate per sidecar.
 "$FERRY_BIN" ca init --dir "$work/ca" --trust-domain bench.local >/dev/null
@@ -114,7 +92,6 @@ done
 wait_http "http://127.0.0.1:$caller_port/" || { cat "$work"/*.log >&2; die "the mesh path fails"; }
 wait_http "http://127.0.0.1:$plain_port/" || die "the plain hop fails"
 
-results=$work/results.tsv
 : >"$results"
 declare -A url=([direct]="http://127.0.0.1:$origin_port/" [plain_hop]="http://127.0.0.1:$plain_port/"
                 [mesh]="http://127.0.0.1:$caller_port/")

@@ -69,85 +69,8 @@ fi
 
 source "$repo/bench/common/processes.sh"
 bench_workdir proxy
+source "$repo/bench/common/measure.sh"
 
-# A process and its children (nginx: master + worker).
-proc_tree() { echo "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); }
-
-# VmRSS in KiB of a process and its children.
-rss_kib() {
-  local total=0 pid
-  for pid in $(proc_tree "$1"); do
-    local kib
-    kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    total=$((total + ${kib:-0}))
-  done
-  echo "$total"
-}
-
-# "UTIME STIME": CPU clock ticks used so far by a process and its children, all threads
-# (/proc/PID/stat fields 14 and 15 count every thread of the process, live or exited).
-cpu_ticks() {
-  local user=0 sys=0 pid u s
-  for pid in $(proc_tree "$1"); do
-    # The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    read -r u s < <(awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$pid/stat" 2>/dev/null ||
-                    echo 0 0)
-    user=$((user + ${u:-0})); sys=$((sys + ${s:-0}))
-  done
-  echo "$user $sys"
-}
-clk_tck=$(getconf CLK_TCK)
-
-# record_cpu NAME ROUND "BEFORE" "AFTER" WRK_OUTPUT: CPU µs per request (total, user, system).
-record_cpu() {
-  local name=$1 round=$2 u0 s0 u1 s1 requests
-  read -r u0 s0 <<<"$3"; read -r u1 s1 <<<"$4"
-  requests=$(awk '/ requests in / {print $1}' "$5")
-  [ "${requests:-0}" -gt 0 ] || { say "  warning: no request count in $5"; return 0; }
-  record "$name" "$round" requests "$requests"
-  record "$name" "$round" cpu_us_per_req "$(awk -v t=$((u1 - u0 + s1 - s0)) -v r="$requests" \
-    -v hz="$clk_tck" 'BEGIN {printf "%.3f", t * 1e6 / hz / r}')"
-  record "$name" "$round" cpu_user_us_per_req "$(awk -v t=$((u1 - u0)) -v r="$requests" \
-    -v hz="$clk_tck" 'BEGIN {printf "%.3f", t * 1e6 / hz / r}')"
-  record "$name" "$round" cpu_sys_us_per_req "$(awk -v t=$((s1 - s0)) -v r="$requests" \
-    -v hz="$clk_tck" 'BEGIN {printf "%.3f", t * 1e6 / hz / r}')"
-}
-
-render() {  # render TEMPLATE OUT: fills in @ORIGIN_PORT@ @LISTEN_PORT@ @ADMIN_PORT@
-  sed -e "s/@ORIGIN_PORT@/$origin_port/g" -e "s/@LISTEN_PORT@/$listen_port/g" \
-      -e "s/@ADMIN_PORT@/${admin_port:-0}/g" "$1" >"$2"
-}
-
-wait_http() {  # wait_http URL: until it answers 200, at most 10 s
-  for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-# to_ms VALUE: wrk prints latencies as 812.00us, 1.23ms, 1.01s
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
-    else if (v ~ /m$/) { sub(/m$/, "", v); print v * 60000 }
-    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 }
-    else print v }'
-}
-
-results=$work/results.tsv  # target round metric value
-: >"$results"
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }
-
-# wrk_run OUT ARGS...: runs wrk, keeps its output, fails loudly on errors in it.
-wrk_run() {
-  local out=$1; shift
-  wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
-  if grep -qE 'Non-2xx|Socket errors' "$out"; then
-    say "warning: wrk reported errors:"; grep -E 'Non-2xx|Socket errors' "$out" >&2
-  fi
-}
 
 # ---------------------------------------------------------------------------------------------
 # Whether perf can count system calls (SYSCALLS=auto), and the events it counts.
@@ -171,15 +94,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # The origin, up for the whole run.
-origin_port=$(free_port)
-listen_port=0
-mkdir -p "$work/origin/origin-tmp"
-render "$here/nginx-origin.conf" "$work/origin/nginx.conf"
-nginx -p "$work/origin/" -e "$work/origin/startup-error.log" -c "$work/origin/nginx.conf" \
-  -g 'daemon off;' &
-origin_pid=$!
-pids+=("$origin_pid")
-wait_http "http://127.0.0.1:$origin_port/" || die "the nginx origin did not start"
+start_origin
 say "origin: nginx on 127.0.0.1:$origin_port"
 
 # Which targets can run.
@@ -204,28 +119,13 @@ done
 target_pid=
 # start_target NAME: starts it on a fresh port; sets target_pid and listen_port.
 start_target() {
-  local name=$1 dir=$work/$1
-  listen_port=$(free_port)
-  admin_port=$(free_port)
-  rm -rf "$dir"; mkdir -p "$dir/proxy-tmp"
-  case $name in
-    ferry|ferry-uring)
-      local bin=$FERRY_BIN
-      [ "$name" = ferry ] || bin=$FERRY_URING_BIN
-      render "$here/ferry.yaml" "$dir/ferry.yaml"
-      "$bin" run -c "$dir/ferry.yaml" >"$dir/out.log" 2>&1 &
-      target_pid=$! ;;
-    haproxy)
-      render "$here/haproxy.cfg" "$dir/haproxy.cfg"
-      haproxy -db -f "$dir/haproxy.cfg" >"$dir/out.log" 2>&1 &
-      target_pid=$! ;;
-    nginx)
-      render "$here/nginx-proxy.conf" "$dir/nginx.conf"
-      nginx -p "$dir/" -e "$dir/startup-error.log" -c "$dir/nginx.conf" -g 'daemon off;' \
-        >"$dir/out.log" 2>&1 &
-      target_pid=$! ;;
+  case $1 in
+    ferry) start_peer ferry "$here/ferry.yaml" ;;
+    ferry-uring) BIN=$FERRY_URING_BIN start_peer ferry-uring "$here/ferry.yaml" ;;
+    haproxy) start_peer haproxy "$here/haproxy.cfg" ;;
+    nginx) start_peer nginx "$here/nginx-proxy.conf" ;;
   esac
-  pids+=("$target_pid")
+  local name=$1 dir=$work/$1
   if ! wait_http "http://127.0.0.1:$listen_port/"; then
     cat "$dir/out.log" >&2 || true
     die "$name did not start or does not proxy to the origin"

@@ -38,6 +38,7 @@ done
 
 source "$repo/bench/common/processes.sh"
 bench_workdir proxy-tls
+source "$repo/bench/common/measure.sh"
 
 # One certificate for every target: ECDSA P-256, SAN localhost, key mode 600.
 cert=$work/site.pem key=$work/site.key combined=$work/site-combined.pem
@@ -47,81 +48,18 @@ chmod 600 "$key"
 cat "$cert" "$key" >"$combined"
 chmod 600 "$combined"
 
-render() {  # render TEMPLATE OUT
-  sed -e "s|@ORIGIN_PORT@|$origin_port|g" -e "s|@LISTEN_PORT@|$listen_port|g" \
-      -e "s|@ADMIN_PORT@|${admin_port:-0}|g" -e "s|@CERT@|$cert|g" -e "s|@KEY@|$key|g" \
-      -e "s|@COMBINED@|$combined|g" "$1" >"$2"
-}
-wait_https() {
-  for _ in $(seq 100); do
-    [ "$(curl -sk -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
-    else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000 }
-    else print v }'
-}
-proc_tree() { echo "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); }
-cpu_ticks() {
-  local total=0 pid t
-  for pid in $(proc_tree "$1"); do
-    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
-    total=$((total + ${t:-0}))
-  done
-  echo "$total"
-}
-clk_tck=$(getconf CLK_TCK)
-wrk_run() {
-  local out=$1; shift
-  wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
-  if grep -qE 'Non-2xx|Socket errors' "$out"; then
-    say "  warning: wrk reported errors:"; grep -E 'Non-2xx|Socket errors' "$out" >&2
-  fi
-}
-
-results=$work/results.tsv
-: >"$results"
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$results"; }
-
-origin_port=$(free_port)
-listen_port=0
-mkdir -p "$work/origin/origin-tmp"
-render "$here/nginx-origin.conf" "$work/origin/nginx.conf"
-nginx -p "$work/origin/" -e "$work/origin/startup-error.log" -c "$work/origin/nginx.conf" \
-  -g 'daemon off;' &
-pids+=($!)
-wait_port "$origin_port" || die "the nginx origin did not start"
+start_origin
 
 target_pid=
 start_target() {
   local name=$1 dir=$work/$1
-  listen_port=$(free_port)
-  admin_port=$(free_port)
-  rm -rf "$dir"; mkdir -p "$dir/proxy-tmp"
   case $name in
-    ferry)
-      [ -x "$FERRY_BIN" ] || die "no ferry at FERRY_BIN=$FERRY_BIN"
-      render "$here/ferry-tls.yaml" "$dir/ferry.yaml"
-      "$FERRY_BIN" run -c "$dir/ferry.yaml" >"$dir/out.log" 2>&1 &
-      target_pid=$! ;;
-    haproxy)
-      render "$here/haproxy-tls.cfg" "$dir/haproxy.cfg"
-      haproxy -db -f "$dir/haproxy.cfg" >"$dir/out.log" 2>&1 &
-      target_pid=$! ;;
-    nginx)
-      render "$here/nginx-proxy-tls.conf" "$dir/nginx.conf"
-      nginx -p "$dir/" -e "$dir/startup-error.log" -c "$dir/nginx.conf" -g 'daemon off;' \
-        >"$dir/out.log" 2>&1 &
-      target_pid=$! ;;
+    ferry) start_peer ferry "$here/ferry-tls.yaml" ;;
+    haproxy) start_peer haproxy "$here/haproxy-tls.cfg" ;;
+    nginx) start_peer nginx "$here/nginx-proxy-tls.conf" ;;
     *) die "unknown target $name" ;;
   esac
-  pids+=("$target_pid")
-  wait_https "https://localhost:$listen_port/" ||
+  wait_http "https://localhost:$listen_port/" -k ||
     { cat "$dir/out.log" >&2 || true; die "$name did not start or does not proxy over TLS"; }
   local proto
   proto=$(curl -sk "https://localhost:$listen_port/headers")
@@ -139,10 +77,8 @@ measure() {
   c0=$(cpu_ticks "$target_pid")
   wrk_run "$out.rps" -t"$THREADS" -c"$CONNS" -d"$DURATION" "$url"
   c1=$(cpu_ticks "$target_pid")
-  requests=$(awk '/ requests in / {print $1}' "$out.rps")
   record "$name" "$round" rps "$(awk '/^Requests\/sec:/ {print $2}' "$out.rps")"
-  record "$name" "$round" cpu_us_per_req \
-    "$(awk -v t=$((c1 - c0)) -v r="$requests" -v hz="$clk_tck" 'BEGIN {printf "%.2f", t * 1e6 / hz / r}')"
+  record_cpu "$name" "$round" "$c0" "$c1" "$out.rps"
   wrk_run "$out.lat" -t"$THREADS" -c"$LAT_CONNS" -d"$DURATION" --latency -s "$latency_script" "$url"
   record "$name" "$round" p50_ms "$(to_ms "$(awk '$1 == "50%" {print $2}' "$out.lat")")"
   record "$name" "$round" p99_ms "$(to_ms "$(awk '$1 == "99%" {print $2}' "$out.lat")")"
@@ -151,8 +87,9 @@ measure() {
   c1=$(cpu_ticks "$target_pid")
   requests=$(awk '/ requests in / {print $1}' "$out.new")
   record "$name" "$round" new_conns_per_s "$(awk '/^Requests\/sec:/ {print $2}' "$out.new")"
-  record "$name" "$round" cpu_us_per_handshake \
-    "$(awk -v t=$((c1 - c0)) -v r="$requests" -v hz="$clk_tck" 'BEGIN {printf "%.1f", t * 1e6 / hz / r}')"
+  record "$name" "$round" cpu_us_per_handshake "$(awk -v c0="$c0" -v c1="$c1" -v r="$requests" \
+    -v hz="$clk_tck" 'BEGIN { split(c0, a, " "); split(c1, b, " ");
+                              printf "%.1f", (b[1] + b[2] - a[1] - a[2]) * 1e6 / hz / r }')"
   stop_pid "$target_pid"
   say "  $name round $round: $(awk -v n="$name" -v r="$round" '$1 == n && $2 == r {printf "%s=%s ", $3, $4}' "$results")"
 }
