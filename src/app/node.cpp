@@ -80,7 +80,7 @@ class Node {
   int Run() {
     (void)observability::RegisterProcessMetrics(registry_);
     (void)registry_.AddCallbackGauge("ferry_ready", "1 while the node accepts traffic.",
-                                     [this] { return ready_.load() ? 1.0 : 0.0; });
+                                     [this] { return Ready() ? 1.0 : 0.0; });
     if (auto sink = OpenAccessLog(*config_); !sink) {
       spdlog::error("{}", sink.error().message());
       return 1;
@@ -546,13 +546,17 @@ class Node {
     });
   }
 
+  // Serving, not draining, and the bus's broker (if any) can serve: a NATS backend that lost
+  // its cluster makes the node unready, so a load balancer sends bus traffic elsewhere.
+  bool Ready() const { return ready_.load() && (!bus_ || bus_->broker_available()); }
+
   std::map<std::string, admin::AdminHandler> AdminRoutes() {
     std::map<std::string, admin::AdminHandler> routes;
     routes["/live"] = [] {
       return admin::AdminResponse{200, "application/json", "{\"live\":true}\n"};
     };
     routes["/ready"] = [this] {
-      const bool ready = ready_.load();
+      const bool ready = Ready();
       return admin::AdminResponse{ready ? 200 : 503, "application/json",
                                   ready ? "{\"ready\":true}\n" : "{\"ready\":false}\n"};
     };

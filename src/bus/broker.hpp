@@ -122,6 +122,10 @@ class Broker {
                                                          const std::string& name) const = 0;
   virtual Result<SubscriptionOptions> GetSubscriptionOptions(const std::string& topic,
                                                              const std::string& name) const = 0;
+
+  // Whether the backend can serve now (a cluster backend: connected). The one call that may
+  // come from any thread (the admin's /ready): an atomic read. The embedded log always can.
+  virtual bool Available() const { return true; }
 };
 
 }  // namespace ferry::bus

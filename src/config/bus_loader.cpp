@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
+#include <string_view>
 
 #include "config/access_loader.hpp"
 #include "config/address.hpp"
@@ -23,8 +25,32 @@ constexpr std::uint64_t kMaxStateCheckpointBytes = 4ull * 1024 * 1024 * 1024;
 constexpr std::uint64_t kMaxMessageBytesLimit = 64ull * 1024 * 1024;
 constexpr std::uint64_t kMaxBytesLimit = 1024ull * 1024 * 1024 * 1024 * 1024;  // 1 PiB
 constexpr std::int64_t kMaxPushConcurrency = kMaxBusPushConcurrency;
+// JetStream's own bound on a stream's replicas.
+constexpr std::int64_t kMaxNatsReplicas = 5;
 // The log's sync thread sleeps in whole milliseconds: a shorter interval would be 0, a busy loop.
 constexpr Duration kMinSyncInterval = std::chrono::milliseconds(1);
+
+// Why `url` is not a server URL Ferry takes (nats://host:port), or nullopt. Users and
+// passwords in URLs would be shown by ferry config and in logs: credentials go in their key.
+std::optional<std::string> NatsUrlProblem(std::string_view url) {
+  const auto fail = [&] {
+    return fmt::format("invalid NATS server URL '{}': expected nats://host:port", url);
+  };
+  constexpr std::string_view kScheme = "nats://";
+  if (!url.starts_with(kScheme)) return fail();
+  std::string_view rest = url.substr(kScheme.size());
+  if (rest.find_first_of("@/?# ") != std::string_view::npos) return fail();
+  const auto colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return fail();
+  std::string_view port = rest.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return fail();
+  }
+  const int number = std::stoi(std::string(port));
+  if (number < 1 || number > 65535) return fail();
+  return std::nullopt;
+}
 
 class BackoffReader : private StrictReader {
  public:
@@ -65,15 +91,22 @@ class BusReader : private StrictReader {
 
   BusBlock Read(const Field& field) {
     MapReader map(field, d_);
-    if (auto backend = map.Take("backend")) {
-      if (auto text = ReadString(*backend, d_)) {
+    // nullopt: backend is written but invalid, so which keys belong to it is unknown.
+    std::optional<BusBackend> backend = BusBackend::kEmbedded;
+    if (auto field = map.Take("backend")) {
+      backend.reset();
+      if (auto text = ReadString(*field, d_)) {
         if (*text == "embedded") {
-          out_.bus.backend = BusBackend::kEmbedded;
+          backend = BusBackend::kEmbedded;
+        } else if (*text == "nats") {
+          backend = BusBackend::kNats;
         } else {
-          Error(*backend, fmt::format("unknown backend '{}' (expected one of: embedded)", *text));
+          Error(*field,
+                fmt::format("unknown backend '{}' (expected one of: embedded, nats)", *text));
         }
       }
     }
+    if (backend) out_.bus.backend = *backend;
     if (auto listen = map.Take("listen")) {
       out_.listen = *listen;
       out_.listen_valid = false;
@@ -90,35 +123,23 @@ class BusReader : private StrictReader {
       out_.bus.tls = ReadListenerTls(*tls, d_);
       if (out_.bus.tls && out_.bus.tls->mesh) out_.mesh_tls = *tls;
     }
-    if (auto dir = Require(map, field, "data_dir")) {
-      auto text = ReadString(*dir, d_);
-      if (text && text->empty()) {
-        Error(*dir, "must not be empty");
-      } else if (text) {
-        out_.bus.data_dir = *text;
+    if (backend == BusBackend::kNats) {
+      if (auto nats = Require(map, field, "nats")) out_.bus.nats = ReadNats(*nats);
+      // The embedded log's keys mean nothing to a cluster: refused, not silently ignored.
+      for (std::string_view key :
+           {"data_dir", "durability", "sync_interval", "segment_bytes", "state_checkpoint_bytes"}) {
+        if (auto f = map.Take(key)) {
+          Error(*f, fmt::format("{} is only used with backend: embedded", key));
+        }
       }
+    } else {
+      if (auto nats = map.Take("nats")) {
+        if (backend) Error(*nats, "nats is only used with backend: nats");
+      }
+      ReadEmbedded(map, field, backend.has_value());
     }
-    ReadDurability(map);
     Assign(map, "dedupe_window", out_.bus.dedupe_window,
            [&](const Field& f) { return ReadDuration(f, d_); });
-    Assign(map, "segment_bytes", out_.bus.segment_bytes,
-           [&](const Field& f) -> std::optional<std::uint64_t> {
-             auto value = ReadSize(f, kMaxSegmentBytes, d_);
-             if (value && *value < kMinSegmentBytes) {
-               Error(f, fmt::format("must be at least 64KiB, got {}", f.node.Scalar()));
-               return std::nullopt;
-             }
-             return value;
-           });
-    Assign(map, "state_checkpoint_bytes", out_.bus.state_checkpoint_bytes,
-           [&](const Field& f) -> std::optional<std::uint64_t> {
-             auto value = ReadSize(f, kMaxStateCheckpointBytes, d_);
-             if (value && *value < kMinStateCheckpointBytes) {
-               Error(f, fmt::format("must be at least 4KiB, got {}", f.node.Scalar()));
-               return std::nullopt;
-             }
-             return value;
-           });
     if (auto api = map.Take("api")) {
       MapReader api_map(*api, d_);
       if (auto keys = api_map.Take("api_keys")) out_.bus.api.api_keys = ReadApiKeys(*keys, d_);
@@ -166,6 +187,72 @@ class BusReader : private StrictReader {
       out.emplace_back(entry.key, entry.value);
     }
     return out;
+  }
+
+  // The embedded log's keys. `known`: the backend is embedded (false: written but invalid, so
+  // a missing data_dir is not reported on top).
+  void ReadEmbedded(MapReader& map, const Field& field, bool known) {
+    std::optional<Field> dir = known ? Require(map, field, "data_dir") : map.Take("data_dir");
+    if (dir) {
+      auto text = ReadString(*dir, d_);
+      if (text && text->empty()) {
+        Error(*dir, "must not be empty");
+      } else if (text) {
+        out_.bus.data_dir = *text;
+      }
+    }
+    ReadDurability(map);
+    Assign(map, "segment_bytes", out_.bus.segment_bytes,
+           [&](const Field& f) -> std::optional<std::uint64_t> {
+             auto value = ReadSize(f, kMaxSegmentBytes, d_);
+             if (value && *value < kMinSegmentBytes) {
+               Error(f, fmt::format("must be at least 64KiB, got {}", f.node.Scalar()));
+               return std::nullopt;
+             }
+             return value;
+           });
+    Assign(map, "state_checkpoint_bytes", out_.bus.state_checkpoint_bytes,
+           [&](const Field& f) -> std::optional<std::uint64_t> {
+             auto value = ReadSize(f, kMaxStateCheckpointBytes, d_);
+             if (value && *value < kMinStateCheckpointBytes) {
+               Error(f, fmt::format("must be at least 4KiB, got {}", f.node.Scalar()));
+               return std::nullopt;
+             }
+             return value;
+           });
+  }
+
+  BusNats ReadNats(const Field& field) {
+    MapReader map(field, d_);
+    BusNats nats;
+    if (auto servers = Require(map, field, "servers")) {
+      if (auto items = ReadSequence(*servers, d_)) {
+        if (items->empty()) Error(*servers, "must list at least one server");
+        for (const auto& item : *items) {
+          auto text = ReadString(item, d_);
+          if (!text) continue;
+          if (auto problem = NatsUrlProblem(*text)) {
+            Error(item, *problem);
+          } else {
+            nats.servers.push_back(*text);
+          }
+        }
+      }
+    }
+    Assign(map, "replicas", nats.replicas,
+           [&](const Field& f) { return ReadInt(f, 1, kMaxNatsReplicas, d_); });
+    Assign(map, "connect_timeout", nats.connect_timeout,
+           [&](const Field& f) { return Positive(f); });
+    Assign(map, "credentials", nats.credentials, [&](const Field& f) -> std::optional<std::string> {
+      auto text = ReadString(f, d_);
+      if (text && text->empty()) {
+        Error(f, "must not be empty (leave the key out for no credentials)");
+        return std::nullopt;
+      }
+      return text;
+    });
+    map.Finish();
+    return nats;
   }
 
   void ReadDurability(MapReader& map) {

@@ -189,13 +189,14 @@ TEST(BusConfigErrors, EmptyDataDir) {
 TEST(BusConfigErrors, UnknownKey) {
   EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  fsync: always\n"),
             "t.yaml:3:3: bus: unknown key 'fsync' (expected one of: backend, listen, tls, "
-            "data_dir, durability, sync_interval, dedupe_window, segment_bytes, "
-            "state_checkpoint_bytes, api, queues, topics)");
+            "nats, data_dir, durability, sync_interval, segment_bytes, "
+            "state_checkpoint_bytes, dedupe_window, api, queues, topics)");
 }
 
 TEST(BusConfigErrors, UnknownBackend) {
   EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  backend: jetstream\n"),
-            "t.yaml:3:12: bus.backend: unknown backend 'jetstream' (expected one of: embedded)");
+            "t.yaml:3:12: bus.backend: unknown backend 'jetstream' (expected one of: embedded, "
+            "nats)");
 }
 
 TEST(BusConfigErrors, ListenNeedsLiteralIp) {
@@ -475,6 +476,81 @@ TEST(BusConfigErrors, EveryErrorIsReported) {
             "t.yaml:6:23: bus.queues.jobs.max_deliveries: expected an integer, got a string\n"
             "t.yaml:7:23: bus.queues.jobs.push.service: unknown service 'nope' (defined services: "
             "none)");
+}
+
+// --- backend: nats ---------------------------------------------------------------------------
+
+TEST(BusNatsConfig, NatsBlockGetsItsDefaults) {
+  auto config = Load("bus:\n  backend: nats\n  nats:\n    servers: [nats://127.0.0.1:4222]\n");
+  ASSERT_TRUE(config->bus);
+  EXPECT_EQ(config->bus->backend, BusBackend::kNats);
+  ASSERT_TRUE(config->bus->nats);
+  EXPECT_EQ(config->bus->nats->servers, std::vector<std::string>{"nats://127.0.0.1:4222"});
+  EXPECT_EQ(config->bus->nats->replicas, 1u);
+  EXPECT_EQ(config->bus->nats->connect_timeout, seconds(2));
+  EXPECT_EQ(config->bus->nats->credentials, "");
+  EXPECT_EQ(config->bus->data_dir, "");
+}
+
+TEST(BusNatsConfig, EveryNatsKeyIsRead) {
+  auto config = Load(
+      "bus:\n  backend: nats\n  dedupe_window: 2m\n  nats:\n"
+      "    servers: [nats://10.0.0.1:4222, nats://nats-2.internal:4223]\n"
+      "    replicas: 3\n    connect_timeout: 500ms\n    credentials: /etc/ferry/bus.creds\n");
+  ASSERT_TRUE(config->bus && config->bus->nats);
+  const auto& nats = *config->bus->nats;
+  EXPECT_EQ(nats.servers,
+            (std::vector<std::string>{"nats://10.0.0.1:4222", "nats://nats-2.internal:4223"}));
+  EXPECT_EQ(nats.replicas, 3u);
+  EXPECT_EQ(nats.connect_timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(nats.credentials, "/etc/ferry/bus.creds");
+  EXPECT_EQ(config->bus->dedupe_window, std::chrono::minutes(2));
+}
+
+TEST(BusNatsConfigErrors, NatsNeedsItsBlock) {
+  EXPECT_EQ(Errors("bus:\n  backend: nats\n"), "t.yaml:2:3: bus: missing required key 'nats'");
+}
+
+TEST(BusNatsConfigErrors, EmbeddedKeysAreErrorsWithNats) {
+  for (const std::string key : {"data_dir: /d", "durability: batch", "sync_interval: 1s",
+                                "segment_bytes: 1MiB", "state_checkpoint_bytes: 1MiB"}) {
+    const std::string name = key.substr(0, key.find(':'));
+    EXPECT_EQ(Errors("bus:\n  backend: nats\n  nats: {servers: [nats://127.0.0.1:4222]}\n  " + key +
+                     "\n"),
+              "t.yaml:4:" + std::to_string(3 + name.size() + 2) + ": bus." + name + ": " + name +
+                  " is only used with backend: embedded");
+  }
+}
+
+TEST(BusNatsConfigErrors, NatsBlockWithoutNatsBackend) {
+  EXPECT_EQ(Errors("bus:\n  data_dir: /d\n  nats: {servers: [nats://127.0.0.1:4222]}\n"),
+            "t.yaml:3:9: bus.nats: nats is only used with backend: nats");
+}
+
+TEST(BusNatsConfigErrors, ServersAreNatsUrls) {
+  for (const std::string url : {"127.0.0.1:4222", "http://h:4222", "nats://h", "nats://h:0",
+                                "nats://h:70000", "nats://u:p@h:4222", "nats://:4222"}) {
+    EXPECT_EQ(Errors("bus:\n  backend: nats\n  nats: {servers: [\"" + url + "\"]}\n"),
+              "t.yaml:3:20: bus.nats.servers[0]: invalid NATS server URL '" + url +
+                  "': expected nats://host:port");
+  }
+  EXPECT_EQ(Errors("bus:\n  backend: nats\n  nats: {servers: []}\n"),
+            "t.yaml:3:19: bus.nats.servers: must list at least one server");
+}
+
+TEST(BusNatsConfigErrors, ReplicasOneToFive) {
+  EXPECT_NE(Errors("bus:\n  backend: nats\n  nats: {servers: [nats://h:1], replicas: 6}\n")
+                .find("bus.nats.replicas"),
+            std::string::npos);
+  EXPECT_NE(Errors("bus:\n  backend: nats\n  nats: {servers: [nats://h:1], replicas: 0}\n")
+                .find("bus.nats.replicas"),
+            std::string::npos);
+}
+
+TEST(BusNatsConfigErrors, UnknownNatsKey) {
+  EXPECT_NE(Errors("bus:\n  backend: nats\n  nats: {servers: [nats://h:1], token: x}\n")
+                .find("unknown key 'token'"),
+            std::string::npos);
 }
 
 }  // namespace

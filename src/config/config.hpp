@@ -491,9 +491,19 @@ enum class BusDurability {
   kInterval,  // fsync every sync_interval; acknowledged before (what NATS JetStream does)
 };
 
-// Which broker backs the bus (bus::CreateBroker): only the embedded log for now.
+// Which broker backs the bus (bus::CreateBroker).
 enum class BusBackend {
   kEmbedded,  // the segmented log under data_dir (src/bus/engine, src/bus/log)
+  kNats,      // streams and consumers on a NATS JetStream cluster (src/bus/nats)
+};
+
+// The NATS JetStream cluster of `backend: nats` (`bus.nats`).
+struct BusNats {
+  std::vector<std::string> servers;       // nats://host:port URLs, at least one; any may be tried
+  std::uint32_t replicas = 1;             // JetStream replicas of every stream Ferry creates; 1..5
+  Duration connect_timeout = seconds(2);  // per server at (re)connect; > 0
+  std::string credentials;  // a NATS .creds file (user JWT and NKey seed); empty: none
+  bool operator==(const BusNats&) const = default;
 };
 
 // Who may use the bus API (`bus.api`): its authentication; authorization is the top-level
@@ -507,7 +517,8 @@ struct Bus {
   BusBackend backend = BusBackend::kEmbedded;
   Address listen{"127.0.0.1", 8081};  // the bus API; a literal IP, not a listener's or admin's
   std::optional<ListenerTls> tls;     // TLS on the bus API; none: plain TCP
-  std::string data_dir;               // required, not empty
+  std::string data_dir;               // backend kEmbedded: required, not empty
+  std::optional<BusNats> nats;        // backend kNats: required; otherwise none
   BusDurability durability = BusDurability::kBatch;
   Duration sync_interval = seconds(1);                // kInterval only; >= 1ms
   Duration dedupe_window = std::chrono::minutes(10);  // a repeated message id within it is a dup

@@ -324,6 +324,17 @@ json::object SubscriptionJson(const BusSubscription& subscription) {
 
 json::value ListenerTlsJson(const ListenerTls& tls);
 
+// The credentials file's path is shown (a path, not a secret), as key files are.
+json::object NatsJson(const BusNats& nats) {
+  json::array servers;
+  for (const auto& server : nats.servers) servers.emplace_back(server);
+  json::object out{{"servers", std::move(servers)},
+                   {"replicas", nats.replicas},
+                   {"connect_timeout", Text(nats.connect_timeout)}};
+  if (!nats.credentials.empty()) out["credentials"] = nats.credentials;
+  return out;
+}
+
 json::object BusJson(const Bus& bus) {
   json::object queues;
   for (const auto& [name, queue] : bus.queues) {
@@ -346,16 +357,21 @@ json::object BusJson(const Bus& bus) {
     AddEventDefaults(topic.event_defaults, t);
     topics[name] = std::move(t);
   }
-  json::object out{
-      {"backend", "embedded"},  // the only BusBackend
-      {"listen", bus.listen.ToString()},
-      {"data_dir", bus.data_dir},
-      {"durability", bus.durability == BusDurability::kInterval ? "interval" : "batch"}};
-  // sync_interval is an error with durability: batch, so it is only shown where it applies.
-  if (bus.durability == BusDurability::kInterval) out["sync_interval"] = Text(bus.sync_interval);
-  out["dedupe_window"] = Text(bus.dedupe_window);
-  out["segment_bytes"] = bus.segment_bytes;
-  out["state_checkpoint_bytes"] = bus.state_checkpoint_bytes;
+  const bool nats = bus.backend == BusBackend::kNats;
+  json::object out{{"backend", nats ? "nats" : "embedded"}, {"listen", bus.listen.ToString()}};
+  // Each backend's keys only where they apply: the others are errors with it.
+  if (nats) {
+    if (bus.nats) out["nats"] = NatsJson(*bus.nats);
+    out["dedupe_window"] = Text(bus.dedupe_window);
+  } else {
+    out["data_dir"] = bus.data_dir;
+    out["durability"] = bus.durability == BusDurability::kInterval ? "interval" : "batch";
+    // sync_interval is an error with durability: batch, so it is only shown where it applies.
+    if (bus.durability == BusDurability::kInterval) out["sync_interval"] = Text(bus.sync_interval);
+    out["dedupe_window"] = Text(bus.dedupe_window);
+    out["segment_bytes"] = bus.segment_bytes;
+    out["state_checkpoint_bytes"] = bus.state_checkpoint_bytes;
+  }
   if (bus.tls) out["tls"] = ListenerTlsJson(*bus.tls);
   out["queues"] = std::move(queues);
   out["topics"] = std::move(topics);

@@ -3,18 +3,30 @@ small client for the bus API over http.client (a new connection per request, so 
 working across a restart of Ferry on the same port).
 
 Import the fixture into a test module with `from bus_support import start_bus`.
+
+Backends: `start_bus` runs the bus on the backend a module's `bus_backend` fixture names
+("embedded" without one). A module that runs on both defines it with
+`params=["embedded", "nats"]`: each of its tests then runs once per backend; with "nats" a
+JetStream nats-server of its own is started for the test (loopback port, temp store dir, stopped
+by its PID). A test that cannot pass
+on NATS calls `nats_difference(bus_backend, "<docs/bus.md section>")`, which skips it there with
+the reason: a documented difference, not a missing tool.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import shutil
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import Ferry, free_port, wait_until  # noqa: F401 - re-exported for the tests
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
 class Reply:
@@ -134,18 +146,88 @@ class BusNode:
         return self
 
 
+class NatsServer:
+    """One nats-server with JetStream on loopback, its store in its own directory. Cluster
+    members name each other's route ports."""
+
+    def __init__(self, processes, tmp_path: Path, name: str = "n1", port: int | None = None,
+                 cluster_port: int | None = None, routes: list[int] | None = None):
+        self.name = name
+        self.port = port or free_port()
+        self.cluster_port = cluster_port
+        self.routes = routes or []
+        self.store = tmp_path / f"nats-{name}"
+        self.config_path = tmp_path / f"nats-{name}.conf"
+        lines = [f'server_name: "{name}"', "listen: 127.0.0.1:%d" % self.port,
+                 "max_payload: 8MB",
+                 f'jetstream {{ store_dir: "{self.store}" }}']
+        if cluster_port:
+            route_list = ", ".join(f'"nats-route://127.0.0.1:{r}"' for r in self.routes)
+            lines.append(f'cluster {{ name: "ferry-test"  listen: 127.0.0.1:{cluster_port}  '
+                         f'routes: [{route_list}] }}')
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self._processes = processes
+        self._tmp = tmp_path
+        self.process = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> "NatsServer":
+        self.process = self._processes.start([NATS_SERVER, "-c", str(self.config_path)],
+                                             self._tmp / f"nats-{self.name}.log")
+
+        def accepting():
+            if not self.process.alive():
+                raise AssertionError(f"nats-server exited: {self.process.log_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(accepting, 15, what=f"nats-server {self.name} to accept")
+        return self
+
+    def kill(self) -> None:
+        self.process.kill()
+
+
+def nats_difference(backend: str, section: str) -> None:
+    """Skips a test on NATS: its behaviour differs there, as docs/bus.md `section` says."""
+    if backend == "nats":
+        pytest.skip(f"documented difference on NATS: docs/bus.md, {section}")
+
+
 @pytest.fixture
-def start_bus(start_ferry, tmp_path):
+def start_bus(start_ferry, tmp_path, processes, request):
     """start_bus(bus_block, services=None) -> BusNode: Ferry with admin and bus on loopback.
 
     bus_block is the `bus:` map without listen/data_dir (port 0 and a temp dir are filled in
-    unless given); extra: more top-level blocks of the config (e.g. mesh).
+    unless given); extra: more top-level blocks of the config (e.g. mesh). On the nats backend
+    (bus_backend) a nats-server is started first (once per test) and the `nats:` block filled in.
     """
+    try:
+        bus_backend = request.getfixturevalue("bus_backend")
+    except pytest.FixtureLookupError:
+        bus_backend = "embedded"
+    nats: list[NatsServer] = []
 
     def start(bus: dict, services: dict | None = None, extra: dict | None = None) -> BusNode:
         bus = dict(bus)
         bus.setdefault("listen", "127.0.0.1:0")
-        bus.setdefault("data_dir", str(tmp_path / "bus-data"))
+        if bus_backend == "nats" or bus.get("backend") == "nats":
+            if not nats:
+                nats.append(NatsServer(processes, tmp_path))
+            bus["backend"] = "nats"
+            bus.setdefault("nats", {"servers": [nats[0].url]})
+            for key in ("data_dir", "durability", "sync_interval", "segment_bytes",
+                        "state_checkpoint_bytes"):
+                bus.pop(key, None)
+        else:
+            bus.setdefault("data_dir", str(tmp_path / "bus-data"))
         config = {"admin": {"listen": "127.0.0.1:0"}, "bus": bus}
         if services:
             config["services"] = services

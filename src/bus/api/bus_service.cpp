@@ -99,6 +99,7 @@ Result<void> BusServiceImpl::OpenBroker() {
   auto broker = CreateBroker(bus_, std::move(env));
   if (!broker) return tl::unexpected(broker.error());
   broker_ = std::move(*broker);
+  available_probe_ = broker_.get();
   return Declare();
 }
 
@@ -138,6 +139,7 @@ void BusServiceImpl::WarnUnappliedReload(const config::Bus& next) const {
   if (next.data_dir != bus_.data_dir) fields.emplace_back("data_dir");
   if (next.durability != bus_.durability) fields.emplace_back("durability");
   if (next.backend != bus_.backend) fields.emplace_back("backend");
+  if (next.nats != bus_.nats) fields.emplace_back("nats");
   if (next.sync_interval != bus_.sync_interval) fields.emplace_back("sync_interval");
   if (next.dedupe_window != bus_.dedupe_window) fields.emplace_back("dedupe_window");
   if (next.segment_bytes != bus_.segment_bytes) fields.emplace_back("segment_bytes");
@@ -220,8 +222,13 @@ Result<void> BusServiceImpl::Start() {
     thread_.join();
     return result;
   }
-  spdlog::info("bus API on {} (data in {}, durability {})", listen_address_, bus_.data_dir,
-               bus_.durability == config::BusDurability::kBatch ? "batch" : "interval");
+  if (bus_.backend == config::BusBackend::kNats) {
+    spdlog::info("bus API on {} (NATS JetStream at {}, replicas {})", listen_address_,
+                 fmt::join(bus_.nats->servers, ", "), bus_.nats->replicas);
+  } else {
+    spdlog::info("bus API on {} (data in {}, durability {})", listen_address_, bus_.data_dir,
+                 bus_.durability == config::BusDurability::kBatch ? "batch" : "interval");
+  }
   return Ok();
 }
 
@@ -243,6 +250,7 @@ void BusServiceImpl::Stop() {
     stop_timer_.async_wait([this](const error_code&) {
       if (server_) server_->Close();  // what is left of the API's connections ends now
       push_tasks_.CancelAll();
+      available_probe_ = nullptr;
       broker_.reset();  // syncs and closes the logs
       io_.stop();
     });
@@ -274,6 +282,7 @@ void BusServiceImpl::CloseInline() {
   push_tasks_.CancelAll();
   io_.restart();
   io_.poll();
+  available_probe_ = nullptr;
   broker_.reset();
   io_.restart();
   io_.poll();

@@ -63,6 +63,9 @@ class BusService {
   virtual Result<void> Reload(std::shared_ptr<const config::Config> next) = 0;
   // The address the API listens on (port resolved when the config said 0).
   virtual std::string listen_address() const = 0;
+  // Whether the broker can serve (Broker::Available: a NATS backend is connected); true before
+  // Start and after Stop. Any thread (the admin's /ready).
+  virtual bool broker_available() const = 0;
 };
 
 }  // namespace ferry::bus

@@ -2,6 +2,7 @@
 // (lifecycle, timers, HTTP connections), bus_api.cpp (the routes) and push_delivery.cpp.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/thread_pool.hpp>
 #include <functional>
 #include <list>
@@ -77,6 +78,10 @@ class BusServiceImpl final : public BusService, public server::Handler {
   void Stop() override;
   Result<void> Reload(std::shared_ptr<const config::Config> next) override;
   std::string listen_address() const override { return listen_address_; }
+  bool broker_available() const override {
+    const Broker* broker = available_probe_.load();
+    return broker == nullptr || broker->Available();
+  }
 
   // --- bus_api.cpp
   // Parameters are references to the caller's named values: see the coroutine rules in README.
@@ -198,6 +203,9 @@ class BusServiceImpl final : public BusService, public server::Handler {
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::unique_ptr<Broker> broker_;
+  // broker_ for broker_available() on other threads: set once it is open, cleared before it
+  // is destroyed.
+  std::atomic<const Broker*> available_probe_{nullptr};
   // The API's HTTP server (its connections are its tasks; their frames hold its state).
   std::unique_ptr<server::Server> server_;
   // Push loops and deliveries (push_delivery.cpp); cancelled when the bus stops.
