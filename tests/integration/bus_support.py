@@ -254,5 +254,13 @@ def fast_queue(**overrides) -> dict:
     return q
 
 
+def stored_ever(stats: dict) -> int:
+    """Messages a queue's or topic's store took since it was made: the embedded message log's
+    appends, or the JetStream stream's last sequence."""
+    if "messages_log" in stats:
+        return stats["messages_log"]["appends"]
+    return stats["stream"]["last_sequence"]
+
+
 def elapsed_since(start: float) -> float:
     return time.monotonic() - start

@@ -32,6 +32,8 @@ constexpr auto kPublishRetryFor = std::chrono::seconds(20);
 constexpr auto kPublishRetryWait = milliseconds(250);
 constexpr std::int64_t kPublishAckWaitMs = 5000;
 constexpr std::int64_t kApiWaitMs = 5000;
+// The longest a no-wait pull may wait on the server (see Fetch).
+constexpr auto kFetchExpires = milliseconds(100);
 // How often long polls look for messages published through other nodes.
 constexpr auto kForeignPublishPoll = milliseconds(500);
 // A consumer's outstanding unacknowledged deliveries (JetStream's MaxAckPending).
@@ -132,6 +134,7 @@ struct InboxState {
   std::shared_ptr<PullSub> pull;
   std::function<void()> listener;
   std::map<std::uint64_t, std::uint32_t> deferrals;  // sequence -> NAKs for deliver_at
+  std::map<std::uint64_t, BusTime> waiting;  // NAKed with a delay (deliver_at, nack): until
   InboxStats stats;
 };
 
@@ -393,15 +396,17 @@ class NatsBroker final : public Broker {
       }
       const BusDuration wait = delay ? *delay : Backoff(d, f.attempt);
       natsMsg_NakWithDelay(f.msg.get(), duration_cast<milliseconds>(wait).count(), nullptr);
+      f.inbox->waiting[f.sequence] = options_.clock() + wait;
       WakeAt(options_.clock() + wait, f.inbox);
     });
   }
 
   Result<std::vector<SettleOutcome>> Extend(const Inbox& inbox,
                                             const std::vector<std::string>& receipts,
-                                            BusDuration) override {
-    // JetStream's "in progress" restarts AckWait (the lease) from now: the extension is always
-    // one lease (docs/bus.md).
+                                            BusDuration extension) override {
+    // JetStream's "in progress" restarts AckWait (the lease) from now. Ferry holds the lease to
+    // now + extension and, while that is further than AckWait, says "in progress" again every
+    // half lease (Tick).
     std::vector<SettleOutcome> out;
     const BusTime now = options_.clock();
     for (const auto& receipt : receipts) {
@@ -410,8 +415,10 @@ class NatsBroker final : public Broker {
       if (outcome == SettleOutcome::kOk) {
         natsMsg_InProgress(f->msg.get(), nullptr);
         leases_.erase({f->lease_expires, receipt});
-        f->lease_expires = now + f->inbox->options.delivery.lease;
+        const BusDuration lease = f->inbox->options.delivery.lease;
+        f->lease_expires = now + std::max(extension, lease);
         leases_.insert({f->lease_expires, receipt});
+        if (extension > lease) keepalives_.emplace(now + lease / 2, receipt);
       }
       out.push_back(outcome);
     }
@@ -519,6 +526,7 @@ class NatsBroker final : public Broker {
     if (!leases_.empty()) consider(leases_.begin()->first);
     if (!wakeups_.empty()) consider(wakeups_.begin()->first);
     if (!retries_.empty()) consider(retries_.begin()->first);
+    if (!keepalives_.empty()) consider(keepalives_.begin()->first);
     if (!inboxes_.empty()) consider(next_poll_);
     return next;
   }
@@ -539,9 +547,18 @@ class NatsBroker final : public Broker {
       auto it = receipts_.find(receipt);
       if (it == receipts_.end()) continue;
       auto inbox = it->second.inbox;
+      InFlight lost = std::move(it->second);
       ++inbox->stats.lease_expired;
       receipts_.erase(it);
-      --inbox->stats.in_flight;
+      if (inbox->stats.in_flight > 0) --inbox->stats.in_flight;
+      const auto max = inbox->options.delivery.max_deliveries;
+      if (max != 0 && lost.attempt >= max) {
+        // The last delivery failed: dead-letter it now (if JetStream redelivers it first, that
+        // fetch buries it too, under the same dead-letter Nats-Msg-Id).
+        Bury(inbox, lost.msg, lost.sequence, lost.attempt,
+             fmt::format("max deliveries ({}) exceeded after lease expiry", max));
+        continue;
+      }
       // JetStream's AckWait ran from the server's delivery, a moment before Ferry's lease: the
       // message is deliverable by now or very soon.
       WakeAt(now + milliseconds(50), inbox);
@@ -550,6 +567,16 @@ class NatsBroker final : public Broker {
       auto inbox = wakeups_.begin()->second.lock();
       wakeups_.erase(wakeups_.begin());
       if (inbox) Notify(inbox);
+    }
+    while (!keepalives_.empty() && keepalives_.begin()->first <= now) {
+      auto receipt = keepalives_.begin()->second;
+      keepalives_.erase(keepalives_.begin());
+      auto it = receipts_.find(receipt);
+      if (it == receipts_.end() || it->second.lease_expires <= now) continue;
+      // An extension past AckWait: tell JetStream "in progress" again before AckWait ends.
+      natsMsg_InProgress(it->second.msg.get(), nullptr);
+      const BusDuration half = it->second.inbox->options.delivery.lease / 2;
+      if (it->second.lease_expires - now > half) keepalives_.emplace(now + half, receipt);
     }
     while (!retries_.empty() && retries_.begin()->first <= now) {
       auto token = retries_.begin()->second;
@@ -941,7 +968,9 @@ class NatsBroker final : public Broker {
       jsFetchRequest_Init(&req);
       req.Batch = batch;
       req.NoWait = true;
-      req.Expires = Nanos(std::chrono::seconds(2));
+      // NoWait still waits while the consumer has messages pending redelivery (a NAK's delay):
+      // Expires bounds that, so a pull that finds nothing answers at once.
+      req.Expires = Nanos(kFetchExpires);
       auto s = natsSubscription_FetchRequest(&list, pull->sub, &req);
       auto msgs = std::make_shared<std::vector<MsgPtr>>();
       for (int i = 0; i < list.Count; ++i) {
@@ -1010,6 +1039,7 @@ class NatsBroker final : public Broker {
         const auto wait = *message->deliver_at - now;
         natsMsg_NakWithDelay(msg.get(), duration_cast<milliseconds>(wait).count() + 1, nullptr);
         ++state->deferrals[seq];
+        state->waiting[seq] = *message->deliver_at;
         WakeAt(*message->deliver_at, state);
         skipped = true;
         continue;
@@ -1018,6 +1048,7 @@ class NatsBroker final : public Broker {
       if (auto d = state->deferrals.find(seq); d != state->deferrals.end()) deferred = d->second;
       const auto attempt =
           static_cast<std::uint32_t>(delivered > deferred ? delivered - deferred : 1);
+      state->waiting.erase(seq);
       const auto& d = state->options.delivery;
       if (d.max_deliveries != 0 && attempt > d.max_deliveries) {
         // The last delivery's lease ran out: JetStream delivered it once more, to Ferry.
@@ -1122,6 +1153,7 @@ class NatsBroker final : public Broker {
       }
       natsMsg_Term(msg.get(), nullptr);
       state->deferrals.erase(seq);
+      state->waiting.erase(seq);
       ++state->stats.dead_lettered;
       ++shared_->dead_letters;
     };
@@ -1180,6 +1212,9 @@ class NatsBroker final : public Broker {
 
   InboxStats InboxStatsOf(const InboxState& state) const {
     InboxStats out = state.stats;
+    const BusTime now = options_.clock();
+    out.delayed = static_cast<std::uint64_t>(std::count_if(
+        state.waiting.begin(), state.waiting.end(), [&](const auto& w) { return w.second > now; }));
     jsConsumerInfo* info = nullptr;
     jsErrCode code{};
     if (js_GetConsumerInfo(&info, js_, state.stream.c_str(), state.consumer.c_str(), nullptr,
@@ -1227,6 +1262,8 @@ class NatsBroker final : public Broker {
   std::uint64_t next_publish_ = 0;
   std::map<std::uint64_t, PendingPublish> pending_;
   std::multimap<BusTime, std::uint64_t> retries_;  // publishes to send again
+  // Extended deliveries: when to send the next InProgress (each restarts AckWait).
+  std::multimap<BusTime, std::string> keepalives_;
   BusTime next_poll_{};
 };
 
