@@ -163,8 +163,8 @@ class NatsServer:
                  f'jetstream {{ store_dir: "{self.store}" }}']
         if cluster_port:
             route_list = ", ".join(f'"nats-route://127.0.0.1:{r}"' for r in self.routes)
-            lines.append(f'cluster {{ name: "ferry-test"  listen: 127.0.0.1:{cluster_port}  '
-                         f'routes: [{route_list}] }}')
+            lines += ["cluster {", '  name: "ferry-test"', f"  listen: 127.0.0.1:{cluster_port}",
+                      f"  routes: [{route_list}]", "}"]
         self.config_path.write_text("\n".join(lines) + "\n")
         self._processes = processes
         self._tmp = tmp_path
