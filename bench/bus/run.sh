@@ -7,6 +7,7 @@
 #   bench/bus/run.sh                              # full run: 3 rounds, 10 s per load
 #   ROUNDS=5 DURATION=20 bench/bus/run.sh         # longer
 #   PAIRS=interval bench/bus/run.sh               # Ferry interval vs NATS only
+#   PAIRS=nats bench/bus/run.sh                   # Ferry on NATS (bus.backend: nats) vs NATS
 #
 # Each round starts every system afresh (empty data directory) and runs, in order:
 #   pub   acknowledged-publish throughput of SIZE-byte messages from 1 and from 16 sync
@@ -58,7 +59,7 @@ done
 [ -x "$FERRY_BIN" ] || die "no Ferry executable at FERRY_BIN=$FERRY_BIN (cmake --preset release && cmake --build --preset release --target ferry)"
 { [[ $ROUNDS =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 1 ]; } || die "ROUNDS must be a positive integer"
 for p in $PAIRS; do
-  case $p in interval | batch) ;; *) die "unknown pair '$p' (known: interval batch)" ;; esac
+  case $p in interval | batch | nats) ;; *) die "unknown pair '$p' (known: interval batch nats)" ;; esac
 done
 
 source "$repo/bench/common/processes.sh"
@@ -90,6 +91,7 @@ g++ -std=c++20 -O2 -pthread -Wall -Wextra "$here/bus_load.cpp" -lfmt -o "$load" 
   die "could not build bench/bus/bus_load.cpp (needs g++ 12 and libfmt-dev)"
 
 target_pid=
+helper_pid=  # ferry-nats: the nats-server beside Ferry
 port=
 # start_system NAME DIR: starts it on a fresh port with an empty data dir; sets target_pid, port.
 start_system() {
@@ -108,6 +110,31 @@ start_system() {
       for _ in $(seq 100); do
         if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/queues")" = 200 ] &&
            [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/ready")" = 200 ]; then
+          ok=1; break
+        fi
+        sleep 0.1
+      done
+      [ $ok = 1 ] || { cat "$dir/out.log" >&2; die "$name did not start"; } ;;
+    ferry-nats)
+      local admin_port nats_port; admin_port=$(free_port); nats_port=$(free_port)
+      sed -e "s/@PORT@/$nats_port/g" -e "s#@STORE_DIR@#$dir/data#g" -e "s/^max_payload: 1MB/max_payload: 8MB/" \
+        "$here/nats.conf" >"$dir/nats.conf"
+      # NATS on the load's CPU: the system under test's CPU is Ferry's. (taskset and env exec,
+      # so $! is nats-server's own PID.)
+      if [ "$PIN" != off ]; then
+        taskset -c 0 env GOMAXPROCS="$NATS_GOMAXPROCS" nats-server -c "$dir/nats.conf" >"$dir/nats.log" 2>&1 &
+      else
+        env GOMAXPROCS="$NATS_GOMAXPROCS" nats-server -c "$dir/nats.conf" >"$dir/nats.log" 2>&1 &
+      fi
+      helper_pid=$!; pids+=("$helper_pid")
+      wait_port "$nats_port" || { cat "$dir/nats.log" >&2; die "nats-server did not start"; }
+      sed -e "s/@BUS_PORT@/$port/g" -e "s/@ADMIN_PORT@/$admin_port/g" -e "s/@NATS_PORT@/$nats_port/g" \
+          "$here/$name.yaml" >"$dir/ferry.yaml"
+      on_server "$FERRY_BIN" run -c "$dir/ferry.yaml" >"$dir/out.log" 2>&1 &
+      target_pid=$!; pids+=("$target_pid")
+      local ok=0
+      for _ in $(seq 100); do
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_port/ready")" = 200 ]; then
           ok=1; break
         fi
         sleep 0.1
@@ -164,14 +191,14 @@ measure() {  # measure SYSTEM ROUND
   esac
   local summary="$sys round $round:"
   for p in $PUBLISHERS; do
-    [ $kind = ferry ] && before=$(ferry_log_stats pub)
+    [ $kind = ferry ] && [ "$sys" != ferry-nats ] && before=$(ferry_log_stats pub)
     line=$(run_load "$dir/pub$p-r$round" "$kind" pub --port "$port" "${queue_pub[@]}" \
       --publishers "$p" --duration "$DURATION" --warmup "$WARMUP" --size "$SIZE")
     record "$sys" "$round" "pub${p}_rps" "$(field "$line" msgs_per_s)"
     record "$sys" "$round" "pub${p}_ack_p50_ms" "$(field "$line" ack_p50_ms)"
     record "$sys" "$round" "pub${p}_ack_p99_ms" "$(field "$line" ack_p99_ms)"
     record "$sys" "$round" "pub${p}_errors" "$(field "$line" errors)"
-    if [ $kind = ferry ]; then
+    if [ $kind = ferry ] && [ "$sys" != ferry-nats ]; then
       after=$(ferry_log_stats pub)
       read -r _ b0 r0 <<<"$before"; read -r _ b1 r1 <<<"$after"
       # fsyncs of the messages log during the load (warmup included) and records per fsync
@@ -193,6 +220,7 @@ measure() {  # measure SYSTEM ROUND
   summary+=" latency at $(field "$line" sent_per_s)/s p50 $(field "$line" p50_ms) ms p99 $(field "$line" p99_ms) ms"
   [ "$(field "$line" missing)" = 0 ] || summary+=" ($(field "$line" missing) not delivered!)"
   stop_pid "$target_pid"
+  if [ -n "$helper_pid" ]; then stop_pid "$helper_pid"; helper_pid=; fi
   rm -rf "$dir/data"
   say "  $summary"
 }
@@ -202,6 +230,7 @@ for p in $PAIRS; do
   case $p in
     interval) systems+=(ferry-interval nats) ;;
     batch) systems+=(ferry-batch redis) ;;
+    nats) [[ " ${systems[*]} " == *" nats "* ]] && systems+=(ferry-nats) || systems+=(ferry-nats nats) ;;
   esac
 done
 say "systems: ${systems[*]}; $ROUNDS rounds; $DURATION s per load after $WARMUP s warmup;" \

@@ -409,6 +409,22 @@ TEST(ConfigToJson, BatchDurabilityHasNoSyncInterval) {
   EXPECT_EQ(ToJson(**again), json);
 }
 
+TEST(ConfigToJson, NatsBackendShowsItsKeysAndNotTheEmbeddedOnes) {
+  auto config = Load(
+      "bus:\n  backend: nats\n  nats:\n    servers: [nats://10.0.0.1:4222]\n"
+      "    replicas: 3\n    credentials: /etc/ferry/bus.creds\n");
+  const std::string json = ToJson(*config);
+  EXPECT_NE(json.find(R"("bus":{"backend":"nats","listen":"127.0.0.1:8081",)"
+                      R"("nats":{"servers":["nats://10.0.0.1:4222"],"replicas":3,)"
+                      R"("connect_timeout":"2s","credentials":"/etc/ferry/bus.creds"},)"
+                      R"("dedupe_window":"10m","queues":{},"topics":{}})"),
+            std::string::npos)
+      << json;
+  auto again = LoadString(json, "effective.json");
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(ToJson(**again), json);
+}
+
 TEST(ConfigToJson, DefaultsAreExplicit) {
   const std::string json = ToJson(Config{});
   EXPECT_EQ(json, R"({"workers":0,"drain_time":"5s","admin":{"listen":"127.0.0.1:9901"},)"

@@ -198,3 +198,14 @@ def test_ready_and_metrics_show_the_connection(bus):
     text = bus.ferry.metrics_text()
     assert "ferry_bus_nats_connected 1" in text
     assert "ferry_bus_nats_publish_acks_total" in text
+
+
+def test_ready_is_503_while_the_cluster_is_unreachable(bus, processes, tmp_path):
+    [server] = [p for p in processes.processes if "nats-server" in p.argv[0]]
+    server.stop()
+    wait_until(lambda: bus.ferry.admin("/ready")[0] == 503, 10, 0.1, "/ready to answer 503")
+    assert bus.ferry.metric("ferry_ready") == 0
+    assert bus.ferry.metric("ferry_bus_nats_connected") == 0
+    processes.start(server.argv, tmp_path / "nats-restarted.log")
+    wait_until(lambda: bus.ferry.admin("/ready")[0] == 200, 15, 0.1, "/ready to answer 200 again")
+    assert bus.ferry.metric("ferry_bus_nats_connected") == 1
