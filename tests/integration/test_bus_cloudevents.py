@@ -20,6 +20,15 @@ from bus_support import start_bus  # noqa: F401 - fixture
 from ce_support import binary_problems, js_sdk, structured_problems  # noqa: F401 - fixture
 from conftest import FERRY_BIN, py_upstream, read_http_message, wait_until  # noqa: F401
 
+
+@pytest.fixture(params=["embedded", "nats"])
+def bus_backend(request):
+    """Every test runs on both backends (the contract suite, docs/bus.md "Backends")."""
+    return request.param
+
+
+pytestmark = pytest.mark.usefixtures("bus_backend")
+
 EXACT_JSON = b'{"big":12345678901234567890123,"tiny":1e-400, "s":"caf\\u00e9"}'
 PRODUCER_TIME = "2020-01-02T03:04:05.678+02:00"
 

@@ -6,8 +6,19 @@ import re
 import threading
 import time
 
+import pytest
+
 from bus_support import fast_queue, start_bus  # noqa: F401 - fixture
 from conftest import py_upstream, read_http_message, wait_until  # noqa: F401 - fixture
+
+
+@pytest.fixture(params=["embedded", "nats"])
+def bus_backend(request):
+    """Every test runs on both backends (the contract suite, docs/bus.md "Backends")."""
+    return request.param
+
+
+pytestmark = pytest.mark.usefixtures("bus_backend")
 
 
 class Subscriber:

@@ -3,12 +3,23 @@ cursor, messages not yet acked and dead letters, and stays gone across kill -9; 
 same name afterwards starts a fresh one. One declared in the config is 409, an unknown one 404;
 a long-poll waiting on it ends."""
 
+import json
 import threading
 import time
 
 import pytest
 
-from bus_support import cloud_event, fast_queue, start_bus  # noqa: F401 - fixture
+from bus_support import cloud_event, fast_queue, nats_difference, start_bus  # noqa: F401
+from test_bus_nats import nats_request
+
+
+@pytest.fixture(params=["embedded", "nats"])
+def bus_backend(request):
+    """Every test runs on both backends (the contract suite, docs/bus.md "Backends")."""
+    return request.param
+
+
+pytestmark = pytest.mark.usefixtures("bus_backend")
 
 TOPIC = "/v1/topics/orders/subscriptions"
 S = "topics/orders/subscriptions/shipping"
@@ -50,14 +61,19 @@ def test_delete_is_204_and_the_subscription_is_gone_with_its_directory(bus):
         r = bus.client.request(method, path, body)
         assert r.status == 404, (method, path, r)
         assert r.json()["error"]["code"] == "not_found"
-    subs_dir = bus.data_dir / "topics" / "orders" / "subscriptions"
-    assert sorted(p.name for p in subs_dir.iterdir()) == ["audit"]
+    if bus.config["bus"].get("backend") != "nats":  # NATS: the consumer is gone (below)
+        subs_dir = bus.data_dir / "topics" / "orders" / "subscriptions"
+        assert sorted(p.name for p in subs_dir.iterdir()) == ["audit"]
+    else:
+        port = int(bus.config["bus"]["nats"]["servers"][0].rsplit(":", 1)[1])
+        names = json.loads(nats_request(port, "$JS.API.CONSUMER.NAMES.FERRY_T_orders"))
+        assert sorted(names["consumers"]) == ["audit"], names
     # The other subscription keeps every event.
     assert [m["id"] for m in bus.client.drain("topics/orders/subscriptions/audit",
                                               quiet="300ms")] == ["s-0", "s-1", "s-2"]
 
 
-def test_delete_survives_kill_9_and_a_new_put_starts_fresh(bus):
+def test_delete_survives_kill_9_and_a_new_put_starts_fresh(bus, bus_backend):
     put_shipping(bus)
     assert bus.client.publish_event("orders", cloud_event("old-1", "ship.requested")).status == 201
     assert bus.client.publish_event("orders", cloud_event("old-2", "ship.requested")).status == 201
@@ -79,6 +95,8 @@ def test_delete_survives_kill_9_and_a_new_put_starts_fresh(bus):
 
     # The new one is an ordinary subscription: it persists across kill -9.
     bus.restart(kill=True)
+    assert subscriptions(bus) == ["audit", "shipping"]
+    nats_difference(bus_backend, "Backends (deliveries in flight at a crash)")
     assert subscriptions(bus) == ["audit", "shipping"]
     # Its unacked delivery comes back (its lease died with the process), the old events never
     # do.

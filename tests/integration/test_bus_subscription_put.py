@@ -8,8 +8,17 @@ import time
 
 import pytest
 
-from bus_support import cloud_event, start_bus  # noqa: F401 - fixture
+from bus_support import cloud_event, nats_difference, start_bus  # noqa: F401 - fixture
 from conftest import py_upstream, read_http_message, wait_until  # noqa: F401 - fixture
+
+
+@pytest.fixture(params=["embedded", "nats"])
+def bus_backend(request):
+    """Every test runs on both backends (the contract suite, docs/bus.md "Backends")."""
+    return request.param
+
+
+pytestmark = pytest.mark.usefixtures("bus_backend")
 
 SUB = "/v1/topics/orders/subscriptions/work"
 INBOX = "topics/orders/subscriptions/work"
@@ -148,7 +157,8 @@ def acked(bus) -> int:
     return bus.client.stats(INBOX)["counts"]["acked"]
 
 
-def test_put_push_delivers_a_change_moves_it_and_null_returns_to_pull(hooks):
+def test_put_push_delivers_a_change_moves_it_and_null_returns_to_pull(hooks, bus_backend):
+    nats_difference(bus_backend, "Backends (push changes)")
     bus, a, b = hooks
     r = put(bus, {"push": {"service": "a", "path": "/hook", "timeout": "2s", "concurrency": 2}})
     assert r.status == 200, r
@@ -244,7 +254,9 @@ def test_bad_push_is_400_and_changes_nothing(hooks, body, message):
     assert r.status == 400 and "'push' needs 'service'" in r.json()["error"]["message"], r
 
 
-def test_declared_push_can_be_changed_by_put_until_the_next_start(start_bus, py_upstream):
+def test_declared_push_can_be_changed_by_put_until_the_next_start(start_bus, py_upstream,
+                                                                  bus_backend):
+    nats_difference(bus_backend, "Backends (push changes)")
     """A subscription declared with push in the config pushes; a PUT changes it while the node
     runs; the next start declares the config's push again."""
     a, b = Hook(py_upstream), Hook(py_upstream)
@@ -267,7 +279,8 @@ def test_declared_push_can_be_changed_by_put_until_the_next_start(start_bus, py_
 
 
 def test_a_replaced_push_finishes_its_deliveries_before_the_new_one_starts(start_bus,
-                                                                           py_upstream):
+                                                                           py_upstream, bus_backend):
+    nats_difference(bus_backend, "Backends (push changes)")
     """concurrency holds across a change: with concurrency 1, the new push sends nothing while
     the old one's delivery is still in flight (here: until its 3s timeout)."""
     a, b = Hook(py_upstream, hang=6), Hook(py_upstream)

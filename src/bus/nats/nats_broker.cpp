@@ -134,7 +134,7 @@ struct InboxState {
   std::shared_ptr<PullSub> pull;
   std::function<void()> listener;
   std::map<std::uint64_t, std::uint32_t> deferrals;  // sequence -> NAKs for deliver_at
-  std::map<std::uint64_t, BusTime> waiting;  // NAKed with a delay (deliver_at, nack): until
+  std::map<std::uint64_t, BusTime> waiting;          // NAKed with a delay (deliver_at, nack): until
   InboxStats stats;
 };
 
@@ -301,8 +301,17 @@ class NatsBroker final : public Broker {
     jsErrCode code{};
     auto s = js_DeleteConsumer(js_, state->stream.c_str(), state->consumer.c_str(), nullptr, &code);
     Result<void> result = Ok();
-    if (s != NATS_OK && code != JSConsumerNotFoundErr)
+    if (s == NATS_OK || code == JSConsumerNotFoundErr) {
+      // Its dead letters go with it (a new subscription of the name starts empty).
+      jsOptions po;
+      jsOptions_Init(&po);
+      const std::string subject = DeadLetterSubject(topic, name);
+      po.Stream.Purge.Subject = subject.c_str();
+      s = js_PurgeStream(js_, std::string(kDeadLetterStream).c_str(), &po, &code);
+      if (s != NATS_OK) result = ApiError("purge dead letters", s, code);
+    } else {
       result = ApiError("delete consumer", s, code);
+    }
     Post([done = std::move(done), result = std::move(result)] { done(result); });
   }
 
