@@ -17,6 +17,9 @@
 #   policy keys at all (the built-in default policy).
 #   TLS=1 puts TLS on the listener (TLS 1.3, ECDSA P-256 certificate made here by openssl) and
 #   the client speaks TLS: the handshake cancels out in the difference like start-up does.
+#   PEER=haproxy runs HAProxy instead (bench/proxy/haproxy.cfg, or haproxy-tls.cfg with TLS=1:
+#   one thread, the same headers added), to count a peer's instructions on the same requests;
+#   FERRY_BIN is then not run (give any path).
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
   sed -n '2,19p' "$0" >&2
@@ -79,13 +82,30 @@ policies:
     hedge: {after: 50ms, max_extra: 1}
 YAML
 fi
-valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" \
-  "$FERRY" run -c "$DIR/ferry.yaml" >/dev/null 2>"$DIR/ferry.err" &
-FP=$!
-for _ in $(seq 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$ADMIN/ready" && break
-  sleep 0.3
-done
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ ${PEER:-} == haproxy ]]; then
+  template=$here/haproxy.cfg
+  [[ ${TLS:-} == 1 ]] && template=$here/haproxy-tls.cfg
+  cat "$DIR/site.pem" "$DIR/site.key" >"$DIR/site-combined.pem" 2>/dev/null || true
+  sed -e "s|@LISTEN_PORT@|$PROXY|g" -e "s|@ORIGIN_PORT@|$ORIGIN|g" \
+      -e "s|@COMBINED@|$DIR/site-combined.pem|g" "$template" >"$DIR/haproxy.cfg"
+  valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" \
+    haproxy -db -f "$DIR/haproxy.cfg" >/dev/null 2>"$DIR/haproxy.err" &
+  FP=$!
+  for _ in $(seq 100); do
+    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $PROXY), 1)" \
+      2>/dev/null && break
+    sleep 0.3
+  done
+else
+  valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" \
+    "$FERRY" run -c "$DIR/ferry.yaml" >/dev/null 2>"$DIR/ferry.err" &
+  FP=$!
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$ADMIN/ready" && break
+    sleep 0.3
+  done
+fi
 
 python3 - "$N" "$PROXY" "${TLS:-}" <<'PY'
 import re, socket, ssl, sys
