@@ -344,6 +344,8 @@ struct Listener {
   // stripped. Empty: nobody's.
   std::vector<IpNetwork> trust_deadline_from;
   std::optional<ListenerTls> tls;  // none: plain TCP
+  // HTTP/2 beside HTTP/1.1: h2 by ALPN with tls, h2c by prior knowledge without.
+  bool http2 = true;
 };
 
 enum class LbPolicy {
@@ -390,6 +392,8 @@ struct Service {
 struct Admin {
   Address listen{"127.0.0.1", 9901};
   std::optional<ListenerTls> tls;  // none: plain TCP
+  // HTTP/2 beside HTTP/1.1: h2 by ALPN with tls, h2c by prior knowledge without.
+  bool http2 = true;
 };
 
 struct AccessLog {

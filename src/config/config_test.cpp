@@ -149,7 +149,7 @@ TEST(ConfigLoad, HashOnClientAddress) {
 TEST(ConfigErrors, UnknownKey) {
   EXPECT_EQ(Errors("listeners:\n  - name: web\n    listen: 127.0.0.1:8080\n    colour: blue\n"),
             "t.yaml:4:5: listeners[0]: unknown key 'colour' (expected one of: name, listen, "
-            "limits, trust_deadline_from, tls, routes)");
+            "limits, trust_deadline_from, tls, http2, routes)");
 }
 
 TEST(ConfigErrors, UnknownTopLevelKey) {

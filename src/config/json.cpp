@@ -420,6 +420,7 @@ std::string ToJson(const Config& config) {
                           {"listen", l.listen.ToString()},
                           {"limits", LimitsJson(l.limits)},
                           {"trust_deadline_from", std::move(trusted)},
+                          {"http2", l.http2},
                           {"routes", std::move(routes)}};
     if (l.tls) listener["tls"] = ListenerTlsJson(*l.tls);
     listeners.emplace_back(std::move(listener));

@@ -186,6 +186,7 @@ class Loader : private internal::StrictReader {
       listener.tls = internal::ReadListenerTls(*tls, d_);
       if (listener.tls && listener.tls->mesh) mesh_users_.push_back(*tls);
     }
+    Assign(map, "http2", listener.http2, [&](const Field& f) { return ReadBool(f, d_); });
     if (auto routes = map.Take("routes")) {
       if (auto items = ReadSequence(*routes, d_)) {
         for (std::size_t i = 0; i < items->size(); ++i) {

@@ -77,6 +77,7 @@ server::ServerOptions WorkerState::ServerOptionsFor(const std::string& name) con
   if (snapshot_) {
     if (auto it = snapshot_->listeners.find(name); it != snapshot_->listeners.end()) {
       options = ServerOptionsOf(it->second.config->limits);
+      options.http2 = it->second.config->http2;
     }
   }
   if (auto it = tls_.find(name); it != tls_.end()) options.tls = it->second;

@@ -17,7 +17,10 @@
 #include "runtime/deadline.hpp"
 #include "runtime/read_buffer.hpp"
 #include "runtime/task_group.hpp"
+#include "server/http2_connection.hpp"
+#include "server/server_state.hpp"
 #include "tls/server_context.hpp"
+#include "tls/tls_stream.hpp"
 
 namespace ferry::server {
 
@@ -47,29 +50,6 @@ std::string ErrorJson(int status, std::string_view code, std::string_view messag
   body.append("\"}}\n");
   return body;
 }
-
-class Connection;
-struct Parked;
-
-struct Server::State {
-  State(asio::io_context& io, ServerOptions o, Handler& h)
-      : io(io),
-        options(std::make_shared<const ServerOptions>(std::move(o))),
-        handler(h),
-        tasks(io.get_executor()),
-        sweep(io) {}
-  asio::io_context& io;
-  std::shared_ptr<const ServerOptions> options;
-  Handler& handler;
-  runtime::BufferPool buffers;  // declared before tasks: frames give their buffers back here
-  runtime::TaskGroup tasks;
-  std::vector<std::unique_ptr<runtime::Acceptor>> acceptors;
-  std::list<Connection*> connections;
-  std::list<Parked*> parked;  // idle connections without a coroutine (Park)
-  asio::steady_timer sweep;   // parks idle connections, times parked ones out
-  bool draining = false;
-  bool detached = false;  // the Server is gone, and its handler may be: no more calls to it
-};
 
 // A parked connection: its stream waits for readability with a plain handler, which owns this
 // record; the server's list points at it until it resumes or is closed.
@@ -154,17 +134,27 @@ class Connection final : public Request, public Response {
   }
   ~Connection() override {
     server_->connections.erase(handle_);
-    if (!parking_ && !server_->detached) server_->handler.ConnectionClosed();
+    if (!parking_ && !http2_ && !server_->detached) server_->handler.ConnectionClosed();
   }
 
   static Task<void> Run(std::shared_ptr<Server::State> server,
                         std::unique_ptr<runtime::Stream> stream, std::uint64_t served) {
-    Connection connection(server, std::move(stream), served);
-    co_await connection.Serve();
-    if (connection.parking_) {
-      Park(std::move(server), std::move(connection.stream_), connection.served_,
-           connection.options_->idle_timeout);
+    std::unique_ptr<runtime::Stream> http2;  // the client spoke HTTP/2 (h2c, prior knowledge)
+    std::string early;
+    {
+      Connection connection(server, std::move(stream), served);
+      co_await connection.Serve();
+      if (connection.parking_) {
+        Park(std::move(server), std::move(connection.stream_), connection.served_,
+             connection.options_->idle_timeout);
+        co_return;
+      }
+      if (connection.http2_) {
+        http2 = std::move(connection.stream_);
+        early.assign(connection.in_.data());
+      }
     }
+    if (http2) co_await RunHttp2(std::move(server), std::move(http2), std::move(early));
   }
 
   bool idle() const { return idle_; }
@@ -209,7 +199,7 @@ class Connection final : public Request, public Response {
   }
 
  private:
-  enum class HeadResult { kReady, kClosed, kReplied };
+  enum class HeadResult { kReady, kClosed, kReplied, kHttp2 };
 
   Task<void> Serve();
   Task<HeadResult> ReadHead();
@@ -242,6 +232,7 @@ class Connection final : public Request, public Response {
   unsigned idle_ticks_ = 0;  // sweeps seen while idle (Tick)
   bool park_ = false;        // the sweep asked it to park
   bool parking_ = false;     // Serve returned to park: Run hands the stream over
+  bool http2_ = false;       // the first bytes were the HTTP/2 preface: Run hands it over
 
   // This exchange.
   http::BodyFraming framing_ = http::BodyFraming::kNone;
@@ -299,6 +290,11 @@ Task<void> Connection::Serve() {
     }
     deadline_.Arm(options_->header_read_timeout);
     const HeadResult head = co_await ReadHead();
+    if (head == HeadResult::kHttp2) {
+      deadline_.Disarm();
+      http2_ = true;  // Run hands the stream and the bytes read to RunHttp2
+      co_return;
+    }
     linger = head == HeadResult::kReplied;
     if (head != HeadResult::kReady) break;
     StartExchange();
@@ -347,8 +343,17 @@ Task<void> Connection::Serve() {
 
 Task<Connection::HeadResult> Connection::ReadHead() {
   http::HeadScanner scanner({options_->max_header_bytes, options_->max_headers});
+  // h2c by prior knowledge: only a new connection's first bytes can be the preface, and what
+  // the first read gave tells at once (a head starts with a method, never "PRI * HTTP/2.0").
+  bool maybe_http2 = served_ == 0 && options_->http2;
   for (;;) {
-    const http::HeadScanner::State state = scanner.Scan(in_.data());
+    if (maybe_http2 && !in_.empty()) {
+      const PrefaceMatch preface = MatchPreface(in_.data());
+      if (preface == PrefaceMatch::kYes) co_return HeadResult::kHttp2;
+      maybe_http2 = preface == PrefaceMatch::kPartial;
+    }
+    const http::HeadScanner::State state =
+        maybe_http2 ? http::HeadScanner::State::kIncomplete : scanner.Scan(in_.data());
     if (state == http::HeadScanner::State::kComplete) break;
     if (state == http::HeadScanner::State::kTooLarge) {
       PrepareError(431, "headers_too_large",
@@ -423,7 +428,13 @@ void Connection::StartExchange() {
         named = true;
       }
     });
-    if (wanted && named && !wanted->empty()) upgrade_.assign(*wanted);
+    // h2c by Upgrade (RFC 7540 3.2, removed by RFC 9113) is not taken, and not passed on: the
+    // request is served as HTTP/1.1, its Upgrade and HTTP2-Settings dropped as hop-by-hop.
+    if (wanted && named && !wanted->empty() && !http::HasToken(*wanted, "h2c")) {
+      upgrade_.assign(*wanted);
+    } else if (wanted && http::HasToken(*wanted, "h2c")) {
+      parsed.headers.Remove("http2-settings");
+    }
   }
   http::RemoveHopByHop(parsed.headers);
   if (parsed.expect_continue) parsed.headers.Remove("expect");  // (other expectations pass)
@@ -728,6 +739,11 @@ Task<void> HandshakeThenRun(std::shared_ptr<Server::State> state,
     co_return;
   }
   if (state->draining) co_return;
+  if (state->options->http2 && tls::NegotiatedProtocol(**stream) == "h2") {
+    if (!state->detached) state->handler.ConnectionOpened();
+    co_await RunHttp2(state, std::move(*stream), std::string());
+    co_return;
+  }
   co_await Connection::Run(state, std::move(*stream), 0);
 }
 
@@ -824,6 +840,7 @@ void Server::Drain() {
   state_->sweep.cancel();
   while (!state_->parked.empty()) state_->parked.front()->CloseNow();
   for (auto& acceptor : state_->acceptors) acceptor->Close();
+  for (Http2Connection* c : state_->http2_connections) DrainHttp2(*c);
   for (Connection* c : state_->connections) {
     error_code ignored;
     if (c->idle()) c->stream().cancel(ignored);  // wakes the idle wait, which then closes
@@ -833,13 +850,14 @@ void Server::Drain() {
 void Server::Close() {
   Drain();
   for (Connection* c : state_->connections) c->stream().Close();
+  for (Http2Connection* c : state_->http2_connections) CloseHttp2(*c);
   state_->tasks.CancelAll();
 }
 
 Task<void> Server::Wait() { return state_->tasks.Wait(); }
 
 std::size_t Server::connection_count() const {
-  return state_->connections.size() + state_->parked.size();
+  return state_->connections.size() + state_->parked.size() + state_->http2_connections.size();
 }
 
 std::size_t Server::parked_count() const { return state_->parked.size(); }

@@ -31,6 +31,24 @@ class ServerContext;
 
 namespace ferry::server {
 
+// The bounds of an HTTP/2 connection. The defaults follow nghttp2's own where it has them.
+struct Http2Options {
+  std::uint32_t max_concurrent_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS
+  // Rapid reset (CVE-2023-44487): streams the client may reset, a token bucket of `burst`
+  // refilled at `rate` per second; past it the connection ends with GOAWAY.
+  std::uint64_t stream_reset_burst = 1000;
+  std::uint64_t stream_reset_rate = 33;
+  std::size_t max_continuations = 8;    // CONTINUATION frames per header block (flood)
+  std::size_t max_outbound_ack = 1000;  // queued SETTINGS/PING acks the client does not read
+  std::size_t max_settings = 32;        // entries in one SETTINGS frame
+  // Flow control: what a stream and the connection may send ahead of the handler's reads.
+  std::uint32_t stream_window = 256 * 1024;
+  std::uint32_t connection_window = 1024 * 1024;
+  // A stream whose response bytes the client does not take (zero window) for this long is
+  // reset; a connection whose write does not end in this long is closed.
+  Duration write_timeout = std::chrono::seconds(30);
+};
+
 struct ServerOptions {
   std::size_t max_header_bytes = 64 * 1024;  // request line and fields; more: 431
   std::uint32_t max_headers = 100;           // header fields; more: 431
@@ -54,6 +72,12 @@ struct ServerOptions {
   // header_read_timeout, else it is closed (counted by Handler::HandshakeFailed). A new
   // context (a reload) applies to new connections. None: plain TCP.
   std::shared_ptr<const tls::ServerContext> tls;
+  // HTTP/2 on this server's connections (http2_connection.hpp): h2c when a plain connection's
+  // first bytes are the client preface (prior knowledge), h2 when TLS's ALPN chose it (the
+  // context offers h2 only when built for it). false: HTTP/1.1 only (the preface is then a
+  // malformed head: 400).
+  bool http2 = false;
+  Http2Options http2_options;
 };
 
 class Server {

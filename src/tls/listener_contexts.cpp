@@ -27,11 +27,13 @@ Result<std::vector<std::string>> ListenerContexts::Sync(const config::Config& co
     std::string key;
     std::string label;
     const config::ListenerTls* tls;
+    Alpn alpn = Alpn::kHttp11;
   };
   std::vector<Wanted> wanted;
   for (const config::Listener& listener : config.listeners) {
     if (listener.tls)
-      wanted.push_back({listener.name, "listener " + listener.name, &*listener.tls});
+      wanted.push_back({listener.name, "listener " + listener.name, &*listener.tls,
+                        listener.http2 ? Alpn::kH2AndHttp11 : Alpn::kHttp11});
   }
   if (config.admin.tls) wanted.push_back({kAdminContext, "admin", &*config.admin.tls});
   if (config.bus && config.bus->tls) wanted.push_back({kBusContext, "bus", &*config.bus->tls});
@@ -42,18 +44,20 @@ Result<std::vector<std::string>> ListenerContexts::Sync(const config::Config& co
   for (const Wanted& want : wanted) {
     Entry entry;
     entry.tls = *want.tls;
+    entry.alpn = want.alpn;
     if (entry.tls.mesh) entry.mesh = config.mesh;
     entry.files = FilesOf(entry.tls, entry.mesh);
     entry.stamps = Stamps(entry.files);
     auto old = entries_.find(want.key);
     const bool have_old = old != entries_.end() && contexts_.count(want.key) > 0;
     if (have_old && old->second.tls == entry.tls && old->second.mesh == entry.mesh &&
-        old->second.stamps == entry.stamps) {
+        old->second.alpn == entry.alpn && old->second.stamps == entry.stamps) {
       contexts[want.key] = contexts_.at(want.key);
       entries[want.key] = std::move(entry);
       continue;
     }
-    auto built = ServerContext::Create(entry.tls, entry.mesh);
+    auto built =
+        ServerContext::Create(entry.tls, entry.mesh, ClientCertificates::kRequired, entry.alpn);
     if (built) {
       contexts[want.key] = std::move(*built);
     } else if (have_old) {

@@ -46,6 +46,7 @@ class ListenerContexts {
   struct Entry {
     config::ListenerTls tls;
     std::optional<config::Mesh> mesh;  // the mesh block, for tls: mesh
+    Alpn alpn = Alpn::kHttp11;         // h2 offered when the listener has HTTP/2 on
     std::vector<std::string> files;
     std::vector<FileStamp> stamps;  // of `files` at the last attempt to build
   };

@@ -141,12 +141,17 @@ int PickCertificate(SSL* ssl, void* arg) {
   return 1;
 }
 
+// `arg` non-null: h2 is offered too, first (the server's order wins).
 int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-               unsigned int inlen, void*) {
+               unsigned int inlen, void* arg) {
   static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static const unsigned char kH2AndHttp11[] = {2,   'h', '2', 8,   'h', 't',
+                                               't', 'p', '/', '1', '.', '1'};
+  const bool h2 = arg != nullptr;
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof(kHttp11), in, inlen) !=
-      OPENSSL_NPN_NEGOTIATED) {
+  if (SSL_select_next_proto(&selected, outlen, h2 ? kH2AndHttp11 : kHttp11,
+                            h2 ? sizeof(kH2AndHttp11) : sizeof(kHttp11), in,
+                            inlen) != OPENSSL_NPN_NEGOTIATED) {
     return SSL_TLSEXT_ERR_NOACK;  // no ALPN in the answer; the client decides
   }
   *out = selected;
@@ -198,7 +203,7 @@ std::vector<std::string> FilesOf(const config::ListenerTls& tls,
 
 Result<std::shared_ptr<const ServerContext>> ServerContext::Create(
     const config::ListenerTls& tls, const std::optional<config::Mesh>& mesh,
-    ClientCertificates client_certificates) {
+    ClientCertificates client_certificates, Alpn alpn) {
   auto impl = std::make_unique<Impl>();
   impl->files = FilesOf(tls, mesh);
   std::vector<config::TlsCertificate> certificates = tls.certificates;
@@ -225,7 +230,8 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::Create(
         ErrorCode::kInvalidArgument,
         fmt::format("ciphers '{}': no usable TLS 1.2 cipher ({})", ciphers, OpenSslReason()));
   }
-  SSL_CTX_set_alpn_select_cb(ctx, SelectAlpn, nullptr);
+  static int h2_marker = 0;  // any non-null argument: offer h2
+  SSL_CTX_set_alpn_select_cb(ctx, SelectAlpn, alpn == Alpn::kH2AndHttp11 ? &h2_marker : nullptr);
 
   for (const config::TlsCertificate& files : certificates) {
     auto loaded = LoadCertificate(files);

@@ -1,10 +1,10 @@
 // ServerContext: the OpenSSL context of one TLS listener, built from its config::ListenerTls
 // (and the node's config::Mesh for `tls: mesh`): TLS 1.2 and 1.3 (or 1.3 only), ECDHE + AEAD
-// suites for 1.2 unless configured, ALPN http/1.1, certificates picked by SNI (the SAN DNS names
-// of each, wildcards included; else the first), session tickets (keys made in memory) and a
-// server session cache, client certificates verified against client_ca, and for the mesh the
-// node's mesh certificate with client certificates required, verified against the mesh CA and
-// limited to the trust domain of the node's own SPIFFE ID.
+// suites for 1.2 unless configured, ALPN http/1.1 (and h2 first when asked: Alpn), certificates
+// picked by SNI (the SAN DNS names of each, wildcards included; else the first), session tickets
+// (keys made in memory) and a server session cache, client certificates verified against client_ca,
+// and for the mesh the node's mesh certificate with client certificates required, verified against
+// the mesh CA and limited to the trust domain of the node's own SPIFFE ID.
 //
 // Immutable once built and shared by every worker (OpenSSL's SSL_CTX is thread-safe for
 // handshakes). A reload builds a new one for new handshakes; open connections keep theirs.
@@ -30,6 +30,9 @@ namespace ferry::tls {
 // with its certificate and one bootstrapping with a token.
 enum class ClientCertificates { kRequired, kOptional };
 
+// What ALPN offers: HTTP/1.1 only, or h2 first and http/1.1 (a listener with HTTP/2 on).
+enum class Alpn { kHttp11, kH2AndHttp11 };
+
 class ServerContext {
  public:
   // Loads the certificate, key and CA files (a key file readable by group or others is
@@ -37,7 +40,8 @@ class ServerContext {
   // `client_certificates` applies to tls.client_ca (the mesh always requires one).
   static Result<std::shared_ptr<const ServerContext>> Create(
       const config::ListenerTls& tls, const std::optional<config::Mesh>& mesh,
-      ClientCertificates client_certificates = ClientCertificates::kRequired);
+      ClientCertificates client_certificates = ClientCertificates::kRequired,
+      Alpn alpn = Alpn::kHttp11);
   ~ServerContext();
   ServerContext(const ServerContext&) = delete;
   ServerContext& operator=(const ServerContext&) = delete;

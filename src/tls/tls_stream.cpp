@@ -386,6 +386,16 @@ bool TlsStream::PeerGone() {
   return impl_->lower->PeerGone();
 }
 
+std::string_view NegotiatedProtocol(const runtime::Stream& stream) {
+  const auto* tls = dynamic_cast<const TlsStream*>(&stream);
+  if (tls == nullptr) return {};
+  const unsigned char* name = nullptr;
+  unsigned int length = 0;
+  SSL_get0_alpn_selected(tls->native_handle(), &name, &length);
+  if (name == nullptr) return {};
+  return {reinterpret_cast<const char*>(name), length};
+}
+
 namespace {
 
 Task<Result<std::unique_ptr<runtime::Stream>>> Handshake(std::unique_ptr<runtime::Stream> lower,

@@ -71,4 +71,7 @@ Task<Result<std::unique_ptr<runtime::Stream>>> ClientHandshake(
     std::unique_ptr<runtime::Stream> lower, ssl_ctx_st* ctx, std::string server_name,
     Duration timeout, VerifyHook verify = {});
 
+// The protocol ALPN chose on `stream` ("h2", "http/1.1"), or "" (none, or not a TlsStream).
+std::string_view NegotiatedProtocol(const runtime::Stream& stream);
+
 }  // namespace ferry::tls

@@ -119,9 +119,20 @@ def test_large_bodies_both_ways_over_tls(start_ferry, echo, site, tmp_path):
     assert out.stat().st_size == 6 * 1024 * 1024
 
 
-def test_alpn_http11_is_negotiated(start_ferry, echo, site):
+def test_alpn_offers_h2_then_http11(start_ferry, echo, site):
     pki, cert, key = site
     ferry = start_ferry(tls_config(echo.port, {"cert": str(cert), "key": str(key)}))
+    r = s_client(ferry.port(), "-alpn", "http/1.1,h2")
+    assert "ALPN protocol: h2" in r.stdout, r.stdout  # the server's order wins
+    r = s_client(ferry.port(), "-alpn", "http/1.1")
+    assert "ALPN protocol: http/1.1" in r.stdout, r.stdout
+
+
+def test_alpn_http11_only_with_http2_false(start_ferry, echo, site):
+    pki, cert, key = site
+    config = tls_config(echo.port, {"cert": str(cert), "key": str(key)})
+    config["listeners"][0]["http2"] = False
+    ferry = start_ferry(config)
     r = s_client(ferry.port(), "-alpn", "h2,http/1.1")
     assert "ALPN protocol: http/1.1" in r.stdout, r.stdout
     r = s_client(ferry.port(), "-alpn", "h2")
