@@ -39,6 +39,11 @@ struct Limits {
   Duration header_read_timeout = seconds(10);            // first byte to end of headers
   Duration idle_timeout = seconds(60);                   // keep-alive wait between requests
   Duration request_timeout = seconds(300);               // whole exchange incl. bodies; 0 = none
+  // HTTP/2: streams open at once per connection, and the rapid-reset bound (client resets
+  // allowed: a bucket of `burst` refilled at `rate` per second; nghttp2's own defaults).
+  std::uint32_t max_concurrent_streams = 100;
+  std::uint32_t stream_reset_burst = 1000;
+  std::uint32_t stream_reset_rate = 33;
 };
 
 // Every condition given must hold. prefix and path are exclusive; with neither, any path.

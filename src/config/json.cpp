@@ -34,7 +34,10 @@ json::object LimitsJson(const Limits& limits) {
           {"max_body_bytes", limits.max_body_bytes},
           {"header_read_timeout", Text(limits.header_read_timeout)},
           {"idle_timeout", Text(limits.idle_timeout)},
-          {"request_timeout", Text(limits.request_timeout)}};
+          {"request_timeout", Text(limits.request_timeout)},
+          {"max_concurrent_streams", limits.max_concurrent_streams},
+          {"stream_reset_burst", limits.stream_reset_burst},
+          {"stream_reset_rate", limits.stream_reset_rate}};
 }
 
 json::object MatchJson(const RouteMatch& match) {

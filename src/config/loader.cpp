@@ -14,6 +14,7 @@
 #include "config/auth_loader.hpp"
 #include "config/bus_loader.hpp"
 #include "config/config.hpp"
+#include "config/http2_loader.hpp"
 #include "config/policy_loader.hpp"
 #include "config/tls_loader.hpp"
 #include "config/yaml_reader.hpp"
@@ -218,6 +219,7 @@ class Loader : private internal::StrictReader {
     Assign(map, "idle_timeout", limits.idle_timeout, positive);
     Assign(map, "request_timeout", limits.request_timeout,
            [&](const Field& f) { return ReadDuration(f, d_); });
+    internal::ReadHttp2Limits(map, limits, d_);
     map.Finish();
   }
 

@@ -23,6 +23,21 @@ void ListenerHandler::ConnectionClosed() {
   worker_.metrics()->downstream_active.Add(worker_.slot(), -1);
 }
 
+void ListenerHandler::Http2(Http2Event event) {
+  ProxyMetrics& m = *worker_.metrics();
+  switch (event) {
+    case Http2Event::kConnection:
+      m.http2_connections.Add(worker_.slot());
+      break;
+    case Http2Event::kStream:
+      m.http2_streams.Add(worker_.slot());
+      break;
+    case Http2Event::kFlood:
+      m.http2_flood_closes.Add(worker_.slot());
+      break;
+  }
+}
+
 void ListenerHandler::HandshakeFailed() {
   worker_.metrics()->tls_handshake_failures.Add(worker_.slot());
 }
@@ -36,6 +51,9 @@ server::ServerOptions ServerOptionsOf(const config::Limits& limits) {
   options.idle_timeout = limits.idle_timeout;
   options.request_timeout = limits.request_timeout;
   options.io_timeout = Duration::zero();
+  options.http2_options.max_concurrent_streams = limits.max_concurrent_streams;
+  options.http2_options.stream_reset_burst = limits.stream_reset_burst;
+  options.http2_options.stream_reset_rate = limits.stream_reset_rate;
   return options;
 }
 

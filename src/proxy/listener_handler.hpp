@@ -26,6 +26,7 @@ class ListenerHandler final : public server::Handler {
   void ConnectionOpened() override;
   void ConnectionClosed() override;
   void HandshakeFailed() override;
+  void Http2(Http2Event event) override;
 
   const std::string& listener() const { return listener_; }
 

@@ -37,6 +37,17 @@ ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
                                         "Config reloads rejected; the running config stayed."))
                           .Get()),
       tls_handshake_failures(*server::HandshakeFailures(r)),
+      http2_connections(Must(r.AddCounter("ferry_http2_connections_total",
+                                          "Client connections that spoke HTTP/2 (h2 or h2c)."))
+                            .Get()),
+      http2_streams(Must(r.AddCounter("ferry_http2_streams_total",
+                                      "HTTP/2 request streams whose head arrived."))
+                        .Get()),
+      http2_flood_closes(
+          Must(r.AddCounter("ferry_http2_flood_closes_total",
+                            "HTTP/2 connections ended by a flood bound: rapid reset, "
+                            "CONTINUATION, SETTINGS or control-frame ack floods."))
+              .Get()),
       route_requests_(Must(r.AddCounter("ferry_http_requests_total",
                                         "Requests answered, by listener, route and status class.",
                                         {"listener", "route", "code"}))),

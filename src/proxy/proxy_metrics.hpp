@@ -56,6 +56,9 @@ class ProxyMetrics {
   observability::Counter& reloads;                 // config reloads applied
   observability::Counter& reload_failures;         // reloads rejected (the old config stayed)
   observability::Counter& tls_handshake_failures;  // client TLS handshakes failed or timed out
+  observability::Counter& http2_connections;       // client connections that spoke HTTP/2
+  observability::Counter& http2_streams;           // HTTP/2 request streams (heads received)
+  observability::Counter& http2_flood_closes;      // HTTP/2 connections ended by a flood bound
 
  private:
   observability::CounterFamily& route_requests_;

@@ -124,6 +124,11 @@ class Handler {
   virtual void ConnectionClosed() {}
   // A TLS handshake failed or timed out (the connection was closed; no request was read).
   virtual void HandshakeFailed() {}
+  // HTTP/2 events, for counters: a connection spoke HTTP/2 (it was counted opened already), a
+  // stream's request head arrived, or a connection was ended by a flood bound (rapid reset,
+  // CONTINUATION, SETTINGS or ack floods).
+  enum class Http2Event { kConnection, kStream, kFlood };
+  virtual void Http2(Http2Event) {}
 };
 
 // The JSON error body every Ferry API answers with, newline-terminated:

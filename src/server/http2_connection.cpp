@@ -75,6 +75,7 @@ class Http2Connection {
   asio::io_context& io() { return state_->io; }
   void WakeWriter() { write_wake_.cancel(); }
   void HandlerStarted() { ++live_handlers_; }
+  void StreamStarted() { Event(Handler::Http2Event::kStream); }
   // The stream's handler task ended: the stream goes once nghttp2 is done with it too.
   void HandlerEnded(Http2Stream* s);
   // nghttp2 closed the stream: it goes once its handler (if any) has ended.
@@ -84,6 +85,10 @@ class Http2Connection {
   static Task<void> WriteLoop(Http2Connection* c);
   // Feeds received bytes to nghttp2; false: the session failed (the connection ends).
   bool Feed(const char* data, std::size_t n);
+  void CountFlood();
+  void Event(Handler::Http2Event event) {
+    if (!state_->detached) state_->handler.Http2(event);
+  }
   // The connection's one deadline: idle (no stream) or a write that does not end.
   void UpdateDeadline();
   void Erase(Http2Stream* s);
@@ -123,6 +128,7 @@ class Http2Connection {
   bool done_ = false;  // the connection ends: no more reads, the writer flushes and stops
   bool draining_ = false;
   bool final_goaway_ = false;
+  bool flood_counted_ = false;
 };
 
 // One HTTP/2 stream: its request as the handler reads it, its response as nghttp2 sends it.
@@ -308,6 +314,7 @@ void Http2Stream::HeadersDone(bool end_stream) {
     return;
   }
   if (!host) request_.headers.Add("host", authority_);
+  c_.StreamStarted();
   ArmRequestTimeout();
   handler_running_ = true;
   c_.HandlerStarted();
@@ -678,6 +685,10 @@ bool Http2Connection::Feed(const char* data, std::size_t n) {
       nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(data), n);
   if (rv < 0) {
     spdlog::debug("http2 from {}: {}", stream_->peer().address, nghttp2_strerror(rv));
+    if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS ||
+        rv == NGHTTP2_ERR_TOO_MANY_SETTINGS) {
+      CountFlood();
+    }
     return false;
   }
   WakeWriter();
@@ -739,6 +750,7 @@ Task<void> Http2Connection::Run(std::string early) {
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<std::int32_t>(h2.connection_window));
   UpdateDeadline();
+  Event(Handler::Http2Event::kConnection);
   writer_.Spawn(WriteLoop(this));
   bool ok = Feed(early.data(), early.size());
   std::string().swap(early);
@@ -882,8 +894,20 @@ int Http2Connection::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* 
   }
 }
 
+void Http2Connection::CountFlood() {
+  if (flood_counted_) return;
+  flood_counted_ = true;
+  Event(Handler::Http2Event::kFlood);
+}
+
 int Http2Connection::OnFrameSend(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   auto* c = static_cast<Http2Connection*>(user);
+  // nghttp2 ends a rapid reset (and its other bounds) with a GOAWAY of its own: INTERNAL_ERROR
+  // in 1.52 (ENHANCE_YOUR_CALM in later versions). Ferry sends no GOAWAY with either.
+  if (frame->hd.type == NGHTTP2_GOAWAY && (frame->goaway.error_code == NGHTTP2_INTERNAL_ERROR ||
+                                           frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM)) {
+    c->CountFlood();
+  }
   if (frame->hd.type == NGHTTP2_GOAWAY && c->draining_ && !c->final_goaway_ &&
       frame->goaway.last_stream_id == (1u << 31) - 1) {
     nghttp2_submit_ping(session, NGHTTP2_FLAG_NONE, nullptr);  // after the notice

@@ -38,6 +38,8 @@ def test_prior_knowledge_h2c_reaches_the_echo_service(start_ferry, echo):
     assert r.returncode == 0, r.stderr
     body, version, code = split_result(r)
     assert (version, code) == ("2", 200)
+    assert ferry.metric("ferry_http2_connections_total") == 1
+    assert ferry.metric("ferry_http2_streams_total") == 1
     echoed = json.loads(body)
     headers = {k.lower(): v for k, v in echoed["headers"].items()}
     assert echoed["path"] == "/hello?x=1"
@@ -222,6 +224,27 @@ def test_rapid_reset_flood_ends_the_connection(start_ferry, echo):
     assert goaways, "no GOAWAY after 1500 resets"
     # nghttp2 1.52 ends a rapid reset with INTERNAL_ERROR (later versions: ENHANCE_YOUR_CALM).
     assert int.from_bytes(goaways[0][3][4:8], "big") in (0x2, 0xB)
+    wait_until(lambda: ferry.metric("ferry_http2_flood_closes_total") == 1, 5,
+               what="the flood close to be counted")
+
+
+def test_a_larger_reset_burst_lets_the_same_resets_pass(start_ferry, echo):
+    ferry = start_ferry(basic_config([f"127.0.0.1:{echo.port}"],
+                                     limits={"stream_reset_burst": 5000}))
+    conn = h2_conn(ferry)
+    burst = bytearray()
+    for i in range(1500):
+        sid = 2 * i + 1
+        burst += h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, sid,
+                          h2.hpack(h2.request_fields("/delay/1000")))
+        burst += h2.frame(h2.RST_STREAM, 0, sid, (h2.CANCEL).to_bytes(4, "big"))
+    conn.send(bytes(burst))
+    # The connection still serves: a request after the resets is answered.
+    send_request(conn, h2.request_fields("/after"), stream=3001)
+    kind, code = outcome(conn, 3001)
+    conn.close()
+    assert (kind, code) == ("status", 200)
+    assert ferry.metric("ferry_http2_flood_closes_total") == 0
 
 
 def test_continuation_flood_ends_the_connection(start_ferry, echo):
