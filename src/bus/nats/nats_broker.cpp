@@ -187,6 +187,9 @@ class NatsBroker final : public Broker {
     natsOptions_SetAllowReconnect(opts_, true);
     natsOptions_SetMaxReconnect(opts_, -1);  // forever: the cluster comes back
     natsOptions_SetReconnectWait(opts_, 250);
+    // Publishes, acks and pulls go out at once: libnats' flusher otherwise sleeps 1 ms to batch
+    // writes, which a sync publisher waits for on every publish (docs/benchmarks.md).
+    natsOptions_SetSendAsap(opts_, true);
     natsOptions_SetDisconnectedCB(opts_, OnDisconnected, shared_.get());
     natsOptions_SetReconnectedCB(opts_, OnReconnected, shared_.get());
     natsOptions_SetClosedCB(opts_, OnClosed, shared_.get());
