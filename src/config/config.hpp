@@ -379,6 +379,25 @@ struct HealthCheck {
   bool operator==(const HealthCheck&) const = default;
 };
 
+// The HTTP version spoken to a service's endpoints (`protocol:`).
+enum class UpstreamProtocol {
+  kHttp1,  // HTTP/1.1 (the default)
+  kHttp2,  // HTTP/2: over the service's TLS (ALPN h2), or h2c with prior knowledge without it
+  kAuto,   // ALPN offers h2 and http/1.1 on the service's TLS; the server picks per connection
+};
+
+// A service's `http2:` block (protocol http2 or auto).
+struct ServiceHttp2 {
+  // Streams one connection carries at once, at most (lower if the server's
+  // SETTINGS_MAX_CONCURRENT_STREAMS is lower); more concurrent requests open more connections.
+  std::uint32_t max_streams_per_connection = 100;
+  // A PING on a connection that carried no frame for this long (0: none). 5 minutes stays
+  // clear of gRPC servers' default too_many_pings policy (at most one ping per 5 minutes
+  // without data), which answers with GOAWAY ENHANCE_YOUR_CALM.
+  Duration keepalive_interval = std::chrono::minutes(5);
+  bool operator==(const ServiceHttp2&) const = default;
+};
+
 struct Service {
   std::string name;                // its key under `services:`
   std::vector<Address> endpoints;  // at least one; DNS names are re-resolved
@@ -391,6 +410,8 @@ struct Service {
   std::string policy = "default";     // key into Config::policies; its routes' default
   std::optional<HealthCheck> health;  // active health checks; none: only outlier detection
   std::optional<ServiceTls> tls;      // none: plain TCP
+  UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
+  ServiceHttp2 http2;  // used with protocol http2 and auto
   bool operator==(const Service&) const = default;
 };
 

@@ -258,6 +258,18 @@ json::value ServiceTlsJson(const ServiceTls& tls) {
   return out;
 }
 
+const char* UpstreamProtocolName(UpstreamProtocol protocol) {
+  switch (protocol) {
+    case UpstreamProtocol::kHttp1:
+      return "http1";
+    case UpstreamProtocol::kHttp2:
+      return "http2";
+    case UpstreamProtocol::kAuto:
+      return "auto";
+  }
+  return "http1";
+}
+
 json::object ServiceJson(const Service& service) {
   json::array endpoints;
   for (const auto& e : service.endpoints) endpoints.emplace_back(e.ToString());
@@ -280,6 +292,12 @@ json::object ServiceJson(const Service& service) {
                                  {"healthy_after", h.healthy_after}};
   }
   if (service.tls) out["tls"] = ServiceTlsJson(*service.tls);
+  out["protocol"] = UpstreamProtocolName(service.protocol);
+  if (service.protocol != UpstreamProtocol::kHttp1) {
+    out["http2"] =
+        json::object{{"max_streams_per_connection", service.http2.max_streams_per_connection},
+                     {"keepalive_interval", Text(service.http2.keepalive_interval)}};
+  }
   return out;
 }
 

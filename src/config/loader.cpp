@@ -16,6 +16,7 @@
 #include "config/config.hpp"
 #include "config/http2_loader.hpp"
 #include "config/policy_loader.hpp"
+#include "config/service_protocol_loader.hpp"
 #include "config/tls_loader.hpp"
 #include "config/yaml_reader.hpp"
 
@@ -451,6 +452,7 @@ class Loader : private internal::StrictReader {
       service.tls = internal::ReadServiceTls(*tls, d_);
       if (service.tls && service.tls->mesh) mesh_users_.push_back(*tls);
     }
+    internal::ReadServiceProtocol(map, service, d_);  // after tls: (auto needs it)
     map.Finish();
   }
 
