@@ -61,7 +61,8 @@ void UpstreamHealth::Apply(const config::Config& config, const proxy::Snapshot& 
     health->SetEndpoints(ids);
     if (plan.config->health) {
       targets.push_back({name, *plan.config->health, plan.endpoints, health,
-                         client_tls_ != nullptr ? client_tls_->Find(name) : nullptr});
+                         client_tls_ != nullptr ? client_tls_->Find(name) : nullptr,
+                         plan.config->protocol});
     }
   }
   registry_.Retain(names);

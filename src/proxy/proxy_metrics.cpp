@@ -95,6 +95,10 @@ ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
                                 {"service"}))),
       connections_(Must(r.AddGauge("ferry_upstream_connections",
                                    "Upstream connections open (idle and in use).", {"service"}))),
+      http2_streams_(Must(r.AddCounter("ferry_upstream_http2_streams_total",
+                                       "HTTP/2 streams opened to the service (one per try on an "
+                                       "HTTP/2 connection; many share a connection).",
+                                       {"service"}))),
       in_flight_(Must(r.AddGauge("ferry_upstream_requests_in_flight",
                                  "Upstream requests sent and not yet finished.", {"service"}))),
       local_replies_(Must(r.AddCounter("ferry_local_replies_total",
@@ -130,6 +134,7 @@ ServiceSeries ProxyMetrics::ForService(const std::string& service) {
   s.timeouts = &timeouts_.Get(service);
   s.keepalive_race_retries = &retries_.Get(service);
   s.connections = &connections_.Get(service);
+  s.http2_streams = &http2_streams_.Get(service);
   s.in_flight = &in_flight_.Get(service);
   s.resilience.tries = &tries_.Get(service);
   s.resilience.budget_exhausted = &budget_exhausted_.Get(service);

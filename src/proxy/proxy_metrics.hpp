@@ -36,7 +36,8 @@ struct ServiceSeries {
   observability::Counter* connect_failures;
   observability::Counter* timeouts;
   observability::Counter* keepalive_race_retries;
-  observability::Gauge* connections;  // open upstream connections
+  observability::Gauge* connections;      // open upstream connections
+  observability::Counter* http2_streams;  // HTTP/2 streams opened to the service
   observability::Gauge* in_flight;
   resilience::ClientMetrics resilience;  // tries, retries, budget refusals, hedges
 };
@@ -75,6 +76,7 @@ class ProxyMetrics {
   observability::CounterFamily& budget_exhausted_;
   observability::CounterFamily& hedges_;
   observability::GaugeFamily& connections_;
+  observability::CounterFamily& http2_streams_;
   observability::GaugeFamily& in_flight_;
   observability::CounterFamily& local_replies_;
   std::vector<std::pair<std::string, observability::Counter*>> known_replies_;

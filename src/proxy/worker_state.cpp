@@ -56,6 +56,7 @@ void WorkerState::ApplySnapshot(std::shared_ptr<const Snapshot> snapshot) {
     state.plan = &plan;
     if (auto old = services_.find(name); old != services_.end()) {
       state.cluster = std::move(old->second.cluster);
+      state.http2_streams_counted = old->second.http2_streams_counted;
     } else {
       state.cluster = upstream::Cluster::Create(io(), options, nullptr, {});
     }
@@ -197,6 +198,9 @@ void WorkerState::Maintain() {
       open += static_cast<std::int64_t>(endpoint->pool->open());
     }
     state.plan->series.connections->Set(slot(), open);
+    const std::uint64_t streams = state.cluster->stats().http2_streams;
+    state.plan->series.http2_streams->Add(slot(), streams - state.http2_streams_counted);
+    state.http2_streams_counted = streams;
   }
 }
 

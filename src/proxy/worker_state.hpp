@@ -39,6 +39,7 @@ struct ServiceState {
   // The service's upstream client on this worker: kept across reloads (Cluster::Update with
   // the new snapshot's endpoints keeps the pools and health of those that stay).
   std::shared_ptr<upstream::Cluster> cluster;
+  std::uint64_t http2_streams_counted = 0;  // of cluster->stats().http2_streams, in the metric
 };
 
 class WorkerState {

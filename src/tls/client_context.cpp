@@ -26,8 +26,10 @@ using mesh::BioPtr;
 using mesh::TakeOpenSslError;
 using mesh::X509Ptr;
 
-// ALPN: HTTP/1.1 only, until Ferry speaks HTTP/2 upstream.
-constexpr unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// ALPN, by the service's protocol (wire format: length-prefixed names, preferred first).
+constexpr unsigned char kAlpnHttp1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
+constexpr unsigned char kAlpnAuto[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
 Result<std::array<unsigned char, 32>> DecodePin(const std::string& text) {
   std::array<unsigned char, 32> pin{};
@@ -113,9 +115,9 @@ Result<void> UseRoots(SSL_CTX* ctx, const std::string& bundle, const char* what)
 
 }  // namespace
 
-Result<std::shared_ptr<const ClientContext>> ClientContext::Create(const std::string& service,
-                                                                   const config::ServiceTls& tls,
-                                                                   const config::Mesh* mesh) {
+Result<std::shared_ptr<const ClientContext>> ClientContext::Create(
+    const std::string& service, const config::ServiceTls& tls, const config::Mesh* mesh,
+    config::UpstreamProtocol protocol) {
   if (tls.mesh && mesh == nullptr) {
     return Fail(ErrorCode::kInvalidArgument,
                 fmt::format("service {}: tls: mesh needs a top-level mesh: block", service));
@@ -128,7 +130,17 @@ Result<std::shared_ptr<const ClientContext>> ClientContext::Create(const std::st
   const bool v13 = tls.mesh || tls.min_version == config::TlsVersion::k1_3;
   SSL_CTX_set_min_proto_version(ctx, v13 ? TLS1_3_VERSION : TLS1_2_VERSION);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof(kAlpn));
+  switch (protocol) {
+    case config::UpstreamProtocol::kHttp1:
+      SSL_CTX_set_alpn_protos(ctx, kAlpnHttp1, sizeof(kAlpnHttp1));
+      break;
+    case config::UpstreamProtocol::kHttp2:
+      SSL_CTX_set_alpn_protos(ctx, kAlpnH2, sizeof(kAlpnH2));
+      break;
+    case config::UpstreamProtocol::kAuto:
+      SSL_CTX_set_alpn_protos(ctx, kAlpnAuto, sizeof(kAlpnAuto));
+      break;
+  }
   // Renegotiation is an attack surface and no upstream needs it.
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 
@@ -290,21 +302,22 @@ Result<void> ClientTlsRegistry::Apply(const config::Config& config) {
     const std::string stamp = StampFiles(ContextFiles(settings, mesh));
     const std::optional<config::Mesh> wanted_mesh =
         settings.mesh ? config.mesh : std::optional<config::Mesh>();
-    const bool same =
-        entry.tls != nullptr && entry.settings == settings && entry.mesh == wanted_mesh;
+    const bool same = entry.tls != nullptr && entry.settings == settings &&
+                      entry.protocol == service.protocol && entry.mesh == wanted_mesh;
     const bool failed_before =
         entry.tls != nullptr && entry.failed_stamp == stamp && entry.failed_settings == settings;
     if ((same && entry.stamp == stamp) || failed_before) {
       next.emplace(name, std::move(entry));
       continue;
     }
-    auto made = ClientContext::Create(name, settings, mesh);
+    auto made = ClientContext::Create(name, settings, mesh, service.protocol);
     if (!made && entry.tls == nullptr) {
       failures.push_back(fmt::format("service {}: {}", name, made.error().message()));
       continue;
     }
     if (made) {
       entry.settings = settings;
+      entry.protocol = service.protocol;
       entry.mesh = wanted_mesh;
       entry.stamp = stamp;
       entry.failed_stamp.clear();

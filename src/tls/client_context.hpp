@@ -43,9 +43,10 @@ class ClientContext : public std::enable_shared_from_this<ClientContext> {
   // `service`: the service's name (the mesh identity the server must have). `mesh`: the node's
   // mesh block, needed when tls.mesh. Errors (kInvalidArgument, kNotFound,
   // kFailedPrecondition) name the file and what is wrong with it.
-  static Result<std::shared_ptr<const ClientContext>> Create(const std::string& service,
-                                                             const config::ServiceTls& tls,
-                                                             const config::Mesh* mesh);
+  // `protocol`: what ALPN offers (http1: http/1.1; http2: h2; auto: h2 and http/1.1).
+  static Result<std::shared_ptr<const ClientContext>> Create(
+      const std::string& service, const config::ServiceTls& tls, const config::Mesh* mesh,
+      config::UpstreamProtocol protocol = config::UpstreamProtocol::kHttp1);
   ~ClientContext();
   ClientContext(const ClientContext&) = delete;
   ClientContext& operator=(const ClientContext&) = delete;
@@ -112,6 +113,7 @@ class ClientTlsRegistry {
   struct Entry {
     std::shared_ptr<ClientTls> tls;
     config::ServiceTls settings;
+    config::UpstreamProtocol protocol = config::UpstreamProtocol::kHttp1;  // ALPN offered
     std::optional<config::Mesh> mesh;
     std::string stamp;         // StampFiles of the files it was made from
     std::string failed_stamp;  // the files' stamp when a new context last failed (not retried

@@ -479,4 +479,13 @@ Task<Result<std::unique_ptr<runtime::Stream>>> ClientHandshake(
                    std::move(verify));
 }
 
+std::string NegotiatedAlpn(runtime::Stream& stream) {
+  auto* tls = dynamic_cast<TlsStream*>(&stream);
+  if (tls == nullptr) return "";
+  const unsigned char* name = nullptr;
+  unsigned int size = 0;
+  SSL_get0_alpn_selected(tls->native_handle(), &name, &size);
+  return name == nullptr ? "" : std::string(reinterpret_cast<const char*>(name), size);
+}
+
 }  // namespace ferry::tls

@@ -56,6 +56,10 @@ class TlsStream final : public runtime::Stream {
   std::shared_ptr<Impl> impl_;
 };
 
+// The protocol ALPN settled on for `stream` ("h2", "http/1.1"), or "" when it is no TlsStream
+// or the peer chose none.
+std::string NegotiatedAlpn(runtime::Stream& stream);
+
 // Called after a handshake's certificate checks passed, before the stream is handed out: an
 // error refuses the connection (a client pins a key or checks the server's SPIFFE ID here).
 using VerifyHook = std::function<Result<void>(ssl_st*)>;

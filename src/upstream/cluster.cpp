@@ -6,6 +6,8 @@
 #include "http/headers.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "upstream/http1_exchange.hpp"
+#include "upstream/http2_connection.hpp"
+#include "upstream/http2_exchange.hpp"
 
 namespace ferry::upstream {
 
@@ -20,6 +22,9 @@ ClusterOptions ClusterOptions::FromService(const config::Service& service, std::
             service.pool_idle_timeout};
   o.resolve_interval = service.resolve_interval;
   o.seed = seed;
+  o.protocol = service.protocol;
+  o.http2_max_streams = service.http2.max_streams_per_connection;
+  o.http2_keepalive_interval = service.http2.keepalive_interval;
   return o;
 }
 
@@ -38,7 +43,10 @@ Cluster::Cluster(asio::io_context& io, ClusterOptions options, std::shared_ptr<R
       resolve_on_(std::move(resolve_on)),
       buffers_(std::make_shared<runtime::BufferPool>(16)),
       clock_(options_.clock != nullptr ? options_.clock : &SystemClock()),
-      uses_dns_(NeedsResolution(options_.addresses)) {}
+      uses_dns_(NeedsResolution(options_.addresses)),
+      tasks_(io.get_executor()) {
+  options_.pool.multiplexed = options_.protocol != config::UpstreamProtocol::kHttp1;
+}
 
 Cluster::~Cluster() = default;
 
@@ -89,6 +97,7 @@ void Cluster::Update(ClusterOptions options, const std::vector<ResolvedAddress>&
   resolved_once_ = true;
   const ferry::Clock* clock = options.clock != nullptr ? options.clock : &SystemClock();
   options_ = std::move(options);
+  options_.pool.multiplexed = options_.protocol != config::UpstreamProtocol::kHttp1;
   clock_ = clock;
   for (const auto& endpoint : endpoints_) endpoint->pool->set_settings(options_.pool);
   SetEndpoints(endpoints);
@@ -163,6 +172,18 @@ std::shared_ptr<Endpoint> Cluster::Pick(const Request& request) {
   if (!index) index = lb_->Pick(pick);  // nothing else usable: the avoided one will do
   if (!index || *index >= endpoints_.size()) return nullptr;
   return endpoints_[*index];
+}
+
+bool Cluster::SpeaksHttp2(const StreamPool::Lease& lease) const {
+  switch (options_.protocol) {
+    case config::UpstreamProtocol::kHttp1:
+      return false;
+    case config::UpstreamProtocol::kHttp2:
+      return true;
+    case config::UpstreamProtocol::kAuto:
+      return lease.alpn() == "h2";
+  }
+  return false;
 }
 
 void Cluster::Report(Endpoint& endpoint, bool failed) {
@@ -259,7 +280,42 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
       }
       lease = std::move(*made);
     }
-    auto exchange = std::make_unique<Http1Exchange>(io_, std::move(lease), buffers_);
+    std::unique_ptr<ProtocolExchange> exchange;
+    if (!SpeaksHttp2(lease)) {
+      exchange = std::make_unique<Http1Exchange>(io_, std::move(lease), buffers_);
+    } else {
+      // A fresh connection starts its HTTP/2 session (preface, SETTINGS) and is shared at
+      // once (the Sends waiting for it open their streams: nghttp2 holds any beyond the
+      // server's limit); this one waits for the server's SETTINGS, within the connect
+      // timeout, so a server that speaks no HTTP/2 fails like a connect.
+      std::shared_ptr<Http2Connection> connection;
+      if (lease.session() == nullptr) {
+        Http2Options h2{.max_streams = options_.http2_max_streams,
+                        .keepalive_interval = options_.http2_keepalive_interval,
+                        .tls = options_.pool.tls != nullptr};
+        auto started = Http2Connection::Start(io_, lease, h2, tasks_);
+        if (!started) {
+          ++stats_.failed;
+          co_return tl::unexpected(started.error());
+        }
+        connection = std::move(*started);
+        lease.Share(connection);
+        const Duration left = std::chrono::duration_cast<Duration>(deadline - clock_->now());
+        const auto settings_by =
+            Clock::now() + std::min(options_.pool.connect_timeout, std::max(left, Duration{}));
+        auto shook = co_await connection->Handshake(settings_by);
+        if (!shook) {
+          ++stats_.failed;
+          endpoint->health.Failed(Clock::now());
+          Report(*endpoint, /*failed=*/true);
+          co_return tl::unexpected(shook.error());
+        }
+      } else {
+        connection = static_cast<Http2Connection*>(lease.session())->shared_from_this();
+      }
+      exchange = std::make_unique<Http2Exchange>(io_, std::move(lease), std::move(connection));
+      ++stats_.http2_streams;
+    }
     // (A connect took time: read the clock again after one.)
     const TimePoint armed_at = connected ? clock_->now() : now;
     const TimePoint head_deadline = std::min(deadline, request.head_deadline);
@@ -298,9 +354,10 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
       Report(*endpoint, /*failed=*/response.status >= 500);
       co_return Ok();
     }
-    if (exchange->may_retry() && attempt == 0 && request.may_resend &&
+    if (exchange->may_retry() && attempt == 0 && (request.may_resend || exchange->unprocessed()) &&
         (request.body == nullptr || request.body->Rewind())) {
-      // The keep-alive race: the upstream closed the idle connection as it was taken.
+      // The keep-alive race (the upstream closed the idle connection as it was taken), or an
+      // HTTP/2 stream the server refused unprocessed (REFUSED_STREAM, GOAWAY).
       ++stats_.keepalive_retries;
       ++request.keepalive_retries;
       spdlog::debug("upstream {}: {}; sending again on a new connection", endpoint->id,

@@ -30,6 +30,7 @@
 #include "core/clock.hpp"
 #include "core/result.hpp"
 #include "runtime/asio.hpp"
+#include "runtime/task_group.hpp"
 #include "upstream/endpoint.hpp"
 #include "upstream/exchange.hpp"
 #include "upstream/load_balancer.hpp"
@@ -57,6 +58,11 @@ struct ClusterOptions {
   // reports each outcome to it (outlier ejection) and Pick skips the endpoints it says are
   // ejected or unhealthy. Null: every endpoint is usable.
   std::shared_ptr<ServiceHealth> health;
+  // The HTTP version (http1; http2: every connection; auto: per connection, by ALPN) and the
+  // HTTP/2 connections' settings.
+  config::UpstreamProtocol protocol = config::UpstreamProtocol::kHttp1;
+  std::uint32_t http2_max_streams = 100;  // per connection (the server's limit if lower)
+  Duration http2_keepalive_interval = std::chrono::minutes(5);
 
   // From a service of the config (endpoints, lb, pool settings, resolve interval).
   static ClusterOptions FromService(const config::Service& service, std::uint64_t seed);
@@ -68,6 +74,7 @@ struct ClusterStats {
   std::uint64_t failed = 0;             // Send calls that ended in an error
   std::uint64_t keepalive_retries = 0;  // requests sent again after the keep-alive race
   std::uint64_t resolutions = 0;        // resolution rounds applied
+  std::uint64_t http2_streams = 0;      // HTTP/2 streams opened (each HTTP/2 try is one)
 };
 
 class Cluster : public std::enable_shared_from_this<Cluster> {
@@ -118,6 +125,8 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   void Apply(const ResolvedHosts& round);
   void SetEndpoints(const std::vector<ResolvedAddress>& addresses);
   std::shared_ptr<Endpoint> Pick(const Request& request);
+  // Whether the lease's connection speaks HTTP/2 (the protocol, or ALPN's answer for auto).
+  bool SpeaksHttp2(const StreamPool::Lease& lease) const;
   // Tells the service's health how a try on `endpoint` went.
   void Report(Endpoint& endpoint, bool failed);
 
@@ -136,6 +145,8 @@ class Cluster : public std::enable_shared_from_this<Cluster> {
   bool resolving_ = false;
   bool resolved_once_ = false;
   TimePoint next_resolve_{};
+  // The HTTP/2 connections' reader and writer tasks (they end when their connection closes).
+  runtime::TaskGroup tasks_;
 };
 
 }  // namespace ferry::upstream

@@ -78,6 +78,7 @@ void HealthChecker::Apply(std::vector<Target> targets) {
       options.pool.max_connections = 2;
       options.pool.connect_timeout = target.check.timeout;
       options.pool.tls = target.tls;  // a check speaks to the endpoint as the proxy does
+      options.protocol = target.protocol;
       if (!cluster) cluster = Cluster::Create(io_, options, nullptr, {});
       cluster->Update(std::move(options), {endpoint});
     }

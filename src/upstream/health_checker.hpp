@@ -32,6 +32,7 @@ class HealthChecker {
     std::vector<ResolvedAddress> endpoints;
     std::shared_ptr<ServiceHealth> health;
     std::shared_ptr<tls::ClientTls> tls;  // the service's upstream TLS; null: plain TCP
+    config::UpstreamProtocol protocol = config::UpstreamProtocol::kHttp1;  // as the proxy's
   };
 
   explicit HealthChecker(asio::io_context& io) : io_(io), tasks_(io.get_executor()) {}

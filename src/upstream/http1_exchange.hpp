@@ -22,6 +22,7 @@
 #include "runtime/read_buffer.hpp"
 #include "upstream/endpoint.hpp"
 #include "upstream/exchange.hpp"
+#include "upstream/protocol_exchange.hpp"
 #include "upstream/stream_pool.hpp"
 
 namespace ferry::upstream {
@@ -29,7 +30,7 @@ namespace ferry::upstream {
 // Sends the request, reads the head, then serves as the response's body source.
 // Member order matters: the deadline (which points at the lease's stream) goes after the lease
 // (so it is destroyed first), and the read buffer after the buffer pool it borrows from.
-class Http1Exchange final : public BodyReader::Source {
+class Http1Exchange final : public ProtocolExchange {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
@@ -43,20 +44,20 @@ class Http1Exchange final : public BodyReader::Source {
 
   // Arms the deadline (`now` read on the caller's clock; TimePoint::max(): none); false if it
   // has passed.
-  bool Arm(TimePoint deadline, TimePoint now);
+  bool Arm(TimePoint deadline, TimePoint now) override;
   // Lets `watch` (null: none) watch the socket until the response head (runtime::IoWatch): its
   // notice comes from this exchange's deadline timer, its Abort ends Run with kCancelled.
-  void Watch(runtime::IoWatch* watch) { deadline_->Watch(watch); }
+  void Watch(runtime::IoWatch* watch) override { deadline_->Watch(watch); }
   // Sends `request` (its framing headers set by the caller) and reads the final response head
   // into `out` (interim 1xx responses go to request.interim, or are skipped). On an error,
   // may_retry() tells whether it is the keep-alive race: the connection was a reused one and
   // failed before any response byte, neither by the deadline nor by a cancellation.
-  Task<Result<void>> Run(const Request& request, Response& out);
-  bool may_retry() const { return may_retry_; }
+  Task<Result<void>> Run(const Request& request, Response& out) override;
+  bool may_retry() const override { return may_retry_; }
   // Once the head is here: the body's end ends the request in flight (and counts a success).
-  void TakeInFlight(InFlight in_flight) { in_flight_ = std::move(in_flight); }
+  void TakeInFlight(InFlight in_flight) override { in_flight_ = std::move(in_flight); }
   // An empty body is over with its head: the connection goes back at once.
-  void FinishIfEmpty() {
+  void FinishIfEmpty() override {
     if (parser_.message_done() && !done_ && !upgraded_) Finish();
   }
 

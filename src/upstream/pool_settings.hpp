@@ -21,6 +21,10 @@ struct PoolSettings {
   // The service's TLS (node-wide, swapped on changes); null: plain TCP. A connection is made
   // with its current context, the handshake within connect_timeout.
   std::shared_ptr<tls::ClientTls> tls;
+  // Connections may carry many exchanges (HTTP/2): a lease waits for a connection being made
+  // (it will likely have room) rather than making one more. Set by the Cluster from its
+  // protocol.
+  bool multiplexed = false;
 };
 
 }  // namespace ferry::upstream

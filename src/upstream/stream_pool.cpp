@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "runtime/connect.hpp"
 #include "tls/client_context.hpp"
+#include "tls/tls_stream.hpp"
 
 namespace ferry::upstream {
 
@@ -38,6 +39,10 @@ void StreamPool::Lease::Release(bool reusable) {
   pool_.reset();
 }
 
+void StreamPool::Lease::Share(std::shared_ptr<Multiplexer> session) {
+  pool_->Share(connection_, std::move(session));
+}
+
 std::shared_ptr<StreamPool> StreamPool::Create(asio::io_context& io, std::string ip,
                                                std::uint16_t port, PoolSettings settings,
                                                std::string host) {
@@ -51,7 +56,8 @@ StreamPool::StreamPool(asio::io_context& io, std::string ip, std::uint16_t port,
       ip_(std::move(ip)),
       port_(port),
       host_(host.empty() ? ip_ : std::move(host)),
-      settings_(std::move(settings)) {}
+      settings_(std::move(settings)),
+      connected_(io, std::chrono::steady_clock::time_point::max()) {}
 
 bool StreamPool::SameTls(const PooledConnection& connection) const {
   if (settings_.tls == nullptr) return connection.tls == nullptr;
@@ -68,10 +74,38 @@ std::size_t StreamPool::idle() const {
                                                 [](const auto& c) { return c->active == 0; }));
 }
 
+bool StreamPool::HasRoom(const PooledConnection& c) {
+  if (c.closing) return false;
+  if (c.session == nullptr) return c.active < c.capacity;
+  return c.session->accepting() && c.active < c.session->capacity();
+}
+
+void StreamPool::Share(const std::shared_ptr<PooledConnection>& connection,
+                       std::shared_ptr<Multiplexer> session) {
+  connection->session = std::move(session);
+  connection->capacity = std::max<std::uint32_t>(connection->session->capacity(), 1);
+  const bool listed =
+      std::find(available_.begin(), available_.end(), connection) != available_.end();
+  if (!listed && HasRoom(*connection)) available_.push_back(connection);
+}
+
 std::shared_ptr<PooledConnection> StreamPool::TakeAvailable(bool replayable) {
   const auto now = std::chrono::steady_clock::now();
   while (!available_.empty()) {
     std::shared_ptr<PooledConnection> c = available_.back();
+    if (c->session != nullptr) {
+      // Shared (HTTP/2): its session says whether it takes one more; a connection that takes
+      // none leaves the list (closed now if idle, else when its last lease ends).
+      if (!HasRoom(*c) || !SameTls(*c) ||
+          (c->active == 0 && now - c->idle_since >= settings_.idle_timeout)) {
+        available_.pop_back();
+        c->closing = c->closing || !c->session->accepting() || !SameTls(*c) || c->active == 0;
+        if (c->active == 0) Close(*c);
+        continue;
+      }
+      if (c->active + 1 >= c->session->capacity()) available_.pop_back();
+      return c;
+    }
     if (c->active > 0) {
       // Shared (HTTP/2): it stays available while it has room after this lease.
       if (c->active + 1 >= c->capacity) available_.pop_back();
@@ -98,9 +132,15 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
   // The lease holds the pool; so does this frame while it connects.
   std::shared_ptr<StreamPool> self = shared_from_this();
   if (!fresh_only) {
-    if (std::shared_ptr<PooledConnection> c = TakeAvailable()) {
-      ++c->active;
-      co_return Lease(std::move(self), std::move(c));
+    for (;;) {
+      if (std::shared_ptr<PooledConnection> c = TakeAvailable()) {
+        ++c->active;
+        co_return Lease(std::move(self), std::move(c));
+      }
+      // A shared connection being made will likely have room: wait for it (bounded by its
+      // connect timeout) instead of making one more per concurrent request.
+      if (!settings_.multiplexed || connecting_ == 0) break;
+      co_await connected_.async_wait(kNoThrow);
     }
   }
   if (open_ >= settings_.max_connections) {
@@ -109,6 +149,7 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
                                config::Address{ip_, port_}.ToString()));
   }
   ++open_;  // counts against the limit while connecting
+  ++connecting_;
   const Duration timeout = std::min(settings_.connect_timeout, connect_within);
   const auto started = std::chrono::steady_clock::now();
   auto stream = co_await runtime::Connect(io_, ip_, port_, timeout, watch);
@@ -129,6 +170,8 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
       spdlog::warn("upstream {}: {}", host_, stream.error().message());
     }
   }
+  --connecting_;
+  connected_.cancel();  // the waiters look again (after this lease was made shared)
   if (!stream) {
     --open_;
     co_return tl::unexpected(stream.error());
@@ -138,6 +181,7 @@ Task<Result<StreamPool::Lease>> StreamPool::Acquire(bool fresh_only, Duration co
   c->stream = std::move(*stream);
   c->tls = tls.get();
   c->tls_generation = tls_generation;
+  if (tls != nullptr) c->alpn = tls::NegotiatedAlpn(*c->stream);
   c->active = 1;
   co_return Lease(std::move(self), std::move(c));
 }
@@ -170,6 +214,8 @@ void StreamPool::Return(const std::shared_ptr<PooledConnection>& connection, boo
   }
   const bool listed =
       std::find(available_.begin(), available_.end(), connection) != available_.end();
+  // A shared connection whose session takes no new exchange closes with its last lease.
+  if (c.session != nullptr && !c.session->accepting()) c.closing = true;
   if (c.closing) {
     if (listed) std::erase(available_, connection);
     if (c.active == 0) Close(c);

@@ -25,6 +25,19 @@
 
 namespace ferry::upstream {
 
+// A protocol session that carries many exchanges at once on one pooled connection (HTTP/2:
+// http2_connection.hpp). The pool asks it whether the connection still takes new exchanges and
+// how many at once; the session reads and writes the connection itself (its own tasks), so the
+// pool never checks such a connection by reading it.
+class Multiplexer {
+ public:
+  virtual ~Multiplexer() = default;
+  // False once it takes no new exchange (a GOAWAY came, the connection failed or closed).
+  virtual bool accepting() const = 0;
+  // Exchanges it carries at once now (the peer's limit can change).
+  virtual std::uint32_t capacity() const = 0;
+};
+
 // One open connection of a pool.
 struct PooledConnection {
   std::unique_ptr<runtime::Stream> stream;
@@ -38,6 +51,10 @@ struct PooledConnection {
   // TLS settings were replaced since is not reused.
   const tls::ClientTls* tls = nullptr;
   std::uint64_t tls_generation = 0;
+  // The TLS handshake's ALPN answer ("h2", "http/1.1"; "" for none or plain TCP).
+  std::string alpn;
+  // The session sharing the connection (HTTP/2); null: one exchange at a time (HTTP/1.1).
+  std::shared_ptr<Multiplexer> session;
 };
 
 class StreamPool : public std::enable_shared_from_this<StreamPool> {
@@ -63,6 +80,16 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
     // Ends the exchange: `reusable` if it ended cleanly and the connection may carry another;
     // false closes the connection (once no other lease uses it).
     void Release(bool reusable);
+    // The connection's multiplexing session, if one was set (an HTTP/2 connection), and the
+    // TLS handshake's ALPN answer.
+    Multiplexer* session() const { return connection_->session.get(); }
+    const std::string& alpn() const { return connection_->alpn; }
+    // Makes the connection (a fresh one, this its only lease) a shared one: `session` carries
+    // up to session->capacity() exchanges at once, so the pool hands out more leases on it.
+    void Share(std::shared_ptr<Multiplexer> session);
+    // What keeps the connection's stream alive: the session's own tasks hold it until the
+    // stream is closed.
+    std::shared_ptr<void> KeepAlive() const { return connection_; }
 
    private:
     std::shared_ptr<StreamPool> pool_;
@@ -115,6 +142,10 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   // False if the connection was made with TLS settings other than the current ones.
   bool SameTls(const PooledConnection& connection) const;
   std::shared_ptr<PooledConnection> TakeAvailable(bool replayable = false);
+  // Has room for another lease, and takes one (a shared connection's session decides).
+  static bool HasRoom(const PooledConnection& connection);
+  void Share(const std::shared_ptr<PooledConnection>& connection,
+             std::shared_ptr<Multiplexer> session);
   void Return(const std::shared_ptr<PooledConnection>& connection, bool reusable);
   void Close(PooledConnection& connection);
 
@@ -127,6 +158,10 @@ class StreamPool : public std::enable_shared_from_this<StreamPool> {
   std::vector<std::shared_ptr<PooledConnection>> available_;
   std::size_t open_ = 0;
   std::uint64_t connects_ = 0;
+  // Connections being made, and what their end (made or failed) wakes: the Acquires that wait
+  // for a shared connection (settings_.multiplexed) instead of making one more.
+  std::size_t connecting_ = 0;
+  asio::steady_timer connected_;
 };
 
 }  // namespace ferry::upstream
