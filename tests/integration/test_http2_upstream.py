@@ -126,7 +126,7 @@ def test_h2_over_tls_by_alpn(processes, tmp_path, docroot, pki, start_ferry, pro
     assert all(r.status == 200 and r.body == b"hello over h2\n" for r in results), \
         [r.stderr for r in results if r.status != 200]
     body = os.urandom(300_000)
-    posted = curl(ferry.url("/x"), "-X", "POST", "--data-binary", "@-", input=body)
+    posted = curl(ferry.url("/hello.txt"), "-X", "POST", "--data-binary", "@-", input=body)
     assert posted.body == body
     wait_until(lambda: ferry.metric("ferry_upstream_http2_streams_total", service="svc") == 21,
                5, what="21 HTTP/2 streams counted")
