@@ -77,6 +77,9 @@ class H2Server {
     std::vector<std::int32_t> held;              // waiting for the batch
     std::map<std::int32_t, std::string> bodies;  // answer bodies being sent
     std::map<std::int32_t, std::size_t> sent;
+    // The session goes with the connection: also when a test ends while Serve is suspended
+    // (its frame is destroyed then, without running to its end). Null is a no-op.
+    ~Conn() { nghttp2_session_del(session); }
   };
 
   static ssize_t ReadAnswer(nghttp2_session*, std::int32_t id, std::uint8_t* buf,
@@ -219,7 +222,6 @@ class H2Server {
       ok = co_await Flush(c);
     }
     std::erase(self->live_, &c);
-    nghttp2_session_del(c.session);
   }
 
   std::uint32_t max_streams_;
