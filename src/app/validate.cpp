@@ -34,15 +34,17 @@ std::shared_ptr<config::Config> WithoutMeshTls(const config::Config& config) {
 }
 
 // A node that gets its mesh certificate from `ferry ca serve` has no certificate before its
-// first start: what the start needs to get one (the mesh CA bundle naming a trust domain, a
-// readable token file) is checked instead. Ok(true) when that is the case.
-Result<bool> CheckBootstrap(const config::Config& config) {
+// first start (mesh.renew set, neither file there yet).
+bool Bootstrapping(const config::Config& config) {
   if (!config.mesh || !config.mesh->renew) return false;
-  const config::Mesh& mesh = *config.mesh;
   std::error_code ec;
-  if (std::filesystem::exists(mesh.cert, ec) || std::filesystem::exists(mesh.key, ec)) {
-    return false;
-  }
+  return !std::filesystem::exists(config.mesh->cert, ec) &&
+         !std::filesystem::exists(config.mesh->key, ec);
+}
+
+// What such a node's start needs to get its certificate: the mesh CA bundle naming a trust
+// domain, and a readable token file.
+Result<void> CheckBootstrapFiles(const config::Mesh& mesh) {
   if (auto domain = mesh::TrustDomainOfBundle(mesh.ca); !domain) {
     return Fail(ErrorCode::kInvalidArgument, fmt::format("mesh.ca: {}", domain.error().message()));
   }
@@ -56,7 +58,7 @@ Result<bool> CheckBootstrap(const config::Config& config) {
     return Fail(ErrorCode::kInvalidArgument,
                 fmt::format("mesh.renew.token_file: {}", token.error().message()));
   }
-  return true;
+  return Ok();
 }
 
 }  // namespace
@@ -68,12 +70,10 @@ int Validate(const std::string& path) {
     return kExitFailure;
   }
   std::shared_ptr<const config::Config> config = *loaded;
-  auto bootstrap = CheckBootstrap(*config);
-  if (!bootstrap) {
-    fmt::print(stderr, "{}: {}\n", path, bootstrap.error().message());
-    return kExitFailure;
-  }
-  if (*bootstrap) config = WithoutMeshTls(*config);
+  // Before a bootstrapping node's first start the contexts that need its mesh certificate are
+  // left out; what it needs to get one is checked after the other files.
+  const bool bootstrap = Bootstrapping(*config);
+  if (bootstrap) config = WithoutMeshTls(*config);
   // The certificate and key files, as the node would load them at start.
   if (auto tls = tls::ListenerContexts().Sync(*config); !tls) {
     fmt::print(stderr, "{}: {}\n", path, tls.error().message());
@@ -88,9 +88,15 @@ int Validate(const std::string& path) {
     fmt::print(stderr, "{}: {}\n", path, cas.error().message());
     return kExitFailure;
   }
+  if (bootstrap) {
+    if (auto files = CheckBootstrapFiles(*(*loaded)->mesh); !files) {
+      fmt::print(stderr, "{}: {}\n", path, files.error().message());
+      return kExitFailure;
+    }
+  }
   fmt::print("{}: ok ({} listener(s), {} service(s))\n", path, (*loaded)->listeners.size(),
              (*loaded)->services.size());
-  if (*bootstrap) {
+  if (bootstrap) {
     fmt::print(
         "{}: the mesh certificate is not issued yet: mesh.ca and mesh.renew.token_file were "
         "checked; the node gets its certificate from {} at its first start\n",
