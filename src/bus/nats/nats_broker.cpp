@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "bus/engine/message_codec.hpp"
+#include "bus/engine/rate_meter.hpp"
 #include "bus/engine/state_record.hpp"
 #include "bus/nats/fetch_worker.hpp"
+#include "bus/nats/key_order.hpp"
 #include "bus/nats/nats_client.hpp"
 #include "bus/nats/nats_names.hpp"
 
@@ -36,8 +38,14 @@ constexpr std::int64_t kApiWaitMs = 5000;
 constexpr auto kFetchExpires = milliseconds(100);
 // How often long polls look for messages published through other nodes.
 constexpr auto kForeignPublishPoll = milliseconds(500);
-// A consumer's outstanding unacknowledged deliveries (JetStream's MaxAckPending).
+// A consumer's outstanding unacknowledged deliveries (JetStream's MaxAckPending): deliveries in
+// flight and messages held behind their key's head together.
 constexpr std::int64_t kMaxAckPending = 20000;
+// How late a key's head that went back to JetStream (a nack, a deferral, a lease that ran out)
+// may be redelivered before a fetch that drained the consumer without it lets the key go on: it
+// went to another Ferry node (see KeyOrder). JetStream moves a due message to its redelivery
+// queue on a timer, a moment after it is due.
+constexpr auto kRedeliveryGrace = std::chrono::seconds(2);
 
 // Dead letters: the headers beside the original stored bytes.
 constexpr const char* kReasonHeader = "Ferry-Reason";
@@ -113,6 +121,7 @@ struct Channel {
   StorageOptions storage;
   std::uint64_t published = 0;
   std::uint64_t duplicates = 0;
+  RateMeter<1> publish_rates{BusTime(), {}};  // of published
 };
 
 struct PullSub {
@@ -135,12 +144,22 @@ struct InboxState {
   std::function<void()> listener;
   std::map<std::uint64_t, std::uint32_t> deferrals;  // sequence -> NAKs for deliver_at
   std::map<std::uint64_t, BusTime> waiting;          // NAKed with a delay (deliver_at, nack): until
+  // Per-key order: fetched messages held behind their key's head (in flight to this node for
+  // JetStream, their AckWait restarted by InProgress every third of a lease), and those of them
+  // that are their key's head now and go out with the next Receive.
+  KeyOrder order;
+  std::map<std::uint64_t, std::shared_ptr<natsMsg>> held;  // by stream sequence
+  std::set<std::uint64_t> released;
+  BusTime next_refresh{};  // the next InProgress round over `held`
   InboxStats stats;
+  // Of stats.delivered, redelivered, acked, nacked, dead_lettered (as the embedded dispatcher).
+  RateMeter<5> rates{BusTime(), {}};
 };
 
 struct InFlight {
   std::shared_ptr<InboxState> inbox;
   std::shared_ptr<natsMsg> msg;
+  std::string key;  // partitionkey; empty: none
   std::uint64_t sequence = 0;
   std::uint32_t attempt = 0;
   BusTime lease_expires{};
@@ -233,6 +252,7 @@ class NatsBroker final : public Broker {
         !r) {
       return r;
     }
+    channel.publish_rates = RateMeter<1>(options_.clock(), {0});
     auto [it, added] = queues_.try_emplace(name, std::move(channel));
     if (!added) it->second.storage = options.storage;
     SubscriptionOptions sub;
@@ -249,6 +269,7 @@ class NatsBroker final : public Broker {
         !r) {
       return r;
     }
+    channel.publish_rates = RateMeter<1>(options_.clock(), {0});
     auto [it, added] = topics_.try_emplace(name, std::move(channel));
     if (!added) {
       it->second.storage = options.storage;
@@ -386,13 +407,21 @@ class NatsBroker final : public Broker {
         done(Fail(ErrorCode::kNotFound, "unknown queue or subscription " + name));
       });
     }
-    Fetch(state, std::max<std::size_t>(max, 1), {}, std::move(done));
+    max = std::max<std::size_t>(max, 1);
+    std::vector<Delivery> got;
+    TakeReleased(state, max, got);
+    if (got.size() >= max) {
+      return Post(
+          [done = std::move(done), got = std::move(got)]() mutable { done(std::move(got)); });
+    }
+    Fetch(state, max, std::move(got), std::move(done));
   }
 
   void Ack(const Inbox& inbox, std::vector<std::string> receipts, SettleCallback done) override {
     Settle(inbox, std::move(receipts), std::move(done), [this](InFlight& f) {
       natsMsg_Ack(f.msg.get(), nullptr);
       ++f.inbox->stats.acked;
+      Release(f.inbox, f.key, f.sequence);
     });
   }
 
@@ -402,13 +431,15 @@ class NatsBroker final : public Broker {
       ++f.inbox->stats.nacked;
       const auto& d = f.inbox->options.delivery;
       if (d.max_deliveries != 0 && f.attempt >= d.max_deliveries) {
-        return Bury(f.inbox, f.msg, f.sequence, f.attempt,
+        return Bury(f.inbox, f.msg, f.key, f.sequence, f.attempt,
                     fmt::format("max deliveries ({}) exceeded: nacked {} times", d.max_deliveries,
                                 f.attempt));
       }
       const BusDuration wait = delay ? *delay : Backoff(d, f.attempt);
       natsMsg_NakWithDelay(f.msg.get(), duration_cast<milliseconds>(wait).count(), nullptr);
       f.inbox->waiting[f.sequence] = options_.clock() + wait;
+      // Still its key's head: the key's next message waits for this one's redelivery.
+      if (!f.key.empty()) f.inbox->order.Waiting(f.key, f.sequence, options_.clock() + wait);
       WakeAt(options_.clock() + wait, f.inbox);
     });
   }
@@ -540,6 +571,9 @@ class NatsBroker final : public Broker {
     if (!retries_.empty()) consider(retries_.begin()->first);
     if (!keepalives_.empty()) consider(keepalives_.begin()->first);
     if (!inboxes_.empty()) consider(next_poll_);
+    for (const auto& [key, state] : inboxes_) {
+      if (!state->held.empty()) consider(state->next_refresh);
+    }
     return next;
   }
 
@@ -567,12 +601,13 @@ class NatsBroker final : public Broker {
       if (max != 0 && lost.attempt >= max) {
         // The last delivery failed: dead-letter it now (if JetStream redelivers it first, that
         // fetch buries it too, under the same dead-letter Nats-Msg-Id).
-        Bury(inbox, lost.msg, lost.sequence, lost.attempt,
+        Bury(inbox, lost.msg, lost.key, lost.sequence, lost.attempt,
              fmt::format("max deliveries ({}) exceeded after lease expiry", max));
         continue;
       }
       // JetStream's AckWait ran from the server's delivery, a moment before Ferry's lease: the
-      // message is deliverable by now or very soon.
+      // message is deliverable by now or very soon, and still its key's head.
+      if (!lost.key.empty()) inbox->order.Waiting(lost.key, lost.sequence, now);
       WakeAt(now + milliseconds(50), inbox);
     }
     while (!wakeups_.empty() && wakeups_.begin()->first <= now) {
@@ -595,6 +630,12 @@ class NatsBroker final : public Broker {
       retries_.erase(retries_.begin());
       SendPublish(token);
     }
+    // Held messages stay in flight to this node: each InProgress restarts their AckWait.
+    for (const auto& [key, state] : inboxes_) {
+      if (state->held.empty() || state->next_refresh > now) continue;
+      for (const auto& [seq, msg] : state->held) natsMsg_InProgress(msg.get(), nullptr);
+      state->next_refresh = now + RefreshInterval(*state);
+    }
   }
 
   void EnforceRetention(DoneCallback done) override {
@@ -602,7 +643,14 @@ class NatsBroker final : public Broker {
     Post([done = std::move(done)] { done(Ok()); });
   }
 
-  void SampleRates() override {}
+  void SampleRates() override {
+    const BusTime now = options_.clock();
+    for (auto* channels : {&queues_, &topics_}) {
+      for (auto& [name, channel] : *channels)
+        channel.publish_rates.Sample(now, {channel.published});
+    }
+    for (const auto& [key, state] : inboxes_) state->rates.Sample(now, RateCounts(*state));
+  }
 
   // --- stats
 
@@ -615,6 +663,8 @@ class NatsBroker final : public Broker {
     out.inbox = InboxStatsOf(*state);
     out.inbox.published = it->second.published;
     out.inbox.duplicates = it->second.duplicates;
+    out.inbox.rates.publish =
+        it->second.publish_rates.PerSecond(options_.clock(), {it->second.published})[0];
     out.storage.push_back(StreamStats(it->second.stream));
     return out;
   }
@@ -625,6 +675,8 @@ class NatsBroker final : public Broker {
     TopicStats out;
     out.published = it->second.published;
     out.duplicates = it->second.duplicates;
+    out.publish_rate =
+        it->second.publish_rates.PerSecond(options_.clock(), {it->second.published})[0];
     out.storage.push_back(StreamStats(it->second.stream));
     for (const auto& [key, state] : inboxes_) {
       if (state->inbox.topic != topic) continue;
@@ -706,6 +758,63 @@ class NatsBroker final : public Broker {
 
   void WakeAt(BusTime at, const std::shared_ptr<InboxState>& state) { wakeups_.emplace(at, state); }
 
+  static RateMeter<5>::Counts RateCounts(const InboxState& state) {
+    const InboxStats& s = state.stats;
+    return {s.delivered, s.redelivered, s.acked, s.nacked, s.dead_lettered};
+  }
+
+  // --- per-key order (KeyOrder has the rules; here are the messages)
+
+  // How often held messages are told "in progress": well within their AckWait (the lease).
+  static BusDuration RefreshInterval(const InboxState& state) {
+    return std::max<BusDuration>(state.options.delivery.lease / 3, milliseconds(10));
+  }
+
+  // Keeps a fetched message behind its key's head. Holding it, rather than NAKing it back,
+  // keeps it leased to this node, so no other node takes it meanwhile, its delivery count
+  // does not grow, and the key's messages go out in stream order (NAKed ones would come back
+  // in the order their delays end, and each NAK counts as a delivery).
+  void Hold(InboxState& state, std::uint64_t seq, std::shared_ptr<natsMsg> msg, BusTime now) {
+    if (state.held.empty()) state.next_refresh = now + RefreshInterval(state);
+    state.held[seq] = std::move(msg);  // a redelivery of a held one replaces it
+  }
+
+  // `seq` of `key` is settled (acked, dead-lettered): the key's next held message goes out
+  // with the next Receive.
+  void Release(const std::shared_ptr<InboxState>& state, const std::string& key,
+               std::uint64_t seq) {
+    if (key.empty()) return;
+    auto next = state->order.Settled(key, seq);
+    if (next) Released(state, key, *next);
+  }
+
+  void Released(const std::shared_ptr<InboxState>& state, const std::string& key,
+                std::uint64_t seq) {
+    // Every message KeyOrder holds is in `held`; were one missing, its key must not wait on it.
+    while (!state->held.contains(seq)) {
+      auto next = state->order.Settled(key, seq);
+      if (!next) return;
+      seq = *next;
+    }
+    state->released.insert(seq);
+    Notify(state);
+  }
+
+  // Hands out held messages that are their key's head now, up to `max` in all.
+  void TakeReleased(const std::shared_ptr<InboxState>& state, std::size_t max,
+                    std::vector<Delivery>& got) {
+    const BusTime now = options_.clock();
+    while (!state->released.empty() && got.size() < max) {
+      const std::uint64_t seq = *state->released.begin();
+      state->released.erase(state->released.begin());
+      auto it = state->held.find(seq);
+      if (it == state->held.end()) continue;
+      auto msg = std::move(it->second);
+      state->held.erase(it);
+      Offer(state, std::move(msg), now, /*held=*/true, got);
+    }
+  }
+
   // Adds the stream, or updates its limits when it exists (placement and retention stay).
   Result<void> EnsureStream(const std::string& name, const std::vector<std::string>& subjects,
                             jsRetentionPolicy retention, const StorageOptions& storage,
@@ -777,6 +886,7 @@ class NatsBroker final : public Broker {
       state = it->second;
     } else {
       state = std::make_shared<InboxState>();
+      state->rates = RateMeter<5>(options_.clock(), {});
       state->inbox = inbox;
       state->id = ++next_inbox_id_;
       state->stream = stream;
@@ -866,6 +976,9 @@ class NatsBroker final : public Broker {
       }
     }
     state.stats.in_flight = 0;
+    state.order.Clear();
+    state.held.clear();
+    state.released.clear();
   }
 
   // --- the publish path
@@ -973,7 +1086,9 @@ class NatsBroker final : public Broker {
       });
     }
     const int batch = static_cast<int>(std::min<std::size_t>(want - got.size(), 1000));
-    worker_->Submit([this, shared = shared_, pull, batch, state = std::move(state),
+    // On the bus thread, before the job is queued: the pull starts no earlier (see OnFetched).
+    const BusTime started = options_.clock();
+    worker_->Submit([this, shared = shared_, pull, batch, started, state = std::move(state),
                      got = std::move(got), want, done = std::move(done)]() mutable {
       natsMsgList list{nullptr, 0};
       jsFetchRequest req;
@@ -990,16 +1105,16 @@ class NatsBroker final : public Broker {
         list.Msgs[i] = nullptr;
       }
       natsMsgList_Destroy(&list);
-      shared->post([this, shared, s, batch, state = std::move(state), got = std::move(got), want,
-                    done = std::move(done), msgs]() mutable {
+      shared->post([this, shared, s, batch, started, state = std::move(state), got = std::move(got),
+                    want, done = std::move(done), msgs]() mutable {
         if (!shared->alive) return;
-        OnFetched(std::move(state), s, batch, std::move(*msgs), std::move(got), want,
+        OnFetched(std::move(state), s, batch, started, std::move(*msgs), std::move(got), want,
                   std::move(done));
       });
     });
   }
 
-  void OnFetched(std::shared_ptr<InboxState> state, natsStatus status, int batch,
+  void OnFetched(std::shared_ptr<InboxState> state, natsStatus status, int batch, BusTime started,
                  std::vector<MsgPtr> msgs, std::vector<Delivery> got, std::size_t want,
                  ReceiveCallback done) {
     if (Find(state->inbox) != state) {  // deleted or replayed meanwhile: hand nothing out
@@ -1016,81 +1131,108 @@ class NatsBroker final : public Broker {
     const BusTime now = options_.clock();
     for (auto& owned : msgs) {
       std::shared_ptr<natsMsg> msg(owned.release(), MsgDeleter{});
-      jsMsgMetaData* meta = nullptr;
-      if (natsMsg_GetMetaData(&meta, msg.get()) != NATS_OK) continue;  // not a JetStream one
-      const std::uint64_t seq = meta->Sequence.Stream;
-      const std::uint64_t delivered = meta->NumDelivered;
-      jsMsgMetaData_Destroy(meta);
-      const char* subject = natsMsg_GetSubject(msg.get());
-      // A replayed dead letter of another subscription of this topic.
-      if (!state->inbox.is_queue() && subject != nullptr &&
-          std::string_view(subject) != TopicEventSubject(state->inbox.topic) &&
-          subject != state->replay_subject) {
-        natsMsg_Ack(msg.get(), nullptr);
-        skipped = true;
-        continue;
+      if (!Offer(state, std::move(msg), now, /*held=*/false, got)) skipped = true;
+    }
+    if (empty_ok && static_cast<int>(fetched) < batch) {
+      // The pull took everything the consumer had for us: a key's head that went back to
+      // JetStream and was due well before the pull started, and did not come, went to another
+      // node. Its key goes on here.
+      for (const auto& [key, seq] : state->order.ExpireWaiting(started - kRedeliveryGrace)) {
+        Released(state, key, seq);
       }
-      auto message = DecodeMessage(
-          std::string_view(natsMsg_GetData(msg.get()), natsMsg_GetDataLength(msg.get())));
-      if (!message) {
-        spdlog::warn("bus: {} sequence {} is not a Ferry message; terminated",
-                     state->inbox.ToString(), seq);
-        natsMsg_Term(msg.get(), nullptr);
-        skipped = true;
-        continue;
-      }
-      const auto& f = state->options.filter;
-      if (!state->inbox.is_queue() &&
-          !(FieldMatches(f.type, message->type) && FieldMatches(f.source, message->source) &&
-            FieldMatches(f.subject, message->subject))) {
-        natsMsg_Ack(msg.get(), nullptr);  // not for this subscription: settled at once
-        skipped = true;
-        continue;
-      }
-      if (message->deliver_at && *message->deliver_at > now) {
-        const auto wait = *message->deliver_at - now;
-        natsMsg_NakWithDelay(msg.get(), duration_cast<milliseconds>(wait).count() + 1, nullptr);
-        ++state->deferrals[seq];
-        state->waiting[seq] = *message->deliver_at;
-        WakeAt(*message->deliver_at, state);
-        skipped = true;
-        continue;
-      }
-      std::uint32_t deferred = 0;
-      if (auto d = state->deferrals.find(seq); d != state->deferrals.end()) deferred = d->second;
-      const auto attempt =
-          static_cast<std::uint32_t>(delivered > deferred ? delivered - deferred : 1);
-      state->waiting.erase(seq);
-      const auto& d = state->options.delivery;
-      if (d.max_deliveries != 0 && attempt > d.max_deliveries) {
-        // The last delivery's lease ran out: JetStream delivered it once more, to Ferry.
-        Bury(state, msg, seq, attempt - 1,
-             fmt::format("max deliveries ({}) exceeded after lease expiry", d.max_deliveries));
-        skipped = true;
-        continue;
-      }
-      if (attempt > 1) {
-        ++state->stats.redelivered;
-        ++shared_->redeliveries;
-      }
-      ++state->stats.delivered;
-      ++state->stats.in_flight;
-      Delivery delivery;
-      delivery.message = std::move(*message);
-      delivery.sequence = seq;
-      delivery.attempt = attempt;
-      delivery.lease_expires = now + d.lease;
-      delivery.receipt = fmt::format("{}-{}", state->id, ++next_receipt_);
-      receipts_.emplace(delivery.receipt,
-                        InFlight{state, std::move(msg), seq, attempt, delivery.lease_expires});
-      leases_.insert({delivery.lease_expires, delivery.receipt});
-      got.push_back(std::move(delivery));
+      TakeReleased(state, want, got);
     }
     // Skipped ones made room: there may be more behind them.
     if (skipped && got.size() < want && static_cast<int>(fetched) == batch) {
       return Fetch(std::move(state), want, std::move(got), std::move(done));
     }
     done(std::move(got));
+  }
+
+  // One fetched message, or a held one that is its key's head now (`held`): handed out (added
+  // to `got`; returns true), or not: acked (another subscription's replay, or refused by the
+  // filter), terminated (not a Ferry message), NAKed until its deliver_at, held behind its key's
+  // head, or dead-lettered.
+  bool Offer(const std::shared_ptr<InboxState>& state, std::shared_ptr<natsMsg> msg, BusTime now,
+             bool held, std::vector<Delivery>& got) {
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg.get()) != NATS_OK) return false;  // not a JetStream one
+    const std::uint64_t seq = meta->Sequence.Stream;
+    const std::uint64_t delivered = meta->NumDelivered;
+    jsMsgMetaData_Destroy(meta);
+    const char* subject = natsMsg_GetSubject(msg.get());
+    // A replayed dead letter of another subscription of this topic.
+    if (!state->inbox.is_queue() && subject != nullptr &&
+        std::string_view(subject) != TopicEventSubject(state->inbox.topic) &&
+        subject != state->replay_subject) {
+      natsMsg_Ack(msg.get(), nullptr);
+      return false;
+    }
+    auto message = DecodeMessage(
+        std::string_view(natsMsg_GetData(msg.get()), natsMsg_GetDataLength(msg.get())));
+    if (!message) {
+      spdlog::warn("bus: {} sequence {} is not a Ferry message; terminated",
+                   state->inbox.ToString(), seq);
+      natsMsg_Term(msg.get(), nullptr);
+      return false;
+    }
+    const auto& f = state->options.filter;
+    if (!state->inbox.is_queue() &&
+        !(FieldMatches(f.type, message->type) && FieldMatches(f.source, message->source) &&
+          FieldMatches(f.subject, message->subject))) {
+      natsMsg_Ack(msg.get(), nullptr);              // not for this subscription: settled at once
+      if (held) Release(state, message->key, seq);  // the filter changed while it was held
+      return false;
+    }
+    const std::string& key = message->key;
+    if (!key.empty()) {
+      if (!state->order.Admit(key, seq)) {
+        Hold(*state, seq, std::move(msg), now);
+        return false;
+      }
+      if (!held && state->held.erase(seq) != 0) state->released.erase(seq);  // a redelivery
+    }
+    if (message->deliver_at && *message->deliver_at > now) {
+      const auto wait = *message->deliver_at - now;
+      natsMsg_NakWithDelay(msg.get(), duration_cast<milliseconds>(wait).count() + 1, nullptr);
+      ++state->deferrals[seq];
+      state->waiting[seq] = *message->deliver_at;
+      if (!key.empty()) state->order.Waiting(key, seq, *message->deliver_at);
+      WakeAt(*message->deliver_at, state);
+      return false;
+    }
+    std::uint32_t deferred = 0;
+    if (auto d = state->deferrals.find(seq); d != state->deferrals.end()) deferred = d->second;
+    const auto attempt =
+        static_cast<std::uint32_t>(delivered > deferred ? delivered - deferred : 1);
+    state->waiting.erase(seq);
+    if (!key.empty()) state->order.Out(key, seq);
+    const auto& d = state->options.delivery;
+    if (d.max_deliveries != 0 && attempt > d.max_deliveries) {
+      // The last delivery's lease ran out: JetStream delivered it once more, to Ferry.
+      Bury(state, msg, key, seq, attempt - 1,
+           fmt::format("max deliveries ({}) exceeded after lease expiry", d.max_deliveries));
+      return false;
+    }
+    // A held one's AckWait ran from its last InProgress: restart it with Ferry's lease.
+    if (held) natsMsg_InProgress(msg.get(), nullptr);
+    if (attempt > 1) {
+      ++state->stats.redelivered;
+      ++shared_->redeliveries;
+    }
+    ++state->stats.delivered;
+    ++state->stats.in_flight;
+    Delivery delivery;
+    delivery.message = std::move(*message);
+    delivery.sequence = seq;
+    delivery.attempt = attempt;
+    delivery.lease_expires = now + d.lease;
+    delivery.receipt = fmt::format("{}-{}", state->id, ++next_receipt_);
+    receipts_.emplace(delivery.receipt, InFlight{state, std::move(msg), delivery.message.key, seq,
+                                                 attempt, delivery.lease_expires});
+    leases_.insert({delivery.lease_expires, delivery.receipt});
+    got.push_back(std::move(delivery));
+    return true;
   }
 
   // Parses "<inbox id>-<counter>" and finds the delivery. kStale: a receipt this inbox gave
@@ -1146,8 +1288,9 @@ class NatsBroker final : public Broker {
   // Copies the message to the dead-letter stream, then terminates it in its own: no loss if
   // Ferry dies between the two (JetStream redelivers it after AckWait and Ferry copies it again,
   // under the same Nats-Msg-Id, so the second copy is a duplicate and not stored).
+  // Its key (if any) waits meanwhile: the key's next message goes out once the copy is stored.
   void Bury(const std::shared_ptr<InboxState>& state, std::shared_ptr<natsMsg> msg,
-            std::uint64_t seq, std::uint32_t attempts, std::string reason) {
+            const std::string& key, std::uint64_t seq, std::uint32_t attempts, std::string reason) {
     PendingPublish p;
     p.subject = DeadLetterSubject(state->inbox.topic, state->inbox.name);
     p.msg_id = DeadLetterMsgId(state->stream, seq);
@@ -1156,11 +1299,14 @@ class NatsBroker final : public Broker {
                  {kAttemptsHeader, std::to_string(attempts)},
                  {kSequenceHeader, std::to_string(seq)},
                  {kDeadAtHeader, std::to_string(Micros(options_.clock()))}};
-    p.done = [this, state, msg, seq](Result<PubAckResult> r) {
+    p.done = [this, state, msg, key, seq](Result<PubAckResult> r) {
       if (!r) {
         // Not copied: leave it to JetStream's redelivery (after AckWait) to try again.
         spdlog::warn("bus: dead letter of {} sequence {} not stored: {}", state->inbox.ToString(),
                      seq, r.error().message());
+        if (!key.empty()) {
+          state->order.Waiting(key, seq, options_.clock() + state->options.delivery.lease);
+        }
         return;
       }
       natsMsg_Term(msg.get(), nullptr);
@@ -1168,6 +1314,7 @@ class NatsBroker final : public Broker {
       state->waiting.erase(seq);
       ++state->stats.dead_lettered;
       ++shared_->dead_letters;
+      Release(state, key, seq);
     };
     StartPublish(std::move(p));
   }
@@ -1225,6 +1372,13 @@ class NatsBroker final : public Broker {
   InboxStats InboxStatsOf(const InboxState& state) const {
     InboxStats out = state.stats;
     const BusTime now = options_.clock();
+    const auto rates = state.rates.PerSecond(now, RateCounts(state));
+    out.rates = {.deliver = rates[0],
+                 .redeliver = rates[1],
+                 .ack = rates[2],
+                 .nack = rates[3],
+                 .dead_letter = rates[4]};
+    out.blocked = state.held.size() - state.released.size();
     out.delayed = static_cast<std::uint64_t>(std::count_if(
         state.waiting.begin(), state.waiting.end(), [&](const auto& w) { return w.second > now; }));
     jsConsumerInfo* info = nullptr;
@@ -1233,7 +1387,7 @@ class NatsBroker final : public Broker {
                            &code) == NATS_OK) {
       // NumPending counts every message after the consumer's position, filtered ones too (for
       // a subscription with a filter, an upper bound, as the embedded backlog is).
-      out.ready = info->NumPending;
+      out.ready = info->NumPending + state.released.size();
       jsConsumerInfo_Destroy(info);
     }
     // Dead letters: the dead-letter stream's messages on this inbox's subject.
