@@ -20,9 +20,11 @@
 #   PEER=haproxy runs HAProxy instead (bench/proxy/haproxy.cfg, or haproxy-tls.cfg with TLS=1:
 #   one thread, the same headers added), to count a peer's instructions on the same requests;
 #   FERRY_BIN is then not run (give any path).
+#   TOOL=strace counts system calls instead (strace -f -c): prints strace's table, which
+#   bench/proxy/syscalls.sh turns into calls per request.
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
-  sed -n '2,19p' "$0" >&2
+  sed -n '2,21p' "$0" >&2
   exit 2
 fi
 FERRY=$1
@@ -31,7 +33,11 @@ N=$3
 OUT=${4:-}
 BASE=${PORT_BASE:-17311}
 ORIGIN=$BASE ADMIN=$((BASE + 1)) PROXY=$((BASE + 2))
-command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
+if [[ ${TOOL:-callgrind} == strace ]]; then
+  command -v strace >/dev/null || { echo "callgrind.sh: strace is not installed" >&2; exit 1; }
+else
+  command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed" >&2; exit 1; }
+fi
 
 DIR=$(mktemp -d)
 EP= FP=
@@ -83,14 +89,18 @@ policies:
 YAML
 fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [[ ${TOOL:-callgrind} == strace ]]; then
+  counter=(strace -f -c -o "$DIR/count.out")
+else
+  counter=(valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out")
+fi
 if [[ ${PEER:-} == haproxy ]]; then
   template=$here/haproxy.cfg
   [[ ${TLS:-} == 1 ]] && template=$here/haproxy-tls.cfg
   cat "$DIR/site.pem" "$DIR/site.key" >"$DIR/site-combined.pem" 2>/dev/null || true
   sed -e "s|@LISTEN_PORT@|$PROXY|g" -e "s|@ORIGIN_PORT@|$ORIGIN|g" \
       -e "s|@COMBINED@|$DIR/site-combined.pem|g" "$template" >"$DIR/haproxy.cfg"
-  valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" \
-    haproxy -db -f "$DIR/haproxy.cfg" >/dev/null 2>"$DIR/haproxy.err" &
+  "${counter[@]}" haproxy -db -f "$DIR/haproxy.cfg" >/dev/null 2>"$DIR/haproxy.err" &
   FP=$!
   for _ in $(seq 100); do
     python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $PROXY), 1)" \
@@ -98,8 +108,7 @@ if [[ ${PEER:-} == haproxy ]]; then
     sleep 0.3
   done
 else
-  valgrind --tool=callgrind --callgrind-out-file="$DIR/cg.out" \
-    "$FERRY" run -c "$DIR/ferry.yaml" >/dev/null 2>"$DIR/ferry.err" &
+  "${counter[@]}" "$FERRY" run -c "$DIR/ferry.yaml" >/dev/null 2>"$DIR/ferry.err" &
   FP=$!
   for _ in $(seq 100); do
     curl -s -o /dev/null "http://127.0.0.1:$ADMIN/ready" && break
@@ -129,6 +138,14 @@ for _ in range(n):
 s.close()
 PY
 
+if [[ ${TOOL:-callgrind} == strace ]]; then
+  # Stop the traced server, not strace (which would detach and leave it running).
+  kill -TERM $(pgrep -P "$FP") 2>/dev/null || true
+  wait "$FP" || true
+  FP=
+  cat "$DIR/count.out"
+  exit 0
+fi
 kill -TERM "$FP"
 wait "$FP" || true
 FP=

@@ -6,6 +6,7 @@
 #include <array>
 #include <boost/container/small_vector.hpp>
 #include <charconv>
+#include <cstring>
 #include <list>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "observability/access_log_entry.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "runtime/deadline.hpp"
+#include "runtime/immediate_io.hpp"
 #include "runtime/read_buffer.hpp"
 #include "runtime/task_group.hpp"
 #include "server/http2_connection.hpp"
@@ -229,10 +231,12 @@ class Connection final : public Request, public Response {
   std::shared_ptr<const ServerOptions> options_;  // this exchange's
   std::uint64_t served_ = 0;
   bool idle_ = false;
-  unsigned idle_ticks_ = 0;  // sweeps seen while idle (Tick)
-  bool park_ = false;        // the sweep asked it to park
-  bool parking_ = false;     // Serve returned to park: Run hands the stream over
-  bool http2_ = false;       // the first bytes were the HTTP/2 preface: Run hands it over
+  unsigned idle_ticks_ = 0;      // sweeps seen while idle (Tick)
+  bool readable_ = false;        // the idle wait filled first_: the next read takes more at once
+  std::array<char, 128> first_;  // the idle wait's read (a request head's first bytes)
+  bool park_ = false;            // the sweep asked it to park
+  bool parking_ = false;         // Serve returned to park: Run hands the stream over
+  bool http2_ = false;           // the first bytes were the HTTP/2 preface: Run hands it over
 
   // This exchange.
   http::BodyFraming framing_ = http::BodyFraming::kNone;
@@ -273,8 +277,16 @@ Task<void> Connection::Serve() {
       idle_ = true;
       idle_ticks_ = 0;
       deadline_.Arm(served_ == 0 ? options_->header_read_timeout : options_->idle_timeout);
-      auto [ec] = co_await stream_->async_wait_readable(kNoThrow);
+      // The wait reads the first bytes into a small buffer of the connection's own: a read
+      // started when nothing is there costs no system call and leaves the descriptor's epoll
+      // registration as it is, where a readiness wait re-arms it (EPOLL_CTL_MOD) every time.
+      auto [ec, n] = co_await stream_->async_read_some(asio::buffer(first_), kNoThrow);
       idle_ = false;
+      if (!ec) {
+        std::memcpy(in_.WritePtr(), first_.data(), n);
+        in_.Commit(n);
+        readable_ = n == first_.size();  // more may be there: the next read takes it at once
+      }
       if (park_) {
         park_ = false;
         if (ec == asio::error::operation_aborted && served_ > 0 && !server_->draining &&
@@ -477,6 +489,19 @@ void Connection::DisarmIo() {
 
 Task<bool> Connection::ReadMore() {
   if (deadline_.expired()) co_return false;
+  if (readable_) {
+    // The idle wait's read filled its buffer: take the rest now (an operation that completes
+    // at once costs an event-loop turn, see runtime/immediate_io.hpp).
+    readable_ = false;
+    error_code ec;
+    const std::size_t n =
+        runtime::ReadNow(*stream_, asio::buffer(in_.WritePtr(), in_.WriteSpace()), ec);
+    if (!ec) {
+      in_.Commit(n);
+      co_return true;
+    }
+    if (ec != asio::error::would_block) co_return false;
+  }
   auto [ec, n] =
       co_await stream_->async_read_some(asio::buffer(in_.WritePtr(), in_.WriteSpace()), kNoThrow);
   if (ec) co_return false;
@@ -489,9 +514,15 @@ Task<bool> Connection::WriteOut(std::span<const asio::const_buffer> buffers) {
     write_failed_ = true;
     co_return false;
   }
-  ArmIo();
-  auto [ec, n] = co_await asio::async_write(*stream_, buffers, kNoThrow);
-  DisarmIo();
+  error_code ec;
+  const std::size_t done = runtime::WriteNow(*stream_, buffers, ec);
+  if (ec == asio::error::would_block) {
+    const auto rest = runtime::Skip(buffers, done);
+    ArmIo();
+    auto [wec, n] = co_await asio::async_write(*stream_, rest, kNoThrow);
+    DisarmIo();
+    ec = wec;
+  }
   if (ec) write_failed_ = true;
   co_return !ec;
 }
@@ -666,10 +697,16 @@ Task<bool> Connection::WriteBody(std::span<const std::string_view> pieces) {
     write_failed_ = true;
     co_return false;
   }
-  ArmIo();
-  auto [ec, n] = co_await asio::async_write(
-      *stream_, std::span<const asio::const_buffer>(out.data(), out.size()), kNoThrow);
-  DisarmIo();
+  const std::span<const asio::const_buffer> all(out.data(), out.size());
+  error_code ec;
+  const std::size_t done = runtime::WriteNow(*stream_, all, ec);
+  if (ec == asio::error::would_block) {
+    const auto rest = runtime::Skip(all, done);
+    ArmIo();
+    auto [wec, n] = co_await asio::async_write(*stream_, rest, kNoThrow);
+    DisarmIo();
+    ec = wec;
+  }
   if (ec) write_failed_ = true;
   co_return !ec;
 }

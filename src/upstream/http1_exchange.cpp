@@ -7,6 +7,7 @@
 
 #include "http/head_scanner.hpp"
 #include "http/serializer.hpp"
+#include "runtime/immediate_io.hpp"
 
 namespace ferry::upstream {
 namespace {
@@ -101,7 +102,13 @@ Task<Result<void>> Http1Exchange::Run(const Request& request, Response& out) {
     if (count > 0) {
       if (auto aborted = Aborted(request)) co_return tl::unexpected(*aborted);
       const std::span<const asio::const_buffer> list(buffers.data(), count);
-      auto [ec, written] = co_await asio::async_write(lease_.stream(), list, kNoThrow);
+      error_code ec;
+      const std::size_t done = runtime::WriteNow(lease_.stream(), list, ec);
+      if (ec == asio::error::would_block) {
+        const auto rest = runtime::Skip(list, done);
+        auto [wec, written] = co_await asio::async_write(lease_.stream(), rest, kNoThrow);
+        ec = wec;
+      }
       if (ec) {
         may_retry_ =
             lease_.reused() && !deadline_->expired() && ec != asio::error::operation_aborted;
