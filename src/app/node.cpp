@@ -156,6 +156,7 @@ class Node {
         spdlog::error("bus: {}", r.error().message());
         return 1;
       }
+      for (auto& state : states_) state->SetTopicFeeds(bus_->topic_feeds());
     }
     admin_ = std::make_unique<admin::AdminServer>(io_, AdminRoutes(), AdminWriteRoutes());
     admin_->SetTls(tls_.Find(tls::ListenerContexts::kAdminContext));

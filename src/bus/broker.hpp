@@ -123,6 +123,22 @@ class Broker {
   virtual Result<SubscriptionOptions> GetSubscriptionOptions(const std::string& topic,
                                                              const std::string& name) const = 0;
 
+  // Reading a topic's log as it grows, for streaming it to clients (topic routes): the
+  // acknowledged events after sequence `after`, oldest first, at most max_events and, past the
+  // first, about max_bytes of data. kNotFound for an unknown topic. A backend that cannot
+  // answers kFailedPrecondition (the default; the config refuses topic routes on it).
+  virtual Result<TopicRead> ReadTopic(const std::string& topic, std::uint64_t after,
+                                      std::size_t max_events, std::size_t max_bytes) {
+    (void)topic, (void)after, (void)max_events, (void)max_bytes;
+    return Fail(ErrorCode::kFailedPrecondition, "this bus backend cannot stream a topic");
+  }
+  // `listener` runs (on the bus thread, after the call that caused it) when events were
+  // acknowledged in `topic`; coalesced; an empty function removes it. Errors as ReadTopic.
+  virtual Result<void> SetTopicListener(const std::string& topic, std::function<void()> listener) {
+    (void)topic, (void)listener;
+    return Fail(ErrorCode::kFailedPrecondition, "this bus backend cannot stream a topic");
+  }
+
   // Whether the backend can serve now (a cluster backend: connected). The one call that may
   // come from any thread (the admin's /ready): an atomic read. The embedded log always can.
   virtual bool Available() const { return true; }

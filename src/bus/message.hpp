@@ -72,6 +72,18 @@ struct Delivery {
   BusTime lease_expires{};     // redelivered after this unless acked, nacked or extended
 };
 
+// What Broker::ReadTopic gives: the stored events after a sequence, and the log's bounds.
+struct TopicEvent {
+  std::uint64_t sequence = 0;
+  Message message;
+};
+struct TopicRead {
+  std::vector<TopicEvent> events;  // oldest first
+  std::uint64_t first = 0;         // the oldest sequence still stored (retention deleted those
+                                   // before it); last + 1 when none is
+  std::uint64_t last = 0;          // the newest acknowledged sequence (0: none yet)
+};
+
 // What an ack, nack or extend did with one receipt (the HTTP layer: kOk → ok, kStale → 409,
 // kInvalid → 400).
 enum class SettleOutcome {

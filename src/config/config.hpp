@@ -315,19 +315,36 @@ struct Authorization {
   bool operator==(const Authorization&) const = default;
 };
 
+// How a topic route streams its events (`push:`; docs/realtime.md).
+struct RoutePush {
+  Duration heartbeat = seconds(15);  // a comment line (SSE) or a ping (WebSocket) after this
+                                     // long without an event; > 0
+  Duration retry = seconds(3);       // the SSE `retry:` field: a browser's reconnect delay; > 0
+  // A connection's events queued and not yet written, at most; past it the client is cut
+  // (ferry_push_slow_disconnects_total) and resumes with Last-Event-ID. 1 KiB .. 1 GiB.
+  std::uint64_t buffer_bytes = 1024 * 1024;
+  bool operator==(const RoutePush&) const = default;
+};
+
 struct Route {
   std::string name;  // "<listener>#<index>" unless given; unique
   RouteMatch match;
-  std::string service;                        // key into Config::services
+  std::string service;  // key into Config::services; empty when `topic` is set
+  // `topic:` in place of `service:`: the route streams this bus topic's events to clients (SSE,
+  // or a WebSocket when upgraded) instead of proxying; a key into Bus::topics. Exactly one of
+  // the two is set.
+  std::string topic;
+  RoutePush push;                             // a topic route's settings
   std::optional<std::string> rewrite_prefix;  // replaces the matched prefix
   Duration timeout = seconds(15);             // upstream: request sent to end of response, all
                                               // tries together; 0 = none. The route's own
                                               // `timeout`, else its policy's
   std::string policy = "default";  // key into Config::policies: the route's `policy`, else its
                                    // service's, else "default"
-  // An upgraded connection (WebSocket) on this route is bounded by these instead of `timeout`
-  // and the listener's request_timeout: no byte either way for stream_idle_timeout ends it, and
-  // so does max_stream_duration from the 101 on. 0 = none.
+  // An upgraded connection (WebSocket) or a topic stream on this route is bounded by these
+  // instead of `timeout` and the listener's request_timeout: no byte either way for
+  // stream_idle_timeout ends a tunnel (a topic stream writes heartbeats, so is never idle),
+  // and max_stream_duration ends either from its start. 0 = none.
   Duration stream_idle_timeout = seconds(300);
   Duration max_stream_duration{};
   // The upstream honours Idempotency-Key: a non-idempotent request carrying one may be retried.

@@ -161,6 +161,13 @@ json::object RouteJson(const Route& route) {
       {"name", route.name},       {"match", MatchJson(route.match)},
       {"service", route.service}, {"timeout", Text(route.timeout)},
       {"policy", route.policy},   {"retry_with_idempotency_key", route.retry_with_idempotency_key}};
+  if (!route.topic.empty()) {
+    out.erase("service");
+    out["topic"] = route.topic;
+    out["push"] = json::object{{"heartbeat", Text(route.push.heartbeat)},
+                               {"retry", Text(route.push.retry)},
+                               {"buffer_bytes", route.push.buffer_bytes}};
+  }
   out["stream_idle_timeout"] = Text(route.stream_idle_timeout);
   out["max_stream_duration"] = Text(route.max_stream_duration);
   if (route.rewrite_prefix) out["rewrite_prefix"] = *route.rewrite_prefix;

@@ -242,11 +242,25 @@ class Loader : private internal::StrictReader {
       CheckUnique(route_names_, route.name, field.mark, field, "route name");
     }
     if (auto match = map.Take("match")) ReadMatch(*match, route.match);
-    if (auto service = Require(map, field, "service")) {
-      if (auto name = ReadString(*service, d_)) {
-        route.service = *name;
-        service_references_.push_back({*name, service->mark, service->path});
+    // Exactly one of service (proxied) and topic (a bus topic streamed to clients).
+    auto service = map.Take("service");
+    auto topic = map.Take("topic");
+    if (service && topic) {
+      Error(*topic, "a route names a service or a topic, not both");
+    } else if (topic) {
+      if (auto name = ReadString(*topic, d_)) {
+        route.topic = *name;
+        topic_references_.push_back({*name, topic->mark, topic->path});
       }
+    } else if (auto required = service ? service : Require(map, field, "service")) {
+      if (auto name = ReadString(*required, d_)) {
+        route.service = *name;
+        service_references_.push_back({*name, required->mark, required->path});
+      }
+    }
+    if (auto push = map.Take("push")) {
+      if (!topic) Error(*push, "push: applies to a topic route only (topic: NAME)");
+      ReadRoutePush(*push, route.push);
     }
     if (auto rewrite = map.Take("rewrite_prefix")) {
       auto text = ReadString(*rewrite, d_);
@@ -291,6 +305,22 @@ class Loader : private internal::StrictReader {
     map.Finish();
     route_notes_.push_back(std::move(note));
     return route;
+  }
+
+  void ReadRoutePush(const Field& field, RoutePush& push) {
+    MapReader map(field, d_);
+    auto positive = [&](const Field& f) { return Positive(f); };
+    Assign(map, "heartbeat", push.heartbeat, positive);
+    Assign(map, "retry", push.retry, positive);
+    if (auto size = map.Take("buffer_bytes")) {
+      auto value = ReadSize(*size, 1ull << 30, d_);
+      if (value && *value < 1024) {
+        Error(*size, fmt::format("must be at least 1KiB, got {}", *value));
+      } else if (value) {
+        push.buffer_bytes = *value;
+      }
+    }
+    map.Finish();
   }
 
   std::optional<std::string> ReadPath(const Field& field) {
@@ -595,6 +625,26 @@ class Loader : private internal::StrictReader {
                  fmt::format("unknown JWT provider '{}' (defined under auth.jwt: {})", ref.name,
                              names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")))));
     }
+    for (const internal::ServiceReference& ref : topic_references_) {
+      const Field at{YAML::Node(), ref.mark, ref.path};
+      if (!config_.bus) {
+        d_.Add(ref.mark, internal::Describe(at, fmt::format("topic '{}': a topic route needs the "
+                                                            "bus on this node (a bus: block)",
+                                                            ref.name)));
+      } else if (config_.bus->backend != BusBackend::kEmbedded) {
+        d_.Add(ref.mark, internal::Describe(at,
+                                            "topic routes need bus.backend: embedded (the "
+                                            "nats backend cannot stream a topic yet)"));
+      } else if (config_.bus->topics.count(ref.name) == 0) {
+        std::vector<std::string> names;
+        for (const auto& [name, t] : config_.bus->topics) names.push_back(name);
+        d_.Add(ref.mark,
+               internal::Describe(
+                   at, fmt::format(
+                           "unknown topic '{}' (bus topics: {})", ref.name,
+                           names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", ")))));
+      }
+    }
     for (const internal::ServiceReference& ref : service_references_) {
       if (config_.services.count(ref.name) != 0) continue;
       std::vector<std::string> names;
@@ -633,6 +683,7 @@ class Loader : private internal::StrictReader {
   std::vector<Seen> route_names_;
   std::vector<std::pair<Seen, std::string>> listen_addresses_;
   std::vector<internal::ServiceReference> service_references_;  // routes' and pushes' services
+  std::vector<internal::ServiceReference> topic_references_;    // topic routes' topics
   // What ReadRoute saw that is resolved once the whole file is read; one per route, in order.
   struct RouteNote {
     bool timeout_written = false;

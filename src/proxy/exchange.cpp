@@ -17,6 +17,7 @@
 #include "proxy/filter_wait.hpp"
 #include "proxy/listener_handler.hpp"
 #include "proxy/local_reply.hpp"
+#include "proxy/topic_stream.hpp"
 #include "proxy/tunnel.hpp"
 #include "proxy/websocket.hpp"
 #include "resilience/client.hpp"
@@ -233,13 +234,15 @@ class ExchangeRunner final : public upstream::InterimSink {
     policy_ = route_plan.policy;
     route_series_ = &route_plan.series;
     chain_ = &route_plan.filters;  // from the snapshot this exchange keeps, for both directions
-    if (route_plan.service == nullptr) {
+    if (route_plan.service == nullptr && route_->topic.empty()) {
       Answer(ErrorCode::kUnavailable, reply::kNoHealthyEndpoint,
              "service " + route_->service + " is not available");
       co_return co_await SendAnswer();
     }
-    service_plan_ = route_plan.service;
-    service_series_ = &service_plan_->series;
+    if (route_plan.service != nullptr) {
+      service_plan_ = route_plan.service;
+      service_series_ = &service_plan_->series;
+    }
 
     // (The server took the hop-by-hop fields and Expect out of the head.)
     req_.target = routing::RouteTable::RewriteTarget(*route_, req_.target);
@@ -270,6 +273,8 @@ class ExchangeRunner final : public upstream::InterimSink {
       }
       co_return co_await SendAnswer();
     }
+
+    if (!route_->topic.empty()) co_return co_await StreamTopic();
 
     // The service's cluster as of now (a filter may have waited across a reload; one that
     // removed the service leaves the exchange without an upstream).
@@ -579,6 +584,49 @@ class ExchangeRunner final : public upstream::InterimSink {
     } else if (relayed.max_duration_reached) {
       cut_short_ = "max_stream_duration";
     }
+  }
+
+  // A topic route: the topic's events to the client (topic_stream.hpp), after the chain ran.
+  // The stream closes at the verified JWT's exp.
+  Task<void> StreamTopic() {
+    TopicStreamArgs args{w_,
+                         *route_,
+                         *route_series_,
+                         request_,
+                         response_,
+                         TokenExpiry(),
+                         [this](int status, http::Headers& headers) {
+                           http::ResponseHead resp;
+                           resp.status = status;
+                           resp.headers = std::move(headers);
+                           FilterContext context{
+                               req_,   *route_, request_.peer().ip, request_id_, body_,
+                               reply_, clock_,  w_.slot(),          observers_,  caller_};
+                           const auto& filters = chain_->filters();
+                           for (auto it = filters.rbegin(); it != filters.rend(); ++it) {
+                             (*it)->OnResponse(context, resp);
+                           }
+                           headers = std::move(resp.headers);
+                         }};
+    const TopicStreamResult streamed = co_await ServeTopic(args);
+    if (streamed.error) {
+      Answer(streamed.error->code(), streamed.error_code, streamed.error->message());
+      co_return co_await SendAnswer();
+    }
+    status_ = streamed.status;
+    bytes_sent_ = streamed.bytes_sent;
+    cut_short_ = streamed.ended;
+  }
+  std::optional<std::chrono::system_clock::time_point> TokenExpiry() const {
+    if (!caller_.jwt) return std::nullopt;
+    for (const auto& [name, value] : caller_.claims) {
+      if (name != "exp") continue;
+      std::int64_t seconds = 0;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+      if (ec == std::errc())
+        return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+    }
+    return std::nullopt;
   }
 
   // Ends the filters' observers (filter_wait.hpp), once: local_status 0 for a whole upstream

@@ -61,6 +61,20 @@ ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
       websocket_active_(Must(r.AddGauge("ferry_websocket_connections_active",
                                         "WebSocket connections open now, by listener and route.",
                                         {"listener", "route"}))),
+      push_connections_(
+          Must(r.AddCounter("ferry_push_connections_total",
+                            "Topic streams opened (SSE or WebSocket), by listener and route.",
+                            {"listener", "route"}))),
+      push_active_(Must(r.AddGauge("ferry_push_connections_active",
+                                   "Topic streams open now, by listener and route.",
+                                   {"listener", "route"}))),
+      push_events_(Must(r.AddCounter("ferry_push_events_total",
+                                     "Events written to topic streams, by listener and route.",
+                                     {"listener", "route"}))),
+      push_slow_(Must(r.AddCounter(
+          "ferry_push_slow_disconnects_total",
+          "Topic streams cut because the client fell behind by more than push.buffer_bytes.",
+          {"listener", "route"}))),
       upstream_requests_(Must(r.AddCounter("ferry_upstream_requests_total",
                                            "Upstream responses, by service and status class.",
                                            {"service", "code"}))),
@@ -121,6 +135,10 @@ RouteSeries ProxyMetrics::ForRoute(const std::string& listener, const std::strin
   s.duration = &route_duration_.Get(listener, route);
   s.websocket_total = &websocket_total_.Get(listener, route);
   s.websocket_active = &websocket_active_.Get(listener, route);
+  s.push_connections = &push_connections_.Get(listener, route);
+  s.push_active = &push_active_.Get(listener, route);
+  s.push_events = &push_events_.Get(listener, route);
+  s.push_slow_disconnects = &push_slow_.Get(listener, route);
   return s;
 }
 

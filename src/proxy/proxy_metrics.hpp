@@ -28,6 +28,12 @@ struct RouteSeries {
   observability::Histogram* duration;
   observability::Counter* websocket_total;  // upgraded connections (tunnels) opened
   observability::Gauge* websocket_active;   // tunnels open now
+  // A topic route's streams (SSE and WebSocket): opened, open now, events written, and
+  // clients cut for falling behind by more than push.buffer_bytes.
+  observability::Counter* push_connections;
+  observability::Gauge* push_active;
+  observability::Counter* push_events;
+  observability::Counter* push_slow_disconnects;
 };
 
 struct ServiceSeries {
@@ -66,6 +72,10 @@ class ProxyMetrics {
   observability::HistogramFamily& route_duration_;
   observability::CounterFamily& websocket_total_;
   observability::GaugeFamily& websocket_active_;
+  observability::CounterFamily& push_connections_;
+  observability::GaugeFamily& push_active_;
+  observability::CounterFamily& push_events_;
+  observability::CounterFamily& push_slow_;
   observability::CounterFamily& upstream_requests_;
   observability::HistogramFamily& upstream_duration_;
   observability::CounterFamily& connect_failures_;

@@ -159,6 +159,15 @@ std::size_t WorkerState::connection_count() const {
 void WorkerState::StartDrain() {
   draining_ = true;
   StopAllListeners();
+  auto hooks = std::move(drain_hooks_);  // a hook may remove itself
+  drain_hooks_.clear();
+  for (auto& [id, hook] : hooks) hook();
+}
+
+std::uint64_t WorkerState::AddDrainHook(std::function<void()> hook) {
+  const std::uint64_t id = ++next_drain_hook_;
+  drain_hooks_.emplace(id, std::move(hook));
+  return id;
 }
 
 void WorkerState::CloseAll() {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "core/clock.hpp"
 #include "observability/access_log.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/topic_feed.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "runtime/notice_board.hpp"
 #include "runtime/worker.hpp"
@@ -99,6 +101,13 @@ class WorkerState {
   ProxyMetrics* metrics() { return &metrics_; }
   observability::AccessLogWriter* access_log() { return access_log_.get(); }
   bool draining() const { return draining_; }
+  // The node's bus topics, for topic routes (null: no bus on this node). Must outlive this.
+  void SetTopicFeeds(TopicFeeds* feeds) { topic_feeds_ = feeds; }
+  TopicFeeds* topic_feeds() const { return topic_feeds_; }
+  // Long-lived streams (topic routes) end at a drain rather than wait for drain_time: each
+  // adds a hook, which StartDrain runs (once), and removes it when it ends.
+  std::uint64_t AddDrainHook(std::function<void()> hook);
+  void RemoveDrainHook(std::uint64_t id) { drain_hooks_.erase(id); }
 
  private:
   server::ServerOptions ServerOptionsFor(const std::string& name) const;
@@ -125,6 +134,9 @@ class WorkerState {
   asio::steady_timer maintenance_timer_;
   std::size_t connections_peak_ = 0;  // since memory was last handed back to the OS
   bool draining_ = false;
+  TopicFeeds* topic_feeds_ = nullptr;
+  std::map<std::uint64_t, std::function<void()>> drain_hooks_;
+  std::uint64_t next_drain_hook_ = 0;
 };
 
 }  // namespace ferry::proxy

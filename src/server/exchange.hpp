@@ -105,6 +105,10 @@ class Response {
   // of the server bounds it from then on. Only for a request whose upgrade() is not empty and
   // before any head; otherwise (and on a failed write) a null stream.
   virtual Task<Upgraded> SwitchProtocols(const ResponseHead& head) = 0;
+  // The response is a long-lived stream (server-sent events) whose handler bounds it: the
+  // listener's request_timeout stops applying from now on; each write stays bounded (the
+  // connection's I/O or write timeout).
+  virtual void LongLived() {}
 };
 
 // Serves requests: called once per request, in order on a connection. It answers through

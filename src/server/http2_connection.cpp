@@ -164,6 +164,7 @@ class Http2Stream final : public Request, public Response {
   Task<bool> Send(const ResponseHead& head, std::string_view body) override;
   bool head_written() const override { return head_written_; }
   void Abort() override { Reset(NGHTTP2_INTERNAL_ERROR); }
+  void LongLived() override { timer_.cancel(); }  // request_timeout; write_timeout stays
   // RFC 8441 (WebSocket over HTTP/2) is not built: an HTTP/2 stream never switches.
   Task<Upgraded> SwitchProtocols(const ResponseHead&) override { co_return Upgraded{}; }
 

@@ -199,6 +199,11 @@ class Connection final : public Request, public Response {
     write_failed_ = true;  // nothing more is written: the connection closes as it is
     close_after_ = true;
   }
+  void LongLived() override {
+    long_lived_ = true;   // each write is bounded by io_timeout instead; the connection closes
+    close_after_ = true;  // with the stream (no keep-alive after it)
+    deadline_.Disarm();
+  }
 
  private:
   enum class HeadResult { kReady, kClosed, kReplied, kHttp2 };
@@ -253,6 +258,7 @@ class Connection final : public Request, public Response {
   bool no_body_out_ = false;
   bool close_after_ = false;
   bool write_failed_ = false;
+  bool long_lived_ = false;  // Response::LongLived: no request_timeout, io_timeout per write
   std::size_t pending_consume_ = 0;  // bytes of in_ the last body views point into
   std::string head_out_;
   std::string interim_out_;  // a 1xx head (WriteInterim)
@@ -480,11 +486,11 @@ Task<bool> Connection::SendError() {
 }
 
 void Connection::ArmIo() {
-  if (options_->request_timeout.count() <= 0) deadline_.Arm(options_->io_timeout);
+  if (options_->request_timeout.count() <= 0 || long_lived_) deadline_.Arm(options_->io_timeout);
 }
 
 void Connection::DisarmIo() {
-  if (options_->request_timeout.count() <= 0) deadline_.Disarm();
+  if (options_->request_timeout.count() <= 0 || long_lived_) deadline_.Disarm();
 }
 
 Task<bool> Connection::ReadMore() {

@@ -62,6 +62,12 @@ BusServiceImpl::BusServiceImpl(const config::Config& config,
       tick_timer_(io_),
       maintenance_timer_(io_),
       stop_timer_(io_) {
+  hub_ = std::make_unique<TopicHub>(TopicHub::Env{
+      .post = [this](std::function<void()> task) { asio::post(io_, std::move(task)); },
+      .broker = [this] { return broker_.get(); },
+      .defaults =
+          [this](const std::string& topic) { return DefaultsFor(Destination::Topic(topic)); },
+  });
   auto& r = registry_;
   access_ = std::make_unique<const BusAccess>(*config_, access::RegisterAuthzDecisions(r));
   metrics_.published = &Must(r.AddCounter("ferry_bus_published_total",

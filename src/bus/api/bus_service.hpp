@@ -1,7 +1,7 @@
 // The bus on a Ferry node: its own thread and event loop, the broker (one owner for every log's
 // appends), the HTTP API listener, long-poll waiters, push delivery, and the bus metrics.
 // Thread safety: Start() and Stop() are called from the main thread; everything else runs on
-// the bus thread. Nothing on the proxy's workers touches it.
+// the bus thread. The proxy's workers touch only topic_feeds(), whose calls post to it.
 #pragma once
 
 #include <memory>
@@ -19,6 +19,9 @@ class ServerContext;
 }  // namespace ferry::tls
 namespace ferry::resilience {
 class ServiceRegistry;
+}
+namespace ferry::proxy {
+class TopicFeeds;
 }
 
 namespace ferry::bus {
@@ -61,6 +64,8 @@ class BusService {
   // as they are. Errors: those of creating a queue, topic or subscription (kIo, ...); what was
   // declared before the error stays.
   virtual Result<void> Reload(std::shared_ptr<const config::Config> next) = 0;
+  // The feeds of topic routes (proxy/topic_feed.hpp), for the proxy's workers; any thread.
+  virtual proxy::TopicFeeds* topic_feeds() = 0;
   // The address the API listens on (port resolved when the config said 0).
   virtual std::string listen_address() const = 0;
   // Whether the broker can serve (Broker::Available: a NATS backend is connected); true before

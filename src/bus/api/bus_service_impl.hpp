@@ -17,6 +17,7 @@
 #include "bus/api/bus_service.hpp"
 #include "bus/api/cloudevents.hpp"
 #include "bus/api/push_endpoints.hpp"
+#include "bus/api/topic_hub.hpp"
 #include "bus/broker.hpp"
 #include "http/message.hpp"
 #include "observability/metric_family.hpp"
@@ -78,6 +79,7 @@ class BusServiceImpl final : public BusService, public server::Handler {
   void Stop() override;
   Result<void> Reload(std::shared_ptr<const config::Config> next) override;
   std::string listen_address() const override { return listen_address_; }
+  proxy::TopicFeeds* topic_feeds() override { return hub_.get(); }
   bool broker_available() const override {
     const Broker* broker = available_probe_.load();
     return broker == nullptr || broker->Available();
@@ -203,6 +205,8 @@ class BusServiceImpl final : public BusService, public server::Handler {
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::unique_ptr<Broker> broker_;
+  // Topic routes' feeds (topic_hub.hpp): reads broker_ on the bus thread.
+  std::unique_ptr<TopicHub> hub_;
   // broker_ for broker_available() on other threads: set once it is open, cleared before it
   // is destroyed.
   std::atomic<const Broker*> available_probe_{nullptr};

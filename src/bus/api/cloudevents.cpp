@@ -480,6 +480,15 @@ void AppendDeliveryJson(const Delivery& d, const EventDefaults& defaults, Messag
   AppendMessageJson(std::move(ferry_fields), d.message, defaults, format, out);
 }
 
+void AppendStreamedEventJson(std::uint64_t sequence, const Message& message,
+                             const EventDefaults& defaults, std::string& out) {
+  boost::json::object ferry_fields;
+  ferry_fields["id"] = message.id;
+  ferry_fields["sequence"] = sequence;
+  ferry_fields["stored_at"] = FormatRfc3339(message.published_at);
+  AppendMessageJson(std::move(ferry_fields), message, defaults, MessageFormat::kFull, out);
+}
+
 void AppendDeadLetterJson(const DeadLetter& dead, const EventDefaults& defaults,
                           MessageFormat format, std::string& out) {
   boost::json::object ferry_fields;

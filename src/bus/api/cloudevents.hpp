@@ -52,6 +52,10 @@ enum class MessageFormat {
 // publishes got them).
 void AppendDeliveryJson(const Delivery& delivery, const EventDefaults& defaults,
                         MessageFormat format, std::string& out);
+// The same for an event streamed to a topic route's clients (SSE `data:`, the WebSocket
+// envelope's `data`): Ferry's fields id, sequence and stored_at, as kFull writes them.
+void AppendStreamedEventJson(std::uint64_t sequence, const Message& message,
+                             const EventDefaults& defaults, std::string& out);
 // The same for a dead letter: id, sequence, stored_at, attempts, reason, dead_lettered_at.
 void AppendDeadLetterJson(const DeadLetter& dead, const EventDefaults& defaults,
                           MessageFormat format, std::string& out);

@@ -9,6 +9,7 @@
 #include "bus/engine/channel.hpp"
 #include "bus/engine/dedupe_index.hpp"
 #include "bus/engine/dispatcher.hpp"
+#include "bus/engine/message_codec.hpp"
 #include "bus/engine/rate_meter.hpp"
 #include "bus/log/posix_file_system.hpp"
 #include "bus/retention_policy.hpp"
@@ -64,6 +65,7 @@ struct EmbeddedBroker::Topic {
   // Subscriptions being deleted: out of `subscriptions`, waiting for their state log.
   std::map<std::string, std::unique_ptr<Dispatcher>> deleting;
   RateMeter<1> publish_rates{BusTime(), {}};
+  std::function<void()> stream_listener;  // SetTopicListener's
 };
 
 Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::Open(EmbeddedBrokerOptions options) {
@@ -199,6 +201,7 @@ Result<void> EmbeddedBroker::CreateTopic(const std::string& name, const TopicOpt
   Topic* t = topic.get();
   topic->channel->log().SetAdvanceHook([t] {
     for (auto& [sub_name, d] : t->subscriptions) d->OnSourceAdvanced();
+    if (t->stream_listener) t->stream_listener();  // (the hook runs from the log's posted pump)
   });
   topics_.emplace(name, std::move(topic));
   return Ok();
@@ -359,6 +362,44 @@ void EmbeddedBroker::Publish(const Destination& to, Message message, PublishCall
     return;
   }
   channel->Publish(std::move(message), std::move(done));
+}
+
+Result<TopicRead> EmbeddedBroker::ReadTopic(const std::string& topic, std::uint64_t after,
+                                            std::size_t max_events, std::size_t max_bytes) {
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) return Fail(ErrorCode::kNotFound, "no topic " + topic);
+  const Log& log = it->second->channel->log().log();
+  TopicRead out;
+  out.last = log.acknowledged_sequence();
+  out.first = std::max<std::uint64_t>(log.first_sequence(), 1);
+  std::uint64_t next = std::max(after + 1, out.first);
+  std::size_t bytes = 0;
+  while (next <= out.last && out.events.size() < max_events &&
+         (out.events.empty() || bytes < max_bytes)) {
+    const std::size_t want = std::min<std::uint64_t>(
+        {static_cast<std::uint64_t>(max_events - out.events.size()), out.last - next + 1, 256});
+    auto records = log.Read(next, want);
+    if (!records) return tl::unexpected(records.error());
+    if (records->empty()) break;
+    for (LogRecord& record : *records) {
+      if (record.sequence > out.last) break;
+      next = record.sequence + 1;
+      auto message = DecodeMessage(record.payload);
+      if (!message) continue;  // (the dispatcher logs and skips these too)
+      bytes += message->data.size() + 256;
+      out.events.push_back(TopicEvent{record.sequence, std::move(*message)});
+      if (out.events.size() >= max_events || bytes >= max_bytes) break;
+    }
+  }
+  return out;
+}
+
+Result<void> EmbeddedBroker::SetTopicListener(const std::string& topic,
+                                              std::function<void()> listener) {
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) return Fail(ErrorCode::kNotFound, "no topic " + topic);
+  it->second->stream_listener = std::move(listener);
+  return Ok();
 }
 
 Result<Dispatcher*> EmbeddedBroker::FindInbox(const Inbox& inbox) const {

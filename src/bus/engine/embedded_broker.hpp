@@ -60,6 +60,9 @@ class EmbeddedBroker final : public Broker {
   Result<void> ReplaySubscriptionFrom(const std::string& topic, const std::string& name,
                                       BusTime time) override;
   Result<void> SetReadyListener(const Inbox& inbox, std::function<void()> listener) override;
+  Result<TopicRead> ReadTopic(const std::string& topic, std::uint64_t after, std::size_t max_events,
+                              std::size_t max_bytes) override;
+  Result<void> SetTopicListener(const std::string& topic, std::function<void()> listener) override;
   std::optional<BusTime> NextWakeup() const override;
   void Tick() override;
   void EnforceRetention(DoneCallback done) override;

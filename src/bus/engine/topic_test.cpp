@@ -340,3 +340,38 @@ TEST(SubscriptionOptionsCodecTest, VersionOneWithoutPushVersionTwoWithIt) {
 
 }  // namespace
 }  // namespace ferry::bus
+
+namespace ferry::bus {
+namespace {
+
+// ReadTopic and the topic listener: what topic routes stream from (no subscription needed).
+TEST_F(TopicTest, ReadTopicGivesAcknowledgedEventsAfterASequenceWithinBudgets) {
+  int notified = 0;
+  ASSERT_TRUE(h.broker().SetTopicListener("t", [&] { ++notified; }));
+  std::vector<std::uint64_t> seqs;
+  for (int i = 0; i < 5; ++i) seqs.push_back(Emit(Event("e" + std::to_string(i), "x")).sequence);
+  EXPECT_GE(notified, 1);
+  auto all = h.broker().ReadTopic("t", 0, 100, 1 << 20);
+  ASSERT_TRUE(all) << all.error().message();
+  ASSERT_EQ(all->events.size(), 5u);
+  EXPECT_EQ(all->events[0].sequence, seqs[0]);
+  EXPECT_EQ(all->events[4].message.data, "e4");
+  EXPECT_EQ(all->last, seqs[4]);
+  EXPECT_EQ(all->first, seqs[0]);
+  auto after = h.broker().ReadTopic("t", seqs[2], 100, 1 << 20);
+  ASSERT_TRUE(after);
+  ASSERT_EQ(after->events.size(), 2u);
+  EXPECT_EQ(after->events[0].sequence, seqs[3]);
+  // At most max_events, and past the first event at most about max_bytes.
+  EXPECT_EQ(h.broker().ReadTopic("t", 0, 2, 1 << 20)->events.size(), 2u);
+  EXPECT_EQ(h.broker().ReadTopic("t", 0, 100, 1)->events.size(), 1u);
+  // Nothing after the newest; an unknown topic is kNotFound.
+  EXPECT_TRUE(h.broker().ReadTopic("t", seqs[4], 100, 1 << 20)->events.empty());
+  auto unknown = h.broker().ReadTopic("nope", 0, 1, 1);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), ErrorCode::kNotFound);
+  EXPECT_FALSE(h.broker().SetTopicListener("nope", [] {}));
+}
+
+}  // namespace
+}  // namespace ferry::bus
