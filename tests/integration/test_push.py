@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -335,6 +336,28 @@ def test_websocket_gets_one_text_frame_per_event_and_close_1001(node):
             return closed.value.rcvd.code if closed.value.rcvd else None
 
     assert asyncio.run(asyncio.wait_for(talk(), 20)) == 1001
+
+
+def test_drain_ends_streams_at_once_websocket_with_1001(node):
+    n = node(extra={"drain_time": "10s"})
+    port = n.ferry.port()
+    sse = SseClient(port, timeout=15)
+
+    async def talk():
+        async with websockets.legacy.client.connect(f"ws://127.0.0.1:{port}{PATH}",
+                                                    ping_interval=None, compression=None) as ws:
+            await asyncio.sleep(0.3)
+            start = time.time()
+            n.ferry.process.signal(signal.SIGTERM)
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 8)
+            return closed.value.rcvd.code if closed.value.rcvd else None, time.time() - start
+
+    code, took = asyncio.run(asyncio.wait_for(talk(), 20))
+    assert code == 1001
+    assert took < 5  # not drain_time: a stream would never end on its own
+    assert sse.event() is None  # the SSE stream ended too (its client reconnects elsewhere)
+    sse.close()
 
 
 def test_websocket_resumes_with_last_event_id_query(node):
