@@ -414,6 +414,76 @@ def test_cookie_auth_with_origin_allow_list_and_stream_ends_at_exp(node, jwks_se
     s.close()
 
 
+def test_websocket_with_a_cookie_token_closes_1008_at_exp(node, jwks_server):
+    key = Key("k1")
+    jwks_server.body = jwks(key)
+    provider = {"issuer": ISSUER, "audiences": ["api"], "jwks": jwks_server.url,
+                "cookie": "session"}
+    n = node(route_extra={"auth": {"jwt": "idp"}}, extra={"auth": {"jwt": {"idp": provider}}})
+    token = key.token(exp=int(time.time()) + 2)
+
+    async def talk():
+        async with websockets.legacy.client.connect(
+                f"ws://127.0.0.1:{n.ferry.port()}{PATH}", ping_interval=None, compression=None,
+                extra_headers={"cookie": f"session={token}"}) as ws:
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            return closed.value.rcvd.code if closed.value.rcvd else None
+
+    start = time.time()
+    assert asyncio.run(asyncio.wait_for(talk(), 20)) == 1008
+    assert time.time() - start < 8
+
+
+FANOUT_CLIENT = r'''
+import socket, sys
+port, path, conns, want = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+socks = []
+for _ in range(conns):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"GET {path} HTTP/1.0\r\nhost: x\r\n\r\n".encode())  # HTTP/1.0: no chunks
+    socks.append(s)
+print("open", flush=True)
+for s in socks:
+    s.settimeout(20)
+    got, buf = [], b""
+    while len(got) < want:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        got = [l for l in buf.split(b"\n") if l.startswith(b"id: ")]
+    print(b",".join(l[4:] for l in got).decode(), flush=True)
+'''
+
+
+def test_fan_out_to_clients_in_several_processes(node, tmp_path):
+    n = node()
+    port = n.ferry.port()
+    script = tmp_path / "fanout.py"
+    script.write_text(FANOUT_CLIENT)
+    procs = [subprocess.Popen([sys.executable, str(script), str(port), PATH, "50", "20"],
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "open"
+        wait_until(lambda: n.ferry.metric("ferry_push_connections_active", listener="pub",
+                                          route="orders-stream") == 200,
+                   10, what="200 streams open")
+        seqs = [str(publish(n, i)) for i in range(20)]
+        outputs = [p.communicate(timeout=60)[0].split() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    lines = [line for out in outputs for line in out]
+    assert len(lines) == 200
+    assert all(line.split(",") == seqs for line in lines)
+    assert n.ferry.metric("ferry_push_events_total", listener="pub",
+                          route="orders-stream") >= 200 * 20
+
+
 def test_topic_route_config_errors_are_reported(start_ferry, tmp_path):
     from conftest import FERRY_BIN
     config = tmp_path / "bad.yaml"
