@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -282,6 +283,29 @@ def test_slow_client_is_cut_and_counted_while_a_normal_client_gets_everything(no
     fast.close()
     assert n.ferry.metric("ferry_push_events_total", listener="pub",
                           route="orders-stream") >= count
+
+
+def test_slow_http2_stream_is_reset_and_counted(node):
+    import h2_frames as h2
+    n = node(route_extra={"push": {"buffer_bytes": "64KiB"}})
+    port = n.ferry.port()
+    fast = SseClient(port, timeout=20)
+    slow = h2.Conn(port, timeout=10)
+    # A window of 0: the server may send no DATA on the stream until the client opens it.
+    slow.start(settings=struct.pack(">HI", 0x4, 0))
+    slow.send(h2.frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 1,
+                       h2.hpack(h2.request_fields(PATH))))
+    wait_until(lambda: n.ferry.metric("ferry_push_connections_active", listener="pub",
+                                      route="orders-stream") == 2, 5, what="both streams open")
+    pad = "w" * 4000
+    seqs = [publish(n, i, data={"pad": pad}) for i in range(40)]  # ~330 KB
+    assert [int(e["id"]) for e in fast.events(40)] == seqs
+    frames = slow.frames_until(lambda f: f[0] == h2.RST_STREAM and f[2] == 1, timeout=10)
+    assert any(f[0] == h2.RST_STREAM and f[2] == 1 for f in frames), frames
+    wait_until(lambda: n.ferry.metric("ferry_push_slow_disconnects_total", listener="pub",
+                                      route="orders-stream") == 1, 5, what="the cut counted")
+    slow.close()
+    fast.close()
 
 
 def test_request_timeout_does_not_cut_a_stream_max_stream_duration_does(node):
