@@ -35,7 +35,7 @@ Result<std::unique_ptr<Broker>> OpenNatsBackend(const config::Bus& config, Broke
         "PubAcks of messages JetStream stored (Ferry's publishes and dead-letter copies).",
         "PubAcks that said duplicate (a Nats-Msg-Id within the duplicate window).",
         "Publishes that failed or got no PubAck in time (each retry counted).",
-        "Deliveries fetched with a delivery count above 1.",
+        "Deliveries with an attempt above 1 (JetStream's redeliveries and Ferry's after a nack).",
         "Messages copied to the dead-letter stream (FERRY_DLQ), then terminated.",
         "Reconnections to the NATS cluster.",
         "Losses of the connection to the NATS cluster.",

@@ -150,6 +150,11 @@ struct InboxState {
   KeyOrder order;
   std::map<std::uint64_t, std::shared_ptr<natsMsg>> held;  // by stream sequence
   std::set<std::uint64_t> released;
+  // Nacked deliveries are held too, until their backoff ends, and delivered again by this node
+  // (see Redeliver): when, and how many times each was.
+  std::multimap<BusTime, std::uint64_t> redeliver_at;
+  std::set<std::uint64_t> nacked;  // held for a redelivery, not yet due
+  std::map<std::uint64_t, std::uint32_t> local_redeliveries;
   BusTime next_refresh{};  // the next InProgress round over `held`
   InboxStats stats;
   // Of stats.delivered, redelivered, acked, nacked, dead_lettered (as the embedded dispatcher).
@@ -421,6 +426,7 @@ class NatsBroker final : public Broker {
     Settle(inbox, std::move(receipts), std::move(done), [this](InFlight& f) {
       natsMsg_Ack(f.msg.get(), nullptr);
       ++f.inbox->stats.acked;
+      Forget(*f.inbox, f.sequence);
       Release(f.inbox, f.key, f.sequence);
     });
   }
@@ -436,11 +442,7 @@ class NatsBroker final : public Broker {
                                 f.attempt));
       }
       const BusDuration wait = delay ? *delay : Backoff(d, f.attempt);
-      natsMsg_NakWithDelay(f.msg.get(), duration_cast<milliseconds>(wait).count(), nullptr);
-      f.inbox->waiting[f.sequence] = options_.clock() + wait;
-      // Still its key's head: the key's next message waits for this one's redelivery.
-      if (!f.key.empty()) f.inbox->order.Waiting(f.key, f.sequence, options_.clock() + wait);
-      WakeAt(options_.clock() + wait, f.inbox);
+      Redeliver(f.inbox, f.sequence, std::move(f.msg), options_.clock() + wait);
     });
   }
 
@@ -573,6 +575,7 @@ class NatsBroker final : public Broker {
     if (!inboxes_.empty()) consider(next_poll_);
     for (const auto& [key, state] : inboxes_) {
       if (!state->held.empty()) consider(state->next_refresh);
+      if (!state->redeliver_at.empty()) consider(state->redeliver_at.begin()->first);
     }
     return next;
   }
@@ -629,6 +632,19 @@ class NatsBroker final : public Broker {
       auto token = retries_.begin()->second;
       retries_.erase(retries_.begin());
       SendPublish(token);
+    }
+    // Nacked deliveries whose backoff ended go out with the next Receive.
+    for (const auto& [key, state] : inboxes_) {
+      bool due = false;
+      while (!state->redeliver_at.empty() && state->redeliver_at.begin()->first <= now) {
+        const std::uint64_t seq = state->redeliver_at.begin()->second;
+        state->redeliver_at.erase(state->redeliver_at.begin());
+        if (state->nacked.erase(seq) != 0 && state->held.contains(seq)) {
+          state->released.insert(seq);
+          due = true;
+        }
+      }
+      if (due) Notify(state);
     }
     // Held messages stay in flight to this node: each InProgress restarts their AckWait.
     for (const auto& [key, state] : inboxes_) {
@@ -777,6 +793,29 @@ class NatsBroker final : public Broker {
   void Hold(InboxState& state, std::uint64_t seq, std::shared_ptr<natsMsg> msg, BusTime now) {
     if (state.held.empty()) state.next_refresh = now + RefreshInterval(state);
     state.held[seq] = std::move(msg);  // a redelivery of a held one replaces it
+  }
+
+  // A nacked delivery is held by this node until `at`, then handed out again by it, rather than
+  // NAKed to JetStream with the delay: nats-server before 2.10.15 can lose a redelivery it takes
+  // from its redelivery queue for a pull request that has expired (nats-server#5338), leaving
+  // the message unacknowledged until AckWait; Ferry's short pulls expire often. Held, it also
+  // stays its key's head here and on no other node. JetStream's delivery count does not see
+  // these redeliveries: Ferry adds them (local_redeliveries), until a restart of Ferry.
+  void Redeliver(const std::shared_ptr<InboxState>& state, std::uint64_t seq,
+                 std::shared_ptr<natsMsg> msg, BusTime at) {
+    ++state->local_redeliveries[seq];
+    natsMsg_InProgress(msg.get(), nullptr);  // its AckWait runs from now; Tick keeps it alive
+    Hold(*state, seq, std::move(msg), options_.clock());
+    state->waiting[seq] = at;
+    state->nacked.insert(seq);
+    state->redeliver_at.emplace(at, seq);
+  }
+
+  // Forgets what Ferry kept about a message that is settled for good.
+  static void Forget(InboxState& state, std::uint64_t seq) {
+    state.deferrals.erase(seq);
+    state.waiting.erase(seq);
+    state.local_redeliveries.erase(seq);
   }
 
   // `seq` of `key` is settled (acked, dead-lettered): the key's next held message goes out
@@ -979,6 +1018,8 @@ class NatsBroker final : public Broker {
     state.order.Clear();
     state.held.clear();
     state.released.clear();
+    state.redeliver_at.clear();
+    state.nacked.clear();
   }
 
   // --- the publish path
@@ -1190,7 +1231,10 @@ class NatsBroker final : public Broker {
         Hold(*state, seq, std::move(msg), now);
         return false;
       }
-      if (!held && state->held.erase(seq) != 0) state->released.erase(seq);  // a redelivery
+      if (!held && state->held.erase(seq) != 0) {  // JetStream redelivered a held one
+        state->released.erase(seq);
+        state->nacked.erase(seq);
+      }
     }
     if (message->deliver_at && *message->deliver_at > now) {
       const auto wait = *message->deliver_at - now;
@@ -1203,8 +1247,12 @@ class NatsBroker final : public Broker {
     }
     std::uint32_t deferred = 0;
     if (auto d = state->deferrals.find(seq); d != state->deferrals.end()) deferred = d->second;
+    std::uint32_t local = 0;
+    if (auto l = state->local_redeliveries.find(seq); l != state->local_redeliveries.end()) {
+      local = l->second;
+    }
     const auto attempt =
-        static_cast<std::uint32_t>(delivered > deferred ? delivered - deferred : 1);
+        static_cast<std::uint32_t>(delivered > deferred ? delivered - deferred : 1) + local;
     state->waiting.erase(seq);
     if (!key.empty()) state->order.Out(key, seq);
     const auto& d = state->options.delivery;
@@ -1310,8 +1358,7 @@ class NatsBroker final : public Broker {
         return;
       }
       natsMsg_Term(msg.get(), nullptr);
-      state->deferrals.erase(seq);
-      state->waiting.erase(seq);
+      Forget(*state, seq);
       ++state->stats.dead_lettered;
       ++shared_->dead_letters;
       Release(state, key, seq);
@@ -1378,7 +1425,7 @@ class NatsBroker final : public Broker {
                  .ack = rates[2],
                  .nack = rates[3],
                  .dead_letter = rates[4]};
-    out.blocked = state.held.size() - state.released.size();
+    out.blocked = state.held.size() - state.released.size() - state.nacked.size();
     out.delayed = static_cast<std::uint64_t>(std::count_if(
         state.waiting.begin(), state.waiting.end(), [&](const auto& w) { return w.second > now; }));
     jsConsumerInfo* info = nullptr;

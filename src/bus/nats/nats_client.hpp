@@ -41,7 +41,7 @@ struct NatsShared {
   std::atomic<std::uint64_t> publish_acks{0};        // PubAcks of stored messages
   std::atomic<std::uint64_t> publish_duplicates{0};  // PubAcks saying "duplicate"
   std::atomic<std::uint64_t> publish_errors{0};      // errors and timeouts (each retry counted)
-  std::atomic<std::uint64_t> redeliveries{0};        // fetched with NumDelivered > 1
+  std::atomic<std::uint64_t> redeliveries{0};        // deliveries with attempt > 1
   std::atomic<std::uint64_t> dead_letters{0};        // copies stored in the dead-letter stream
 
   // Publishes in flight: the natsMsg (owned by libnats until its ack handler returns) to the
