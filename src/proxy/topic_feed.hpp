@@ -51,9 +51,11 @@ class TopicFeeds {
   virtual ~TopicFeeds() = default;
   // Adds `client` to the topic's live feed and asks for the events after `after` (nullopt: none,
   // the client starts at the newest), at most about `max_bytes` of them. Answers by OnCatchUp.
-  // The client leaves the feed when it is destroyed.
+  // The client leaves the feed when it is destroyed. `thread` names the thread `post` runs on
+  // (the worker): the clients of one thread get each live batch through one post.
   virtual void Subscribe(const std::string& topic, std::optional<std::uint64_t> after,
-                         std::size_t max_bytes, std::weak_ptr<TopicClient> client, PostFn post) = 0;
+                         std::size_t max_bytes, std::weak_ptr<TopicClient> client, PostFn post,
+                         const void* thread) = 0;
   // The next round of a catch-up that answered `more`.
   virtual void CatchUpFrom(const std::string& topic, std::uint64_t after, std::size_t max_bytes,
                            std::weak_ptr<TopicClient> client, PostFn post) = 0;

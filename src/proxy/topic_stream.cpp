@@ -322,7 +322,8 @@ Task<TopicStreamResult> ServeTopic(TopicStreamArgs& args) {
   s.client = std::make_shared<StreamClient>(executor, websocket, route.push.buffer_bytes);
   s.post = [executor](std::function<void()> task) { asio::post(executor, std::move(task)); };
   StreamClient& c = *s.client;
-  s.feeds->Subscribe(route.topic, after, route.push.buffer_bytes / 2, s.client, s.post);
+  s.feeds->Subscribe(route.topic, after, route.push.buffer_bytes / 2, s.client, s.post,
+                     &args.worker);
   c.wake_main.expires_after(kSubscribeTimeout);
   while (!c.answered) {
     auto [ec] = co_await c.wake_main.async_wait(kNoThrow);

@@ -27,21 +27,24 @@ TopicHub::~TopicHub() { *alive_ = nullptr; }
 
 void TopicHub::Subscribe(const std::string& topic, std::optional<std::uint64_t> after,
                          std::size_t max_bytes, std::weak_ptr<proxy::TopicClient> client,
-                         PostFn post) {
-  env_.post(
-      [alive = alive_, topic, after, max_bytes, to = Client{std::move(client), std::move(post)}] {
-        TopicHub* self = *alive;
-        if (self == nullptr || to.client.expired()) return;
-        auto feed = self->Open(topic);
-        if (!feed) {
-          to.post([c = to.client, e = feed.error()] {
-            if (auto client = c.lock()) client->OnCatchUp(tl::unexpected(e));
-          });
-          return;
-        }
-        (*feed)->clients.push_back(to);
-        self->AnswerCatchUp(topic, after, max_bytes, to);
+                         PostFn post, const void* thread) {
+  env_.post([alive = alive_, topic, after, max_bytes, thread,
+             to = Client{std::move(client), std::move(post)}] {
+    TopicHub* self = *alive;
+    if (self == nullptr || to.client.expired()) return;
+    auto feed = self->Open(topic);
+    if (!feed) {
+      to.post([c = to.client, e = feed.error()] {
+        if (auto client = c.lock()) client->OnCatchUp(tl::unexpected(e));
       });
+      return;
+    }
+    Group& group = (*feed)->groups[thread];
+    if (!group.post) group.post = to.post;
+    group.clients.push_back(to.client);
+    group.members.reset();
+    self->AnswerCatchUp(topic, after, max_bytes, to);
+  });
 }
 
 void TopicHub::CatchUpFrom(const std::string& topic, std::uint64_t after, std::size_t max_bytes,
@@ -56,7 +59,10 @@ void TopicHub::CatchUpFrom(const std::string& topic, std::uint64_t after, std::s
 
 std::size_t TopicHub::ClientCount(const std::string& topic) const {
   auto it = feeds_.find(topic);
-  return it == feeds_.end() ? 0 : it->second.clients.size();
+  if (it == feeds_.end()) return 0;
+  std::size_t n = 0;
+  for (const auto& [thread, group] : it->second.groups) n += group.clients.size();
+  return n;
 }
 
 Result<TopicHub::Feed*> TopicHub::Open(const std::string& topic) {
@@ -133,8 +139,14 @@ void TopicHub::OnAppended(const std::string& topic) {
   Broker* broker = env_.broker();
   if (it == feeds_.end() || broker == nullptr) return;
   Feed& feed = it->second;
-  std::erase_if(feed.clients, [](const Client& c) { return c.client.expired(); });
-  if (feed.clients.empty()) {  // no one streams it now: only keep the live point
+  for (auto group = feed.groups.begin(); group != feed.groups.end();) {
+    auto& clients = group->second.clients;
+    if (std::erase_if(clients, [](const auto& c) { return c.expired(); }) > 0) {
+      group->second.members.reset();
+    }
+    group = clients.empty() ? feed.groups.erase(group) : std::next(group);
+  }
+  if (feed.groups.empty()) {  // no one streams it now: only keep the live point
     if (auto bounds = broker->ReadTopic(topic, ~std::uint64_t{0} - 1, 0, 0)) {
       feed.last = bounds->last;
     }
@@ -156,9 +168,15 @@ void TopicHub::OnAppended(const std::string& topic) {
     for (const TopicEvent& event : read->events) batch->push_back(Frame(event, defaults));
     feed.last = read->events.back().sequence;
     const proxy::PushBatch shared = std::move(batch);
-    for (const Client& c : feed.clients) {
-      c.post([client = c.client, shared] {
-        if (auto locked = client.lock()) locked->OnLive(shared);
+    for (auto& [thread, group] : feed.groups) {
+      if (!group.members) {
+        group.members =
+            std::make_shared<const std::vector<std::weak_ptr<proxy::TopicClient>>>(group.clients);
+      }
+      group.post([members = group.members, shared] {
+        for (const auto& member : *members) {
+          if (auto client = member.lock()) client->OnLive(shared);
+        }
       });
     }
   }

@@ -32,8 +32,8 @@ class TopicHub final : public proxy::TopicFeeds {
   ~TopicHub() override;
 
   void Subscribe(const std::string& topic, std::optional<std::uint64_t> after,
-                 std::size_t max_bytes, std::weak_ptr<proxy::TopicClient> client,
-                 PostFn post) override;
+                 std::size_t max_bytes, std::weak_ptr<proxy::TopicClient> client, PostFn post,
+                 const void* thread) override;
   void CatchUpFrom(const std::string& topic, std::uint64_t after, std::size_t max_bytes,
                    std::weak_ptr<proxy::TopicClient> client, PostFn post) override;
 
@@ -45,9 +45,16 @@ class TopicHub final : public proxy::TopicFeeds {
     std::weak_ptr<proxy::TopicClient> client;
     PostFn post;
   };
+  // The clients of one thread: a live batch reaches all of them through one post, which
+  // carries `members` (remade only when the clients change).
+  struct Group {
+    PostFn post;
+    std::vector<std::weak_ptr<proxy::TopicClient>> clients;
+    std::shared_ptr<const std::vector<std::weak_ptr<proxy::TopicClient>>> members;
+  };
   struct Feed {
     std::uint64_t last = 0;  // the newest sequence the feed has read
-    std::vector<Client> clients;
+    std::map<const void*, Group> groups;
     bool listening = false;
   };
 
