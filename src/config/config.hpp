@@ -85,6 +85,9 @@ struct RetryPolicy {
   RetryBackoff backoff;
   std::vector<RetryCondition> on{RetryCondition::kConnectFailure, RetryCondition::kReset};
   std::vector<int> on_status{502, 503};  // upstream statuses that are retried (the ints of `on`)
+  // gRPC statuses retried (the gRPC status names of `on`), for a route's grpc.idempotent
+  // methods only; by default UNAVAILABLE (14).
+  std::vector<int> on_grpc{14};
   RetryBudget budget;
   // Request bodies up to this size are kept so a try can be replayed; a larger body streams
   // through and its request is not retried (once a byte of it was sent).
@@ -326,6 +329,15 @@ struct RoutePush {
   bool operator==(const RoutePush&) const = default;
 };
 
+// A route's `grpc:` block (docs/grpc.md): its service must speak HTTP/2.
+struct GrpcRoute {
+  // Methods ("/package.Service/Method") that may be retried on the policy's retry.on statuses.
+  std::vector<std::string> idempotent;
+  // The largest gRPC message (its 5-byte prefix's length) accepted either way; 0 = no limit.
+  std::uint64_t max_message_bytes = 0;
+  bool operator==(const GrpcRoute&) const = default;
+};
+
 struct Route {
   std::string name;  // "<listener>#<index>" unless given; unique
   RouteMatch match;
@@ -355,6 +367,7 @@ struct Route {
   std::optional<RouteAuth> auth;    // JWT authentication
   std::optional<ApiKeys> api_keys;  // API key authentication
   std::optional<Cors> cors;
+  std::optional<GrpcRoute> grpc;  // gRPC settings (docs/grpc.md); needs an HTTP/2 service
 };
 
 struct Listener {
@@ -393,6 +406,9 @@ struct HealthCheck {
   Duration timeout = seconds(1);  // < interval
   std::uint32_t unhealthy_after = 3;
   std::uint32_t healthy_after = 2;
+  // A grpc.health.v1 Check instead of the GET (`grpc:`; the service must speak HTTP/2): the
+  // service name asked about ("" is the server as a whole); SERVING is a pass.
+  std::optional<std::string> grpc_service;
   bool operator==(const HealthCheck&) const = default;
 };
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "config/config.hpp"
+#include "config/grpc_loader.hpp"
 
 namespace ferry::config {
 namespace {
@@ -181,6 +182,10 @@ json::object RouteJson(const Route& route) {
   }
   if (route.api_keys) out["api_keys"] = ApiKeysJson(*route.api_keys);
   if (route.cors) out["cors"] = CorsJson(*route.cors);
+  if (route.grpc) {
+    out["grpc"] = json::object{{"idempotent", Strings(route.grpc->idempotent)},
+                               {"max_message_bytes", route.grpc->max_message_bytes}};
+  }
   return out;
 }
 
@@ -200,6 +205,7 @@ json::object RetryJson(const RetryPolicy& retry) {
   json::array on;
   for (RetryCondition c : retry.on) on.emplace_back(ConditionName(c));
   for (int status : retry.on_status) on.emplace_back(status);
+  for (int status : retry.on_grpc) on.emplace_back(internal::GrpcStatusName(status));
   return {{"attempts", retry.attempts},
           {"backoff", json::object{{"initial", Text(retry.backoff.initial)},
                                    {"max", Text(retry.backoff.max)},
@@ -292,11 +298,17 @@ json::object ServiceJson(const Service& service) {
   out["policy"] = service.policy;
   if (service.health) {
     const HealthCheck& h = *service.health;
-    out["health"] = json::object{{"path", h.path},
-                                 {"interval", Text(h.interval)},
-                                 {"timeout", Text(h.timeout)},
-                                 {"unhealthy_after", h.unhealthy_after},
-                                 {"healthy_after", h.healthy_after}};
+    json::object health;
+    if (h.grpc_service) {
+      health["grpc"] = json::object{{"service", *h.grpc_service}};
+    } else {
+      health["path"] = h.path;
+    }
+    health["interval"] = Text(h.interval);
+    health["timeout"] = Text(h.timeout);
+    health["unhealthy_after"] = h.unhealthy_after;
+    health["healthy_after"] = h.healthy_after;
+    out["health"] = std::move(health);
   }
   if (service.tls) out["tls"] = ServiceTlsJson(*service.tls);
   out["protocol"] = UpstreamProtocolName(service.protocol);

@@ -14,6 +14,7 @@
 #include "config/auth_loader.hpp"
 #include "config/bus_loader.hpp"
 #include "config/config.hpp"
+#include "config/grpc_loader.hpp"
 #include "config/http2_loader.hpp"
 #include "config/policy_loader.hpp"
 #include "config/service_protocol_loader.hpp"
@@ -302,6 +303,10 @@ class Loader : private internal::StrictReader {
     }
     if (auto keys = map.Take("api_keys")) route.api_keys = internal::ReadApiKeys(*keys, d_);
     if (auto cors = map.Take("cors")) route.cors = internal::ReadCors(*cors, d_);
+    if (auto grpc = map.Take("grpc")) {
+      route.grpc = internal::ReadGrpcRoute(*grpc, d_);
+      note.grpc = grpc;
+    }
     map.Finish();
     route_notes_.push_back(std::move(note));
     return route;
@@ -477,12 +482,18 @@ class Loader : private internal::StrictReader {
         policy_references_.push_back({*name, policy->mark, policy->path});
       }
     }
-    if (auto health = map.Take("health")) service.health = internal::ReadHealthCheck(*health, d_);
+    auto health = map.Take("health");
+    if (health) service.health = internal::ReadHealthCheck(*health, d_);
     if (auto tls = map.Take("tls")) {
       service.tls = internal::ReadServiceTls(*tls, d_);
       if (service.tls && service.tls->mesh) mesh_users_.push_back(*tls);
     }
     internal::ReadServiceProtocol(map, service, d_);  // after tls: (auto needs it)
+    if (health && service.health && service.health->grpc_service &&
+        service.protocol == UpstreamProtocol::kHttp1) {
+      Error(*health,
+            "a grpc: health check needs the service's protocol: http2 (or auto with tls:)");
+    }
     map.Finish();
   }
 
@@ -595,6 +606,14 @@ class Loader : private internal::StrictReader {
         if (!note.timeout_written && policy != config_.policies.end()) {
           route.timeout = policy->second.timeout;
         }
+        // gRPC runs over HTTP/2 only (gRPC-Web aside): an HTTP/1.1 service cannot carry it.
+        if (auto service = config_.services.find(route.service);
+            note.grpc && service != config_.services.end() &&
+            service->second.protocol == UpstreamProtocol::kHttp1) {
+          Error(*note.grpc, fmt::format("grpc: needs an HTTP/2 service, and service '{}' speaks "
+                                        "HTTP/1.1 (set its protocol: http2, or auto with tls:)",
+                                        route.service));
+        }
         if (note.idempotency && !config_.idempotency_store && !store_written_) {
           Error(*note.idempotency,
                 "idempotency needs a top-level idempotency_store: {data_dir: DIR} or {redis: "
@@ -689,6 +708,7 @@ class Loader : private internal::StrictReader {
     bool timeout_written = false;
     std::optional<std::string> policy;  // as written
     std::optional<Field> idempotency;   // where it is written
+    std::optional<Field> grpc;          // where it is written
   };
   std::vector<RouteNote> route_notes_;
   std::vector<internal::ServiceReference> policy_references_;    // services' and routes' policies

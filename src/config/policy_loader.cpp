@@ -11,6 +11,7 @@
 
 #include "config/address.hpp"
 #include "config/bus_loader.hpp"
+#include "config/grpc_loader.hpp"
 
 namespace ferry::config::internal {
 namespace {
@@ -58,7 +59,20 @@ class PolicyReader : private StrictReader {
     MapReader map(field, d_);
     if (!map.ok()) return std::nullopt;
     HealthCheck health;
-    if (auto path = map.Take("path")) {
+    auto path = map.Take("path");
+    if (auto grpc = map.Take("grpc")) {
+      // grpc.health.v1's Check in place of the GET (the service must speak HTTP/2: loader.cpp).
+      MapReader grpc_map(*grpc, d_);
+      if (grpc_map.ok()) {
+        health.grpc_service = "";
+        if (auto name = grpc_map.Take("service")) {
+          if (auto text = ReadString(*name, d_)) health.grpc_service = *text;
+        }
+        grpc_map.Finish();
+      }
+      if (path) Error(*path, "path is the GET check's: a grpc: check asks grpc.health.v1 instead");
+    }
+    if (path) {
       auto text = ReadString(*path, d_);
       if (text && (text->empty() || text->front() != '/')) {
         Error(*path, fmt::format("must start with '/', got '{}'", *text));
@@ -371,6 +385,7 @@ class PolicyReader : private StrictReader {
     if (!items) return;
     std::vector<RetryCondition> conditions;
     std::vector<int> statuses;
+    std::vector<int> grpc_statuses;
     for (const Field& item : *items) {
       if (IsIntegerScalar(item)) {
         auto status = ReadInt(item, 100, 599, d_);
@@ -388,9 +403,17 @@ class PolicyReader : private StrictReader {
       if (!text) continue;
       auto condition = ParseRetryCondition(*text);
       if (!condition) {
+        if (auto grpc = GrpcStatusByName(*text)) {  // for a route's grpc.idempotent methods
+          if (std::find(grpc_statuses.begin(), grpc_statuses.end(), *grpc) != grpc_statuses.end()) {
+            Error(item, fmt::format("'{}' is listed twice", *text));
+          } else {
+            grpc_statuses.push_back(*grpc);
+          }
+          continue;
+        }
         Error(item, fmt::format("unknown retry condition '{}' (expected {}, or an unquoted status "
-                                "code: 429 or 500-599)",
-                                *text, kRetryConditions));
+                                "code: 429 or 500-599), or gRPC status name ({})",
+                                *text, kRetryConditions, kGrpcStatusNames));
       } else if (std::find(conditions.begin(), conditions.end(), *condition) != conditions.end()) {
         Error(item, fmt::format("'{}' is listed twice", *text));
       } else {
@@ -399,6 +422,7 @@ class PolicyReader : private StrictReader {
     }
     retry.on = std::move(conditions);
     retry.on_status = std::move(statuses);
+    retry.on_grpc = std::move(grpc_statuses);
   }
 
   void ReadBreaker(MapReader& map, CircuitBreakerPolicy& breaker) {

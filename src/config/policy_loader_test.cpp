@@ -252,13 +252,33 @@ TEST(PolicyConfigErrors, RetryCannotBeSwitchedOff) {
             "{attempts: 1} for no retries");
 }
 
+TEST(PolicyConfig, RetryOnTakesGrpcStatusNames) {
+  auto config = Load(Policy1("    retry: {on: [reset, 503, unavailable, resource_exhausted]}\n"));
+  const RetryPolicy& retry = config->policies.at("p").retry;
+  EXPECT_EQ(retry.on, std::vector<RetryCondition>{RetryCondition::kReset});
+  EXPECT_EQ(retry.on_status, std::vector<int>{503});
+  EXPECT_EQ(retry.on_grpc, (std::vector<int>{14, 8}));
+  EXPECT_EQ(Load(Policy1("    retry: {attempts: 2}\n"))->policies.at("p").retry.on_grpc,
+            std::vector<int>{14});  // UNAVAILABLE by default
+  EXPECT_EQ(Errors(Policy1("    retry: {on: [unavailable, unavailable]}\n")),
+            "t.yaml:3:31: policies.p.retry.on[1]: 'unavailable' is listed twice");
+}
+
 TEST(PolicyConfigErrors, RetryOnUnknownConditionAndStatus) {
   EXPECT_EQ(Errors(Policy1("    retry: {on: [refused, 404, \"502\", reset, reset, 503, 503]}\n")),
             "t.yaml:3:18: policies.p.retry.on[0]: unknown retry condition 'refused' (expected "
-            "connect_failure, reset, try_timeout, or an unquoted status code: 429 or 500-599)\n"
+            "connect_failure, reset, try_timeout, or an unquoted status code: 429 or 500-599"
+            "), or gRPC status name (cancelled, unknown, invalid_argument, "
+            "deadline_exceeded, not_found, already_exists, permission_denied, resource_exhausted, "
+            "failed_precondition, aborted, out_of_range, unimplemented, internal, unavailable, "
+            "data_loss, unauthenticated)\n"
             "t.yaml:3:27: policies.p.retry.on[1]: status 404 is not retried: use 429 or 500-599\n"
             "t.yaml:3:32: policies.p.retry.on[2]: unknown retry condition '502' (expected "
-            "connect_failure, reset, try_timeout, or an unquoted status code: 429 or 500-599)\n"
+            "connect_failure, reset, try_timeout, or an unquoted status code: 429 or 500-599"
+            "), or gRPC status name (cancelled, unknown, invalid_argument, "
+            "deadline_exceeded, not_found, already_exists, permission_denied, resource_exhausted, "
+            "failed_precondition, aborted, out_of_range, unimplemented, internal, unavailable, "
+            "data_loss, unauthenticated)\n"
             "t.yaml:3:46: policies.p.retry.on[4]: 'reset' is listed twice\n"
             "t.yaml:3:58: policies.p.retry.on[6]: status 503 is listed twice");
 }
@@ -516,7 +536,7 @@ idempotency_store: {redis: "[::1]:6379"}
   for (const char* part : {
            R"("default":{"timeout":"5s","try_timeout":"0s","retry":{"attempts":2,)"
            R"("backoff":{"initial":"25ms","max":"1s","multiplier":2},)"
-           R"("on":["connect_failure","reset",502,503],)"
+           R"("on":["connect_failure","reset",502,503,"unavailable"],)"
            R"("budget":{"ratio":"20%","min_per_second":10},"replay_body_bytes":65536},)"
            R"("circuit_breaker":false,"outlier_detection":false,"concurrency":false,)"
            R"("hedge":false})",

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "http/simple_head.hpp"
+#include "http/trailers.hpp"
 
 namespace ferry::http {
 namespace {
@@ -55,11 +56,13 @@ struct Parser::Callbacks {
   static int OnHeaderField(llhttp_t* p, const char* at, std::size_t len) {
     Parser& s = Self(p);
     if (s.in_value_ && !s.FlushField()) return -1;
+    if (s.head_done_ && !s.CountTrailer(len)) return -1;
     s.field_.append(at, len);
     return 0;
   }
   static int OnHeaderValue(llhttp_t* p, const char* at, std::size_t len) {
     Parser& s = Self(p);
+    if (s.head_done_ && !s.CountTrailer(len)) return -1;
     s.in_value_ = true;
     s.value_.append(at, len);
     return 0;
@@ -89,7 +92,10 @@ struct Parser::Callbacks {
     return 0;
   }
   static int OnMessageComplete(llhttp_t* p) {
-    Self(p).message_done_ = true;
+    Parser& s = Self(p);
+    // The last trailer field (a chunked body's), if any, is still pending.
+    if ((s.in_value_ || !s.field_.empty()) && !s.FlushField()) return -1;
+    s.message_done_ = true;
     return HPE_PAUSED;
   }
 
@@ -130,7 +136,13 @@ bool Parser::FlushField() {
   }
   // llhttp drops white space before a value but keeps it after; it is not part of the value.
   while (!value_.empty() && (value_.back() == ' ' || value_.back() == '\t')) value_.pop_back();
-  if (kind_ == Kind::kRequest) {
+  if (head_done_) {
+    if (++trailer_fields_ > kMaxTrailerFields) {
+      trailers_too_large_ = true;
+      return false;
+    }
+    AddTrailer(trailers_, field_, value_);
+  } else if (kind_ == Kind::kRequest) {
     request_.headers.Add(field_, value_);
   } else {
     response_.headers.Add(field_, value_);
@@ -139,6 +151,13 @@ bool Parser::FlushField() {
   value_.clear();
   in_value_ = false;
   return true;
+}
+
+bool Parser::CountTrailer(std::size_t bytes) {
+  trailer_bytes_ += bytes;
+  if (trailer_bytes_ <= kMaxTrailerBytes) return true;
+  trailers_too_large_ = true;
+  return false;
 }
 
 void Parser::FillHead() {
@@ -231,10 +250,12 @@ Result<std::size_t> Parser::Execute(std::string_view data) {
   }
   const ErrorCode code =
       kind_ == Kind::kRequest ? ErrorCode::kInvalidArgument : ErrorCode::kUpstreamProtocol;
-  return Fail(
-      code,
-      fmt::format("malformed HTTP {}: {}", kind_ == Kind::kRequest ? "request" : "response",
-                  bad_name_ ? "header field name is not a token" : llhttp_get_error_reason(p)));
+  return Fail(code,
+              fmt::format("malformed HTTP {}: {}", kind_ == Kind::kRequest ? "request" : "response",
+                          trailers_too_large_ ? fmt::format("trailers exceed {} bytes or {} fields",
+                                                            kMaxTrailerBytes, kMaxTrailerFields)
+                          : bad_name_         ? std::string("header field name is not a token")
+                                              : std::string(llhttp_get_error_reason(p))));
 }
 
 Result<std::size_t> Parser::FeedSimpleBody(std::string_view data) {
@@ -255,6 +276,7 @@ void Parser::Release() {
   field_ = std::string();
   value_ = std::string();
   spaced_ = std::string();
+  trailers_ = Headers();
   body_chunks_ = std::vector<std::string_view>();
 }
 
@@ -285,6 +307,10 @@ void Parser::Reset() {
   no_body_ = false;
   tabs_ = false;
   bad_name_ = false;
+  trailers_too_large_ = false;
+  trailers_.Clear();
+  trailer_bytes_ = 0;
+  trailer_fields_ = 0;
   body_bytes_ = 0;
   body_chunks_.clear();
   started_ = false;

@@ -62,11 +62,16 @@ class Parser {
   Http1RequestHead& request() { return request_; }
   ResponseHead& response() { return response_; }
   std::vector<std::string_view>& body_chunks() { return body_chunks_; }
+  // A chunked body's trailer fields once message_done() (owned; those that may not be
+  // trailers dropped, http/trailers.hpp); null when none came. More than kMaxTrailerBytes or
+  // kMaxTrailerFields is a protocol error.
+  const Headers* trailers() const { return trailers_.size() > 0 ? &trailers_ : nullptr; }
 
  private:
   struct Callbacks;
   void FillHead();
-  bool FlushField();  // false: the name is not a token
+  bool FlushField();                     // false: the name is not a token, or one trailer too many
+  bool CountTrailer(std::size_t bytes);  // false: the trailers are too large
   Result<std::size_t> Execute(std::string_view data);
   Result<std::size_t> FeedSimpleBody(std::string_view data);
   Kind kind_;
@@ -85,6 +90,10 @@ class Parser {
   bool no_body_ = false;
   bool tabs_ = false;
   bool bad_name_ = false;  // a header name that is not a token: the error llhttp returns is ours
+  bool trailers_too_large_ = false;
+  Headers trailers_;
+  std::size_t trailer_bytes_ = 0;
+  std::size_t trailer_fields_ = 0;
   std::uint64_t body_bytes_ = 0;
   std::vector<std::string_view> body_chunks_;
 };

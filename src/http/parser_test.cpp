@@ -319,3 +319,55 @@ TEST(Parser, ExpectIsAList) {
 
 }  // namespace
 }  // namespace ferry::http
+
+namespace ferry::http {
+namespace {
+
+TEST(ParserTrailers, ChunkedTrailersAreKeptApartFromTheHead) {
+  for (Parser::Kind kind : {Parser::Kind::kRequest, Parser::Kind::kResponse}) {
+    Parser p(kind);
+    const std::string head =
+        kind == Parser::Kind::kRequest
+            ? "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            : "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    auto body = ParseAll(p, head +
+                                "3\r\nabc\r\n0\r\nGrpc-Status: 0\r\nContent-Length: 9\r\n"
+                                "Host: evil\r\nX-Sum:  42 \r\n\r\n");
+    ASSERT_TRUE(body) << body.error().message();
+    EXPECT_EQ(*body, "abc");
+    ASSERT_TRUE(p.message_done());
+    ASSERT_NE(p.trailers(), nullptr);
+    EXPECT_EQ(p.trailers()->Get("grpc-status"), "0");
+    EXPECT_EQ(p.trailers()->Get("x-sum"), "42");
+    EXPECT_FALSE(p.trailers()->Has("content-length"));  // not a trailer: dropped
+    EXPECT_FALSE(p.trailers()->Has("host"));
+    const Headers& h = kind == Parser::Kind::kRequest ? p.request().headers : p.response().headers;
+    EXPECT_FALSE(h.Has("grpc-status"));  // the head stays as it was
+    p.Reset();
+    EXPECT_EQ(p.trailers(), nullptr);
+  }
+}
+
+TEST(ParserTrailers, NoTrailersIsNull) {
+  Parser p(Parser::Kind::kRequest);
+  ASSERT_TRUE(ParseAll(p,
+                       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\n0\r\n\r\n"));
+  EXPECT_TRUE(p.message_done());
+  EXPECT_EQ(p.trailers(), nullptr);
+}
+
+TEST(ParserTrailers, TooManyTrailerBytesAreAnError) {
+  Parser p(Parser::Kind::kResponse);
+  std::string in = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+  for (int i = 0; i < 200; ++i)
+    in += "x-t" + std::to_string(i) + ": " + std::string(100, 'v') + "\r\n";
+  in += "\r\n";
+  auto got = ParseAll(p, in);
+  ASSERT_FALSE(got);
+  EXPECT_NE(got.error().message().find("trailers exceed"), std::string::npos)
+      << got.error().message();
+}
+
+}  // namespace
+}  // namespace ferry::http

@@ -15,6 +15,7 @@
 
 #include "http/serializer.hpp"
 #include "proxy/filter_wait.hpp"
+#include "proxy/grpc.hpp"
 #include "proxy/listener_handler.hpp"
 #include "proxy/local_reply.hpp"
 #include "proxy/topic_stream.hpp"
@@ -37,6 +38,12 @@ class ClientBody final : public upstream::BodySource {
       : request_(request), size_(size) {}
   std::optional<std::uint64_t> length() const override { return size_; }
   Task<Result<std::string_view>> Read() override {
+    if (!prefix_.empty() && !prefix_sent_) {  // bytes read before (Prepend)
+      prefix_sent_ = true;
+      read_any_ = true;
+      bytes_ += prefix_.size();
+      co_return std::string_view(prefix_);
+    }
     for (;;) {
       while (next_ < pieces_.size()) {
         const std::string_view piece = pieces_[next_++];
@@ -52,10 +59,26 @@ class ClientBody final : public upstream::BodySource {
       if (got->empty()) ended_ = true;
       pieces_ = *got;
       next_ = 0;
-      for (std::string_view p : pieces_) bytes_ += p.size();
+      for (std::string_view p : pieces_) {
+        bytes_ += p.size();
+        if (meter_ != nullptr && meter_->Feed(p)) {
+          error_ = Error(ErrorCode::kResourceExhausted,
+                         fmt::format("a gRPC request message of {} bytes exceeds the route's "
+                                     "grpc.max_message_bytes of {}",
+                                     meter_->declared(), meter_->max()));
+          co_return tl::unexpected(*error_);
+        }
+      }
     }
   }
   bool Rewind() override { return !read_any_; }
+  // Checks the body's gRPC messages against a limit (null: none).
+  void Meter(grpc::MessageMeter* meter) { meter_ = meter; }
+  // The body's first bytes, read from the request already (and checked by the meter): they go
+  // first.
+  void Prepend(std::string bytes) { prefix_ = std::move(bytes); }
+  // The client's trailers go on with the body's end (chunked to HTTP/1.1, HEADERS to HTTP/2).
+  const http::Headers* trailers() const override { return ended_ ? request_.trailers() : nullptr; }
 
   const std::optional<Error>& error() const { return error_; }
   std::uint64_t bytes() const { return bytes_; }
@@ -67,8 +90,37 @@ class ClientBody final : public upstream::BodySource {
   std::size_t next_ = 0;
   std::uint64_t bytes_ = 0;
   std::optional<Error> error_;
+  grpc::MessageMeter* meter_ = nullptr;
+  std::string prefix_;
+  bool prefix_sent_ = false;
   bool read_any_ = false;
   bool ended_ = false;
+};
+
+// The whole request body, read before the upstream half (for the filters, or to be sent again by
+// a retry), with the client's trailers.
+class BufferedBody final : public upstream::BodySource {
+ public:
+  BufferedBody(std::string_view data, const server::Request* request)
+      : data_(data), request_(request) {}
+  std::optional<std::uint64_t> length() const override { return data_.size(); }
+  Task<Result<std::string_view>> Read() override {
+    const std::string_view piece = read_ ? std::string_view() : data_;
+    read_ = true;
+    co_return piece;
+  }
+  bool Rewind() override {
+    read_ = false;
+    return true;
+  }
+  const http::Headers* trailers() const override {
+    return read_ && request_ != nullptr ? request_->trailers() : nullptr;
+  }
+
+ private:
+  std::string_view data_;
+  const server::Request* request_;
+  bool read_ = false;
 };
 
 }  // namespace
@@ -94,6 +146,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     wall_start_ = clock_.wall();
     method_ = req_.method;
     original_target_ = req_.target;
+    grpc_ = grpc::IsGrpc(req_.headers);
     if (auto id = req_.headers.Get("x-request-id"); id && !id->empty() && id->size() <= 200) {
       request_id_ = std::string(*id);
     } else {
@@ -107,6 +160,7 @@ class ExchangeRunner final : public upstream::InterimSink {
   // table's for `error`.
   void Answer(ErrorCode error, std::string_view code, std::string message) {
     status_ = Describe(error).http_status;
+    reply_message_ = message;
     MakeErrorReply(reply_, Error(error, std::move(message)), code, request_id_);
   }
   // Sends the prepared reply (reply_, which a filter may have made). The server closes the
@@ -126,6 +180,16 @@ class ExchangeRunner final : public upstream::InterimSink {
       }
     }
     w_.LocalReplyCounter(reply_.code).Add(w_.slot());
+    if (grpc_) {
+      // A gRPC client gets a gRPC status (Trailers-Only: one HEADERS frame, no body), never
+      // an HTTP error it would have to map itself. A filter's reply says its code.
+      grpc::MakeTrailersOnlyHead(reply_, reply_message_.empty() ? reply_.code : reply_message_,
+                                 request_id_, reply_head_);
+      grpc_status_ = grpc::StatusOf(&reply_head_.headers);
+      response_.WriteHead(reply_head_, std::nullopt);
+      co_await response_.Finish();
+      co_return;
+    }
     MakeReplyHead(reply_, request_id_, reply_head_);
     co_await response_.Send(reply_head_, reply_.body);
   }
@@ -152,7 +216,9 @@ class ExchangeRunner final : public upstream::InterimSink {
     Failed(ErrorCode::kDeadlineExceeded, reply::kUpstreamTimeout,
            fmt::format("upstream {} did not answer within {}{}", route_->service,
                        FormatDuration(timeout_),
-                       caller_deadline_ ? " (the caller's x-ferry-deadline-ms)" : ""));
+                       caller_deadline_ ? " (the caller's x-ferry-deadline-ms)"
+                       : grpc_deadline_ ? " (the call's grpc-timeout)"
+                                        : ""));
   }
   // Maps what Cluster::Send failed with to the proxy's replies and counters.
   void SendFailed(const Error& error) {
@@ -244,6 +310,12 @@ class ExchangeRunner final : public upstream::InterimSink {
       service_series_ = &service_plan_->series;
     }
 
+    // A route's gRPC message limit, both ways (docs/grpc.md).
+    if (grpc_ && route_->grpc && route_->grpc->max_message_bytes != 0) {
+      request_meter_.emplace(route_->grpc->max_message_bytes);
+      response_meter_.emplace(route_->grpc->max_message_bytes);
+      client_body_.Meter(&*request_meter_);
+    }
     // (The server took the hop-by-hop fields and Expect out of the head.)
     req_.target = routing::RouteTable::RewriteTarget(*route_, req_.target);
     const std::optional<std::uint64_t> body_size = request_.body_size();
@@ -284,12 +356,20 @@ class ExchangeRunner final : public upstream::InterimSink {
              "service " + route_->service + " is not available");
       co_return co_await SendAnswer();
     }
+    // A gRPC call of a method the route lists as idempotent may be retried (docs/grpc.md).
+    const bool grpc_idempotent = GrpcIdempotent();
     // A body small enough to be sent again is read whole first (a larger or chunked one
     // streams, and its request is not retried once a byte of it went).
     if (has_body_ && !body_buffered_ && body_size &&
         *body_size <= policy_->retry.replay_body_bytes &&
         (policy_->retry.attempts > 1 || policy_->hedge)) {
       if (!co_await BufferBody(*body_size)) co_return co_await UpstreamFailed();
+    } else if (grpc_idempotent && has_body_ && !body_buffered_ && !body_size &&
+               policy_->retry.attempts > 1) {
+      // gRPC declares no length: the call's body is read up to replay_body_bytes.
+      if (!co_await BufferForReplay(policy_->retry.replay_body_bytes)) {
+        co_return co_await UpstreamFailed();
+      }
     }
     PrepareUpstreamRequest();
     const TimePoint deadline = Deadline();
@@ -297,6 +377,10 @@ class ExchangeRunner final : public upstream::InterimSink {
     const bool has_key = req_.headers.Has("idempotency-key");
     facts.idempotent = resilience::IsIdempotent(method_, has_key);
     facts.key_honoured = has_key && route_->retry_with_idempotency_key;
+    if (grpc_idempotent) {
+      facts.idempotent = true;
+      facts.grpc = true;
+    }
     resilience::Client client(*service->cluster, *service_plan_->state, *policy_, clock_,
                               w_.random(), w_.notices(), service_series_->resilience, w_.slot());
     const Result<void> got =
@@ -338,9 +422,9 @@ class ExchangeRunner final : public upstream::InterimSink {
       req_.headers.Set("upgrade", request_.upgrade());
     }
     if (body_buffered_) {
-      // The whole body is here: it goes upstream with its length (any trailer is dropped), and
-      // can be sent again after the keep-alive race.
-      buffered_body_ = upstream::StringBody(body_);
+      // The whole body is here: it goes upstream with its length (its trailers after it, to an
+      // HTTP/2 upstream), and can be sent again after the keep-alive race.
+      buffered_body_ = BufferedBody(body_, &request_);
       upstream_.body = &buffered_body_;
       bytes_received_ = body_.size();
     } else if (has_body_ ||
@@ -364,6 +448,37 @@ class ExchangeRunner final : public upstream::InterimSink {
   // what a trusted caller said is left (x-ferry-deadline-ms, kept by the forwarding filter only
   // from trusted networks), from when the request came, whichever ends first.
   TimePoint Deadline() {
+    TimePoint deadline = CallerDeadline();
+    if (grpc_) deadline = GrpcDeadline(deadline);
+    return deadline;
+  }
+  // A gRPC call's deadline is also its grpc-timeout (from when the request came), and the
+  // upstream is told the time left of the nearest one as its own grpc-timeout. A malformed
+  // grpc-timeout is not a deadline (and goes on as it came).
+  TimePoint GrpcDeadline(TimePoint deadline) {
+    if (const auto header = req_.headers.Get("grpc-timeout")) {
+      if (const auto timeout = grpc::ParseTimeout(*header)) {
+        const TimePoint theirs = start_ + *timeout;
+        if (theirs < deadline) {
+          deadline = theirs;
+          timeout_ = std::chrono::duration_cast<Duration>(*timeout);
+          grpc_deadline_ = true;
+          caller_deadline_ = false;
+        }
+      } else {
+        return deadline;
+      }
+    }
+    if (deadline != TimePoint::max()) {
+      const auto left = std::max(deadline - clock_.now(), TimePoint::duration(1));
+      req_.headers.Set(
+          "grpc-timeout",
+          grpc::FormatTimeout(std::chrono::duration_cast<std::chrono::nanoseconds>(left)));
+    }
+    return deadline;
+  }
+  // The route's timeout, or a trusted caller's x-ferry-deadline-ms when it is nearer.
+  TimePoint CallerDeadline() {
     timeout_ = route_->timeout;
     TimePoint deadline =
         route_->timeout.count() > 0 ? upstream_start_ + route_->timeout : TimePoint::max();
@@ -423,7 +538,62 @@ class ExchangeRunner final : public upstream::InterimSink {
         co_return false;
       }
     }
+    if (request_meter_ && request_meter_->Feed(body_)) {
+      Failed(ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
+             fmt::format("a gRPC request message of {} bytes exceeds the route's "
+                         "grpc.max_message_bytes of {}",
+                         request_meter_->declared(), request_meter_->max()));
+      co_return false;
+    }
     body_buffered_ = true;
+    co_return true;
+  }
+
+  // The request is a gRPC call of a method in the route's grpc.idempotent list.
+  bool GrpcIdempotent() const {
+    if (!grpc_ || !route_->grpc || route_->grpc->idempotent.empty()) {
+      return false;
+    }
+    const std::string_view target = original_target_;
+    const std::string_view path = target.substr(0, target.find('?'));
+    for (const std::string& method : route_->grpc->idempotent) {
+      if (method == path) return true;
+    }
+    return false;
+  }
+
+  // Reads a body of undeclared length whole, up to `limit`, so a retry can send it again; a
+  // longer one streams on (the bytes read so far first) and is not retried. false (failure_
+  // set): the body could not be read, or a gRPC message in it is over the route's limit.
+  Task<bool> BufferForReplay(std::uint64_t limit) {
+    std::string read;
+    bool whole = false;
+    for (;;) {
+      auto piece = co_await request_.ReadSome();
+      if (!piece) {
+        BodyReadFailed(piece.error());
+        co_return false;
+      }
+      if (piece->empty()) {
+        whole = true;
+        break;
+      }
+      for (std::string_view p : *piece) read.append(p);
+      if (read.size() > limit) break;
+    }
+    if (request_meter_ && request_meter_->Feed(read)) {
+      Failed(ErrorCode::kResourceExhausted, reply::kBodyTooLarge,
+             fmt::format("a gRPC request message of {} bytes exceeds the route's "
+                         "grpc.max_message_bytes of {}",
+                         request_meter_->declared(), request_meter_->max()));
+      co_return false;
+    }
+    if (whole) {
+      body_ = std::move(read);
+      body_buffered_ = true;
+    } else {
+      client_body_.Prepend(std::move(read));
+    }
     co_return true;
   }
 
@@ -482,6 +652,7 @@ class ExchangeRunner final : public upstream::InterimSink {
     out_head_.status = resp.status;
     out_head_.reason = resp.reason;
     out_head_.headers = std::move(resp.headers);
+    if (grpc_) grpc_status_ = grpc::StatusOf(&out_head_.headers);  // Trailers-Only
     response_.WriteHead(out_head_, size);  // goes out with the first body bytes
     for (auto& observer : observers_) observer->OnHead(out_head_.status, out_head_.headers);
 
@@ -511,7 +682,12 @@ class ExchangeRunner final : public upstream::InterimSink {
         co_return;
       }
       if (piece->empty()) break;
-      const std::string_view bytes = *piece;
+      std::string_view bytes = *piece;
+      if (response_meter_) {
+        if (const auto over = response_meter_->Feed(bytes)) {
+          co_return co_await EndTooLarge(bytes.substr(0, *over));
+        }
+      }
       if (!observers_.empty()) {
         for (auto& observer : observers_) observer->OnBody(bytes);
         if (length && bytes_sent_ + bytes.size() >= *length) co_await EndObservers(0);
@@ -522,7 +698,32 @@ class ExchangeRunner final : public upstream::InterimSink {
       bytes_sent_ += bytes.size();
     }
     if (!observers_.empty()) co_await EndObservers(0);
-    // (The server ends the response: a chunked body's last chunk, or a head still waiting.)
+    // The upstream's trailers (gRPC's status) end the response; without any, the server ends
+    // it (a chunked body's last chunk, or a head still waiting).
+    if (const http::Headers* trailers = response_in_.body.trailers()) {
+      if (grpc_) grpc_status_ = grpc::StatusOf(trailers);
+      co_await response_.FinishWithTrailers(*trailers);
+    }
+  }
+
+  // A gRPC response message over the route's max_message_bytes: the messages before it go, then
+  // the call ends with RESOURCE_EXHAUSTED in its trailers (the upstream stream is reset).
+  Task<void> EndTooLarge(std::string_view before) {
+    if (!before.empty()) {
+      const std::span<const std::string_view> pieces(&before, 1);
+      if (!co_await response_.WriteBody(pieces)) co_return;
+      bytes_sent_ += before.size();
+    }
+    CutShort("grpc_message_too_large",
+             fmt::format("a gRPC response message of {} bytes exceeds grpc.max_message_bytes {}",
+                         response_meter_->declared(), response_meter_->max()));
+    grpc_status_ = grpc::kResourceExhausted;
+    http::Headers trailers;
+    trailers.Add("grpc-status", "8");
+    trailers.Add("grpc-message", grpc::PercentEncode(fmt::format(
+                                     "response message of {} bytes exceeds the limit of {}",
+                                     response_meter_->declared(), response_meter_->max())));
+    co_await response_.FinishWithTrailers(trailers);
   }
 
   // A 101 from the upstream: checks it answers the upgrade the client asked for, sends the 101
@@ -643,6 +844,22 @@ class ExchangeRunner final : public upstream::InterimSink {
     }
   }
 
+  // ferry_grpc_calls_total: the call's method and how it ended.
+  void CountGrpcCall() {
+    const std::string_view method =
+        std::string_view(original_target_).substr(0, original_target_.find('?'));
+    char digits[8];
+    std::string_view status = "none";
+    if (grpc_status_ >= 0) {
+      const auto end = std::to_chars(digits, digits + sizeof(digits), grpc_status_).ptr;
+      status = std::string_view(digits, static_cast<std::size_t>(end - digits));
+    }
+    w_.GrpcCallCounter(listener_.config->name,
+                       route_ != nullptr ? std::string_view(route_->name) : std::string_view(),
+                       method, status)
+        .Add(w_.slot());
+  }
+
   // The response was cut short by the upstream after its head went to the client (nginx's
   // "upstream prematurely closed connection"): the client saw a status, so the access log keeps
   // it and carries `mark`, and the error log says what happened.
@@ -668,6 +885,7 @@ class ExchangeRunner final : public upstream::InterimSink {
             w_.slot(), std::chrono::duration<double>(end - upstream_start_).count());
       }
     }
+    if (grpc_) CountGrpcCall();
     if (route_series_ != nullptr && status_ != 0) {
       route_series_->requests[StatusClass(status_)]->Add(w_.slot());
       route_series_->duration->Observe(w_.slot(),
@@ -708,7 +926,7 @@ class ExchangeRunner final : public upstream::InterimSink {
   resilience::SendReport report_;              // what the tries came to
   const ServiceSeries* service_series_ = nullptr;
   ClientBody client_body_;
-  upstream::StringBody buffered_body_{std::string_view()};
+  BufferedBody buffered_body_{std::string_view(), nullptr};
   upstream::Request upstream_;                          // what Cluster::Send sends
   upstream::Response response_in_;                      // what it got back
   std::shared_ptr<const upstream::Endpoint> endpoint_;  // the endpoint picked (access log)
@@ -719,6 +937,10 @@ class ExchangeRunner final : public upstream::InterimSink {
   LocalReply reply_;  // a local reply (a filter's or Ferry's error), and its head
   server::ResponseHead reply_head_;
   std::string request_id_;
+  std::string reply_message_;
+  std::optional<grpc::MessageMeter> request_meter_;  // a route's grpc.max_message_bytes
+  std::optional<grpc::MessageMeter>
+      response_meter_;  // the message of Ferry's own reply (Answer), for grpc-message
   std::string method_;
   std::string original_target_;
   std::string body_;  // the whole request body when the chain reads it (body_buffered_)
@@ -739,6 +961,9 @@ class ExchangeRunner final : public upstream::InterimSink {
   bool body_buffered_ = false;
   bool sent_ = false;             // handed to the cluster (counted in flight)
   bool caller_deadline_ = false;  // the caller's x-ferry-deadline-ms is the tighter one
+  bool grpc_deadline_ = false;    // the gRPC call's grpc-timeout is the tightest
+  bool grpc_ = false;             // a gRPC call (grpc::IsGrpc)
+  int grpc_status_ = -1;          // how it ended (-1: no grpc-status seen)
 };
 
 Task<void> ListenerHandler::Serve(server::Request& request, server::Response& response) {

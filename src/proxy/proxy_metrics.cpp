@@ -48,6 +48,11 @@ ProxyMetrics::ProxyMetrics(observability::MetricsRegistry& r)
                             "HTTP/2 connections ended by a flood bound: rapid reset, "
                             "CONTINUATION, SETTINGS or control-frame ack floods."))
               .Get()),
+      grpc_calls_(Must(r.AddCounter(
+          "ferry_grpc_calls_total",
+          "gRPC calls ended, by listener, route, method and grpc-status (\"none\": no status; "
+          "methods past the label cap are \"other\").",
+          {"listener", "route", "method", "grpc_status"}))),
       route_requests_(Must(r.AddCounter("ferry_http_requests_total",
                                         "Requests answered, by listener, route and status class.",
                                         {"listener", "route", "code"}))),
@@ -160,6 +165,20 @@ ServiceSeries ProxyMetrics::ForService(const std::string& service) {
   s.resilience.retries = &policy_retries_;
   s.resilience.service = service;  // (the caller's string: the snapshot's config key)
   return s;
+}
+
+observability::Counter& ProxyMetrics::GrpcCall(std::string_view listener, std::string_view route,
+                                               std::string_view method, std::string_view status) {
+  std::string_view label = "other";
+  {
+    const std::lock_guard<std::mutex> lock(grpc_methods_mutex_);
+    auto it = grpc_methods_.find(method);
+    if (it == grpc_methods_.end() && grpc_methods_.size() < kGrpcMethodLabels) {
+      it = grpc_methods_.emplace(method).first;
+    }
+    if (it != grpc_methods_.end()) label = *it;  // (set nodes stay put)
+  }
+  return grpc_calls_.Get(listener, route, label, status);
 }
 
 observability::Counter& ProxyMetrics::LocalReply(std::string_view code) {

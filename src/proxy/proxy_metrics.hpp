@@ -6,6 +6,9 @@
 #pragma once
 
 #include <array>
+#include <functional>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,6 +60,13 @@ class ProxyMetrics {
   // A local reply Ferry made itself (no_route, bad_request, ...), by its stable code. The codes
   // of local_reply.hpp are resolved up front; another code takes the registry lock once.
   observability::Counter& LocalReply(std::string_view code);
+  // A gRPC call's end (ferry_grpc_calls_total), by listener, route, method
+  // ("/package.Service/Method") and grpc-status (its number; "none" when the call ended without
+  // one). Methods are labels up to kGrpcMethodLabels distinct ones per process; later ones are
+  // counted as "other" (a client chooses the path: it must not choose the series count).
+  observability::Counter& GrpcCall(std::string_view listener, std::string_view route,
+                                   std::string_view method, std::string_view status);
+  static constexpr std::size_t kGrpcMethodLabels = 200;
 
   observability::Gauge& downstream_active;         // open client connections
   observability::Counter& downstream_total;        // accepted client connections
@@ -68,6 +78,9 @@ class ProxyMetrics {
   observability::Counter& http2_flood_closes;      // HTTP/2 connections ended by a flood bound
 
  private:
+  observability::CounterFamily& grpc_calls_;
+  std::mutex grpc_methods_mutex_;
+  std::set<std::string, std::less<>> grpc_methods_;  // the method labels given out
   observability::CounterFamily& route_requests_;
   observability::HistogramFamily& route_duration_;
   observability::CounterFamily& websocket_total_;

@@ -103,6 +103,21 @@ observability::Counter& WorkerState::LocalReplyCounter(std::string_view code) {
   return counter;
 }
 
+observability::Counter& WorkerState::GrpcCallCounter(std::string_view listener,
+                                                     std::string_view route,
+                                                     std::string_view method,
+                                                     std::string_view status) {
+  std::string key;
+  key.reserve(listener.size() + route.size() + method.size() + status.size() + 3);
+  key.append(listener).append(1, '\n').append(route).append(1, '\n').append(method);
+  key.append(1, '\n').append(status);
+  if (auto it = grpc_counters_.find(key); it != grpc_counters_.end()) return *it->second;
+  if (grpc_counters_.size() >= kGrpcCacheSize) grpc_counters_.clear();
+  observability::Counter& counter = metrics_.GrpcCall(listener, route, method, status);
+  grpc_counters_.emplace(std::move(key), &counter);
+  return counter;
+}
+
 std::string WorkerState::NewRequestId() {
   // A random (version 4) UUID.
   const std::uint64_t hi = (random_.Next() & 0xffffffffffff0fffull) | 0x0000000000004000ull;

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/clock.hpp"
@@ -87,6 +88,10 @@ class WorkerState {
   // The ferry_local_replies_total series of `code`. Ferry's own codes are resolved up front; a
   // filter's takes the registry lock the first time this worker sees it, then comes from here.
   observability::Counter& LocalReplyCounter(std::string_view code);
+  // The ferry_grpc_calls_total series of a call (ProxyMetrics::GrpcCall), kept per worker after
+  // the first (at most kGrpcCacheSize; the cache starts over past that).
+  observability::Counter& GrpcCallCounter(std::string_view listener, std::string_view route,
+                                          std::string_view method, std::string_view status);
   std::string NewRequestId();
 
   runtime::Worker& worker() { return worker_; }
@@ -122,6 +127,8 @@ class WorkerState {
   const Clock& clock_;
   std::map<std::string, ServiceState> services_;
   std::vector<std::pair<std::string, observability::Counter*>> reply_counters_;  // filters' codes
+  static constexpr std::size_t kGrpcCacheSize = 4096;
+  std::unordered_map<std::string, observability::Counter*> grpc_counters_;
   struct ListenerServer;  // a listener's handler and server (worker_state.cpp)
   std::map<std::string, std::unique_ptr<ListenerServer>> listeners_;
   std::vector<std::unique_ptr<ListenerServer>> stopped_;  // until their connections end

@@ -136,6 +136,9 @@ Task<Result<void>> Client::Send(upstream::Request& request, const RequestFacts& 
     TryFacts t;
     t.outcome = Classify(got, try_timed_out);
     t.status = got ? response.status : 0;
+    if (got && facts.grpc) {
+      t.grpc_status = TrailersOnlyGrpcStatus(response.status, response.headers);
+    }
     report.try_timed_out = try_timed_out;
 
     // After each try: its outcome to the breaker. A try that taught nothing about the service
@@ -271,7 +274,12 @@ Task<Result<void>> Client::FinishHedge(Hedge& hedge, const Result<void>& first,
 
 void Client::CountRetry(const TryFacts& t) {
   if (metrics_.retries == nullptr) return;
-  if (t.outcome == Outcome::kResponse) {
+  if (t.outcome == Outcome::kResponse && t.grpc_status > 0) {
+    char status[16] = "grpc_";
+    const auto [end, ec] = std::to_chars(status + 5, status + sizeof(status), t.grpc_status);
+    const std::string_view reason(status, static_cast<std::size_t>(end - status));
+    metrics_.retries->Get(metrics_.service, reason).Add(slot_);
+  } else if (t.outcome == Outcome::kResponse) {
     char status[8];
     const auto [end, ec] = std::to_chars(status, status + sizeof(status), t.status);
     const std::string_view reason(status, static_cast<std::size_t>(end - status));

@@ -24,7 +24,23 @@ bool IsIdempotent(std::string_view method, bool has_idempotency_key) {
   }
 }
 
+int TrailersOnlyGrpcStatus(int http_status, const http::Headers& head) {
+  if (http_status != 200) return -1;
+  const auto status = head.Get("grpc-status");
+  if (!status || status->empty() || status->size() > 2 || head.Has("x-ferry-breaker")) return -1;
+  int value = 0;
+  for (const char c : *status) {
+    if (c < '0' || c > '9') return -1;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
 bool RetryOn(const config::RetryPolicy& retry, const TryFacts& t) {
+  if (t.outcome == Outcome::kResponse && t.grpc_status > 0) {
+    return std::find(retry.on_grpc.begin(), retry.on_grpc.end(), t.grpc_status) !=
+           retry.on_grpc.end();
+  }
   if (t.outcome == Outcome::kResponse) {
     return std::find(retry.on_status.begin(), retry.on_status.end(), t.status) !=
            retry.on_status.end();

@@ -4,7 +4,9 @@
 //   idempotent; anything else (POST, PATCH, a request with a key) goes again only when it
 //   provably never reached the application (no connection was made), or when its route says
 //   the upstream honours Idempotency-Key and it carries one;
-// - what is retried: the policy's `retry.on` conditions and statuses, within `attempts`;
+// - what is retried: the policy's `retry.on` conditions and statuses, within `attempts`; for a
+//   gRPC call of a route's grpc.idempotent method, also its gRPC statuses (a Trailers-Only
+//   answer's grpc-status: no response byte has gone to the client yet);
 // - the wait: backoff with full jitter, or the upstream's Retry-After (429/503) when longer;
 // - time: no retry when less than kMinTryTime would be left after its wait.
 // The budget is the caller's last check (RetryBudget::TryWithdraw), so a refusal by the rules
@@ -17,6 +19,7 @@
 #include <string_view>
 
 #include "config/config.hpp"
+#include "http/headers.hpp"
 #include "resilience/outcome.hpp"
 
 namespace ferry::resilience {
@@ -33,6 +36,10 @@ struct RequestFacts {
   // The route declares that its upstream honours Idempotency-Key and the request has one.
   bool key_honoured = false;
   bool replayable = true;  // its body (if any) can be sent again
+  // A gRPC call of a method the route lists in grpc.idempotent: a Trailers-Only answer's
+  // grpc-status is checked against retry.on's gRPC statuses (not one Ferry marked
+  // x-ferry-breaker: open).
+  bool grpc = false;
 };
 
 // May the request be sent again after it reached the upstream? (Idempotent, or a key the
@@ -43,7 +50,12 @@ struct TryFacts {
   Outcome outcome = Outcome::kResponse;
   int status = 0;                       // when outcome is kResponse
   std::optional<Duration> retry_after;  // the response's Retry-After (429, 503)
+  int grpc_status = -1;  // a gRPC call's Trailers-Only grpc-status (RequestFacts::grpc); -1: none
 };
+// The grpc-status of a Trailers-Only response head (status 200, grpc-status in the head), or -1;
+// also -1 when the answer is another Ferry's breaker-open UNAVAILABLE (x-ferry-breaker: open),
+// which is not to be retried.
+int TrailersOnlyGrpcStatus(int http_status, const http::Headers& head);
 
 enum class Refusal {
   kNone,          // retry

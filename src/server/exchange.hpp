@@ -1,7 +1,7 @@
 // What a handler sees of one request and how it answers, whatever the protocol: the HTTP/1.1
 // server implements Request and Response today, an HTTP/2 stream will implement them too. The
 // head carries no HTTP/1 framing (no Transfer-Encoding, Connection or the fields it names,
-// Keep-Alive, TE, Upgrade, Expect): that stays in the codec, which frames the body itself.
+// Keep-Alive, TE but an HTTP/2 client's `te: trailers`, Upgrade, Expect): the codec frames it.
 // Ownership: both belong to the connection; they are valid for the duration of Handler::Serve.
 // Body views are valid until the next read. Thread safety: one event loop, one handler call.
 #pragma once
@@ -50,6 +50,10 @@ class Request {
   // The body has been read to its end: the last ReadSome returned its last bytes (the next
   // returns the empty end at once). True from the start for a request without a body.
   virtual bool body_complete() const = 0;
+  // The request's trailer fields (chunked trailers; HTTP/2's trailing HEADERS) once the body
+  // was read to its end (body_complete()); null when none came. The codec drops fields that
+  // may not be trailers (http/trailers.hpp).
+  virtual const http::Headers* trailers() const { return nullptr; }
   // The client closed or reset its side (asked without reading): a long wait checks it.
   virtual bool ClientGone() = 0;
   // The client waits for a go-ahead before it sends its body (HTTP/1.1 Expect: 100-continue):
@@ -93,6 +97,11 @@ class Response {
   // Ends the response (the last chunk of a streamed body). A handler that returns without it
   // has its response ended by the server, the same way.
   virtual Task<bool> Finish() = 0;
+  // Finish with trailer fields: HTTP/2 sends them as a HEADERS frame that ends the stream;
+  // HTTP/1.1 after the last chunk of a chunked body (a response with a length, or to an
+  // HTTP/1.0 client, drops them). Fields that may not be trailers are dropped
+  // (http/trailers.hpp).
+  virtual Task<bool> FinishWithTrailers(const http::Headers& trailers) = 0;
   // Head and whole body in one write.
   virtual Task<bool> Send(const ResponseHead& head, std::string_view body) = 0;
   virtual bool head_written() const = 0;

@@ -11,6 +11,7 @@
 
 #include "http/headers.hpp"
 #include "http/serializer.hpp"
+#include "http/trailers.hpp"
 #include "runtime/deadline.hpp"
 #include "runtime/task_group.hpp"
 #include "server/server_state.hpp"
@@ -154,6 +155,9 @@ class Http2Stream final : public Request, public Response {
   Task<Result<std::span<const std::string_view>>> ReadSome() override;
   Task<Result<std::string_view>> ReadWhole(std::uint64_t max_bytes) override;
   bool body_complete() const override { return body_done_ && pending_.empty(); }
+  const http::Headers* trailers() const override {
+    return body_complete() && trailers_.size() > 0 ? &trailers_ : nullptr;
+  }
   bool ClientGone() override { return closed_; }
 
   // --- Response
@@ -161,6 +165,7 @@ class Http2Stream final : public Request, public Response {
   Task<bool> WriteInterim(const ResponseHead& head) override;
   Task<bool> WriteBody(std::span<const std::string_view> pieces) override;
   Task<bool> Finish() override;
+  Task<bool> FinishWithTrailers(const http::Headers& trailers) override;
   Task<bool> Send(const ResponseHead& head, std::string_view body) override;
   bool head_written() const override { return head_written_; }
   void Abort() override { Reset(NGHTTP2_INTERNAL_ERROR); }
@@ -173,7 +178,9 @@ class Http2Stream final : public Request, public Response {
   void AddField(std::string_view name, std::string_view value);
   // The header block ended: starts the handler, or answers (431, 400) or refuses the stream.
   void HeadersDone(bool end_stream);
-  void Trailers() { trailers_ = true; }
+  // A field of the request's trailing header block (bounded like the head; those that may
+  // not be trailers dropped).
+  void AddTrailer(std::string_view name, std::string_view value);
   void Data(std::string_view bytes);
   void BodyEnded() {
     body_done_ = true;
@@ -206,6 +213,8 @@ class Http2Stream final : public Request, public Response {
   void Submit();
   // Marks the body ended and lets nghttp2 send the rest.
   void EndBody();
+  // Queues out_trailers_ as the stream's last HEADERS (from ReadOut, at the body's end).
+  bool SubmitTrailers();
   void Reset(std::uint32_t error);
   void ArmRequestTimeout();
   Error BodyFailed(int status, std::string_view code, std::string message, ErrorCode error);
@@ -227,9 +236,9 @@ class Http2Stream final : public Request, public Response {
   bool too_large_ = false;
   bool repeated_host_ = false;
   bool end_on_headers_ = false;
-  bool trailers_ = false;
-  std::string pending_;  // received, not yet handed to the handler
-  std::string reading_;  // handed out by the last ReadSome (its view)
+  http::Headers trailers_;  // the request's
+  std::string pending_;     // received, not yet handed to the handler
+  std::string reading_;     // handed out by the last ReadSome (its view)
   std::string_view piece_;
   std::size_t unconsumed_ = 0;  // bytes handed out, not yet given back to flow control
   std::uint64_t body_bytes_ = 0;
@@ -243,6 +252,7 @@ class Http2Stream final : public Request, public Response {
   // The response.
   ResponseHead out_head_;  // copied by WriteHead: submitted with the first bytes or the end
   std::optional<std::uint64_t> out_size_;
+  http::Headers out_trailers_;  // FinishWithTrailers': sent once the body is out
   std::string out_;
   std::size_t out_pos_ = 0;
   bool head_written_ = false;
@@ -277,7 +287,13 @@ void Http2Stream::AddField(std::string_view name, std::string_view value) {
     cookies_.append(value);
     return;
   }
-  if (IsConnectionSpecific(name)) return;  // nghttp2 refused the others; `te: trailers` is dropped
+  // nghttp2 refused the others; `te: trailers` stays (an HTTP/2 upstream gets it: gRPC servers
+  // require it; an HTTP/1.1 upstream does not, upstream/cluster.cpp).
+  if (name == "te" && value == "trailers") {
+    request_.headers.Add(name, value);
+    return;
+  }
+  if (IsConnectionSpecific(name)) return;
   if (name == "host" && request_.headers.Has("host")) repeated_host_ = true;
   if (name == "content-length") {
     std::uint64_t n = 0;
@@ -285,6 +301,14 @@ void Http2Stream::AddField(std::string_view name, std::string_view value) {
     if (ec == std::errc() && end == value.data() + value.size()) content_length_ = n;
   }
   request_.headers.Add(name, value);
+}
+
+void Http2Stream::AddTrailer(std::string_view name, std::string_view value) {
+  header_bytes_ += name.size() + value.size() + 32;
+  ++fields_;
+  const ServerOptions& o = c_.options();
+  if (header_bytes_ > o.max_header_bytes || fields_ > o.max_headers) return;  // not kept
+  http::AddTrailer(trailers_, name, value);
 }
 
 void Http2Stream::HeadersDone(bool end_stream) {
@@ -453,9 +477,12 @@ void Http2Stream::Submit() {
   nghttp2_data_provider provider{};
   provider.source.ptr = this;
   provider.read_callback = &Http2Stream::ReadOut;
+  // An empty response ended already (and without trailers) is one HEADERS frame with
+  // END_STREAM: no empty DATA frame after it (gRPC's Trailers-Only needs exactly that).
+  const bool headers_only = no_body_ || (finished_ && out_.empty() && out_trailers_.size() == 0);
   // nghttp2 copies the fields.
   const int rv = nghttp2_submit_response(c_.session(), id_, nva.data(), nva.size(),
-                                         no_body_ ? nullptr : &provider);
+                                         headers_only ? nullptr : &provider);
   if (rv != 0) spdlog::debug("http2: stream {}: submit response: {}", id_, nghttp2_strerror(rv));
   c_.WakeWriter();
 }
@@ -471,7 +498,13 @@ ssize_t Http2Stream::ReadOut(nghttp2_session*, std::int32_t, std::uint8_t* buf, 
     s->out_pos_ = 0;
   }
   if (n == 0 && !s->finished_) return NGHTTP2_ERR_DEFERRED;
-  if (s->finished_ && s->out_.empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+  if (s->finished_ && s->out_.empty()) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    // Trailers end the stream in a HEADERS frame of their own: this DATA frame does not.
+    if (s->out_trailers_.size() > 0 && s->SubmitTrailers()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+  }
   if (n > 0) s->Wake();  // room for a waiting WriteBody
   return static_cast<ssize_t>(n);
 }
@@ -534,6 +567,34 @@ Task<bool> Http2Stream::Finish() {
   if (!head_written_ || finished_ || closed_) co_return false;
   EndBody();
   co_return true;
+}
+
+Task<bool> Http2Stream::FinishWithTrailers(const http::Headers& trailers) {
+  if (!head_written_ || finished_ || closed_) co_return false;
+  if (!no_body_) {
+    trailers.ForEach(
+        [&](const http::Headers::Field& f) { http::AddTrailer(out_trailers_, f.name, f.value); });
+  }
+  EndBody();
+  co_return true;
+}
+
+bool Http2Stream::SubmitTrailers() {
+  std::vector<std::string> names;  // lowercased, as HTTP/2 wants them
+  out_trailers_.ForEach([&](const http::Headers::Field& f) {
+    std::string lower(f.name);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    names.push_back(std::move(lower));
+  });
+  std::vector<nghttp2_nv> nva;
+  std::size_t i = 0;
+  out_trailers_.ForEach(
+      [&](const http::Headers::Field& f) { nva.push_back(Nv(names[i++], f.value)); });
+  // (From the data provider: nghttp2 sends them after this last DATA frame.)
+  const int rv = nghttp2_submit_trailer(c_.session(), id_, nva.data(), nva.size());
+  if (rv != 0) spdlog::debug("http2: stream {}: submit trailers: {}", id_, nghttp2_strerror(rv));
+  return rv == 0;
 }
 
 Task<bool> Http2Stream::Send(const ResponseHead& head, std::string_view body) {
@@ -848,9 +909,12 @@ int Http2Connection::OnHeader(nghttp2_session* session, const nghttp2_frame* fra
   auto* s =
       static_cast<Http2Stream*>(nghttp2_session_get_stream_user_data(session, frame->hd.stream_id));
   if (s == nullptr) return 0;
-  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+  if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
     s->AddField(View(name, namelen), View(value, valuelen));
-  return 0;  // trailers: not passed on (the Request interface has none yet)
+  } else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
+    s->AddTrailer(View(name, namelen), View(value, valuelen));  // a trailing header block
+  }
+  return 0;
 }
 
 int Http2Connection::OnInvalidHeader(nghttp2_session* session, const nghttp2_frame* frame,
@@ -874,8 +938,7 @@ int Http2Connection::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* 
       if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         s->HeadersDone(end_stream);
       } else if (end_stream) {
-        s->Trailers();
-        s->BodyEnded();
+        s->BodyEnded();  // the trailers (AddTrailer) are complete
       }
       return 0;
     }

@@ -30,7 +30,7 @@ class TestHandler : public Handler {
   explicit TestHandler(asio::io_context& io) : io_(io) {}
   Task<void> Serve(Request& request, Response& response) override {
     ++calls;
-    saw_te = request.head().headers.Has("te");
+    if (auto te = request.head().headers.Get("te")) saw_te = std::string(*te);
     ResponseHead head;
     head.status = 200;
     head.headers.Add("X-Served", "yes");  // upper case: sent lowercase
@@ -47,6 +47,25 @@ class TestHandler : public Handler {
         if (!piece || piece->empty()) break;
         if (!co_await response.WriteBody(*piece)) co_return;
       }
+      co_await response.Finish();
+    } else if (path == "/trailers") {
+      // Reads the body, records its trailers, answers a streamed body with trailers.
+      auto body = co_await request.ReadWhole(64 << 20);
+      if (!body) co_return;
+      if (const http::Headers* t = request.trailers()) {
+        t->ForEach([&](const http::Headers::Field& f) {
+          request_trailers += std::string(f.name) + "=" + std::string(f.value) + ";";
+        });
+      }
+      response.WriteHead(head, std::nullopt);
+      const std::string_view piece = "abc";
+      if (!co_await response.WriteBody(std::span<const std::string_view>(&piece, 1))) co_return;
+      http::Headers trailers;
+      trailers.Add("Grpc-Status", "0");
+      trailers.Add("content-length", "3");  // may not be a trailer: dropped
+      co_await response.FinishWithTrailers(trailers);
+    } else if (path == "/empty") {
+      response.WriteHead(head, std::nullopt);  // no body, no trailers: one HEADERS frame
       co_await response.Finish();
     } else if (path == "/slow") {
       ++hanging;
@@ -68,7 +87,8 @@ class TestHandler : public Handler {
   void ConnectionClosed() override { ++closed; }
 
   int calls = 0, hanging = 0, cancelled = 0, opened = 0, closed = 0;
-  bool saw_te = false;
+  std::string saw_te;
+  std::string request_trailers;  // /trailers: the request's, as "name=value;" pairs
 
  private:
   asio::io_context& io_;
@@ -80,7 +100,9 @@ class Client {
   struct Reply {
     int status = 0;
     std::string body;
-    std::map<std::string, std::string> headers;
+    std::map<std::string, std::string> headers;  // the trailers' too
+    int header_frames = 0;
+    int data_frames = 0;
     bool closed = false;
     std::uint32_t error = 0;
   };
@@ -116,6 +138,8 @@ class Client {
           auto* c = static_cast<Client*>(u);
           if (f->hd.type == NGHTTP2_GOAWAY) c->goaways.push_back(f->goaway.last_stream_id);
           if (f->hd.type == NGHTTP2_PING && !(f->hd.flags & NGHTTP2_FLAG_ACK)) ++c->pings;
+          if (f->hd.type == NGHTTP2_HEADERS) ++c->replies[f->hd.stream_id].header_frames;
+          if (f->hd.type == NGHTTP2_DATA) ++c->replies[f->hd.stream_id].data_frames;
           return 0;
         });
     nghttp2_session_client_new(&session_, cb, this);
@@ -141,14 +165,27 @@ class Client {
     if (body != nullptr) {
       bodies_.push_back({*body, 0});
       provider.source.ptr = &bodies_.back();
-      provider.read_callback = [](nghttp2_session*, std::int32_t, std::uint8_t* buf,
+      provider.read_callback = [](nghttp2_session* session, std::int32_t id, std::uint8_t* buf,
                                   std::size_t length, std::uint32_t* flags,
-                                  nghttp2_data_source* source, void*) -> ssize_t {
+                                  nghttp2_data_source* source, void* user) -> ssize_t {
         auto* b = static_cast<std::pair<std::string, std::size_t>*>(source->ptr);
         const std::size_t n = std::min(length, b->first.size() - b->second);
         std::memcpy(buf, b->first.data() + b->second, n);
         b->second += n;
-        if (b->second == b->first.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (b->second == b->first.size()) {
+          *flags |= NGHTTP2_DATA_FLAG_EOF;
+          auto* c = static_cast<Client*>(user);
+          if (!c->trailers.empty()) {  // the body's trailers, in a HEADERS frame of their own
+            std::vector<nghttp2_nv> nva;
+            for (auto& [name, value] : c->trailers) {
+              nva.push_back({reinterpret_cast<std::uint8_t*>(name.data()),
+                             reinterpret_cast<std::uint8_t*>(value.data()), name.size(),
+                             value.size(), NGHTTP2_NV_FLAG_NONE});
+            }
+            nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          }
+        }
         return static_cast<ssize_t>(n);
       };
     }
@@ -172,6 +209,7 @@ class Client {
   }
 
   std::map<std::int32_t, Reply> replies;
+  std::vector<std::pair<std::string, std::string>> trailers;  // sent after each request body
   std::vector<std::int32_t> goaways;
   int pings = 0;
   bool eof = false;
@@ -242,7 +280,9 @@ TEST_F(Http2Test, StreamsAreServedConcurrentlyWithAuthorityAsHost) {
   EXPECT_EQ(client_->replies[a].headers["x-served"], "yes");
   EXPECT_EQ(client_->replies[b].body, "hello");
   EXPECT_EQ(client_->replies[b].headers["content-length"], "5");
-  EXPECT_FALSE(handler_.saw_te);  // `te` is hop-by-hop: never in the head
+  // `te` is hop-by-hop, but `te: trailers` (the only one nghttp2 lets through) stays for an
+  // HTTP/2 upstream: gRPC servers require it.
+  EXPECT_EQ(handler_.saw_te, "trailers");
   EXPECT_EQ(handler_.opened, 1);
   EXPECT_EQ(server_->connection_count(), 1u);
 }
@@ -305,6 +345,31 @@ TEST_F(Http2Test, DrainSendsANoticeAPingThenTheFinalGoaway) {
   EXPECT_EQ(client_->replies[id].body, "slow");         // the stream in flight finished
   ASSERT_TRUE(RunUntil([&] { return client_->eof; }));  // no stream left: it closes
   EXPECT_TRUE(RunUntil([&] { return handler_.closed == 1; }));
+}
+
+TEST_F(Http2Test, TrailersBothWays) {
+  Start();
+  const std::string body = "hello";
+  client_->trailers = {{"x-sum", "42"}, {"host", "evil"}};
+  const auto id = client_->Request("POST", "/trailers", &body);
+  ASSERT_TRUE(RunUntil([&] { return client_->replies[id].closed; }));
+  const auto& reply = client_->replies[id];
+  EXPECT_EQ(handler_.request_trailers, "x-sum=42;");  // host may not be a trailer
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "abc");
+  EXPECT_EQ(reply.headers.at("grpc-status"), "0");  // lowercase on the wire
+  EXPECT_EQ(reply.headers.count("content-length"), 0u);
+  EXPECT_EQ(reply.header_frames, 2);  // the head, then the trailers
+  EXPECT_EQ(reply.error, 0u);
+}
+
+TEST_F(Http2Test, AnEmptyResponseIsOneHeadersFrame) {
+  Start();
+  const auto id = client_->Request("GET", "/empty");
+  ASSERT_TRUE(RunUntil([&] { return client_->replies[id].closed; }));
+  EXPECT_EQ(client_->replies[id].status, 200);
+  EXPECT_EQ(client_->replies[id].header_frames, 1);
+  EXPECT_EQ(client_->replies[id].data_frames, 0);  // END_STREAM came on the HEADERS
 }
 
 }  // namespace

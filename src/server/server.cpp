@@ -13,6 +13,7 @@
 #include "http/head_scanner.hpp"
 #include "http/parser.hpp"
 #include "http/serializer.hpp"
+#include "http/trailers.hpp"
 #include "observability/access_log_entry.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "runtime/deadline.hpp"
@@ -185,6 +186,9 @@ class Connection final : public Request, public Response {
   Task<Result<std::span<const std::string_view>>> ReadSome() override;
   Task<Result<std::string_view>> ReadWhole(std::uint64_t max_bytes) override;
   bool body_complete() const override { return parser_.message_done(); }
+  const http::Headers* trailers() const override {
+    return parser_.message_done() ? parser_.trailers() : nullptr;
+  }
   bool ClientGone() override { return stream_->PeerGone(); }
 
   // --- Response
@@ -192,6 +196,7 @@ class Connection final : public Request, public Response {
   Task<bool> WriteInterim(const ResponseHead& head) override;
   Task<bool> WriteBody(std::span<const std::string_view> pieces) override;
   Task<bool> Finish() override;
+  Task<bool> FinishWithTrailers(const http::Headers& trailers) override;
   Task<bool> Send(const ResponseHead& head, std::string_view body) override;
   bool head_written() const override { return head_written_; }
   Task<Upgraded> SwitchProtocols(const ResponseHead& head) override;
@@ -725,6 +730,19 @@ Task<bool> Connection::Finish() {
   if (chunked_out_) out.emplace_back(http::kLastChunk.data(), http::kLastChunk.size());
   head_pending_ = false;
   if (out.empty()) co_return true;
+  co_return co_await WriteOut(std::span<const asio::const_buffer>(out.data(), out.size()));
+}
+
+Task<bool> Connection::FinishWithTrailers(const http::Headers& trailers) {
+  // Only a chunked body has room for them (RFC 9112 7.1.2); otherwise they are dropped.
+  if (!chunked_out_ || !head_written_ || finished_ || write_failed_) co_return co_await Finish();
+  finished_ = true;
+  size_line_.clear();
+  http::AppendLastChunk(size_line_, &trailers);
+  boost::container::small_vector<asio::const_buffer, 2> out;
+  if (head_pending_) out.emplace_back(head_out_.data(), head_out_.size());
+  out.emplace_back(size_line_.data(), size_line_.size());
+  head_pending_ = false;
   co_return co_await WriteOut(std::span<const asio::const_buffer>(out.data(), out.size()));
 }
 

@@ -217,6 +217,7 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
   // framing field to remove, and the scan is cheaper than two removals.)
   bool framed = false;
   bool has_host = false;
+  bool has_te = false;  // `te: trailers` (from an HTTP/2 client): only for HTTP/2 upstreams
   http::Headers& headers = request.sent_headers();
   headers.ForEach([&](const http::Headers::Field& field) {
     const std::size_t size = field.name.size();
@@ -225,6 +226,8 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
       framed = true;
     } else if (size == 4 && http::EqualsIgnoreCase(field.name, "host")) {
       has_host = true;
+    } else if (size == 2 && http::EqualsIgnoreCase(field.name, "te")) {
+      has_te = true;
     }
   });
   if (framed) {
@@ -282,6 +285,8 @@ Task<Result<void>> Cluster::Send(Request& request, TimePoint deadline, Response&
     }
     std::unique_ptr<ProtocolExchange> exchange;
     if (!SpeaksHttp2(lease)) {
+      // TE is hop-by-hop in HTTP/1.1 (it would need a Connection: TE of its own).
+      if (has_te) headers.Remove("te");
       exchange = std::make_unique<Http1Exchange>(io_, std::move(lease), buffers_);
     } else {
       // A fresh connection starts its HTTP/2 session (preface, SETTINGS) and is shared at

@@ -40,6 +40,9 @@ class BodySource {
   // Starts again from the first byte, for the one retry after the keep-alive race; false if
   // it cannot (bytes already read from a client are gone): the request is then not retried.
   virtual bool Rewind() = 0;
+  // The body's trailer fields, once Read gave the end; null: none (sent with the last chunk
+  // over HTTP/1.1 when the body is chunked, as a trailing HEADERS over HTTP/2).
+  virtual const http::Headers* trailers() const { return nullptr; }
 };
 
 // A whole body in memory (not copied: the bytes must outlive Send). Always replayable.
@@ -138,6 +141,8 @@ class BodyReader {
     virtual std::optional<std::uint64_t> length() const = 0;
     // The connection of a 101 response, once (see Upgraded); the default has none.
     virtual Upgraded TakeUpgraded() { return {}; }
+    // The response's trailer fields once the body was read to its end; null: none.
+    virtual const http::Headers* trailers() const { return nullptr; }
   };
 
   BodyReader() = default;
@@ -167,6 +172,9 @@ class BodyReader {
   Task<Result<void>> Drain(std::uint64_t max_bytes);
   // The whole body was read (an empty body is read at once).
   bool done() const { return !abandoned_ && (source_ == nullptr || source_->done()); }
+  // The response's trailer fields, once done() (chunked trailers, HTTP/2's trailing HEADERS;
+  // forbidden fields already dropped); null when none came.
+  const http::Headers* trailers() const { return source_ ? source_->trailers() : nullptr; }
   // The body's length when the response gave one (content-length; 0 for no body); nullopt for
   // chunked or until-close bodies.
   std::optional<std::uint64_t> length() const {

@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <set>
 
 #include "upstream/cluster.hpp"
+#include "upstream/grpc_health.hpp"
 
 namespace ferry::upstream {
 
@@ -31,10 +33,26 @@ Task<void> CheckOne(std::shared_ptr<Checker> self, std::shared_ptr<Cluster> clus
   Request request;
   request.target = check.path;
   request.headers.Add("user-agent", "ferry-health-check");
+  // grpc.health.v1: a POST of the Check call, whose answer's message decides.
+  std::string grpc_message;
+  std::optional<StringBody> grpc_body;
+  if (check.grpc_service) {
+    request.method = "POST";
+    request.target = grpc_health::kCheckPath;
+    request.headers.Add("content-type", "application/grpc");
+    request.headers.Add("te", "trailers");
+    grpc_message = grpc_health::CheckRequest(*check.grpc_service);
+    grpc_body.emplace(grpc_message);
+    request.body = &*grpc_body;
+  }
   const auto deadline = std::chrono::steady_clock::now() + check.timeout;
   bool passed = false;
   auto response = co_await cluster->Send(request, deadline);
-  if (response) {
+  if (response && check.grpc_service) {
+    auto body = co_await response->body.ReadAll(kMaxBody);
+    passed = body && grpc_health::Serving(response->status, response->headers,
+                                          response->body.trailers(), *body);
+  } else if (response) {
     passed = response->status >= 200 && response->status < 300;
     auto drained = co_await response->body.Drain(kMaxBody);
     (void)drained;  // the status decides; a body cut short only costs the connection
@@ -87,7 +105,8 @@ void HealthChecker::Apply(std::vector<Target> targets) {
     if (fresh) {
       spdlog::info(
           "upstream {}: health checks of {} every {}ms", checker->target.service,
-          checker->target.check.path,
+          checker->target.check.grpc_service ? std::string(grpc_health::kCheckPath)
+                                             : checker->target.check.path,
           std::chrono::duration_cast<std::chrono::milliseconds>(checker->target.check.interval)
               .count());
       tasks_.Spawn(RunChecks(checker));

@@ -7,6 +7,7 @@
 
 #include "http/head_scanner.hpp"
 #include "http/serializer.hpp"
+#include "http/trailers.hpp"
 #include "runtime/immediate_io.hpp"
 
 namespace ferry::upstream {
@@ -95,8 +96,10 @@ Task<Result<void>> Http1Exchange::Run(const Request& request, Response& out) {
       }
       if (!last) buffers[count++] = asio::buffer(piece->data(), piece->size());
       if (!last && chunked) buffers[count++] = asio::buffer(http::kCrlf.data(), http::kCrlf.size());
-      if (last && chunked) {
-        buffers[count++] = asio::buffer(http::kLastChunk.data(), http::kLastChunk.size());
+      if (last && chunked) {  // the last chunk, with the body's trailers if it has any
+        size_line.clear();
+        http::AppendLastChunk(size_line, request.body->trailers());
+        buffers[count++] = asio::buffer(size_line);
       }
     }
     if (count > 0) {

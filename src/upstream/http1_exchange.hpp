@@ -62,6 +62,9 @@ class Http1Exchange final : public ProtocolExchange {
   }
 
   // --- BodyReader::Source
+  const http::Headers* trailers() const override {
+    return parser_.message_done() ? parser_.trailers() : nullptr;
+  }
   Task<Result<std::string_view>> Read() override;
   std::optional<Result<std::string_view>> TryRead() override { return Step(); }
   bool done() const override { return done_; }

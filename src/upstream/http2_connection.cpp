@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "http/trailers.hpp"
 #include "runtime/task_group.hpp"
 
 namespace ferry::upstream {
@@ -59,11 +60,16 @@ struct Http2Callbacks {
                       std::size_t valuelen, std::uint8_t /*flags*/, void* user_data) {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     Http2StreamState* state = Of(user_data).StateOf(frame->hd.stream_id);
-    // Trailers (a HEADERS after the final head) are not forwarded (BodyReader has no place
-    // for them yet).
-    if (state == nullptr || state->head_done) return 0;
+    if (state == nullptr) return 0;
     const std::string_view n(reinterpret_cast<const char*>(name), namelen);
     const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    if (state->head_done) {  // trailers: a HEADERS after the final head
+      if (state->trailers.size() < http::kMaxTrailerFields &&
+          state->trailers.arena_bytes() + namelen + valuelen <= http::kMaxTrailerBytes) {
+        http::AddTrailer(state->trailers, n, v);
+      }
+      return 0;
+    }
     if (n == ":status") {
       int status = 0;
       for (char c : v) status = status * 10 + (c - '0');  // nghttp2 checked it: 3 digits
@@ -145,8 +151,20 @@ struct Http2Callbacks {
     return 0;
   }
 
-  static ssize_t ReadBody(nghttp2_session* /*session*/, std::int32_t /*stream_id*/,
-                          std::uint8_t* buf, std::size_t length, std::uint32_t* data_flags,
+  // Ends the body: with its trailers as a HEADERS frame (the DATA frame then does not end the
+  // stream), else with END_STREAM on the DATA.
+  static void EndBody(nghttp2_session* session, Http2StreamState& state, std::uint32_t* flags) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (state.out_trailers.empty()) return;
+    std::vector<nghttp2_nv> nva;
+    for (const auto& [name, value] : state.out_trailers) nva.push_back(Field(name, value));
+    if (nghttp2_submit_trailer(session, state.id, nva.data(), nva.size()) == 0) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+  }
+
+  static ssize_t ReadBody(nghttp2_session* session, std::int32_t /*stream_id*/, std::uint8_t* buf,
+                          std::size_t length, std::uint32_t* data_flags,
                           nghttp2_data_source* source, void* /*user_data*/) {
     auto& state = *static_cast<Http2StreamState*>(source->ptr);
     const std::size_t left = state.out.size() - state.out_offset;
@@ -158,12 +176,12 @@ struct Http2Callbacks {
         state.out.clear();
         state.out_offset = 0;
         state.waker.Wake();  // the exchange may read the next piece
-        if (state.out_eof) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (state.out_eof) EndBody(session, state, data_flags);
       }
       return static_cast<ssize_t>(n);
     }
     if (state.out_eof) {
-      *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      EndBody(session, state, data_flags);
       return 0;
     }
     state.out_deferred = true;

@@ -73,9 +73,12 @@ struct Http2StreamState {
   std::size_t out_offset = 0;
   bool out_eof = false;       // the body's last piece is in `out`
   bool out_deferred = false;  // the provider said DEFERRED: resume it when `out` fills
+  // Trailers sent after the body (a HEADERS frame ending the stream), set with out_eof.
+  std::vector<std::pair<std::string, std::string>> out_trailers;
   // --- the response
   int status = 0;
-  http::Headers headers;  // of the final head (1xx heads are skipped)
+  http::Headers headers;   // of the final head (1xx heads are skipped)
+  http::Headers trailers;  // a HEADERS after the final head (forbidden fields dropped)
   bool head_done = false;
   std::string in;                // DATA received and not yet taken by the reader
   bool end_stream = false;       // the server's END_STREAM

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "http/trailers.hpp"
 #include "runtime/io_watch.hpp"
 
 namespace ferry::upstream {
@@ -118,6 +119,13 @@ Task<Result<void>> Http2Exchange::Run(const Request& request, Response& out) {
         co_return tl::unexpected(piece.error());
       }
       if (piece->empty()) {
+        if (const http::Headers* trailers = request.body->trailers()) {
+          trailers->ForEach([&](const http::Headers::Field& field) {
+            if (http::AllowedInTrailer(field.name)) {
+              state_->out_trailers.emplace_back(Lower(field.name), std::string(field.value));
+            }
+          });
+        }
         state_->out_eof = true;
         connection_->ResumeBody(*state_);
         break;

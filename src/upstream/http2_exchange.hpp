@@ -39,6 +39,9 @@ class Http2Exchange final : public ProtocolExchange {
   std::optional<Result<std::string_view>> TryRead() override { return Step(); }
   bool done() const override { return done_; }
   std::optional<std::uint64_t> length() const override { return length_; }
+  const http::Headers* trailers() const override {
+    return state_->trailers.size() > 0 ? &state_->trailers : nullptr;
+  }
 
  private:
   // A piece, the end, an error, or nullopt when it must wait for the stream.
