@@ -58,7 +58,8 @@ def test_config_reflects_config_with_defaults(ferry, echo):
     assert route["timeout"] == "750ms"
     assert route["policy"] == "default"
     assert c["policies"]["default"]["timeout"] == "15s"
-    assert c["policies"]["default"]["retry"]["on"] == ["connect_failure", "reset", 502, 503]
+    assert c["policies"]["default"]["retry"]["on"] == ["connect_failure", "reset", 502, 503,
+                                                     "unavailable"]
     service = c["services"]["svc"]
     assert service["endpoints"] == [echo.address]
     assert service["lb"] == "round_robin"

@@ -30,7 +30,7 @@ def test_a_policy_is_the_default_with_its_written_fields_replaced(start_ferry, e
     assert default["timeout"] == "4s"
     assert standard["timeout"] == "4s"  # from the written default
     assert standard["retry"]["attempts"] == 3
-    assert standard["retry"]["on"] == ["connect_failure", "reset", 502, 503]
+    assert standard["retry"]["on"] == ["connect_failure", "reset", 502, 503, "unavailable"]
     assert standard["retry"]["budget"] == {"ratio": "20%", "min_per_second": 10}
     assert standard["outlier_detection"]["consecutive_failures"] == 5
     assert standard["circuit_breaker"] is False
