@@ -63,6 +63,14 @@ for bin in "$FERRY_BIN" "$ECHO_BIN" "$ORDER_BIN"; do
 done
 command -v curl >/dev/null || fail "curl is missing (scripts/install-deps installs it)"
 
+# Waits up to 10 s for a node's admin /ready on 127.0.0.1:PORT to answer 200; fails with MESSAGE.
+wait_ready() {
+  for _ in $(seq 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$1/ready" && return 0
+    sleep 0.1
+  done
+  fail "$2"
+}
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -980,12 +988,7 @@ YAML
 "$FERRY_BIN" run -c "$work/ferry-ws.yaml" >"$work/ferry-ws.log" 2>&1 &
 pids+=($!)
 ferry_log=$work/ferry-ws.log
-up=
-for _ in $(seq 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$ws_admin/ready" && { up=1; break; }
-  sleep 0.1
-done
-[ -n "$up" ] || fail "the WebSocket gateway did not start"
+wait_ready "$ws_admin" "the WebSocket gateway did not start"
 shown "a client opens ws://127.0.0.1:$ws_port/chat through Ferry and talks to the chat service"
 /usr/bin/python3 - "$ws_port" <<'PY' | indent || fail "the WebSocket conversation failed"
 import asyncio, sys
@@ -1043,14 +1046,7 @@ for node in inventory-sidecar h2-gateway; do
   pids+=($!)
 done
 ferry_log=$work/ferry-h2-gateway.log
-for admin_port in $h2_sidecar_admin $h2_gateway_admin; do
-  up=
-  for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$admin_port/ready" && { up=1; break; }
-    sleep 0.1
-  done
-  [ -n "$up" ] || fail "an HTTP/2 node did not start"
-done
+for admin_port in $h2_sidecar_admin $h2_gateway_admin; do wait_ready "$admin_port" "an HTTP/2 node did not start"; done
 shown "curl --http2-prior-knowledge http://127.0.0.1:$h2_gateway/inventory/widgets"
 curl -s --http2-prior-knowledge -o "$work/h2.json" -w '%{http_version} %{http_code}\n' \
   "http://127.0.0.1:$h2_gateway/inventory/widgets" >"$work/h2.status" ||
@@ -1097,12 +1093,7 @@ YAML
 "$FERRY_BIN" run -c "$work/ferry-realtime.yaml" >"$work/ferry-realtime.log" 2>&1 &
 pids+=($!)
 ferry_log=$work/ferry-realtime.log
-up=
-for _ in $(seq 100); do
-  curl -sf -o /dev/null "http://127.0.0.1:$rt_admin/ready" && { up=1; break; }
-  sleep 0.1
-done
-[ -n "$up" ] || fail "the real-time gateway did not start"
+wait_ready "$rt_admin" "the real-time gateway did not start"
 shown "curl -N http://127.0.0.1:$rt_port/events/orders   (a browser: new EventSource(...), examples/web/orders.html)"
 curl -sN --max-time 4 "http://127.0.0.1:$rt_port/events/orders" >"$work/sse.txt" 2>/dev/null &
 sse_pid=$!
@@ -1177,14 +1168,7 @@ for node in greeter-sidecar frontend-sidecar; do
   pids+=($!)
 done
 ferry_log=$work/ferry-frontend-sidecar.log
-for admin_port in $greeter_sidecar_admin $frontend_sidecar_admin; do
-  up=
-  for _ in $(seq 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$admin_port/ready" && { up=1; break; }
-    sleep 0.1
-  done
-  [ -n "$up" ] || fail "a gRPC sidecar did not start"
-done
+for admin_port in $greeter_sidecar_admin $frontend_sidecar_admin; do wait_ready "$admin_port" "a gRPC sidecar did not start"; done
 for _ in $(seq 100); do grep -q listening "$work/greeter.log" && break; sleep 0.1; done
 grep -q listening "$work/greeter.log" || fail "the Greeter did not start: $(tail -3 "$work/greeter.log")"
 shown "python3 examples/grpc/greeter_client.py 127.0.0.1:$frontend_sidecar   (grpcio, h2c to its sidecar)"

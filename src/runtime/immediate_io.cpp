@@ -5,15 +5,22 @@
 
 #include <array>
 #include <cerrno>
+#include <optional>
 #include <typeinfo>
 
 namespace ferry::runtime {
 
 namespace {
 
-// The stream as a plain TCP stream, or null (a typeid compare: TcpStream is final).
-TcpStream* AsTcp(Stream& stream) {
-  return typeid(stream) == typeid(TcpStream) ? static_cast<TcpStream*>(&stream) : nullptr;
+// The socket of a plain TCP stream (a typeid compare: TcpStream is final), or none with
+// ec = would_block: other streams read and write only through operations.
+std::optional<int> TcpDescriptor(Stream& stream, error_code& ec) {
+  ec = {};
+  if (typeid(stream) != typeid(TcpStream)) {
+    ec = asio::error::would_block;
+    return std::nullopt;
+  }
+  return static_cast<TcpStream&>(stream).socket().native_handle();
 }
 
 error_code LastError() {
@@ -25,13 +32,8 @@ error_code LastError() {
 }  // namespace
 
 std::size_t WriteNow(Stream& stream, std::span<const asio::const_buffer> buffers, error_code& ec) {
-  ec = {};
-  TcpStream* tcp = AsTcp(stream);
-  if (tcp == nullptr) {
-    ec = asio::error::would_block;
-    return 0;
-  }
-  const int fd = tcp->socket().native_handle();
+  const std::optional<int> fd = TcpDescriptor(stream, ec);
+  if (!fd) return 0;
   std::size_t written = 0;
   std::size_t index = 0;   // the first buffer not wholly written
   std::size_t offset = 0;  // bytes of it written
@@ -53,7 +55,7 @@ std::size_t WriteNow(Stream& stream, std::span<const asio::const_buffer> buffers
     msg.msg_iovlen = count;
     ssize_t n;
     do {
-      n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      n = ::sendmsg(*fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
       ec = LastError();
@@ -77,17 +79,12 @@ std::size_t WriteNow(Stream& stream, std::span<const asio::const_buffer> buffers
 }
 
 std::size_t ReadNow(Stream& stream, asio::mutable_buffer buffer, error_code& ec) {
-  ec = {};
-  TcpStream* tcp = AsTcp(stream);
-  if (tcp == nullptr) {
-    ec = asio::error::would_block;
-    return 0;
-  }
-  const int fd = tcp->socket().native_handle();
+  const std::optional<int> fd = TcpDescriptor(stream, ec);
+  if (!fd) return 0;
   if (buffer.size() == 0) return 0;
   ssize_t n;
   do {
-    n = ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
+    n = ::recv(*fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     ec = LastError();

@@ -267,15 +267,29 @@ TEST(TcpStream, AWarmStreamReadsAndWritesWithoutAllocating) {
   EXPECT_EQ(allocations, 0u);
 }
 
+// Two connected TcpStreams on loopback: `a` connected to `b`.
+tcp::socket ConnectedTo(asio::io_context& io, const tcp::endpoint& to) {
+  tcp::socket socket(io);
+  socket.connect(to);
+  return socket;
+}
+struct TcpPair {
+  explicit TcpPair(asio::io_context& io)
+      : listener(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        a(ConnectedTo(io, listener.local_endpoint())),
+        b(listener.accept()) {}
+  tcp::acceptor listener;
+  TcpStream a;
+  TcpStream b;
+};
+
 // WriteNow and ReadNow: plain system calls on a TCP stream, would_block where an operation
 // must finish the job (a full socket, nothing to read, a stream that is not TCP).
 TEST(TcpStream, WriteNowWritesWhatTheSocketTakesAndReadNowTakesWhatArrived) {
   asio::io_context io;
-  tcp::acceptor listener(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  tcp::socket client(io);
-  client.connect(listener.local_endpoint());
-  TcpStream a(std::move(client));
-  TcpStream b(listener.accept());
+  TcpPair pair(io);
+  TcpStream& a = pair.a;
+  TcpStream& b = pair.b;
 
   char in[64];
   error_code ec;
@@ -318,11 +332,9 @@ TEST(TcpStream, WriteNowWritesWhatTheSocketTakesAndReadNowTakesWhatArrived) {
 
 TEST(TcpStream, ReadNowReportsEof) {
   asio::io_context io;
-  tcp::acceptor listener(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  tcp::socket client(io);
-  client.connect(listener.local_endpoint());
-  TcpStream a(std::move(client));
-  TcpStream b(listener.accept());
+  TcpPair pair(io);
+  TcpStream& a = pair.a;
+  TcpStream& b = pair.b;
   a.ShutdownSend();
   char in[8];
   error_code ec;
