@@ -27,14 +27,21 @@ def cluster(processes, tmp_path):
         servers.append(NatsServer(processes, tmp_path, name=f"n{i + 1}",
                                   cluster_port=cluster_ports[i], routes=routes))
 
+    # Ready for Ferry's replicas-3 streams: a meta leader that knows all three peers. A leader
+    # alone is not enough (a stream created before the peers are current fails with "no
+    # suitable peers", 10005), so the check is a probe stream with three replicas.
+    probe = json.dumps({"name": "PROBE", "subjects": ["probe.>"], "num_replicas": 3}).encode()
+
     def jetstream_ready():
         try:
-            info = json.loads(nats_request(servers[0].port, "$JS.API.INFO", timeout=2))
+            made = json.loads(nats_request(servers[0].port, "$JS.API.STREAM.CREATE.PROBE", probe,
+                                           timeout=5))
         except (OSError, AssertionError, ValueError):
             return False
-        return "error" not in info
+        return "error" not in made
 
-    wait_until(jetstream_ready, 60, 0.5, "the JetStream cluster to elect a meta leader")
+    wait_until(jetstream_ready, 60, 0.5, "the JetStream cluster to place a stream on 3 peers")
+    nats_request(servers[0].port, "$JS.API.STREAM.DELETE.PROBE", timeout=5)
     return servers
 
 
