@@ -59,14 +59,7 @@ Http1Exchange::~Http1Exchange() {
 }
 
 bool Http1Exchange::Arm(TimePoint deadline, TimePoint now) {
-  if (deadline == TimePoint::max()) {  // none (or no more: a try timeout ended with the head)
-    deadline_->Disarm();
-    return true;
-  }
-  const auto left = deadline - now;
-  if (left.count() <= 0) return false;
-  deadline_->Arm(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
-  return true;
+  return ArmUntil(*deadline_, deadline, now);
 }
 
 Task<Result<void>> Http1Exchange::Run(const Request& request, Response& out) {

@@ -52,14 +52,7 @@ Http2Exchange::~Http2Exchange() {
 }
 
 bool Http2Exchange::Arm(TimePoint deadline, TimePoint now) {
-  if (deadline == TimePoint::max()) {
-    deadline_->Disarm();
-    return true;
-  }
-  const auto left = deadline - now;
-  if (left.count() <= 0) return false;
-  deadline_->Arm(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
-  return true;
+  return ArmUntil(*deadline_, deadline, now);
 }
 
 std::optional<Error> Http2Exchange::Stopped(const Request* request) {

@@ -42,4 +42,19 @@ class ProtocolExchange : public BodyReader::Source {
   virtual void FinishIfEmpty() = 0;
 };
 
+// Arm's rule for every protocol: arms `timer` (a runtime::Deadline) for what is left until
+// `deadline` (`now` on the caller's clock); TimePoint::max() disarms it (none, or no more: a
+// try timeout ended with the head). False if the deadline has passed.
+template <typename Timer>
+bool ArmUntil(Timer& timer, ProtocolExchange::TimePoint deadline, ProtocolExchange::TimePoint now) {
+  if (deadline == ProtocolExchange::TimePoint::max()) {
+    timer.Disarm();
+    return true;
+  }
+  const auto left = deadline - now;
+  if (left.count() <= 0) return false;
+  timer.Arm(std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+  return true;
+}
+
 }  // namespace ferry::upstream
